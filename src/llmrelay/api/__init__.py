@@ -1,0 +1,1 @@
+"""The HTTP surface: OpenAI-compatible endpoints and operational endpoints."""

@@ -1,0 +1,167 @@
+"""OpenAI-compatible endpoints: chat completions, embeddings, model list."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from llmrelay.asgi import Request, Send, send_error
+from llmrelay.context import Call
+from llmrelay.errors import GatewayError, InvalidRequest, NotFound
+from llmrelay.pipeline import (
+    authenticate,
+    open_upstream,
+    read_upstream,
+    relay_stream,
+    respond_json,
+)
+from llmrelay.routing.resolve import Target
+
+if TYPE_CHECKING:
+    from llmrelay.app import Gateway
+
+
+def require_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequest("missing required field: model", param="model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("field model must be a non-empty string", param="model")
+    return model
+
+
+def stream_flag(body: dict[str, Any]) -> bool:
+    stream = body.get("stream", False)
+    if stream is None:
+        return False
+    if not isinstance(stream, bool):
+        raise InvalidRequest("field stream must be a boolean", param="stream")
+    return stream
+
+
+def validate_messages(body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest("missing required field: messages", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("field messages must be a non-empty array", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(
+                f"messages[{i}] must be an object with a string role", param=f"messages[{i}]"
+            )
+
+
+def wants_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+class ChatCompletions:
+    def validate(self, body: dict[str, Any]) -> tuple[str, bool]:
+        model = require_model(body)
+        validate_messages(body)
+        stream = stream_flag(body)
+        options = body.get("stream_options")
+        if options is not None and not isinstance(options, dict):
+            raise InvalidRequest("field stream_options must be an object",
+                                 param="stream_options")
+        return model, stream
+
+    async def execute(self, gw: Gateway, call: Call, send: Send) -> None:
+        target = call.target
+        assert target is not None and call.body is not None
+        provider = target.provider
+        spec = provider.spec
+        ucall = provider.adapter.chat_request(spec, call.body, target.model, call.stream)
+        resp = await open_upstream(gw, call, ucall, stream=call.stream)
+        if call.stream:
+            translator = provider.adapter.chat_stream(spec, target.model, wants_usage(call.body))
+            await relay_stream(gw, call, resp, translator, send)
+            return
+        raw = await read_upstream(call, resp)
+        result = provider.adapter.chat_response(spec, raw, target.model)
+        provider.state.ok()
+        call.usage = result.usage
+        call.finish_reason = result.finish_reason
+        call.response_body = result.body
+        await respond_json(call, send, result.body)
+
+
+class Embeddings:
+    def validate(self, body: dict[str, Any]) -> tuple[str, bool]:
+        model = require_model(body)
+        if "input" not in body:
+            raise InvalidRequest("missing required field: input", param="input")
+        value = body["input"]
+        if not isinstance(value, str | list) or (isinstance(value, list) and not value):
+            raise InvalidRequest(
+                "field input must be a string or a non-empty array", param="input"
+            )
+        return model, False
+
+    async def execute(self, gw: Gateway, call: Call, send: Send) -> None:
+        target = call.target
+        assert target is not None and call.body is not None
+        provider = target.provider
+        ucall = provider.adapter.embeddings_request(provider.spec, call.body, target.model)
+        resp = await open_upstream(gw, call, ucall, stream=False)
+        raw = await read_upstream(call, resp)
+        result = provider.adapter.embeddings_response(provider.spec, raw, target.model)
+        provider.state.ok()
+        call.usage = result.usage
+        call.response_body = result.body
+        await respond_json(call, send, result.body)
+
+
+def _allowed(allowed: tuple[str, ...] | None, name: str, target: Target | None) -> bool:
+    if allowed is None:
+        return True
+    from fnmatch import fnmatchcase
+
+    names = [name] + ([target.qualified] if target else [])
+    return any(fnmatchcase(n, p) for p in allowed for n in names)
+
+
+async def list_models(gw: Gateway, request: Request, send: Send) -> None:
+    """``GET /v1/models``: what this key may call; ``?provider=`` (or ``?gateway=``) filters."""
+    call = Call.start(request, "/v1/models")
+    try:
+        await authenticate(gw, call)
+        query = request.query
+        only = query.get("provider") or query.get("gateway")
+        if only is not None and gw.registry.get(only) is None:
+            raise NotFound(f"unknown provider: {only}", param="provider")
+        assert call.key is not None
+        allowed = call.key.allowed_models
+        data: list[dict[str, Any]] = []
+        seen: set[str] = set()
+
+        def add(model_id: str, owner: str) -> None:
+            if model_id in seen:
+                return
+            try:
+                target = gw.resolver.resolve(model_id)
+            except InvalidRequest:
+                return
+            if only is not None and target.provider.name != only:
+                return
+            if not _allowed(allowed, model_id, target):
+                return
+            seen.add(model_id)
+            data.append(
+                {"id": model_id, "object": "model", "created": gw.started_at,
+                 "owned_by": owner}
+            )
+
+        for name in gw.resolver.route_names:
+            add(name, "llmrelay")
+        for alias in gw.resolver.aliases:
+            add(alias, "llmrelay")
+        for provider in gw.registry:
+            for model in provider.models():
+                add(f"{provider.name}/{model}", provider.name)
+        await respond_json(call, send, orjson.dumps({"object": "list", "data": data}))
+    except GatewayError as exc:
+        await send_error(send, exc, call.response_headers())

@@ -1,0 +1,294 @@
+"""The ASGI application: routes, start-up and graceful shutdown.
+
+Everything a request needs hangs off one :class:`Gateway` built at start (no module
+level state), so tests can run several gateways with different settings side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from llmrelay.api import ops
+from llmrelay.api.openai import ChatCompletions, Embeddings, list_models
+from llmrelay.asgi import Receive, Request, Scope, Send, send_error
+from llmrelay.config import ProviderConfig, Settings, load_settings
+from llmrelay.context import Call
+from llmrelay.errors import MethodNotAllowed, NotFound
+from llmrelay.governance.keys import KeyStore
+from llmrelay.pipeline import Endpoint, run
+from llmrelay.providers.mock import MockTransport
+from llmrelay.providers.registry import Registry, build_registry, spec_from_config
+from llmrelay.routing.resolve import Resolver
+from llmrelay.store import database
+from llmrelay.store.credentials import CredentialBox, CredentialError, local_secret
+from llmrelay.store.schema import ModelAlias, Provider, utcnow
+from llmrelay.store.writer import LogWriter
+from llmrelay.upstream import HttpTransport
+
+log = logging.getLogger("llmrelay")
+
+Handler = Callable[["Gateway", Request, Send], Awaitable[None]]
+
+
+class Gateway:
+    """The running gateway: settings, storage, providers, and the ASGI entry point."""
+
+    def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.env = dict(os.environ if env is None else env)
+        self.started_at = int(time.time())
+        self.draining = False
+        self.streams: set[Call] = set()
+        self._endpoints: dict[str, Endpoint] = {}
+        self._handlers: dict[str, Handler] = {}
+        self._methods: dict[str, str] = {}
+        self._previous_sigterm: Any = None
+        self._log_stream: IO[bytes] | None = None
+        self._add_routes()
+
+    # -- routes -----------------------------------------------------------------------
+    def _add_routes(self) -> None:
+        chat, embeddings = ChatCompletions(), Embeddings()
+        for path in ("/v1/chat/completions", "/chat/completions"):
+            self.add_endpoint(path, chat)
+        for path in ("/v1/embeddings", "/embeddings"):
+            self.add_endpoint(path, embeddings)
+        for path in ("/v1/models", "/models"):
+            self.add_handler(path, "GET", list_models)
+        self.add_handler("/health", "GET", ops.health)
+        self.add_handler("/health/ready", "GET", ops.ready)
+        self.add_handler("/api/db-stats", "GET", ops.db_stats)
+
+    def add_endpoint(self, path: str, endpoint: Endpoint) -> None:
+        self._endpoints[path] = endpoint
+        self._methods[path] = "POST"
+
+    def add_handler(self, path: str, method: str, handler: Handler) -> None:
+        self._handlers[path] = handler
+        self._methods[path] = method
+
+    # -- ASGI -------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Routing uses the ASGI path only, never a URL rebuilt from the Host header.
+        path: str = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            path = path[:-1]
+        request = Request(scope, receive)
+        method = self._methods.get(path)
+        if method is None:
+            call = Call.start(request, path)
+            await send_error(send, NotFound(f"no route for {scope['method']} {path}"),
+                             call.response_headers())
+            return
+        if scope["method"] != method:
+            call = Call.start(request, path)
+            await send_error(
+                send, MethodNotAllowed(f"{path} expects {method}, not {scope['method']}"),
+                [*call.response_headers(), (b"allow", method.encode())],
+            )
+            return
+        endpoint = self._endpoints.get(path)
+        if endpoint is not None:
+            call = Call.start(request, path)
+            if self.draining:
+                from llmrelay.errors import ServiceUnavailable
+
+                await send_error(send, ServiceUnavailable("the gateway is shutting down"),
+                                 call.response_headers())
+                return
+            await run(self, call, endpoint, send)
+        else:
+            await self._handlers[path](self, request, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- start and stop -----------------------------------------------------------------
+    async def startup(self) -> None:
+        s = self.settings
+        self.engine = database.create_engine(s.database_url)
+        await database.migrate(self.engine)
+        self.sessions = database.sessionmaker(self.engine)
+        self.credentials = CredentialBox(self._secret())
+        extra = await self._sync_providers()
+        aliases = dict(await self._db_aliases())
+        aliases.update(s.aliases)
+        self.http = HttpTransport()
+        self.mock = MockTransport()
+        self.registry: Registry = build_registry(s, self.env, self.http, self.mock, extra)
+        routes = {m.name: (m.provider, m.model) for m in s.models}
+        self.resolver = Resolver(self.registry, routes, aliases)
+        self.keys = KeyStore(self.sessions, s.key_cache_ttl)
+        self._log_stream = _open_log_stream(s.log_file) if s.log_interactions else None
+        self.writer = LogWriter(
+            self.engine,
+            queue_size=s.log_queue_size,
+            batch_size=s.log_batch_size,
+            flush_interval=s.log_flush_interval,
+            log_stream=self._log_stream,
+            store_bodies=s.log_bodies,
+        )
+        self.writer.start()
+        self._hook_sigterm()
+
+    async def shutdown(self) -> None:
+        self.draining = True
+        for call in list(self.streams):
+            call.interrupt("shutdown")
+        await self.writer.close()
+        await self.http.close()
+        await self.engine.dispose()
+        if self._log_stream is not None and self._log_stream not in (
+            sys.stdout.buffer, sys.stderr.buffer
+        ):
+            self._log_stream.close()
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
+    def begin_drain(self) -> None:
+        """SIGTERM: refuse new calls now; end open streams just before the deadline."""
+        if self.draining:
+            return
+        self.draining = True
+        log.info("draining: %d open streams, deadline %.1fs", len(self.streams),
+                 self.settings.drain_timeout)
+        loop = asyncio.get_event_loop()
+        cutoff = max(0.0, self.settings.drain_timeout - 0.5)
+        loop.call_later(cutoff, self._end_streams)
+
+    def _end_streams(self) -> None:
+        for call in list(self.streams):
+            call.interrupt("shutdown")
+
+    def _hook_sigterm(self) -> None:
+        """Chain onto the server's SIGTERM handler so draining starts with the signal."""
+        if sys.platform == "win32":
+            return
+        try:
+            previous = signal.getsignal(signal.SIGTERM)
+        except ValueError:
+            return
+        if not callable(previous):
+            return
+
+        def handler(sig: int, frame: Any) -> None:
+            self.begin_drain()
+            previous(sig, frame)
+
+        try:
+            signal.signal(signal.SIGTERM, handler)
+            signal.signal(signal.SIGINT, _chain(signal.getsignal(signal.SIGINT), self))
+        except ValueError:  # not the main thread (tests running the app in a thread)
+            return
+        self._previous_sigterm = previous
+
+    def _secret(self) -> str:
+        if self.settings.master_key:
+            return self.settings.master_key
+        url = make_url(self.settings.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return local_secret(Path(url.database).with_suffix(".secret"))
+        return local_secret(Path(self.env.get("LLMRELAY_SECRET_FILE", "llmrelay.secret")))
+
+    async def _sync_providers(self) -> list[ProviderConfig]:
+        """Store configured providers (credentials encrypted); return the DB-only ones."""
+        from llmrelay.providers.registry import provider_configs
+
+        configured = provider_configs(self.settings, self.env)
+        async with self.sessions() as session, session.begin():
+            rows = {r.name: r for r in (await session.scalars(select(Provider))).all()}
+            for cfg in configured:
+                spec = spec_from_config(cfg, self.env)
+                creds = {"api_key": spec.api_key} if spec.api_key else {}
+                row = rows.get(cfg.name)
+                if row is None:
+                    row = Provider(name=cfg.name, provider_type=cfg.type, source="config")
+                    session.add(row)
+                row.provider_type = cfg.type
+                row.encrypted_credentials = self.credentials.seal(creds) if creds else None
+                row.config = {"base_url": spec.base_url, "timeout": cfg.timeout,
+                              "models": list(cfg.models)}
+                row.enabled = cfg.enabled
+                row.source = "config"
+                row.updated_at = utcnow()
+            extra: list[ProviderConfig] = []
+            names = {c.name for c in configured}
+            for row in rows.values():
+                if row.name in names or not row.enabled or row.source == "config":
+                    continue
+                try:
+                    creds = (self.credentials.open(row.encrypted_credentials)
+                             if row.encrypted_credentials else {})
+                except CredentialError as exc:
+                    log.error("provider %s skipped: %s", row.name, exc)
+                    continue
+                conf = row.config or {}
+                extra.append(ProviderConfig(
+                    name=row.name, type=row.provider_type, base_url=conf.get("base_url"),
+                    api_key=creds.get("api_key"), timeout=float(conf.get("timeout", 600)),
+                    models=list(conf.get("models", [])),
+                ))
+        return extra
+
+    async def _db_aliases(self) -> list[tuple[str, str]]:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(ModelAlias).where(ModelAlias.enabled.is_(True)))
+            return [(r.alias, r.target) for r in rows]
+
+
+def _chain(previous: Any, gw: Gateway) -> Any:
+    if not callable(previous):
+        return previous
+
+    def handler(sig: int, frame: Any) -> None:
+        gw.begin_drain()
+        previous(sig, frame)
+
+    return handler
+
+
+def _open_log_stream(target: str) -> IO[bytes] | None:
+    if target == "none":
+        return None
+    if target == "stdout":
+        return sys.stdout.buffer
+    if target == "stderr":
+        return sys.stderr.buffer
+    return open(target, "ab")
+
+
+def create_app(settings: Settings | None = None) -> Gateway:
+    """ASGI factory (``uvicorn --factory llmrelay.app:create_app``)."""
+    return Gateway(settings or load_settings())

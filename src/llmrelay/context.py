@@ -1,0 +1,108 @@
+"""The state of one request as it moves through the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from llmrelay.asgi import Request
+from llmrelay.errors import GatewayError
+from llmrelay.governance.keys import KeyRecord
+from llmrelay.providers.base import Usage
+from llmrelay.routing.resolve import Target
+from llmrelay.telemetry.interaction import Interaction
+
+
+def _request_id(header: str | None) -> str:
+    if header and len(header) <= 200 and header.isprintable():
+        return header
+    return "req_" + uuid.uuid4().hex
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    request: Request
+    route: str
+    request_id: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    key: KeyRecord | None = None
+    raw_body: bytes = b""
+    body: dict[str, Any] | None = None
+    model: str | None = None
+    stream: bool = False
+    target: Target | None = None
+    #: Seconds spent waiting on the upstream (subtracted to get our own overhead).
+    upstream_seconds: float = 0.0
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    status: int = 0
+    error: GatewayError | None = None
+    response_body: bytes | None = None
+    bytes_out: int = 0
+    attempts: int = 0
+    #: Why a running stream was cut short from outside ("client" gone, "shutdown").
+    interrupted: str | None = None
+    task: asyncio.Task[Any] | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, request: Request, route: str) -> Call:
+        return cls(request=request, route=route, request_id=_request_id(
+            request.header("x-request-id")))
+
+    def overhead_ms(self) -> float:
+        return max(0.0, (time.perf_counter() - self.started - self.upstream_seconds) * 1000)
+
+    def interrupt(self, reason: str) -> None:
+        """Cut a running stream short; the relay turns the cancellation into a clean end."""
+        if self.interrupted is None and self.task is not None and not self.task.done():
+            self.interrupted = reason
+            self.task.cancel()
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"x-request-id", self.request_id.encode("latin-1", "replace")),
+            (b"x-llmrelay-overhead-ms", f"{self.overhead_ms():.3f}".encode()),
+        ]
+        if self.target is not None:
+            headers.append((b"x-llmrelay-provider", self.target.provider.name.encode()))
+            headers.append((b"x-llmrelay-model", self.target.model.encode("utf-8")))
+        for k, v in self.extra_headers.items():
+            headers.append((k.encode("latin-1"), v.encode("latin-1")))
+        return headers
+
+    def interaction(self, log_bodies: bool) -> Interaction:
+        latency = (time.perf_counter() - self.started) * 1000
+        err = self.error
+        return Interaction(
+            id=self.id,
+            request_id=self.request_id,
+            created_at=self.created_at,
+            route=self.route,
+            method=self.request.method,
+            status=self.status,
+            latency_ms=latency,
+            overhead_ms=max(0.0, latency - self.upstream_seconds * 1000),
+            stream=self.stream,
+            model=self.model,
+            provider=self.target.provider.name if self.target else None,
+            upstream_model=self.target.model if self.target else None,
+            api_key_id=self.key.id if self.key else None,
+            key_name=self.key.name if self.key else None,
+            client_ip=self.request.client_ip,
+            user_agent=self.request.header("user-agent"),
+            usage=self.usage,
+            finish_reason=self.finish_reason,
+            error_type=(getattr(err, "_type", None) or err.error_type) if err else None,
+            error_message=err.message if err else None,
+            request_body=self.raw_body if log_bodies else None,
+            response_body=self.response_body if log_bodies else None,
+            bytes_out=self.bytes_out,
+            attempts=self.attempts,
+        )

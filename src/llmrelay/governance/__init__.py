@@ -1,0 +1,1 @@
+"""Who may call what: virtual keys (and, later, limits and budgets)."""

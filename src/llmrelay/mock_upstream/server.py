@@ -1,0 +1,513 @@
+"""The mock upstream HTTP server: aiohttp app, OpenAI routes, runners.
+
+Layout, so further wire formats slot in without touching the OpenAI code:
+
+* :class:`MockState` holds everything mutable (script queue, request log,
+  config) and is passed explicitly; there is no module-level state, so several
+  mocks can run side by side in one process.
+* a *route factory* (``Callable[[MockState], list[web.RouteDef]]``) per wire
+  format.  :func:`openai_routes` is the only one today; an Anthropic/Gemini/
+  Bedrock one would live next to its ``*_format.py`` builders, reuse
+  :mod:`.script` for behaviours, and be passed to :func:`build_app`
+  (or added to :data:`DEFAULT_PROVIDERS`).
+* the provider-neutral parts: request recording middleware and the
+  ``/_mock/*`` control endpoints used by out-of-process tests and demos.
+* :class:`MockUpstream` runs the app on its own thread and event loop, so it
+  works from any test regardless of which loop (or none) the test uses;
+  :func:`serve_forever` runs it in the foreground for the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import orjson
+from aiohttp import web
+
+from . import openai_format as oa
+from .script import (
+    Behaviour,
+    BehaviourError,
+    RecordedRequest,
+    RequestLog,
+    Script,
+    apply_preamble,
+    closed_response,
+    parse_behaviour_list,
+    record_request,
+    send_event_stream,
+)
+
+logger = logging.getLogger("llmrelay.mock_upstream")
+
+#: Large prompts in load tests should not trip aiohttp's 1 MiB default.
+CLIENT_MAX_SIZE = 64 * 1024 * 1024
+#: Seconds in-flight handlers (e.g. a stalled stream) get when the server stops.
+SHUTDOWN_TIMEOUT = 1.0
+CONTROL_PREFIX = "/_mock/"
+
+
+@dataclass(slots=True)
+class MockState:
+    """Everything a running mock mutates or is configured with."""
+
+    script: Script = field(default_factory=Script)
+    log: RequestLog = field(default_factory=RequestLog)
+    models: tuple[str, ...] = oa.DEFAULT_MODELS
+    #: When set, OpenAI routes demand ``Authorization: Bearer <api_key>``.
+    api_key: str | None = None
+
+
+RouteFactory = Callable[[MockState], list[web.RouteDef]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(
+    obj: object, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """orjson-encoded response; extra headers may override the content type."""
+    all_headers = {"Content-Type": "application/json"}
+    all_headers.update(headers or {})
+    return web.Response(body=orjson.dumps(obj), status=status, headers=all_headers)
+
+
+# -- OpenAI ------------------------------------------------------------------------
+
+
+class _OpenAIHandlers:
+    """``/v1/chat/completions``, ``/v1/embeddings`` and ``/v1/models``."""
+
+    def __init__(self, state: MockState) -> None:
+        self._state = state
+
+    def _error(
+        self,
+        status: int,
+        behaviour: Behaviour | None = None,
+        *,
+        message: str | None = None,
+        param: str | None = None,
+    ) -> web.Response:
+        b = behaviour or Behaviour()
+        body = oa.error_body(
+            status,
+            message=message if message is not None else b.error_message,
+            error_type=b.error_type,
+            code=b.error_code,
+            param=param,
+        )
+        return json_response(body, status=status, headers=self._headers(b))
+
+    @staticmethod
+    def _headers(behaviour: Behaviour) -> dict[str, str]:
+        headers = {"x-request-id": oa.new_request_id(), "openai-version": "2020-10-01"}
+        headers.update(behaviour.headers)
+        return headers
+
+    def _auth_error(self, request: web.Request) -> web.Response | None:
+        expected = self._state.api_key
+        if expected is None:
+            return None
+        header = request.headers.get("Authorization", "")
+        if header == f"Bearer {expected}":
+            return None
+        message = "You didn't provide an API key." if not header else "Incorrect API key provided."
+        return self._error(401, message=message)
+
+    async def _begin(
+        self, request: web.Request, *, use_queue: bool = True
+    ) -> tuple[Behaviour, dict[str, Any]] | web.StreamResponse:
+        """Shared prologue: pick the behaviour, apply it, authenticate, parse.
+
+        Returns the behaviour and the JSON body, or the response to send when
+        the request ends here (scripted error, dropped socket, bad request).
+        Every chat/embeddings request consumes one queued behaviour, whatever
+        happens next, so a script lines up with request order.
+        """
+        try:
+            behaviour = self._state.script.next_for(request.headers, use_queue=use_queue)
+        except BehaviourError as exc:
+            return self._error(400, message=str(exc), param="x-mock-behaviour")
+        if await apply_preamble(request, behaviour):
+            return closed_response()
+        if behaviour.is_error:
+            return self._error(behaviour.status, behaviour)
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        if request.method == "GET":
+            return behaviour, {}
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return self._error(400, message="We could not parse the JSON body of your request.")
+        if not isinstance(body, dict):
+            return self._error(400, message="The request body must be a JSON object.")
+        return behaviour, body
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        begun = await self._begin(request)
+        if isinstance(begun, web.StreamResponse):
+            return begun
+        behaviour, body = begun
+        invalid = oa.chat_request_error(body)
+        if invalid is not None:
+            return self._error(400, message=invalid[0], param=invalid[1])
+        reply = oa.plan_chat_reply(
+            body,
+            reply=behaviour.reply,
+            usage=behaviour.usage,
+            tool_call_id=oa.new_tool_call_id(),
+        )
+        completion_id, created, model = oa.new_completion_id(), int(time.time()), body["model"]
+        if body.get("stream") is not True:
+            completion = oa.chat_completion(
+                completion_id=completion_id, created=created, model=model, reply=reply
+            )
+            return json_response(completion, headers=self._headers(behaviour))
+        chunks = oa.chat_chunks(
+            completion_id=completion_id,
+            created=created,
+            model=model,
+            reply=reply,
+            include_usage=oa.include_usage_requested(body),
+        )
+        return await send_event_stream(
+            request,
+            (oa.encode_sse(chunk) for chunk in chunks),
+            behaviour,
+            terminator=oa.SSE_DONE,
+            headers=self._headers(behaviour),
+        )
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        begun = await self._begin(request)
+        if isinstance(begun, web.StreamResponse):
+            return begun
+        behaviour, body = begun
+        invalid = oa.embeddings_request_error(body)
+        if invalid is not None:
+            return self._error(400, message=invalid[0], param=invalid[1])
+        response = oa.embeddings_response(body)
+        if behaviour.usage:
+            response["usage"] = {**response["usage"], **behaviour.usage}
+        return json_response(response, headers=self._headers(behaviour))
+
+    async def models(self, request: web.Request) -> web.StreamResponse:
+        begun = await self._begin(request, use_queue=False)
+        if isinstance(begun, web.StreamResponse):
+            return begun
+        behaviour, _ = begun
+        body = oa.models_response(self._state.models, created=1_700_000_000)
+        return json_response(body, headers=self._headers(behaviour))
+
+
+def openai_routes(state: MockState) -> list[web.RouteDef]:
+    """Route factory for OpenAI's wire format."""
+    handlers = _OpenAIHandlers(state)
+    return [
+        web.post("/v1/chat/completions", handlers.chat_completions),
+        web.post("/v1/embeddings", handlers.embeddings),
+        web.get("/v1/models", handlers.models, allow_head=False),
+    ]
+
+
+DEFAULT_PROVIDERS: tuple[RouteFactory, ...] = (openai_routes,)
+
+
+# -- provider-neutral parts --------------------------------------------------------
+
+
+def _control_routes(state: MockState) -> list[web.RouteDef]:
+    """``/_mock/*``: script, reset and inspect the mock over HTTP."""
+
+    async def script(request: web.Request) -> web.StreamResponse:
+        try:
+            behaviours = parse_behaviour_list(orjson.loads(await request.read()))
+        except (orjson.JSONDecodeError, BehaviourError) as exc:
+            return json_response({"error": str(exc)}, status=400)
+        state.script.push(*behaviours)
+        return json_response({"queued": len(state.script)})
+
+    async def reset(request: web.Request) -> web.StreamResponse:
+        state.script.clear()
+        state.log.clear()
+        return json_response({"ok": True})
+
+    async def requests(request: web.Request) -> web.StreamResponse:
+        return json_response([item.to_dict() for item in state.log.snapshot()])
+
+    return [
+        web.post(CONTROL_PREFIX + "script", script),
+        web.post(CONTROL_PREFIX + "reset", reset),
+        web.get(CONTROL_PREFIX + "requests", requests, allow_head=False),
+    ]
+
+
+def _recording_middleware(state: MockState) -> Any:
+    """Record every non-control request before it is handled.
+
+    Recording happens first so even requests that are then failed, dropped or
+    routed nowhere show up in the log.  Unknown paths get OpenAI's "Invalid
+    URL" error instead of aiohttp's plain-text 404, so a gateway bug reads
+    like one.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(CONTROL_PREFIX):
+            state.log.append(await record_request(request))
+        try:
+            return await handler(request)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+            message = f"Invalid URL ({request.method} {request.path})"
+            body = oa.error_body(exc.status, message=message)
+            body["error"]["code"] = None  # OpenAI's invalid-URL error carries no code
+            return json_response(body, status=exc.status)
+
+    return middleware
+
+
+def build_app(
+    state: MockState, providers: Sequence[RouteFactory] = DEFAULT_PROVIDERS
+) -> web.Application:
+    """The aiohttp application serving ``providers`` plus the control routes."""
+    app = web.Application(
+        middlewares=[_recording_middleware(state)], client_max_size=CLIENT_MAX_SIZE
+    )
+    for factory in providers:
+        app.add_routes(factory(state))
+    app.add_routes(_control_routes(state))
+    return app
+
+
+def _make_runner(app: web.Application) -> web.AppRunner:
+    # handler_cancellation: a client that hangs up during ``delay_ms`` should
+    # not leave a handler sleeping and later writing to a dead socket.
+    return web.AppRunner(
+        app,
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+    )
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    return int(runner.addresses[0][1])
+
+
+def _base_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/v1"
+
+
+# -- in-process runner -------------------------------------------------------------
+
+
+class MockUpstream:
+    """The mock on a background thread with its own event loop.
+
+    Usage::
+
+        with MockUpstream() as mock:
+            client = openai.OpenAI(base_url=mock.base_url, api_key="x")
+            mock.script(Behaviour(status=429))
+            ...
+            assert mock.requests[-1].headers["authorization"] == "Bearer x"
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        models: Iterable[str] = oa.DEFAULT_MODELS,
+        api_key: str | None = None,
+        providers: Sequence[RouteFactory] = DEFAULT_PROVIDERS,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self._providers = tuple(providers)
+        self._state = MockState(models=tuple(models), api_key=api_key)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._port: int | None = None
+
+    # lifecycle
+
+    def start(self, timeout: float = 10.0) -> Self:
+        """Start serving; returns once the socket is bound (port known)."""
+        if self._thread is not None:
+            raise RuntimeError("MockUpstream already started")
+        self._ready.clear()
+        self._thread = threading.Thread(target=self._thread_main, name="mock-upstream", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("mock upstream did not start in time")
+        if self._startup_error is not None:
+            self._thread.join(timeout)
+            self._thread, error, self._startup_error = None, self._startup_error, None
+            raise RuntimeError("mock upstream failed to start") from error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server and join its thread.  Safe to call twice."""
+        thread, loop, stop = self._thread, self._loop, self._stop
+        if thread is None:
+            return
+        if loop is not None and stop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:  # loop already closed: thread is ending anyway
+                pass
+        thread.join(timeout)
+        if thread.is_alive():
+            raise TimeoutError("mock upstream did not stop in time")
+        self._thread = self._loop = self._stop = None
+
+    def __enter__(self) -> Self:
+        return self if self._thread is not None else self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _thread_main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        runner = _make_runner(build_app(self._state, self._providers))
+        try:
+            await runner.setup()
+            await web.TCPSite(runner, self.host, self._requested_port).start()
+            self._port = _bound_port(runner)
+        except BaseException as exc:
+            self._startup_error = exc
+            self._ready.set()
+            await runner.cleanup()
+            return
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+    # addresses
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("MockUpstream not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """OpenAI-style base URL, ``http://HOST:PORT/v1``."""
+        return _base_url(self.host, self.port)
+
+    @property
+    def root_url(self) -> str:
+        """``http://HOST:PORT`` (for ``/_mock/*`` and non-``/v1`` providers)."""
+        return self.base_url.removesuffix("/v1")
+
+    # scripting and inspection
+
+    def script(self, *behaviours: Behaviour | Mapping[str, Any]) -> None:
+        """Queue behaviours for the next chat/embeddings requests, in order."""
+        self._state.script.push(*(Behaviour.coerce(b) for b in behaviours))
+
+    def reset(self) -> None:
+        """Forget queued behaviours and recorded requests."""
+        self._state.script.clear()
+        self._state.log.clear()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Snapshot of every request received so far (control calls excluded)."""
+        return self._state.log.snapshot()
+
+    @property
+    def last_request(self) -> RecordedRequest:
+        items = self._state.log.snapshot()
+        if not items:
+            raise LookupError("the mock upstream has not received any request")
+        return items[-1]
+
+    @property
+    def pending_script(self) -> list[Behaviour]:
+        """Queued behaviours not consumed yet."""
+        return self._state.script.pending()
+
+
+# -- foreground runner -------------------------------------------------------------
+
+
+def serve_forever(
+    host: str = "127.0.0.1",
+    port: int = 8081,
+    *,
+    models: Iterable[str] = oa.DEFAULT_MODELS,
+    api_key: str | None = None,
+    providers: Sequence[RouteFactory] = DEFAULT_PROVIDERS,
+) -> None:
+    """Serve in the foreground until SIGINT/SIGTERM (``llmrelay mock-upstream``).
+
+    Uses uvloop when installed: the mock is the baseline in gateway overhead
+    benchmarks, so it should not be the bottleneck.
+    """
+    if not logging.getLogger().hasHandlers():
+        # Entry point with nobody else configuring logging: make the
+        # "listening on" line visible.
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    state = MockState(models=tuple(models), api_key=api_key)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        try:
+            runner.run(_serve_until_signal(state, host, port, tuple(providers)))
+        except KeyboardInterrupt:
+            pass
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+async def _serve_until_signal(
+    state: MockState, host: str, port: int, providers: Sequence[RouteFactory]
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows / non-main thread
+            pass
+    runner = _make_runner(build_app(state, providers))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        logger.info("mock upstream listening on %s", _base_url(host, _bound_port(runner)))
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,248 @@
+"""The life of a request, in one place.
+
+    authenticate → read + validate body → resolve model → check key may use it
+    → endpoint.execute (build upstream call → send → relay / translate answer)
+    → finally: settle usage, update provider state, queue the log row
+
+Every stage raises a :class:`GatewayError` to stop; the ``finally`` runs for every
+request that got past routing, also when the client disconnects mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+from llmrelay.asgi import SSE_HEADERS, ClientDisconnected, Send, send_bytes, send_error
+from llmrelay.context import Call
+from llmrelay.errors import (
+    AuthenticationError,
+    GatewayError,
+    InternalError,
+    InvalidRequest,
+    UpstreamError,
+    UpstreamUnreachable,
+)
+from llmrelay.providers.base import StreamTranslator, UpstreamCall
+from llmrelay.routing.resolve import check_allowed
+from llmrelay.sse import EventSplitter, encode_json
+from llmrelay.upstream import UpstreamResponse
+
+if TYPE_CHECKING:
+    from llmrelay.app import Gateway
+
+log = logging.getLogger("llmrelay")
+
+
+class Endpoint(Protocol):
+    """One API operation (chat completions, embeddings, ...)."""
+
+    def validate(self, body: dict[str, Any]) -> tuple[str, bool]:
+        """Check the body; return the requested model and whether to stream."""
+        ...
+
+    async def execute(self, gw: Gateway, call: Call, send: Send) -> None:
+        """Call the upstream and write the whole response to the client."""
+        ...
+
+
+def api_key_of(call: Call) -> str:
+    headers = call.request.headers
+    auth = headers.get("authorization")
+    if auth is not None:
+        scheme, _, token = auth.partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and token:
+            return token
+        raise AuthenticationError("missing or invalid Authorization header")
+    key = headers.get("x-api-key") or headers.get("api-key")
+    if key:
+        return key.strip()
+    raise AuthenticationError("missing or invalid Authorization header")
+
+
+async def authenticate(gw: Gateway, call: Call) -> None:
+    call.key = await gw.keys.authenticate(api_key_of(call))
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise InvalidRequest("request body is empty; expected a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc.msg}") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
+async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
+    """Serve one model call end to end; never raises."""
+    try:
+        await authenticate(gw, call)
+        call.raw_body = await call.request.body(gw.settings.max_body_bytes)
+        call.body = parse_json(call.raw_body)
+        call.model, call.stream = endpoint.validate(call.body)
+        call.target = gw.resolver.resolve(call.model)
+        assert call.key is not None
+        check_allowed(call.key.allowed_models, call.model, call.target)
+        await endpoint.execute(gw, call, send)
+    except GatewayError as exc:
+        call.error = exc
+        call.status = exc.http_status
+        if call.bytes_out == 0:
+            await send_error(send, exc, call.response_headers())
+    except ClientDisconnected:
+        call.status = 499
+        call.interrupted = "client"
+    except Exception as exc:  # a bug of ours: answer 500 in the OpenAI shape, keep the row
+        log.exception("unhandled error in %s", call.route)
+        error = InternalError(f"internal error ({type(exc).__name__}); see the gateway log")
+        call.error = error
+        call.status = 500
+        if call.bytes_out == 0:
+            await send_error(send, error, call.response_headers())
+    finally:
+        if call.target is not None and call.key is not None:
+            await gw.writer.submit(call.interaction(gw.settings.log_bodies))
+
+
+async def open_upstream(
+    gw: Gateway, call: Call, ucall: UpstreamCall, *, stream: bool
+) -> UpstreamResponse:
+    """Send a call to the target; a non-2xx answer is read and raised as UpstreamError."""
+    assert call.target is not None
+    provider = call.target.provider
+    spec = provider.spec
+    call.attempts += 1
+    t0 = time.perf_counter()
+    try:
+        resp = await provider.transport.send(
+            ucall, provider=spec.name, timeout=spec.timeout,
+            connect_timeout=spec.connect_timeout, stream=stream,
+        )
+        if resp.status >= 400:
+            body = await resp.read()
+            raise provider.adapter.error(spec, resp.status, body, resp.headers)
+    except UpstreamError as exc:
+        call.upstream_seconds += time.perf_counter() - t0
+        if isinstance(exc, UpstreamUnreachable) or exc.http_status >= 500:
+            provider.state.failed(exc.message)
+        raise
+    call.upstream_seconds += time.perf_counter() - t0
+    return resp
+
+
+async def read_upstream(call: Call, resp: UpstreamResponse) -> bytes:
+    t0 = time.perf_counter()
+    try:
+        return await resp.read()
+    finally:
+        call.upstream_seconds += time.perf_counter() - t0
+
+
+async def _wait_disconnect(call: Call) -> None:
+    receive = call.request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            call.interrupt("client")
+            return
+
+
+def stream_error_event(exc: GatewayError) -> bytes:
+    return encode_json(exc.to_dict())
+
+
+async def relay_stream(
+    gw: Gateway,
+    call: Call,
+    resp: UpstreamResponse,
+    translator: StreamTranslator,
+    send: Send,
+    *,
+    error_event: Any = stream_error_event,
+) -> None:
+    """Relay a provider stream to the client as translated events arrive.
+
+    Each upstream read is cut into whole events, translated, and sent in one write.
+    A stream that breaks or stalls upstream ends with an error event and no ``[DONE]``,
+    so clients can tell a cut stream from a finished one. Client disconnects and the
+    shutdown deadline cancel this task through :meth:`Call.interrupt`.
+    """
+    assert call.target is not None
+    call.task = asyncio.current_task()
+    gw.streams.add(call)
+    watcher = asyncio.create_task(_wait_disconnect(call))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": SSE_HEADERS + call.response_headers(),
+        }
+    )
+    call.status = 200
+    call.bytes_out = 1  # headers are out: errors from now on go in-band
+    splitter = EventSplitter()
+    tail: list[bytes] = []
+    try:
+        wait_started = time.perf_counter()
+        async for chunk in resp.chunks():
+            call.upstream_seconds += time.perf_counter() - wait_started
+            out: list[bytes] = []
+            for event in splitter.feed(chunk):
+                out.extend(translator.feed(event))
+            if out:
+                data = out[0] if len(out) == 1 else b"".join(out)
+                call.bytes_out += len(data)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            wait_started = time.perf_counter()
+        tail.extend(translator.end())
+        if not translator.done:
+            exc: GatewayError = UpstreamUnreachable(
+                f"upstream {call.target.provider.name} closed the stream before it finished",
+                provider=call.target.provider.name,
+            )
+            call.error = exc
+            tail.append(error_event(exc))
+    except UpstreamError as exc:
+        call.error = exc
+        call.target.provider.state.failed(exc.message)
+        tail.append(error_event(exc))
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if call.interrupted is None or task is None:
+            raise
+        task.uncancel()
+        if call.interrupted == "shutdown":
+            from llmrelay.errors import ServiceUnavailable
+
+            exc = ServiceUnavailable("the gateway is shutting down; the stream was ended early")
+            call.error = exc
+            tail.append(error_event(exc))
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        resp.close()
+        gw.streams.discard(call)
+        call.usage = translator.usage
+        call.finish_reason = translator.finish_reason
+        if call.error is None and call.interrupted is None:
+            call.target.provider.state.ok()
+    if call.interrupted != "client":
+        data = b"".join(tail)
+        call.bytes_out += len(data)
+        await send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+async def respond_json(call: Call, send: Send, body: bytes, status: int = 200) -> None:
+    call.status = status
+    call.bytes_out = len(body)
+    await send_bytes(send, status, body, call.response_headers())

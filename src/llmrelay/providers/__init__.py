@@ -1,0 +1,1 @@
+"""Provider adapters (pure translations) and the registry of configured providers."""

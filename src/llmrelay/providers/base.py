@@ -1,0 +1,126 @@
+"""The adapter protocol: what a provider family must translate, and nothing else.
+
+Adapters are pure: they turn the OpenAI-shaped request into an :class:`UpstreamCall`,
+and the provider's bytes back into OpenAI-shaped bytes plus the usage we bill. They do
+no I/O and read no environment; the pipeline sends the call through a transport.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from llmrelay.errors import UpstreamError
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: dict[str, Any] | None) -> Usage | None:
+        if not usage:
+            return None
+        prompt = int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
+        details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+        out_details = (
+            usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+        )
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=int(usage.get("total_tokens") or prompt + completion),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+            reasoning_tokens=int(out_details.get("reasoning_tokens") or 0),
+        )
+
+
+@dataclass(slots=True)
+class UpstreamCall:
+    """One HTTP request to a provider, fully built (URL, headers with credentials, body)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A translated non-streaming answer: bytes for the client plus what we bill."""
+
+    body: bytes
+    usage: Usage | None
+    finish_reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """A configured provider instance as adapters see it (credentials included)."""
+
+    name: str
+    type: str
+    base_url: str
+    api_key: str | None
+    auth_header: str = "authorization"
+    auth_prefix: str = "Bearer "
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout: float = 600.0
+    connect_timeout: float = 10.0
+    stream_usage: bool = True
+    lists_models: bool = True
+    static_models: tuple[str, ...] = ()
+
+
+class StreamTranslator(Protocol):
+    """State machine from the provider's stream events to OpenAI ``chat.completion.chunk``s."""
+
+    usage: Usage | None
+    finish_reason: str | None
+    #: The provider signalled a clean end (``[DONE]``, ``message_stop``, ...).
+    done: bool
+    #: Characters of generated content seen so far (to estimate usage of a cut stream).
+    content_chars: int
+
+    def feed(self, event: bytes) -> list[bytes]:
+        """Translate one raw SSE event; return SSE bytes to send to the client."""
+        ...
+
+    def end(self) -> list[bytes]:
+        """The upstream closed; return any final events (``[DONE]`` if it ended cleanly)."""
+        ...
+
+
+class Adapter(Protocol):
+    """One provider family's translations (OpenAI-compatible, Anthropic, Gemini, ...)."""
+
+    def chat_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str, stream: bool
+    ) -> UpstreamCall: ...
+
+    def chat_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult: ...
+
+    def chat_stream(
+        self, spec: ProviderSpec, model: str, client_wants_usage: bool
+    ) -> StreamTranslator: ...
+
+    def embeddings_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str
+    ) -> UpstreamCall: ...
+
+    def embeddings_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult: ...
+
+    def models_request(self, spec: ProviderSpec) -> UpstreamCall | None: ...
+
+    def parse_models(self, body: bytes) -> list[str]: ...
+
+    def error(
+        self, spec: ProviderSpec, status: int, body: bytes, headers: dict[str, str]
+    ) -> UpstreamError: ...

@@ -1,0 +1,175 @@
+"""OpenAI and every OpenAI-compatible host: a pass-through that only reads what it bills.
+
+Responses and stream events are forwarded byte for byte; the adapter parses them only
+to learn usage and finish reason. The one edit to a stream: llmrelay always asks for
+``stream_options.include_usage`` (to bill exactly) and drops the usage-only chunk when
+the client did not ask for it, so the client sees what OpenAI would have sent it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from llmrelay.errors import UpstreamError
+from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall, Usage
+from llmrelay.sse import event_data
+
+
+def _headers(spec: ProviderSpec) -> dict[str, str]:
+    headers = {"content-type": "application/json"}
+    if spec.api_key:
+        headers[spec.auth_header] = spec.auth_prefix + spec.api_key
+    headers.update(spec.headers)
+    return headers
+
+
+def _url(spec: ProviderSpec, path: str) -> str:
+    return spec.base_url.rstrip("/") + path
+
+
+class OpenAIStreamRelay:
+    """Forwards OpenAI SSE events unchanged while noting usage and the finish reason."""
+
+    __slots__ = ("_wants_usage", "content_chars", "done", "finish_reason", "usage")
+
+    def __init__(self, client_wants_usage: bool) -> None:
+        self._wants_usage = client_wants_usage
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.done = False
+        self.content_chars = 0
+
+    def feed(self, event: bytes) -> list[bytes]:
+        data = event_data(event)
+        if data is None:
+            return [event]  # comments / keep-alives pass through
+        if data == b"[DONE]":
+            self.done = True
+            return [event]
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return [event]
+        if not isinstance(chunk, dict):
+            return [event]
+        choices = chunk.get("choices") or []
+        for choice in choices:
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                self.content_chars += len(content)
+            for call in delta.get("tool_calls") or ():
+                args = (call.get("function") or {}).get("arguments")
+                if args:
+                    self.content_chars += len(args)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = Usage.from_openai(usage)
+            if not choices and not self._wants_usage:
+                return []
+        return [event]
+
+    def end(self) -> list[bytes]:
+        return []
+
+
+class OpenAICompatAdapter:
+    """Adapter for ``type: openai`` and every preset row."""
+
+    def chat_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str, stream: bool
+    ) -> UpstreamCall:
+        out = dict(body)
+        out["model"] = model
+        if stream and spec.stream_usage:
+            options = dict(out.get("stream_options") or {})
+            options["include_usage"] = True
+            out["stream_options"] = options
+        return UpstreamCall(
+            "POST", _url(spec, "/chat/completions"), _headers(spec), orjson.dumps(out)
+        )
+
+    def chat_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
+        usage: Usage | None = None
+        finish: str | None = None
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            usage = Usage.from_openai(parsed.get("usage"))
+            choices = parsed.get("choices") or []
+            if choices and isinstance(choices[0], dict):
+                finish = choices[0].get("finish_reason")
+        return ChatResult(body=body, usage=usage, finish_reason=finish)
+
+    def chat_stream(
+        self, spec: ProviderSpec, model: str, client_wants_usage: bool
+    ) -> OpenAIStreamRelay:
+        return OpenAIStreamRelay(client_wants_usage or not spec.stream_usage)
+
+    def embeddings_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str
+    ) -> UpstreamCall:
+        out = dict(body)
+        out["model"] = model
+        return UpstreamCall("POST", _url(spec, "/embeddings"), _headers(spec), orjson.dumps(out))
+
+    def embeddings_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
+        return self.chat_response(spec, body, model)
+
+    def models_request(self, spec: ProviderSpec) -> UpstreamCall | None:
+        if not spec.lists_models:
+            return None
+        headers = _headers(spec)
+        headers.pop("content-type", None)
+        return UpstreamCall("GET", _url(spec, "/models"), headers)
+
+    def parse_models(self, body: bytes) -> list[str]:
+        parsed = orjson.loads(body)
+        data = parsed.get("data") if isinstance(parsed, dict) else parsed
+        return [str(m["id"]) for m in data or [] if isinstance(m, dict) and "id" in m]
+
+    def error(
+        self, spec: ProviderSpec, status: int, body: bytes, headers: dict[str, str]
+    ) -> UpstreamError:
+        return openai_error(spec.name, status, body, headers)
+
+
+def openai_error(
+    provider: str, status: int, body: bytes, headers: dict[str, str]
+) -> UpstreamError:
+    """Map an OpenAI-shaped error body to an :class:`UpstreamError` with the same fields."""
+    message = f"upstream {provider} returned HTTP {status}"
+    error_type: str | None = None
+    code: str | int | None = None
+    param: str | None = None
+    try:
+        parsed = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        err = parsed.get("error", parsed)
+        if isinstance(err, dict):
+            message = str(err.get("message") or message)
+            error_type = err.get("type") if isinstance(err.get("type"), str) else None
+            code = err.get("code")
+            param = err.get("param") if isinstance(err.get("param"), str) else None
+        elif isinstance(err, str):
+            message = err
+    elif body:
+        text = body[:500].decode("utf-8", "replace").strip()
+        if text:
+            message = f"{message}: {text}"
+    passed: dict[str, str] = {}
+    for name in ("retry-after", "retry-after-ms"):
+        if name in headers:
+            passed[name] = headers[name]
+    return UpstreamError(
+        message, status=status, error_type=error_type, code=code, param=param,
+        headers=passed, provider=provider,
+    )

@@ -1,0 +1,1 @@
+"""Which provider and model a request goes to."""

@@ -1,0 +1,81 @@
+"""Model resolution: ``provider/model``, then configured model names, then aliases.
+
+A model id may itself contain slashes (OpenRouter's ``openai/gpt-4o``), so only the part
+before the first slash is tried as a provider name, and only if such a provider exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from llmrelay.errors import PermissionDenied, UnknownModel
+from llmrelay.providers.registry import Provider, Registry
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    provider: Provider
+    #: The model id sent upstream.
+    model: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.provider.name}/{self.model}"
+
+
+class Resolver:
+    def __init__(
+        self,
+        registry: Registry,
+        routes: dict[str, tuple[str, str]],
+        aliases: dict[str, str],
+    ) -> None:
+        self._registry = registry
+        self._routes = routes
+        self._aliases = aliases
+
+    @property
+    def route_names(self) -> list[str]:
+        return list(self._routes)
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        return dict(self._aliases)
+
+    def resolve(self, name: str) -> Target:
+        target = self._resolve(name, depth=0)
+        if target is None:
+            raise UnknownModel(name)
+        return target
+
+    def _resolve(self, name: str, depth: int) -> Target | None:
+        if depth > 5:  # alias cycles
+            return None
+        provider_name, sep, model = name.partition("/")
+        if sep and model:
+            provider = self._registry.get(provider_name)
+            if provider is not None:
+                return Target(provider, model)
+        route = self._routes.get(name)
+        if route is not None:
+            provider = self._registry.get(route[0])
+            if provider is not None:
+                return Target(provider, route[1])
+        alias = self._aliases.get(name)
+        if alias is not None:
+            return self._resolve(alias, depth + 1)
+        return None
+
+
+def check_allowed(allowed: tuple[str, ...] | None, requested: str, target: Target) -> None:
+    """Raise 403 unless the key's model patterns admit the model (by any of its names)."""
+    if allowed is None:
+        return
+    names = (requested, target.qualified)
+    for pattern in allowed:
+        if any(fnmatchcase(n, pattern) for n in names):
+            return
+    raise PermissionDenied(
+        f"this API key is not allowed to use model {requested}", param="model"
+    )

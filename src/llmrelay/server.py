@@ -1,0 +1,80 @@
+"""Run the gateway under uvicorn (uvloop + httptools), one or many worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import Any
+
+from llmrelay.config import Settings
+from llmrelay.telemetry import logs
+
+log = logging.getLogger("llmrelay")
+
+
+def _uvicorn_config(settings: Settings, app: Any) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        factory=isinstance(app, str),
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=int(settings.drain_timeout) + 2,
+        timeout_keep_alive=75,
+    )
+
+
+def _address(settings: Settings, sock: socket.socket | None = None) -> str:
+    host, port = settings.host, settings.port
+    if sock is not None:
+        port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def serve(settings: Settings, env_for_workers: dict[str, str]) -> int:
+    """Migrate the database once, then serve until SIGTERM/SIGINT."""
+    import uvicorn
+
+    from llmrelay.app import Gateway
+    from llmrelay.store.database import migrate_url
+
+    logs.configure(settings.log_level)
+    asyncio.run(migrate_url(settings.database_url))
+
+    if settings.workers == 1:
+        config = _uvicorn_config(settings, Gateway(settings))
+
+        class _Server(uvicorn.Server):
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets)
+                if self.started:
+                    bound = self.servers[0].sockets[0] if self.servers else None
+                    log.info("llmrelay listening on %s", _address(settings, bound))
+
+        server = _Server(config)
+        server.run()
+        return 0 if server.started else 3
+
+    # Workers rebuild their settings from the environment (set by the CLI from its flags).
+    os.environ.update(env_for_workers)
+    from uvicorn.supervisors import Multiprocess
+
+    config = _uvicorn_config(settings, "llmrelay.app:create_app")
+    sock = config.bind_socket()
+    log.info("llmrelay listening on %s with %d workers", _address(settings, sock),
+             settings.workers)
+    Multiprocess(config, sockets=[sock]).run()
+    return 0

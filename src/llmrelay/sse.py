@@ -1,0 +1,74 @@
+"""Server-sent events: the one place that splits and encodes SSE bytes.
+
+Upstream streams arrive in arbitrary TCP-sized pieces; :class:`EventSplitter` cuts them
+at event boundaries (a blank line, ``\\n\\n`` or ``\\r\\n\\r\\n``) so each translator sees
+whole events, and a pass-through relay can forward each event's bytes unchanged.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+
+
+class EventSplitter:
+    """Incremental splitter of an SSE byte stream into whole raw events."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        events: list[bytes] = []
+        start = 0
+        while True:
+            end = buf.find(b"\n\n", start)
+            if end < 0:
+                break
+            events.append(buf[start : end + 2])
+            start = end + 2
+        self._buf = buf[start:]
+        return events
+
+    def rest(self) -> bytes:
+        """Bytes of an event the stream never finished (no closing blank line)."""
+        rest, self._buf = self._buf, b""
+        return rest
+
+
+def event_data(event: bytes) -> bytes | None:
+    """The ``data`` payload of one raw event (multi-line data joined with ``\\n``)."""
+    if event.startswith(b"data: ") and event.count(b"\n") == 2:
+        return event[6:-2]
+    lines = [
+        line[5:].removeprefix(b" ")
+        for line in event.split(b"\n")
+        if line.startswith(b"data:")
+    ]
+    if not lines:
+        return None
+    return b"\n".join(lines)
+
+
+def event_name(event: bytes) -> str | None:
+    for line in event.split(b"\n"):
+        if line.startswith(b"event:"):
+            return line[6:].strip().decode()
+    return None
+
+
+def encode_data(payload: bytes) -> bytes:
+    return b"data: " + payload + b"\n\n"
+
+
+def encode_json(obj: object) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def encode_event(name: str, obj: object) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"

@@ -1,0 +1,84 @@
+"""The record of one request/response, as written to the database and the JSON log."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from llmrelay.providers.base import Usage
+
+
+@dataclass(slots=True)
+class Interaction:
+    id: str
+    request_id: str
+    created_at: datetime
+    route: str
+    method: str
+    status: int
+    latency_ms: float
+    overhead_ms: float
+    stream: bool = False
+    model: str | None = None
+    provider: str | None = None
+    upstream_model: str | None = None
+    api_key_id: str | None = None
+    key_name: str | None = None
+    client_ip: str | None = None
+    user_agent: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    request_body: bytes | None = None
+    response_body: bytes | None = None
+    bytes_out: int = 0
+    attempts: int = 0
+
+    def log_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "timestamp": self.created_at.isoformat(),
+            "event": "interaction",
+            "request_id": self.request_id,
+            "route": self.route,
+            "method": self.method,
+            "status": self.status,
+            "stream": self.stream,
+            "duration_ms": round(self.latency_ms, 3),
+            "overhead_ms": round(self.overhead_ms, 3),
+            "model": self.model,
+            "provider": self.provider,
+            "upstream_model": self.upstream_model,
+            "key_id": self.api_key_id,
+            "key_name": self.key_name,
+        }
+        if self.usage is not None:
+            entry["usage"] = {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+                "total_tokens": self.usage.total_tokens,
+                "cached_tokens": self.usage.cached_tokens,
+            }
+        if self.finish_reason:
+            entry["finish_reason"] = self.finish_reason
+        if self.error_type:
+            entry["error"] = {"type": self.error_type, "message": redact(self.error_message or "")}
+        if self.request_body is not None:
+            entry["request"] = redact(self.request_body.decode("utf-8", "replace"))
+        if self.response_body is not None:
+            entry["response"] = redact(self.response_body.decode("utf-8", "replace"))
+        return entry
+
+
+# Keys that look like secrets: our virtual keys, OpenAI/Anthropic style keys, bearer tokens.
+_SECRET = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{8,}|sk_[A-Za-z0-9_\-]{8,}|(?i:bearer)\s+[A-Za-z0-9._\-~+/]{8,}=*"
+    r"|AIza[0-9A-Za-z_\-]{20,}|AKIA[0-9A-Z]{16})"
+)
+
+
+def redact(text: str) -> str:
+    """Mask anything shaped like a credential, keeping a short prefix to stay debuggable."""
+    return _SECRET.sub(lambda m: m.group(0)[:6] + "…[redacted]", text)
