@@ -103,9 +103,12 @@ async def send_bytes(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def send_error(send: Send, exc: GatewayError, headers: RawHeaders) -> None:
+async def send_error(
+    send: Send, exc: GatewayError, headers: RawHeaders, body: bytes | None = None
+) -> None:
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
-    await send_bytes(send, exc.http_status, exc.body(), headers + extra)
+    await send_bytes(send, exc.http_status, exc.body() if body is None else body,
+                     headers + extra)
 
 
 def encode_headers(headers: dict[str, str]) -> RawHeaders:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -25,11 +26,12 @@ from llmrelay.errors import (
     GatewayError,
     InternalError,
     InvalidRequest,
+    ServiceUnavailable,
     UpstreamError,
     UpstreamUnreachable,
 )
-from llmrelay.providers.base import StreamTranslator, UpstreamCall
-from llmrelay.routing.resolve import check_allowed
+from llmrelay.providers.base import ChatResult, StreamTranslator, UpstreamCall
+from llmrelay.routing.resolve import Target, check_allowed
 from llmrelay.sse import EventSplitter, encode_json
 from llmrelay.upstream import UpstreamResponse
 
@@ -49,6 +51,12 @@ class Endpoint(Protocol):
     async def execute(self, gw: Gateway, call: Call, send: Send) -> None:
         """Call the upstream and write the whole response to the client."""
         ...
+
+
+def error_body(endpoint: Endpoint, exc: GatewayError) -> bytes:
+    """The error body in the endpoint's own wire format (OpenAI's unless it says)."""
+    render = getattr(endpoint, "render_error", None)
+    return render(exc) if render is not None else exc.body()
 
 
 def api_key_of(call: Call) -> str:
@@ -97,7 +105,7 @@ async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
         call.error = exc
         call.status = exc.http_status
         if call.bytes_out == 0:
-            await send_error(send, exc, call.response_headers())
+            await send_error(send, exc, call.response_headers(), error_body(endpoint, exc))
     except ClientDisconnected:
         call.status = 499
         call.interrupted = "client"
@@ -107,16 +115,34 @@ async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
         call.error = error
         call.status = 500
         if call.bytes_out == 0:
-            await send_error(send, error, call.response_headers())
+            await send_error(send, error, call.response_headers(), error_body(endpoint, error))
     finally:
-        if call.target is not None and call.key is not None:
+        # Only calls that reached a provider are recorded: rejected input leaves no row.
+        if call.attempts:
             await gw.writer.submit(call.interaction(gw.settings.log_bodies))
+
+
+#: Builds the provider request for one target (adapters differ per target).
+BuildCall = Callable[[Target], UpstreamCall]
+
+
+async def open_routed(
+    gw: Gateway, call: Call, build: BuildCall, *, stream: bool
+) -> UpstreamResponse:
+    """Open the upstream answer for this call: the routing seam.
+
+    Today: the one resolved target, one attempt. Fallback, load balancing and retries
+    plug in here; whatever they do, on return ``call.target`` is the target that
+    answered and the response is a 2xx whose body has not been consumed.
+    """
+    assert call.target is not None
+    return await open_upstream(gw, call, build(call.target), stream=stream)
 
 
 async def open_upstream(
     gw: Gateway, call: Call, ucall: UpstreamCall, *, stream: bool
 ) -> UpstreamResponse:
-    """Send a call to the target; a non-2xx answer is read and raised as UpstreamError."""
+    """Send one attempt to ``call.target``; a non-2xx answer is read and raised."""
     assert call.target is not None
     provider = call.target.provider
     spec = provider.spec
@@ -137,6 +163,48 @@ async def open_upstream(
         raise
     call.upstream_seconds += time.perf_counter() - t0
     return resp
+
+
+def _wants_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+async def complete_chat(gw: Gateway, call: Call, body: dict[str, Any]) -> ChatResult:
+    """A non-streaming chat call, answered in OpenAI's ``chat.completion`` shape.
+
+    ``body`` is the OpenAI-shaped request (the ``/v1/messages`` and ``/v1/responses``
+    endpoints translate theirs into it first, and translate the result back).
+    """
+
+    def build(t: Target) -> UpstreamCall:
+        return t.provider.adapter.chat_request(t.provider.spec, body, t.model, False)
+
+    resp = await open_routed(gw, call, build, stream=False)
+    raw = await read_upstream(call, resp)
+    assert call.target is not None
+    provider = call.target.provider
+    result = provider.adapter.chat_response(provider.spec, raw, call.target.model)
+    provider.state.ok()
+    call.usage = result.usage
+    call.finish_reason = result.finish_reason
+    call.response_body = result.body
+    return result
+
+
+async def open_chat_stream(
+    gw: Gateway, call: Call, body: dict[str, Any], *, client_wants_usage: bool | None = None
+) -> tuple[UpstreamResponse, StreamTranslator]:
+    """Open a streaming chat call; the translator yields OpenAI chunk events."""
+
+    def build(t: Target) -> UpstreamCall:
+        return t.provider.adapter.chat_request(t.provider.spec, body, t.model, True)
+
+    resp = await open_routed(gw, call, build, stream=True)
+    assert call.target is not None
+    provider = call.target.provider
+    wants = _wants_usage(body) if client_wants_usage is None else client_wants_usage
+    return resp, provider.adapter.chat_stream(provider.spec, call.target.model, wants)
 
 
 async def read_upstream(call: Call, resp: UpstreamResponse) -> bytes:
@@ -205,12 +273,12 @@ async def relay_stream(
             wait_started = time.perf_counter()
         tail.extend(translator.end())
         if not translator.done:
-            exc: GatewayError = UpstreamUnreachable(
+            cut = UpstreamUnreachable(
                 f"upstream {call.target.provider.name} closed the stream before it finished",
                 provider=call.target.provider.name,
             )
-            call.error = exc
-            tail.append(error_event(exc))
+            call.error = cut
+            tail.append(error_event(cut))
     except UpstreamError as exc:
         call.error = exc
         call.target.provider.state.failed(exc.message)
@@ -221,11 +289,9 @@ async def relay_stream(
             raise
         task.uncancel()
         if call.interrupted == "shutdown":
-            from llmrelay.errors import ServiceUnavailable
-
-            exc = ServiceUnavailable("the gateway is shutting down; the stream was ended early")
-            call.error = exc
-            tail.append(error_event(exc))
+            ending = ServiceUnavailable("the gateway is shutting down; the stream was ended early")
+            call.error = ending
+            tail.append(error_event(ending))
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -11,11 +11,14 @@ from llmrelay.context import Call
 from llmrelay.errors import GatewayError, InvalidRequest, NotFound
 from llmrelay.pipeline import (
     authenticate,
-    open_upstream,
+    complete_chat,
+    open_chat_stream,
+    open_routed,
     read_upstream,
     relay_stream,
     respond_json,
 )
+from llmrelay.providers.base import UpstreamCall
 from llmrelay.routing.resolve import Target
 
 if TYPE_CHECKING:
@@ -53,11 +56,6 @@ def validate_messages(body: dict[str, Any]) -> None:
             )
 
 
-def wants_usage(body: dict[str, Any]) -> bool:
-    options = body.get("stream_options")
-    return isinstance(options, dict) and bool(options.get("include_usage"))
-
-
 class ChatCompletions:
     def validate(self, body: dict[str, Any]) -> tuple[str, bool]:
         model = require_model(body)
@@ -70,22 +68,12 @@ class ChatCompletions:
         return model, stream
 
     async def execute(self, gw: Gateway, call: Call, send: Send) -> None:
-        target = call.target
-        assert target is not None and call.body is not None
-        provider = target.provider
-        spec = provider.spec
-        ucall = provider.adapter.chat_request(spec, call.body, target.model, call.stream)
-        resp = await open_upstream(gw, call, ucall, stream=call.stream)
+        assert call.body is not None
         if call.stream:
-            translator = provider.adapter.chat_stream(spec, target.model, wants_usage(call.body))
+            resp, translator = await open_chat_stream(gw, call, call.body)
             await relay_stream(gw, call, resp, translator, send)
             return
-        raw = await read_upstream(call, resp)
-        result = provider.adapter.chat_response(spec, raw, target.model)
-        provider.state.ok()
-        call.usage = result.usage
-        call.finish_reason = result.finish_reason
-        call.response_body = result.body
+        result = await complete_chat(gw, call, call.body)
         await respond_json(call, send, result.body)
 
 
@@ -102,13 +90,17 @@ class Embeddings:
         return model, False
 
     async def execute(self, gw: Gateway, call: Call, send: Send) -> None:
-        target = call.target
-        assert target is not None and call.body is not None
-        provider = target.provider
-        ucall = provider.adapter.embeddings_request(provider.spec, call.body, target.model)
-        resp = await open_upstream(gw, call, ucall, stream=False)
+        assert call.body is not None
+        body = call.body
+
+        def build(t: Target) -> UpstreamCall:
+            return t.provider.adapter.embeddings_request(t.provider.spec, body, t.model)
+
+        resp = await open_routed(gw, call, build, stream=False)
         raw = await read_upstream(call, resp)
-        result = provider.adapter.embeddings_response(provider.spec, raw, target.model)
+        assert call.target is not None
+        provider = call.target.provider
+        result = provider.adapter.embeddings_response(provider.spec, raw, call.target.model)
         provider.state.ok()
         call.usage = result.usage
         call.response_body = result.body

@@ -259,8 +259,16 @@ def chat_completion(
 
 
 def split_words(text: str) -> list[str]:
-    """Split into word-sized pieces whose concatenation is exactly ``text``."""
-    return [piece for piece in _WORD_BOUNDARY.split(text) if piece]
+    """Split into one piece per word whose concatenation is exactly ``text``.
+
+    Leading whitespace rides with the following word (like BPE tokens);
+    trailing whitespace rides with the last word, so the piece count equals
+    the completion token count.
+    """
+    pieces = [piece for piece in _WORD_BOUNDARY.split(text) if piece]
+    if len(pieces) > 1 and pieces[-1].isspace():
+        pieces[-2:] = [pieces[-2] + pieces[-1]]
+    return pieces
 
 
 def _split_arguments(arguments: str) -> list[str]:

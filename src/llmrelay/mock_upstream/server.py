@@ -31,6 +31,7 @@ from typing import Any, Self
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from . import openai_format as oa
 from .script import (
@@ -50,8 +51,9 @@ logger = logging.getLogger("llmrelay.mock_upstream")
 
 #: Large prompts in load tests should not trip aiohttp's 1 MiB default.
 CLIENT_MAX_SIZE = 64 * 1024 * 1024
-#: Seconds in-flight handlers (e.g. a stalled stream) get when the server stops.
-SHUTDOWN_TIMEOUT = 1.0
+#: Seconds in-flight handlers (e.g. a stalled stream) get when the server stops;
+#: aiohttp waits up to twice this.  A mock owes nobody a graceful shutdown.
+SHUTDOWN_TIMEOUT = 0.25
 CONTROL_PREFIX = "/_mock/"
 
 
@@ -74,8 +76,9 @@ def json_response(
     obj: object, *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     """orjson-encoded response; extra headers may override the content type."""
-    all_headers = {"Content-Type": "application/json"}
-    all_headers.update(headers or {})
+    all_headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json"})
+    for name, value in (headers or {}).items():
+        all_headers[name] = value  # case-insensitive replace
     return web.Response(body=orjson.dumps(obj), status=status, headers=all_headers)
 
 

@@ -1,0 +1,150 @@
+"""Run a real ``llmrelay serve`` process for tests, on a free port, with a given config."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class GatewayProcess:
+    def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None
+                 ) -> None:
+        self.workdir = workdir
+        self.config = dict(config)
+        self.config.setdefault("database_url", f"sqlite+aiosqlite:///{workdir / 'llmrelay.db'}")
+        self.config.setdefault("log_file", str(workdir / "interactions.log"))
+        self.config.setdefault("log_flush_interval", 0.02)
+        self.port = free_port()
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.config_path = workdir / "llmrelay.yaml"
+
+    @property
+    def database_url(self) -> str:
+        return str(self.config["database_url"])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LLMRELAY_")}
+        for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY",
+                     "GROQ_API_KEY", "OPENAI_BASE_URL"):
+            env.pop(name, None)
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 20.0) -> GatewayProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.config))
+        self.stdout = open(self.workdir / "stdout.log", "ab")  # noqa: SIM115
+        self.stderr = open(self.workdir / "stderr.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llmrelay", "serve", "--config", str(self.config_path),
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=self.workdir, env=self.env(), stdout=self.stdout, stderr=self.stderr,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.logs()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"gateway did not start in {timeout}s: {self.logs()}")
+
+    def logs(self) -> str:
+        return (self.workdir / "stderr.log").read_text(errors="replace")[-4000:]
+
+    def interactions(self) -> str:
+        path = self.workdir / "interactions.log"
+        return path.read_text() if path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stdout.close()
+        self.stderr.close()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "llmrelay", *args, "--config", str(self.config_path)]
+            if args[0] != "keys" else
+            [sys.executable, "-m", "llmrelay", "keys", "--config", str(self.config_path),
+             *args[1:]],
+            cwd=self.workdir, env=self.env(), capture_output=True, text=True, timeout=60,
+        )
+
+    def create_key(self, name: str, **kw: Any) -> str:
+        """Create a key straight through the library (faster than the CLI)."""
+        from llmrelay.governance.keys import create_key
+        from llmrelay.store import database
+
+        async def make() -> str:
+            engine = database.create_engine(self.database_url)
+            try:
+                key, _ = await create_key(database.sessionmaker(engine), name, **kw)
+                return key
+            finally:
+                await engine.dispose()
+
+        result: list[str] = []
+        thread = threading.Thread(target=lambda: result.append(asyncio.run(make())))
+        thread.start()
+        thread.join()
+        return result[0]
+
+    def db_query(self, sql: str) -> list[tuple[Any, ...]]:
+        from sqlalchemy import text
+
+        from llmrelay.store import database
+
+        async def query() -> list[tuple[Any, ...]]:
+            engine = database.create_engine(self.database_url)
+            try:
+                async with engine.connect() as conn:
+                    return [tuple(r) for r in (await conn.execute(text(sql))).all()]
+            finally:
+                await engine.dispose()
+
+        result: list[list[tuple[Any, ...]]] = []
+        thread = threading.Thread(target=lambda: result.append(asyncio.run(query())))
+        thread.start()
+        thread.join()
+        return result[0]
