@@ -155,6 +155,7 @@ def load_settings(
 
 def _check(s: Settings) -> None:
     from llmrelay.providers.presets import PRESETS
+    from llmrelay.providers.registry import ADAPTERS
 
     names: set[str] = set()
     for i, p in enumerate(s.providers):
@@ -165,7 +166,7 @@ def _check(s: Settings) -> None:
                 f"invalid config: providers[{i}].name: {p.name!r} must be non-empty without '/'"
             )
         names.add(p.name)
-        known = {"openai", "openai_compatible", "mock", *PRESETS}
+        known = set(ADAPTERS)
         if p.type not in known:
             raise ConfigError(
                 f"invalid config: providers[{i}].type: unknown provider type {p.type!r} "

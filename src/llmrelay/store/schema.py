@@ -56,6 +56,8 @@ class ApiKey(Base):
     tpm_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)  # tokens/minute
     monthly_budget: Mapped[Decimal | None] = mapped_column(Numeric(20, 6), nullable=True)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True)
+    #: Name of the route config applied when a request brings none of its own.
+    route_config: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -122,6 +124,8 @@ class RequestRow(Base):
     client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Every upstream attempt: ``[{provider, model, status, error, latency_ms}, ...]``.
+    attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 
 class ResponseRow(Base):
@@ -144,6 +148,18 @@ class ResponseRow(Base):
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
     bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RouteConfig(Base):
+    """A named routing config (fallback / loadbalance / conditional), as JSON."""
+
+    __tablename__ = "route_configs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 Index("ix_requests_key_created", RequestRow.api_key_id, RequestRow.created_at)
