@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 from typing import Any
 
@@ -65,6 +66,10 @@ def serve(settings: Settings, env_for_workers: dict[str, str]) -> int:
                     log.info("llmrelay listening on %s", _address(settings, bound))
 
         server = _Server(config)
+        # uvicorn re-raises the captured signal once it has shut down gracefully; with
+        # the default disposition that would kill us with -15 after a clean drain.
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        signal.signal(signal.SIGINT, lambda *_: None)
         server.run()
         return 0 if server.started else 3
 

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+
+from llmrelay.config import load_settings
+from llmrelay.errors import PermissionDenied, UnknownModel
+from llmrelay.providers.mock import MockTransport
+from llmrelay.providers.registry import build_registry
+from llmrelay.routing.resolve import Resolver, check_allowed
+from llmrelay.upstream import HttpTransport
+
+
+def make(env: dict[str, str] | None = None) -> Resolver:
+    settings = load_settings(env={}, overrides={
+        "providers": [{"name": "openrouter", "type": "openrouter", "api_key": "k"},
+                      {"name": "main", "type": "openai", "api_key": "k"}],
+        "models": [{"name": "fast", "provider": "main", "model": "gpt-4o-mini"}],
+        "aliases": {"my-gpt4": "main/gpt-4o", "chain": "my-gpt4", "loop": "loop"},
+    })
+    registry = build_registry(settings, env or {}, HttpTransport(), MockTransport())
+    return Resolver(registry, {m.name: (m.provider, m.model) for m in settings.models},
+                    dict(settings.aliases))
+
+
+def test_provider_prefix_keeps_slashes_in_model_ids() -> None:
+    t = make().resolve("openrouter/openai/gpt-4o")
+    assert (t.provider.name, t.model) == ("openrouter", "openai/gpt-4o")
+
+
+def test_routes_then_aliases_then_unknown() -> None:
+    r = make()
+    assert r.resolve("fast").qualified == "main/gpt-4o-mini"
+    assert r.resolve("my-gpt4").qualified == "main/gpt-4o"
+    assert r.resolve("chain").qualified == "main/gpt-4o"
+    for name in ("gpt-99", "loop", "nobody/x", "main/"):
+        with pytest.raises(UnknownModel, match=f"unknown model: {name}"):
+            r.resolve(name)
+
+
+def test_builtin_mock_and_env_enabled_presets() -> None:
+    assert make().resolve("mock/echo").provider.spec.type == "mock"
+    r = make({"GROQ_API_KEY": "gk"})
+    t = r.resolve("groq/llama-3.1-8b-instant")
+    assert t.provider.spec.base_url == "https://api.groq.com/openai/v1"
+    assert t.provider.spec.api_key == "gk"
+
+
+def test_model_permissions() -> None:
+    r = make()
+    target = r.resolve("fast")
+    check_allowed(None, "fast", target)
+    check_allowed(("fast",), "fast", target)
+    check_allowed(("main/*",), "fast", target)
+    with pytest.raises(PermissionDenied):
+        check_allowed(("mock/*",), "fast", target)

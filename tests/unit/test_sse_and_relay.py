@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import orjson
+
+from llmrelay.errors import UpstreamError
+from llmrelay.providers.base import ProviderSpec
+from llmrelay.providers.openai_compat import OpenAICompatAdapter, OpenAIStreamRelay
+from llmrelay.sse import DONE, EventSplitter, event_data
+from llmrelay.telemetry.interaction import redact
+
+SPEC = ProviderSpec(name="p", type="openai", base_url="http://x/v1/", api_key="sk-up")
+
+
+def test_splitter_handles_any_chunking_and_crlf() -> None:
+    stream = b"data: {\"a\":1}\r\n\r\ndata: {\"b\":2}\n\n: ping\n\ndata: [DONE]\n\n"
+    for size in (1, 2, 3, 7, len(stream)):
+        splitter = EventSplitter()
+        events: list[bytes] = []
+        for i in range(0, len(stream), size):
+            events.extend(splitter.feed(stream[i:i + size]))
+        assert [event_data(e) for e in events] == [b'{"a":1}', b'{"b":2}', None, b"[DONE]"]
+        assert splitter.rest() == b""
+
+
+def test_multiline_data() -> None:
+    assert event_data(b"event: x\ndata: a\ndata: b\n\n") == b"a\nb"
+
+
+def chunk(**kw: object) -> bytes:
+    return b"data: " + orjson.dumps({"object": "chat.completion.chunk", **kw}) + b"\n\n"
+
+
+def test_relay_drops_injected_usage_chunk_only_when_not_asked() -> None:
+    events = [
+        chunk(choices=[{"index": 0, "delta": {"content": "hey"}, "finish_reason": None}],
+              usage=None),
+        chunk(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}], usage=None),
+        chunk(choices=[], usage={"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}),
+        DONE,
+    ]
+    hidden = OpenAIStreamRelay(client_wants_usage=False)
+    out = [b for e in events for b in hidden.feed(e)]
+    assert out == [events[0], events[1], DONE]  # bytes unchanged, usage chunk dropped
+    assert hidden.usage is not None and hidden.usage.total_tokens == 4
+    assert hidden.finish_reason == "stop" and hidden.done and hidden.content_chars == 3
+    shown = OpenAIStreamRelay(client_wants_usage=True)
+    assert [b for e in events for b in shown.feed(e)] == events
+
+
+def test_request_rewrites_model_and_asks_for_usage() -> None:
+    call = OpenAICompatAdapter().chat_request(
+        SPEC, {"model": "main/x", "messages": [], "stream": True}, "x", True)
+    assert call.url == "http://x/v1/chat/completions"
+    assert call.headers["authorization"] == "Bearer sk-up"
+    body = orjson.loads(call.body)
+    assert body["model"] == "x" and body["stream_options"] == {"include_usage": True}
+
+
+def test_error_mapping_keeps_status_message_and_retry_after() -> None:
+    err = OpenAICompatAdapter().error(
+        SPEC, 429, b'{"error":{"message":"slow","type":"requests","code":"rate_limit"}}',
+        {"retry-after": "3"})
+    assert isinstance(err, UpstreamError)
+    assert err.http_status == 429 and err.message == "slow" and err.headers == {"retry-after": "3"}
+    assert err.is_retryable
+    html = OpenAICompatAdapter().error(SPEC, 502, b"<html>bad gateway</html>", {})
+    assert "bad gateway" in html.message and html.http_status == 502
+
+
+def test_redaction() -> None:
+    text = ('Authorization: Bearer sk-relay-abcdefghijklmnop and key sk-ant-api03-xyzxyzxyz '
+            'AIzaSyA1234567890abcdefghijk')
+    out = redact(text)
+    assert "abcdefghijklmnop" not in out and "xyzxyzxyz" not in out
+    assert "1234567890abcdefghijk" not in out
