@@ -31,6 +31,9 @@ class GatewayProcess:
         self.config.setdefault("database_url", f"sqlite+aiosqlite:///{workdir / 'llmrelay.db'}")
         self.config.setdefault("log_file", str(workdir / "interactions.log"))
         self.config.setdefault("log_flush_interval", 0.02)
+        # Background model-list refreshes would interleave with the requests tests inspect
+        # on the shared mock upstream; tests of the refresh set their own interval.
+        self.config.setdefault("provider_reload_interval", 0)
         self.port = free_port()
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None

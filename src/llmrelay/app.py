@@ -20,20 +20,29 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from llmrelay.api import ops
+from llmrelay.api.anthropic import Messages
 from llmrelay.api.openai import ChatCompletions, Embeddings, list_models
+from llmrelay.api.responses import Responses
 from llmrelay.asgi import Receive, Request, Scope, Send, send_error
 from llmrelay.config import ProviderConfig, Settings, load_settings
 from llmrelay.context import Call
 from llmrelay.errors import MethodNotAllowed, NotFound
+from llmrelay.governance.governor import Governor
 from llmrelay.governance.keys import KeyStore
-from llmrelay.pipeline import Endpoint, run
+from llmrelay.governance.startup import GovernanceRuntime
+from llmrelay.governance.usage import write_usage
+from llmrelay.pipeline import Endpoint, error_body, run
 from llmrelay.providers.mock import MockTransport
+from llmrelay.providers.model_lists import ModelLists
+from llmrelay.providers.options import restored_fields, stored_fields
 from llmrelay.providers.registry import Registry, build_registry, spec_from_config
 from llmrelay.routing.resolve import Resolver
+from llmrelay.routing.router import Router, build_router
 from llmrelay.store import database
 from llmrelay.store.credentials import CredentialBox, CredentialError, local_secret
 from llmrelay.store.schema import ModelAlias, Provider, utcnow
 from llmrelay.store.writer import LogWriter
+from llmrelay.telemetry.metrics import Metrics
 from llmrelay.upstream import HttpTransport
 
 log = logging.getLogger("llmrelay")
@@ -64,10 +73,15 @@ class Gateway:
             self.add_endpoint(path, chat)
         for path in ("/v1/embeddings", "/embeddings"):
             self.add_endpoint(path, embeddings)
+        self.add_endpoint("/v1/messages", Messages())
+        responses = Responses()
+        for path in ("/v1/responses", "/responses"):
+            self.add_endpoint(path, responses)
         for path in ("/v1/models", "/models"):
             self.add_handler(path, "GET", list_models)
         self.add_handler("/health", "GET", ops.health)
         self.add_handler("/health/ready", "GET", ops.ready)
+        self.add_handler("/metrics", "GET", ops.metrics)
         self.add_handler("/api/db-stats", "GET", ops.db_stats)
 
     def add_endpoint(self, path: str, endpoint: Endpoint) -> None:
@@ -111,8 +125,9 @@ class Gateway:
             if self.draining:
                 from llmrelay.errors import ServiceUnavailable
 
-                await send_error(send, ServiceUnavailable("the gateway is shutting down"),
-                                 call.response_headers())
+                closing = ServiceUnavailable("the gateway is shutting down")
+                await send_error(send, closing, call.response_headers(),
+                                 error_body(endpoint, closing))
                 return
             await run(self, call, endpoint, send)
         else:
@@ -137,6 +152,7 @@ class Gateway:
     # -- start and stop -----------------------------------------------------------------
     async def startup(self) -> None:
         s = self.settings
+        self._loop = asyncio.get_running_loop()
         self.engine = database.create_engine(s.database_url)
         await database.migrate(self.engine)
         self.sessions = database.sessionmaker(self.engine)
@@ -150,6 +166,8 @@ class Gateway:
         routes = {m.name: (m.provider, m.model) for m in s.models}
         self.resolver = Resolver(self.registry, routes, aliases)
         self.keys = KeyStore(self.sessions, s.key_cache_ttl)
+        self.router: Router = build_router(s, self.registry, self.resolver, self.sessions)
+        await self.router.start()
         self._log_stream = _open_log_stream(s.log_file) if s.log_interactions else None
         self.writer = LogWriter(
             self.engine,
@@ -159,7 +177,14 @@ class Gateway:
             log_stream=self._log_stream,
             store_bodies=s.log_bodies,
         )
+        self.governance = await GovernanceRuntime.start(s, self.engine)
+        self.governor: Governor = self.governance.governor
+        self.writer.sinks.append(write_usage)  # usage rows + summaries with each log batch
+        self.metrics = Metrics(self._live_metrics)
+        self.writer.observers.append(self.metrics.observe)
         self.writer.start()
+        self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
+        self.model_lists.start()
         self._hook_sigterm()
 
     async def shutdown(self) -> None:
@@ -167,7 +192,10 @@ class Gateway:
         for call in list(self.streams):
             call.interrupt("shutdown")
         await self.writer.close()
+        await self.governance.close()
+        await self.model_lists.close()
         await self.http.close()
+        await self.router.close()
         await self.engine.dispose()
         if self._log_stream is not None and self._log_stream not in (
             sys.stdout.buffer, sys.stderr.buffer
@@ -177,16 +205,25 @@ class Gateway:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
 
+    def _live_metrics(self) -> tuple[int, int, dict[str, bool]]:
+        return (
+            len(self.streams),
+            self.writer.pending,
+            {p.name: p.state.status != "error" for p in self.registry},
+        )
+
     def begin_drain(self) -> None:
         """SIGTERM: refuse new calls now; end open streams just before the deadline."""
         if self.draining:
             return
         self.draining = True
-        log.info("draining: %d open streams, deadline %.1fs", len(self.streams),
-                 self.settings.drain_timeout)
-        loop = asyncio.get_event_loop()
         cutoff = max(0.0, self.settings.drain_timeout - 0.5)
-        loop.call_later(cutoff, self._end_streams)
+        # Called from a signal handler: only hand work to the loop, thread-safely.
+        self._loop.call_soon_threadsafe(self._loop.call_later, cutoff, self._end_streams)
+        self._loop.call_soon_threadsafe(
+            log.info, "draining: %d open streams, deadline %.1fs", len(self.streams),
+            self.settings.drain_timeout,
+        )
 
     def _end_streams(self) -> None:
         for call in list(self.streams):
@@ -204,8 +241,10 @@ class Gateway:
             return
 
         def handler(sig: int, frame: Any) -> None:
-            self.begin_drain()
-            previous(sig, frame)
+            try:
+                self.begin_drain()
+            finally:
+                previous(sig, frame)
 
         try:
             signal.signal(signal.SIGTERM, handler)
@@ -223,7 +262,23 @@ class Gateway:
         return local_secret(Path(self.env.get("LLMRELAY_SECRET_FILE", "llmrelay.secret")))
 
     async def _sync_providers(self) -> list[ProviderConfig]:
-        """Store configured providers (credentials encrypted); return the DB-only ones."""
+        """Store configured providers (credentials encrypted); return the DB-only ones.
+
+        Workers (and instances) starting together race to insert the same rows; the
+        loser of a unique-constraint race simply tries again and finds the rows there.
+        """
+        from sqlalchemy.exc import IntegrityError
+
+        for attempt in range(3):
+            try:
+                return await self._sync_providers_once()
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _sync_providers_once(self) -> list[ProviderConfig]:
         from llmrelay.providers.registry import provider_configs
 
         configured = provider_configs(self.settings, self.env)
@@ -232,6 +287,8 @@ class Gateway:
             for cfg in configured:
                 spec = spec_from_config(cfg, self.env)
                 creds = {"api_key": spec.api_key} if spec.api_key else {}
+                family_config, family_secrets = stored_fields(cfg)
+                creds.update(family_secrets)
                 row = rows.get(cfg.name)
                 if row is None:
                     row = Provider(name=cfg.name, provider_type=cfg.type, source="config")
@@ -239,7 +296,7 @@ class Gateway:
                 row.provider_type = cfg.type
                 row.encrypted_credentials = self.credentials.seal(creds) if creds else None
                 row.config = {"base_url": spec.base_url, "timeout": cfg.timeout,
-                              "models": list(cfg.models)}
+                              "models": list(cfg.models), **family_config}
                 row.enabled = cfg.enabled
                 row.source = "config"
                 row.updated_at = utcnow()
@@ -258,7 +315,7 @@ class Gateway:
                 extra.append(ProviderConfig(
                     name=row.name, type=row.provider_type, base_url=conf.get("base_url"),
                     api_key=creds.get("api_key"), timeout=float(conf.get("timeout", 600)),
-                    models=list(conf.get("models", [])),
+                    models=list(conf.get("models", [])), **restored_fields(conf, creds),
                 ))
         return extra
 
@@ -273,8 +330,10 @@ def _chain(previous: Any, gw: Gateway) -> Any:
         return previous
 
     def handler(sig: int, frame: Any) -> None:
-        gw.begin_drain()
-        previous(sig, frame)
+        try:
+            gw.begin_drain()
+        finally:
+            previous(sig, frame)
 
     return handler
 

@@ -1,4 +1,5 @@
-"""The ``llmrelay`` command: serve, manage keys, run the mock upstream, migrate."""
+"""The ``llmrelay`` command: serve, manage keys and route configs, run the mock upstream,
+migrate."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from llmrelay import __version__
 from llmrelay.config import ConfigError, Settings, load_settings
+from llmrelay.governance import commands as governance_commands
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,9 +35,30 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--rpm", type=int, help="requests per minute")
     create.add_argument("--tpm", type=int, help="tokens per minute")
     create.add_argument("--budget", help="monthly budget in USD")
+    create.add_argument("--route-config",
+                        help="name of the route config used when a request brings none")
+    governance_commands.add_key_options(create)
     ksub.add_parser("list", help="list keys (never shows secrets)")
     revoke = ksub.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
+
+    routes = sub.add_parser("route-configs", help="manage named route configs in the database")
+    routes.add_argument("--config", help="YAML config file (for database_url)")
+    rsub = routes.add_subparsers(dest="routes_command", required=True)
+    rset = rsub.add_parser("set", help="create or replace a config (validated first)")
+    rset.add_argument("name")
+    source = rset.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", help="JSON or YAML file holding the config ('-': stdin)")
+    source.add_argument("--json", help="the config as a JSON string")
+    rsub.add_parser("list", help="list the configs stored in the database")
+    rshow = rsub.add_parser("show", help="print one stored config as JSON")
+    rshow.add_argument("name")
+    rdel = rsub.add_parser("delete", help="delete a stored config")
+    rdel.add_argument("name")
+    for leaf in (rset, rshow, rdel, rsub.choices["list"]):  # --config after the command too
+        leaf.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    governance_commands.add_parsers(sub)  # teams, usage, catalog
 
     mock = sub.add_parser("mock-upstream", help="run the mock OpenAI-format provider server")
     mock.add_argument("--host", default="127.0.0.1")
@@ -82,10 +105,22 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
                     return 2
             models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models \
                 else None
+            if args.route_config and args.route_config not in settings.route_configs:
+                from llmrelay.routing.store import config_exists
+
+                if not await config_exists(sessions, args.route_config):
+                    print(f"error: no route config named {args.route_config!r} (neither in "
+                          "route_configs nor in the database)", file=sys.stderr)
+                    return 1
+            try:
+                limits = await governance_commands.key_options(sessions, args)
+            except governance_commands.CommandError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
             try:
                 key, row = await k.create_key(
                     sessions, args.name, models=models, rpm=args.rpm, tpm=args.tpm,
-                    budget=budget,
+                    budget=budget, route_config=args.route_config, **limits,
                 )
             except Exception as exc:
                 if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
@@ -114,6 +149,61 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
         await engine.dispose()
 
 
+def _read_config_source(args: argparse.Namespace) -> Any:
+    import orjson
+    import yaml
+
+    if args.json is not None:
+        return orjson.loads(args.json)
+    text = sys.stdin.read() if args.file == "-" else open(args.file).read()  # noqa: SIM115
+    return yaml.safe_load(text)  # YAML is a superset of JSON
+
+
+async def _route_configs(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from llmrelay.routing import store
+    from llmrelay.routing.config import RouteConfigError
+    from llmrelay.store import database
+
+    engine = database.create_engine(settings.database_url)
+    try:
+        await database.migrate(engine)
+        sessions = database.sessionmaker(engine)
+        command = args.routes_command
+        if command == "set":
+            try:
+                raw = _read_config_source(args)
+                replaced = await store.save_config(sessions, args.name, raw)
+            except RouteConfigError as exc:
+                print(f"error: invalid route config: {exc}", file=sys.stderr)
+                return 1
+            except (OSError, ValueError) as exc:
+                print(f"error: cannot read the config: {exc}", file=sys.stderr)
+                return 1
+            if args.name in settings.route_configs:
+                print(f"warning: route_configs in the YAML file also defines {args.name!r}; "
+                      "the YAML one wins", file=sys.stderr)
+            print(f"{'replaced' if replaced else 'created'} route config {args.name}")
+            return 0
+        if command == "list":
+            for row in await store.list_configs(sessions):
+                print(f"{row.name:32} updated {row.updated_at:%Y-%m-%d %H:%M:%S}")
+            return 0
+        rows = {r.name: r for r in await store.list_configs(sessions)}
+        if args.name not in rows:
+            print(f"error: no route config named {args.name!r} in the database", file=sys.stderr)
+            return 1
+        if command == "show":
+            print(orjson.dumps(rows[args.name].config, option=orjson.OPT_INDENT_2).decode())
+            return 0
+        await store.delete_config(sessions, args.name)
+        print(f"deleted route config {args.name}")
+        return 0
+    finally:
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -121,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "keys":
             return asyncio.run(_keys(args, _settings(args)))
+        if args.command == "route-configs":
+            return asyncio.run(_route_configs(args, _settings(args)))
+        if args.command in governance_commands.COMMANDS:
+            return asyncio.run(governance_commands.run(args, _settings(args)))
         if args.command == "mock-upstream":
             from llmrelay.mock_upstream import serve_forever
 

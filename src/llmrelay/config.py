@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,59 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Model ids this provider offers, listed by ``GET /v1/models``.
     models: list[str] = []
     enabled: bool = True
+    #: Translating adapters: silently drop request parameters the provider cannot
+    #: honour (e.g. ``seed`` for Anthropic) instead of answering 400 naming them.
+    drop_params: bool = False
+    #: Azure OpenAI: the ``api-version`` sent with every call.
+    api_version: str | None = None
+    #: AWS Bedrock: region (default: AWS_REGION / AWS_DEFAULT_REGION) and credentials
+    #: (default: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN).
+    region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+    #: Vertex AI: project (default: the credentials file's project_id), location
+    #: (default us-central1) and a service-account JSON file (default: Google's
+    #: application default credentials).
+    project: str | None = None
+    location: str | None = None
+    credentials_file: str | None = None
 
 
 class ModelRoute(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: str
     provider: str
     model: str
+
+
+class PriceOverride(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A model's prices in USD per token (the LiteLLM catalog's field names)."""
+
+    input_cost_per_token: Decimal | None = None
+    output_cost_per_token: Decimal | None = None
+    cache_read_input_token_cost: Decimal | None = None
+    cache_creation_input_token_cost: Decimal | None = None
+
+
+class CircuitBreakerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Skip a target that failed ``failure_threshold`` times within ``window`` seconds."""
+
+    enabled: bool = True
+    failure_threshold: int = 5
+    window: float = 60.0
+    #: Seconds a tripped target is skipped before one probe call is let through.
+    cooldown: float = 30.0
+
+
+class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    #: Name of the route config for requests that bring none (and whose key has none).
+    default_config: str | None = None
+    #: An upstream ``retry-after`` longer than this many seconds is not waited for.
+    retry_after_cap: float = 60.0
+    #: Seconds between background re-reads of the route_configs table (0: read at start
+    #: only); a config set while the gateway runs applies within this time.
+    config_cache_ttl: float = 5.0
+    circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -71,13 +119,44 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     log_flush_interval: float = 0.2
     #: Seconds a SIGTERM waits for in-flight requests before open streams are ended.
     drain_timeout: float = 10.0
+    #: Redis shared by every instance (limits, budgets, circuit breakers); unset:
+    #: in-process state.
+    redis_url: str | None = None
+    #: Named route configs (see docs/routing.md), usable by name in the config header,
+    #: as a request's model, as a key's default, or as ``routing.default_config``.
+    route_configs: dict[str, dict[str, Any]] = {}
+    routing: RoutingSettings = RoutingSettings()
+    #: Seconds between background refreshes of each provider's model list (0: never);
+    #: accepts durations like ``5m`` (seed 000's ``PROVIDER_RELOAD_INTERVAL``).
+    provider_reload_interval: float = 300.0
+    # -- governance: limits, budgets, prices (docs/operations.md) ----------------------
+    #: When Redis is unreachable: "open" serves calls uncounted, "closed" answers 503.
+    redis_fail_mode: str = "open"
+    #: Seconds Redis may take per command before it counts as down.
+    redis_timeout: float = 0.25
+    #: Seconds between probes while Redis is down.
+    redis_retry_interval: float = 1.0
+    #: Prefix of every governance key in Redis (a hash tag keeps them in one slot).
+    redis_prefix: str = "{llmrelay}:"
+    #: Rate limits on or off (seed 002's ``QUOTA_ENABLED``); budgets apply either way.
+    limits_enabled: bool = True
+    #: Limits for keys that set none of their own (``QUOTA_LIMIT`` maps to default_rph).
+    default_rpm: int | None = None
+    default_rph: int | None = None
+    default_tpm: int | None = None
+    #: Completion tokens a call without ``max_tokens`` reserves (budget and TPM).
+    default_max_tokens: int = 1024
+    #: Seconds a budget reservation outlives a call that never settles (crashed instance).
+    reservation_ttl: float = 900.0
+    #: Per-model price overrides, USD per token, by catalog name or ``provider/model``.
+    prices: dict[str, PriceOverride] = {}
 
 
 #: Settings that can be set from ``LLMRELAY_<NAME>`` (scalars only).
 _ENV_SCALARS = {
     f.name
     for f in msgspec.structs.fields(Settings)
-    if f.name not in ("providers", "models", "aliases")
+    if f.name not in ("providers", "models", "aliases", "route_configs", "routing", "prices")
 }
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -126,6 +205,26 @@ def _readable_path(msg: str) -> str:
     return msg.replace("`$.", "`").replace("`$`", "the top level")
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(value: Any, key: str) -> float:
+    """``300``, ``"300"``, ``"30s"``, ``"5m"``, ``"1h"`` -> seconds (Go-style units, one)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if match is None:
+            raise ConfigError(
+                f"invalid config: {key}: {value!r} is not a duration (e.g. 300, 30s, 5m, 1h)"
+            )
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    if seconds < 0:
+        raise ConfigError(f"invalid config: {key} must not be negative")
+    return seconds
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     *,
@@ -145,6 +244,14 @@ def load_settings(
     for name, value in (overrides or {}).items():
         if value is not None:
             raw[name] = value
+    seed_interval = env.get("PROVIDER_RELOAD_INTERVAL")
+    if seed_interval and "LLMRELAY_PROVIDER_RELOAD_INTERVAL" not in env:
+        raw["provider_reload_interval"] = seed_interval
+    if "provider_reload_interval" in raw:
+        raw["provider_reload_interval"] = duration_seconds(
+            raw["provider_reload_interval"], "provider_reload_interval"
+        )
+    _seed_quota_env(env, raw)
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -153,7 +260,51 @@ def load_settings(
     return settings
 
 
+def _seed_quota_env(env: Mapping[str, str], raw: dict[str, Any]) -> None:
+    """Seed 002's switches: ``QUOTA_ENABLED`` (default true there) and ``QUOTA_LIMIT``
+    (requests per hour per key, default 100 there) map onto ``limits_enabled`` and
+    ``default_rph``; the ``LLMRELAY_*`` names win when both are set."""
+    enabled = env.get("QUOTA_ENABLED", "").strip().lower()
+    limit = env.get("QUOTA_LIMIT", "").strip()
+    if enabled and "LLMRELAY_LIMITS_ENABLED" not in env:
+        raw["limits_enabled"] = enabled
+    if "LLMRELAY_DEFAULT_RPH" not in env:
+        if limit:
+            raw["default_rph"] = limit
+        elif enabled in ("1", "true", "yes", "on"):
+            raw.setdefault("default_rph", 100)
+
+
+def _check_governance(s: Settings) -> None:
+    if s.workers > 1 and not s.redis_url:
+        raise ConfigError(
+            f"invalid config: workers: {s.workers} worker processes need redis_url "
+            "(LLMRELAY_REDIS_URL), because rate limits and budgets are counted in process "
+            "and each worker would allow the full limit; set redis_url, or run one worker"
+        )
+    if s.redis_fail_mode not in ("open", "closed"):
+        raise ConfigError(
+            f"invalid config: redis_fail_mode: {s.redis_fail_mode!r} must be 'open' or 'closed'"
+        )
+    if s.redis_timeout <= 0 or s.redis_retry_interval <= 0 or s.reservation_ttl <= 0:
+        raise ConfigError("invalid config: redis_timeout, redis_retry_interval and "
+                          "reservation_ttl must be positive")
+    for name in ("default_rpm", "default_rph", "default_tpm", "default_max_tokens"):
+        value = getattr(s, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"invalid config: {name} must not be negative")
+    for model, price in s.prices.items():
+        values = [price.input_cost_per_token, price.output_cost_per_token,
+                  price.cache_read_input_token_cost, price.cache_creation_input_token_cost]
+        if price.input_cost_per_token is None and price.output_cost_per_token is None:
+            raise ConfigError(f"invalid config: prices.{model}: set input_cost_per_token "
+                              "and/or output_cost_per_token (USD per token)")
+        if any(v is not None and (not v.is_finite() or v < 0) for v in values):
+            raise ConfigError(f"invalid config: prices.{model}: prices must be >= 0")
+
+
 def _check(s: Settings) -> None:
+    _check_governance(s)
     from llmrelay.providers.presets import PRESETS
     from llmrelay.providers.registry import ADAPTERS
 
@@ -177,6 +328,12 @@ def _check(s: Settings) -> None:
                               "openai_compatible")
         if p.timeout <= 0 or p.connect_timeout <= 0:
             raise ConfigError(f"invalid config: providers[{i}].timeout must be positive")
+        from llmrelay.providers.options import check_provider
+
+        problem = check_provider(p)
+        if problem is not None:
+            raise ConfigError(f"invalid config: providers[{i}].{problem}")
+    _check_routing(s)
     if s.mock_provider and "mock" in names:
         raise ConfigError("invalid config: providers: the name 'mock' is reserved for the built-in "
                           "mock provider (set mock_provider: false to use it yourself)")
@@ -197,3 +354,27 @@ def _check(s: Settings) -> None:
         raise ConfigError("invalid config: max_body_bytes must be at least 1024")
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise ConfigError(f"invalid config: log_level: unknown level {s.log_level!r}")
+
+
+def _check_routing(s: Settings) -> None:
+    """Route configs are validated at load (structure); their targets at start-up."""
+    from llmrelay.routing.config import RouteConfigError
+    from llmrelay.routing.store import parse_named
+
+    try:
+        parse_named(s.route_configs)
+    except RouteConfigError as exc:
+        raise ConfigError(f"invalid config: route_configs.{exc}") from exc
+    r = s.routing
+    if r.default_config is not None and not r.default_config:
+        raise ConfigError("invalid config: routing.default_config must not be empty")
+    if r.retry_after_cap < 0 or r.config_cache_ttl < 0:
+        raise ConfigError("invalid config: routing.retry_after_cap and config_cache_ttl must "
+                          "not be negative")
+    b = r.circuit_breaker
+    if b.failure_threshold < 1:
+        raise ConfigError("invalid config: routing.circuit_breaker.failure_threshold must be "
+                          ">= 1")
+    if b.window <= 0 or b.cooldown <= 0:
+        raise ConfigError("invalid config: routing.circuit_breaker.window and cooldown must be "
+                          "positive")

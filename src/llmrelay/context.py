@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmrelay.asgi import Request
 from llmrelay.errors import GatewayError
@@ -15,6 +16,10 @@ from llmrelay.governance.keys import KeyRecord
 from llmrelay.providers.base import Usage
 from llmrelay.routing.resolve import Target
 from llmrelay.telemetry.interaction import Interaction
+
+if TYPE_CHECKING:
+    from llmrelay.governance.backend import Plan as GovernanceTicket
+    from llmrelay.routing.plan import RoutePlan
 
 
 def _request_id(header: str | None) -> str:
@@ -45,11 +50,24 @@ class Call:
     error: GatewayError | None = None
     response_body: bytes | None = None
     bytes_out: int = 0
-    attempts: int = 0
+    #: Every upstream try (and circuit-breaker skip), in order: see ``routing/router.py``.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    #: The route config's bound plan; ``None`` for a direct call to ``target``.
+    plan: RoutePlan | None = None
     #: Why a running stream was cut short from outside ("client" gone, "shutdown").
     interrupted: str | None = None
     task: asyncio.Task[Any] | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
+    #: Governance: what the call reserved (limits, budgets); settled in ``finally``.
+    ticket: GovernanceTicket | None = None
+    #: Exact cost in nano-dollars, once known (see ``governance/pricing.py``).
+    cost_nanos: int | None = None
+    #: ``usage`` was estimated by the gateway (a stream cut before usage arrived).
+    usage_estimated: bool = False
+    #: Characters of generated content a stream delivered (for a cut stream's usage).
+    content_chars: int = 0
+    #: Called right before response headers are built (adds the cost header).
+    before_headers: Callable[[Call], None] | None = None
 
     @classmethod
     def start(cls, request: Request, route: str) -> Call:
@@ -65,7 +83,14 @@ class Call:
             self.interrupted = reason
             self.task.cancel()
 
+    @property
+    def attempt_count(self) -> int:
+        """Upstream calls made (circuit-breaker skips are recorded but are no calls)."""
+        return sum(1 for a in self.attempts if "status" in a)
+
     def response_headers(self) -> list[tuple[bytes, bytes]]:
+        if self.before_headers is not None:
+            self.before_headers(self)
         headers = [
             (b"x-request-id", self.request_id.encode("latin-1", "replace")),
             (b"x-llmrelay-overhead-ms", f"{self.overhead_ms():.3f}".encode()),
@@ -73,6 +98,8 @@ class Call:
         if self.target is not None:
             headers.append((b"x-llmrelay-provider", self.target.provider.name.encode()))
             headers.append((b"x-llmrelay-model", self.target.model.encode("utf-8")))
+        if self.attempts:
+            headers.append((b"x-llmrelay-attempts", str(self.attempt_count).encode()))
         for k, v in self.extra_headers.items():
             headers.append((k.encode("latin-1"), v.encode("latin-1")))
         return headers
@@ -105,4 +132,7 @@ class Call:
             response_body=self.response_body if log_bodies else None,
             bytes_out=self.bytes_out,
             attempts=self.attempts,
+            cost_nanos=self.cost_nanos,
+            team_id=self.key.team.id if self.key and self.key.team else None,
+            usage_estimated=self.usage_estimated,
         )

@@ -13,9 +13,11 @@ target) could succeed, so the HTTP layer, the router and the logger never guess:
     ├── PayloadTooLarge         413  body over ``max_body_bytes``
     ├── RateLimited             429  a limit of ours was hit (not retryable here)
     ├── ServiceUnavailable      503  draining, dependency down
+    │   └── CircuitOpen         503  every target of the route is cooling down
     └── UpstreamError           the provider answered with an error (status passed on)
         ├── UpstreamUnreachable 502  connection refused/reset, DNS, TLS
         └── UpstreamTimeout     504  provider took longer than its timeout
+            └── DeadlineExceeded 504 the route's total deadline ran out
 """
 
 from __future__ import annotations
@@ -83,6 +85,20 @@ class UnknownModel(InvalidRequest):
         super().__init__(f"unknown model: {model}", param="model")
 
 
+class UnsupportedParameter(InvalidRequest):
+    """The target provider cannot honour a request parameter (and dropping is off)."""
+
+    default_code = "unsupported_parameter"
+
+    def __init__(self, param: str, provider: str, hint: str = "") -> None:
+        super().__init__(
+            f"parameter '{param}' is not supported by provider {provider}"
+            f"{'; ' + hint if hint else ''}; remove it, or set drop_params: true on the "
+            "provider to drop unsupported parameters",
+            param=param,
+        )
+
+
 class AuthenticationError(GatewayError):
     status = 401
     error_type = "invalid_request_error"
@@ -129,6 +145,12 @@ class ServiceUnavailable(GatewayError):
     status = 503
     error_type = "api_error"
     default_code = "service_unavailable"
+
+
+class CircuitOpen(ServiceUnavailable):
+    """Every target the route could use is skipped by its circuit breaker right now."""
+
+    default_code = "circuit_open"
 
 
 class UpstreamError(GatewayError):
@@ -187,6 +209,14 @@ class UpstreamTimeout(UpstreamError):
         super().__init__(
             message, status=504, error_type="timeout", code="upstream_timeout", provider=provider
         )
+
+
+class DeadlineExceeded(UpstreamTimeout):
+    """The route config's total ``deadline`` ran out before any target answered."""
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        super().__init__(message, provider=provider)
+        self.code = "deadline_exceeded"
 
 
 def _type_for_status(status: int) -> str:

@@ -1,8 +1,10 @@
 """The life of a request, in one place.
 
-    authenticate → read + validate body → resolve model → check key may use it
+    authenticate → read + validate body → route plan (a route config, or the model's
+    one resolved target) → check the key may use every target
+    → governance: admit (rate limits, budget reservation; 429 / 402)
     → endpoint.execute (build upstream call → send → relay / translate answer)
-    → finally: settle usage, update provider state, queue the log row
+    → finally: settle usage and exact cost, update provider state, queue the log row
 
 Every stage raises a :class:`GatewayError` to stop; the ``finally`` runs for every
 request that got past routing, also when the client disconnects mid-stream.
@@ -30,9 +32,10 @@ from llmrelay.errors import (
     UpstreamError,
     UpstreamUnreachable,
 )
-from llmrelay.providers.base import ChatResult, StreamTranslator, UpstreamCall
+from llmrelay.providers.base import ChatResult, FrameSplitter, StreamTranslator, UpstreamCall
 from llmrelay.routing.resolve import Target, check_allowed
 from llmrelay.sse import EventSplitter, encode_json
+from llmrelay.stream_encoding import OutputEncoder, encode_all
 from llmrelay.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
@@ -97,9 +100,12 @@ async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
         call.raw_body = await call.request.body(gw.settings.max_body_bytes)
         call.body = parse_json(call.raw_body)
         call.model, call.stream = endpoint.validate(call.body)
-        call.target = gw.resolver.resolve(call.model)
-        assert call.key is not None
-        check_allowed(call.key.allowed_models, call.model, call.target)
+        call.plan = await gw.router.plan_for(call)
+        if call.plan is None:
+            call.target = gw.resolver.resolve(call.model)
+            assert call.key is not None
+            check_allowed(call.key.allowed_models, call.model, call.target)
+        await gw.governor.admit(call)  # rate limits + budget reservation (429 / 402)
         await endpoint.execute(gw, call, send)
     except GatewayError as exc:
         call.error = exc
@@ -117,12 +123,16 @@ async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
         if call.bytes_out == 0:
             await send_error(send, error, call.response_headers(), error_body(endpoint, error))
     finally:
+        # Exact cost from usage (estimated from what was delivered if a stream was cut),
+        # reservations released, spend recorded; the usage row goes with the log row.
+        await gw.governor.settle(call)
         # Only calls that reached a provider are recorded: rejected input leaves no row.
         if call.attempts:
             await gw.writer.submit(call.interaction(gw.settings.log_bodies))
 
 
-#: Builds the provider request for one target (adapters differ per target).
+#: Builds the provider request for one target (adapters differ per target). It must
+#: build from ``target.body_for(body)`` so a route's ``override_params`` apply.
 BuildCall = Callable[[Target], UpstreamCall]
 
 
@@ -131,38 +141,12 @@ async def open_routed(
 ) -> UpstreamResponse:
     """Open the upstream answer for this call: the routing seam.
 
-    Today: the one resolved target, one attempt. Fallback, load balancing and retries
-    plug in here; whatever they do, on return ``call.target`` is the target that
-    answered and the response is a 2xx whose body has not been consumed.
+    The router (``routing/router.py``) tries targets per the route plan, with retries,
+    fallback, load balancing, timeouts and circuit breaking, until one answers or the
+    plan is spent. On return ``call.target`` is the target that answered and the
+    response is a 2xx whose body has not been consumed by the caller.
     """
-    assert call.target is not None
-    return await open_upstream(gw, call, build(call.target), stream=stream)
-
-
-async def open_upstream(
-    gw: Gateway, call: Call, ucall: UpstreamCall, *, stream: bool
-) -> UpstreamResponse:
-    """Send one attempt to ``call.target``; a non-2xx answer is read and raised."""
-    assert call.target is not None
-    provider = call.target.provider
-    spec = provider.spec
-    call.attempts += 1
-    t0 = time.perf_counter()
-    try:
-        resp = await provider.transport.send(
-            ucall, provider=spec.name, timeout=spec.timeout,
-            connect_timeout=spec.connect_timeout, stream=stream,
-        )
-        if resp.status >= 400:
-            body = await resp.read()
-            raise provider.adapter.error(spec, resp.status, body, resp.headers)
-    except UpstreamError as exc:
-        call.upstream_seconds += time.perf_counter() - t0
-        if isinstance(exc, UpstreamUnreachable) or exc.http_status >= 500:
-            provider.state.failed(exc.message)
-        raise
-    call.upstream_seconds += time.perf_counter() - t0
-    return resp
+    return await gw.router.open(call, build, stream=stream)
 
 
 def _wants_usage(body: dict[str, Any]) -> bool:
@@ -178,7 +162,7 @@ async def complete_chat(gw: Gateway, call: Call, body: dict[str, Any]) -> ChatRe
     """
 
     def build(t: Target) -> UpstreamCall:
-        return t.provider.adapter.chat_request(t.provider.spec, body, t.model, False)
+        return t.provider.adapter.chat_request(t.provider.spec, t.body_for(body), t.model, False)
 
     resp = await open_routed(gw, call, build, stream=False)
     raw = await read_upstream(call, resp)
@@ -198,7 +182,7 @@ async def open_chat_stream(
     """Open a streaming chat call; the translator yields OpenAI chunk events."""
 
     def build(t: Target) -> UpstreamCall:
-        return t.provider.adapter.chat_request(t.provider.spec, body, t.model, True)
+        return t.provider.adapter.chat_request(t.provider.spec, t.body_for(body), t.model, True)
 
     resp = await open_routed(gw, call, build, stream=True)
     assert call.target is not None
@@ -236,13 +220,16 @@ async def relay_stream(
     send: Send,
     *,
     error_event: Any = stream_error_event,
+    encoder: OutputEncoder | None = None,
 ) -> None:
     """Relay a provider stream to the client as translated events arrive.
 
     Each upstream read is cut into whole events, translated, and sent in one write.
     A stream that breaks or stalls upstream ends with an error event and no ``[DONE]``,
     so clients can tell a cut stream from a finished one. Client disconnects and the
-    shutdown deadline cancel this task through :meth:`Call.interrupt`.
+    shutdown deadline cancel this task through :meth:`Call.interrupt`. An ``encoder``
+    re-encodes the OpenAI chunks for clients of another format (``/v1/messages``,
+    ``/v1/responses``) and supplies their error event.
     """
     assert call.target is not None
     call.task = asyncio.current_task()
@@ -257,21 +244,31 @@ async def relay_stream(
     )
     call.status = 200
     call.bytes_out = 1  # headers are out: errors from now on go in-band
-    splitter = EventSplitter()
+    # SSE unless the adapter frames its stream otherwise (Bedrock's AWS event stream).
+    make_splitter = getattr(call.target.provider.adapter, "stream_splitter", None)
+    splitter: FrameSplitter = (
+        EventSplitter() if make_splitter is None else make_splitter(call.target.provider.spec)
+    )
     tail: list[bytes] = []
+    if encoder is not None:
+        error_event = encoder.error_event
+    #: Translated but not yet sent: kept when a later event of the same read raises.
+    out: list[bytes] = []
     try:
         wait_started = time.perf_counter()
         async for chunk in resp.chunks():
             call.upstream_seconds += time.perf_counter() - wait_started
-            out: list[bytes] = []
             for event in splitter.feed(chunk):
-                out.extend(translator.feed(event))
+                events = translator.feed(event)
+                out.extend(events if encoder is None else encode_all(encoder, events))
             if out:
                 data = out[0] if len(out) == 1 else b"".join(out)
+                out = []
                 call.bytes_out += len(data)
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             wait_started = time.perf_counter()
-        tail.extend(translator.end())
+        final = translator.end()
+        tail.extend(final if encoder is None else encode_all(encoder, final))
         if not translator.done:
             cut = UpstreamUnreachable(
                 f"upstream {call.target.provider.name} closed the stream before it finished",
@@ -282,6 +279,7 @@ async def relay_stream(
     except UpstreamError as exc:
         call.error = exc
         call.target.provider.state.failed(exc.message)
+        tail.extend(out)
         tail.append(error_event(exc))
     except asyncio.CancelledError:
         task = asyncio.current_task()
@@ -299,6 +297,7 @@ async def relay_stream(
         resp.close()
         gw.streams.discard(call)
         call.usage = translator.usage
+        call.content_chars = translator.content_chars
         call.finish_reason = translator.finish_reason
         if call.error is None and call.interrupted is None:
             call.target.provider.state.ok()

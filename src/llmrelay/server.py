@@ -53,8 +53,6 @@ def serve(settings: Settings, env_for_workers: dict[str, str]) -> int:
     from llmrelay.store.database import migrate_url
 
     logs.configure(settings.log_level)
-    asyncio.run(migrate_url(settings.database_url))
-
     if settings.workers == 1:
         config = _uvicorn_config(settings, Gateway(settings))
 
@@ -73,6 +71,8 @@ def serve(settings: Settings, env_for_workers: dict[str, str]) -> int:
         server.run()
         return 0 if server.started else 3
 
+    # Migrate once here so that workers starting together never race on the schema.
+    asyncio.run(migrate_url(settings.database_url))
     # Workers rebuild their settings from the environment (set by the CLI from its flags).
     os.environ.update(env_for_workers)
     from uvicorn.supervisors import Multiprocess

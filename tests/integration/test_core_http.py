@@ -271,3 +271,23 @@ def test_requests_and_responses_are_recorded(
     log = core_gw.interactions()
     assert '"key_name":"recorded"' in log
     assert key not in log and "upstream-secret-key-123" not in log
+
+
+def test_prometheus_metrics(core_gw: GatewayProcess, mock: MockUpstream) -> None:
+    key = core_gw.create_key("metered")
+    assert post(core_gw, key, {**CHAT, "model": "up/metered-model"}).status_code == 200
+    deadline = time.monotonic() + 5
+    text = ""
+    while time.monotonic() < deadline:
+        r = httpx.get(core_gw.url + "/metrics")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        text = r.text
+        if 'model="metered-model"' in text:
+            break
+        time.sleep(0.05)
+    assert ('llmrelay_requests_total{model="metered-model",provider="up",'
+            'route="/v1/chat/completions",status="200"} 1.0') in text
+    assert 'llmrelay_tokens_total{kind="prompt",model="metered-model",provider="up"} 2.0' in text
+    assert 'llmrelay_key_requests_total{key="metered"} 1.0' in text
+    assert "llmrelay_open_streams 0.0" in text
+    assert key not in text

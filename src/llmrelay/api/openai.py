@@ -19,6 +19,7 @@ from llmrelay.pipeline import (
     respond_json,
 )
 from llmrelay.providers.base import UpstreamCall
+from llmrelay.providers.chat_output import FLOAT_EMBEDDINGS, embeddings_as_base64
 from llmrelay.routing.resolve import Target
 
 if TYPE_CHECKING:
@@ -94,13 +95,15 @@ class Embeddings:
         body = call.body
 
         def build(t: Target) -> UpstreamCall:
-            return t.provider.adapter.embeddings_request(t.provider.spec, body, t.model)
+            return t.provider.adapter.embeddings_request(t.provider.spec, t.body_for(body), t.model)
 
         resp = await open_routed(gw, call, build, stream=False)
         raw = await read_upstream(call, resp)
         assert call.target is not None
         provider = call.target.provider
         result = provider.adapter.embeddings_response(provider.spec, raw, call.target.model)
+        if result.extra.get(FLOAT_EMBEDDINGS) and body.get("encoding_format") == "base64":
+            result.body = embeddings_as_base64(result.body)
         provider.state.ok()
         call.usage = result.usage
         call.response_body = result.body
@@ -117,7 +120,11 @@ def _allowed(allowed: tuple[str, ...] | None, name: str, target: Target | None) 
 
 
 async def list_models(gw: Gateway, request: Request, send: Send) -> None:
-    """``GET /v1/models``: what this key may call; ``?provider=`` (or ``?gateway=``) filters."""
+    """``GET /v1/models``: what this key may call; ``?provider=`` (or ``?gateway=``) filters.
+
+    Provider lists come from memory (:mod:`llmrelay.providers.model_lists`);
+    ``?refresh=true`` asks the providers again first.
+    """
     call = Call.start(request, "/v1/models")
     try:
         await authenticate(gw, call)
@@ -125,6 +132,11 @@ async def list_models(gw: Gateway, request: Request, send: Send) -> None:
         only = query.get("provider") or query.get("gateway")
         if only is not None and gw.registry.get(only) is None:
             raise NotFound(f"unknown provider: {only}", param="provider")
+        names = [only] if only is not None else [p.name for p in gw.registry]
+        if query.get("refresh", "").lower() in ("1", "true", "yes"):
+            await gw.model_lists.refresh(names)
+        else:
+            await gw.model_lists.first_fetch(names)
         assert call.key is not None
         allowed = call.key.allowed_models
         data: list[dict[str, Any]] = []

@@ -27,7 +27,7 @@ async def health(gw: Gateway, request: Request, send: Send) -> None:
 
 
 async def ready(gw: Gateway, request: Request, send: Send) -> None:
-    """Readiness: the database answers, and what we last saw of each provider."""
+    """Readiness: the database answers; what we last saw of each provider and target."""
     db: dict[str, object] = {"ok": False}
     t0 = time.perf_counter()
     try:
@@ -37,15 +37,26 @@ async def ready(gw: Gateway, request: Request, send: Send) -> None:
     except Exception as exc:
         db = {"ok": False, "error": type(exc).__name__}
     providers = {p.name: {"type": p.spec.type, **p.state.as_dict()} for p in gw.registry}
+    # Circuit breakers per target; an open one is skipped by routing, not a readiness failure.
+    circuits = await gw.router.breaker.snapshot()
     is_ready = bool(db["ok"]) and not gw.draining
     body = {
         "status": "ready" if is_ready else "not_ready",
         "draining": gw.draining,
         "database": db,
         "providers": providers,
+        "circuits": circuits,
+        # Limits/budgets backend: "local" or "redis" (with its breaker state and fail mode).
+        "governance": gw.governor.status(),
         "log_queue": gw.writer.pending,
     }
     await send_bytes(send, 200 if is_ready else 503, orjson.dumps(body), [])
+
+
+async def metrics(gw: Gateway, request: Request, send: Send) -> None:
+    """Prometheus text exposition (per process; scrape every worker or run one)."""
+    content_type = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+    await send_bytes(send, 200, gw.metrics.render(), [], content_type)
 
 
 async def db_stats(gw: Gateway, request: Request, send: Send) -> None:

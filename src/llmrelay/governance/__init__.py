@@ -1,1 +1,2 @@
-"""Who may call what: virtual keys (and, later, limits and budgets)."""
+"""Who may call what, how much, and at what cost: virtual keys and teams, rate limits,
+budgets, prices and usage accounting (see docs/operations.md)."""

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from llmrelay.errors import AuthenticationError
-from llmrelay.store.schema import ApiKey, new_id, utcnow
+from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
 
 KEY_PREFIX = "sk-relay-"
 _MAX_CACHE = 100_000
@@ -36,6 +36,27 @@ def hash_key(key: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class TeamRecord:
+    """A team as the hot path sees it: limits and budgets shared by all its keys."""
+
+    id: str
+    name: str
+    rate_limit: int | None = None
+    rph_limit: int | None = None
+    tpm_limit: int | None = None
+    monthly_budget: Decimal | None = None
+    daily_budget: Decimal | None = None
+
+    @classmethod
+    def from_row(cls, row: Team) -> TeamRecord:
+        return cls(
+            id=row.id, name=row.name, rate_limit=row.rate_limit, rph_limit=row.rph_limit,
+            tpm_limit=row.tpm_limit, monthly_budget=row.monthly_budget,
+            daily_budget=row.daily_budget,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class KeyRecord:
     id: str
     name: str
@@ -45,9 +66,16 @@ class KeyRecord:
     tpm_limit: int | None
     monthly_budget: Decimal | None
     metadata: dict[str, Any] | None
+    #: Name of the route config used when a request brings none of its own.
+    route_config: str | None = None
+    rph_limit: int | None = None
+    daily_budget: Decimal | None = None
+    #: ``{model pattern: {"rpm": n, "rph": n, "tpm": n}}``.
+    model_limits: dict[str, dict[str, int]] | None = None
+    team: TeamRecord | None = None
 
     @classmethod
-    def from_row(cls, row: ApiKey) -> KeyRecord:
+    def from_row(cls, row: ApiKey, team: Team | None = None) -> KeyRecord:
         return cls(
             id=row.id,
             name=row.name,
@@ -57,6 +85,11 @@ class KeyRecord:
             tpm_limit=row.tpm_limit,
             monthly_budget=row.monthly_budget,
             metadata=row.metadata_,
+            route_config=row.route_config,
+            rph_limit=row.rph_limit,
+            daily_budget=row.daily_budget,
+            model_limits=row.model_limits,
+            team=TeamRecord.from_row(team) if team is not None else None,
         )
 
 
@@ -93,7 +126,8 @@ class KeyStore:
                 row = await session.scalar(
                     select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.enabled.is_(True))
                 )
-            record = KeyRecord.from_row(row) if row is not None else None
+                team = await session.get(Team, row.team_id) if row and row.team_id else None
+            record = KeyRecord.from_row(row, team) if row is not None else None
             if len(self._cache) >= _MAX_CACHE:
                 self._cache.clear()
             self._cache[digest] = (time.monotonic() + self._ttl, record)
@@ -116,6 +150,11 @@ async def create_key(
     tpm: int | None = None,
     budget: Decimal | None = None,
     metadata: dict[str, Any] | None = None,
+    route_config: str | None = None,
+    rph: int | None = None,
+    daily_budget: Decimal | None = None,
+    team_id: str | None = None,
+    model_limits: dict[str, dict[str, int]] | None = None,
 ) -> tuple[str, ApiKey]:
     """Create a key; returns the clear key (shown once) and its row."""
     key = generate_key()
@@ -130,6 +169,11 @@ async def create_key(
         tpm_limit=tpm,
         monthly_budget=budget,
         metadata_=metadata,
+        route_config=route_config,
+        rph_limit=rph,
+        daily_budget=daily_budget,
+        team_id=team_id,
+        model_limits=model_limits,
         created_at=utcnow(),
     )
     async with sessions() as session, session.begin():

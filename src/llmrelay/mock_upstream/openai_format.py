@@ -202,14 +202,20 @@ def plan_chat_reply(
 
     Default: the last user text verbatim.  If the request offers ``tools`` and
     the last user text contains the word "tool", call the first tool with
-    ``{}`` as arguments.  An explicit ``reply`` always wins (plain text).
-    Completion tokens are the words of the reply (of name + arguments for a
-    tool call).
+    ``{}`` as arguments.  Right after a tool turn (the conversation ends with
+    ``tool`` messages) the reply is the tools' output, so tool loops end.  An
+    explicit ``reply`` always wins (plain text).  Completion tokens are the
+    words of the reply (of name + arguments for a tool call).
     """
     messages = body.get("messages")
     messages = messages if isinstance(messages, list) else []
     prompt = prompt_tokens(messages)
     text = last_user_text(messages)
+    results = [m for m in reversed(messages) if isinstance(m, Mapping)]
+    results = results[: next((i for i, m in enumerate(results) if m.get("role") != "tool"),
+                             len(results))]
+    if results and reply is None:
+        reply = "".join(content_text(m.get("content")) for m in reversed(results))
     function = None if reply is not None else _tool_to_call(body, text)
     if function is not None:
         call = ToolCall(id=tool_call_id, name=str(function["name"]), arguments="{}")

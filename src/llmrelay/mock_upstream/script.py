@@ -64,6 +64,12 @@ class Behaviour:
     #: Streams only: send this many events, then close the socket without the
     #: terminator (``[DONE]`` for OpenAI).  ``None`` means never drop.
     drop_after_chunks: int | None = None
+    #: Streams only: send this many events, then the provider's in-stream error event
+    #: (Anthropic's ``event: error``, the Responses API's ``error``) and end the
+    #: stream; ``error_type`` / ``error_message`` pick the error (default: the
+    #: provider's "overloaded" error). ``status`` stays 200: the stream has begun.
+    #: Honoured by the wire formats that have such an event.
+    error_after_chunks: int | None = None
     #: Reply text instead of the default (echo of the last user message).
     reply: str | None = None
     #: Close the socket without sending any response (after ``delay_ms``).
@@ -98,6 +104,7 @@ class Behaviour:
             delay_ms=_non_negative(data, "delay_ms"),
             chunk_delay_ms=_non_negative(data, "chunk_delay_ms"),
             drop_after_chunks=_opt_count(data, "drop_after_chunks"),
+            error_after_chunks=_opt_count(data, "error_after_chunks"),
             reply=_opt_str(data, "reply"),
             close_connection=_bool(data, "close_connection"),
             usage=_opt_mapping(data, "usage"),

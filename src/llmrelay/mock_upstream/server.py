@@ -34,6 +34,11 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from . import openai_format as oa
+from . import responses_format as rf
+from .anthropic_routes import anthropic_routes
+from .azure_routes import azure_routes
+from .bedrock_routes import bedrock_routes
+from .gemini_routes import gemini_routes
 from .script import (
     Behaviour,
     BehaviourError,
@@ -204,6 +209,32 @@ class _OpenAIHandlers:
             response["usage"] = {**response["usage"], **behaviour.usage}
         return json_response(response, headers=self._headers(behaviour))
 
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/responses``: the Responses API, JSON or typed SSE events."""
+        begun = await self._begin(request)
+        if isinstance(begun, web.StreamResponse):
+            return begun
+        behaviour, body = begun
+        invalid = rf.request_error(body)
+        if invalid is not None:
+            return self._error(400, message=invalid[0], param=invalid[1])
+        reply = rf.plan(body, reply=behaviour.reply, usage=behaviour.usage,
+                        call_id=oa.new_tool_call_id())
+        item_id = rf.new_item_id("fc_" if reply.tool_call is not None else "msg_")
+        response_id, created = rf.new_response_id(), int(time.time())
+        if body.get("stream") is not True:
+            obj = rf.response(body, response_id=response_id, created=created, reply=reply,
+                              item_id=item_id)
+            return json_response(obj, headers=self._headers(behaviour))
+        events = rf.stream_events(body, response_id=response_id, created=created, reply=reply,
+                                  item_id=item_id)
+        if behaviour.error_after_chunks is not None:
+            events = events[: behaviour.error_after_chunks]
+            events.append(rf.error_event(message=behaviour.error_message,
+                                         code=behaviour.error_code, sequence_number=len(events)))
+        return await send_event_stream(request, events, behaviour,
+                                       headers=self._headers(behaviour))
+
     async def models(self, request: web.Request) -> web.StreamResponse:
         begun = await self._begin(request, use_queue=False)
         if isinstance(begun, web.StreamResponse):
@@ -219,11 +250,14 @@ def openai_routes(state: MockState) -> list[web.RouteDef]:
     return [
         web.post("/v1/chat/completions", handlers.chat_completions),
         web.post("/v1/embeddings", handlers.embeddings),
+        web.post("/v1/responses", handlers.responses),
         web.get("/v1/models", handlers.models, allow_head=False),
     ]
 
 
-DEFAULT_PROVIDERS: tuple[RouteFactory, ...] = (openai_routes,)
+DEFAULT_PROVIDERS: tuple[RouteFactory, ...] = (
+    openai_routes, anthropic_routes, gemini_routes, bedrock_routes, azure_routes,
+)
 
 
 # -- provider-neutral parts --------------------------------------------------------

@@ -37,6 +37,7 @@ class Usage:
             completion_tokens=completion,
             total_tokens=int(usage.get("total_tokens") or prompt + completion),
             cached_tokens=int(details.get("cached_tokens") or 0),
+            cache_write_tokens=int(details.get("cache_write_tokens") or 0),
             reasoning_tokens=int(out_details.get("reasoning_tokens") or 0),
         )
 
@@ -77,6 +78,30 @@ class ProviderSpec:
     stream_usage: bool = True
     lists_models: bool = True
     static_models: tuple[str, ...] = ()
+    #: Drop parameters the provider cannot honour instead of refusing the request.
+    drop_params: bool = False
+    #: Azure OpenAI ``api-version`` query parameter.
+    api_version: str | None = None
+    #: AWS region (Bedrock).
+    region: str | None = None
+    #: Google Cloud project and location (Vertex AI).
+    project: str | None = None
+    location: str | None = None
+    #: AWS credentials (Bedrock SigV4); never shown in a repr.
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+
+
+class FrameSplitter(Protocol):
+    """Cuts a provider's stream bytes into whole frames for :meth:`StreamTranslator.feed`.
+
+    SSE (:class:`llmrelay.sse.EventSplitter`) is the default; an adapter whose stream
+    is framed differently (Bedrock's AWS event stream) defines
+    ``stream_splitter(spec) -> FrameSplitter`` and the relay uses that instead.
+    """
+
+    def feed(self, chunk: bytes) -> list[bytes]: ...
 
 
 class StreamTranslator(Protocol):

@@ -14,6 +14,7 @@ import orjson
 
 from llmrelay.errors import UpstreamError
 from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall, Usage
+from llmrelay.providers.openai_responses import responses_call
 from llmrelay.sse import event_data
 
 
@@ -111,6 +112,18 @@ class OpenAICompatAdapter:
         self, spec: ProviderSpec, model: str, client_wants_usage: bool
     ) -> OpenAIStreamRelay:
         return OpenAIStreamRelay(client_wants_usage or not spec.stream_usage)
+
+    def responses_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str
+    ) -> UpstreamCall | None:
+        """``/v1/responses`` passed through; ``None`` where only chat exists.
+
+        Of the OpenAI-compatible hosts only OpenAI itself (``type: openai``) serves the
+        Responses API; for every other one ``/v1/responses`` is translated to chat.
+        """
+        if spec.type != "openai":
+            return None
+        return responses_call(spec, _headers(spec), body, model)
 
     def embeddings_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str

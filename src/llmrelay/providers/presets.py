@@ -42,6 +42,11 @@ _ROWS = [
     Preset("featherless", "https://api.featherless.ai/v1", "FEATHERLESS_API_KEY"),
     Preset("chutes", "https://llm.chutes.ai/v1", "CHUTES_API_KEY"),
     Preset("huggingface", "https://router.huggingface.co/v1", "HF_TOKEN"),
+    # Anthropic is native (its adapter is registry.ADAPTERS["anthropic"]); the row gives
+    # its defaults and switches it on when ANTHROPIC_API_KEY is set. The adapter sends
+    # x-api-key and anthropic-version itself.
+    Preset("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
+           auth_header="x-api-key", auth_prefix=""),
     # Local servers: no key; switched on by their base-URL variable.
     Preset("ollama", "http://localhost:11434/v1", "", "OLLAMA_BASE_URL"),
     Preset("vllm", "http://localhost:8000/v1", "VLLM_API_KEY", "VLLM_BASE_URL"),

@@ -12,8 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from llmrelay.config import ProviderConfig, Settings
+from llmrelay.providers.anthropic import AnthropicAdapter
+from llmrelay.providers.azure import AzureOpenAIAdapter
 from llmrelay.providers.base import Adapter, ProviderSpec
+from llmrelay.providers.bedrock import BedrockAdapter
+from llmrelay.providers.gemini import GeminiAdapter, VertexAdapter
 from llmrelay.providers.openai_compat import OpenAICompatAdapter
+from llmrelay.providers.options import family_fields
 from llmrelay.providers.presets import PRESETS
 from llmrelay.upstream import Transport
 
@@ -23,6 +28,12 @@ ADAPTERS: dict[str, Callable[[], Adapter]] = {
     "openai_compatible": OpenAICompatAdapter,
     "mock": OpenAICompatAdapter,
     **{name: OpenAICompatAdapter for name in PRESETS},
+    # Native families (after the presets: a preset row may hold their defaults).
+    "anthropic": AnthropicAdapter,
+    "gemini": GeminiAdapter,
+    "vertex": VertexAdapter,
+    "bedrock": BedrockAdapter,
+    "azure": AzureOpenAIAdapter,
 }
 
 MOCK_MODELS = ("echo",)
@@ -90,6 +101,9 @@ def spec_from_config(cfg: ProviderConfig, env: Mapping[str, str]) -> ProviderSpe
             )
         if api_key is None and preset.key_env:
             api_key = env.get(preset.key_env)
+    native = family_fields(cfg, env)
+    if native is not None:
+        base_url, api_key = native.base_url, native.api_key
     headers = dict(preset.extra_headers) if preset else {}
     headers.update(cfg.headers)
     return ProviderSpec(
@@ -103,8 +117,11 @@ def spec_from_config(cfg: ProviderConfig, env: Mapping[str, str]) -> ProviderSpe
         timeout=cfg.timeout,
         connect_timeout=cfg.connect_timeout,
         stream_usage=preset.stream_usage if preset else True,
-        lists_models=(preset.lists_models if preset else True) and cfg.type != "mock",
+        lists_models=(preset.lists_models if preset else True) and cfg.type != "mock"
+        and (native is None or native.lists_models),
         static_models=tuple(cfg.models),
+        drop_params=cfg.drop_params,
+        **(native.spec_fields() if native is not None else {}),
     )
 
 
@@ -150,6 +167,12 @@ def build_registry(
             continue
         spec = spec_from_config(cfg, env)
         transport = mock if cfg.type == "mock" else http
+        if cfg.type == "vertex":  # OAuth2 tokens are minted on the transport side
+            from llmrelay.providers.google_auth import vertex_transport
+
+            transport = vertex_transport(
+                cfg.name, cfg.credentials_file or env.get("GOOGLE_APPLICATION_CREDENTIALS"), http
+            )
         providers[cfg.name] = Provider(spec, ADAPTERS[cfg.type](), transport)
     if settings.mock_provider and "mock" not in providers:
         spec = ProviderSpec(

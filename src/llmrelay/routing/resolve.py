@@ -6,8 +6,10 @@ before the first slash is tried as a provider name, and only if such a provider 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import Any
 
 from llmrelay.errors import PermissionDenied, UnknownModel
 from llmrelay.providers.registry import Provider, Registry
@@ -18,10 +20,20 @@ class Target:
     provider: Provider
     #: The model id sent upstream.
     model: str
+    #: Request parameters a route config sets for this target (``override_params``).
+    overrides: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def qualified(self) -> str:
         return f"{self.provider.name}/{self.model}"
+
+    def body_for(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The OpenAI-shaped body for this target: the client's plus the route's overrides.
+
+        Every ``build(target)`` passed to ``open_routed`` must use it, so overrides apply
+        before any adapter translates the body.
+        """
+        return {**body, **self.overrides} if self.overrides else body
 
 
 class Resolver:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -58,6 +59,17 @@ class ApiKey(Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True)
     #: Name of the route config applied when a request brings none of its own.
     route_config: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: The team whose limits and budgets also apply to this key (all its keys together).
+    team_id: Mapped[str | None] = mapped_column(
+        String(32),
+        ForeignKey("teams.id", ondelete="SET NULL", name="fk_api_keys_team_id_teams"),
+        nullable=True,
+        index=True,
+    )
+    rph_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)  # requests/hour
+    daily_budget: Mapped[Decimal | None] = mapped_column(Numeric(20, 6), nullable=True)
+    #: Per key+model limits: ``{"gpt-4o*": {"rpm": 10, "tpm": 20000}, ...}``.
+    model_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -83,15 +95,24 @@ class Model(Base):
     """A catalog entry (LiteLLM/BerriAI catalog fields): what a model costs."""
 
     __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("model_name", name="uq_models_model_name"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    model_name: Mapped[str] = mapped_column(String(300), index=True)
+    model_name: Mapped[str] = mapped_column(String(300))
     litellm_provider: Mapped[str | None] = mapped_column(String(100), nullable=True)
     input_cost_per_token: Mapped[Decimal | None] = mapped_column(Numeric(24, 15), nullable=True)
     output_cost_per_token: Mapped[Decimal | None] = mapped_column(Numeric(24, 15), nullable=True)
     mode: Mapped[str | None] = mapped_column(String(50), nullable=True)
     max_input_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: Price of a prompt token read from the provider's prompt cache.
+    cache_read_input_token_cost: Mapped[Decimal | None] = mapped_column(
+        Numeric(24, 15), nullable=True
+    )
+    #: Price of a prompt token written to the provider's prompt cache.
+    cache_creation_input_token_cost: Mapped[Decimal | None] = mapped_column(
+        Numeric(24, 15), nullable=True
+    )
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -126,6 +147,8 @@ class RequestRow(Base):
     body: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: Every upstream attempt: ``[{provider, model, status, error, latency_ms}, ...]``.
     attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    #: What the call cost, in nano-dollars (1e-9 USD); null when it reached no provider.
+    cost_nanos: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ResponseRow(Base):
@@ -163,3 +186,87 @@ class RouteConfig(Base):
 
 
 Index("ix_requests_key_created", RequestRow.api_key_id, RequestRow.created_at)
+
+
+class Team(Base):
+    """A group of keys sharing limits and budgets (applied to all its keys together)."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    rate_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)  # requests/minute
+    rph_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)  # requests/hour
+    tpm_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)  # tokens/minute
+    monthly_budget: Mapped[Decimal | None] = mapped_column(Numeric(20, 6), nullable=True)
+    daily_budget: Mapped[Decimal | None] = mapped_column(Numeric(20, 6), nullable=True)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UsageRecord(Base):
+    """What one call that reached a provider used and cost (id = its ``requests`` id).
+
+    Money is integer nano-dollars (``cost_nanos``), exact on every database;
+    ``total_cost_usd`` is the same amount as a decimal for SQL reports (seed 000).
+    """
+
+    __tablename__ = "usage_records"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    api_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    team_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    route: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    upstream_model: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    status_code: Mapped[int] = mapped_column(Integer)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    #: Usage estimated by the gateway (a stream cut before the provider reported it).
+    usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_cost_usd: Mapped[Decimal] = mapped_column(Numeric(20, 9), default=Decimal(0))
+
+
+Index("ix_usage_records_key_created", UsageRecord.api_key_id, UsageRecord.created_at)
+Index("ix_usage_records_team_created", UsageRecord.team_id, UsageRecord.created_at)
+
+
+class MonthlyUsageSummary(Base):
+    """Per key and calendar month (UTC): kept current by the batch writer."""
+
+    __tablename__ = "monthly_usage_summary"
+
+    api_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    total_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: ``total_cost_nanos`` as dollars, recomputed from it on every update (never summed).
+    total_cost_usd: Mapped[Decimal] = mapped_column(Numeric(20, 9), default=Decimal(0))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SpendCounter(Base):
+    """Persisted budget spend per key or team and period, so a restart keeps it.
+
+    ``period`` is ``YYYY-MM`` (monthly budgets) or ``YYYY-MM-DD`` (daily), in UTC.
+    """
+
+    __tablename__ = "spend_counters"
+
+    scope: Mapped[str] = mapped_column(String(10), primary_key=True)  # "key" | "team"
+    scope_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    spent_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

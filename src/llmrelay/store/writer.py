@@ -14,17 +14,21 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.store.schema import RequestRow, ResponseRow, new_id
 from llmrelay.telemetry.interaction import Interaction, redact
 
 log = logging.getLogger("llmrelay.writer")
+
+#: Writes more rows for a batch on the batch's connection (same transaction).
+BatchSink = Callable[[AsyncConnection, list[Interaction]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -76,6 +80,10 @@ class LogWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.stats = WriterStats()
+        #: More writes for each batch, run inside its transaction (all or nothing).
+        self.sinks: list[BatchSink] = []
+        #: Called once per batch before it is written (metrics); must not do I/O.
+        self.observers: list[Callable[[list[Interaction]], None]] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="llmrelay-log-writer")
@@ -111,6 +119,11 @@ class LogWriter:
 
     async def _write_with_retry(self, batch: list[Interaction]) -> None:
         self._write_log_lines(batch)
+        for observe in self.observers:
+            try:
+                observe(batch)
+            except Exception:
+                log.exception("batch observer failed")
         delay = 0.1
         while True:
             try:
@@ -145,6 +158,8 @@ class LogWriter:
                     "client_ip": it.client_ip,
                     "user_agent": (it.user_agent or "")[:300] or None,
                     "body": _text(it.request_body) if self._bodies else None,
+                    "attempts": it.attempts or None,
+                    "cost_nanos": it.cost_nanos,
                 }
             )
             responses.append(
@@ -169,6 +184,8 @@ class LogWriter:
         async with self._engine.begin() as conn:
             await conn.execute(insert(RequestRow), requests)
             await conn.execute(insert(ResponseRow), responses)
+            for sink in self.sinks:  # e.g. usage rows and summaries, in the same transaction
+                await sink(conn, batch)
         took = time.perf_counter() - t0
         self.stats.batches += 1
         self.stats.written += len(batch)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,13 @@ class Interaction:
     request_body: bytes | None = None
     response_body: bytes | None = None
     bytes_out: int = 0
-    attempts: int = 0
+    #: Every upstream try: ``{provider, model, status, error, message, latency_ms, ...}``.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    #: Exact cost in nano-dollars (1e-9 USD); None when it could not be priced.
+    cost_nanos: int | None = None
+    team_id: str | None = None
+    #: The usage was estimated by the gateway (a stream cut before usage arrived).
+    usage_estimated: bool = False
 
     def log_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -61,8 +67,15 @@ class Interaction:
                 "total_tokens": self.usage.total_tokens,
                 "cached_tokens": self.usage.cached_tokens,
             }
+            if self.usage_estimated:
+                entry["usage"]["estimated"] = True
+        if self.cost_nanos is not None:
+            # Exact decimal text of integer nano-dollars (never a float).
+            entry["cost_usd"] = f"{self.cost_nanos // 10**9}.{self.cost_nanos % 10**9:09d}"
         if self.finish_reason:
             entry["finish_reason"] = self.finish_reason
+        if len(self.attempts) > 1 or (self.attempts and self.attempts[0].get("status") != 200):
+            entry["attempts"] = self.attempts
         if self.error_type:
             entry["error"] = {"type": self.error_type, "message": redact(self.error_message or "")}
         if self.request_body is not None:

@@ -1,0 +1,103 @@
+"""``POST /v1/messages``: Anthropic's Messages API in front of every configured model.
+
+The official ``anthropic`` SDK (and tools built on it) can use any model llmrelay
+routes to: the request is translated to an OpenAI chat body
+(:mod:`.messages_translate`), goes through the same pipeline as ``/v1/chat/completions``
+(auth with ``x-api-key``, limits, routing, logging, cost), and the answer is translated
+back — a ``message`` object, or Anthropic's SSE events (:mod:`.messages_stream`).
+Errors leave in Anthropic's shape, ``{"type": "error", "error": {type, message}}``.
+
+When the target that answers is itself an Anthropic provider (and its route adds no
+parameter overrides), the client's body is sent as is and the answer relayed
+untouched: no double translation, so Anthropic-only features (thinking signatures,
+prompt caching, server tools, citations) keep working.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from llmrelay.api.messages_stream import AnthropicEncoder
+from llmrelay.api.messages_translate import to_chat, to_message, validate
+from llmrelay.api.openai import require_model, stream_flag
+from llmrelay.asgi import Send
+from llmrelay.context import Call
+from llmrelay.errors import GatewayError
+from llmrelay.pipeline import open_routed, read_upstream, relay_stream, respond_json
+from llmrelay.providers.anthropic_convert import anthropic_error
+from llmrelay.providers.base import UpstreamCall
+from llmrelay.routing.resolve import Target
+
+if TYPE_CHECKING:
+    from llmrelay.app import Gateway
+
+
+def _native(target: Target) -> Any:
+    """The adapter's pass-through builder when the target can take the body as is."""
+    if target.overrides:
+        return None
+    return getattr(target.provider.adapter, "messages_request", None)
+
+
+class Messages:
+    """The ``/v1/messages`` endpoint."""
+
+    def validate(self, body: dict[str, Any]) -> tuple[str, bool]:
+        model = require_model(body)
+        stream = stream_flag(body)
+        validate(body)
+        return model, stream
+
+    def render_error(self, exc: GatewayError) -> bytes:
+        return orjson.dumps(anthropic_error(exc))
+
+    async def execute(self, gw: Gateway, call: Call, send: Send) -> None:
+        assert call.body is not None
+        body = call.body
+        stream = call.stream
+        beta = call.request.header("anthropic-beta")
+        translated: list[dict[str, Any]] = []  # the chat body, made once when first needed
+
+        def build(t: Target) -> UpstreamCall:
+            native = _native(t)
+            if native is not None:
+                call_: UpstreamCall = native(t.provider.spec, body, t.model, stream, beta)
+                return call_
+            if not translated:
+                translated.append(to_chat(body))
+            return t.provider.adapter.chat_request(t.provider.spec, t.body_for(translated[0]),
+                                                   t.model, stream)
+
+        resp = await open_routed(gw, call, build, stream=stream)
+        assert call.target is not None
+        provider = call.target.provider
+        adapter: Any = provider.adapter
+        passthrough = _native(call.target) is not None
+        if stream:
+            if passthrough:
+                translator = adapter.messages_stream(provider.spec, call.target.model)
+                await relay_stream(gw, call, resp, translator, send,
+                                   error_event=self._error_event)
+                return
+            translator = adapter.chat_stream(provider.spec, call.target.model, True)
+            await relay_stream(gw, call, resp, translator, send,
+                               encoder=AnthropicEncoder(call.target.model))
+            return
+        raw = await read_upstream(call, resp)
+        if passthrough:
+            result = adapter.messages_response(provider.spec, raw)
+            out = result.body
+        else:
+            result = adapter.chat_response(provider.spec, raw, call.target.model)
+            out = orjson.dumps(to_message(orjson.loads(result.body)))
+        provider.state.ok()
+        call.usage = result.usage
+        call.finish_reason = result.finish_reason
+        call.response_body = out
+        await respond_json(call, send, out)
+
+    @staticmethod
+    def _error_event(exc: GatewayError) -> bytes:
+        return b"event: error\ndata: " + orjson.dumps(anthropic_error(exc)) + b"\n\n"

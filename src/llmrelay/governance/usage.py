@@ -1,0 +1,145 @@
+"""Usage rows, monthly summaries and persisted spend, written with each log batch.
+
+The batch writer runs :func:`write_usage` inside the transaction that inserts the
+batch's ``requests`` rows, so a call's request row, usage row, summary increment and
+spend increment land together or not at all (a failed batch is retried whole). The
+client never waits for any of it.
+
+Increments are upserts (``INSERT ... ON CONFLICT DO UPDATE col = col + excluded.col``)
+so several gateway instances can add to the same summary row without losing updates;
+rows are touched in sorted order so two concurrent batches cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from llmrelay.governance.budgets import Budget, day_period, month_period
+from llmrelay.governance.pricing import nanos_to_usd
+from llmrelay.store.schema import MonthlyUsageSummary, SpendCounter, UsageRecord, utcnow
+from llmrelay.telemetry.interaction import Interaction
+
+
+def _usage_row(it: Interaction) -> dict[str, Any]:
+    u = it.usage
+    cost = it.cost_nanos or 0
+    return {
+        "id": it.id,
+        "created_at": it.created_at,
+        "api_key_id": it.api_key_id,
+        "team_id": it.team_id,
+        "route": it.route,
+        "model": it.model,
+        "provider": it.provider,
+        "upstream_model": it.upstream_model,
+        "stream": it.stream,
+        "status_code": it.status,
+        "prompt_tokens": u.prompt_tokens if u else 0,
+        "completion_tokens": u.completion_tokens if u else 0,
+        "total_tokens": u.total_tokens if u else 0,
+        "cached_tokens": u.cached_tokens if u else 0,
+        "cache_write_tokens": u.cache_write_tokens if u else 0,
+        "usage_estimated": it.usage_estimated,
+        "cost_nanos": cost,
+        "total_cost_usd": nanos_to_usd(cost),
+    }
+
+
+def dialect_insert(dialect: str, table: Any) -> Any:
+    """``INSERT`` with ``on_conflict_do_update`` (PostgreSQL and SQLite share the API)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+def _usd_of(conn: AsyncConnection, nanos: Any) -> Any:
+    """``nanos / 1e9`` in SQL, derived from the exact integer (never accumulated)."""
+    if conn.dialect.name == "postgresql":
+        return sa.cast(nanos, sa.Numeric(30, 9)) / sa.literal(1_000_000_000, sa.Numeric(30, 0))
+    return nanos / sa.literal(1e9, sa.Float)
+
+
+async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
+    rows = [_usage_row(it) for it in batch if it.api_key_id is not None]
+    if not rows:
+        return
+    await conn.execute(insert(UsageRecord), rows)
+    now = utcnow()
+
+    months: dict[tuple[str, int, int], dict[str, Any]] = {}
+    spend: dict[tuple[str, str, str], int] = defaultdict(int)
+    for it, row in zip((it for it in batch if it.api_key_id is not None), rows, strict=True):
+        key_id = row["api_key_id"]
+        created = it.created_at
+        m = months.setdefault((key_id, created.year, created.month), {
+            "api_key_id": key_id, "year": created.year, "month": created.month,
+            "team_id": row["team_id"], "total_requests": 0, "prompt_tokens": 0,
+            "completion_tokens": 0, "total_tokens": 0, "total_cost_nanos": 0,
+        })
+        m["team_id"] = row["team_id"]
+        m["total_requests"] += 1
+        m["prompt_tokens"] += row["prompt_tokens"]
+        m["completion_tokens"] += row["completion_tokens"]
+        m["total_tokens"] += row["total_tokens"]
+        m["total_cost_nanos"] += row["cost_nanos"]
+        cost = row["cost_nanos"]
+        if cost:
+            month, _ = month_period(created)
+            day, _ = day_period(created)
+            scopes = [("key", key_id)] + ([("team", row["team_id"])] if row["team_id"] else [])
+            for scope, scope_id in scopes:
+                spend[(scope, scope_id, month)] += cost
+                spend[(scope, scope_id, day)] += cost
+
+    summary = MonthlyUsageSummary.__table__
+    for key in sorted(months):
+        values = months[key]
+        stmt = dialect_insert(conn.dialect.name, summary).values(
+            **values, total_cost_usd=nanos_to_usd(values["total_cost_nanos"]), updated_at=now,
+        )
+        added = {c: summary.c[c] + stmt.excluded[c] for c in (
+            "total_requests", "prompt_tokens", "completion_tokens", "total_tokens",
+            "total_cost_nanos")}
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["api_key_id", "year", "month"],
+            set_={**added, "team_id": stmt.excluded.team_id, "updated_at": now,
+                  "total_cost_usd": _usd_of(conn, added["total_cost_nanos"])},
+        )
+        await conn.execute(stmt)
+
+    counters = SpendCounter.__table__
+    for (scope, scope_id, period) in sorted(spend):
+        stmt = dialect_insert(conn.dialect.name, counters).values(
+            scope=scope, scope_id=scope_id, period=period,
+            spent_nanos=spend[(scope, scope_id, period)], updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["scope", "scope_id", "period"],
+            set_={"spent_nanos": counters.c.spent_nanos + stmt.excluded.spent_nanos,
+                  "updated_at": now},
+        )
+        await conn.execute(stmt)
+
+
+def spend_loader(engine: AsyncEngine) -> Any:
+    """A :data:`~llmrelay.governance.backend.SpendLoader` reading ``spend_counters``."""
+
+    async def load(budget: Budget) -> int:
+        async with engine.connect() as conn:
+            value = await conn.scalar(
+                text("SELECT spent_nanos FROM spend_counters "
+                     "WHERE scope = :scope AND scope_id = :id AND period = :period"),
+                {"scope": budget.scope, "id": budget.scope_id, "period": budget.period},
+            )
+        return int(value or 0)
+
+    return load

@@ -1,0 +1,94 @@
+"""Route factory for Anthropic's wire format: ``POST /v1/messages``.
+
+Scripted with the same :class:`~.script.Behaviour` knobs as the OpenAI routes (status,
+delays, dropped streams, reply, usage) plus ``error_after_chunks`` for Anthropic's
+in-stream ``error`` event. Authenticates with ``x-api-key`` when the mock has an
+``api_key`` and, like Anthropic, refuses calls without ``anthropic-version``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from . import anthropic_format as af
+from .script import (
+    Behaviour,
+    BehaviourError,
+    apply_preamble,
+    closed_response,
+    send_event_stream,
+)
+
+if TYPE_CHECKING:
+    from .server import MockState
+
+
+def _json(obj: object, status: int, headers: dict[str, str]) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), status=status,
+                        headers={"Content-Type": "application/json", **headers})
+
+
+class _AnthropicHandlers:
+    def __init__(self, state: MockState) -> None:
+        self._state = state
+
+    @staticmethod
+    def _headers(behaviour: Behaviour) -> dict[str, str]:
+        headers = {"request-id": af.new_request_id()}
+        headers.update(behaviour.headers)
+        return headers
+
+    def _error(self, status: int, behaviour: Behaviour | None = None, *,
+               message: str | None = None) -> web.Response:
+        b = behaviour or Behaviour()
+        body = af.error_body(status, message=message or b.error_message,
+                             error_type=b.error_type)
+        return _json(body, status, self._headers(b))
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        try:
+            behaviour = self._state.script.next_for(request.headers)
+        except BehaviourError as exc:
+            return self._error(400, message=str(exc))
+        if await apply_preamble(request, behaviour):
+            return closed_response()
+        if behaviour.is_error:
+            return self._error(behaviour.status, behaviour)
+        expected = self._state.api_key
+        if expected is not None and request.headers.get("x-api-key") != expected:
+            return self._error(401)
+        if not request.headers.get("anthropic-version"):
+            return self._error(400, message="anthropic-version: header is required")
+        try:
+            body: Any = orjson.loads(await request.read())
+            af.validate(body)
+        except orjson.JSONDecodeError:
+            return self._error(400, message="The request body is not valid JSON.")
+        except af.RequestError as exc:
+            return self._error(400, message=str(exc))
+        reply = af.plan_reply(body, reply=behaviour.reply, usage=behaviour.usage,
+                              tool_use_id=af.new_tool_use_id())
+        message_id, model = af.new_message_id(), str(body["model"])
+        if body.get("stream") is not True:
+            obj = af.message(message_id=message_id, model=model, reply=reply)
+            return _json(obj, 200, self._headers(behaviour))
+        events = af.stream_events(message_id=message_id, model=model, reply=reply)
+        terminator: bytes | None = af.STOP
+        if behaviour.error_after_chunks is not None:
+            events = [
+                *itertools.islice(events, behaviour.error_after_chunks),
+                af.error_event(message=behaviour.error_message, error_type=behaviour.error_type),
+            ]
+            terminator = None
+        return await send_event_stream(request, events, behaviour, terminator=terminator,
+                                       headers=self._headers(behaviour))
+
+
+def anthropic_routes(state: MockState) -> list[web.RouteDef]:
+    """Route factory for Anthropic's Messages API."""
+    handlers = _AnthropicHandlers(state)
+    return [web.post("/v1/messages", handlers.messages)]

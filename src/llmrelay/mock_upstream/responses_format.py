@@ -1,0 +1,190 @@
+"""Pure builders for OpenAI's Responses API (``POST /v1/responses``), JSON and typed SSE.
+
+Shapes copy what api.openai.com sends today
+(https://platform.openai.com/docs/api-reference/responses): a ``response`` object
+echoing the request's settings, ``message`` / ``function_call`` output items, and a
+stream of ``event: <type>`` + ``data:`` events numbered by ``sequence_number``, from
+``response.created`` to ``response.completed`` (no ``[DONE]``).
+
+The reply reuses the chat mock's plan (echo the last user text; call the first tool
+when the text says "tool"); after a ``function_call_output`` it echoes that output.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import orjson
+
+from . import openai_format as oa
+
+
+def _hex_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(24)
+
+
+def new_response_id() -> str:
+    return _hex_id("resp_")
+
+
+def new_item_id(prefix: str) -> str:
+    """``msg_...`` for messages, ``fc_...`` for function calls."""
+    return _hex_id(prefix)
+
+
+def request_error(body: object) -> tuple[str, str | None] | None:
+    if not isinstance(body, Mapping):
+        return "The request body must be a JSON object.", None
+    if not isinstance(body.get("model"), str):
+        return "Missing required parameter: 'model'.", "model"
+    value = body.get("input")
+    if not isinstance(value, str | list) or (isinstance(value, list) and not value):
+        return "Missing required parameter: 'input'.", "input"
+    return None
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(
+        str(p.get("text", "")) for p in content or []
+        if isinstance(p, Mapping) and p.get("type") in ("input_text", "output_text")
+    )
+
+
+def plan(body: Mapping[str, Any], *, reply: str | None, usage: Mapping[str, Any] | None,
+         call_id: str) -> oa.ChatReply:
+    """The chat mock's reply for the equivalent chat request."""
+    value = body.get("input")
+    items = [{"role": "user", "content": value}] if isinstance(value, str) else list(value or [])
+    messages = [{"role": i.get("role"), "content": _text(i.get("content"))}
+                for i in items if isinstance(i, Mapping) and "role" in i]
+    last = items[-1] if items else {}
+    if isinstance(last, Mapping) and last.get("type") == "function_call_output" and reply is None:
+        reply = str(last.get("output", ""))
+    tools = [{"type": "function", "function": {"name": t.get("name")}}
+             for t in body.get("tools") or [] if t.get("type") == "function"]
+    chat = {"messages": messages or [{"role": "user", "content": ""}], "tools": tools,
+            "tool_choice": body.get("tool_choice")}
+    return oa.plan_chat_reply(chat, reply=reply, usage=usage, tool_call_id=call_id)
+
+
+def _usage(chat_usage: Mapping[str, Any]) -> dict[str, Any]:
+    prompt = int(chat_usage.get("prompt_tokens") or 0)
+    completion = int(chat_usage.get("completion_tokens") or 0)
+    details = chat_usage.get("prompt_tokens_details") or {}
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": int(details.get("cached_tokens") or 0)},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": int(chat_usage.get("total_tokens") or prompt + completion),
+    }
+
+
+def _items(reply: oa.ChatReply, item_id: str, status: str) -> list[dict[str, Any]]:
+    call = reply.tool_call
+    if call is not None:
+        return [{"id": item_id, "type": "function_call", "status": status,
+                 "arguments": call.arguments if status == "completed" else "",
+                 "call_id": call.id, "name": call.name}]
+    text = reply.content or "" if status == "completed" else None
+    content = [] if text is None else [
+        {"type": "output_text", "annotations": [], "logprobs": [], "text": text}]
+    return [{"id": item_id, "type": "message", "status": status, "content": content,
+             "role": "assistant"}]
+
+
+def response(body: Mapping[str, Any], *, response_id: str, created: int,
+             reply: oa.ChatReply | None, item_id: str) -> dict[str, Any]:
+    """The ``response`` object; ``reply=None`` gives the in-progress one of a stream."""
+    done = reply is not None
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created,
+        "status": "completed" if done else "in_progress",
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": None,
+        "model": body.get("model"),
+        "output": _items(reply, item_id, "completed") if reply is not None else [],
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": None,
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default" if done else "auto",
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_logprobs": 0,
+        "top_p": body.get("top_p", 1.0),
+        "truncation": "disabled",
+        "usage": _usage(reply.usage) if reply is not None else None,
+        "user": None,
+        "metadata": body.get("metadata") or {},
+    }
+
+
+def encode_event(obj: Mapping[str, Any]) -> bytes:
+    return b"event: " + str(obj["type"]).encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+
+
+def stream_events(body: Mapping[str, Any], *, response_id: str, created: int,
+                  reply: oa.ChatReply, item_id: str) -> list[bytes]:
+    """The typed events of a streamed response, ``response.completed`` last."""
+    seq = iter(range(1_000_000))
+    events: list[dict[str, Any]] = []
+
+    def emit(kind: str, **fields: Any) -> None:
+        events.append({"type": kind, "sequence_number": next(seq), **fields})
+
+    pending = response(body, response_id=response_id, created=created, reply=None,
+                       item_id=item_id)
+    emit("response.created", response=pending)
+    emit("response.in_progress", response=pending)
+    added = _items(reply, item_id, "in_progress")[0]
+    done = _items(reply, item_id, "completed")[0]
+    emit("response.output_item.added", output_index=0, item=added)
+    if reply.tool_call is not None:
+        for fragment in _pieces(reply.tool_call.arguments):
+            emit("response.function_call_arguments.delta", item_id=item_id, output_index=0,
+                 delta=fragment)
+        emit("response.function_call_arguments.done", item_id=item_id, output_index=0,
+             name=reply.tool_call.name, arguments=reply.tool_call.arguments)
+    else:
+        text = reply.content or ""
+        empty = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+        emit("response.content_part.added", item_id=item_id, output_index=0, content_index=0,
+             part=empty)
+        for piece in oa.split_words(text):
+            emit("response.output_text.delta", item_id=item_id, output_index=0,
+                 content_index=0, delta=piece, logprobs=[])
+        emit("response.output_text.done", item_id=item_id, output_index=0, content_index=0,
+             text=text, logprobs=[])
+        emit("response.content_part.done", item_id=item_id, output_index=0, content_index=0,
+             part={**empty, "text": text})
+    emit("response.output_item.done", output_index=0, item=done)
+    emit("response.completed", response=response(body, response_id=response_id,
+                                                  created=created, reply=reply,
+                                                  item_id=item_id))
+    return [encode_event(e) for e in events]
+
+
+def _pieces(arguments: str) -> Iterator[str]:
+    size = max(1, min(8, len(arguments) // 2))
+    for i in range(0, len(arguments), size):
+        yield arguments[i : i + size]
+
+
+def error_event(*, message: str | None, code: str | None, sequence_number: int) -> bytes:
+    return encode_event({"type": "error", "code": code or "server_error",
+                         "message": message or "The server had an error while processing "
+                         "your request. Sorry about that!", "param": None,
+                         "sequence_number": sequence_number})

@@ -1,0 +1,289 @@
+"""Bedrock answers -> OpenAI: Converse responses, ConverseStream frames, embeddings, errors.
+
+Usage: Converse's ``inputTokens`` leaves out prompt-cache reads and writes (they are
+``cacheReadInputTokens`` / ``cacheWriteInputTokens``); OpenAI's ``prompt_tokens``
+counts the whole prompt with the cached part in ``cached_tokens``, so they are added.
+
+Errors: AWS names the error in ``x-amzn-ErrorType`` (``ThrottlingException:http://...``)
+and answers a bad or unknown key with 403; those leave as the 401 an OpenAI client
+expects, a real permission problem (``AccessDeniedException``) stays 403.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from typing import Any
+
+import orjson
+
+from llmrelay.errors import InvalidRequest, UpstreamError
+from llmrelay.providers.aws_eventstream import decode_frame
+from llmrelay.providers.base import ChatResult, ProviderSpec, Usage
+from llmrelay.providers.chat_input import check_params, new_completion_id
+from llmrelay.providers.chat_output import (
+    FLOAT_EMBEDDINGS,
+    ChoiceOut,
+    ChunkWriter,
+    ToolCallOut,
+    completion,
+)
+
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+#: AWS answers these with 403, but they mean "who are you?": 401 for OpenAI clients.
+_AUTH_ERRORS = frozenset(
+    {"unrecognizedclientexception", "invalidsignatureexception", "incompletesignatureexception",
+     "missingauthenticationtokenexception", "expiredtokenexception",
+     "invalidclienttokenidexception"}
+)
+#: Exception frames inside a ConverseStream (lowerCamel names) -> HTTP status.
+_STREAM_ERRORS = {
+    "internalserverexception": 500,
+    "modelstreamerrorexception": 502,
+    "validationexception": 400,
+    "throttlingexception": 429,
+    "serviceunavailableexception": 503,
+}
+_DOC_NAME = re.compile(r"[^A-Za-z0-9 ()\[\]-]+")
+
+
+def mime_of_path(path: str) -> str | None:
+    return mimetypes.guess_type(path.split("?", 1)[0])[0]
+
+
+def document_name(filename: Any) -> str:
+    """Converse document names allow letters, digits, spaces, ``-()[]`` only."""
+    stem = str(filename or "document").rsplit(".", 1)[0]
+    return " ".join(_DOC_NAME.sub(" ", stem).split())[:200] or "document"
+
+
+def usage_of(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    read = int(raw.get("cacheReadInputTokens") or 0)
+    write = int(raw.get("cacheWriteInputTokens") or 0)
+    prompt = int(raw.get("inputTokens") or 0) + read + write
+    completion_tokens = int(raw.get("outputTokens") or 0)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion_tokens,
+                 total_tokens=prompt + completion_tokens, cached_tokens=read,
+                 cache_write_tokens=write)
+
+
+def stop_reason(reason: Any) -> str:
+    return STOP_REASONS.get(str(reason), "stop")
+
+
+def _loads(provider: str, body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(f"upstream {provider} sent a body that is not JSON", status=502,
+                            provider=provider) from exc
+
+
+def chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
+    parsed = _loads(spec.name, body)
+    if not isinstance(parsed, dict):
+        raise UpstreamError(f"upstream {spec.name} sent an unexpected answer", status=502,
+                            provider=spec.name)
+    message = (parsed.get("output") or {}).get("message") or {}
+    choice = ChoiceOut(index=0)
+    texts: list[str] = []
+    for block in message.get("content") or ():
+        if not isinstance(block, dict):
+            continue
+        if isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif isinstance(block.get("toolUse"), dict):
+            use = block["toolUse"]
+            choice.tool_calls.append(ToolCallOut(
+                str(use.get("toolUseId")), str(use.get("name")),
+                orjson.dumps(use.get("input") or {}).decode()))
+    choice.text = "".join(texts) if texts or not choice.tool_calls else None
+    choice.finish_reason = stop_reason(parsed.get("stopReason"))
+    usage = usage_of(parsed.get("usage"))
+    obj = completion(new_completion_id(), model, [choice], usage)
+    return ChatResult(orjson.dumps(obj), usage, choice.finish_reason)
+
+
+class BedrockStream:
+    """ConverseStream frames -> OpenAI chunk events, one frame at a time.
+
+    ``messageStop`` ends the answer; the ``metadata`` frame with usage follows it, so
+    the usage chunk and ``[DONE]`` are written when the upstream closes.
+    """
+
+    __slots__ = ("_blocks", "_out", "_provider", "content_chars", "done", "finish_reason",
+                 "usage")
+
+    def __init__(self, provider: str, model: str, wants_usage: bool) -> None:
+        self._provider = provider
+        self._out = ChunkWriter(new_completion_id(), model, wants_usage)
+        #: contentBlockIndex -> position of the tool call it carries
+        self._blocks: dict[int, int] = {}
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.done = False
+        self.content_chars = 0
+
+    def feed(self, event: bytes) -> list[bytes]:
+        frame = decode_frame(event, self._provider)
+        kind = frame.message_type
+        if kind != "event":
+            raise self._failure(frame)
+        body = _loads(self._provider, frame.payload) if frame.payload else {}
+        if not isinstance(body, dict):
+            return []
+        name = frame.event_type
+        if name == "messageStart":
+            return self._out.start()
+        if name == "contentBlockStart":
+            start = (body.get("start") or {}).get("toolUse")
+            if isinstance(start, dict):
+                position, events = self._out.tool_start(
+                    str(start.get("toolUseId")), str(start.get("name")))
+                self._blocks[int(body.get("contentBlockIndex") or 0)] = position
+                return events
+            return []
+        if name == "contentBlockDelta":
+            delta = body.get("delta") or {}
+            if isinstance(delta.get("text"), str):
+                self.content_chars += len(delta["text"])
+                return self._out.text(delta["text"])
+            use = delta.get("toolUse")
+            if isinstance(use, dict) and isinstance(use.get("input"), str):
+                found = self._blocks.get(int(body.get("contentBlockIndex") or 0))
+                if found is None:
+                    return []
+                self.content_chars += len(use["input"])
+                return self._out.tool_arguments(found, use["input"])
+            return []
+        if name == "messageStop":
+            self.finish_reason = stop_reason(body.get("stopReason"))
+            self.done = True
+            return self._out.finish(self.finish_reason)
+        if name == "metadata":
+            usage = usage_of(body.get("usage"))
+            if usage is not None:
+                self.usage = usage
+        return []
+
+    def _failure(self, frame: Any) -> UpstreamError:
+        payload = _loads(self._provider, frame.payload) if frame.payload else {}
+        message = payload.get("message") or payload.get("Message") if isinstance(
+            payload, dict) else None
+        if frame.message_type == "error":
+            code = str(frame.headers.get(":error-code") or "error")
+            message = message or frame.headers.get(":error-message")
+        else:
+            code = frame.event_type
+        status = _STREAM_ERRORS.get(code.lower(), 502)
+        return UpstreamError(
+            str(message or f"upstream {self._provider} failed mid-stream ({code})"),
+            status=status, code=code, provider=self._provider,
+        )
+
+    def end(self) -> list[bytes]:
+        return self._out.close(self.usage) if self.done else []
+
+
+# -- embeddings (InvokeModel) ------------------------------------------------------------
+
+
+def _family(model: str) -> str:
+    if "titan-embed" in model:
+        return "titan"
+    if "cohere.embed" in model:
+        return "cohere"
+    raise InvalidRequest(
+        f"embeddings on Bedrock support amazon.titan-embed-* and cohere.embed-* models, "
+        f"not {model!r}", param="model")
+
+
+def embeddings_body(spec: ProviderSpec, body: dict[str, Any], model: str) -> dict[str, Any]:
+    family = _family(model)
+    check_params(spec, body, {"input", "dimensions", "encoding_format"})
+    value = body.get("input")
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise InvalidRequest(f"provider {spec.name} embeds text only: input must be a string "
+                             "or an array of strings", param="input")
+    dims = body.get("dimensions")
+    if family == "titan":
+        if len(texts) != 1:
+            raise InvalidRequest("Titan embedding models take one input per request; send "
+                                 "one string", param="input")
+        request: dict[str, Any] = {"inputText": texts[0]}
+        if dims is not None:
+            request["dimensions"] = dims
+            request["normalize"] = True
+        return request
+    if dims is not None:
+        raise InvalidRequest("Cohere embedding models on Bedrock have fixed dimensions",
+                             param="dimensions")
+    return {"texts": texts, "input_type": "search_document"}
+
+
+def embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
+    parsed = _loads(spec.name, body)
+    parsed = parsed if isinstance(parsed, dict) else {}
+    tokens = 0
+    if isinstance(parsed.get("embedding"), list):  # Titan
+        vectors = [parsed["embedding"]]
+        tokens = int(parsed.get("inputTextTokenCount") or 0)
+    else:  # Cohere: a list of vectors, or {"float": [...]} with embedding_types
+        raw = parsed.get("embeddings")
+        vectors = raw.get("float") or [] if isinstance(raw, dict) else raw or []
+    usage = Usage(prompt_tokens=tokens, total_tokens=tokens)
+    obj = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": v}
+                 for i, v in enumerate(vectors)],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return ChatResult(orjson.dumps(obj), usage, extra={FLOAT_EMBEDDINGS: True})
+
+
+# -- model list and errors --------------------------------------------------------------
+
+
+def parse_models(body: bytes) -> list[str]:
+    """Foundation models callable on demand (others need an inference profile id)."""
+    parsed = orjson.loads(body)
+    names = []
+    for item in parsed.get("modelSummaries") or ():
+        kinds = item.get("inferenceTypesSupported")
+        if kinds is not None and "ON_DEMAND" not in kinds:
+            continue
+        if item.get("modelId"):
+            names.append(str(item["modelId"]))
+    return names
+
+
+def aws_error(provider: str, status: int, body: bytes, headers: dict[str, str]
+              ) -> UpstreamError:
+    kind = headers.get("x-amzn-errortype", "").split(":", 1)[0]
+    message = f"upstream {provider} returned HTTP {status}"
+    try:
+        parsed = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        message = str(parsed.get("message") or parsed.get("Message") or message)
+        kind = kind or str(parsed.get("__type") or "").rsplit("#", 1)[-1]
+    elif body:
+        message = f"{message}: {body[:500].decode('utf-8', 'replace').strip()}"
+    if kind.lower() in _AUTH_ERRORS:
+        status = 401
+    passed = {"retry-after": headers["retry-after"]} if "retry-after" in headers else {}
+    return UpstreamError(message, status=status, code=kind or None, headers=passed,
+                         provider=provider)

@@ -1,0 +1,166 @@
+"""Writing OpenAI's answer shapes for translating adapters (Gemini, Bedrock, ...).
+
+:func:`completion` builds a non-streaming ``chat.completion``; :class:`ChunkWriter`
+is the output half of every translating stream: the provider-specific translator
+decides *what* happened (text, a tool call started, arguments arrived, a choice
+finished, usage is known), the writer turns it into ``chat.completion.chunk`` events
+exactly as OpenAI frames them, including ``"usage": null`` on every chunk and a final
+``choices: []`` usage chunk when the client asked with ``stream_options``.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from llmrelay.providers.base import Usage
+from llmrelay.sse import DONE, encode_json
+
+
+def usage_json(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
+
+
+@dataclass(slots=True)
+class ToolCallOut:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(slots=True)
+class ChoiceOut:
+    """One translated choice of a non-streaming answer."""
+
+    index: int = 0
+    text: str | None = None
+    tool_calls: list[ToolCallOut] = field(default_factory=list)
+    finish_reason: str | None = None
+
+    def message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant", "content": self.text, "refusal": None, "annotations": [],
+        }
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": c.arguments}}
+                for c in self.tool_calls
+            ]
+        return message
+
+
+def completion(
+    completion_id: str, model: str, choices: list[ChoiceOut], usage: Usage | None,
+    created: int | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": model,
+        "choices": [
+            {"index": c.index, "message": c.message(), "logprobs": None,
+             "finish_reason": c.finish_reason}
+            for c in choices
+        ],
+    }
+    if usage is not None:
+        out["usage"] = usage_json(usage)
+    return out
+
+
+class ChunkWriter:
+    """Encodes translated stream happenings as OpenAI chunk events (SSE bytes)."""
+
+    __slots__ = ("_created", "_id", "_model", "_started", "_tool_counts", "_wants_usage")
+
+    def __init__(self, completion_id: str, model: str, wants_usage: bool) -> None:
+        self._id = completion_id
+        self._model = model
+        self._created = int(time.time())
+        self._wants_usage = wants_usage
+        self._started: set[int] = set()
+        self._tool_counts: dict[int, int] = {}
+
+    def _chunk(self, index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        chunk: dict[str, Any] = {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": self._model,
+            "choices": [
+                {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+            ],
+        }
+        if self._wants_usage:
+            chunk["usage"] = None
+        return encode_json(chunk)
+
+    def start(self, index: int = 0) -> list[bytes]:
+        """The opening ``role: assistant`` chunk of a choice (once)."""
+        if index in self._started:
+            return []
+        self._started.add(index)
+        return [self._chunk(index, {"role": "assistant", "content": ""})]
+
+    def text(self, text: str, index: int = 0) -> list[bytes]:
+        if not text:
+            return []
+        return [*self.start(index), self._chunk(index, {"content": text})]
+
+    def tool_start(self, call_id: str, name: str, arguments: str = "", index: int = 0
+                   ) -> tuple[int, list[bytes]]:
+        """A tool call begins; returns its position among the choice's tool calls."""
+        position = self._tool_counts.get(index, 0)
+        self._tool_counts[index] = position + 1
+        delta = {"tool_calls": [{"index": position, "id": call_id, "type": "function",
+                                 "function": {"name": name, "arguments": arguments}}]}
+        return position, [*self.start(index), self._chunk(index, delta)]
+
+    def tool_arguments(self, position: int, fragment: str, index: int = 0) -> list[bytes]:
+        if not fragment:
+            return []
+        delta = {"tool_calls": [{"index": position, "function": {"arguments": fragment}}]}
+        return [self._chunk(index, delta)]
+
+    def finish(self, reason: str, index: int = 0) -> list[bytes]:
+        return [*self.start(index), self._chunk(index, {}, reason)]
+
+    def close(self, usage: Usage | None) -> list[bytes]:
+        """The usage chunk (when the client asked and usage is known), then ``[DONE]``."""
+        out: list[bytes] = []
+        if self._wants_usage and usage is not None:
+            out.append(encode_json({
+                "id": self._id, "object": "chat.completion.chunk", "created": self._created,
+                "model": self._model, "choices": [], "usage": usage_json(usage),
+            }))
+        out.append(DONE)
+        return out
+
+
+#: ``ChatResult.extra`` flag of translated embeddings: vectors are float lists, which
+#: the endpoint encodes when the client asked for ``encoding_format: base64``.
+FLOAT_EMBEDDINGS = "float_embeddings"
+
+
+def embeddings_as_base64(body: bytes) -> bytes:
+    """Float-list embeddings -> OpenAI's base64 form (little-endian float32)."""
+    parsed = orjson.loads(body)
+    for item in parsed.get("data") or ():
+        vector = item.get("embedding")
+        if isinstance(vector, list):
+            item["embedding"] = base64.b64encode(
+                struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return orjson.dumps(parsed)

@@ -1,0 +1,100 @@
+"""The Responses API passed through to providers that have it (OpenAI itself).
+
+Like chat completions on OpenAI-compatible hosts, bodies and stream events are relayed
+byte for byte; llmrelay reads them only for usage (``response.usage``, in the
+``response.completed`` / ``.incomplete`` / ``.failed`` event of a stream) and the
+outcome. The Responses stream has no ``[DONE]``: one of those three events (or an
+``error`` event) is its end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from llmrelay.errors import UpstreamError
+from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall, Usage
+from llmrelay.sse import event_data
+
+_FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+#: Responses API error codes → HTTP status, for an ``error`` event inside a 200 stream.
+_CODE_STATUS = {"rate_limit_exceeded": 429, "insufficient_quota": 429,
+                "invalid_request_error": 400, "server_error": 500}
+
+
+def responses_call(
+    spec: ProviderSpec, headers: dict[str, str], body: dict[str, Any], model: str
+) -> UpstreamCall:
+    out = dict(body)
+    out["model"] = model
+    url = spec.base_url.rstrip("/") + "/responses"
+    return UpstreamCall("POST", url, headers, orjson.dumps(out))
+
+
+def finish_of(response: dict[str, Any]) -> str | None:
+    """The chat-style finish reason of a response object (for logs)."""
+    status = response.get("status")
+    if status == "incomplete":
+        reason = (response.get("incomplete_details") or {}).get("reason")
+        return "content_filter" if reason == "content_filter" else "length"
+    if status == "failed":
+        return "error"
+    outputs = response.get("output") or []
+    if any(isinstance(o, dict) and o.get("type") == "function_call" for o in outputs):
+        return "tool_calls"
+    return "stop" if status == "completed" else None
+
+
+def responses_result(body: bytes) -> ChatResult:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        return ChatResult(body=body, usage=None)
+    return ChatResult(body=body, usage=Usage.from_openai(parsed.get("usage")),
+                      finish_reason=finish_of(parsed))
+
+
+class ResponsesStreamRelay:
+    """Forwards Responses API events unchanged, noting usage and the outcome."""
+
+    __slots__ = ("_provider", "content_chars", "done", "finish_reason", "usage")
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.done = False
+        self.content_chars = 0
+
+    def feed(self, event: bytes) -> list[bytes]:
+        data = event_data(event)
+        if data is None:
+            return [event]
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return [event]
+        if not isinstance(payload, dict):
+            return [event]
+        kind = payload.get("type")
+        if kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
+            self.content_chars += len(str(payload.get("delta") or ""))
+        elif kind in _FINAL:
+            response = payload.get("response") or {}
+            self.usage = Usage.from_openai(response.get("usage")) or self.usage
+            self.finish_reason = finish_of(response)
+            self.done = True
+        elif kind == "error":
+            code = payload.get("code")
+            raise UpstreamError(
+                str(payload.get("message") or f"upstream {self._provider} failed mid-stream"),
+                status=_CODE_STATUS.get(str(code), 500), code=code, provider=self._provider,
+                error_type=str(code) if code else None,
+            )
+        return [event]
+
+    def end(self) -> list[bytes]:
+        return []

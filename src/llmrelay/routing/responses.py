@@ -1,0 +1,61 @@
+"""Upstream responses the router has already started reading, handed on intact.
+
+The router may only give up on a target while nothing has reached the client, so it
+reads a little ahead inside each attempt: a non-streaming body in full, a stream's
+first chunk. These wrappers replay what was read, so the relay code after the router
+cannot tell them from a fresh response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from llmrelay.upstream import UpstreamResponse
+
+
+class BufferedResponse:
+    """A non-streaming answer read in full during the attempt."""
+
+    __slots__ = ("_body", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self._body = body
+
+    async def read(self) -> bytes:
+        return self._body
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        if self._body:
+            yield self._body
+
+    def close(self) -> None:
+        self._body = b""
+
+
+class PrefetchedStream:
+    """A stream whose first chunk arrived during the attempt; replays it, then the rest."""
+
+    __slots__ = ("_first", "_resp", "_rest", "headers", "status")
+
+    def __init__(self, resp: UpstreamResponse, first: bytes, rest: AsyncIterator[bytes]) -> None:
+        self._resp = resp
+        self._first = first
+        self._rest = rest
+        self.status = resp.status
+        self.headers = resp.headers
+
+    async def read(self) -> bytes:
+        parts = [c async for c in self.chunks()]
+        return b"".join(parts)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        first, self._first = self._first, b""
+        if first:
+            yield first
+        async for chunk in self._rest:
+            yield chunk
+
+    def close(self) -> None:
+        self._resp.close()

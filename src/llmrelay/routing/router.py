@@ -1,0 +1,399 @@
+"""The router: walks a request's route plan until a target answers.
+
+A group runs its strategy (single, fallback, loadbalance, conditional); a target is
+tried, retried with backoff per its retry policy, and given up on when retries are
+spent, the error is not retryable, the upstream asks for a wait beyond the cap, or the
+deadline would pass. A fallback moves on only for the errors its target's
+``on_errors`` admits; targets whose circuit is open are skipped without a call. Each
+try is recorded in ``call.attempts``. Which plan a request gets is decided by
+:mod:`llmrelay.routing.selection`.
+
+Everything happens before the first byte reaches the client: a non-streaming answer is
+read in full and a stream's first chunk is read inside the attempt (under the
+target's ``ttft_timeout``), so a stall or an empty stream still falls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from llmrelay.errors import (
+    CircuitOpen,
+    DeadlineExceeded,
+    GatewayError,
+    InvalidRequest,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from llmrelay.providers.base import UpstreamCall
+from llmrelay.providers.registry import Registry
+from llmrelay.routing.breaker import Breaker
+from llmrelay.routing.classify import classes_of, is_quota
+from llmrelay.routing.conditions import RequestFacts, choose
+from llmrelay.routing.plan import BindError, Group, Leaf, RoutePlan, bind, direct_plan
+from llmrelay.routing.resolve import Resolver, Target
+from llmrelay.routing.responses import BufferedResponse, PrefetchedStream
+from llmrelay.routing.retry import decide
+from llmrelay.routing.selection import PlanSelector, request_facts
+from llmrelay.routing.store import RouteConfigStore
+from llmrelay.telemetry.interaction import redact
+from llmrelay.upstream import UpstreamResponse
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from llmrelay.config import Settings
+    from llmrelay.context import Call
+
+BuildCall = Callable[[Target], UpstreamCall]
+
+#: Failures that say a target is unwell (a client's own 4xx does not).
+_UNWELL = frozenset({"5xx", "timeout", "connection", "rate_limit"})
+
+
+class Router:
+    def __init__(
+        self,
+        *,
+        selector: PlanSelector,
+        breaker: Breaker,
+        retry_after_cap: float = 60.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.selector = selector
+        self.breaker = breaker
+        self.retry_after_cap = retry_after_cap
+        self.rng = rng or random.Random()
+
+    async def plan_for(self, call: Call) -> RoutePlan | None:
+        """The route plan of this request, or ``None`` when no config applies."""
+        return await self.selector.plan_for(call)
+
+    # -- walking the plan --------------------------------------------------------------
+    async def open(self, call: Call, build: BuildCall, *, stream: bool) -> UpstreamResponse:
+        """Open the answer; on return ``call.target`` answered with a 2xx, body unread."""
+        plan = call.plan
+        if plan is None:
+            assert call.target is not None
+            plan = direct_plan(call.target)
+        run = _Run(self, call, build, stream, plan)
+        try:
+            resp, leaf = await run.node(plan.root)
+        except GatewayError as exc:
+            if run.client_should_not_retry(exc):
+                exc.headers["x-should-retry"] = "false"
+            raise
+        call.target = leaf.target
+        return resp
+
+    async def start(self) -> None:
+        await self.selector.configs.start()
+
+    async def close(self) -> None:
+        await self.selector.configs.close()
+        await self.breaker.close()
+
+    async def failed(self, key: str, exc: UpstreamError, target: Target) -> bool:
+        """Note a failed try (provider state, breaker); returns whether it counted."""
+        if exc.http_status >= 500 or isinstance(exc, UpstreamUnreachable):
+            target.provider.state.failed(exc.message)
+        if classes_of(exc) & _UNWELL:
+            await self.breaker.failure(key)
+            return True
+        return False
+
+
+class _Run:
+    """The state of one request's walk through its plan."""
+
+    def __init__(self, router: Router, call: Call, build: BuildCall, stream: bool,
+                 plan: RoutePlan) -> None:
+        self.router = router
+        self.call = call
+        self.build = build
+        self.stream = stream
+        self.plan = plan
+        self.deadline: float | None = None
+        #: llmrelay retried, or stopped retrying by its own policy.
+        self.spent = False
+        self._facts: RequestFacts | None = None
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.perf_counter()
+
+    def client_should_not_retry(self, exc: GatewayError) -> bool:
+        """Tell the SDK not to add its own retries on top of ours (or to pointless ones)."""
+        if self.spent or self.call.attempt_count > 1:
+            return True
+        if isinstance(exc, CircuitOpen | DeadlineExceeded):
+            return True
+        if isinstance(exc, UpstreamError):
+            return not exc.is_retryable or is_quota(exc)
+        return not exc.retryable
+
+    async def node(self, node: Leaf | Group) -> tuple[UpstreamResponse, Leaf]:
+        seconds = node.spec.deadline
+        if seconds is None:
+            return await (self.leaf(node) if isinstance(node, Leaf) else self.group(node))
+        saved = self.deadline
+        mine = time.perf_counter() + seconds
+        self.deadline = mine if saved is None else min(saved, mine)
+        try:
+            return await (self.leaf(node) if isinstance(node, Leaf) else self.group(node))
+        finally:
+            self.deadline = saved
+
+    async def group(self, group: Group) -> tuple[UpstreamResponse, Leaf]:
+        strategy = group.spec.strategy
+        if strategy == "single":
+            return await self.node(group.children[0])
+        if strategy == "conditional":
+            return await self.node(self._conditional(group))
+        if strategy == "loadbalance":
+            return await self._loadbalance(group)
+        return await self._fallback(group)
+
+    async def _fallback(self, group: Group) -> tuple[UpstreamResponse, Leaf]:
+        last: UpstreamError | None = None
+        skipped: CircuitOpen | None = None
+        for child in group.children:
+            remaining = self.remaining()
+            if remaining is not None and remaining <= 0:
+                raise last or DeadlineExceeded("the route's deadline ran out before any "
+                                               "target answered")
+            try:
+                return await self.node(child)
+            except CircuitOpen as exc:
+                skipped = exc
+            except UpstreamError as exc:
+                if not child.spec.on_errors.matches(exc):
+                    raise
+                last = exc
+        if last is not None:
+            raise last
+        assert skipped is not None
+        raise skipped
+
+    async def _loadbalance(self, group: Group) -> tuple[UpstreamResponse, Leaf]:
+        pool = [c for c in group.children if c.spec.weight > 0]
+        skipped: CircuitOpen | None = None
+        while pool:
+            index = pick_weighted([c.spec.weight for c in pool], self.router.rng)
+            child = pool[index]
+            try:
+                return await self.node(child)
+            except CircuitOpen as exc:  # draw again among the others
+                skipped = exc
+                del pool[index]
+        assert skipped is not None
+        raise skipped
+
+    def _conditional(self, group: Group) -> Leaf | Group:
+        name = choose(group.spec.conditions, group.spec.default, self.facts())
+        if name is None:
+            raise InvalidRequest("no condition of the route config matches this request, and "
+                                 "it has no default target", code="no_route")
+        return next(c for c in group.children if c.spec.name == name)
+
+    def facts(self) -> RequestFacts:
+        if self._facts is None:
+            self._facts = request_facts(self.call)
+        return self._facts
+
+    async def leaf(self, leaf: Leaf) -> tuple[UpstreamResponse, Leaf]:
+        router = self.router
+        key = leaf.target.qualified
+        probe = False
+        if self.plan.enforce_breaker:
+            verdict = await router.breaker.acquire(key)
+            if not verdict.allowed:
+                self._record_skip(leaf.target, verdict.state)
+                raise CircuitOpen(
+                    f"target {key} is skipped after repeated failures (circuit "
+                    f"{verdict.state}); it is probed again in {verdict.retry_in:.1f}s",
+                    headers={"retry-after": str(max(1, math.ceil(verdict.retry_in)))},
+                )
+            probe = verdict.state == "half_open"
+        policy = leaf.spec.retry
+        waited = 0.0
+        failures = 0
+        while True:
+            remaining = self.remaining()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceeded(f"the route's deadline ran out before {key} answered",
+                                       provider=leaf.target.provider.name)
+            try:
+                resp = await self._attempt(leaf, remaining, waited)
+            except UpstreamError as exc:
+                unwell = await router.failed(key, exc, leaf.target)
+                if probe and not unwell:  # it answered (a 400 is the request's fault)
+                    await router.breaker.success(key)
+                    probe = False
+                failures += 1
+                decision = decide(policy, exc, failures, router.rng,
+                                  retry_after_cap=router.retry_after_cap,
+                                  remaining=self.remaining())
+                if decision.why in ("retries_exhausted", "retry_after_too_long", "deadline"):
+                    self.spent = True
+                if decision.delay is None:
+                    raise
+                self.spent = True
+                waited = decision.delay
+                await asyncio.sleep(waited)
+                self.call.upstream_seconds += waited
+                continue
+            # Only a probe's success changes a circuit (closed stays closed), so calls
+            # that did not probe skip the round trip to a shared breaker.
+            if probe:
+                await router.breaker.success(key)
+            return resp, leaf
+
+    async def _attempt(self, leaf: Leaf, remaining: float | None, waited: float
+                       ) -> UpstreamResponse:
+        """One try at one target, read up to the first byte; non-2xx is raised."""
+        call = self.call
+        target = leaf.target
+        provider = target.provider
+        spec = provider.spec
+        call.target = target
+        ucall = self.build(target)
+        timeout = leaf.spec.timeout or spec.timeout
+        limit = timeout if remaining is None else min(timeout, remaining)
+        ttft = leaf.spec.ttft_timeout if self.stream else None
+        first_limit = limit if ttft is None else min(limit, ttft)
+        entry: dict[str, Any] = {
+            "provider": provider.name,
+            "model": target.model,
+            "at_ms": round((time.perf_counter() - call.started) * 1000, 1),
+        }
+        if waited:
+            entry["wait_ms"] = round(waited * 1000, 1)
+        t0 = time.perf_counter()
+        resp: UpstreamResponse | None = None
+        try:
+            async with asyncio.timeout(first_limit):
+                resp = await provider.transport.send(
+                    ucall, provider=spec.name,
+                    # Streams: the idle gap allowed between chunks after the first.
+                    # Non-streams: a backstop; the asyncio timeout above governs.
+                    timeout=timeout if self.stream else limit + 1,
+                    connect_timeout=min(spec.connect_timeout, first_limit), stream=self.stream,
+                )
+                if resp.status >= 400:
+                    body = await resp.read()
+                    raise provider.adapter.error(spec, resp.status, body, resp.headers)
+                if self.stream:
+                    out: UpstreamResponse = await _first_chunk(resp, provider.name)
+                else:
+                    out = BufferedResponse(resp.status, resp.headers, await resp.read())
+        except TimeoutError:
+            if resp is not None:
+                resp.close()
+            error = self._timeout_error(provider.name, first_limit, ttft, remaining)
+            self._record(entry, t0, error)
+            raise error from None
+        except UpstreamError as exc:
+            if resp is not None:
+                resp.close()
+            self._record(entry, t0, exc)
+            raise
+        except BaseException:
+            if resp is not None:
+                resp.close()
+            call.upstream_seconds += time.perf_counter() - t0
+            raise
+        self._record(entry, t0, None)
+        return out
+
+    def _timeout_error(self, name: str, limit: float, ttft: float | None,
+                       remaining: float | None) -> UpstreamTimeout:
+        if remaining is not None and limit >= remaining:
+            return DeadlineExceeded(f"the route's deadline ran out while waiting for {name}",
+                                    provider=name)
+        if ttft is not None and limit >= ttft:
+            return UpstreamTimeout(
+                f"upstream {name} sent no first byte within the ttft_timeout of {ttft:g}s",
+                provider=name,
+            )
+        return UpstreamTimeout(f"upstream {name} timed out after {limit:g}s", provider=name)
+
+    def _record(self, entry: dict[str, Any], t0: float, exc: UpstreamError | None) -> None:
+        took = time.perf_counter() - t0
+        self.call.upstream_seconds += took
+        entry["latency_ms"] = round(took * 1000, 1)
+        if exc is None:
+            entry["status"] = 200
+        else:
+            entry["status"] = exc.http_status
+            entry["error"] = exc.code or getattr(exc, "_type", None) or exc.error_type
+            entry["message"] = redact(exc.message)[:300]
+        self.call.attempts.append(entry)
+
+    def _record_skip(self, target: Target, state: str) -> None:
+        self.call.attempts.append({
+            "provider": target.provider.name,
+            "model": target.model,
+            "at_ms": round((time.perf_counter() - self.call.started) * 1000, 1),
+            "skipped": f"circuit_{state}",
+        })
+
+
+async def _first_chunk(resp: UpstreamResponse, name: str) -> PrefetchedStream:
+    chunks = resp.chunks()
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        raise UpstreamUnreachable(f"upstream {name} closed the stream before sending any data",
+                                  provider=name) from None
+    return PrefetchedStream(resp, first, chunks)
+
+
+def pick_weighted(weights: list[float], rng: random.Random) -> int:
+    """Index drawn with probability ``weights[i] / sum(weights)`` (zero never drawn)."""
+    total = sum(weights)
+    x = rng.random() * total
+    for i, w in enumerate(weights):
+        x -= w
+        if x < 0 and w > 0:
+            return i
+    return max(i for i, w in enumerate(weights) if w > 0)
+
+
+def build_router(settings: Settings, registry: Registry, resolver: Resolver,
+                 sessions: async_sessionmaker[Any]) -> Router:
+    """The gateway's router; YAML configs are bound once here so a bad one stops the start."""
+    from llmrelay.config import ConfigError
+    from llmrelay.routing.breaker import BreakerPolicy, LocalBreaker
+    from llmrelay.routing.store import parse_named
+
+    named = parse_named(settings.route_configs)
+    for name, spec in named.items():
+        try:
+            bind(spec, registry, resolver, "<request model>")
+        except BindError as exc:
+            raise ConfigError(f"invalid config: route_configs.{name}.{exc}") from exc
+    r = settings.routing
+    cb = r.circuit_breaker
+    policy = BreakerPolicy(cb.failure_threshold, cb.window, cb.cooldown)
+    breaker: Breaker
+    if settings.redis_url and cb.enabled:
+        from llmrelay.routing.breaker_redis import RedisBreaker
+
+        breaker = RedisBreaker(
+            settings.redis_url, policy, f"{settings.redis_prefix}circuit:",
+            timeout=settings.redis_timeout, retry_interval=settings.redis_retry_interval,
+        )
+    else:
+        breaker = LocalBreaker(policy)
+    selector = PlanSelector(
+        registry=registry, resolver=resolver,
+        configs=RouteConfigStore(named, sessions, r.config_cache_ttl),
+        default_config=r.default_config, enforce_breaker=cb.enabled,
+    )
+    return Router(selector=selector, breaker=breaker, retry_after_cap=r.retry_after_cap)

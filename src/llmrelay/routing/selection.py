@@ -1,0 +1,155 @@
+"""Which route plan a request gets: the first config that applies, bound to targets.
+
+    x-llmrelay-config / x-portkey-config header   (a JSON config or a config's name)
+    the request's model, when a named config has that name
+    the API key's default config                  (api_keys.route_config)
+    the gateway's routing.default_config
+    none: the model's one resolved target, as a "direct" plan (pipeline.run)
+
+A config in a header is the client's input: a bad one is a 400 naming the field. A
+stored one (YAML, database, a key's default) is the operator's: it is a 500 naming
+the config, since the client can do nothing about it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from llmrelay.errors import InternalError, InvalidRequest, PermissionDenied
+from llmrelay.providers.registry import Registry
+from llmrelay.routing.conditions import RequestFacts
+from llmrelay.routing.config import RouteConfigError, RouteSpec, parse_route_config
+from llmrelay.routing.plan import BindError, RoutePlan, bind
+from llmrelay.routing.resolve import Resolver, check_allowed
+from llmrelay.routing.store import RouteConfigStore, StoredConfigInvalid
+
+if TYPE_CHECKING:
+    from llmrelay.context import Call
+
+CONFIG_HEADERS = ("x-llmrelay-config", "x-portkey-config")
+METADATA_HEADERS = ("x-llmrelay-metadata", "x-portkey-metadata")
+#: Parsed header configs kept (clients tend to send the same few configs).
+_HEADER_CACHE = 256
+
+
+class PlanSelector:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        resolver: Resolver,
+        configs: RouteConfigStore,
+        default_config: str | None = None,
+        enforce_breaker: bool = True,
+    ) -> None:
+        self.registry = registry
+        self.resolver = resolver
+        self.configs = configs
+        self.default_config = default_config
+        #: When off, failures are still counted (``/health/ready`` shows them) but no
+        #: target is ever skipped.
+        self.enforce_breaker = enforce_breaker
+        self._parsed: dict[str, RouteSpec] = {}
+
+    async def plan_for(self, call: Call) -> RoutePlan | None:
+        """The route plan of this request, or ``None`` when no config applies."""
+        headers = call.request.headers
+        for header in CONFIG_HEADERS:
+            raw = headers.get(header)
+            if raw is not None:
+                given, stored = await self._from_header(header, raw)
+                return self._bind(call, given, header, stored=stored)
+        if call.model:
+            by_model = await self._named(call.model)
+            if by_model is not None:
+                return self._bind(call, by_model, f"config:{call.model}", stored=True)
+        fallbacks: tuple[tuple[str, str | None], ...] = (
+            ("key", call.key.route_config if call.key else None),
+            ("default", self.default_config),
+        )
+        for source, name in fallbacks:
+            if not name:
+                continue
+            spec = await self._named(name)
+            if spec is None:
+                whose = "of this API key" if source == "key" else "routing.default_config"
+                raise InternalError(f"route config {name!r} ({whose}) does not exist; "
+                                    "create it or change the setting")
+            return self._bind(call, spec, f"{source}:{name}", stored=True)
+        return None
+
+    async def _from_header(self, header: str, raw: str) -> tuple[RouteSpec, bool]:
+        raw = raw.strip()
+        if not raw.startswith("{"):
+            spec = await self._named(raw)
+            if spec is None:
+                raise InvalidRequest(f"{header}: no route config named {raw!r}", param=header,
+                                     code="route_config_not_found")
+            return spec, True
+        spec = self._parsed.get(raw)
+        if spec is not None:
+            return spec, False
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"{header} is not valid JSON: {exc.msg}", param=header,
+                                 code="invalid_route_config") from exc
+        try:
+            spec = parse_route_config(data)
+        except RouteConfigError as exc:
+            raise InvalidRequest(f"invalid route config in {header}: {exc}",
+                                 param=exc.path or header, code="invalid_route_config") from exc
+        if len(self._parsed) >= _HEADER_CACHE:
+            self._parsed.clear()
+        self._parsed[raw] = spec
+        return spec, False
+
+    async def _named(self, name: str) -> RouteSpec | None:
+        try:
+            return await self.configs.get(name)
+        except StoredConfigInvalid as exc:
+            raise InternalError(str(exc)) from exc
+
+    def _bind(self, call: Call, spec: RouteSpec, source: str, *, stored: bool) -> RoutePlan:
+        try:
+            root = bind(spec, self.registry, self.resolver, call.model)
+        except BindError as exc:
+            if stored:
+                raise InternalError(f"route config {source} cannot be used here: {exc}") from exc
+            raise InvalidRequest(f"invalid route config in {source}: {exc}",
+                                 param=exc.path or source, code="invalid_route_config") from exc
+        allowed = call.key.allowed_models if call.key else None
+        if allowed is not None:
+            for leaf in root.leaves():
+                try:
+                    check_allowed(allowed, call.model or "", leaf.target)
+                except PermissionDenied as exc:
+                    where = leaf.spec.path or "the target"
+                    raise PermissionDenied(
+                        f"this API key is not allowed to use {leaf.target.qualified} "
+                        f"({where} of the route config in {source})", param="model",
+                    ) from exc
+        return RoutePlan(root, source, enforce_breaker=self.enforce_breaker)
+
+
+def request_facts(call: Call) -> RequestFacts:
+    """What conditions see: metadata (body + header), the body's params, the headers."""
+    body = call.body or {}
+    headers = call.request.headers
+    metadata: dict[str, Any] = {}
+    if isinstance(body.get("metadata"), dict):
+        metadata.update(body["metadata"])
+    for name in METADATA_HEADERS:
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"{name} is not valid JSON: {exc.msg}", param=name) from exc
+        if not isinstance(value, dict):
+            raise InvalidRequest(f"{name} must be a JSON object", param=name)
+        metadata.update(value)
+    return RequestFacts(metadata=metadata, params=body, headers=headers)

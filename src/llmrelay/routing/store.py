@@ -1,0 +1,149 @@
+"""Named route configs: the YAML file's ``route_configs`` and the ``route_configs`` table.
+
+YAML configs are parsed once at start (a bad one stops the start). Database configs
+can be added while the gateway runs (``llmrelay route-configs set``): the whole table
+(small) is read at start and re-read in the background every ``ttl`` seconds, so a
+change is picked up within that time and no request ever waits on the database for
+a config lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from llmrelay.routing.config import RouteConfigError, RouteSpec, parse_route_config
+from llmrelay.store.schema import RouteConfig, new_id, utcnow
+
+log = logging.getLogger("llmrelay.routing")
+
+
+class StoredConfigInvalid(Exception):
+    """A config in the database no longer validates (written by an older version?)."""
+
+    def __init__(self, name: str, error: RouteConfigError) -> None:
+        super().__init__(f"route config {name!r} in the database is invalid: {error}")
+        self.name = name
+        self.error = error
+
+
+def parse_named(configs: Mapping[str, Any]) -> dict[str, RouteSpec]:
+    """Parse the YAML ``route_configs`` mapping; errors carry ``<name>.<path>``."""
+    out: dict[str, RouteSpec] = {}
+    for name, raw in configs.items():
+        try:
+            out[name] = parse_route_config(raw)
+        except RouteConfigError as exc:
+            path = f"{name}.{exc.path}" if exc.path else name
+            raise RouteConfigError(path, exc.message) from exc
+    return out
+
+
+class RouteConfigStore:
+    """Named configs by name: YAML ones first, then the database's (refreshed in the back)."""
+
+    def __init__(self, static: dict[str, RouteSpec], sessions: async_sessionmaker[Any],
+                 ttl: float) -> None:
+        self._static = static
+        self._sessions = sessions
+        self._ttl = ttl
+        self._stored: dict[str, RouteSpec | StoredConfigInvalid] = {}
+        self._versions: dict[str, Any] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def static_names(self) -> list[str]:
+        return list(self._static)
+
+    async def get(self, name: str) -> RouteSpec | None:
+        """The named config, or ``None``; raises :class:`StoredConfigInvalid`."""
+        spec = self._static.get(name)
+        if spec is not None:
+            return spec
+        found = self._stored.get(name)
+        if isinstance(found, StoredConfigInvalid):
+            raise found
+        return found
+
+    async def start(self) -> None:
+        """Load the table once (a broken database fails the start), then keep it fresh."""
+        await self.refresh()
+        if self._ttl > 0:
+            self._task = asyncio.create_task(self._refresh_forever(),
+                                             name="llmrelay-route-configs")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh(self) -> None:
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                select(RouteConfig.name, RouteConfig.config, RouteConfig.updated_at)
+            )).all()
+        stored: dict[str, RouteSpec | StoredConfigInvalid] = {}
+        versions: dict[str, Any] = {}
+        for name, raw, updated in rows:
+            versions[name] = updated
+            previous = self._stored.get(name)
+            if previous is not None and self._versions.get(name) == updated:
+                stored[name] = previous
+                continue
+            try:
+                stored[name] = parse_route_config(raw)
+            except RouteConfigError as exc:
+                stored[name] = StoredConfigInvalid(name, exc)
+                log.error("%s", stored[name])
+        self._stored, self._versions = stored, versions
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._ttl)
+            try:
+                await self.refresh()
+            except Exception as exc:  # database away: keep serving what we have
+                log.warning("route configs not refreshed: %s: %s", type(exc).__name__, exc)
+
+
+# -- management (CLI) ------------------------------------------------------------------
+
+
+async def save_config(sessions: async_sessionmaker[Any], name: str, raw: Any) -> bool:
+    """Validate and store a config under ``name``; returns whether it replaced one."""
+    parse_route_config(raw)
+    async with sessions() as session, session.begin():
+        row = await session.scalar(select(RouteConfig).where(RouteConfig.name == name))
+        if row is not None:
+            row.config = raw
+            row.updated_at = utcnow()
+            return True
+        now = utcnow()
+        session.add(RouteConfig(id=new_id(), name=name, config=raw, created_at=now,
+                                updated_at=now))
+        return False
+
+
+async def list_configs(sessions: async_sessionmaker[Any]) -> list[RouteConfig]:
+    async with sessions() as session:
+        return list((await session.scalars(select(RouteConfig).order_by(RouteConfig.name))).all())
+
+
+async def delete_config(sessions: async_sessionmaker[Any], name: str) -> bool:
+    async with sessions() as session, session.begin():
+        result = await session.execute(delete(RouteConfig).where(RouteConfig.name == name))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def config_exists(sessions: async_sessionmaker[Any], name: str) -> bool:
+    async with sessions() as session:
+        found = await session.scalar(select(RouteConfig.id).where(RouteConfig.name == name))
+    return found is not None

@@ -1,0 +1,74 @@
+"""Prometheus metrics, updated from the log writer's batches, not on the hot path.
+
+Counting in the writer task costs the request nothing; the price is that counters lag
+the traffic by at most one flush interval, which no scrape interval can notice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from llmrelay.telemetry.interaction import Interaction
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+class _Live(Collector):
+    """Gauges read at scrape time: open streams, queued log rows, provider health."""
+
+    def __init__(self, read: Callable[[], tuple[int, int, dict[str, bool]]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        streams, pending, providers = self._read()
+        yield GaugeMetricFamily("llmrelay_open_streams", "Streams being relayed now",
+                                value=streams)
+        yield GaugeMetricFamily("llmrelay_log_queue_rows", "Interaction rows not yet written",
+                                value=pending)
+        up = GaugeMetricFamily("llmrelay_provider_up",
+                               "1 unless the provider's last call failed", labels=["provider"])
+        for name, ok in providers.items():
+            up.add_metric([name], 1.0 if ok else 0.0)
+        yield up
+
+
+class Metrics:
+    def __init__(self, live: Callable[[], tuple[int, int, dict[str, bool]]]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = ["route", "provider", "model", "status"]
+        self.requests = Counter("llmrelay_requests", "Model calls that reached a provider",
+                                labels, registry=self.registry)
+        self.tokens = Counter("llmrelay_tokens", "Tokens billed",
+                              ["provider", "model", "kind"], registry=self.registry)
+        self.key_requests = Counter("llmrelay_key_requests", "Model calls per virtual key",
+                                    ["key"], registry=self.registry)
+        self.latency = Histogram("llmrelay_request_seconds", "Whole request time",
+                                 ["route", "provider"], buckets=_LATENCY_BUCKETS,
+                                 registry=self.registry)
+        self.overhead = Histogram("llmrelay_overhead_seconds",
+                                  "Time spent inside llmrelay (upstream excluded)",
+                                  ["route"], buckets=_OVERHEAD_BUCKETS, registry=self.registry)
+        self.registry.register(_Live(live))
+
+    def observe(self, batch: list[Interaction]) -> None:
+        for it in batch:
+            provider = it.provider or ""
+            model = it.upstream_model or ""
+            self.requests.labels(it.route, provider, model, str(it.status)).inc()
+            if it.key_name:
+                self.key_requests.labels(it.key_name).inc()
+            self.latency.labels(it.route, provider).observe(it.latency_ms / 1000)
+            self.overhead.labels(it.route).observe(it.overhead_ms / 1000)
+            if it.usage is not None:
+                self.tokens.labels(provider, model, "prompt").inc(it.usage.prompt_tokens)
+                self.tokens.labels(provider, model, "completion").inc(it.usage.completion_tokens)
+                if it.usage.cached_tokens:
+                    self.tokens.labels(provider, model, "cached").inc(it.usage.cached_tokens)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

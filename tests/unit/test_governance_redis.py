@@ -1,0 +1,202 @@
+"""The Redis backend against a real Redis: same semantics as in process, atomic under
+concurrency, and the fail-open / fail-closed breaker with recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from llmrelay.errors import ServiceUnavailable
+from llmrelay.governance.backend import Outcome, Plan
+from llmrelay.governance.budgets import Budget, month_period
+from llmrelay.governance.limits import MINUTE, Limit
+from llmrelay.governance.redis_backend import RedisBackend
+from tests.gateway_proc import free_port
+from tests.services import REDIS_HOST, REDIS_PORT
+
+pytestmark = pytest.mark.redis
+REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+def limit(kind: str, n: int, scope_id: str = "k1") -> Limit:
+    return Limit("key", scope_id, kind, n, MINUTE, f"key '{scope_id}'")  # type: ignore[arg-type]
+
+
+def budget(nanos: int) -> Budget:
+    period, ends = month_period(datetime.now(UTC))
+    return Budget("key", "k1", "monthly", period, ends, nanos, "key 'k1'")
+
+
+def plan(*limits: Limit, budgets: tuple[Budget, ...] = (), tokens: int = 1, cost: int = 0
+         ) -> Plan:
+    return Plan(uuid.uuid4().hex, list(limits), list(budgets), tokens=tokens, cost=cost)
+
+
+class Spend:
+    def __init__(self, value: int = 0) -> None:
+        self.value = value
+        self.loads = 0
+
+    async def __call__(self, _: Budget) -> int:
+        self.loads += 1
+        return self.value
+
+
+@pytest.fixture
+async def redis(redis_server: None) -> AsyncIterator[tuple[RedisBackend, Spend]]:
+    spend = Spend()
+    # A prefix of its own: other tests (and other gateways) share this Redis.
+    backend = RedisBackend(REDIS_URL, spend, prefix=f"{{test-{uuid.uuid4().hex}}}:")
+    yield backend, spend
+    await backend._redis.delete(*await backend._redis.keys(backend._prefix + "*") or ["-"])
+    await backend.close()
+
+
+async def test_concurrent_admissions_pass_exactly_the_limit(
+    redis: tuple[RedisBackend, Spend],
+) -> None:
+    backend, _ = redis
+    results = await asyncio.gather(*(backend.admit(plan(limit("requests", 37)))
+                                     for _ in range(120)))
+    assert sum(r.admitted for r in results) == 37
+    refused = next(r for r in results if not r.admitted)
+    assert 59 < refused.retry_after <= 60
+    assert refused.windows[0].used == 37
+
+
+async def test_refusal_records_nothing_and_release_gives_slots_back(
+    redis: tuple[RedisBackend, Spend],
+) -> None:
+    backend, _ = redis
+    key, team = limit("requests", 5), Limit("team", "t1", "requests", 1, MINUTE, "team 't1'")
+    first = plan(key, team)
+    assert (await backend.admit(first)).admitted
+    assert (await backend.admit(plan(key, team))).rejected == team
+    assert (await backend.admit(plan(key))).windows[0].used == 1
+    await backend.settle(first, Outcome(tokens=0, cost=0, reached=False))
+    assert (await backend.admit(plan(key, team))).admitted
+
+
+async def test_tokens_are_reserved_then_corrected(redis: tuple[RedisBackend, Spend]) -> None:
+    backend, _ = redis
+    tpm = limit("tokens", 1000)
+    big = plan(tpm, tokens=10**12)  # far beyond what Lua prints as an integer by default
+    assert (await backend.admit(big)).admitted
+    assert not (await backend.admit(plan(tpm, tokens=1))).admitted
+    await backend.settle(big, Outcome(tokens=123, cost=0, reached=True))
+    assert (await backend.admit(plan(tpm, tokens=5))).windows[0].used == 123
+
+
+async def test_budget_is_seeded_once_and_holds_under_concurrency(
+    redis: tuple[RedisBackend, Spend],
+) -> None:
+    backend, spend = redis
+    spend.value = 990_000_000
+    cap = budget(1_000_000_000)
+    cost = 3_000_000
+    plans = [plan(budgets=(cap,), cost=cost) for _ in range(50)]
+    admissions = await asyncio.gather(*(backend.admit(p) for p in plans))
+    admitted = [p for p, a in zip(plans, admissions, strict=True) if a.admitted]
+    assert len(admitted) == 4
+    await asyncio.gather(*(backend.settle(p, Outcome(10, cost, True)) for p in admitted))
+    state = (await backend.admit(plan(budgets=(cap,), cost=cost))).budgets[0]
+    assert state.spent == 990_000_000 + 4 * cost and state.reserved == 0
+    assert spend.loads >= 1
+    assert int(await backend._redis.get(backend.spend_key(cap))) == state.spent
+
+
+async def test_expired_reservations_stop_holding_budget(redis_server: None) -> None:
+    backend = RedisBackend(REDIS_URL, Spend(), prefix=f"{{test-{uuid.uuid4().hex}}}:",
+                           reservation_ttl=0.05)
+    try:
+        cap = budget(100)
+        assert (await backend.admit(plan(budgets=(cap,), cost=100))).admitted
+        assert not (await backend.admit(plan(budgets=(cap,), cost=1))).admitted
+        await asyncio.sleep(0.1)  # the first call's instance "crashed" before settling
+        assert (await backend.admit(plan(budgets=(cap,), cost=1))).admitted
+    finally:
+        await backend.close()
+
+
+@pytest.fixture
+def spare_redis_port() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    procs: list[subprocess.Popen[bytes]] = []
+    yield free_port(), procs
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+
+
+def start_redis(port: int, procs: list[subprocess.Popen[bytes]]) -> None:
+    procs.append(subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    ))
+
+
+async def test_fail_open_counts_spend_made_during_the_outage_when_redis_returns(
+    spare_redis_port: tuple[int, list[subprocess.Popen[bytes]]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port, procs = spare_redis_port
+    spend = Spend(0)
+    backend = RedisBackend(f"redis://127.0.0.1:{port}/0", spend, retry_interval=0.1)
+    try:
+        cap = budget(10**9)
+        during = plan(limit("requests", 1), budgets=(cap,), cost=5)
+        admission = await backend.admit(during)
+        assert admission.admitted and admission.unchecked  # fail-open: served uncounted
+        assert "unreachable" in caplog.text and "NOT enforced" in caplog.text
+        await backend.settle(during, Outcome(tokens=10, cost=7_000, reached=True))
+        assert backend.status()["pending_settlements"] == 1
+        start_redis(port, procs)
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            first = await backend.admit(plan(limit("requests", 1), budgets=(cap,)))
+            if not first.unchecked:
+                break
+        assert first.admitted and not first.unchecked
+        assert backend.status()["ok"] is True
+        assert "answers again" in caplog.text
+        # The outage's spend was replayed onto the freshly seeded counter.
+        assert int(await backend._redis.get(backend.spend_key(cap))) == 7_000
+        assert not (await backend.admit(plan(limit("requests", 1)))).admitted
+    finally:
+        await backend.close()
+
+
+async def test_fail_closed_refuses_with_503(spare_redis_port: tuple[int, list[object]]) -> None:
+    port, _ = spare_redis_port
+    backend = RedisBackend(f"redis://127.0.0.1:{port}/0", Spend(), fail_mode="closed",
+                           retry_interval=30)
+    try:
+        with pytest.raises(ServiceUnavailable, match="Redis"):
+            await backend.admit(plan(limit("requests", 1)))
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(ServiceUnavailable):  # the breaker answers without waiting
+            await backend.admit(plan(limit("requests", 1)))
+        assert loop.time() - t0 < 0.05
+    finally:
+        await backend.close()
+
+
+async def test_retry_after_walks_token_entries_past_one_page(
+    redis: tuple[RedisBackend, Spend],
+) -> None:
+    backend, _ = redis
+    for _ in range(150):
+        assert (await backend.admit(plan(limit("tokens", 1000), tokens=1))).admitted
+    await asyncio.sleep(0.02)
+    # The key's limit was lowered to 20: 131 of the 150 entries must leave first.
+    refused = await backend.admit(plan(limit("tokens", 20), tokens=1))
+    assert refused.windows[0].used == 150
+    assert 59.5 < refused.retry_after < 60
