@@ -15,13 +15,14 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from llmrelay.mock_upstream import MockUpstream
 from tests.gateway_proc import GatewayProcess, free_port
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello router"}]}
 
-# Seed 004, "Example 1", verbatim.
+# Seed 004, "Example 1" (fallback + retry + cache), verbatim.
 SEED_FALLBACK: dict[str, Any] = {
     "strategy": "fallback",
     "targets": [
@@ -33,7 +34,7 @@ SEED_FALLBACK: dict[str, Any] = {
               "exponential_backoff": True},
     "cache": {"mode": "semantic", "ttl": 3600},
 }
-# Seed 004, "Example 2", verbatim.
+# Seed 004, "Example 2" (load balance in the ``weights`` form), verbatim.
 SEED_LOADBALANCE: dict[str, Any] = {
     "strategy": "loadbalance",
     "weights": [
@@ -51,6 +52,28 @@ def mock_upstreams(n: int) -> Iterator[list[MockUpstream]]:
     finally:
         for m in mocks:
             m.stop()
+
+
+def seed_mock_fixtures() -> tuple[Any, Any]:
+    """A routing test module's ``mocks`` and ``fresh`` fixtures.
+
+    ``mocks``: three mock upstreams for the module (seed 004's providers, see
+    :func:`providers`); ``fresh`` (autouse): every test starts with their scripts and
+    request logs empty. A module binds both at its top level, where pytest finds them:
+    ``mocks, fresh = seed_mock_fixtures()``.
+    """
+
+    @pytest.fixture(scope="module")
+    def mocks() -> Iterator[list[MockUpstream]]:
+        with mock_upstreams(3) as found:
+            yield found
+
+    @pytest.fixture(autouse=True)
+    def fresh(mocks: list[MockUpstream]) -> None:
+        for m in mocks:
+            m.reset()
+
+    return mocks, fresh
 
 
 def providers(openai: MockUpstream, anthropic: MockUpstream, ollama: MockUpstream

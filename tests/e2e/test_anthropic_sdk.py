@@ -21,6 +21,7 @@ import pytest
 
 from llmrelay.mock_upstream import Behaviour, MockUpstream
 from tests.gateway_proc import GatewayProcess
+from tests.sdk_streams import read_chat_stream
 
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -111,13 +112,7 @@ def test_openai_sdk_stream_with_usage(oai: openai.OpenAI, mock: MockUpstream) ->
         model="claude/claude-haiku-4-5", messages=[{"role": "user", "content": "one two three"}],
         stream=True, stream_options={"include_usage": True},
     )
-    text, usage, finish = "", None, None
-    for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-            finish = chunk.choices[0].finish_reason or finish
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, finish = read_chat_stream(stream)
     assert text == "one two three" and finish == "stop"
     assert usage is not None and usage.prompt_tokens == 43 and usage.completion_tokens == 3
     assert usage.prompt_tokens_details is not None

@@ -19,6 +19,7 @@ import pytest
 from llmrelay.mock_upstream import Behaviour, MockUpstream
 from tests.gateway_proc import GatewayProcess
 from tests.native_providers import CHAT_MODELS, native_providers
+from tests.sdk_streams import read_chat_stream
 
 TOOLS: Any = [{"type": "function", "function": {
     "name": "lookup", "description": "Look a word up",
@@ -70,13 +71,7 @@ def test_stream_with_usage(client: openai.OpenAI, mock: MockUpstream, provider: 
         model=CHAT_MODELS[provider], messages=[{"role": "user", "content": "one two three"}],
         stream=True, stream_options={"include_usage": True},
     )
-    text, usage, finish = "", None, None
-    for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-            finish = chunk.choices[0].finish_reason or finish
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, finish = read_chat_stream(stream)
     assert text == "one two three"
     assert finish == "stop"
     assert usage is not None and usage.completion_tokens == 3

@@ -9,6 +9,7 @@ import pytest
 
 from llmrelay.mock_upstream import Behaviour, MockUpstream
 from tests.gateway_proc import GatewayProcess
+from tests.sdk_streams import read_chat_stream
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +45,7 @@ def test_stream(client: openai.OpenAI, mock: MockUpstream) -> None:
         model="gpt-4o-mini", messages=[{"role": "user", "content": "one two three"}],
         stream=True, stream_options={"include_usage": True},
     )
-    text, usage = "", None
-    for chunk in stream:
-        if chunk.choices:
-            text += chunk.choices[0].delta.content or ""
-        if chunk.usage:
-            usage = chunk.usage
+    text, usage, _ = read_chat_stream(stream)
     assert text == "one two three"
     assert usage is not None and usage.completion_tokens == 3
 

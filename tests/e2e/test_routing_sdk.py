@@ -11,19 +11,9 @@ import pytest
 
 from llmrelay.mock_upstream import Behaviour, MockUpstream
 from tests.gateway_proc import GatewayProcess
-from tests.routing_env import SEED_FALLBACK, SEED_LOADBALANCE, mock_upstreams, providers
+from tests.routing_env import SEED_FALLBACK, SEED_LOADBALANCE, providers, seed_mock_fixtures
 
-
-@pytest.fixture(scope="module")
-def mocks() -> Iterator[list[MockUpstream]]:
-    with mock_upstreams(3) as found:
-        yield found
-
-
-@pytest.fixture(autouse=True)
-def fresh(mocks: list[MockUpstream]) -> None:
-    for m in mocks:
-        m.reset()
+mocks, fresh = seed_mock_fixtures()
 
 
 @pytest.fixture(scope="module")

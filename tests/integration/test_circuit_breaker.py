@@ -13,7 +13,7 @@ import pytest
 
 from llmrelay.mock_upstream import Behaviour, MockUpstream
 from tests.gateway_proc import GatewayProcess
-from tests.routing_env import mock_upstreams, post, providers
+from tests.routing_env import post, providers, seed_mock_fixtures
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 FALLBACK = {"strategy": "fallback", "targets": [
@@ -22,16 +22,7 @@ FALLBACK = {"strategy": "fallback", "targets": [
 BREAKER = {"failure_threshold": 3, "window": 30, "cooldown": 2.0}
 
 
-@pytest.fixture(scope="module")
-def mocks() -> Iterator[list[MockUpstream]]:
-    with mock_upstreams(3) as found:
-        yield found
-
-
-@pytest.fixture(autouse=True)
-def fresh(mocks: list[MockUpstream]) -> None:
-    for m in mocks:
-        m.reset()
+mocks, fresh = seed_mock_fixtures()
 
 
 def config(mocks: list[MockUpstream]) -> dict[str, Any]:

@@ -24,10 +24,10 @@ from tests.routing_env import (
     SEED_LOADBALANCE,
     attempts_of,
     cli,
-    mock_upstreams,
     post,
     providers,
     row_count,
+    seed_mock_fixtures,
     sse_events,
     streamed_text,
 )
@@ -37,16 +37,7 @@ from tests.routing_env import (
 CHI2_DF2_P001 = 13.82
 
 
-@pytest.fixture(scope="module")
-def mocks() -> Iterator[list[MockUpstream]]:
-    with mock_upstreams(3) as found:
-        yield found
-
-
-@pytest.fixture(autouse=True)
-def fresh(mocks: list[MockUpstream]) -> None:
-    for m in mocks:
-        m.reset()
+mocks, fresh = seed_mock_fixtures()
 
 
 @pytest.fixture(scope="module")

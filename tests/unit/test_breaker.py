@@ -40,12 +40,18 @@ def test_opens_after_threshold_failures_in_window_then_probes_and_closes() -> No
     assert b.acquire_now("other/m").state == "closed"
 
 
-def test_failed_probe_reopens_for_another_cooldown() -> None:
+def _cooled_down() -> tuple[Clock, LocalBreaker]:
+    """A breaker opened by three failures of ``k``, its cooldown just over."""
     clock = Clock()
     b = LocalBreaker(POLICY, clock=clock)
     for _ in range(3):
         b.failure_now("k")
     clock.now += 5.0
+    return clock, b
+
+
+def test_failed_probe_reopens_for_another_cooldown() -> None:
+    _, b = _cooled_down()
     assert b.acquire_now("k").allowed
     b.failure_now("k")
     verdict = b.acquire_now("k")
@@ -66,11 +72,7 @@ def test_failures_outside_the_window_do_not_count() -> None:
 
 
 def test_unreported_probe_is_released_after_a_cooldown() -> None:
-    clock = Clock()
-    b = LocalBreaker(POLICY, clock=clock)
-    for _ in range(3):
-        b.failure_now("k")
-    clock.now += 5.0
+    clock, b = _cooled_down()
     assert b.acquire_now("k").allowed
     clock.now += 5.0  # the probe's caller vanished without reporting
     assert b.acquire_now("k").allowed

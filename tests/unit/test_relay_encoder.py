@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,6 +14,7 @@ from llmrelay.context import Call
 from llmrelay.pipeline import relay_stream
 from llmrelay.providers.anthropic import AnthropicAdapter
 from llmrelay.providers.base import ProviderSpec
+from llmrelay.providers.mock import CannedResponse
 from llmrelay.providers.registry import Provider
 from llmrelay.routing.resolve import Target
 from llmrelay.sse import EventSplitter, event_data
@@ -30,24 +30,6 @@ UPSTREAM = (
     b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", '
     b'"message": "Overloaded"}}\n\n'
 )
-
-
-class _Response:
-    status = 200
-    headers: dict[str, str] = {}
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self._chunks = chunks
-
-    async def read(self) -> bytes:
-        return b"".join(self._chunks)
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        for chunk in self._chunks:
-            yield chunk
-
-    def close(self) -> None:
-        pass
 
 
 async def _relay(chunks: list[bytes]) -> tuple[bytes, Call]:
@@ -67,7 +49,7 @@ async def _relay(chunks: list[bytes]) -> tuple[bytes, Call]:
 
     translator = AnthropicAdapter().chat_stream(spec, "claude-x", True)
     gw: Any = SimpleNamespace(streams=set())
-    await relay_stream(gw, call, _Response(chunks), translator, send,
+    await relay_stream(gw, call, CannedResponse(200, chunks, "text/event-stream"), translator, send,
                        encoder=AnthropicEncoder("claude-x"))
     return b"".join(sent), call
 

@@ -10,27 +10,8 @@ from llmrelay.routing.classify import MATCH_ANY
 from llmrelay.routing.conditions import RequestFacts, choose
 from llmrelay.routing.config import RouteConfigError, RouteSpec, TargetSpec, parse_route_config
 from llmrelay.routing.retry import DEFAULT_RETRY_STATUSES, NO_RETRY
+from tests.routing_env import SEED_FALLBACK, SEED_LOADBALANCE
 
-# Seed 004, "Example 1" (fallback + retry + cache), verbatim.
-SEED_FALLBACK: dict[str, Any] = {
-    "strategy": "fallback",
-    "targets": [
-        {"provider": "openai", "model": "gpt-4o-mini", "on_errors": ["timeout", "rate_limit"]},
-        {"provider": "anthropic", "model": "claude-3-sonnet", "on_errors": ["timeout"]},
-        {"provider": "ollama", "model": "llama3:8b", "on_errors": ["*"]},
-    ],
-    "retry": {"attempts": 3, "on_status_codes": [429, 500, 502, 503],
-              "exponential_backoff": True},
-    "cache": {"mode": "semantic", "ttl": 3600},
-}
-# Seed 004, "Example 2" (load balance in the ``weights`` form), verbatim.
-SEED_LOADBALANCE: dict[str, Any] = {
-    "strategy": "loadbalance",
-    "weights": [
-        {"provider": "openai", "model": "gpt-4o-mini", "weight": 0.9},
-        {"provider": "anthropic", "model": "claude-3-5-sonnet-20241022", "weight": 0.1},
-    ],
-}
 # Seed 004, "Example 3" (single target at the top level).
 SEED_SINGLE: dict[str, Any] = {
     "strategy": "single", "provider": "openai", "model": "gpt-4o-mini",

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from llmrelay.errors import GatewayError
 from llmrelay.providers.anthropic_convert import anthropic_error, anthropic_usage, stop_reason
+from llmrelay.providers.stream_state import json_object
 from llmrelay.sse import encode_event, event_data
 
 from .messages_translate import message_id
@@ -58,11 +57,8 @@ class AnthropicEncoder:
             return [PING] if event.startswith(b":") and self._started else []
         if data == b"[DONE]":
             return self._finish()
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(chunk, dict):
+        chunk = json_object(data)
+        if chunk is None:
             return []
         out: list[bytes] = []
         if not self._started:

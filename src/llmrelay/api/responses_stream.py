@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from llmrelay.errors import GatewayError
+from llmrelay.providers.stream_state import json_object
 from llmrelay.sse import encode_event, event_data
 
 from .responses_translate import (
@@ -61,11 +60,8 @@ class ResponsesEncoder:
             return [event] if event.startswith(b":") else []  # keep-alive comments
         if data == b"[DONE]":
             return self._complete()
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(chunk, dict):
+        chunk = json_object(data)
+        if chunk is None:
             return []
         out: list[bytes] = []
         if self._response is None:

@@ -6,16 +6,10 @@ scriptable per request with :class:`Behaviour` (queue or ``x-mock-behaviour``
 header) to exercise the gateway's retry, fallback and streaming paths.
 """
 
+from .openai_routes import openai_routes
 from .script import Behaviour, BehaviourError, RecordedRequest, RequestLog, Script
-from .server import (
-    DEFAULT_PROVIDERS,
-    MockState,
-    MockUpstream,
-    RouteFactory,
-    build_app,
-    openai_routes,
-    serve_forever,
-)
+from .server import DEFAULT_PROVIDERS, MockUpstream, build_app, serve_forever
+from .state import MockState, RouteFactory
 
 __all__ = [
     "DEFAULT_PROVIDERS",

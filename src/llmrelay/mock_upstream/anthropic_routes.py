@@ -11,30 +11,19 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from aiohttp import web
 
 from . import anthropic_format as af
-from .script import (
-    Behaviour,
-    BehaviourError,
-    apply_preamble,
-    closed_response,
-    send_event_stream,
-)
+from .script import Behaviour, send_event_stream
+from .wire_handlers import WireHandlers, json_response
 
 if TYPE_CHECKING:
-    from .server import MockState
+    from .state import MockState
 
 
-def _json(obj: object, status: int, headers: dict[str, str]) -> web.Response:
-    return web.Response(body=orjson.dumps(obj), status=status,
-                        headers={"Content-Type": "application/json", **headers})
-
-
-class _AnthropicHandlers:
-    def __init__(self, state: MockState) -> None:
-        self._state = state
+class _AnthropicHandlers(WireHandlers):
+    # Anthropic words a body that is not an object like one that is not JSON.
+    bad_json = not_an_object = "The request body is not valid JSON."
 
     @staticmethod
     def _headers(behaviour: Behaviour) -> dict[str, str]:
@@ -47,27 +36,21 @@ class _AnthropicHandlers:
         b = behaviour or Behaviour()
         body = af.error_body(status, message=message or b.error_message,
                              error_type=b.error_type)
-        return _json(body, status, self._headers(b))
+        return json_response(body, status=status, headers=self._headers(b))
 
-    async def messages(self, request: web.Request) -> web.StreamResponse:
-        try:
-            behaviour = self._state.script.next_for(request.headers)
-        except BehaviourError as exc:
-            return self._error(400, message=str(exc))
-        if await apply_preamble(request, behaviour):
-            return closed_response()
-        if behaviour.is_error:
-            return self._error(behaviour.status, behaviour)
+    def _authenticate(self, request: web.Request, body: bytes) -> web.Response | None:
         expected = self._state.api_key
         if expected is not None and request.headers.get("x-api-key") != expected:
             return self._error(401)
         if not request.headers.get("anthropic-version"):
             return self._error(400, message="anthropic-version: header is required")
+        return None
+
+    async def messages(
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
+    ) -> web.StreamResponse:
         try:
-            body: Any = orjson.loads(await request.read())
             af.validate(body)
-        except orjson.JSONDecodeError:
-            return self._error(400, message="The request body is not valid JSON.")
         except af.RequestError as exc:
             return self._error(400, message=str(exc))
         reply = af.plan_reply(body, reply=behaviour.reply, usage=behaviour.usage,
@@ -75,7 +58,7 @@ class _AnthropicHandlers:
         message_id, model = af.new_message_id(), str(body["model"])
         if body.get("stream") is not True:
             obj = af.message(message_id=message_id, model=model, reply=reply)
-            return _json(obj, 200, self._headers(behaviour))
+            return json_response(obj, headers=self._headers(behaviour))
         events = af.stream_events(message_id=message_id, model=model, reply=reply)
         terminator: bytes | None = af.STOP
         if behaviour.error_after_chunks is not None:
@@ -90,5 +73,5 @@ class _AnthropicHandlers:
 
 def anthropic_routes(state: MockState) -> list[web.RouteDef]:
     """Route factory for Anthropic's Messages API."""
-    handlers = _AnthropicHandlers(state)
-    return [web.post("/v1/messages", handlers.messages)]
+    h = _AnthropicHandlers(state)
+    return [web.post("/v1/messages", h.scripted(h.messages))]

@@ -13,14 +13,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from aiohttp import web
 
 from . import openai_format as oa
-from .script import Behaviour, BehaviourError, apply_preamble, closed_response, send_event_stream
+from .script import Behaviour, send_event_stream
+from .wire_handlers import WireHandlers, json_response
 
 if TYPE_CHECKING:
-    from .server import MockState
+    from .state import MockState
 
 _SAFE = {"filtered": False, "severity": "safe"}
 FILTER_RESULTS = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence": _SAFE}
@@ -38,60 +38,38 @@ _MESSAGES = {
 
 def _json(obj: object, status: int = 200, headers: dict[str, str] | None = None
           ) -> web.Response:
-    return web.Response(body=orjson.dumps(obj), status=status,
-                        headers={"Content-Type": "application/json",
-                                 "apim-request-id": oa.new_request_id(), **(headers or {})})
+    return json_response(obj, status=status,
+                         headers={"apim-request-id": oa.new_request_id(), **(headers or {})})
 
 
-def _error(status: int, behaviour: Behaviour | None = None, message: str | None = None
-           ) -> web.Response:
-    b = behaviour or Behaviour()
-    error: dict[str, Any] = {
-        "code": b.error_code or str(status),
-        "message": message or b.error_message or _MESSAGES.get(status, "Request failed."),
-    }
-    if status not in (401, 404):
-        error.update({"param": None, "type": b.error_type})
-    return _json({"error": error}, status, dict(b.headers))
+class _AzureHandlers(WireHandlers):
+    def _error(self, status: int, behaviour: Behaviour | None = None, *,
+               message: str | None = None) -> web.Response:
+        b = behaviour or Behaviour()
+        error: dict[str, Any] = {
+            "code": b.error_code or str(status),
+            "message": message or b.error_message or _MESSAGES.get(status, "Request failed."),
+        }
+        if status not in (401, 404):
+            error.update({"param": None, "type": b.error_type})
+        return _json({"error": error}, status, dict(b.headers))
 
-
-class _AzureHandlers:
-    def __init__(self, state: MockState) -> None:
-        self._state = state
-
-    async def _begin(self, request: web.Request
-                     ) -> tuple[Behaviour, dict[str, Any]] | web.StreamResponse:
-        try:
-            behaviour = self._state.script.next_for(request.headers)
-        except BehaviourError as exc:
-            return _error(400, message=str(exc))
-        if await apply_preamble(request, behaviour):
-            return closed_response()
-        if behaviour.is_error:
-            return _error(behaviour.status, behaviour)
+    def _authenticate(self, request: web.Request, body: bytes) -> web.Response | None:
         key = request.headers.get("api-key")
         if not key or (self._state.api_key is not None and key != self._state.api_key):
-            return _error(401)
+            return self._error(401)
         if not request.query.get("api-version"):
-            return _error(404)
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            return _error(400, message="We could not parse the JSON body of your request.")
-        if not isinstance(body, dict):
-            return _error(400, message="The request body must be a JSON object.")
-        return behaviour, body
+            return self._error(404)
+        return None
 
-    async def chat(self, request: web.Request) -> web.StreamResponse:
-        begun = await self._begin(request)
-        if isinstance(begun, web.StreamResponse):
-            return begun
-        behaviour, body = begun
+    async def chat(
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
+    ) -> web.StreamResponse:
         model = request.match_info["deployment"]
         body = {**body, "model": model}
         problem = oa.chat_request_error(body)
         if problem is not None:
-            return _error(400, message=problem[0])
+            return self._error(400, message=problem[0])
         reply = oa.plan_chat_reply(body, reply=behaviour.reply, usage=behaviour.usage,
                                    tool_call_id=oa.new_tool_call_id())
         completion_id, created = oa.new_completion_id(), int(time.time())
@@ -110,15 +88,13 @@ class _AzureHandlers:
         return await send_event_stream(request, events, behaviour, terminator=oa.SSE_DONE,
                                        headers=dict(behaviour.headers))
 
-    async def embeddings(self, request: web.Request) -> web.StreamResponse:
-        begun = await self._begin(request)
-        if isinstance(begun, web.StreamResponse):
-            return begun
-        behaviour, body = begun
+    async def embeddings(
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
+    ) -> web.StreamResponse:
         body = {**body, "model": request.match_info["deployment"]}
         problem = oa.embeddings_request_error(body)
         if problem is not None:
-            return _error(400, message=problem[0])
+            return self._error(400, message=problem[0])
         return _json(oa.embeddings_response(body), headers=dict(behaviour.headers))
 
 
@@ -126,6 +102,6 @@ def azure_routes(state: MockState) -> list[web.RouteDef]:
     """Route factory for Azure OpenAI's deployment-scoped data plane."""
     h = _AzureHandlers(state)
     return [
-        web.post("/openai/deployments/{deployment}/chat/completions", h.chat),
-        web.post("/openai/deployments/{deployment}/embeddings", h.embeddings),
+        web.post("/openai/deployments/{deployment}/chat/completions", h.scripted(h.chat)),
+        web.post("/openai/deployments/{deployment}/embeddings", h.scripted(h.embeddings)),
     ]

@@ -15,14 +15,14 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from aiohttp import web
 
 from . import bedrock_format as bf
-from .script import Behaviour, BehaviourError, apply_preamble, closed_response, send_event_stream
+from .script import Behaviour, send_event_stream
+from .wire_handlers import WireHandlers, json_response
 
 if TYPE_CHECKING:
-    from .server import MockState
+    from .state import MockState
 
 _AUTH = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
@@ -33,15 +33,10 @@ _AUTH = re.compile(
 MAX_SKEW = 300
 
 
-def _response(status: int, body: object, headers: dict[str, str]) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status,
-                        headers={"Content-Type": "application/json", **headers})
-
-
 def _error(status: int, message: str | None = None, kind: str | None = None,
            extra: dict[str, str] | None = None) -> web.Response:
     code, body, headers = bf.error(status, message, kind)
-    return _response(code, body, {**headers, **(extra or {})})
+    return json_response(body, status=code, headers={**headers, **(extra or {})})
 
 
 def verify_sigv4(request: web.Request, body: bytes) -> web.Response | None:
@@ -87,48 +82,30 @@ def verify_sigv4(request: web.Request, body: bytes) -> web.Response | None:
     return None
 
 
-class _BedrockHandlers:
-    def __init__(self, state: MockState) -> None:
-        self._state = state
+class _BedrockHandlers(WireHandlers):
+    bad_json = "Malformed input request, please reformat your input and try again."
+    not_an_object = "Malformed input request: expected a JSON object"
 
-    async def _begin(self, request: web.Request, *, use_queue: bool = True
-                     ) -> tuple[Behaviour, dict[str, Any]] | web.StreamResponse:
-        try:
-            behaviour = self._state.script.next_for(request.headers, use_queue=use_queue)
-        except BehaviourError as exc:
-            return _error(400, str(exc))
-        if await apply_preamble(request, behaviour):
-            return closed_response()
-        if behaviour.is_error:
-            return _error(behaviour.status, behaviour.error_message, behaviour.error_type,
-                          dict(behaviour.headers))
-        raw = await request.read()
-        denied = verify_sigv4(request, raw)
-        if denied is not None:
-            return denied
-        if request.method == "GET":
-            return behaviour, {}
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return _error(400, "Malformed input request, please reformat your input and try "
-                          "again.")
-        if not isinstance(body, dict):
-            return _error(400, "Malformed input request: expected a JSON object")
-        return behaviour, body
+    def _error(self, status: int, behaviour: Behaviour | None = None, *,
+               message: str | None = None) -> web.Response:
+        if behaviour is None:
+            return _error(status, message)
+        return _error(status, behaviour.error_message, behaviour.error_type,
+                      dict(behaviour.headers))
 
-    async def converse(self, request: web.Request) -> web.StreamResponse:
-        begun = await self._begin(request)
-        if isinstance(begun, web.StreamResponse):
-            return begun
-        behaviour, body = begun
+    def _authenticate(self, request: web.Request, body: bytes) -> web.Response | None:
+        return verify_sigv4(request, body)
+
+    async def converse(
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
+    ) -> web.StreamResponse:
         problem = bf.request_error(body)
         if problem is not None:
             return _error(400, problem)
         reply = bf.plan_reply(body, behaviour.reply)
         headers = {"x-amzn-RequestId": bf.new_request_id(), **behaviour.headers}
         if request.match_info["action"] == "converse":
-            return _response(200, bf.converse(reply, behaviour.usage), headers)
+            return json_response(bf.converse(reply, behaviour.usage), headers=headers)
         frames = bf.stream_frames(reply, behaviour.usage)
         if behaviour.error_after_chunks is not None:
             frames = [*itertools.islice(frames, behaviour.error_after_chunks),
@@ -138,31 +115,29 @@ class _BedrockHandlers:
         return await send_event_stream(request, frames, behaviour, headers=headers,
                                        content_type="application/vnd.amazon.eventstream")
 
-    async def invoke(self, request: web.Request) -> web.StreamResponse:
-        begun = await self._begin(request)
-        if isinstance(begun, web.StreamResponse):
-            return begun
-        behaviour, body = begun
+    async def invoke(
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
+    ) -> web.StreamResponse:
         answer = bf.invoke_embeddings(request.match_info["model"], body)
         if isinstance(answer, str):
             return _error(400, answer)
-        return _response(200, answer, {"x-amzn-RequestId": bf.new_request_id(),
-                                       **behaviour.headers})
+        return json_response(answer, headers={"x-amzn-RequestId": bf.new_request_id(),
+                                              **behaviour.headers})
 
-    async def foundation_models(self, request: web.Request) -> web.StreamResponse:
-        begun = await self._begin(request, use_queue=False)
-        if isinstance(begun, web.StreamResponse):
-            return begun
+    async def foundation_models(
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
+    ) -> web.StreamResponse:
         match = _AUTH.match(request.headers.get("Authorization", ""))
         region = match["region"] if match else "us-east-1"
-        return _response(200, bf.foundation_models(region), {})
+        return json_response(bf.foundation_models(region))
 
 
 def bedrock_routes(state: MockState) -> list[web.RouteDef]:
     """Route factory for Bedrock's runtime (Converse, InvokeModel) and control plane."""
     h = _BedrockHandlers(state)
     return [
-        web.post("/model/{model}/{action:converse|converse-stream}", h.converse),
-        web.post("/model/{model}/invoke", h.invoke),
-        web.get("/foundation-models", h.foundation_models, allow_head=False),
+        web.post("/model/{model}/{action:converse|converse-stream}", h.scripted(h.converse)),
+        web.post("/model/{model}/invoke", h.scripted(h.invoke)),
+        web.get("/foundation-models", h.scripted(h.foundation_models, use_queue=False),
+                allow_head=False),
     ]

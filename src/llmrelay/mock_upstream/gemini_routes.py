@@ -29,10 +29,11 @@ from aiohttp import web
 
 from . import gemini_format as gf
 from . import openai_format as oa
-from .script import Behaviour, BehaviourError, apply_preamble, closed_response, send_event_stream
+from .script import Behaviour, send_event_stream
+from .wire_handlers import WireHandlers, json_response
 
 if TYPE_CHECKING:
-    from .server import MockState
+    from .state import MockState
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 #: The audience Google demands in the assertion, whatever URL the token request used.
@@ -42,18 +43,20 @@ TOKEN_LIFETIME = 3599
 
 def _json(obj: object, status: int = 200, headers: dict[str, str] | None = None
           ) -> web.Response:
-    return web.Response(body=orjson.dumps(obj), status=status,
-                        headers={"Content-Type": "application/json; charset=UTF-8",
-                                 **(headers or {})})
+    return json_response(obj, status=status, headers=headers,
+                         content_type="application/json; charset=UTF-8")
 
 
 def _b64url(data: str) -> bytes:
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
-class _GoogleHandlers:
+class _GoogleHandlers(WireHandlers):
+    bad_json = "Invalid JSON payload received."
+    not_an_object = "Invalid JSON payload received. Expected an object."
+
     def __init__(self, state: MockState) -> None:
-        self._state = state
+        super().__init__(state)
         self._public_keys: dict[str, Any] = {}
         self._tokens: set[str] = set()
 
@@ -68,31 +71,7 @@ class _GoogleHandlers:
                              retry_seconds=retry, reason=reason)
         return _json(body, status, headers)
 
-    async def _begin(self, request: web.Request, *, vertex: bool, use_queue: bool = True
-                     ) -> tuple[Behaviour, dict[str, Any]] | web.StreamResponse:
-        try:
-            behaviour = self._state.script.next_for(request.headers, use_queue=use_queue)
-        except BehaviourError as exc:
-            return self._error(400, message=str(exc))
-        if await apply_preamble(request, behaviour):
-            return closed_response()
-        if behaviour.is_error:
-            return self._error(behaviour.status, behaviour)
-        denied = self._vertex_auth(request) if vertex else self._key_auth(request)
-        if denied is not None:
-            return denied
-        if request.method == "GET":
-            return behaviour, {}
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            return self._error(400, message="Invalid JSON payload received.")
-        if not isinstance(body, dict):
-            return self._error(400, message="Invalid JSON payload received. Expected an "
-                               "object.")
-        return behaviour, body
-
-    def _key_auth(self, request: web.Request) -> web.Response | None:
+    def _key_auth(self, request: web.Request, body: bytes) -> web.Response | None:
         key = request.headers.get("x-goog-api-key") or request.query.get("key")
         if not key:
             return self._error(403, message="Method doesn't allow unregistered callers "
@@ -104,7 +83,7 @@ class _GoogleHandlers:
                                reason="API_KEY_INVALID")
         return None
 
-    def _vertex_auth(self, request: web.Request) -> web.Response | None:
+    def _vertex_auth(self, request: web.Request, body: bytes) -> web.Response | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme != "Bearer" or token not in self._tokens:
             return self._error(401)
@@ -117,7 +96,8 @@ class _GoogleHandlers:
         if method not in ("generateContent", "streamGenerateContent", "embedContent",
                           "batchEmbedContents", "predict"):
             return self._error(404, message=f"Method {method!r} not found.")
-        begun = await self._begin(request, vertex=vertex)
+        begun = await self._begin(
+            request, authenticate=self._vertex_auth if vertex else self._key_auth)
         if isinstance(begun, web.StreamResponse):
             return begun
         behaviour, body = begun
@@ -174,16 +154,14 @@ class _GoogleHandlers:
     async def vertex(self, request: web.Request) -> web.StreamResponse:
         return await self._model_call(request, vertex=True)
 
-    async def gemini_models(self, request: web.Request) -> web.StreamResponse:
-        begun = await self._begin(request, vertex=False, use_queue=False)
-        if isinstance(begun, web.StreamResponse):
-            return begun
+    async def gemini_models(
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
+    ) -> web.StreamResponse:
         return _json(gf.models_list(self._google_models()))
 
-    async def vertex_models(self, request: web.Request) -> web.StreamResponse:
-        begun = await self._begin(request, vertex=True, use_queue=False)
-        if isinstance(begun, web.StreamResponse):
-            return begun
+    async def vertex_models(
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
+    ) -> web.StreamResponse:
         return _json(gf.publisher_models(self._google_models()))
 
     def _google_models(self) -> tuple[str, ...]:
@@ -250,9 +228,13 @@ def gemini_routes(state: MockState) -> list[web.RouteDef]:
     vertex = "/v1/projects/{project}/locations/{location}/publishers/google/models/"
     return [
         web.post("/v1beta/models/{model_action}", h.gemini),
-        web.get("/v1beta/models", h.gemini_models, allow_head=False),
+        web.get("/v1beta/models",
+                h.scripted(h.gemini_models, use_queue=False, authenticate=h._key_auth),
+                allow_head=False),
         web.post(vertex + "{model_action}", h.vertex),
-        web.get("/v1beta1/publishers/google/models", h.vertex_models, allow_head=False),
+        web.get("/v1beta1/publishers/google/models",
+                h.scripted(h.vertex_models, use_queue=False, authenticate=h._vertex_auth),
+                allow_head=False),
         web.post("/token", h.token),
         web.post("/_mock/google/keys", h.register_keys),
     ]

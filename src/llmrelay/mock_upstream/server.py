@@ -1,15 +1,15 @@
-"""The mock upstream HTTP server: aiohttp app, OpenAI routes, runners.
+"""The mock upstream HTTP server: the aiohttp app and its runners.
 
-Layout, so further wire formats slot in without touching the OpenAI code:
+Layout, so further wire formats slot in without touching the others:
 
-* :class:`MockState` holds everything mutable (script queue, request log,
+* :class:`~.state.MockState` holds everything mutable (script queue, request log,
   config) and is passed explicitly; there is no module-level state, so several
   mocks can run side by side in one process.
-* a *route factory* (``Callable[[MockState], list[web.RouteDef]]``) per wire
-  format.  :func:`openai_routes` is the only one today; an Anthropic/Gemini/
-  Bedrock one would live next to its ``*_format.py`` builders, reuse
-  :mod:`.script` for behaviours, and be passed to :func:`build_app`
-  (or added to :data:`DEFAULT_PROVIDERS`).
+* a *route factory* (:data:`~.state.RouteFactory`) per wire format, in its
+  ``*_routes.py`` next to its ``*_format.py`` builders; the handlers share the
+  scripted prologue of :class:`~.wire_handlers.WireHandlers` and reuse
+  :mod:`.script` for behaviours. Factories are passed to :func:`build_app`
+  (the default set is :data:`DEFAULT_PROVIDERS`).
 * the provider-neutral parts: request recording middleware and the
   ``/_mock/*`` control endpoints used by out-of-process tests and demos.
 * :class:`MockUpstream` runs the app on its own thread and event loop, so it
@@ -23,34 +23,28 @@ import asyncio
 import logging
 import signal
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import orjson
 from aiohttp import web
-from multidict import CIMultiDict
 
 from . import openai_format as oa
-from . import responses_format as rf
 from .anthropic_routes import anthropic_routes
 from .azure_routes import azure_routes
 from .bedrock_routes import bedrock_routes
 from .gemini_routes import gemini_routes
+from .openai_routes import openai_routes
 from .script import (
     Behaviour,
     BehaviourError,
     RecordedRequest,
-    RequestLog,
-    Script,
-    apply_preamble,
-    closed_response,
     parse_behaviour_list,
     record_request,
-    send_event_stream,
 )
+from .state import MockState, RouteFactory
+from .wire_handlers import Handler, json_response
 
 logger = logging.getLogger("llmrelay.mock_upstream")
 
@@ -60,200 +54,6 @@ CLIENT_MAX_SIZE = 64 * 1024 * 1024
 #: aiohttp waits up to twice this.  A mock owes nobody a graceful shutdown.
 SHUTDOWN_TIMEOUT = 0.25
 CONTROL_PREFIX = "/_mock/"
-
-
-@dataclass(slots=True)
-class MockState:
-    """Everything a running mock mutates or is configured with."""
-
-    script: Script = field(default_factory=Script)
-    log: RequestLog = field(default_factory=RequestLog)
-    models: tuple[str, ...] = oa.DEFAULT_MODELS
-    #: When set, OpenAI routes demand ``Authorization: Bearer <api_key>``.
-    api_key: str | None = None
-
-
-RouteFactory = Callable[[MockState], list[web.RouteDef]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def json_response(
-    obj: object, *, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """orjson-encoded response; extra headers may override the content type."""
-    all_headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json"})
-    for name, value in (headers or {}).items():
-        all_headers[name] = value  # case-insensitive replace
-    return web.Response(body=orjson.dumps(obj), status=status, headers=all_headers)
-
-
-# -- OpenAI ------------------------------------------------------------------------
-
-
-class _OpenAIHandlers:
-    """``/v1/chat/completions``, ``/v1/embeddings`` and ``/v1/models``."""
-
-    def __init__(self, state: MockState) -> None:
-        self._state = state
-
-    def _error(
-        self,
-        status: int,
-        behaviour: Behaviour | None = None,
-        *,
-        message: str | None = None,
-        param: str | None = None,
-    ) -> web.Response:
-        b = behaviour or Behaviour()
-        body = oa.error_body(
-            status,
-            message=message if message is not None else b.error_message,
-            error_type=b.error_type,
-            code=b.error_code,
-            param=param,
-        )
-        return json_response(body, status=status, headers=self._headers(b))
-
-    @staticmethod
-    def _headers(behaviour: Behaviour) -> dict[str, str]:
-        headers = {"x-request-id": oa.new_request_id(), "openai-version": "2020-10-01"}
-        headers.update(behaviour.headers)
-        return headers
-
-    def _auth_error(self, request: web.Request) -> web.Response | None:
-        expected = self._state.api_key
-        if expected is None:
-            return None
-        header = request.headers.get("Authorization", "")
-        if header == f"Bearer {expected}":
-            return None
-        message = "You didn't provide an API key." if not header else "Incorrect API key provided."
-        return self._error(401, message=message)
-
-    async def _begin(
-        self, request: web.Request, *, use_queue: bool = True
-    ) -> tuple[Behaviour, dict[str, Any]] | web.StreamResponse:
-        """Shared prologue: pick the behaviour, apply it, authenticate, parse.
-
-        Returns the behaviour and the JSON body, or the response to send when
-        the request ends here (scripted error, dropped socket, bad request).
-        Every chat/embeddings request consumes one queued behaviour, whatever
-        happens next, so a script lines up with request order.
-        """
-        try:
-            behaviour = self._state.script.next_for(request.headers, use_queue=use_queue)
-        except BehaviourError as exc:
-            return self._error(400, message=str(exc), param="x-mock-behaviour")
-        if await apply_preamble(request, behaviour):
-            return closed_response()
-        if behaviour.is_error:
-            return self._error(behaviour.status, behaviour)
-        denied = self._auth_error(request)
-        if denied is not None:
-            return denied
-        if request.method == "GET":
-            return behaviour, {}
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            return self._error(400, message="We could not parse the JSON body of your request.")
-        if not isinstance(body, dict):
-            return self._error(400, message="The request body must be a JSON object.")
-        return behaviour, body
-
-    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
-        begun = await self._begin(request)
-        if isinstance(begun, web.StreamResponse):
-            return begun
-        behaviour, body = begun
-        invalid = oa.chat_request_error(body)
-        if invalid is not None:
-            return self._error(400, message=invalid[0], param=invalid[1])
-        reply = oa.plan_chat_reply(
-            body,
-            reply=behaviour.reply,
-            usage=behaviour.usage,
-            tool_call_id=oa.new_tool_call_id(),
-        )
-        completion_id, created, model = oa.new_completion_id(), int(time.time()), body["model"]
-        if body.get("stream") is not True:
-            completion = oa.chat_completion(
-                completion_id=completion_id, created=created, model=model, reply=reply
-            )
-            return json_response(completion, headers=self._headers(behaviour))
-        chunks = oa.chat_chunks(
-            completion_id=completion_id,
-            created=created,
-            model=model,
-            reply=reply,
-            include_usage=oa.include_usage_requested(body),
-        )
-        return await send_event_stream(
-            request,
-            (oa.encode_sse(chunk) for chunk in chunks),
-            behaviour,
-            terminator=oa.SSE_DONE,
-            headers=self._headers(behaviour),
-        )
-
-    async def embeddings(self, request: web.Request) -> web.StreamResponse:
-        begun = await self._begin(request)
-        if isinstance(begun, web.StreamResponse):
-            return begun
-        behaviour, body = begun
-        invalid = oa.embeddings_request_error(body)
-        if invalid is not None:
-            return self._error(400, message=invalid[0], param=invalid[1])
-        response = oa.embeddings_response(body)
-        if behaviour.usage:
-            response["usage"] = {**response["usage"], **behaviour.usage}
-        return json_response(response, headers=self._headers(behaviour))
-
-    async def responses(self, request: web.Request) -> web.StreamResponse:
-        """``POST /v1/responses``: the Responses API, JSON or typed SSE events."""
-        begun = await self._begin(request)
-        if isinstance(begun, web.StreamResponse):
-            return begun
-        behaviour, body = begun
-        invalid = rf.request_error(body)
-        if invalid is not None:
-            return self._error(400, message=invalid[0], param=invalid[1])
-        reply = rf.plan(body, reply=behaviour.reply, usage=behaviour.usage,
-                        call_id=oa.new_tool_call_id())
-        item_id = rf.new_item_id("fc_" if reply.tool_call is not None else "msg_")
-        response_id, created = rf.new_response_id(), int(time.time())
-        if body.get("stream") is not True:
-            obj = rf.response(body, response_id=response_id, created=created, reply=reply,
-                              item_id=item_id)
-            return json_response(obj, headers=self._headers(behaviour))
-        events = rf.stream_events(body, response_id=response_id, created=created, reply=reply,
-                                  item_id=item_id)
-        if behaviour.error_after_chunks is not None:
-            events = events[: behaviour.error_after_chunks]
-            events.append(rf.error_event(message=behaviour.error_message,
-                                         code=behaviour.error_code, sequence_number=len(events)))
-        return await send_event_stream(request, events, behaviour,
-                                       headers=self._headers(behaviour))
-
-    async def models(self, request: web.Request) -> web.StreamResponse:
-        begun = await self._begin(request, use_queue=False)
-        if isinstance(begun, web.StreamResponse):
-            return begun
-        behaviour, _ = begun
-        body = oa.models_response(self._state.models, created=1_700_000_000)
-        return json_response(body, headers=self._headers(behaviour))
-
-
-def openai_routes(state: MockState) -> list[web.RouteDef]:
-    """Route factory for OpenAI's wire format."""
-    handlers = _OpenAIHandlers(state)
-    return [
-        web.post("/v1/chat/completions", handlers.chat_completions),
-        web.post("/v1/embeddings", handlers.embeddings),
-        web.post("/v1/responses", handlers.responses),
-        web.get("/v1/models", handlers.models, allow_head=False),
-    ]
-
 
 DEFAULT_PROVIDERS: tuple[RouteFactory, ...] = (
     openai_routes, anthropic_routes, gemini_routes, bedrock_routes, azure_routes,

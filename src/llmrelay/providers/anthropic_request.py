@@ -37,6 +37,7 @@ from llmrelay.providers.anthropic_convert import (
     tool_to_anthropic,
 )
 from llmrelay.providers.base import ProviderSpec
+from llmrelay.providers.chat_input import response_format_of
 
 #: OpenAI parameters Anthropic has no equivalent for, with their neutral value
 #: (sending the neutral value is harmless, so it is accepted and not forwarded).
@@ -219,22 +220,11 @@ def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _json_schema(fmt: Any) -> dict[str, Any] | None:
     """The schema JSON output must follow, ``{}``-free: ``None`` when not JSON mode."""
-    if fmt is None:
+    parsed = response_format_of({"response_format": fmt})
+    if parsed is None or parsed[0] == "text":
         return None
-    kind = fmt.get("type") if isinstance(fmt, dict) else None
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return {"type": "object"}
-    if kind == "json_schema":
-        spec = fmt.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise InvalidRequest("response_format.json_schema.schema must be an object",
-                                 param="response_format")
-        return schema
-    raise InvalidRequest("response_format.type must be text, json_object or json_schema",
-                         param="response_format")
+    schema = parsed[1]  # None for json_object: any object will do
+    return {"type": "object"} if schema is None else schema
 
 
 def _is_object_schema(schema: dict[str, Any]) -> bool:

@@ -23,8 +23,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
 from llmrelay.providers.anthropic_convert import (
     JSON_TOOL,
     finish_reason,
@@ -32,6 +30,7 @@ from llmrelay.providers.anthropic_convert import (
     upstream_error,
 )
 from llmrelay.providers.base import Usage
+from llmrelay.providers.stream_state import StreamProgress, json_object
 from llmrelay.sse import DONE, encode_json, event_data
 
 _TEXT, _TOOL, _JSON, _THINKING, _OTHER = range(5)
@@ -49,7 +48,7 @@ def usage_of(raw: dict[str, Any]) -> Usage:
     )
 
 
-class AnthropicStreamTranslator:
+class AnthropicStreamTranslator(StreamProgress):
     """One Anthropic stream; ``feed`` takes raw SSE events, returns OpenAI SSE bytes."""
 
     def __init__(
@@ -61,6 +60,7 @@ class AnthropicStreamTranslator:
         passthrough: bool = False,
         created: int | None = None,
     ) -> None:
+        super().__init__()
         self._provider = provider
         self._wants_usage = client_wants_usage
         self._passthrough = passthrough
@@ -72,22 +72,15 @@ class AnthropicStreamTranslator:
         #: Anthropic block index → OpenAI tool_calls index.
         self._tool_index: dict[int, int] = {}
         self._raw_usage: dict[str, Any] = {}
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
         self.stop_reason: str | None = None
-        self.done = False
-        self.content_chars = 0
 
     # -- the state machine --------------------------------------------------------------
     def feed(self, event: bytes) -> list[bytes]:
         data = event_data(event)
         if data is None:
             return [event] if self._passthrough else []
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return [event] if self._passthrough else []
-        if not isinstance(payload, dict):
+        payload = json_object(data)
+        if payload is None:
             return [event] if self._passthrough else []
         kind = payload.get("type")
         handler = _HANDLERS.get(kind) if isinstance(kind, str) else None

@@ -13,8 +13,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
 from llmrelay.providers.base import ProviderSpec, UpstreamCall
 from llmrelay.providers.openai_compat import OpenAICompatAdapter
 from llmrelay.providers.options import AZURE_API_VERSION
@@ -29,11 +27,7 @@ class AzureOpenAIAdapter(OpenAICompatAdapter):
     """``type: azure``."""
 
     def _headers(self, spec: ProviderSpec) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        if spec.api_key:
-            headers["api-key"] = spec.api_key
-        headers.update(spec.headers)
-        return headers
+        return spec.json_headers("api-key")
 
     def _url(self, spec: ProviderSpec, deployment: str, operation: str) -> str:
         version = quote(spec.api_version or AZURE_API_VERSION, safe="-.")
@@ -50,10 +44,9 @@ class AzureOpenAIAdapter(OpenAICompatAdapter):
     def embeddings_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str
     ) -> UpstreamCall:
-        out = dict(body)
-        out["model"] = model
+        call = super().embeddings_request(spec, body, model)
         return UpstreamCall("POST", self._url(spec, model, "embeddings"), self._headers(spec),
-                            orjson.dumps(out))
+                            call.body)
 
     def models_request(self, spec: ProviderSpec) -> UpstreamCall | None:
         return None

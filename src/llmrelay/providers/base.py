@@ -92,6 +92,15 @@ class ProviderSpec:
     aws_secret_access_key: str | None = field(default=None, repr=False)
     aws_session_token: str | None = field(default=None, repr=False)
 
+    def json_headers(self, key_header: str | None, key_prefix: str = "") -> dict[str, str]:
+        """Headers of a JSON request: the API key (when set) under ``key_header``, then
+        the configured extra headers, which win over both."""
+        headers = {"content-type": "application/json"}
+        if key_header is not None and self.api_key:
+            headers[key_header] = key_prefix + self.api_key
+        headers.update(self.headers)
+        return headers
+
 
 class FrameSplitter(Protocol):
     """Cuts a provider's stream bytes into whole frames for :meth:`StreamTranslator.feed`.

@@ -22,14 +22,16 @@ from llmrelay.providers import bedrock_response as out
 from llmrelay.providers.aws_eventstream import EventStreamSplitter
 from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall
 from llmrelay.providers.chat_input import (
+    alternating_turns,
+    assistant_text_blocks,
     check_params,
     image_url_of,
     json_arguments,
     max_tokens_of,
+    number_of,
     parse_data_url,
     parts_of,
     stop_list,
-    text_of,
     tool_calls_of,
     tool_choice_of,
     tool_result_value,
@@ -130,25 +132,14 @@ def build_messages(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
     """``(system blocks, messages, uses tools)``; consecutive same-role turns merged,
     because Converse wants user and assistant turns to alternate."""
-    system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-    tool_history = False
-    for i, message in enumerate(messages):
-        role = message.get("role")
-        param = f"messages[{i}]"
+
+    def turn(i: int, role: Any, message: dict[str, Any], param: str
+             ) -> tuple[str, list[dict[str, Any]]] | None:
         content = message.get("content")
-        if role in ("system", "developer"):
-            text = text_of(content, f"{param}.content")
-            if text:
-                system.append({"text": text})
-            continue
         if role == "user":
-            turn, blocks = "user", _user_blocks(spec, content, f"{param}.content")
-        elif role == "assistant":
-            turn = "assistant"
-            text = text_of([p for p in parts_of(content, f"{param}.content")
-                            if p.get("type") != "refusal"], f"{param}.content")
-            blocks = [{"text": text}] if text else []
+            return "user", _user_blocks(spec, content, f"{param}.content")
+        if role == "assistant":
+            blocks = assistant_text_blocks(content, f"{param}.content")
             for j, call in enumerate(tool_calls_of(message, param)):
                 function = call["function"]
                 blocks.append({"toolUse": {
@@ -157,21 +148,14 @@ def build_messages(
                     "input": json_arguments(function.get("arguments"),
                                             f"{param}.tool_calls[{j}].function.arguments"),
                 }})
-                tool_history = True
-        elif role == "tool":
-            turn, blocks = "user", [_tool_result(message, param)]
-            tool_history = True
-        else:
-            raise InvalidRequest(f"{param}.role: unknown role {role!r}", param=f"{param}.role")
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == turn:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": turn, "content": blocks})
-    if not turns:
-        raise InvalidRequest("messages must hold at least one user or assistant message "
-                             "with content", param="messages")
+            return "assistant", blocks
+        if role == "tool":
+            return "user", [_tool_result(message, param)]
+        return None
+
+    system, turns = alternating_turns(messages, turn, "content")
+    tool_history = any("toolUse" in block or "toolResult" in block
+                       for t in turns for block in t["content"])
     return system, turns, tool_history
 
 
@@ -223,10 +207,8 @@ def converse_body(spec: ProviderSpec, body: dict[str, Any]) -> dict[str, Any]:
     if max_tokens is not None:
         inference["maxTokens"] = max_tokens
     for name, key in (("temperature", "temperature"), ("top_p", "topP")):
-        value = body.get(name)
+        value = number_of(body, name)
         if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidRequest(f"{name} must be a number", param=name)
             inference[key] = value
     stop = stop_list(body)
     if stop:

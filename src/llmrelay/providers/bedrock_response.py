@@ -22,12 +22,15 @@ from llmrelay.providers.aws_eventstream import decode_frame
 from llmrelay.providers.base import ChatResult, ProviderSpec, Usage
 from llmrelay.providers.chat_input import check_params, new_completion_id
 from llmrelay.providers.chat_output import (
-    FLOAT_EMBEDDINGS,
     ChoiceOut,
     ChunkWriter,
     ToolCallOut,
     completion,
+    embeddings_list,
+    upstream_json,
+    upstream_object,
 )
+from llmrelay.providers.stream_state import StreamProgress
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -81,19 +84,8 @@ def stop_reason(reason: Any) -> str:
     return STOP_REASONS.get(str(reason), "stop")
 
 
-def _loads(provider: str, body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamError(f"upstream {provider} sent a body that is not JSON", status=502,
-                            provider=provider) from exc
-
-
 def chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
-    parsed = _loads(spec.name, body)
-    if not isinstance(parsed, dict):
-        raise UpstreamError(f"upstream {spec.name} sent an unexpected answer", status=502,
-                            provider=spec.name)
+    parsed = upstream_object(spec.name, body)
     message = (parsed.get("output") or {}).get("message") or {}
     choice = ChoiceOut(index=0)
     texts: list[str] = []
@@ -114,32 +106,28 @@ def chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
     return ChatResult(orjson.dumps(obj), usage, choice.finish_reason)
 
 
-class BedrockStream:
+class BedrockStream(StreamProgress):
     """ConverseStream frames -> OpenAI chunk events, one frame at a time.
 
     ``messageStop`` ends the answer; the ``metadata`` frame with usage follows it, so
     the usage chunk and ``[DONE]`` are written when the upstream closes.
     """
 
-    __slots__ = ("_blocks", "_out", "_provider", "content_chars", "done", "finish_reason",
-                 "usage")
+    __slots__ = ("_blocks", "_out", "_provider")
 
     def __init__(self, provider: str, model: str, wants_usage: bool) -> None:
+        super().__init__()
         self._provider = provider
         self._out = ChunkWriter(new_completion_id(), model, wants_usage)
         #: contentBlockIndex -> position of the tool call it carries
         self._blocks: dict[int, int] = {}
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.done = False
-        self.content_chars = 0
 
     def feed(self, event: bytes) -> list[bytes]:
         frame = decode_frame(event, self._provider)
         kind = frame.message_type
         if kind != "event":
             raise self._failure(frame)
-        body = _loads(self._provider, frame.payload) if frame.payload else {}
+        body = upstream_json(self._provider, frame.payload) if frame.payload else {}
         if not isinstance(body, dict):
             return []
         name = frame.event_type
@@ -177,7 +165,7 @@ class BedrockStream:
         return []
 
     def _failure(self, frame: Any) -> UpstreamError:
-        payload = _loads(self._provider, frame.payload) if frame.payload else {}
+        payload = upstream_json(self._provider, frame.payload) if frame.payload else {}
         message = payload.get("message") or payload.get("Message") if isinstance(
             payload, dict) else None
         if frame.message_type == "error":
@@ -233,7 +221,7 @@ def embeddings_body(spec: ProviderSpec, body: dict[str, Any], model: str) -> dic
 
 
 def embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
-    parsed = _loads(spec.name, body)
+    parsed = upstream_json(spec.name, body)
     parsed = parsed if isinstance(parsed, dict) else {}
     tokens = 0
     if isinstance(parsed.get("embedding"), list):  # Titan
@@ -242,15 +230,7 @@ def embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult
     else:  # Cohere: a list of vectors, or {"float": [...]} with embedding_types
         raw = parsed.get("embeddings")
         vectors = raw.get("float") or [] if isinstance(raw, dict) else raw or []
-    usage = Usage(prompt_tokens=tokens, total_tokens=tokens)
-    obj = {
-        "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": v}
-                 for i, v in enumerate(vectors)],
-        "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-    return ChatResult(orjson.dumps(obj), usage, extra={FLOAT_EMBEDDINGS: True})
+    return embeddings_list(vectors, model, tokens)
 
 
 # -- model list and errors --------------------------------------------------------------

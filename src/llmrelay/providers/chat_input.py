@@ -14,7 +14,7 @@ import mimetypes
 import re
 import secrets
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -90,6 +90,58 @@ def parts_of(content: Any, param: str) -> list[dict[str, Any]]:
     if isinstance(content, list) and all(isinstance(p, dict) for p in content):
         return content
     raise InvalidRequest(f"{param} must be a string or an array of parts", param=param)
+
+
+def assistant_text_blocks(content: Any, param: str) -> list[dict[str, Any]]:
+    """An assistant message's text as one ``{"text": ...}`` block (none when empty).
+
+    Refusal parts are the model's own earlier refusals: they are left out, not sent back
+    as text the model would then read as its own answer.
+    """
+    text = text_of([p for p in parts_of(content, param) if p.get("type") != "refusal"], param)
+    return [{"text": text}] if text else []
+
+
+#: ``(index, role, message, "messages[i]") -> (turn role, blocks)``, None for a role the
+#: API has no turn for.
+TurnTranslator = Callable[
+    [int, Any, dict[str, Any], str], tuple[str, list[dict[str, Any]]] | None
+]
+
+
+def alternating_turns(
+    messages: list[Any], translate: TurnTranslator, blocks_key: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(system text blocks, turns)`` for APIs whose user and model turns alternate.
+
+    System and developer messages leave the conversation for the API's separate system
+    field; ``translate`` turns every other message into blocks of a turn; consecutive
+    turns of one role are merged (their blocks under ``blocks_key``), empty ones dropped.
+    """
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        param = f"messages[{i}]"
+        if role in ("system", "developer"):
+            text = text_of(message.get("content"), f"{param}.content")
+            if text:
+                system.append({"text": text})
+            continue
+        translated = translate(i, role, message, param)
+        if translated is None:
+            raise InvalidRequest(f"{param}.role: unknown role {role!r}", param=f"{param}.role")
+        turn, blocks = translated
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == turn:
+            turns[-1][blocks_key].extend(blocks)
+        else:
+            turns.append({"role": turn, blocks_key: blocks})
+    if not turns:
+        raise InvalidRequest("messages must hold at least one user or assistant message "
+                             "with content", param="messages")
+    return system, turns
 
 
 def image_url_of(part: Mapping[str, Any], param: str) -> str:
@@ -230,6 +282,16 @@ def stop_list(body: Mapping[str, Any]) -> list[str] | None:
     if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
         return stop
     raise InvalidRequest("stop must be a string or an array of strings", param="stop")
+
+
+def number_of(body: Mapping[str, Any], name: str) -> float | None:
+    """A numeric sampling parameter (``temperature``, ``top_p``, ...), None when not set."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest(f"{name} must be a number", param=name)
+    return value
 
 
 def max_tokens_of(body: Mapping[str, Any]) -> int | None:

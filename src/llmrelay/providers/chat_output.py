@@ -1,6 +1,8 @@
 """Writing OpenAI's answer shapes for translating adapters (Gemini, Bedrock, ...).
 
-:func:`completion` builds a non-streaming ``chat.completion``; :class:`ChunkWriter`
+:func:`upstream_object` reads the provider's answer (a body that is not JSON is the
+upstream's fault: 502). :func:`completion` builds a non-streaming ``chat.completion``,
+:func:`embeddings_list` an embeddings ``list``; :class:`ChunkWriter`
 is the output half of every translating stream: the provider-specific translator
 decides *what* happened (text, a tool call started, arguments arrived, a choice
 finished, usage is known), the writer turns it into ``chat.completion.chunk`` events
@@ -18,8 +20,27 @@ from typing import Any
 
 import orjson
 
-from llmrelay.providers.base import Usage
+from llmrelay.errors import UpstreamError
+from llmrelay.providers.base import ChatResult, Usage
 from llmrelay.sse import DONE, encode_json
+
+
+def upstream_json(provider: str, body: bytes) -> Any:
+    """The provider's answer parsed; a body that is not JSON fails the call with 502."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(f"upstream {provider} sent a body that is not JSON", status=502,
+                            provider=provider) from exc
+
+
+def upstream_object(provider: str, body: bytes) -> dict[str, Any]:
+    """Like :func:`upstream_json` for answers that must be a JSON object."""
+    parsed = upstream_json(provider, body)
+    if not isinstance(parsed, dict):
+        raise UpstreamError(f"upstream {provider} sent an unexpected answer", status=502,
+                            provider=provider)
+    return parsed
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:
@@ -153,6 +174,19 @@ class ChunkWriter:
 #: ``ChatResult.extra`` flag of translated embeddings: vectors are float lists, which
 #: the endpoint encodes when the client asked for ``encoding_format: base64``.
 FLOAT_EMBEDDINGS = "float_embeddings"
+
+
+def embeddings_list(vectors: list[Any], model: str, tokens: int) -> ChatResult:
+    """OpenAI's embeddings ``list`` of float vectors, billed as ``tokens`` prompt tokens."""
+    usage = Usage(prompt_tokens=tokens, total_tokens=tokens)
+    obj = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": v}
+                 for i, v in enumerate(vectors)],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return ChatResult(orjson.dumps(obj), usage, extra={FLOAT_EMBEDDINGS: True})
 
 
 def embeddings_as_base64(body: bytes) -> bytes:

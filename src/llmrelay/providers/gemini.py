@@ -21,16 +21,18 @@ from llmrelay.errors import InvalidRequest, UpstreamError
 from llmrelay.providers import gemini_response as out
 from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall
 from llmrelay.providers.chat_input import (
+    alternating_turns,
+    assistant_text_blocks,
     check_params,
     guess_mime,
     image_url_of,
     json_arguments,
     max_tokens_of,
+    number_of,
     parse_data_url,
     parts_of,
     response_format_of,
     stop_list,
-    text_of,
     tool_calls_of,
     tool_choice_of,
     tool_names,
@@ -134,29 +136,19 @@ def build_contents(
     spec: ProviderSpec, messages: list[Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(systemInstruction parts, contents)``; consecutive same-role turns merged."""
-    system: list[dict[str, Any]] = []
-    contents: list[dict[str, Any]] = []
     names = tool_names(messages)
-    for i, message in enumerate(messages):
-        role = message.get("role")
-        param = f"messages[{i}]"
+
+    def turn(i: int, role: Any, message: dict[str, Any], param: str
+             ) -> tuple[str, list[dict[str, Any]]] | None:
         content = message.get("content")
-        if role in ("system", "developer"):
-            text = text_of(content, f"{param}.content")
-            if text:
-                system.append({"text": text})
-            continue
         if role == "user":
-            turn, parts = "user", _user_parts(spec, content, f"{param}.content")
-        elif role == "assistant":
-            turn = "model"
-            text = text_of([p for p in parts_of(content, f"{param}.content")
-                            if p.get("type") != "refusal"], f"{param}.content")
-            parts = [{"text": text}] if text else []
+            return "user", _user_parts(spec, content, f"{param}.content")
+        if role == "assistant":
+            parts = assistant_text_blocks(content, f"{param}.content")
             parts.extend(_function_call_part(call, f"{param}.tool_calls[{j}]")
                          for j, call in enumerate(tool_calls_of(message, param)))
-        elif role in ("tool", "function"):
-            turn = "user"
+            return "model", parts
+        if role in ("tool", "function"):
             call_id = str(message.get("tool_call_id") or "")
             name = names.get(call_id) if role == "tool" else message.get("name")
             if not name:
@@ -164,31 +156,13 @@ def build_contents(
                     f"{param}.tool_call_id {call_id!r} matches no tool call of an earlier "
                     "assistant message", param=f"{param}.tool_call_id")
             value = tool_result_value(content, f"{param}.content")
-            parts = [_function_response(value, str(name))]
-        else:
-            raise InvalidRequest(f"{param}.role: unknown role {role!r}", param=f"{param}.role")
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == turn:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": turn, "parts": parts})
-    if not contents:
-        raise InvalidRequest("messages must hold at least one user or assistant message "
-                             "with content", param="messages")
-    return system, contents
+            return "user", [_function_response(value, str(name))]
+        return None
+
+    return alternating_turns(messages, turn, "parts")
 
 
 # -- generation config and tools -------------------------------------------------------
-
-
-def _number(body: dict[str, Any], name: str) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequest(f"{name} must be a number", param=name)
-    return value
 
 
 def generation_config(spec: ProviderSpec, body: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +170,7 @@ def generation_config(spec: ProviderSpec, body: dict[str, Any]) -> dict[str, Any
     for name, key in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"),
                       ("presence_penalty", "presencePenalty"),
                       ("frequency_penalty", "frequencyPenalty")):
-        value = _number(body, name)
+        value = number_of(body, name)
         if value is not None:
             config[key] = value
     max_tokens = max_tokens_of(body)
@@ -292,11 +266,7 @@ class GeminiAdapter:
     vertex = False
 
     def _headers(self, spec: ProviderSpec) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        if spec.api_key:
-            headers["x-goog-api-key"] = spec.api_key
-        headers.update(spec.headers)
-        return headers
+        return spec.json_headers("x-goog-api-key")
 
     def _model_url(self, spec: ProviderSpec, model: str, method: str) -> str:
         return f"{spec.base_url.rstrip('/')}/{_model_path(model)}:{method}"
@@ -362,9 +332,7 @@ class VertexAdapter(GeminiAdapter):
     vertex = True
 
     def _headers(self, spec: ProviderSpec) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        headers.update(spec.headers)
-        return headers
+        return spec.json_headers(None)
 
     def _model_url(self, spec: ProviderSpec, model: str, method: str) -> str:
         resource = model if "/" in model else "publishers/google/models/" + quote(

@@ -25,12 +25,15 @@ from llmrelay.errors import InvalidRequest, UpstreamError
 from llmrelay.providers.base import ChatResult, ProviderSpec, Usage
 from llmrelay.providers.chat_input import check_params, new_call_id, new_completion_id
 from llmrelay.providers.chat_output import (
-    FLOAT_EMBEDDINGS,
     ChoiceOut,
     ChunkWriter,
     ToolCallOut,
     completion,
+    embeddings_list,
+    upstream_json,
+    upstream_object,
 )
+from llmrelay.providers.stream_state import StreamProgress
 from llmrelay.sse import event_data
 
 _SIG = "~sig~"
@@ -101,19 +104,8 @@ def _choice(candidate: dict[str, Any], position: int) -> ChoiceOut:
     return choice
 
 
-def _loads(provider: str, body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamError(f"upstream {provider} sent a body that is not JSON", status=502,
-                            provider=provider) from exc
-
-
 def chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
-    parsed = _loads(spec.name, body)
-    if not isinstance(parsed, dict):
-        raise UpstreamError(f"upstream {spec.name} sent an unexpected answer", status=502,
-                            provider=spec.name)
+    parsed = upstream_object(spec.name, body)
     candidates = [c for c in parsed.get("candidates") or () if isinstance(c, dict)]
     choices = [_choice(c, i) for i, c in enumerate(candidates)]
     if not choices:  # the prompt itself was blocked (promptFeedback.blockReason)
@@ -125,26 +117,22 @@ def chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
     return ChatResult(orjson.dumps(obj), usage, choices[0].finish_reason)
 
 
-class GeminiStream:
+class GeminiStream(StreamProgress):
     """``streamGenerateContent?alt=sse`` events -> OpenAI chunk events, as they arrive."""
 
-    __slots__ = ("_called", "_out", "_provider", "content_chars", "done", "finish_reason",
-                 "usage")
+    __slots__ = ("_called", "_out", "_provider")
 
     def __init__(self, provider: str, model: str, wants_usage: bool) -> None:
+        super().__init__()
         self._provider = provider
         self._out = ChunkWriter(new_completion_id(), model, wants_usage)
         self._called: set[int] = set()
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.done = False
-        self.content_chars = 0
 
     def feed(self, event: bytes) -> list[bytes]:
         data = event_data(event)
         if data is None:
             return []
-        chunk = _loads(self._provider, data)
+        chunk = upstream_json(self._provider, data)
         if not isinstance(chunk, dict):
             return []
         if isinstance(chunk.get("error"), dict):
@@ -213,7 +201,7 @@ def embedding_inputs(spec: ProviderSpec, body: dict[str, Any]) -> tuple[list[str
 
 
 def embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
-    parsed = _loads(spec.name, body)
+    parsed = upstream_json(spec.name, body)
     if not isinstance(parsed, dict):
         parsed = {}
     vectors: list[Any] = []
@@ -228,15 +216,7 @@ def embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult
             vectors.append(embedding.get("values") or [])
             tokens += int((embedding.get("statistics") or {}).get("token_count") or 0)
     # The Gemini API reports no token counts for embeddings; Vertex does.
-    usage = Usage(prompt_tokens=tokens, total_tokens=tokens)
-    obj = {
-        "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": v}
-                 for i, v in enumerate(vectors)],
-        "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-    return ChatResult(orjson.dumps(obj), usage, extra={FLOAT_EMBEDDINGS: True})
+    return embeddings_list(vectors, model, tokens)
 
 
 # -- model lists and errors ------------------------------------------------------------

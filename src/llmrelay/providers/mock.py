@@ -19,7 +19,9 @@ from llmrelay.providers.base import UpstreamCall
 from llmrelay.sse import DONE
 
 
-class _MockResponse:
+class CannedResponse:
+    """An upstream response held in memory: the transport-side shape the relay reads."""
+
     __slots__ = ("_chunks", "headers", "status")
 
     def __init__(self, status: int, chunks: list[bytes], content_type: str) -> None:
@@ -38,9 +40,9 @@ class _MockResponse:
         self._chunks = []
 
 
-def _error(status: int, message: str, param: str | None = None) -> _MockResponse:
+def _error(status: int, message: str, param: str | None = None) -> CannedResponse:
     body = fmt.error_body(status, message=message, param=param)
-    return _MockResponse(status, [orjson.dumps(body)], "application/json")
+    return CannedResponse(status, [orjson.dumps(body)], "application/json")
 
 
 class MockTransport:
@@ -49,7 +51,7 @@ class MockTransport:
     async def send(
         self, call: UpstreamCall, *, provider: str, timeout: float, connect_timeout: float,
         stream: bool,
-    ) -> _MockResponse:
+    ) -> CannedResponse:
         try:
             body: Any = orjson.loads(call.body) if call.body else {}
         except orjson.JSONDecodeError:
@@ -61,11 +63,11 @@ class MockTransport:
             problem = fmt.embeddings_request_error(body)
             if problem is not None:
                 return _error(400, problem[0], problem[1])
-            return _MockResponse(200, [orjson.dumps(fmt.embeddings_response(body))],
+            return CannedResponse(200, [orjson.dumps(fmt.embeddings_response(body))],
                                  "application/json")
         return _error(404, f"Unknown path {path}")
 
-    def _chat(self, body: Any, stream: bool) -> _MockResponse:
+    def _chat(self, body: Any, stream: bool) -> CannedResponse:
         problem = fmt.chat_request_error(body)
         if problem is not None:
             return _error(400, problem[0], problem[1])
@@ -76,14 +78,14 @@ class MockTransport:
             obj = fmt.chat_completion(
                 completion_id=completion_id, created=created, model=model, reply=reply
             )
-            return _MockResponse(200, [orjson.dumps(obj)], "application/json")
+            return CannedResponse(200, [orjson.dumps(obj)], "application/json")
         chunks = fmt.chat_chunks(
             completion_id=completion_id, created=created, model=model, reply=reply,
             include_usage=fmt.include_usage_requested(body),
         )
         events = [fmt.encode_sse(c) for c in chunks]
         events.append(DONE)
-        return _MockResponse(200, events, "text/event-stream")
+        return CannedResponse(200, events, "text/event-stream")
 
     async def close(self) -> None:
         return None

@@ -14,33 +14,37 @@ import orjson
 
 from llmrelay.errors import UpstreamError
 from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall, Usage
-from llmrelay.providers.openai_responses import responses_call
+from llmrelay.providers.stream_state import StreamProgress, json_object
 from llmrelay.sse import event_data
 
 
 def _headers(spec: ProviderSpec) -> dict[str, str]:
-    headers = {"content-type": "application/json"}
-    if spec.api_key:
-        headers[spec.auth_header] = spec.auth_prefix + spec.api_key
-    headers.update(spec.headers)
-    return headers
+    return spec.json_headers(spec.auth_header, spec.auth_prefix)
 
 
 def _url(spec: ProviderSpec, path: str) -> str:
     return spec.base_url.rstrip("/") + path
 
 
-class OpenAIStreamRelay:
+def _post(
+    spec: ProviderSpec, path: str, body: dict[str, Any], model: str,
+    overrides: dict[str, Any] | None = None,
+) -> UpstreamCall:
+    """The client's body as is, but naming the provider's ``model`` (plus ``overrides``)."""
+    out = dict(body)
+    out["model"] = model
+    out.update(overrides or {})
+    return UpstreamCall("POST", _url(spec, path), _headers(spec), orjson.dumps(out))
+
+
+class OpenAIStreamRelay(StreamProgress):
     """Forwards OpenAI SSE events unchanged while noting usage and the finish reason."""
 
-    __slots__ = ("_wants_usage", "content_chars", "done", "finish_reason", "usage")
+    __slots__ = ("_wants_usage",)
 
     def __init__(self, client_wants_usage: bool) -> None:
+        super().__init__()
         self._wants_usage = client_wants_usage
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.done = False
-        self.content_chars = 0
 
     def feed(self, event: bytes) -> list[bytes]:
         data = event_data(event)
@@ -49,11 +53,8 @@ class OpenAIStreamRelay:
         if data == b"[DONE]":
             self.done = True
             return [event]
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return [event]
-        if not isinstance(chunk, dict):
+        chunk = json_object(data)
+        if chunk is None:
             return [event]
         choices = chunk.get("choices") or []
         for choice in choices:
@@ -84,15 +85,12 @@ class OpenAICompatAdapter:
     def chat_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str, stream: bool
     ) -> UpstreamCall:
-        out = dict(body)
-        out["model"] = model
+        overrides: dict[str, Any] = {}
         if stream and spec.stream_usage:
-            options = dict(out.get("stream_options") or {})
+            options = dict(body.get("stream_options") or {})
             options["include_usage"] = True
-            out["stream_options"] = options
-        return UpstreamCall(
-            "POST", _url(spec, "/chat/completions"), _headers(spec), orjson.dumps(out)
-        )
+            overrides["stream_options"] = options
+        return _post(spec, "/chat/completions", body, model, overrides)
 
     def chat_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
         usage: Usage | None = None
@@ -123,14 +121,12 @@ class OpenAICompatAdapter:
         """
         if spec.type != "openai":
             return None
-        return responses_call(spec, _headers(spec), body, model)
+        return _post(spec, "/responses", body, model)
 
     def embeddings_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str
     ) -> UpstreamCall:
-        out = dict(body)
-        out["model"] = model
-        return UpstreamCall("POST", _url(spec, "/embeddings"), _headers(spec), orjson.dumps(out))
+        return _post(spec, "/embeddings", body, model)
 
     def embeddings_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
         return self.chat_response(spec, body, model)

@@ -14,22 +14,14 @@ from typing import Any
 import orjson
 
 from llmrelay.errors import UpstreamError
-from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall, Usage
+from llmrelay.providers.base import ChatResult, Usage
+from llmrelay.providers.stream_state import StreamProgress, json_object
 from llmrelay.sse import event_data
 
 _FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 #: Responses API error codes → HTTP status, for an ``error`` event inside a 200 stream.
 _CODE_STATUS = {"rate_limit_exceeded": 429, "insufficient_quota": 429,
                 "invalid_request_error": 400, "server_error": 500}
-
-
-def responses_call(
-    spec: ProviderSpec, headers: dict[str, str], body: dict[str, Any], model: str
-) -> UpstreamCall:
-    out = dict(body)
-    out["model"] = model
-    url = spec.base_url.rstrip("/") + "/responses"
-    return UpstreamCall("POST", url, headers, orjson.dumps(out))
 
 
 def finish_of(response: dict[str, Any]) -> str | None:
@@ -57,27 +49,21 @@ def responses_result(body: bytes) -> ChatResult:
                       finish_reason=finish_of(parsed))
 
 
-class ResponsesStreamRelay:
+class ResponsesStreamRelay(StreamProgress):
     """Forwards Responses API events unchanged, noting usage and the outcome."""
 
-    __slots__ = ("_provider", "content_chars", "done", "finish_reason", "usage")
+    __slots__ = ("_provider",)
 
     def __init__(self, provider: str) -> None:
+        super().__init__()
         self._provider = provider
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.done = False
-        self.content_chars = 0
 
     def feed(self, event: bytes) -> list[bytes]:
         data = event_data(event)
         if data is None:
             return [event]
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return [event]
-        if not isinstance(payload, dict):
+        payload = json_object(data)
+        if payload is None:
             return [event]
         kind = payload.get("type")
         if kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
