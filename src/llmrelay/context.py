@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from llmrelay.errors import GatewayError
 from llmrelay.governance.keys import KeyRecord
 from llmrelay.providers.base import Usage
 from llmrelay.routing.resolve import Target
+from llmrelay.store.schema import new_id
 from llmrelay.telemetry.interaction import Interaction
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def _request_id(header: str | None) -> str:
     if header and len(header) <= 200 and header.isprintable():
         return header
-    return "req_" + uuid.uuid4().hex
+    return "req_" + new_id()
 
 
 @dataclass(slots=True, eq=False)
@@ -33,7 +33,7 @@ class Call:
     request: Request
     route: str
     request_id: str
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=new_id)
     started: float = field(default_factory=time.perf_counter)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     key: KeyRecord | None = None

@@ -108,6 +108,11 @@ class Governor:
                 out.append(Limit(scope, scope_id, kind, value, window, owner))
 
     def _budgets(self, call: Call, key: KeyRecord) -> list[Budget]:
+        team = key.team
+        if key.monthly_budget is None and key.daily_budget is None and (
+            team is None or (team.monthly_budget is None and team.daily_budget is None)
+        ):
+            return []
         month, month_end = month_period(call.created_at.astimezone(UTC))
         day, day_end = day_period(call.created_at.astimezone(UTC))
         owners: list[tuple[str, str, str, Any, Any]] = [

@@ -16,11 +16,12 @@ from collections import defaultdict
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.governance.budgets import Budget, day_period, month_period
 from llmrelay.governance.pricing import nanos_to_usd
+from llmrelay.store.bulk import insert_rows
 from llmrelay.store.schema import MonthlyUsageSummary, SpendCounter, UsageRecord, utcnow
 from llmrelay.telemetry.interaction import Interaction
 
@@ -72,7 +73,7 @@ async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
     rows = [_usage_row(it) for it in batch if it.api_key_id is not None]
     if not rows:
         return
-    await conn.execute(insert(UsageRecord), rows)
+    await insert_rows(conn, UsageRecord, rows)
     now = utcnow()
 
     months: dict[tuple[str, int, int], dict[str, Any]] = {}

@@ -70,6 +70,8 @@ class Router:
         self.breaker = breaker
         self.retry_after_cap = retry_after_cap
         self.rng = rng or random.Random()
+        #: Plans of requests without a route config, one per target (they are immutable).
+        self._direct: dict[tuple[str, str], RoutePlan] = {}
 
     async def plan_for(self, call: Call) -> RoutePlan | None:
         """The route plan of this request, or ``None`` when no config applies."""
@@ -81,7 +83,7 @@ class Router:
         plan = call.plan
         if plan is None:
             assert call.target is not None
-            plan = direct_plan(call.target)
+            plan = self._direct_plan(call.target)
         run = _Run(self, call, build, stream, plan)
         try:
             resp, leaf = await run.node(plan.root)
@@ -91,6 +93,20 @@ class Router:
             raise
         call.target = leaf.target
         return resp
+
+    def _direct_plan(self, target: Target) -> RoutePlan:
+        if target.overrides is not None:
+            return direct_plan(target)
+        key = (target.provider.name, target.model)
+        plan = self._direct.get(key)
+        cached = plan.root.children[0] if plan is not None else None
+        if plan is None or not isinstance(cached, Leaf) or (
+            cached.target.provider is not target.provider
+        ):
+            if len(self._direct) > 10_000:  # many distinct models: keep memory bounded
+                self._direct.clear()
+            plan = self._direct[key] = direct_plan(target)
+        return plan
 
     async def start(self) -> None:
         await self.selector.configs.start()

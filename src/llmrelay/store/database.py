@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -19,6 +20,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -32,6 +37,9 @@ def create_engine(url: str) -> AsyncEngine:
         # Behind PgBouncer in transaction mode prepared statements break; small cost here.
         kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
         kwargs["connect_args"] = {"statement_cache_size": 0}
+    # JSON columns (attempts, metadata) go through orjson instead of the stdlib encoder.
+    kwargs["json_serializer"] = _json_dumps
+    kwargs["json_deserializer"] = orjson.loads
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from llmrelay.store.bulk import insert_rows
 from llmrelay.store.schema import RequestRow, ResponseRow, new_id
 from llmrelay.telemetry.interaction import Interaction, redact
 
@@ -182,8 +182,8 @@ class LogWriter:
                 }
             )
         async with self._engine.begin() as conn:
-            await conn.execute(insert(RequestRow), requests)
-            await conn.execute(insert(ResponseRow), responses)
+            await insert_rows(conn, RequestRow, requests)
+            await insert_rows(conn, ResponseRow, responses)
             for sink in self.sinks:  # e.g. usage rows and summaries, in the same transaction
                 await sink(conn, batch)
         took = time.perf_counter() - t0
