@@ -10,6 +10,7 @@ formats; each format words the failures the way its provider does.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ def json_response(
     return web.Response(body=orjson.dumps(obj), status=status, headers=all_headers)
 
 
-class WireHandlers:
+class WireHandlers(abc.ABC):
     """Base of one wire format's route handlers."""
 
     #: The provider's words for a body that is not JSON, and for JSON that is no object.
@@ -51,11 +52,11 @@ class WireHandlers:
     def __init__(self, state: MockState) -> None:
         self._state = state
 
+    @abc.abstractmethod
     def _error(
         self, status: int, behaviour: Behaviour | None = None, *, message: str | None = None
     ) -> web.Response:
         """The provider's error answer: scripted by ``behaviour``, or saying ``message``."""
-        raise NotImplementedError
 
     def _invalid_behaviour(self, exc: BehaviourError) -> web.Response:
         return self._error(400, message=str(exc))
