@@ -18,7 +18,7 @@ from llmrelay.governance.budgets import Budget, month_period
 from llmrelay.governance.limits import MINUTE, Limit
 from llmrelay.governance.redis_backend import RedisBackend
 from tests.gateway_proc import free_port
-from tests.services import REDIS_HOST, REDIS_PORT
+from tests.services import REDIS_HOST, REDIS_PORT, in_ci
 
 pytestmark = pytest.mark.redis
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
@@ -127,6 +127,9 @@ async def test_expired_reservations_stop_holding_budget(redis_server: None) -> N
 @pytest.fixture
 def spare_redis_port() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
     if shutil.which("redis-server") is None:
+        if in_ci():
+            pytest.fail("redis-server is not installed (CI=true: refusing to skip)",
+                        pytrace=False)
         pytest.skip("redis-server is not installed")
     procs: list[subprocess.Popen[bytes]] = []
     yield free_port(), procs
