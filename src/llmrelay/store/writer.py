@@ -141,7 +141,6 @@ class LogWriter:
         requests = []
         responses = []
         for it in batch:
-            usage = it.usage
             requests.append(
                 {
                     "id": it.id,
@@ -170,10 +169,7 @@ class LogWriter:
                     "status_code": it.status,
                     "latency_ms": it.latency_ms,
                     "overhead_ms": it.overhead_ms,
-                    "prompt_tokens": usage.prompt_tokens if usage else 0,
-                    "completion_tokens": usage.completion_tokens if usage else 0,
-                    "total_tokens": usage.total_tokens if usage else 0,
-                    "cached_tokens": usage.cached_tokens if usage else 0,
+                    **it.token_columns(),
                     "finish_reason": it.finish_reason,
                     "error_type": it.error_type,
                     "error_message": redact(it.error_message) if it.error_message else None,

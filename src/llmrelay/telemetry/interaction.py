@@ -43,6 +43,15 @@ class Interaction:
     #: The usage was estimated by the gateway (a stream cut before usage arrived).
     usage_estimated: bool = False
 
+    def token_columns(self) -> dict[str, int]:
+        """The token counts as the ``responses`` and ``usage_records`` rows store them."""
+        u = self.usage
+        if u is None:
+            return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0,
+                    "cached_tokens": 0}
+        return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                "total_tokens": u.total_tokens, "cached_tokens": u.cached_tokens}
+
     def log_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "timestamp": self.created_at.isoformat(),
