@@ -100,3 +100,7 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
     yield start
     for gw in procs:
         gw.stop()
+
+
+# Servers of a test's own, for outage tests (stop/start/pause them freely).
+from tests.private_services import private_postgres, private_redis  # noqa: E402,F401
