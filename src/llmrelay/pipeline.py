@@ -104,7 +104,8 @@ async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
         if call.plan is None:
             call.target = gw.resolver.resolve(call.model)
             assert call.key is not None
-            check_allowed(call.key.allowed_models, call.model, call.target)
+            # The target, by its own name or the requested name that resolved to it.
+            check_allowed(call.key.allowed_models, call.target, (call.model,))
         await gw.governor.admit(call)  # rate limits + budget reservation (429 / 402)
         await endpoint.execute(gw, call, send)
     except GatewayError as exc:

@@ -48,8 +48,17 @@ def test_builtin_mock_and_env_enabled_presets() -> None:
 def test_model_permissions() -> None:
     r = make()
     target = r.resolve("fast")
-    check_allowed(None, "fast", target)
-    check_allowed(("fast",), "fast", target)
-    check_allowed(("main/*",), "fast", target)
+    check_allowed(None, target)
+    check_allowed(("fast",), target, ("fast",))
+    check_allowed(("main/*",), target)
     with pytest.raises(PermissionDenied):
-        check_allowed(("mock/*",), "fast", target)
+        check_allowed(("mock/*",), target, ("fast",))
+
+
+def test_an_allowed_name_admits_only_the_target_it_resolves_to() -> None:
+    r = make()
+    fast, other = r.resolve("fast"), r.resolve("main/gpt-4o")
+    assert r.resolves_to("fast", fast) and not r.resolves_to("fast", other)
+    assert r.resolves_to("chain", other) and not r.resolves_to("nobody", other)
+    with pytest.raises(PermissionDenied, match="main/gpt-4o"):
+        check_allowed(("fast",), other)

@@ -79,15 +79,28 @@ class Resolver:
             return self._resolve(alias, depth + 1)
         return None
 
+    def resolves_to(self, name: str, target: Target) -> bool:
+        """Whether ``name`` resolves to this very target (same provider and model id)."""
+        found = self._resolve(name, depth=0)
+        return found is not None and found.provider is target.provider and (
+            found.model == target.model)
 
-def check_allowed(allowed: tuple[str, ...] | None, requested: str, target: Target) -> None:
-    """Raise 403 unless the key's model patterns admit the model (by any of its names)."""
+
+def check_allowed(allowed: tuple[str, ...] | None, target: Target,
+                  names: tuple[str, ...] = ()) -> None:
+    """Raise 403 unless the key's model patterns admit this target.
+
+    A target is admitted by its qualified name (``provider/model``) or by one of
+    ``names``: names that resolved to exactly this target (the request's model or
+    alias). The caller must pass only such names: a name the client chose that did
+    *not* resolve to the target (a route config in a header pointing elsewhere) must
+    never admit it, or any allowed name would unlock every target a config can reach.
+    """
     if allowed is None:
         return
-    names = (requested, target.qualified)
+    candidates = (target.qualified, *names)
     for pattern in allowed:
-        if any(fnmatchcase(n, pattern) for n in names):
+        if any(fnmatchcase(n, pattern) for n in candidates):
             return
-    raise PermissionDenied(
-        f"this API key is not allowed to use model {requested}", param="model"
-    )
+    shown = names[0] if names else target.qualified
+    raise PermissionDenied(f"this API key is not allowed to use model {shown}", param="model")

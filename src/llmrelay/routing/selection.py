@@ -21,7 +21,7 @@ from llmrelay.errors import InternalError, InvalidRequest, PermissionDenied
 from llmrelay.providers.registry import Registry
 from llmrelay.routing.conditions import RequestFacts
 from llmrelay.routing.config import RouteConfigError, RouteSpec, parse_route_config
-from llmrelay.routing.plan import BindError, RoutePlan, bind
+from llmrelay.routing.plan import BindError, Leaf, RoutePlan, bind
 from llmrelay.routing.resolve import Resolver, check_allowed
 from llmrelay.routing.store import RouteConfigStore, StoredConfigInvalid
 
@@ -124,7 +124,7 @@ class PlanSelector:
         if allowed is not None:
             for leaf in root.leaves():
                 try:
-                    check_allowed(allowed, call.model or "", leaf.target)
+                    check_allowed(allowed, leaf.target, self._names_of(call, leaf, source))
                 except PermissionDenied as exc:
                     where = leaf.spec.path or "the target"
                     raise PermissionDenied(
@@ -132,6 +132,31 @@ class PlanSelector:
                         f"({where} of the route config in {source})", param="model",
                     ) from exc
         return RoutePlan(root, source, enforce_breaker=self.enforce_breaker)
+
+    def _names_of(self, call: Call, leaf: Leaf, source: str) -> tuple[str, ...]:
+        """The names besides ``provider/model`` that may admit this leaf's target.
+
+        Every leaf of every group kind is checked, because any of them may answer
+        (fallbacks, load-balanced members, conditional branches, nested groups), and
+        each by its own target: an ``override_params.model`` is already the leaf's
+        model. Besides the qualified name, a leaf is admitted by a name that resolved
+        to exactly its target: the request's model, or the leaf's own model name when
+        the config gave no provider. A stored config selected by using its name as the
+        model is the operator's alias for its targets, so that name admits the leaves
+        that name their model; a leaf taking the request's model does not, since the
+        client chose that model.
+        """
+        names: list[str] = []
+        if call.model and self.resolver.resolves_to(call.model, leaf.target):
+            names.append(call.model)
+        spec = leaf.spec
+        if spec.provider is None and spec.model and self.resolver.resolves_to(
+            spec.model, leaf.target
+        ):
+            names.append(spec.model)
+        if call.model and source == f"config:{call.model}" and spec.model is not None:
+            names.append(call.model)
+        return tuple(names)
 
 
 def request_facts(call: Call) -> RequestFacts:
