@@ -28,7 +28,7 @@ from llmrelay.config import ProviderConfig, Settings, load_settings
 from llmrelay.context import Call
 from llmrelay.errors import MethodNotAllowed, NotFound
 from llmrelay.governance.governor import Governor
-from llmrelay.governance.keys import KeyStore
+from llmrelay.governance.keys import KeyCachePolicy, KeyStore
 from llmrelay.governance.startup import GovernanceRuntime
 from llmrelay.governance.usage import write_usage
 from llmrelay.pipeline import Endpoint, error_body, run
@@ -165,7 +165,7 @@ class Gateway:
         self.registry: Registry = build_registry(s, self.env, self.http, self.mock, extra)
         routes = {m.name: (m.provider, m.model) for m in s.models}
         self.resolver = Resolver(self.registry, routes, aliases)
-        self.keys = KeyStore(self.sessions, s.key_cache_ttl)
+        self.keys = KeyStore(self.sessions, KeyCachePolicy.from_settings(s))
         self.router: Router = build_router(s, self.registry, self.resolver, self.sessions)
         await self.router.start()
         self._log_stream = _open_log_stream(s.log_file) if s.log_interactions else None

@@ -113,6 +113,19 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     log_file: str = "stdout"
     log_interactions: bool = True
     #: Include request and response bodies in interaction logs and the database.
+    #: Seconds an unknown key is remembered as unknown (no database query meanwhile).
+    key_negative_cache_ttl: float = 5.0
+    #: Seconds a key seen before keeps working while the database is unavailable.
+    key_stale_ttl: float = 300.0
+    #: Lookups of uncached keys running at once; more wait up to ``key_lookup_wait``
+    #: seconds for a slot, then get a 503 (a flood of random keys stays bounded).
+    key_lookup_concurrency: int = 8
+    key_lookup_wait: float = 0.5
+    #: Seconds any database operation on the request path or in readiness may take.
+    database_timeout: float = 2.0
+    #: Bearer token for ``/metrics`` and the detail of ``/health/ready`` (the master key
+    #: works too). With neither set, both are open (see THREAT_MODEL.md).
+    metrics_token: str | None = None
     log_bodies: bool = False
     log_queue_size: int = 20000
     log_batch_size: int = 500
@@ -320,8 +333,24 @@ def _check(s: Settings) -> None:
         known = set(ADAPTERS)
         if p.type not in known:
             raise ConfigError(
+def _check_access(s: Settings) -> None:
+    """Key cache and database bounds: each must be positive to mean anything."""
+    for name in ("key_negative_cache_ttl", "key_stale_ttl"):
+        if getattr(s, name) < 0:
+            raise ConfigError(f"invalid config: {name} must not be negative")
+    for name in ("key_lookup_wait", "database_timeout"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"invalid config: {name} must be positive")
+    if s.key_lookup_concurrency < 1:
+        raise ConfigError("invalid config: key_lookup_concurrency must be >= 1")
+    if s.metrics_token is not None and len(s.metrics_token) < 16:
+        raise ConfigError("invalid config: metrics_token must be at least 16 characters "
+                          "(it guards per-key usage series)")
+
+
                 f"invalid config: providers[{i}].type: unknown provider type {p.type!r} "
                 f"(one of: {', '.join(sorted(known))})"
+    _check_access(s)
             )
         if p.type == "openai_compatible" and not p.base_url:
             raise ConfigError(f"invalid config: providers[{i}].base_url is required for type "

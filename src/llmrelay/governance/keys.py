@@ -2,7 +2,9 @@
 
 Only the hash is stored. The hot path hashes the presented key and looks the hash up in
 an in-memory cache; the database is asked at most once per key per ``ttl`` seconds, so
-a key revoked from another process stops working within that time.
+a key revoked from another process stops working within that time. Unknown keys are
+remembered briefly, lookups of uncached keys are bounded, and a key seen recently keeps
+working for a bounded time while the database is away (:class:`KeyStore`).
 """
 
 from __future__ import annotations
@@ -10,17 +12,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from llmrelay.errors import AuthenticationError
+from llmrelay.errors import AuthenticationError, ServiceUnavailable
 from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
+
+if TYPE_CHECKING:
+    from llmrelay.config import Settings
+
+log = logging.getLogger("llmrelay.keys")
 
 KEY_PREFIX = "sk-relay-"
 _MAX_CACHE = 100_000
@@ -93,21 +101,120 @@ class KeyRecord:
         )
 
 
-class KeyStore:
-    """Authenticates virtual keys against the database through a TTL cache."""
+#: After a failed lookup the database counts as down for this long: lookups in the
+#: meantime answer at once (stale record or 503) instead of each waiting out a timeout
+#: against a hung server. One second keeps recovery prompt and probes rare.
+_DOWN_FOR = 1.0
+#: Negative entries kept at most (a flood of random keys must not grow memory).
+_MAX_NEGATIVE = 50_000
 
-    def __init__(self, sessions: async_sessionmaker[Any], ttl: float) -> None:
+
+_KEY_BODY = len(secrets.token_urlsafe(32))
+_URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def well_formed(key: str) -> bool:
+    """Whether ``key`` has the shape :func:`generate_key` gives (a free first filter)."""
+    body = key[len(KEY_PREFIX):]
+    return (key.startswith(KEY_PREFIX) and len(body) == _KEY_BODY
+            and all(c in _URLSAFE for c in body))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCachePolicy:
+    """How long lookups are trusted, and what the database may cost the hot path."""
+
+    #: Seconds a found key is trusted; a revoked key stops working within this time.
+    ttl: float = 1.0
+    #: Seconds an unknown key is remembered as unknown (no query for it meanwhile).
+    negative_ttl: float = 5.0
+    #: Seconds a found key keeps working while the database cannot be asked.
+    stale_ttl: float = 300.0
+    #: Lookups of keys not in the cache that may run at once.
+    concurrency: int = 8
+    #: Seconds a lookup waits for one of those slots before answering 503.
+    wait: float = 0.5
+    #: Seconds one lookup may take (connection checkout included).
+    timeout: float = 2.0
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> KeyCachePolicy:
+        return cls(ttl=s.key_cache_ttl, negative_ttl=s.key_negative_cache_ttl,
+                   stale_ttl=s.key_stale_ttl, concurrency=s.key_lookup_concurrency,
+                   wait=s.key_lookup_wait, timeout=s.database_timeout)
+
+
+@dataclass(slots=True)
+class KeyStoreStats:
+    """Counters for readiness and tests: what the cache spared the database."""
+
+    queries: int = 0
+    negative_hits: int = 0
+    malformed: int = 0
+    stale_served: int = 0
+    busy_rejected: int = 0
+    database_failures: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Known:
+    record: KeyRecord
+    #: Monotonic time until which the record is served without asking the database.
+    fresh_until: float
+    #: Monotonic time of the last successful lookup (the stale bound counts from it).
+    confirmed_at: float
+
+
+class _DatabaseUnavailable(Exception):
+    """The lookup failed or timed out: the database, not the key, is the problem."""
+
+
+class KeyStore:
+    """Authenticates virtual keys against the database through a TTL cache.
+
+    Three defences keep the database off the hot path and the hot path up without it:
+
+    - **Negative cache** (``negative_ttl``): a key found unknown is not asked for again
+      for a few seconds, so a client retrying a bad key costs nothing.
+    - **Bounded lookups** (``concurrency``, ``wait``): keys not in the cache (which is
+      what a flood of random keys is) share a few lookup slots; beyond them a call
+      gets a fast 503 instead of queueing on the connection pool. Refreshes of keys
+      already known bypass the slots, so valid clients are not queued behind a flood.
+    - **Stale while unavailable** (``stale_ttl``, ``timeout``): every lookup has a
+      timeout; when the database fails or hangs, a key seen within ``stale_ttl`` keeps
+      working and an unknown one gets a fast 503, never a 401 (it may be valid).
+    """
+
+    def __init__(self, sessions: async_sessionmaker[Any], ttl: float | KeyCachePolicy
+                 ) -> None:
         self._sessions = sessions
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+        self.policy = ttl if isinstance(ttl, KeyCachePolicy) else KeyCachePolicy(ttl=ttl)
+        self.stats = KeyStoreStats()
+        self._known: dict[str, _Known] = {}
+        self._unknown: dict[str, float] = {}
         self._inflight: dict[str, asyncio.Future[KeyRecord | None]] = {}
+        self._slots = asyncio.Semaphore(self.policy.concurrency)
+        self._down_until = 0.0
+
+    @property
+    def database_down(self) -> bool:
+        return self._down_until > time.monotonic()
 
     async def authenticate(self, key: str) -> KeyRecord:
+        if not well_formed(key):
+            self.stats.malformed += 1
+            raise AuthenticationError("invalid API key")
         digest = hash_key(key)
         now = time.monotonic()
-        hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            record = hit[1]
+        known = self._known.get(digest)
+        if known is not None and known.fresh_until > now:
+            record: KeyRecord | None = known.record
+        elif known is None and self._unknown.get(digest, 0.0) > now:
+            self.stats.negative_hits += 1
+            record = None
         else:
             record = await self._lookup(digest)
         if record is None or not hmac.compare_digest(record.key_hash, digest):
@@ -122,15 +229,7 @@ class KeyStore:
         future: asyncio.Future[KeyRecord | None] = asyncio.get_running_loop().create_future()
         self._inflight[digest] = future
         try:
-            async with self._sessions() as session:
-                row = await session.scalar(
-                    select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.enabled.is_(True))
-                )
-                team = await session.get(Team, row.team_id) if row and row.team_id else None
-            record = KeyRecord.from_row(row, team) if row is not None else None
-            if len(self._cache) >= _MAX_CACHE:
-                self._cache.clear()
-            self._cache[digest] = (time.monotonic() + self._ttl, record)
+            record = await self._lookup_or_stale(digest)
             future.set_result(record)
             return record
         except BaseException as exc:
@@ -139,6 +238,64 @@ class KeyStore:
             raise
         finally:
             del self._inflight[digest]
+
+    async def _lookup_or_stale(self, digest: str) -> KeyRecord | None:
+        known = self._known.get(digest)
+        if not self.database_down:
+            try:
+                return await self._query(digest, known is not None)
+            except _DatabaseUnavailable:
+                self._down_until = time.monotonic() + _DOWN_FOR
+        now = time.monotonic()
+        if known is not None and now - known.confirmed_at <= self.policy.stale_ttl:
+            self.stats.stale_served += 1
+            return known.record
+        raise ServiceUnavailable(
+            "the gateway cannot check API keys right now (its database is unavailable); "
+            "retry shortly", code="key_store_unavailable", headers={"retry-after": "1"},
+        )
+
+    async def _query(self, digest: str, known: bool) -> KeyRecord | None:
+        if known:  # a key seen before is never queued behind lookups of unknown keys
+            return await self._select(digest)
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.policy.wait)
+        except TimeoutError:
+            self.stats.busy_rejected += 1
+            raise ServiceUnavailable(
+                "too many API key lookups at once; retry shortly",
+                code="key_lookups_saturated", headers={"retry-after": "1"},
+            ) from None
+        try:
+            return await self._select(digest)
+        finally:
+            self._slots.release()
+
+    async def _select(self, digest: str) -> KeyRecord | None:
+        self.stats.queries += 1
+        try:
+            async with asyncio.timeout(self.policy.timeout), self._sessions() as session:
+                row = await session.scalar(
+                    select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.enabled.is_(True))
+                )
+                team = await session.get(Team, row.team_id) if row and row.team_id else None
+                record = KeyRecord.from_row(row, team) if row is not None else None
+        except Exception as exc:  # refused, reset, timed out, pool exhausted: all "down"
+            self.stats.database_failures += 1
+            log.warning("API key lookup failed: %s: %s", type(exc).__name__, exc)
+            raise _DatabaseUnavailable() from exc
+        now = time.monotonic()
+        if record is None:
+            self._known.pop(digest, None)  # revoked or deleted: stop serving it at once
+            if len(self._unknown) >= _MAX_NEGATIVE:
+                self._unknown.clear()
+            self._unknown[digest] = now + self.policy.negative_ttl
+        else:
+            if len(self._known) >= _MAX_CACHE:
+                self._known.clear()
+            self._known[digest] = _Known(record, now + self.policy.ttl, now)
+            self._unknown.pop(digest, None)
+        return record
 
 
 async def create_key(
