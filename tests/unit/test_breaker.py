@@ -9,6 +9,7 @@ import pytest
 
 from llmrelay.routing.breaker import BreakerPolicy, LocalBreaker
 from llmrelay.routing.breaker_redis import RedisBreaker
+from tests.private_services import PrivateRedis
 
 POLICY = BreakerPolicy(failure_threshold=3, window=10.0, cooldown=5.0)
 
@@ -129,3 +130,29 @@ def test_redis_breaker_falls_back_to_local_state_when_redis_is_down() -> None:
             await down.close()
 
     asyncio.run(scenario())
+
+
+async def test_redis_breaker_uses_shared_state_at_once_after_redis_returns(
+    private_redis: PrivateRedis,
+) -> None:
+    """Redis killed and restarted under an instance with 20 pooled connections -> its
+    first calls afterwards read the shared state instead of failing on a stale
+    connection and falling back to in-process state for another second."""
+    policy = BreakerPolicy(failure_threshold=1, window=10, cooldown=30)
+    one = RedisBreaker(private_redis.url, policy, "b:", retry_interval=0.3)
+    try:
+        await asyncio.gather(*(one.acquire("p/m") for _ in range(20)))
+        private_redis.stop()
+        assert (await one.acquire("p/m")).allowed  # in-process state: closed
+        private_redis.start()
+        await asyncio.sleep(0.4)  # past retry_interval: the next call tries Redis again
+        two = RedisBreaker(private_redis.url, policy, "b:")
+        try:
+            await two.failure("p/m")  # opens the circuit in Redis, for every instance
+        finally:
+            await two.close()
+        for _ in range(5):
+            verdicts = await asyncio.gather(*(one.acquire("p/m") for _ in range(10)))
+            assert all(not v.allowed and v.state == "open" for v in verdicts)
+    finally:
+        await one.close()

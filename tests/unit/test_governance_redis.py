@@ -18,6 +18,7 @@ from llmrelay.governance.budgets import Budget, month_period
 from llmrelay.governance.limits import MINUTE, Limit
 from llmrelay.governance.redis_backend import RedisBackend
 from tests.gateway_proc import free_port
+from tests.private_services import PrivateRedis
 from tests.services import REDIS_HOST, REDIS_PORT, in_ci
 
 pytestmark = pytest.mark.redis
@@ -149,8 +150,10 @@ async def test_fail_open_counts_spend_made_during_the_outage_when_redis_returns(
     spare_redis_port: tuple[int, list[subprocess.Popen[bytes]]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A Redis that comes back empty starts from the database, which already holds the
+    outage's spend: the replay must not add it a second time."""
     port, procs = spare_redis_port
-    spend = Spend(0)
+    spend = Spend(7_000)  # the usage row of the call made during the outage
     backend = RedisBackend(f"redis://127.0.0.1:{port}/0", spend, retry_interval=0.1)
     try:
         cap = budget(10**9)
@@ -169,8 +172,9 @@ async def test_fail_open_counts_spend_made_during_the_outage_when_redis_returns(
         assert first.admitted and not first.unchecked
         assert backend.status()["ok"] is True
         assert "answers again" in caplog.text
-        # The outage's spend was replayed onto the freshly seeded counter.
+        # Seeded from the database after the replay found no counter: counted once.
         assert int(await backend._redis.get(backend.spend_key(cap))) == 7_000
+        assert backend.status()["pending_settlements"] == 0
         assert not (await backend.admit(plan(limit("requests", 1)))).admitted
     finally:
         await backend.close()
@@ -203,3 +207,104 @@ async def test_retry_after_walks_token_entries_past_one_page(
     refused = await backend.admit(plan(limit("tokens", 20), tokens=1))
     assert refused.windows[0].used == 150
     assert 59.5 < refused.retry_after < 60
+
+
+async def test_concurrent_recovery_replays_each_settlement_exactly_once(
+    private_redis: PrivateRedis,
+) -> None:
+    """Redis frozen (SIGSTOP) while calls settle, then resumed under 30 concurrent
+    callers -> no exception, every settlement applied exactly once, also the ones that
+    timed out but reached Redis."""
+    backend = RedisBackend(private_redis.url, Spend(1_000), timeout=0.2, retry_interval=0.2)
+    try:
+        cap = budget(10**15)
+        assert (await backend.admit(plan(budgets=(cap,), cost=1))).admitted  # seeded: 1000
+        outage = [plan(budgets=(cap,), cost=1) for _ in range(400)]
+        private_redis.pause()
+        # The first ones time out inside Redis's socket buffer (applied on resume), the
+        # breaker opens, the rest are queued without being sent.
+        for i, p in enumerate(outage):
+            await backend.settle(p, Outcome(tokens=1, cost=i + 1, reached=True))
+        assert backend.status()["ok"] is False
+        assert backend.status()["pending_settlements"] == len(outage)
+        loop = asyncio.get_running_loop()
+        calls = 0
+        resumed = asyncio.Event()
+
+        async def caller() -> None:
+            # What the governor does: admit, then settle, also when served unchecked.
+            nonlocal calls
+            stop_at = None
+            while stop_at is None or loop.time() < stop_at:
+                if stop_at is None and resumed.is_set():
+                    stop_at = loop.time() + 2.0
+                p = plan(budgets=(cap,), cost=1)
+                await backend.admit(p)
+                await backend.settle(p, Outcome(1, 10**6, True))
+                calls += 1
+                await asyncio.sleep(0.002)
+
+        callers = [asyncio.create_task(caller()) for _ in range(30)]
+        await asyncio.sleep(0.3)
+        private_redis.resume()
+        resumed.set()
+        await asyncio.gather(*callers)  # an IndexError from a racing replay surfaces here
+        assert backend.status()["ok"] is True
+        deadline = loop.time() + 30
+        while backend.status()["pending_settlements"] and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert backend.status()["pending_settlements"] == 0
+        expected = 1_000 + sum(range(1, len(outage) + 1)) + calls * 10**6
+        assert int(await backend._redis.get(backend.spend_key(cap))) == expected
+        state = (await backend.admit(plan(budgets=(cap,), cost=0))).budgets[0]
+        assert state.reserved == 1  # only the very first call's reservation is still held
+    finally:
+        await backend.close()
+
+
+async def test_pooled_connections_from_before_an_outage_do_not_reopen_the_breaker(
+    private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis killed and restarted with 30 idle pooled connections -> after the probe,
+    every call is counted again (the stale connections are dropped, not tried)."""
+    backend = RedisBackend(private_redis.url, Spend(), retry_interval=0.2)
+    try:
+        many = limit("requests", 10**6)
+        await asyncio.gather(*(backend.admit(plan(many)) for _ in range(30)))
+        private_redis.stop()
+        assert (await backend.admit(plan(many))).unchecked
+        private_redis.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while (await backend.admit(plan(many))).unchecked:
+            assert loop.time() < deadline, "Redis never counted as back"
+            await asyncio.sleep(0.05)
+        for _ in range(10):
+            burst = await asyncio.gather(*(backend.admit(plan(many)) for _ in range(10)))
+            assert not any(a.unchecked for a in burst)
+            await asyncio.sleep(0.03)
+        assert caplog.text.count("is unreachable") == 1
+    finally:
+        await backend.close()
+
+
+async def test_extend_raises_a_reservation_only_while_the_budget_has_room(
+    redis: tuple[RedisBackend, Spend],
+) -> None:
+    backend, _ = redis
+    cap = budget(1_000)
+    running = plan(budgets=(cap,), cost=300)
+    assert (await backend.admit(running)).admitted
+    assert await backend.extend(running, 600)
+    assert running.cost == 600
+    other = plan(budgets=(cap,), cost=300)
+    assert (await backend.admit(other)).budgets[0].reserved == 600
+    # spent 0 + reserved 900 < 1000: still room, so one more raise passes ...
+    assert await backend.extend(running, 900)
+    # ... and then 0 + 1200 >= 1000: refused, the reservation stays where it was.
+    assert not await backend.extend(running, 1_200)
+    assert running.cost == 900
+    await backend.settle(running, Outcome(10, 950, True))
+    await backend.settle(other, Outcome(10, 0, True))
+    state = (await backend.admit(plan(budgets=(cap,), cost=0))).budgets[0]
+    assert (state.spent, state.reserved) == (950, 0)

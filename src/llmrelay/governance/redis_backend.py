@@ -9,13 +9,24 @@ seconds and answers by the configured fail mode, without waiting on Redis again:
   replayed when Redis answers again, so spend made during the outage is not lost.
 * ``closed``: calls are refused with 503 until Redis answers.
 
-After the interval one call probes Redis; the first success closes the breaker. Both
+After the interval one call probes Redis, on fresh connections (the pooled ones predate
+the outage, :mod:`llmrelay.redis_pool`); the first success closes the breaker. Both
 transitions are logged at ERROR / WARNING level.
+
+Replay is exactly once: one task drains the queue (an entry leaves the queue before it
+is sent and goes back to its front if Redis fails again), and every settlement carries
+its ticket, which SETTLE records for two minutes and refuses to apply twice, so a
+settlement that timed out but did reach Redis is not counted again by its replay.
+Seeding a spend counter waits for a running replay: when Redis lost its data, the
+replay finds no counter and adds nothing, and the seed then reads the database, which
+already holds those calls (before this, the seed came first and the replay counted the
+outage's spend a second time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -25,7 +36,8 @@ from llmrelay.errors import ServiceUnavailable
 from llmrelay.governance.backend import Admission, Outcome, Plan, SpendLoader
 from llmrelay.governance.budgets import Budget, BudgetState
 from llmrelay.governance.limits import WindowState
-from llmrelay.governance.redis_scripts import ADMIT, SETTLE
+from llmrelay.governance.redis_scripts import ADMIT, EXTEND, SETTLE
+from llmrelay.redis_pool import StalePool
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -38,6 +50,12 @@ _MAX_PENDING = 100_000
 _TRIP_AFTER = 3
 #: Spend counters outlive their period by this long (late settlements still land).
 _SPEND_GRACE_MS = 2 * 86_400_000
+#: How long SETTLE remembers a ticket it applied. A copy of a settlement arriving later
+#: than this (a command stuck in a partition's TCP retransmissions for longer than the
+#: kernel's 2-minute maximum back-off) would be applied again.
+_SETTLED_TTL_MS = 120_000
+#: Settlements sent per pipelined round trip while replaying.
+_REPLAY_BATCH = 200
 
 
 class RedisBackend:
@@ -80,12 +98,15 @@ class RedisBackend:
         self._res_ttl_ms = int(reservation_ttl * 1000)
         self._admit_script = client.register_script(ADMIT)
         self._settle_script = client.register_script(SETTLE)
+        self._extend_script = client.register_script(EXTEND)
+        self._pool = StalePool(client)
         self._down_until = 0.0
         self._failures = 0
         self.down_since: float | None = None
         self.last_error: str | None = None
         self._pending: deque[tuple[list[str], list[str | int]]] = deque()
         self._dropped = 0
+        self._replay: asyncio.Task[None] | None = None
 
     # -- keys -----------------------------------------------------------------------
     def _keys(self, plan: Plan) -> list[str]:
@@ -112,8 +133,12 @@ class RedisBackend:
         for budget in plan.budgets:
             args += [budget.limit_nanos, plan.cost]
         try:
-            for _ in range(3):
+            if self._pool.stale:
+                await self._pool.renew()
+            for attempt in range(3):
                 reply = await self._admit_script(keys=keys, args=args)
+                if attempt == 0:
+                    self._answered()
                 if int(reply[0]) != -1:
                     break
                 await self._seed([plan.budgets[int(i)] for i in reply[1:]])
@@ -124,7 +149,6 @@ class RedisBackend:
                 raise
             self._failed(exc)
             return self._unavailable()
-        await self._recovered()
         return self._admission(plan, [int(x) for x in reply])
 
     def _admission(self, plan: Plan, reply: list[int]) -> Admission:
@@ -146,7 +170,15 @@ class RedisBackend:
                          retry_after=max(0.0, retry_ms / 1000))
 
     async def _seed(self, budgets: list[Budget]) -> None:
-        """Start absent spend counters from the database's persisted spend."""
+        """Start absent spend counters from the database's persisted spend.
+
+        Waits for a running replay first: replayed settlements must meet the counters
+        that were there (or none), never one just seeded from a database that already
+        holds their spend.
+        """
+        replay = self._replay
+        if replay is not None and not replay.done():
+            await asyncio.shield(replay)
         for budget in budgets:
             spent = await self._load_spend(budget)
             expires = int(budget.ends.timestamp() * 1000) + _SPEND_GRACE_MS
@@ -155,7 +187,9 @@ class RedisBackend:
     # -- settlement -----------------------------------------------------------------
     async def settle(self, plan: Plan, outcome: Outcome) -> None:
         keys = self._keys(plan)
-        args: list[str | int] = [plan.ticket, len(plan.limits), len(plan.budgets)]
+        keys.append(f"{self._prefix}settled:{plan.ticket}")
+        args: list[str | int] = [plan.ticket, len(plan.limits), len(plan.budgets),
+                                 _SETTLED_TTL_MS]
         for limit in plan.limits:
             reserved = plan.amount(limit)
             if limit.kind == "tokens":
@@ -169,6 +203,8 @@ class RedisBackend:
             self._queue(keys, args)
             return
         try:
+            if self._pool.stale:
+                await self._pool.renew()
             await self._settle_script(keys=keys, args=args)
         except Exception as exc:
             if not _is_outage(exc):
@@ -176,7 +212,35 @@ class RedisBackend:
             self._failed(exc)
             self._queue(keys, args)
             return
-        await self._recovered()
+        self._answered()
+
+    async def extend(self, plan: Plan, cost: int) -> bool:
+        """Raise the call's budget reservation to ``cost`` if every budget has room left.
+
+        Granted by the admission rule (``spent + reserved`` below the limit); while
+        Redis is unreachable the answer follows the fail mode (``open``: granted).
+        """
+        if not self._available():
+            return self.fail_mode == "open"
+        p = self._prefix
+        keys: list[str] = []
+        args: list[str | int] = [plan.ticket, len(plan.budgets), self._res_ttl_ms]
+        for budget in plan.budgets:
+            keys += [f"{p}spend:{budget.id}", f"{p}res:{budget.id}", f"{p}res:{budget.id}:sum"]
+            args += [budget.limit_nanos, plan.cost, cost]
+        try:
+            if self._pool.stale:
+                await self._pool.renew()
+            granted = int(await self._extend_script(keys=keys, args=args)) == 1
+        except Exception as exc:
+            if not _is_outage(exc):
+                raise
+            self._failed(exc)
+            return self.fail_mode == "open"
+        self._answered()
+        if granted:
+            plan.cost = cost
+        return granted
 
     def _queue(self, keys: list[str], args: list[str | int]) -> None:
         if len(self._pending) >= _MAX_PENDING:
@@ -205,6 +269,7 @@ class RedisBackend:
                         else "is refused with 503")
             return
         self._down_until = time.monotonic() + self._retry_interval
+        self._pool.outage()
         if self.down_since is None:
             self.down_since = time.time()
             effect = ("limits and budgets are NOT enforced (fail-open)" if self.fail_mode == "open"
@@ -212,31 +277,57 @@ class RedisBackend:
             log.error("Redis at %s is unreachable (%s): %s until it answers again",
                       _safe_url(self.url), self.last_error, effect)
 
-    async def _recovered(self) -> None:
+    def _answered(self) -> None:
+        """Redis answered a command: close the breaker, replay what waits (one task)."""
         self._failures = 0
-        if self.down_since is None and not self._pending:
-            return
-        was_down = self.down_since
-        outage = time.time() - (was_down or time.time())
-        self.down_since = None
-        self._down_until = 0.0
+        if self.down_since is not None:
+            outage = time.time() - self.down_since
+            self.down_since = None
+            self._down_until = 0.0
+            log.warning("Redis at %s answers again after %.1fs; replaying %d settlements",
+                        _safe_url(self.url), outage, len(self._pending))
+        if self._pending and (self._replay is None or self._replay.done()):
+            self._replay = asyncio.create_task(self._drain(), name="llmrelay-redis-replay")
+
+    async def _drain(self) -> None:
+        """Apply the queued settlements, oldest first, each exactly once."""
         replayed = 0
-        while self._pending:
-            keys, args = self._pending[0]
+        while self._pending and self.down_since is None:
+            batch = [self._pending.popleft()
+                     for _ in range(min(_REPLAY_BATCH, len(self._pending)))]
+            pipe = self._redis.pipeline(transaction=False)
+            for keys, args in batch:
+                await self._settle_script(keys=keys, args=args, client=pipe)
             try:
-                await self._settle_script(keys=keys, args=args)
+                results = await pipe.execute(raise_on_error=False)
             except Exception as exc:
-                if not _is_outage(exc):
-                    raise
-                self._failed(exc)
+                # Back to the front, in order: SETTLE's ticket marker makes re-sending
+                # the ones Redis did apply harmless.
+                self._pending.extendleft(reversed(batch))
+                if _is_outage(exc):
+                    self._failed(exc)
+                    return
+                log.exception("replaying settlements failed; %d wait for the next try",
+                              len(self._pending))
                 return
-            self._pending.popleft()
-            replayed += 1
-        if was_down is not None:
-            log.warning("Redis at %s answers again after %.1fs; replayed %d settlements%s",
-                        _safe_url(self.url), outage, replayed,
-                        f" ({self._dropped} dropped)" if self._dropped else "")
-        self._dropped = 0
+            retry: list[tuple[list[str], list[str | int]]] = []
+            for entry, result in zip(batch, results, strict=True):
+                if not isinstance(result, Exception):
+                    replayed += 1
+                elif _is_outage(result):  # OOM, LOADING, ...: Redis is not ready yet
+                    retry.append(entry)
+                else:
+                    self._dropped += 1
+                    log.error("a replayed settlement was refused by Redis (%s); dropped", result)
+            if retry:
+                self._pending.extendleft(reversed(retry))
+                self._failed(next(r for r in results if isinstance(r, Exception)
+                                  and _is_outage(r)))
+                return
+        if not self._pending:
+            log.warning("Redis at %s: replayed %d settlements%s", _safe_url(self.url),
+                        replayed, f" ({self._dropped} dropped)" if self._dropped else "")
+            self._dropped = 0
 
     def _unavailable(self) -> Admission:
         if self.fail_mode == "closed":
@@ -247,6 +338,14 @@ class RedisBackend:
         return Admission(unchecked=True)
 
     async def close(self) -> None:
+        replay = self._replay
+        if replay is not None and not replay.done():
+            replay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await replay
+        if self._pending:
+            log.warning("%d settlements were never replayed into Redis (their usage rows "
+                        "are in the database)", len(self._pending))
         await self._redis.aclose()
 
     def status(self) -> dict[str, object]:

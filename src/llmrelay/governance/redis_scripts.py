@@ -140,17 +140,20 @@ end
 return out
 """
 
-#: KEYS: as ADMIT. ARGV: ticket, #limits, #budgets,
+#: KEYS: as ADMIT, then the ticket's "settled" marker.
+#: ARGV: ticket, #limits, #budgets, marker ttl ms,
 #:       per limit (reserved amount, real amount; 0 drops the entry),
 #:       per budget (reserved nanos, exact cost nanos).
+#: Returns 1 when applied, 0 when this ticket was already settled (a replayed copy).
 #: Spend is added only to a counter that exists: a missing one is seeded from the
 #: database on the next admission, and the database already has this call's cost.
 SETTLE = _COMMON + """
 local ticket = ARGV[1]
 local nl = tonumber(ARGV[2])
 local nb = tonumber(ARGV[3])
+if not redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', ARGV[4]) then return 0 end
 for i = 1, nl do
-  local old, new = ARGV[4 + 2 * (i - 1)], ARGV[5 + 2 * (i - 1)]
+  local old, new = ARGV[5 + 2 * (i - 1)], ARGV[6 + 2 * (i - 1)]
   if old ~= new then
     local zkey, skey = KEYS[2 * i - 1], KEYS[2 * i]
     local member = ticket .. ':' .. old
@@ -164,7 +167,7 @@ for i = 1, nl do
     end
   end
 end
-local bb = 4 + 2 * nl
+local bb = 5 + 2 * nl
 for j = 1, nb do
   local base = 2 * nl + 3 * (j - 1)
   local old, cost = ARGV[bb + 2 * (j - 1)], ARGV[bb + 2 * (j - 1) + 1]
@@ -174,6 +177,37 @@ for j = 1, nb do
   if tonumber(cost) > 0 and redis.call('EXISTS', KEYS[base + 1]) == 1 then
     redis.call('INCRBY', KEYS[base + 1], cost)
   end
+end
+return 1
+"""
+
+#: KEYS: per budget (spend, reservations, reservations sum).
+#: ARGV: ticket, #budgets, reservation ttl ms, per budget (limit nanos, held nanos,
+#:       new nanos). Raises a running call's reservation from ``held`` to ``new`` when
+#: every budget still has room (``spent + reserved`` below the limit: the admission
+#: rule). Returns 1 when raised, 0 when a budget has no room left.
+EXTEND = _COMMON + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ticket = ARGV[1]
+local nb = tonumber(ARGV[2])
+local res_ttl = tonumber(ARGV[3])
+for j = 1, nb do
+  local base = 3 * (j - 1)
+  local spent = tonumber(redis.call('GET', KEYS[base + 1]) or '0')
+  local reserved = purge(KEYS[base + 2], KEYS[base + 3], now)
+  if spent + reserved >= tonumber(ARGV[4 + 3 * (j - 1)]) then return 0 end
+end
+for j = 1, nb do
+  local base = 3 * (j - 1)
+  local held, new = ARGV[5 + 3 * (j - 1)], ARGV[6 + 3 * (j - 1)]
+  if redis.call('ZREM', KEYS[base + 2], ticket .. ':' .. held) == 1 then
+    redis.call('DECRBY', KEYS[base + 3], held)
+  end
+  redis.call('ZADD', KEYS[base + 2], int(now + res_ttl), ticket .. ':' .. new)
+  redis.call('INCRBY', KEYS[base + 3], new)
+  redis.call('PEXPIRE', KEYS[base + 2], int(res_ttl))
+  redis.call('PEXPIRE', KEYS[base + 3], int(res_ttl))
 end
 return 1
 """

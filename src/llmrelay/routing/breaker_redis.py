@@ -10,7 +10,9 @@ by the Redis server's clock so instances with skewed clocks agree. Keys, per tar
 
 A slow or unreachable Redis must not stall requests: every call has a short timeout,
 and after a failure Redis is left alone for ``retry_interval`` seconds while the
-in-process breaker takes over (logged at most every 30 s).
+in-process breaker takes over (logged at most every 30 s). The next call drops the
+pool's idle connections first (:mod:`llmrelay.redis_pool`): they predate the outage,
+and the first command on one would fail and hand another second to the local state.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 import uuid
 from typing import Any
 
+from llmrelay.redis_pool import StalePool
 from llmrelay.routing.breaker import BreakerPolicy, LocalBreaker, Verdict
 
 log = logging.getLogger("llmrelay.breaker")
@@ -99,6 +102,7 @@ class RedisBreaker:
         self._failure = self._client.register_script(FAILURE)
         self._success = self._client.register_script(SUCCESS)
         self._snapshot = self._client.register_script(SNAPSHOT)
+        self._pool = StalePool(self._client)
         self._local = LocalBreaker(policy)
         self._last_warning = 0.0
         self._retry_interval = retry_interval
@@ -116,6 +120,7 @@ class RedisBreaker:
     def _degraded(self, exc: BaseException) -> None:
         now = time.monotonic()
         self._down_until = now + self._retry_interval
+        self._pool.outage()
         if now - self._last_warning > 30:
             self._last_warning = now
             log.warning("circuit breaker: Redis unavailable (%s: %s); using in-process state",
@@ -126,6 +131,8 @@ class RedisBreaker:
         if self._down():
             return self._local.acquire_now(key)
         try:
+            if self._pool.stale:
+                await self._pool.renew()
             allowed, name, wait_ms = await self._acquire(keys=[state, probe],
                                                          args=[self._ms[2]])
         except Exception as exc:  # redis errors, timeouts, refused connections
@@ -139,6 +146,8 @@ class RedisBreaker:
             self._local.failure_now(key)
             return
         try:
+            if self._pool.stale:
+                await self._pool.renew()
             await self._failure(
                 keys=[state, fails, probe, f"{self._prefix}known"],
                 args=[*self._ms, key, uuid.uuid4().hex[:12]],
@@ -153,6 +162,8 @@ class RedisBreaker:
             self._local.success_now(key)
             return
         try:
+            if self._pool.stale:
+                await self._pool.renew()
             await self._success(keys=[state, fails, probe])
         except Exception as exc:
             self._degraded(exc)
@@ -162,6 +173,8 @@ class RedisBreaker:
         if self._down():
             return {**(await self._local.snapshot()), "_shared": {"state": "redis unavailable"}}
         try:
+            if self._pool.stale:
+                await self._pool.renew()
             rows = await self._snapshot(keys=[f"{self._prefix}known"],
                                         args=[self._ms[0], self._prefix])
         except Exception as exc:
