@@ -1,15 +1,26 @@
-"""Operational endpoints: liveness, readiness, database statistics."""
+"""Operational endpoints: liveness, readiness, metrics, database statistics.
+
+Exposure (THREAT_MODEL.md): ``/health`` is always open (load balancers). ``/metrics``
+(per-key series) and the detail of ``/health/ready`` (providers, circuits, queues) need
+``Authorization: Bearer <metrics_token or master_key>`` once either is configured;
+without it ``/health/ready`` still answers its status code with only ``{"status"}``,
+so probes need no secret. With neither configured (a development gateway) both are open.
+Every database operation here has ``database_timeout``, so a hung database cannot hang
+readiness itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import func, select, text
 
 from llmrelay.asgi import Request, Send, send_bytes
-from llmrelay.errors import AuthenticationError
+from llmrelay.errors import AuthenticationError, ServiceUnavailable
 from llmrelay.store.schema import RequestRow, ResponseRow
 
 if TYPE_CHECKING:
@@ -26,35 +37,72 @@ async def health(gw: Gateway, request: Request, send: Send) -> None:
         await send_bytes(send, 200, b"OK", [], TEXT_CT)
 
 
-async def ready(gw: Gateway, request: Request, send: Send) -> None:
-    """Readiness: the database answers; what we last saw of each provider and target."""
-    db: dict[str, object] = {"ok": False}
+def may_see_details(gw: Gateway, request: Request) -> bool:
+    """Whether the request carries the metrics token or the master key (or none is set)."""
+    secrets = [t for t in (gw.settings.metrics_token, gw.settings.master_key) if t]
+    if not secrets:
+        return True
+    scheme, _, token = (request.header("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    given = token.strip().encode()
+    # Compare against every secret (no early exit), so timing tells nothing about which.
+    matches = [hmac.compare_digest(given, secret.encode()) for secret in secrets]
+    return any(matches)
+
+
+async def _database_check(gw: Gateway) -> dict[str, object]:
     t0 = time.perf_counter()
     try:
-        async with gw.engine.connect() as conn:
+        async with asyncio.timeout(gw.settings.database_timeout), gw.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-        db = {"ok": True, "latency_ms": round((time.perf_counter() - t0) * 1000, 3)}
+    except TimeoutError:
+        return {"ok": False, "error": f"no answer within {gw.settings.database_timeout:g}s"}
     except Exception as exc:
-        db = {"ok": False, "error": type(exc).__name__}
-    providers = {p.name: {"type": p.spec.type, **p.state.as_dict()} for p in gw.registry}
-    # Circuit breakers per target; an open one is skipped by routing, not a readiness failure.
-    circuits = await gw.router.breaker.snapshot()
+        return {"ok": False, "error": type(exc).__name__}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - t0) * 1000, 3)}
+
+
+async def _circuits(gw: Gateway) -> Any:
+    try:
+        async with asyncio.timeout(gw.settings.database_timeout):
+            return await gw.router.breaker.snapshot()
+    except TimeoutError:
+        return {"error": "circuit state did not answer in time"}
+
+
+async def ready(gw: Gateway, request: Request, send: Send) -> None:
+    """Readiness: the database answers; what we last saw of each provider and target."""
+    db = await _database_check(gw)
     is_ready = bool(db["ok"]) and not gw.draining
-    body = {
-        "status": "ready" if is_ready else "not_ready",
+    status = 200 if is_ready else 503
+    body: dict[str, object] = {"status": "ready" if is_ready else "not_ready"}
+    if not may_see_details(gw, request):
+        await send_bytes(send, status, orjson.dumps(body), [])
+        return
+    body.update({
         "draining": gw.draining,
         "database": db,
-        "providers": providers,
-        "circuits": circuits,
+        "providers": {p.name: {"type": p.spec.type, **p.state.as_dict()} for p in gw.registry},
+        # Circuit breakers per target; an open one is skipped by routing, not a failure.
+        "circuits": await _circuits(gw),
         # Limits/budgets backend: "local" or "redis" (with its breaker state and fail mode).
         "governance": gw.governor.status(),
         "log_queue": gw.writer.pending,
-    }
-    await send_bytes(send, 200 if is_ready else 503, orjson.dumps(body), [])
+        # Key lookups: what the caches spared the database, and whether it counts as down.
+        "keys": {"database_down": gw.keys.database_down, **gw.keys.stats.as_dict()},
+        "route_configs": gw.router.selector.configs.status(),
+    })
+    await send_bytes(send, status, orjson.dumps(body), [])
 
 
 async def metrics(gw: Gateway, request: Request, send: Send) -> None:
     """Prometheus text exposition (per process; scrape every worker or run one)."""
+    if not may_see_details(gw, request):
+        exc = AuthenticationError(
+            "/metrics needs Authorization: Bearer <metrics_token> (or the master key)")
+        await send_bytes(send, exc.status, exc.body(), [(b"www-authenticate", b"Bearer")])
+        return
     content_type = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
     await send_bytes(send, 200, gw.metrics.render(), [], content_type)
 
@@ -67,18 +115,24 @@ async def db_stats(gw: Gateway, request: Request, send: Send) -> None:
     master = gw.settings.master_key
     if master:
         auth = request.header("authorization") or ""
-        import hmac
-
-        if not hmac.compare_digest(auth.removeprefix("Bearer ").strip(), master):
+        if not hmac.compare_digest(auth.removeprefix("Bearer ").strip().encode(),
+                                   master.encode()):
             exc = AuthenticationError("this endpoint needs the master key")
             await send_bytes(send, exc.status, exc.body(), [])
             return
-    async with gw.engine.connect() as conn:
-        requests = await conn.scalar(select(func.count()).select_from(RequestRow))
-        responses = await conn.scalar(select(func.count()).select_from(ResponseRow))
+    try:
+        async with asyncio.timeout(gw.settings.database_timeout), gw.engine.connect() as conn:
+            requests = await conn.scalar(select(func.count()).select_from(RequestRow))
+            responses = await conn.scalar(select(func.count()).select_from(ResponseRow))
+    except Exception as exc:  # timed out, refused, reset: all "the database is away"
+        down = ServiceUnavailable(f"the database did not answer ({type(exc).__name__})",
+                                  code="database_unavailable")
+        await send_bytes(send, down.status, down.body(), [])
+        return
     body = {
         "requests": requests,
         "responses": responses,
-        "writer": gw.writer.stats.as_dict(gw.writer.pending),
+        # Includes the spool (rows kept for an absent database) and dead-letter counts.
+        "writer": gw.writer.stats_dict(),
     }
     await send_bytes(send, 200, orjson.dumps(body), [])

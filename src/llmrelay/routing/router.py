@@ -409,7 +409,7 @@ def build_router(settings: Settings, registry: Registry, resolver: Resolver,
         breaker = LocalBreaker(policy)
     selector = PlanSelector(
         registry=registry, resolver=resolver,
-        configs=RouteConfigStore(named, sessions, r.config_cache_ttl),
+        configs=RouteConfigStore(named, sessions, r.config_cache_ttl, settings.database_timeout),
         default_config=r.default_config, enforce_breaker=cb.enabled,
     )
     return Router(selector=selector, breaker=breaker, retry_after_cap=r.retry_after_cap)

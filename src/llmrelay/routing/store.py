@@ -5,6 +5,11 @@ can be added while the gateway runs (``llmrelay route-configs set``): the whole 
 (small) is read at start and re-read in the background every ``ttl`` seconds, so a
 change is picked up within that time and no request ever waits on the database for
 a config lookup.
+
+While the database is away (refused, or hung: every read has ``timeout``), the last
+table read keeps serving, with no age limit: unlike a key, a config grants nothing by
+itself (the key's model allow-list still applies to its targets), and dropping it would
+turn every call using it into an error. ``status()`` shows its age in ``/health/ready``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,10 +55,13 @@ class RouteConfigStore:
     """Named configs by name: YAML ones first, then the database's (refreshed in the back)."""
 
     def __init__(self, static: dict[str, RouteSpec], sessions: async_sessionmaker[Any],
-                 ttl: float) -> None:
+                 ttl: float, timeout: float = 2.0) -> None:
         self._static = static
         self._sessions = sessions
         self._ttl = ttl
+        self._timeout = timeout
+        self._loaded_at: float | None = None
+        self._last_error: str | None = None
         self._stored: dict[str, RouteSpec | StoredConfigInvalid] = {}
         self._versions: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
@@ -85,11 +94,24 @@ class RouteConfigStore:
                 await self._task
             self._task = None
 
+    def status(self) -> dict[str, object]:
+        """For readiness: how old the served table is and why the last read failed."""
+        age = None if self._loaded_at is None else time.monotonic() - self._loaded_at
+        return {"stored": len(self._stored), "age_seconds": None if age is None else round(age, 1),
+                "last_error": self._last_error}
+
     async def refresh(self) -> None:
-        async with self._sessions() as session:
-            rows = (await session.execute(
-                select(RouteConfig.name, RouteConfig.config, RouteConfig.updated_at)
-            )).all()
+        """Read the table (at most ``timeout`` seconds); on failure the old one stays."""
+        try:
+            async with asyncio.timeout(self._timeout), self._sessions() as session:
+                rows = (await session.execute(
+                    select(RouteConfig.name, RouteConfig.config, RouteConfig.updated_at)
+                )).all()
+        except Exception as exc:
+            self._last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(
+                exc).__name__
+            raise
+        self._loaded_at, self._last_error = time.monotonic(), None
         stored: dict[str, RouteSpec | StoredConfigInvalid] = {}
         versions: dict[str, Any] = {}
         for name, raw, updated in rows:

@@ -1,0 +1,59 @@
+"""Stored route configs while the database is away: the last table read keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from llmrelay.routing.store import RouteConfigStore, save_config
+from llmrelay.store import database
+
+
+class Hangable:
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.hang = False
+
+    def __call__(self) -> Any:
+        return self._session()
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[Any]:
+        if self.hang:
+            await asyncio.Event().wait()
+        async with self.real() as session:
+            yield session
+
+
+async def test_a_hung_database_times_out_and_the_old_configs_stay(tmp_path: Path) -> None:
+    engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'cfg.db'}")
+    await database.migrate(engine)
+    real = database.sessionmaker(engine)
+    await save_config(real, "from-db", {"provider": "mock", "model": "db-model"})
+    sessions = Hangable(real)
+    store = RouteConfigStore({}, sessions, ttl=0.05, timeout=0.3)  # type: ignore[arg-type]
+    try:
+        await store.start()
+        assert (await store.get("from-db")) is not None
+        assert store.status()["last_error"] is None
+        sessions.hang = True
+        t0 = time.monotonic()
+        try:
+            await asyncio.wait_for(store.refresh(), 10)
+        except TimeoutError:
+            pass
+        assert time.monotonic() - t0 < 5, "a refresh waited on the hung database"
+        await asyncio.sleep(0.5)  # background refreshes keep failing, bounded each time
+        spec = await store.get("from-db")
+        assert spec is not None and spec.leaves()[0].model == "db-model"
+        assert "TimeoutError" in str(store.status()["last_error"])
+        sessions.hang = False
+        await asyncio.sleep(1.0)
+        assert store.status()["last_error"] is None
+    finally:
+        await store.close()
+        await engine.dispose()
