@@ -2,8 +2,15 @@
 
 The batch writer runs :func:`write_usage` inside the transaction that inserts the
 batch's ``requests`` rows, so a call's request row, usage row, summary increment and
-spend increment land together or not at all (a failed batch is retried whole). The
-client never waits for any of it.
+spend increment land together or not at all. The client never waits for any of it.
+
+Exactly once: summaries and spend are increments, so a batch replayed from the spool
+(after a crash, or a commit whose answer was lost) must not add again. The writer
+passes this sink only the interactions whose ``requests`` row did not exist yet, in the
+transaction that inserts it (a concurrent replay of the same row fails on the primary
+key and is retried), so each call is counted once. Values are bounded
+(:mod:`llmrelay.store.bounds`) before they are summed, so a summary adds what the usage
+row holds.
 
 Increments are upserts (``INSERT ... ON CONFLICT DO UPDATE col = col + excluded.col``)
 so several gateway instances can add to the same summary row without losing updates;
@@ -21,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.governance.budgets import Budget, day_period, month_period
 from llmrelay.governance.pricing import nanos_to_usd
+from llmrelay.store.bounds import INT64, clean_int, clean_row
 from llmrelay.store.bulk import insert_rows
 from llmrelay.store.schema import MonthlyUsageSummary, SpendCounter, UsageRecord, utcnow
 from llmrelay.telemetry.interaction import Interaction
@@ -28,7 +36,7 @@ from llmrelay.telemetry.interaction import Interaction
 
 def _usage_row(it: Interaction) -> dict[str, Any]:
     u = it.usage
-    cost = it.cost_nanos or 0
+    cost = clean_int(it.cost_nanos or 0, INT64)  # priced from upstream-reported tokens
     return {
         "id": it.id,
         "created_at": it.created_at,
@@ -67,7 +75,8 @@ def _usd_of(conn: AsyncConnection, nanos: Any) -> Any:
 
 
 async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
-    rows = [_usage_row(it) for it in batch if it.api_key_id is not None]
+    table: sa.Table = UsageRecord.__table__  # type: ignore[assignment]
+    rows = [clean_row(table, _usage_row(it)) for it in batch if it.api_key_id is not None]
     if not rows:
         return
     await insert_rows(conn, UsageRecord, rows)

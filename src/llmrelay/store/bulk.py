@@ -4,7 +4,9 @@
 compiler; at gateway rates that was a quarter of a core. Here the INSERT text and the
 columns' bind processors are worked out once per table and dialect, and each batch goes
 to the driver's ``executemany`` as plain tuples, converted by the same processors
-SQLAlchemy would use, so what lands in the table is identical.
+SQLAlchemy would use, so what lands in the table is identical. Every value first goes
+through its column's cleaner (:mod:`llmrelay.store.bounds`), so no row that reaches a
+table here can fail for a value's length or text.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from llmrelay.store.bounds import Cleaner, cleaner
 
 _Processor = Callable[[Any], Any] | None
 _PLACEHOLDERS: dict[str, Callable[[int], str]] = {
@@ -27,7 +31,7 @@ _PLACEHOLDERS: dict[str, Callable[[int], str]] = {
 
 
 class _Plan:
-    __slots__ = ("columns", "processors", "sql")
+    __slots__ = ("cleaners", "columns", "processors", "sql")
 
     def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
         placeholder = _PLACEHOLDERS[dialect.paramstyle]
@@ -41,6 +45,7 @@ class _Plan:
         self.processors: tuple[_Processor, ...] = tuple(
             table.c[c].type._cached_bind_processor(dialect) for c in columns
         )
+        self.cleaners: tuple[Cleaner | None, ...] = tuple(cleaner(table, c) for c in columns)
 
 
 _plans: dict[tuple[str, str, tuple[str, ...]], _Plan] = {}
@@ -59,10 +64,14 @@ async def insert_rows(
     plan = _plans.get(key)
     if plan is None:
         plan = _plans[key] = _Plan(table, columns, dialect)
-    procs = plan.processors
-    params = [
-        tuple(p(row[c]) if p is not None and row[c] is not None else row[c]
-              for c, p in zip(plan.columns, procs, strict=True))
-        for row in rows
-    ]
+    steps = tuple(zip(plan.columns, plan.cleaners, plan.processors, strict=True))
+    params = [tuple(_bind(row[c], clean, p) for c, clean, p in steps) for row in rows]
     await conn.exec_driver_sql(plan.sql, params)
+
+
+def _bind(value: Any, clean: Cleaner | None, process: _Processor) -> Any:
+    if value is None:
+        return None
+    if clean is not None:
+        value = clean(value)
+    return process(value) if process is not None else value

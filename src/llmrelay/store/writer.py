@@ -1,11 +1,38 @@
-"""The batch writer: requests and responses reach the database without the client waiting.
+"""The batch writer: rows reach the database without the client waiting, and none is lost.
 
-Handlers hand a finished :class:`Interaction` to :meth:`LogWriter.submit`, which costs a
-queue append. One background task drains the bounded queue in batches: it inserts the
-``requests`` rows and their ``responses`` rows in one transaction and writes the JSON
-interaction log lines in one ``write``. When the queue is full ``submit`` waits (after
-the client already has its answer) rather than drop a row; a failed batch is retried
-with backoff, never discarded; :meth:`close` flushes everything on shutdown.
+Two stages, each one task:
+
+1. **Spool.** :meth:`LogWriter.submit` appends the finished :class:`Interaction` to a
+   list (the whole hot-path cost; it never waits). Every ``spool_interval`` the spool
+   task encodes what arrived, appends it to this process's spool file in one ``write``
+   (:mod:`llmrelay.store.spool`), writes the JSON interaction log lines, and ``fsync``\\s
+   in a thread. From then on the row survives a SIGKILL or a database outage.
+2. **Database.** The database task writes spooled rows in order, in batches, one
+   transaction per batch (``requests``, ``responses`` and the sinks' usage rows and
+   summaries). Rows it has not written yet are held in memory up to ``queue_size``;
+   beyond that they are read back from the spool when the database catches up, so
+   memory is bounded however long the database is away.
+
+Failures, by kind:
+
+- *A value the database refuses*: prevented by bounding every value where it enters the
+  row (:mod:`llmrelay.store.bounds`). A batch that still fails while the database
+  answers a probe is split in halves until the refused row is alone; it is set aside in
+  ``dead-letter.jsonl`` in the spool directory with the database's reason and counted,
+  and every other row is written.
+- *The database away, hung or slow*: each operation has a timeout (``db_timeout``); the
+  batch is retried with backoff (up to 5 s) and, meanwhile, rows accumulate on disk.
+- *Exactly once*: rows carry their ids; a batch first asks which of its ``requests``
+  ids exist and writes only the others (their ``responses`` row has the same id), so
+  replaying a batch — after a crash, or a commit whose acknowledgement was lost — adds
+  no row and no summary increment twice.
+- *The local disk cannot keep up* (``fsync`` stuck, spool over ``spool_max_bytes``):
+  the one explicit loss. New rows are dropped, counted (``dropped``) and logged, rather
+  than growing memory without bound or stalling requests.
+
+On shutdown :meth:`close` spools what is left, gives the database until the deadline,
+and leaves whatever is still unwritten in the spool for the next start, which replays it
+(see ``Spool.orphans``). A SIGKILL loses at most the rows of the last ``spool_interval``.
 """
 
 from __future__ import annotations
@@ -14,21 +41,40 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import IO, Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
+import msgspec
 import orjson
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from llmrelay.store.bounds import clean_text
 from llmrelay.store.bulk import insert_rows
-from llmrelay.store.schema import RequestRow, ResponseRow, new_id
+from llmrelay.store.schema import RequestRow, ResponseRow
+from llmrelay.store.spool import Orphan, Record, SegmentReader, Spool, encode
 from llmrelay.telemetry.interaction import Interaction, redact
 
 log = logging.getLogger("llmrelay.writer")
 
 #: Writes more rows for a batch on the batch's connection (same transaction).
 BatchSink = Callable[[AsyncConnection, list[Interaction]], Awaitable[None]]
+
+T = TypeVar("T")
+
+#: Writes abandoned to their timeout that may still hold a connection; past this many
+#: the database counts as away without trying again (bounded connections and memory).
+_MAX_ABANDONED = 4
+#: Seconds between looks for the spools of processes that died.
+_ORPHAN_SCAN_INTERVAL = 30.0
+
+
+class _DatabaseAway(Exception):
+    """The database did not answer (or timed out): retry the batch later."""
 
 
 @dataclass(slots=True)
@@ -40,9 +86,22 @@ class WriterStats:
     write_seconds: float = 0.0
     max_batch_seconds: float = 0.0
     submit_ns: int = 0
-    blocked_submits: int = 0
+    #: Rows appended to the spool file.
+    spooled: int = 0
+    #: Rows the database refused even after bounding, set aside in dead-letter.jsonl.
+    dead_lettered: int = 0
+    #: Rows lost because the local disk could not keep up (never for a database fault).
+    dropped: int = 0
+    #: Rows found already written when a batch was retried or replayed.
+    duplicates: int = 0
+    #: Rows replayed from the spool of a process that stopped before writing them.
+    replayed: int = 0
+    #: Torn records at the end of a replayed spool (a write cut by SIGKILL).
+    torn_records: int = 0
+    #: Unix time the database stopped answering; 0 while it answers.
+    db_unavailable_since: float = 0.0
 
-    def as_dict(self, queue_depth: int) -> dict[str, Any]:
+    def as_dict(self, queue_depth: int, spool_bytes: int = 0) -> dict[str, Any]:
         per_row_ms = self.write_seconds * 1000 / self.written if self.written else 0.0
         return {
             "submitted": self.submitted,
@@ -56,7 +115,14 @@ class WriterStats:
             "hot_path_overhead_ms_per_request": round(
                 self.submit_ns / 1e6 / self.submitted, 5
             ) if self.submitted else 0.0,
-            "blocked_submits": self.blocked_submits,
+            "spooled": self.spooled,
+            "spool_bytes": spool_bytes,
+            "dead_lettered": self.dead_lettered,
+            "dropped": self.dropped,
+            "duplicates": self.duplicates,
+            "replayed": self.replayed,
+            "torn_records": self.torn_records,
+            "database_available": not self.db_unavailable_since,
         }
 
 
@@ -70,147 +136,402 @@ class LogWriter:
         flush_interval: float,
         log_stream: IO[bytes] | None,
         store_bodies: bool,
+        spool_dir: Path,
+        spool_interval: float = 0.05,
+        db_timeout: float = 10.0,
+        spool_max_bytes: int = 1024**3,
     ) -> None:
         self._engine = engine
-        self._queue: asyncio.Queue[Interaction] = asyncio.Queue(maxsize=queue_size)
+        self._queue_size = queue_size
         self._batch_size = batch_size
         self._interval = flush_interval
         self._stream = log_stream
         self._bodies = store_bodies
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._spool_dir = spool_dir
+        self._spool_interval = spool_interval
+        self._db_timeout = db_timeout
+        self._spool_max_bytes = spool_max_bytes
         self.stats = WriterStats()
         #: More writes for each batch, run inside its transaction (all or nothing).
         self.sinks: list[BatchSink] = []
-        #: Called once per batch before it is written (metrics); must not do I/O.
+        #: Called once per row batch as it is spooled (metrics); must not do I/O.
         self.observers: list[Callable[[list[Interaction]], None]] = []
+        self._spool: Spool | None = None
+        self._fresh: list[Interaction] = []  # submitted, not yet spooled
+        self._window: deque[Record] = deque()  # spooled, not yet taken, in memory
+        self._spilled = False  # rows after the window are only on disk
+        self._disk: SegmentReader | None = None
+        self._spill_at: tuple[Path, int] | None = None
+        self._next_seq = 0
+        self._spooled_seq = -1  # last sequence number in the spool
+        self._done_seq = -1  # every row up to this one is written (or set aside)
+        self._orphan: Orphan | None = None
+        self._has_fresh = asyncio.Event()
+        self._has_rows = asyncio.Event()
+        self._caught_up = asyncio.Event()
+        self._abandoned: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._closed = False
+        self._last_drop_log = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="llmrelay-log-writer")
+        """Open this process's spool (replaying dead processes' ones first) and run."""
+        self._spool = Spool(self._spool_dir)
+        self._tasks = [
+            asyncio.create_task(self._run_spool(), name="llmrelay-log-spool"),
+            asyncio.create_task(self._run_database(), name="llmrelay-log-writer"),
+        ]
 
     async def submit(self, item: Interaction) -> None:
+        """Take a finished call's row; never waits (see the module docstring)."""
         t0 = time.perf_counter_ns()
         self.stats.submitted += 1
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.stats.blocked_submits += 1
-            await self._queue.put(item)
+        if len(self._fresh) >= self._queue_size or self._closed:
+            self._drop(1, "the spool cannot keep up" if not self._closed else "writer closed")
+        else:
+            self._fresh.append(item)
+            if len(self._fresh) == 1:
+                self._has_fresh.set()
         self.stats.submit_ns += time.perf_counter_ns() - t0
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        """Rows taken but not yet in the database (in memory or only in the spool)."""
+        return len(self._fresh) + self._spooled_seq - self._done_seq
 
-    async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            if self._interval and not self._closing:
-                await asyncio.sleep(self._interval)
-            batch = [first]
-            while len(batch) < self._batch_size:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
-            await self._write_with_retry(batch)
-            for _ in batch:
-                self._queue.task_done()
+    @property
+    def spool_bytes(self) -> int:
+        return self._spool.bytes if self._spool is not None else 0
 
-    async def _write_with_retry(self, batch: list[Interaction]) -> None:
+    def stats_dict(self) -> dict[str, Any]:
+        return self.stats.as_dict(self.pending, self.spool_bytes)
+
+    def _drop(self, n: int, why: str) -> None:
+        self.stats.dropped += n
+        now = time.monotonic()
+        if now - self._last_drop_log > 1.0:
+            self._last_drop_log = now
+            log.error("log rows dropped (%s): %d so far", why, self.stats.dropped)
+
+    # -- stage 1: the spool ---------------------------------------------------------------
+    async def _run_spool(self) -> None:
+        while not (self._closing and not self._fresh):
+            if not self._fresh:
+                self._has_fresh.clear()
+                await self._has_fresh.wait()
+                continue
+            if not self._closing:
+                await asyncio.sleep(self._spool_interval)
+            await self._spool_fresh()
+
+    async def _spool_fresh(self) -> None:
+        assert self._spool is not None
+        batch, self._fresh = self._fresh, []
         self._write_log_lines(batch)
         for observe in self.observers:
             try:
                 observe(batch)
             except Exception:
                 log.exception("batch observer failed")
-        delay = 0.1
-        while True:
-            try:
-                await self._write(batch)
-                return
-            except Exception as exc:  # database down or locked: keep the rows, retry
-                self.stats.failed_batches += 1
-                log.error("log batch of %d rows failed, retrying in %.1fs: %s",
-                          len(batch), delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _write(self, batch: list[Interaction]) -> None:
-        t0 = time.perf_counter()
-        requests = []
-        responses = []
+        frames: list[bytes] = []
+        records: list[Record] = []
         for it in batch:
-            requests.append(
-                {
-                    "id": it.id,
-                    "request_id": it.request_id,
-                    "created_at": it.created_at,
-                    "route": it.route,
-                    "method": it.method,
-                    "model": it.model,
-                    "provider": it.provider,
-                    "upstream_model": it.upstream_model,
-                    "api_key_id": it.api_key_id,
-                    "stream": it.stream,
-                    "status_code": it.status,
-                    "client_ip": it.client_ip,
-                    "user_agent": (it.user_agent or "")[:300] or None,
-                    "body": _text(it.request_body) if self._bodies else None,
-                    "attempts": it.attempts or None,
-                    "cost_nanos": it.cost_nanos,
-                }
-            )
-            responses.append(
-                {
-                    "id": new_id(),
-                    "request_id": it.id,
-                    "created_at": it.created_at,
-                    "status_code": it.status,
-                    "latency_ms": it.latency_ms,
-                    "overhead_ms": it.overhead_ms,
-                    **it.token_columns(),
-                    "finish_reason": it.finish_reason,
-                    "error_type": it.error_type,
-                    "error_message": redact(it.error_message) if it.error_message else None,
-                    "body": _text(it.response_body) if self._bodies else None,
-                    "bytes_out": it.bytes_out,
-                }
-            )
-        async with self._engine.begin() as conn:
-            await insert_rows(conn, RequestRow, requests)
-            await insert_rows(conn, ResponseRow, responses)
-            for sink in self.sinks:  # e.g. usage rows and summaries, in the same transaction
-                await sink(conn, batch)
-        took = time.perf_counter() - t0
-        self.stats.batches += 1
-        self.stats.written += len(batch)
-        self.stats.write_seconds += took
-        self.stats.max_batch_seconds = max(self.stats.max_batch_seconds, took)
+            try:
+                frames.append(encode(self._next_seq, it))
+            except ValueError as exc:
+                self._dead_letter(it, str(exc))
+                continue
+            records.append((self._next_seq, it))
+            self._next_seq += 1
+        if not records:
+            return
+        if self._spool.bytes >= self._spool_max_bytes:
+            self._drop(len(records), f"spool over {self._spool_max_bytes} bytes")
+            self._next_seq -= len(records)
+            return
+        active = self._spool.active
+        position = (active.path, active.size)
+        self._spool.append(frames, records[-1][0])
+        self._spooled_seq = records[-1][0]
+        self.stats.spooled += len(records)
+        if not self._spilled and len(self._window) + len(records) <= self._queue_size:
+            self._window.extend(records)
+        elif not self._spilled:
+            self._spilled, self._spill_at = True, position
+        self._caught_up.clear()
+        self._has_rows.set()
+        try:  # batched fsync: power loss costs at most this flush
+            await asyncio.to_thread(self._spool.sync)
+            self._spool.rotate_if_full()
+        except OSError as exc:
+            log.error("cannot fsync the log spool: %s", exc)
 
     def _write_log_lines(self, batch: list[Interaction]) -> None:
         if self._stream is None:
             return
-        data = b"".join(orjson.dumps(it.log_entry()) + b"\n" for it in batch)
+        data = b"".join(orjson.dumps(it.log_entry(), default=repr) + b"\n" for it in batch)
         try:
             self._stream.write(data)
             self._stream.flush()
         except (OSError, ValueError) as exc:
             log.error("cannot write interaction log: %s", exc)
 
-    async def close(self, timeout: float = 30.0) -> None:
-        """Flush every queued row, then stop the task."""
-        self._closing = True
-        if self._task is None:
+    # -- stage 2: the database -------------------------------------------------------------
+    async def _run_database(self) -> None:
+        await self._replay_orphans()
+        scanned = time.monotonic()
+        while True:
+            batch = self._take()
+            if not batch:
+                if self._spooled_seq == self._done_seq:
+                    self._caught_up.set()
+                self._has_rows.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._has_rows.wait(), _ORPHAN_SCAN_INTERVAL)
+                if time.monotonic() - scanned > _ORPHAN_SCAN_INTERVAL:
+                    await self._replay_orphans()
+                    scanned = time.monotonic()
+                if self._interval and not self._closing:
+                    await asyncio.sleep(self._interval)  # let a batch gather
+                continue
+            await self._commit([it for _, it in batch])
+            self._done_seq = batch[-1][0]
+            assert self._spool is not None
+            self._spool.release(self._done_seq)
+
+    def _take(self) -> list[Record]:
+        """The next rows in spool order: from memory, else read back from the spool."""
+        if self._window:
+            n = min(self._batch_size, len(self._window))
+            return [self._window.popleft() for _ in range(n)]
+        if not self._spilled:
+            return []
+        assert self._spool is not None
+        taken = self._done_seq
+        while True:
+            if self._disk is None:
+                assert self._spill_at is not None
+                path, offset = self._spill_at
+                self._disk = SegmentReader(path, offset)
+            records = [r for r in self._disk.read(self._batch_size) if r[0] > taken]
+            if records:
+                self._spill_at = (self._disk.path, self._disk.offset)
+                return records
+            paths = [s.path for s in self._spool.segments]
+            here = paths.index(self._disk.path) if self._disk.path in paths else -1
+            self._disk.close()
+            self._disk = None
+            if here == len(paths) - 1 or here < 0:  # read up to the end: back to memory
+                self._spilled, self._spill_at = False, None
+                return []
+            self._spill_at = (paths[here + 1], 0)
+
+    async def _replay_orphans(self) -> None:
+        assert self._spool is not None
+        for orphan in self._spool.orphans():
+            self._orphan = orphan
+            count = 0
+            while records := orphan.read(self._batch_size):
+                await self._commit([it for _, it in records])
+                count += len(records)
+                self.stats.replayed += len(records)
+            self.stats.torn_records += orphan.torn
+            orphan.finish()
+            self._orphan = None
+            log.warning("replayed %d log rows left in the spool by %s%s", count, orphan.owner,
+                        f" ({orphan.torn} torn record dropped)" if orphan.torn else "")
+
+    async def _commit(self, rows: list[Interaction]) -> None:
+        """Write ``rows``, waiting out a database outage; returns once all are handled."""
+        delay = 0.1
+        while True:
+            try:
+                await self._write_or_split(rows)
+            except _DatabaseAway as exc:
+                if not self.stats.db_unavailable_since:
+                    self.stats.db_unavailable_since = time.time()
+                    log.error("database unavailable to the log writer (%s); rows are kept "
+                              "in the spool and written when it returns", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if self.stats.db_unavailable_since:
+                log.warning("database back for the log writer after %.1fs",
+                            time.time() - self.stats.db_unavailable_since)
+                self.stats.db_unavailable_since = 0.0
             return
+
+    async def _write_or_split(self, rows: list[Interaction]) -> None:
+        """Write ``rows``; if the database refuses them while answering, bisect."""
+        if len(self._abandoned) >= _MAX_ABANDONED:
+            raise _DatabaseAway(f"{len(self._abandoned)} writes still hung")
         try:
-            await asyncio.wait_for(self._queue.join(), timeout)
-        except TimeoutError:
-            log.error("log writer flush timed out with %d rows pending", self._queue.qsize())
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+            await self._timed(self._write(rows), self._db_timeout)
+            return
+        except _DatabaseAway:
+            raise
+        except Exception as exc:
+            self.stats.failed_batches += 1
+            if isinstance(exc, TimeoutError) or not await self._reachable():
+                raise _DatabaseAway(f"{type(exc).__name__}: {exc}") from exc
+            error = exc
+        if len(rows) == 1:
+            log.error("log row %s refused by the database, set aside: %s", rows[0].id, error)
+            self._dead_letter(rows[0], f"{type(error).__name__}: {error}")
+            return
+        mid = len(rows) // 2
+        await self._write_or_split(rows[:mid])
+        await self._write_or_split(rows[mid:])
+
+    async def _reachable(self) -> bool:
+        async def probe() -> None:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        try:
+            await self._timed(probe(), min(self._db_timeout, 5.0))
+        except Exception:
+            return False
+        return True
+
+    async def _timed(self, work: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Await ``work`` for at most ``timeout`` s; a hung one is abandoned, not awaited.
+
+        ``asyncio.wait_for`` would wait for the cancelled operation to finish cleaning
+        up, which on a hung database (a connection open, no answer) is never.
+        """
+        task = asyncio.ensure_future(work)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            self._abandon(task)
+            raise
+        if task in done:
+            return task.result()
+        task.cancel()
+        self._abandon(task)
+        raise TimeoutError(f"no answer from the database in {timeout:g}s")
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        self._abandoned.add(task)
+
+        def forget(t: asyncio.Task[Any]) -> None:
+            self._abandoned.discard(t)
+            if not t.cancelled():
+                t.exception()  # retrieved: no "exception never retrieved" warning
+
+        task.add_done_callback(forget)
+
+    async def _write(self, batch: list[Interaction]) -> None:
+        t0 = time.perf_counter()
+        ids = [it.id for it in batch]
+        async with self._engine.begin() as conn:
+            found = await conn.execute(select(RequestRow.id).where(RequestRow.id.in_(ids)))
+            existing = set(found.scalars())
+            rows = [it for it in batch if it.id not in existing] if existing else batch
+            if rows:
+                await insert_rows(conn, RequestRow, [self._request_row(it) for it in rows])
+                await insert_rows(conn, ResponseRow, [self._response_row(it) for it in rows])
+                for sink in self.sinks:  # usage rows and summaries, in the same transaction
+                    await sink(conn, rows)
+        took = time.perf_counter() - t0
+        self.stats.batches += 1
+        self.stats.written += len(rows)
+        self.stats.duplicates += len(batch) - len(rows)
+        self.stats.write_seconds += took
+        self.stats.max_batch_seconds = max(self.stats.max_batch_seconds, took)
+
+    def _request_row(self, it: Interaction) -> dict[str, Any]:
+        return {
+            "id": it.id,
+            "request_id": it.request_id,
+            "created_at": it.created_at,
+            "route": it.route,
+            "method": it.method,
+            "model": it.model,
+            "provider": it.provider,
+            "upstream_model": it.upstream_model,
+            "api_key_id": it.api_key_id,
+            "stream": it.stream,
+            "status_code": it.status,
+            "client_ip": it.client_ip,
+            "user_agent": it.user_agent or None,
+            "body": _text(it.request_body) if self._bodies else None,
+            "attempts": it.attempts or None,
+            "cost_nanos": it.cost_nanos,
+        }
+
+    def _response_row(self, it: Interaction) -> dict[str, Any]:
+        return {
+            "id": it.id,  # one response per request: the same id makes replays idempotent
+            "request_id": it.id,
+            "created_at": it.created_at,
+            "status_code": it.status,
+            "latency_ms": it.latency_ms,
+            "overhead_ms": it.overhead_ms,
+            **it.token_columns(),
+            "finish_reason": it.finish_reason,
+            "error_type": it.error_type,
+            "error_message": redact(it.error_message) if it.error_message else None,
+            "body": _text(it.response_body) if self._bodies else None,
+            "bytes_out": it.bytes_out,
+        }
+
+    def _dead_letter(self, it: Interaction, reason: str) -> None:
+        self.stats.dead_lettered += 1
+        try:
+            row: Any = msgspec.to_builtins(it)
+            orjson.dumps(row)
+        except Exception:
+            row = {"id": it.id, "repr": clean_text(repr(it), 100_000)}
+        entry = {"id": it.id, "failed_at": datetime.now(UTC).isoformat(),
+                 "reason": clean_text(redact(reason), 2000), "row": row}
+        assert self._spool is not None
+        try:
+            self._spool.dead_letter([entry])
+        except OSError as exc:
+            log.error("cannot write the dead-letter file: %s; row %s lost", exc, it.id)
+
+    # -- shutdown ----------------------------------------------------------------------------
+    async def close(self, timeout: float = 30.0) -> None:
+        """Spool what is left; write until ``timeout``; leave the rest for the next start."""
+        if self._spool is None or self._closed:
+            return
+        self._closing = True
+        deadline = time.monotonic() + timeout
+        spool_task = self._tasks[0]
+        self._has_fresh.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(spool_task), max(0.1, timeout / 2))
+        self._closed = True
+        self._has_rows.set()
+        # Wait for the database to take the rest, unless it is known to be away: then the
+        # rows stay in the spool and the exit is not held up.
+        while not self._caught_up.is_set() and not self.stats.db_unavailable_since:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._caught_up.wait(), min(remaining, 0.1))
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, 1.0)
+        self._tasks = []
+        if self._disk is not None:
+            self._disk.close()
+        if self._orphan is not None:
+            self._orphan.abandon()
+        left = self.pending
+        if self._fresh:
+            self._drop(len(self._fresh), "shutdown before they could be spooled")
+        self._spool.close(all_written=left == 0)
+        if left:
+            log.error("log writer stopped with %d rows not in the database; they stay in the "
+                      "spool (%s) and are written at the next start", left, self._spool_dir)
 
 
 def _text(body: bytes | None) -> str | None:

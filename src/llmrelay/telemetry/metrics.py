@@ -7,9 +7,10 @@ the traffic by at most one flush interval, which no scrape interval can notice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from llmrelay.telemetry.interaction import Interaction
@@ -35,6 +36,34 @@ class _Live(Collector):
         for name, ok in providers.items():
             up.add_metric([name], 1.0 if ok else 0.0)
         yield up
+
+
+class _Writer(Collector):
+    """The log writer's spool and losses, read at scrape time (see store/writer.py)."""
+
+    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        stats = self._read()
+        yield GaugeMetricFamily("llmrelay_log_spool_bytes",
+                                "Bytes in this process's log spool files",
+                                value=stats["spool_bytes"])
+        yield GaugeMetricFamily("llmrelay_log_database_available",
+                                "1 while the log writer reaches the database",
+                                value=1.0 if stats["database_available"] else 0.0)
+        for name, key, doc in (
+            ("llmrelay_log_rows_written", "written", "Log rows written to the database"),
+            ("llmrelay_log_rows_dead_lettered", "dead_lettered",
+             "Log rows the database refused, set aside in dead-letter.jsonl"),
+            ("llmrelay_log_rows_dropped", "dropped",
+             "Log rows lost because the local spool could not keep up"),
+            ("llmrelay_log_rows_replayed", "replayed",
+             "Log rows replayed from the spool of a stopped process"),
+            ("llmrelay_log_write_failures", "failed_batches",
+             "Log batch writes that failed (and were retried or split)"),
+        ):
+            yield CounterMetricFamily(name, doc, value=stats[key])
 
 
 class Metrics:
@@ -69,6 +98,10 @@ class Metrics:
                 self.tokens.labels(provider, model, "completion").inc(it.usage.completion_tokens)
                 if it.usage.cached_tokens:
                     self.tokens.labels(provider, model, "cached").inc(it.usage.cached_tokens)
+
+    def watch_writer(self, read: Callable[[], dict[str, Any]]) -> None:
+        """Export the log writer's stats (``LogWriter.stats_dict``) at every scrape."""
+        self.registry.register(_Writer(read))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

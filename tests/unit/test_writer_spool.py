@@ -1,0 +1,217 @@
+"""The log writer in process: poison rows split out, the spool, replay exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from llmrelay.governance.usage import write_usage
+from llmrelay.providers.base import Usage
+from llmrelay.store import database
+from llmrelay.store.schema import MonthlyUsageSummary, RequestRow, ResponseRow, UsageRecord, new_id
+from llmrelay.store.spool import Spool, encode
+from llmrelay.store.writer import LogWriter
+from llmrelay.telemetry.interaction import Interaction
+
+
+def row(model: str = "gpt-4o-mini", key: str | None = "k" * 32) -> Interaction:
+    return Interaction(
+        id=new_id(), request_id="req_" + new_id(), created_at=datetime.now(UTC),
+        route="/v1/chat/completions", method="POST", status=200, latency_ms=1.0,
+        overhead_ms=0.1, model=model, provider="up", upstream_model=model, api_key_id=key,
+        usage=Usage(10, 20, 30), cost_nanos=1000,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "postgres":
+        make: Callable[[], str] = request.getfixturevalue("make_postgres_db")
+        url = make()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'w.db'}"
+    eng = database.create_engine(url)
+    await database.migrate(eng)
+    yield eng
+    await eng.dispose()
+
+
+def writer(engine: AsyncEngine, spool: Path, **kw: Any) -> LogWriter:
+    opts: dict[str, Any] = {"queue_size": 1000, "batch_size": 50, "flush_interval": 0,
+                            "log_stream": None, "store_bodies": False, "spool_dir": spool,
+                            "spool_interval": 0.01, "db_timeout": 10.0}
+    opts.update(kw)
+    w = LogWriter(engine, **opts)
+    w.sinks.append(write_usage)
+    return w
+
+
+async def count(engine: AsyncEngine, table: Any) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def wait_until(check: Callable[[], Any], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_a_row_the_database_refuses_is_split_out_and_dead_lettered(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """One refused row in a batch: the others are written, it is set aside with its reason."""
+
+    async def refuse_poison(conn: AsyncConnection, batch: list[Interaction]) -> None:
+        if any(it.model == "poison" for it in batch):
+            await conn.execute(text("SELECT * FROM no_such_table"))  # a database error
+
+    w = writer(engine, tmp_path / "spool")
+    w.sinks.append(refuse_poison)
+    w.start()
+    rows = [row() for _ in range(20)]
+    rows[7] = row("poison")
+    for it in rows:
+        await w.submit(it)
+    await w.close(timeout=60)
+    assert await count(engine, RequestRow) == 19
+    assert await count(engine, UsageRecord) == 19
+    assert w.stats.dead_lettered == 1 and w.stats.dropped == 0
+    lines = (tmp_path / "spool" / "dead-letter.jsonl").read_bytes().splitlines()
+    entry = orjson.loads(lines[0])
+    assert entry["id"] == rows[7].id and "no_such_table" in entry["reason"]
+    assert entry["row"]["model"] == "poison"
+    # Later rows are written as usual: the writer is not stuck on the poison row.
+    w2 = writer(engine, tmp_path / "spool")
+    w2.start()
+    await w2.submit(row())
+    await w2.close(timeout=60)
+    assert await count(engine, RequestRow) == 20
+
+
+async def test_database_away_spills_to_disk_with_bounded_memory_then_writes_all_in_order(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = writer(engine, tmp_path / "spool", queue_size=100, batch_size=7)
+    away = True
+    real_write = w._write
+
+    async def flaky_write(batch: list[Interaction]) -> None:
+        if away:
+            raise ConnectionRefusedError("database down")
+        await real_write(batch)
+
+    async def reachable() -> bool:
+        return not away
+
+    monkeypatch.setattr(w, "_write", flaky_write)
+    monkeypatch.setattr(w, "_reachable", reachable)
+    w.start()
+    rows = [row() for _ in range(600)]
+    for i, it in enumerate(rows):
+        await w.submit(it)
+        if i % 5 == 0:
+            await asyncio.sleep(0.005)
+    await wait_until(lambda: _is(w.stats.spooled == 600))
+    assert w.pending == 600
+    assert len(w._window) <= 100, "rows beyond the queue stay on disk, not in memory"
+    assert not w.stats_dict()["database_available"]
+    away = False
+    await wait_until(lambda: _is(w.pending == 0))
+    await w.close(timeout=60)
+    async with engine.connect() as conn:
+        ids = (await conn.execute(select(RequestRow.id).order_by(RequestRow.id))).scalars().all()
+    assert sorted(ids) == sorted(it.id for it in rows)
+    assert w.stats.written == 600 and w.stats.dropped == 0
+    assert not list((tmp_path / "spool").glob("*.seg")), "written spool files are removed"
+
+
+async def _is(value: bool) -> bool:
+    return value
+
+
+def _orphan(spool_dir: Path, records: list[Interaction], torn: bool = False) -> None:
+    """The files a process killed mid-write leaves behind (its lock released)."""
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    owner = "0000000000001-1-dead00"
+    (spool_dir / f"{owner}.lock").touch()
+    data = b"".join(encode(i, it) for i, it in enumerate(records))
+    if torn:
+        data += encode(len(records), row())[:-5]  # the write SIGKILL cut short
+    (spool_dir / f"{owner}-000000.seg").write_bytes(data)
+
+
+async def test_replay_at_start_is_exactly_once_and_drops_a_torn_last_record(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A previous process's spool holds rows already written and rows not yet written."""
+    spool_dir = tmp_path / "spool"
+    already = [row() for _ in range(30)]
+    first = writer(engine, tmp_path / "other")
+    first.start()
+    for it in already:
+        await first.submit(it)
+    await first.close(timeout=60)
+    missing = [row() for _ in range(25)]
+    _orphan(spool_dir, already + missing, torn=True)
+
+    w = writer(engine, spool_dir)
+    w.start()
+    await wait_until(lambda: _is(w.stats.replayed == 55))
+    await w.close(timeout=60)
+    assert await count(engine, RequestRow) == 55
+    assert await count(engine, ResponseRow) == 55
+    assert await count(engine, UsageRecord) == 55
+    async with engine.connect() as conn:
+        requests = await conn.scalar(select(func.sum(MonthlyUsageSummary.total_requests)))
+        tokens = await conn.scalar(select(func.sum(MonthlyUsageSummary.total_tokens)))
+    assert requests == 55 and tokens == 55 * 30, "summaries count each call once"
+    assert w.stats.duplicates == 30 and w.stats.torn_records == 1
+    assert list(spool_dir.iterdir()) == [], "the replayed spool is removed"
+
+
+def test_a_live_processs_spool_is_not_replayed_by_another(tmp_path: Path) -> None:
+    live = Spool(tmp_path)
+    other = Spool(tmp_path)
+    assert [o.owner for o in other.orphans()] == []
+    live.close(all_written=False)
+    adopted = list(other.orphans())
+    assert [o.owner for o in adopted] == [live.owner]
+    for o in adopted:
+        o.finish()
+    other.close(all_written=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_submit_never_waits_and_memory_is_bounded_when_the_spool_cannot_keep_up(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stuck disk: rows beyond the queue are dropped and counted, submit returns at once."""
+    w = writer(engine, tmp_path / "spool", queue_size=20)
+    gate = asyncio.Event()
+    real = w._spool_fresh
+
+    async def stuck() -> None:
+        await gate.wait()
+        await real()
+
+    monkeypatch.setattr(w, "_spool_fresh", stuck)
+    w.start()
+    for _ in range(100):
+        await asyncio.wait_for(w.submit(row()), 1.0)
+    assert len(w._fresh) == 20 and w.stats.dropped == 80
+    gate.set()
+    await w.close(timeout=60)
+    assert await count(engine, RequestRow) == 20
