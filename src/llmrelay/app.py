@@ -7,6 +7,7 @@ level state), so tests can run several gateways with different settings side by 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -41,6 +42,7 @@ from llmrelay.routing.router import Router, build_router
 from llmrelay.store import database
 from llmrelay.store.credentials import CredentialBox, CredentialError, local_secret
 from llmrelay.store.schema import ModelAlias, Provider, utcnow
+from llmrelay.store.spool import spool_dir
 from llmrelay.store.writer import LogWriter
 from llmrelay.telemetry.metrics import Metrics
 from llmrelay.upstream import HttpTransport
@@ -176,18 +178,24 @@ class Gateway:
             flush_interval=s.log_flush_interval,
             log_stream=self._log_stream,
             store_bodies=s.log_bodies,
+            spool_dir=spool_dir(s.log_spool_dir, s.database_url),
+            spool_interval=s.log_spool_interval,
+            db_timeout=s.log_db_timeout,
+            spool_max_bytes=s.log_spool_max_bytes,
         )
         self.governance = await GovernanceRuntime.start(s, self.engine)
         self.governor: Governor = self.governance.governor
         self.writer.sinks.append(write_usage)  # usage rows + summaries with each log batch
         self.metrics = Metrics(self._live_metrics)
         self.writer.observers.append(self.metrics.observe)
-        self.writer.start()
+        self.writer.start()  # replays rows a previous process left in the spool
+        self.metrics.watch_writer(self.writer.stats_dict)
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
         self.model_lists.start()
         self._hook_sigterm()
 
     async def shutdown(self) -> None:
+        s = self.settings
         self.draining = True
         for call in list(self.streams):
             call.interrupt("shutdown")
@@ -196,7 +204,9 @@ class Gateway:
         await self.model_lists.close()
         await self.http.close()
         await self.router.close()
-        await self.engine.dispose()
+        # A hung database must not hang the exit: its pooled connections are just dropped.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.engine.dispose(), s.log_db_timeout)
         if self._log_stream is not None and self._log_stream not in (
             sys.stdout.buffer, sys.stderr.buffer
         ):

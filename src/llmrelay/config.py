@@ -130,6 +130,18 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     log_queue_size: int = 20000
     log_batch_size: int = 500
     log_flush_interval: float = 0.2
+    #: Directory of the log spool: rows not yet in the database, written there first and
+    #: replayed at the next start. Empty: ``<database file>.spool`` beside a SQLite
+    #: database, else ``llmrelay-spool`` in the working directory.
+    log_spool_dir: str = ""
+    #: Seconds between spool appends (each followed by an ``fsync``): the most a SIGKILL
+    #: can lose.
+    log_spool_interval: float = 0.05
+    #: Bytes the spool may hold while the database is away; past it new rows are dropped
+    #: and counted.
+    log_spool_max_bytes: int = 1024**3
+    #: Seconds any database operation of the log writer may take before it is abandoned.
+    log_db_timeout: float = 10.0
     #: Seconds a SIGTERM waits for in-flight requests before open streams are ended.
     drain_timeout: float = 10.0
     #: Redis shared by every instance (limits, budgets, circuit breakers); unset:
@@ -383,6 +395,12 @@ def _check_access(s: Settings) -> None:
         raise ConfigError("invalid config: max_body_bytes must be at least 1024")
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise ConfigError(f"invalid config: log_level: unknown level {s.log_level!r}")
+    for name in ("log_queue_size", "log_batch_size", "log_spool_max_bytes"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"invalid config: {name} must be at least 1")
+    for name in ("log_spool_interval", "log_db_timeout"):
+        if not getattr(s, name) > 0:
+            raise ConfigError(f"invalid config: {name} must be positive (seconds)")
 
 
 def _check_routing(s: Settings) -> None:
