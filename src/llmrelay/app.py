@@ -17,22 +17,26 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from llmrelay.api import ops
 from llmrelay.api.anthropic import Messages
-from llmrelay.api.openai import ChatCompletions, Embeddings, list_models
+from llmrelay.api.count_tokens import ROUTE as COUNT_TOKENS
+from llmrelay.api.count_tokens import count_tokens
+from llmrelay.api.openai import ChatCompletions, Embeddings, list_models, retrieve_model
 from llmrelay.api.responses import Responses
 from llmrelay.asgi import Receive, Request, Scope, Send, send_error
 from llmrelay.config import ProviderConfig, Settings, load_settings
 from llmrelay.context import Call
-from llmrelay.errors import MethodNotAllowed, NotFound
+from llmrelay.errors import GatewayError, MethodNotAllowed, NotFound, ServiceUnavailable
 from llmrelay.governance.governor import Governor
 from llmrelay.governance.keys import KeyCachePolicy, KeyStore
 from llmrelay.governance.startup import GovernanceRuntime
 from llmrelay.governance.usage import write_usage
 from llmrelay.pipeline import Endpoint, error_body, run
+from llmrelay.providers.anthropic_convert import anthropic_error
 from llmrelay.providers.mock import MockTransport
 from llmrelay.providers.model_lists import ModelLists
 from llmrelay.providers.options import restored_fields, stored_fields
@@ -61,10 +65,16 @@ class Gateway:
         self.started_at = int(time.time())
         self.draining = False
         self.streams: set[Call] = set()
+        #: Every model call that may be talking to an upstream (what a drain interrupts).
+        self.calls: set[Call] = set()
+        self._drain_task: asyncio.Task[None] | None = None
         self._endpoints: dict[str, Endpoint] = {}
         self._handlers: dict[str, Handler] = {}
         self._methods: dict[str, str] = {}
+        #: Routes whose path ends in a parameter: prefix -> (method, handler).
+        self._prefixes: dict[str, tuple[str, Handler]] = {}
         self._previous_sigterm: Any = None
+        self._previous_sigint: Any = None
         self._log_stream: IO[bytes] | None = None
         self._add_routes()
 
@@ -76,11 +86,14 @@ class Gateway:
         for path in ("/v1/embeddings", "/embeddings"):
             self.add_endpoint(path, embeddings)
         self.add_endpoint("/v1/messages", Messages())
+        self.add_handler(COUNT_TOKENS, "POST", count_tokens)
         responses = Responses()
         for path in ("/v1/responses", "/responses"):
             self.add_endpoint(path, responses)
         for path in ("/v1/models", "/models"):
             self.add_handler(path, "GET", list_models)
+            # Model ids may hold slashes (``up/gpt-4o``): the id is the rest of the path.
+            self._prefixes[path + "/"] = ("GET", retrieve_model)
         self.add_handler("/health", "GET", ops.health)
         self.add_handler("/health/ready", "GET", ops.ready)
         self.add_handler("/metrics", "GET", ops.metrics)
@@ -109,31 +122,35 @@ class Gateway:
             path = path[:-1]
         request = Request(scope, receive)
         method = self._methods.get(path)
+        handler = None
+        if method is None:
+            for prefix, (method_, handler_) in self._prefixes.items():
+                if path.startswith(prefix):
+                    method, handler = method_, handler_
+                    break
         if method is None:
             call = Call.start(request, path)
-            await send_error(send, NotFound(f"no route for {scope['method']} {path}"),
-                             call.response_headers())
+            missing = NotFound(f"no route for {scope['method']} {path}")
+            await send_error(send, missing, call.response_headers(), _shaped(path, missing))
             return
         if scope["method"] != method:
             call = Call.start(request, path)
-            await send_error(
-                send, MethodNotAllowed(f"{path} expects {method}, not {scope['method']}"),
-                [*call.response_headers(), (b"allow", method.encode())],
-            )
+            wrong = MethodNotAllowed(f"{path} expects {method}, not {scope['method']}")
+            await send_error(send, wrong, [*call.response_headers(), (b"allow", method.encode())],
+                             _shaped(path, wrong))
             return
         endpoint = self._endpoints.get(path)
         if endpoint is not None:
             call = Call.start(request, path)
             if self.draining:
-                from llmrelay.errors import ServiceUnavailable
-
-                closing = ServiceUnavailable("the gateway is shutting down")
+                closing = ServiceUnavailable("the gateway is shutting down; retry the request",
+                                             headers={"connection": "close"})
                 await send_error(send, closing, call.response_headers(),
                                  error_body(endpoint, closing))
                 return
             await run(self, call, endpoint, send)
         else:
-            await self._handlers[path](self, request, send)
+            await (handler or self._handlers[path])(self, request, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -162,7 +179,7 @@ class Gateway:
         extra = await self._sync_providers()
         aliases = dict(await self._db_aliases())
         aliases.update(s.aliases)
-        self.http = HttpTransport()
+        self.http = HttpTransport(max_body_bytes=s.max_upstream_body_bytes)
         self.mock = MockTransport()
         self.registry: Registry = build_registry(s, self.env, self.http, self.mock, extra)
         routes = {m.name: (m.provider, m.model) for m in s.models}
@@ -197,8 +214,9 @@ class Gateway:
     async def shutdown(self) -> None:
         s = self.settings
         self.draining = True
-        for call in list(self.streams):
-            call.interrupt("shutdown")
+        # Calls a drain did not end (no signal hook, a second signal) end here, and their
+        # rows are queued before the writer's last flush.
+        await self.end_calls()
         await self.writer.close()
         await self.governance.close()
         await self.model_lists.close()
@@ -214,6 +232,9 @@ class Gateway:
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
 
     def _live_metrics(self) -> tuple[int, int, dict[str, bool]]:
         return (
@@ -222,46 +243,68 @@ class Gateway:
             {p.name: p.state.status != "error" for p in self.registry},
         )
 
-    def begin_drain(self) -> None:
-        """SIGTERM: refuse new calls now; end open streams just before the deadline."""
+    def begin_drain(self, then: Callable[[], None] | None = None) -> None:
+        """SIGTERM: refuse new calls now; interrupt those still running at the deadline.
+
+        The listener stays open while calls run, so a client connecting during the drain
+        gets the documented 503 (in its endpoint's shape, ``connection: close``) rather
+        than a refused connection. ``then`` (the server's own signal handler: stop
+        listening, close connections, lifespan shutdown) runs once the last call has
+        ended, at ``drain_timeout`` at the latest; a second signal runs it at once.
+        Every call still running at the deadline is interrupted *before* the server
+        stops, so none is left for uvicorn to cancel into its plain-text 500.
+        """
         if self.draining:
+            if then is not None:
+                then()
             return
         self.draining = True
-        cutoff = max(0.0, self.settings.drain_timeout - 0.5)
         # Called from a signal handler: only hand work to the loop, thread-safely.
-        self._loop.call_soon_threadsafe(self._loop.call_later, cutoff, self._end_streams)
-        self._loop.call_soon_threadsafe(
-            log.info, "draining: %d open streams, deadline %.1fs", len(self.streams),
-            self.settings.drain_timeout,
-        )
+        self._loop.call_soon_threadsafe(self._start_drain, then)
 
-    def _end_streams(self) -> None:
-        for call in list(self.streams):
+    def _start_drain(self, then: Callable[[], None] | None) -> None:
+        log.info("draining: %d calls in flight, deadline %.1fs", len(self.calls),
+                 self.settings.drain_timeout)
+        self._drain_task = self._loop.create_task(self._drain(then))
+
+    async def _drain(self, then: Callable[[], None] | None) -> None:
+        deadline = self._loop.time() + self.settings.drain_timeout
+        while self.calls and self._loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if self.calls:
+            log.warning("drain deadline: ending %d calls still in flight", len(self.calls))
+        await self.end_calls()
+        if then is not None:
+            then()
+
+    async def end_calls(self, grace: float = 3.0) -> None:
+        """Interrupt every call still in flight; wait (``grace`` s at most) until each has
+        answered its client and queued its row."""
+        for call in list(self.calls):
             call.interrupt("shutdown")
+        end = self._loop.time() + grace
+        while self.calls and self._loop.time() < end:
+            await asyncio.sleep(0.02)
 
     def _hook_sigterm(self) -> None:
-        """Chain onto the server's SIGTERM handler so draining starts with the signal."""
+        """Chain onto the server's SIGTERM/SIGINT handlers so draining starts with the
+        signal and the server stops only when the drain is over."""
         if sys.platform == "win32":
             return
         try:
-            previous = signal.getsignal(signal.SIGTERM)
+            previous_term = signal.getsignal(signal.SIGTERM)
+            previous_int = signal.getsignal(signal.SIGINT)
         except ValueError:
             return
-        if not callable(previous):
+        if not callable(previous_term):
             return
-
-        def handler(sig: int, frame: Any) -> None:
-            try:
-                self.begin_drain()
-            finally:
-                previous(sig, frame)
-
         try:
-            signal.signal(signal.SIGTERM, handler)
-            signal.signal(signal.SIGINT, _chain(signal.getsignal(signal.SIGINT), self))
+            signal.signal(signal.SIGTERM, _chain(previous_term, self))
+            signal.signal(signal.SIGINT, _chain(previous_int, self))
         except ValueError:  # not the main thread (tests running the app in a thread)
             return
-        self._previous_sigterm = previous
+        self._previous_sigterm = previous_term
+        self._previous_sigint = previous_int
 
     def _secret(self) -> str:
         if self.settings.master_key:
@@ -335,14 +378,21 @@ class Gateway:
             return [(r.alias, r.target) for r in rows]
 
 
+def _shaped(path: str, exc: GatewayError) -> bytes | None:
+    """A routing error's body in the API's own shape: Anthropic's under ``/v1/messages``."""
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return orjson.dumps(anthropic_error(exc))
+    return None
+
+
 def _chain(previous: Any, gw: Gateway) -> Any:
     if not callable(previous):
         return previous
 
     def handler(sig: int, frame: Any) -> None:
         try:
-            gw.begin_drain()
-        finally:
+            gw.begin_drain(lambda: previous(sig, frame))
+        except Exception:  # never lose the server's own handling of the signal
             previous(sig, frame)
 
     return handler

@@ -106,13 +106,13 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Enable preset providers whose usual env var (OPENAI_API_KEY, ...) is set.
     auto_providers: bool = True
     max_body_bytes: int = 4 * 1024 * 1024
+    #: Largest non-streamed upstream answer read (a bigger one is a 502): answers are
+    #: held in memory whole, and a 200 MB one took 700 MB of RSS before this cap.
+    max_upstream_body_bytes: int = 32 * 1024 * 1024
+    #: Largest single upstream stream event (or unterminated line) buffered.
+    max_upstream_event_bytes: int = 16 * 1024 * 1024
     #: How long a key lookup is trusted; a revoked key stops working within this time.
     key_cache_ttl: float = 1.0
-    log_level: str = "info"
-    #: Where interaction logs go: "stdout", "stderr", "none" or a file path.
-    log_file: str = "stdout"
-    log_interactions: bool = True
-    #: Include request and response bodies in interaction logs and the database.
     #: Seconds an unknown key is remembered as unknown (no database query meanwhile).
     key_negative_cache_ttl: float = 5.0
     #: Seconds a key seen before keeps working while the database is unavailable.
@@ -126,6 +126,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Bearer token for ``/metrics`` and the detail of ``/health/ready`` (the master key
     #: works too). With neither set, both are open (see THREAT_MODEL.md).
     metrics_token: str | None = None
+    log_level: str = "info"
+    #: Where interaction logs go: "stdout", "stderr", "none" or a file path.
+    log_file: str = "stdout"
+    log_interactions: bool = True
+    #: Include request and response bodies in interaction logs and the database.
     log_bodies: bool = False
     log_queue_size: int = 20000
     log_batch_size: int = 500
@@ -142,8 +147,20 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     log_spool_max_bytes: int = 1024**3
     #: Seconds any database operation of the log writer may take before it is abandoned.
     log_db_timeout: float = 10.0
-    #: Seconds a SIGTERM waits for in-flight requests before open streams are ended.
+    #: Seconds a SIGTERM gives in-flight calls before they are ended (with an error).
     drain_timeout: float = 10.0
+    # -- what a client connection may hold (http_protocol.py, docs/operations.md) -------
+    #: Seconds a client has to send a request's line and headers (slowloris guard).
+    header_timeout: float = 10.0
+    #: Largest request line + headers, and most headers, accepted (431 beyond).
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    #: Seconds an idle kept-alive connection stays open: above the 60 s idle timeout of
+    #: common load balancers, so the gateway never closes a connection they reuse.
+    keep_alive_timeout: float = 75.0
+    #: Open client connections per worker; one more gets 503 (lowered to fit the
+    #: process's file-descriptor limit).
+    max_connections: int = 2048
     #: Redis shared by every instance (limits, budgets, circuit breakers); unset:
     #: in-process state.
     redis_url: str | None = None
@@ -328,23 +345,6 @@ def _check_governance(s: Settings) -> None:
             raise ConfigError(f"invalid config: prices.{model}: prices must be >= 0")
 
 
-def _check(s: Settings) -> None:
-    _check_governance(s)
-    from llmrelay.providers.presets import PRESETS
-    from llmrelay.providers.registry import ADAPTERS
-
-    names: set[str] = set()
-    for i, p in enumerate(s.providers):
-        if p.name in names:
-            raise ConfigError(f"invalid config: providers[{i}].name: duplicate provider {p.name!r}")
-        if "/" in p.name or not p.name:
-            raise ConfigError(
-                f"invalid config: providers[{i}].name: {p.name!r} must be non-empty without '/'"
-            )
-        names.add(p.name)
-        known = set(ADAPTERS)
-        if p.type not in known:
-            raise ConfigError(
 def _check_access(s: Settings) -> None:
     """Key cache and database bounds: each must be positive to mean anything."""
     for name in ("key_negative_cache_ttl", "key_stale_ttl"):
@@ -360,9 +360,39 @@ def _check_access(s: Settings) -> None:
                           "(it guards per-key usage series)")
 
 
+def _check_connections(s: Settings) -> None:
+    for name in ("header_timeout", "keep_alive_timeout"):
+        if not getattr(s, name) > 0:
+            raise ConfigError(f"invalid config: {name} must be positive")
+    if s.drain_timeout < 0:
+        raise ConfigError("invalid config: drain_timeout must not be negative")
+    if s.max_header_bytes < 1024:
+        raise ConfigError("invalid config: max_header_bytes must be at least 1024")
+    for name in ("max_headers", "max_connections"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"invalid config: {name} must be at least 1")
+
+
+def _check(s: Settings) -> None:
+    _check_governance(s)
+    _check_access(s)
+    from llmrelay.providers.presets import PRESETS
+    from llmrelay.providers.registry import ADAPTERS
+
+    names: set[str] = set()
+    for i, p in enumerate(s.providers):
+        if p.name in names:
+            raise ConfigError(f"invalid config: providers[{i}].name: duplicate provider {p.name!r}")
+        if "/" in p.name or not p.name:
+            raise ConfigError(
+                f"invalid config: providers[{i}].name: {p.name!r} must be non-empty without '/'"
+            )
+        names.add(p.name)
+        known = set(ADAPTERS)
+        if p.type not in known:
+            raise ConfigError(
                 f"invalid config: providers[{i}].type: unknown provider type {p.type!r} "
                 f"(one of: {', '.join(sorted(known))})"
-    _check_access(s)
             )
         if p.type == "openai_compatible" and not p.base_url:
             raise ConfigError(f"invalid config: providers[{i}].base_url is required for type "
@@ -393,6 +423,10 @@ def _check_access(s: Settings) -> None:
         raise ConfigError(f"invalid config: port {s.port} is out of range")
     if s.max_body_bytes < 1024:
         raise ConfigError("invalid config: max_body_bytes must be at least 1024")
+    _check_connections(s)
+    for name in ("max_upstream_body_bytes", "max_upstream_event_bytes"):
+        if getattr(s, name) < 1024:
+            raise ConfigError(f"invalid config: {name} must be at least 1024")
     if s.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
         raise ConfigError(f"invalid config: log_level: unknown level {s.log_level!r}")
     for name in ("log_queue_size", "log_batch_size", "log_spool_max_bytes"):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from llmrelay.asgi import Request
@@ -20,6 +22,33 @@ from llmrelay.telemetry.interaction import Interaction
 if TYPE_CHECKING:
     from llmrelay.governance.backend import Plan as GovernanceTicket
     from llmrelay.routing.plan import RoutePlan
+
+
+#: Where providers put their own id of a request, first match wins: OpenAI and most
+#: compatible hosts ``x-request-id``; Anthropic ``request-id``; Bedrock
+#: ``x-amzn-requestid``; Azure OpenAI ``apim-request-id``; Google ``x-goog-request-id``.
+UPSTREAM_REQUEST_ID_HEADERS = (
+    "x-request-id", "request-id", "x-amzn-requestid", "apim-request-id", "x-goog-request-id",
+)
+
+
+def upstream_request_id(headers: dict[str, str]) -> str | None:
+    """The provider's request id from its (lower-cased) response headers, if it sent one.
+
+    Passed on so an operator can quote it to the provider's support; a value that could
+    not be a header (too long, control characters) is dropped rather than relayed.
+    """
+    for name in UPSTREAM_REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value and len(value) <= 200 and value.isprintable() and value.isascii():
+            return value
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _http_date(second: int) -> bytes:
+    """RFC 9110 ``Date`` value, formatted once per second: it goes on every answer."""
+    return formatdate(second, usegmt=True).encode()
 
 
 def _request_id(header: str | None) -> str:
@@ -54,9 +83,12 @@ class Call:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     #: The route config's bound plan; ``None`` for a direct call to ``target``.
     plan: RoutePlan | None = None
-    #: Why a running stream was cut short from outside ("client" gone, "shutdown").
+    #: Why the call was cut short from outside ("client" gone, "shutdown").
     interrupted: str | None = None
+    #: The task serving the call once it may reach an upstream (what ``interrupt`` cancels).
     task: asyncio.Task[Any] | None = None
+    #: The last byte of the answer was handed to the server: nothing left to interrupt.
+    replied: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
     #: Governance: what the call reserved (limits, budgets); settled in ``finally``.
     ticket: GovernanceTicket | None = None
@@ -68,6 +100,8 @@ class Call:
     content_chars: int = 0
     #: Called right before response headers are built (adds the cost header).
     before_headers: Callable[[Call], None] | None = None
+    #: The answering provider's id of this request (:func:`upstream_request_id`).
+    upstream_request_id: str | None = None
 
     @classmethod
     def start(cls, request: Request, route: str) -> Call:
@@ -78,8 +112,14 @@ class Call:
         return max(0.0, (time.perf_counter() - self.started - self.upstream_seconds) * 1000)
 
     def interrupt(self, reason: str) -> None:
-        """Cut a running stream short; the relay turns the cancellation into a clean end."""
-        if self.interrupted is None and self.task is not None and not self.task.done():
+        """Cut the call short ("client" gone, "shutdown" deadline) by cancelling its task.
+
+        ``pipeline.run`` and the stream relay turn the cancellation into a clean end: an
+        error in the endpoint's shape (or an error event), and a row recording it. A call
+        that has already sent its whole answer is left alone.
+        """
+        if (self.interrupted is None and not self.replied and self.task is not None
+                and not self.task.done()):
             self.interrupted = reason
             self.task.cancel()
 
@@ -92,9 +132,12 @@ class Call:
         if self.before_headers is not None:
             self.before_headers(self)
         headers = [
+            (b"date", _http_date(int(time.time()))),
             (b"x-request-id", self.request_id.encode("latin-1", "replace")),
             (b"x-llmrelay-overhead-ms", f"{self.overhead_ms():.3f}".encode()),
         ]
+        if self.upstream_request_id is not None:
+            headers.append((b"x-llmrelay-upstream-request-id", self.upstream_request_id.encode()))
         if self.target is not None:
             headers.append((b"x-llmrelay-provider", self.target.provider.name.encode()))
             headers.append((b"x-llmrelay-model", self.target.model.encode("utf-8")))

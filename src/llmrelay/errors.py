@@ -10,12 +10,18 @@ target) could succeed, so the HTTP layer, the router and the logger never guess:
     ├── BudgetExceeded          402  key or team spent its budget
     ├── PermissionDenied        403  key may not use this model / endpoint
     ├── NotFound                404  no such route
+    ├── RequestTimeout          408  request head not received within ``header_timeout``
     ├── PayloadTooLarge         413  body over ``max_body_bytes``
+    ├── RequestHeadersTooLarge  431  request head over ``max_header_bytes`` / ``max_headers``
     ├── RateLimited             429  a limit of ours was hit (not retryable here)
-    ├── ServiceUnavailable      503  draining, dependency down
+    ├── ClientClosedRequest     499  the client left first (recorded, never sent)
+    ├── ServiceUnavailable      503  draining, dependency down, connection limit
     │   └── CircuitOpen         503  every target of the route is cooling down
     └── UpstreamError           the provider answered with an error (status passed on)
-        ├── UpstreamUnreachable 502  connection refused/reset, DNS, TLS
+        ├── UpstreamUnreachable 502  connection refused/reset, DNS, TLS, a cut answer
+        ├── UpstreamAuthenticationFailed 502  the provider refused llmrelay's credentials
+        ├── UpstreamInvalidResponse 502  a 2xx whose body is not the provider's answer
+        ├── UpstreamResponseTooLarge 502 an answer / stream event over the size cap
         └── UpstreamTimeout     504  provider took longer than its timeout
             └── DeadlineExceeded 504 the route's total deadline ran out
 """
@@ -135,6 +141,34 @@ class PayloadTooLarge(GatewayError):
     default_code = "request_too_large"
 
 
+class RequestTimeout(GatewayError):
+    """The request line and headers did not arrive within ``header_timeout``."""
+
+    status = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
+class RequestHeadersTooLarge(GatewayError):
+    """The request line and headers exceed ``max_header_bytes`` or ``max_headers``."""
+
+    status = 431
+    error_type = "invalid_request_error"
+    default_code = "request_headers_too_large"
+
+
+class ClientClosedRequest(GatewayError):
+    """The client hung up before its answer was complete (nginx's 499).
+
+    Nobody receives this error; it is what the call's row records, so an interrupted
+    call is told apart from one that was answered.
+    """
+
+    status = 499
+    error_type = "client_closed_request"
+    default_code = "client_closed_request"
+
+
 class RateLimited(GatewayError):
     status = 429
     error_type = "rate_limit_error"
@@ -156,10 +190,15 @@ class CircuitOpen(ServiceUnavailable):
 class UpstreamError(GatewayError):
     """The provider answered with an error; its status and message are passed on.
 
-    Retryable when a fresh attempt can plausibly succeed: 408, 409, 429 and 5xx.
+    Retryable when a fresh attempt can plausibly succeed: 408, 409, 429 and 5xx, unless
+    the class is :attr:`permanent`.
     """
 
     error_type = "api_error"
+    #: Asking the same target again cannot help (its credentials are refused, its
+    #: answer is too big): no retry of that target, and ``x-should-retry: false``. A
+    #: fallback to another target still may.
+    permanent: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -183,6 +222,8 @@ class UpstreamError(GatewayError):
 
     @property
     def is_retryable(self) -> bool:
+        if self.permanent:
+            return False
         return self._status in (408, 409, 429) or self._status >= 500
 
     def to_dict(self) -> dict[str, object]:
@@ -197,9 +238,68 @@ class UpstreamError(GatewayError):
 
 
 class UpstreamUnreachable(UpstreamError):
-    def __init__(self, message: str, *, provider: str | None = None) -> None:
+    """The connection failed or broke off; ``detail`` keeps the library's own words.
+
+    The message is for clients (what happened, in plain words); ``detail`` (the
+    transport exception) goes only to the attempt record and the log, for operators.
+    """
+
+    def __init__(
+        self, message: str, *, provider: str | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(
             message, status=502, error_type="api_error", code="upstream_unreachable",
+            provider=provider,
+        )
+        self.detail = detail
+
+
+class UpstreamAuthenticationFailed(UpstreamError):
+    """The provider refused llmrelay's own credentials (its 401).
+
+    Passed on as a 401 it would read as "your key is bad" to the client, whose key was
+    fine: it is the gateway's configuration that is wrong, so it is a 502 that tells the
+    client not to retry, and the provider is marked unhealthy.
+    """
+
+    permanent = True
+
+    def __init__(self, provider: str, upstream_message: str) -> None:
+        super().__init__(
+            f"upstream {provider} rejected the credentials llmrelay holds for it (HTTP 401: "
+            f"{upstream_message[:300]}); your own API key is fine: the gateway's operator "
+            "must fix this provider's key",
+            status=502, error_type="api_error", code="upstream_authentication_failed",
+            provider=provider,
+        )
+
+
+class UpstreamInvalidResponse(UpstreamError):
+    """A 2xx answer whose body is not what the provider's API returns (not JSON, or not
+    the provider's shape): relaying it as a success would hand the client garbage."""
+
+    def __init__(self, provider: str, what: str) -> None:
+        super().__init__(
+            f"upstream {provider} answered with {what}; the answer was not passed on",
+            status=502, error_type="api_error", code="upstream_invalid_response",
+            provider=provider,
+        )
+
+
+class UpstreamResponseTooLarge(UpstreamError):
+    """An upstream answer (or one stream event) over the configured size cap.
+
+    Reading it on would hold the whole thing in memory; the same request would very
+    likely produce the same answer again, so it is not retried at that target.
+    """
+
+    permanent = True
+
+    def __init__(self, provider: str, what: str, limit: int, setting: str) -> None:
+        super().__init__(
+            f"upstream {provider} sent {what} larger than the gateway's limit of "
+            f"{_size(limit)} ({setting}); the answer was not passed on",
+            status=502, error_type="api_error", code="upstream_response_too_large",
             provider=provider,
         )
 
@@ -217,6 +317,13 @@ class DeadlineExceeded(UpstreamTimeout):
     def __init__(self, message: str, *, provider: str | None = None) -> None:
         super().__init__(message, provider=provider)
         self.code = "deadline_exceeded"
+
+
+def _size(n: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor} {unit}"
+    return f"{n} bytes"
 
 
 def _type_for_status(status: int) -> str:

@@ -13,7 +13,6 @@ request that got past routing, also when the client disconnects mid-stream.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -21,17 +20,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from llmrelay.asgi import SSE_HEADERS, ClientDisconnected, Send, send_bytes, send_error
-from llmrelay.context import Call
+from llmrelay.asgi import SSE_HEADERS, ClientDisconnected, Message, Send, send_bytes, send_error
+from llmrelay.context import Call, upstream_request_id
 from llmrelay.errors import (
     AuthenticationError,
+    ClientClosedRequest,
     GatewayError,
     InternalError,
     InvalidRequest,
     ServiceUnavailable,
     UpstreamError,
+    UpstreamInvalidResponse,
     UpstreamUnreachable,
 )
+from llmrelay.json_limits import check_depth
 from llmrelay.providers.base import ChatResult, FrameSplitter, StreamTranslator, UpstreamCall
 from llmrelay.routing.resolve import Target, check_allowed
 from llmrelay.sse import EventSplitter, encode_json
@@ -90,11 +92,17 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest(f"request body is not valid JSON: {exc.msg}") from exc
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
+    check_depth(raw, body)  # deep-but-legal JSON would crash a re-encoding adapter
     return body
 
 
 async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
-    """Serve one model call end to end; never raises."""
+    """Serve one model call end to end; never raises.
+
+    Once a call may reach an upstream it can be cut short from outside (the client
+    hangs up, the drain deadline comes: see :func:`_execute`); it then ends like any
+    failed call, through the ``except`` below, and its ``finally`` records it.
+    """
     try:
         await authenticate(gw, call)
         call.raw_body = await call.request.body(gw.settings.max_body_bytes)
@@ -107,11 +115,11 @@ async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
             # The target, by its own name or the requested name that resolved to it.
             check_allowed(call.key.allowed_models, call.target, (call.model,))
         await gw.governor.admit(call)  # rate limits + budget reservation (429 / 402)
-        await endpoint.execute(gw, call, send)
+        await _execute(gw, call, endpoint, send)
     except GatewayError as exc:
         call.error = exc
         call.status = exc.http_status
-        if call.bytes_out == 0:
+        if call.bytes_out == 0 and call.interrupted != "client":
             await send_error(send, exc, call.response_headers(), error_body(endpoint, exc))
     except ClientDisconnected:
         call.status = 499
@@ -130,6 +138,57 @@ async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
         # Only calls that reached a provider are recorded: rejected input leaves no row.
         if call.attempts:
             await gw.writer.submit(call.interaction(gw.settings.log_bodies))
+        gw.calls.discard(call)  # only now: shutdown waits for this before closing the writer
+
+
+async def _execute(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
+    """``endpoint.execute``, interruptible from outside; an interruption is raised as an error.
+
+    The call joins ``gw.calls`` (what the drain deadline interrupts) and a watcher
+    cancels it when the client hangs up, so a gone client stops the upstream call at
+    once instead of letting it run on and be billed as answered. The cancellation comes
+    out here as :class:`ClientClosedRequest` (499, nothing sent) or, for the shutdown
+    deadline or a cancellation by the server itself, :class:`ServiceUnavailable` (503
+    in the endpoint's shape, if nothing was sent yet).
+    """
+    call.task = asyncio.current_task()
+    gw.calls.add(call)
+    watcher = asyncio.create_task(_wait_disconnect(call))
+    try:
+        await endpoint.execute(gw, call, _tracked(call, send))
+    except asyncio.CancelledError:
+        if call.task is None:
+            raise
+        call.task.uncancel()
+        raise _interruption(call, "the call was ended before it was answered") from None
+    finally:
+        watcher.cancel()
+
+
+def _tracked(call: Call, send: Send) -> Send:
+    """``send`` that marks the call replied once the last byte is out.
+
+    The server reports the end of a response to ``receive`` like a disconnect; the
+    mark keeps the watcher from taking that for a client that left.
+    """
+
+    async def tracked(message: Message) -> None:
+        await send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            call.replied = True
+
+    return tracked
+
+
+def _interruption(call: Call, what: str) -> GatewayError:
+    """The error that ends an interrupted call; a cancellation nobody asked for through
+    :meth:`Call.interrupt` is the server stopping (uvicorn cancels what outlives it)."""
+    if call.interrupted is None:
+        call.interrupted = "shutdown"
+    if call.interrupted == "client":
+        return ClientClosedRequest("the client disconnected before the answer was complete")
+    return ServiceUnavailable(f"the gateway is shutting down; {what}; retry the request",
+                              headers={"connection": "close"})
 
 
 #: Builds the provider request for one target (adapters differ per target). It must
@@ -147,7 +206,9 @@ async def open_routed(
     plan is spent. On return ``call.target`` is the target that answered and the
     response is a 2xx whose body has not been consumed by the caller.
     """
-    return await gw.router.open(call, build, stream=stream)
+    resp = await gw.router.open(call, build, stream=stream)
+    call.upstream_request_id = upstream_request_id(resp.headers)
+    return resp
 
 
 def _wants_usage(body: dict[str, Any]) -> bool:
@@ -166,11 +227,10 @@ async def complete_chat(gw: Gateway, call: Call, body: dict[str, Any]) -> ChatRe
         return t.provider.adapter.chat_request(t.provider.spec, t.body_for(body), t.model, False)
 
     resp = await open_routed(gw, call, build, stream=False)
-    raw = await read_upstream(call, resp)
     assert call.target is not None
-    provider = call.target.provider
-    result = provider.adapter.chat_response(provider.spec, raw, call.target.model)
-    provider.state.ok()
+    provider, model = call.target.provider, call.target.model
+    result = await read_answer(
+        gw, call, resp, lambda raw: provider.adapter.chat_response(provider.spec, raw, model))
     call.usage = result.usage
     call.finish_reason = result.finish_reason
     call.response_body = result.body
@@ -200,12 +260,59 @@ async def read_upstream(call: Call, resp: UpstreamResponse) -> bytes:
         call.upstream_seconds += time.perf_counter() - t0
 
 
+#: An adapter's reading of the provider's 2xx body (``chat_response``, ...).
+ParseAnswer = Callable[[bytes], ChatResult]
+
+#: What an adapter raises when a body's shape surprises it (a list where an object
+#: belongs ...): the upstream's failure, like a body that is not JSON at all.
+_SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
+
+
+async def read_answer(
+    gw: Gateway, call: Call, resp: UpstreamResponse, parse: ParseAnswer
+) -> ChatResult:
+    """The target's non-streamed answer, read and parsed by its adapter.
+
+    The router recorded the attempt as answered when its 2xx arrived. A body that then
+    turns out not to be the provider's answer (not JSON, not its shape) is the
+    upstream's failure: a 502 saying so, never a 200 relaying garbage, and the attempt
+    and the provider's health record it as such.
+    """
+    raw = await read_upstream(call, resp)
+    assert call.target is not None
+    target = call.target
+    try:
+        result = parse(raw)
+    except UpstreamError as exc:
+        await _answer_failed(gw, call, exc)
+        raise
+    except _SHAPE_ERRORS as exc:
+        log.warning("the answer of %s did not have the provider's shape", target.qualified,
+                    exc_info=True)
+        error = UpstreamInvalidResponse(target.provider.name,
+                                        "a body that is not of the provider's answer shape")
+        await _answer_failed(gw, call, error)
+        raise error from exc
+    target.provider.state.ok()
+    return result
+
+
+async def _answer_failed(gw: Gateway, call: Call, exc: UpstreamError) -> None:
+    assert call.target is not None
+    gw.router.redactor.error(exc)
+    last = call.attempts[-1] if call.attempts else None
+    if last is not None and last.get("status") == 200:
+        last.update(status=exc.http_status, error=exc.code, message=exc.message[:300])
+    await gw.router.failed(call.target.qualified, exc, call.target)
+
+
 async def _wait_disconnect(call: Call) -> None:
+    """Interrupt the call when its client hangs up (the body has been read by now)."""
     receive = call.request.receive
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            call.interrupt("client")
+            call.interrupt("client")  # a no-op once the answer is complete
             return
 
 
@@ -233,9 +340,7 @@ async def relay_stream(
     ``/v1/responses``) and supplies their error event.
     """
     assert call.target is not None
-    call.task = asyncio.current_task()
     gw.streams.add(call)
-    watcher = asyncio.create_task(_wait_disconnect(call))
     await send(
         {
             "type": "http.response.start",
@@ -248,7 +353,8 @@ async def relay_stream(
     # SSE unless the adapter frames its stream otherwise (Bedrock's AWS event stream).
     make_splitter = getattr(call.target.provider.adapter, "stream_splitter", None)
     splitter: FrameSplitter = (
-        EventSplitter() if make_splitter is None else make_splitter(call.target.provider.spec)
+        EventSplitter(gw.settings.max_upstream_event_bytes, call.target.provider.name)
+        if make_splitter is None else make_splitter(call.target.provider.spec)
     )
     tail: list[bytes] = []
     if encoder is not None:
@@ -278,23 +384,21 @@ async def relay_stream(
             call.error = cut
             tail.append(error_event(cut))
     except UpstreamError as exc:
-        call.error = exc
+        call.error = gw.router.redactor.error(exc)  # the upstream's words, minus secrets
         call.target.provider.state.failed(exc.message)
         tail.extend(out)
         tail.append(error_event(exc))
     except asyncio.CancelledError:
         task = asyncio.current_task()
-        if call.interrupted is None or task is None:
+        if task is None:
             raise
         task.uncancel()
+        ending = _interruption(call, "the stream was ended early")
+        call.error = ending
+        call.status = ending.http_status  # the row says why, though the client saw 200
         if call.interrupted == "shutdown":
-            ending = ServiceUnavailable("the gateway is shutting down; the stream was ended early")
-            call.error = ending
             tail.append(error_event(ending))
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
         resp.close()
         gw.streams.discard(call)
         call.usage = translator.usage

@@ -16,24 +16,37 @@ log = logging.getLogger("llmrelay")
 
 
 def _uvicorn_config(settings: Settings, app: Any) -> Any:
-    import uvicorn
+    """uvicorn's config, with llmrelay's protocol (``http_protocol.py``) and its limits."""
+    from llmrelay.http_protocol import ConnectionLimits, LimitedConfig, effective_max_connections
 
-    return uvicorn.Config(
+    max_connections = effective_max_connections(settings.max_connections)
+    if max_connections < settings.max_connections:
+        log.warning("max_connections lowered from %d to %d to fit the file-descriptor limit "
+                    "(ulimit -n)", settings.max_connections, max_connections)
+    limits = ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        max_connections=max_connections,
+    )
+    return LimitedConfig(
         app,
+        limits=limits,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
         factory=isinstance(app, str),
         loop="uvloop",
-        http="httptools",
         lifespan="on",
         access_log=False,
         log_config=None,
         proxy_headers=False,
         server_header=False,
         date_header=False,
+        # The gateway ends its calls before uvicorn starts shutting down (app.begin_drain);
+        # this bounds the wait for the rest when the signal did not go through the drain.
         timeout_graceful_shutdown=int(settings.drain_timeout) + 2,
-        timeout_keep_alive=75,
+        timeout_keep_alive=settings.keep_alive_timeout,
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -76,6 +77,14 @@ class Behaviour:
     close_connection: bool = False
     #: Keys merged over the computed usage block.
     usage: Mapping[str, Any] | None = None
+    #: Answer with these bytes (UTF-8) instead of the provider's answer, with status
+    #: 200: garbage, or JSON of the wrong shape. Sent ``raw_body_repeat`` times in a
+    #: row, chunked (no ``content-length``) when repeated, for huge answers.
+    raw_body: str | None = None
+    raw_body_repeat: int = 1
+    #: Streams only: send this many events, then break the chunked transfer encoding
+    #: (an invalid chunk header) and close, as a faulty proxy would.
+    corrupt_after_chunks: int | None = None
 
     @property
     def is_error(self) -> bool:
@@ -108,6 +117,9 @@ class Behaviour:
             reply=_opt_str(data, "reply"),
             close_connection=_bool(data, "close_connection"),
             usage=_opt_mapping(data, "usage"),
+            raw_body=_opt_str(data, "raw_body"),
+            raw_body_repeat=_opt_count(data, "raw_body_repeat") or 1,
+            corrupt_after_chunks=_opt_count(data, "corrupt_after_chunks"),
         )
 
     @classmethod
@@ -219,12 +231,23 @@ class RecordedRequest:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """A request whose client (the gateway) hung up before the mock had answered."""
+
+    path: str
+    #: ``time.monotonic()`` when the mock saw the connection go: tests in the same
+    #: process compare it with their own clock to check the upstream call was cut promptly.
+    at: float
+
+
 class RequestLog:
-    """Thread-safe append-only list of :class:`RecordedRequest`."""
+    """Thread-safe append-only list of :class:`RecordedRequest`, and of :class:`Abort`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: list[RecordedRequest] = []
+        self._aborts: list[Abort] = []
 
     def append(self, item: RecordedRequest) -> None:
         with self._lock:
@@ -238,10 +261,19 @@ class RequestLog:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._aborts.clear()
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
+
+    def abort(self, path: str) -> None:
+        with self._lock:
+            self._aborts.append(Abort(path, time.monotonic()))
+
+    def aborts(self) -> list[Abort]:
+        with self._lock:
+            return list(self._aborts)
 
 
 async def record_request(request: web.Request) -> RecordedRequest:
@@ -265,6 +297,22 @@ async def record_request(request: web.Request) -> RecordedRequest:
         query=dict(request.query),
         raw_body=raw,
     )
+
+
+async def send_raw_body(request: web.Request, behaviour: Behaviour, content_type: str
+                        ) -> web.StreamResponse:
+    """Carry out ``raw_body``: the scripted bytes as a 200, chunked when repeated."""
+    assert behaviour.raw_body is not None
+    data = behaviour.raw_body.encode()
+    if behaviour.raw_body_repeat <= 1:
+        return web.Response(body=data, status=200, content_type=content_type)
+    response = web.StreamResponse(status=200)
+    response.content_type = content_type
+    await response.prepare(request)
+    for _ in range(behaviour.raw_body_repeat):
+        await response.write(data)
+    await response.write_eof()
+    return response
 
 
 def drop_connection(request: web.Request) -> None:
@@ -323,13 +371,17 @@ async def send_event_stream(
     # have sent its headers (the buffered headers would otherwise be lost).
     await response.write(b"")
 
-    limit = behaviour.drop_after_chunks
+    corrupt = behaviour.corrupt_after_chunks
+    limit = behaviour.drop_after_chunks if corrupt is None else corrupt
     delay = behaviour.chunk_delay_ms / 1000
     to_send = events if limit is None else itertools.islice(events, limit)
     for index, event in enumerate(to_send):
         if index and delay > 0:
             await asyncio.sleep(delay)
         await response.write(event)
+    if corrupt is not None and request.transport is not None:
+        # Straight to the socket, past aiohttp's chunk framing: "zz" is no chunk size.
+        request.transport.write(b"zz\r\nnot a chunk\r\n")
     if limit is not None:
         drop_connection(request)
         return response

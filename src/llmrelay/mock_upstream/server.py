@@ -37,6 +37,7 @@ from .bedrock_routes import bedrock_routes
 from .gemini_routes import gemini_routes
 from .openai_routes import openai_routes
 from .script import (
+    Abort,
     Behaviour,
     BehaviourError,
     RecordedRequest,
@@ -104,6 +105,10 @@ def _recording_middleware(state: MockState) -> Any:
             state.log.append(await record_request(request))
         try:
             return await handler(request)
+        except (asyncio.CancelledError, ConnectionResetError):
+            # The client hung up mid-answer (handler_cancellation cancels the handler).
+            state.log.abort(request.path)
+            raise
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
             message = f"Invalid URL ({request.method} {request.path})"
             body = oa.error_body(exc.status, message=message)
@@ -286,6 +291,11 @@ class MockUpstream:
         if not items:
             raise LookupError("the mock upstream has not received any request")
         return items[-1]
+
+    @property
+    def aborts(self) -> list[Abort]:
+        """Requests whose connection the client closed before the answer was complete."""
+        return self._state.log.aborts()
 
     @property
     def pending_script(self) -> list[Behaviour]:

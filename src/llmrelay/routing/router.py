@@ -33,8 +33,9 @@ from llmrelay.errors import (
 )
 from llmrelay.providers.base import UpstreamCall
 from llmrelay.providers.registry import Registry
+from llmrelay.redaction import Redactor, credential_headers
 from llmrelay.routing.breaker import Breaker
-from llmrelay.routing.classify import classes_of, is_quota
+from llmrelay.routing.classify import classes_of, is_quota, upstream_refusal
 from llmrelay.routing.conditions import RequestFacts, choose
 from llmrelay.routing.plan import BindError, Group, Leaf, RoutePlan, bind, direct_plan
 from llmrelay.routing.resolve import Resolver, Target
@@ -65,9 +66,13 @@ class Router:
         breaker: Breaker,
         retry_after_cap: float = 60.0,
         rng: random.Random | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.selector = selector
         self.breaker = breaker
+        #: Scrubs every upstream failure of configured secrets before it is recorded
+        #: or leaves (see :mod:`llmrelay.redaction`).
+        self.redactor = redactor or Redactor(())
         self.retry_after_cap = retry_after_cap
         self.rng = rng or random.Random()
         #: Plans of requests without a route config, one per target (they are immutable).
@@ -303,7 +308,8 @@ class _Run:
                 )
                 if resp.status >= 400:
                     body = await resp.read()
-                    raise provider.adapter.error(spec, resp.status, body, resp.headers)
+                    raise upstream_refusal(
+                        provider.adapter.error(spec, resp.status, body, resp.headers))
                 if self.stream:
                     out: UpstreamResponse = await _first_chunk(resp, provider.name)
                 else:
@@ -317,12 +323,13 @@ class _Run:
         except UpstreamError as exc:
             if resp is not None:
                 resp.close()
+            self.router.redactor.error(exc)  # before it is recorded, retried or sent
             self._record(entry, t0, exc)
             raise
-        except BaseException:
+        except BaseException as exc:
             if resp is not None:
-                resp.close()
-            call.upstream_seconds += time.perf_counter() - t0
+                resp.close()  # a cancelled call must not leave the upstream generating
+            self._record_ended(entry, t0, exc)
             raise
         self._record(entry, t0, None)
         return out
@@ -349,6 +356,34 @@ class _Run:
             entry["status"] = exc.http_status
             entry["error"] = exc.code or getattr(exc, "_type", None) or exc.error_type
             entry["message"] = redact(exc.message)[:300]
+            if isinstance(exc, UpstreamUnreachable) and exc.detail:
+                entry["detail"] = self.router.redactor.text(exc.detail)[:300]
+        self.call.attempts.append(entry)
+
+    def _record_ended(self, entry: dict[str, Any], t0: float, exc: BaseException) -> None:
+        """Record a try ended from outside (client gone, shutdown) or by a bug of ours.
+
+        It reached the upstream, so it is recorded like any other: a call's row is
+        written only when it holds an attempt, and every call that reached an upstream
+        must leave one.
+        """
+        took = time.perf_counter() - t0
+        self.call.upstream_seconds += took
+        entry["latency_ms"] = round(took * 1000, 1)
+        if isinstance(exc, asyncio.CancelledError):
+            # A cancellation nobody asked for through Call.interrupt is the server
+            # stopping (uvicorn cancels what outlives its graceful timeout).
+            client = self.call.interrupted == "client"
+            entry["status"] = 499 if client else 503
+            entry["error"] = "client_closed_request" if client else "shutting_down"
+        elif isinstance(exc, GatewayError):
+            entry["status"] = exc.http_status
+            entry["error"] = exc.code or exc.error_type
+            entry["message"] = redact(exc.message)[:300]
+        else:
+            entry["status"] = 500
+            entry["error"] = "internal_error"
+            entry["message"] = type(exc).__name__
         self.call.attempts.append(entry)
 
     def _record_skip(self, target: Target, state: str) -> None:
@@ -412,4 +447,15 @@ def build_router(settings: Settings, registry: Registry, resolver: Resolver,
         configs=RouteConfigStore(named, sessions, r.config_cache_ttl, settings.database_timeout),
         default_config=r.default_config, enforce_breaker=cb.enabled,
     )
-    return Router(selector=selector, breaker=breaker, retry_after_cap=r.retry_after_cap)
+    return Router(selector=selector, breaker=breaker, retry_after_cap=r.retry_after_cap,
+                  redactor=provider_redactor(registry))
+
+
+def provider_redactor(registry: Registry) -> Redactor:
+    """A redactor for every credential the configured providers hold."""
+    secrets: list[str | None] = []
+    for provider in registry:
+        spec = provider.spec
+        secrets += [spec.api_key, spec.aws_access_key_id, spec.aws_secret_access_key,
+                    spec.aws_session_token, *credential_headers(spec.headers)]
+    return Redactor(secrets)

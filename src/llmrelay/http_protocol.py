@@ -1,0 +1,212 @@
+"""uvicorn's httptools protocol with the limits it lacks: what a connection may hold.
+
+uvicorn bounds neither the request head (httptools buffers a header of any size) nor
+the time a client takes to send it: a client that dribbles a header byte every few
+seconds holds a socket and its memory forever, and 20,000 of them exhaust the file
+descriptors. This subclass adds, per connection:
+
+* ``header_timeout``: the request line and headers must be complete this long after
+  the connection opened (or, on a kept-alive connection, after the next request's
+  first byte); else 408 (or a silent close if nothing at all was sent).
+* ``max_header_bytes`` / ``max_headers``: a bigger head is refused with 431 as soon as
+  it passes the limit, before it is buffered further.
+* ``max_connections``: a connection accepted beyond it is answered 503 (``retry-after``)
+  once its head is read, and closed; so is every request on it.
+
+These answers are written by the protocol itself (no ASGI app runs), in the OpenAI
+error shape, always with ``connection: close``. The keep-alive idle timeout is
+uvicorn's own (``timeout_keep_alive``, set from ``keep_alive_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from llmrelay.errors import (
+    GatewayError,
+    RequestHeadersTooLarge,
+    RequestTimeout,
+    ServiceUnavailable,
+)
+
+#: Descriptors kept for everything but client sockets (database, Redis, log files).
+_RESERVED_FDS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    header_timeout: float = 10.0
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    max_connections: int = 2048
+
+
+def effective_max_connections(configured: int) -> int:
+    """``configured``, lowered to what the descriptor limit can hold.
+
+    Each client connection may hold an upstream connection too, so half of the
+    descriptors left after a reserve go to clients: a limit the process cannot reach
+    would protect nothing (accept fails with EMFILE first).
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(16, min(configured, (soft - _RESERVED_FDS) // 2))
+
+
+class LimitedConfig(uvicorn.Config):
+    """uvicorn's config carrying :class:`ConnectionLimits` to every worker's protocol
+    (uvicorn pickles the config for its worker processes)."""
+
+    def __init__(self, app: Any, *, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(app, http=LimitedHttpToolsProtocol, **kwargs)
+        self.limits = limits
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a head that is being refused."""
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """One client connection, with a bounded head and a bounded time to send it."""
+
+    def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = config.limits if isinstance(config, LimitedConfig) else ConnectionLimits()
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._reading_head = False
+        self._head_bytes = 0  # bytes received while the head was incomplete
+        self._head_size = 0  # bytes of the url and headers parsed so far
+        self._received_any = False
+        self._over_capacity = False
+        self._refusal: GatewayError | None = None
+
+    # -- connection events ------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # The set includes this connection, which is the one over the limit.
+        self._over_capacity = len(self.connections) > self.limits.max_connections
+        self._begin_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, plus the refusals (its own would answer any of them with a 400)."""
+        self._unset_keepalive_if_required()
+        self._received_any = True
+        counted = self._reading_head
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError:
+            if self._refusal is None:
+                raise
+            self._refuse(self._refusal)
+            return
+        except httptools.HttpParserError:
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if counted and self._reading_head:
+            # Also counts a single huge header that httptools is still accumulating.
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._refuse(self._too_large())
+
+    # -- parser callbacks ---------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._begin_head()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._count(len(name) + len(value) + 4)
+        if len(self.headers) > self.limits.max_headers:
+            self._stop(RequestHeadersTooLarge(
+                f"the request has more than {self.limits.max_headers} headers "
+                "(max_headers)"))
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._stop_head_timer()
+        if self._over_capacity:
+            self._stop(ServiceUnavailable(
+                f"the gateway is at its limit of {self.limits.max_connections} open "
+                "connections (max_connections); retry shortly",
+                code="too_many_connections", headers={"retry-after": "1"}))
+        super().on_headers_complete()
+
+    # -- the head's limits ----------------------------------------------------------------
+    def _begin_head(self) -> None:
+        self._reading_head = True
+        self._head_bytes = self._head_size = 0
+        if self._head_timer is None:  # a new connection's clock runs from the accept
+            self._head_timer = self.loop.call_later(self.limits.header_timeout,
+                                                    self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._reading_head or self.transport.is_closing():
+            return
+        if not self._received_any:
+            self.transport.close()  # a connection that never spoke gets no answer
+            return
+        self._refuse(RequestTimeout(
+            f"the request headers did not arrive within {self.limits.header_timeout:g}s "
+            "(header_timeout)"))
+
+    def _count(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self.limits.max_header_bytes:
+            self._stop(self._too_large())
+
+    def _too_large(self) -> RequestHeadersTooLarge:
+        return RequestHeadersTooLarge(
+            f"the request line and headers exceed {self.limits.max_header_bytes} bytes "
+            "(max_header_bytes)")
+
+    def _stop(self, refusal: GatewayError) -> None:
+        self._refusal = refusal
+        raise _Refused(refusal.message)
+
+    def _refuse(self, exc: GatewayError) -> None:
+        """Answer ``exc`` in the OpenAI error shape and close the connection."""
+        self._stop_head_timer()
+        self._reading_head = False
+        if self.transport.is_closing():
+            return
+        self.logger.warning("refused a request: %s", exc.message)
+        body = exc.body()
+        status = exc.http_status
+        head = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
+                "content-type: application/json",
+                f"content-length: {len(body)}",
+                "connection: close",
+                *(f"{k.lower()}: {v}" for k, v in exc.headers.items())]
+        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        self.transport.close()

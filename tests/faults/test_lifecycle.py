@@ -1,0 +1,197 @@
+"""The life of a call under faults: SIGTERM with calls in flight, clients that hang up,
+and hostile connections (slow headers, huge headers, too many connections, idle ones).
+
+Each test drives a real ``llmrelay serve`` process over loopback against the mock
+upstream, which records when the gateway hangs up on it (``mock.aborts``).
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from llmrelay.mock_upstream import Behaviour, MockUpstream
+from tests.gateway_proc import GatewayProcess
+
+Start = Callable[..., GatewayProcess]
+
+CHAT = {"model": "up/m", "messages": [{"role": "user", "content": "a b c d e f g h"}]}
+MESSAGES = {"model": "up/m", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "a b c d e f g h"}]}
+
+
+def _gateway(start_gateway: Start, upstream: MockUpstream, **config: Any) -> GatewayProcess:
+    return start_gateway({
+        "providers": [{"name": "up", "type": "openai_compatible",
+                       "base_url": upstream.base_url, "api_key": "k"}],
+        **config,
+    })
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class _Client(threading.Thread):
+    """One request on its own thread; keeps status, headers and the whole body."""
+
+    def __init__(self, url: str, key: str, body: dict[str, Any], timeout: float = 60) -> None:
+        super().__init__(daemon=True)
+        self.url, self.key, self.body, self.timeout = url, key, body, timeout
+        self.status: int | None = None
+        self.headers: dict[str, str] = {}
+        self.content = b""
+        self.error: BaseException | None = None
+        self.ended_at: float | None = None
+
+    def run(self) -> None:
+        try:
+            with httpx.stream("POST", self.url, json=self.body, timeout=self.timeout,
+                              headers={"authorization": f"Bearer {self.key}"}) as r:
+                self.status, self.headers = r.status_code, dict(r.headers)
+                for chunk in r.iter_bytes():
+                    self.content += chunk
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.ended_at = time.monotonic()
+
+    def json(self) -> Any:
+        return orjson.loads(self.content)
+
+    def events(self) -> list[str]:
+        return [line.removeprefix("data: ") for line in self.content.decode().splitlines()
+                if line.startswith("data: ")]
+
+
+def _rows(gw: GatewayProcess) -> list[tuple[Any, ...]]:
+    return gw.db_query(
+        "SELECT r.route, r.stream, r.status_code, s.status_code, s.error_type, r.attempts "
+        "FROM requests r JOIN responses s ON s.request_id = r.id ORDER BY r.created_at")
+
+
+# -- item 8: SIGTERM ----------------------------------------------------------------------
+
+
+def test_sigterm_ends_every_call_in_its_endpoint_shape_and_keeps_its_row(
+    start_gateway: Start, upstream: MockUpstream, mock: MockUpstream
+) -> None:
+    """SIGTERM, 4 calls in flight past the drain -> endpoint-shaped 503s, rows kept, new conn 503
+
+    Chat, messages and two streams wait on an upstream slower than the drain: each ends
+    with a 503 in its endpoint's shape (an error event mid-stream), a new connection
+    during the drain gets the documented 503, and every call leaves its row.
+    """
+    gw = _gateway(start_gateway, upstream, drain_timeout=2.0, log_flush_interval=1.0)
+    key = gw.create_key("drain")
+    chat_url = gw.base_url + "/chat/completions"
+    slow = Behaviour(delay_ms=30_000)
+    plan = [
+        ("chat", chat_url, CHAT, slow),
+        ("messages", gw.base_url + "/messages", MESSAGES, slow),
+        ("stream before first byte", chat_url, {**CHAT, "stream": True}, slow),
+        ("stream mid-way", chat_url, {**CHAT, "stream": True},
+         Behaviour(chunk_delay_ms=1500)),
+    ]
+    clients: dict[str, _Client] = {}
+    for name, url, body, behaviour in plan:
+        mock.script(behaviour)  # consumed in arrival order: one call at a time
+        seen = len(mock.requests)
+        clients[name] = client = _Client(url, key, body)
+        client.start()
+        _wait_for(lambda seen=seen: len(mock.requests) > seen, 10, f"{name} upstream")
+    _wait_for(lambda: clients["stream mid-way"].status == 200, 10, "the stream to start")
+
+    assert gw.proc is not None
+    signalled = time.monotonic()
+    gw.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    # A new connection during the drain: the documented 503, not a refused connection.
+    with httpx.Client(timeout=10) as fresh:
+        late = fresh.post(chat_url, json=CHAT, headers={"authorization": f"Bearer {key}"})
+        health = fresh.get(gw.url + "/health")
+    assert late.status_code == 503, late.text
+    assert "shutting down" in late.json()["error"]["message"]
+    assert late.headers["connection"] == "close"
+    assert health.status_code == 503
+
+    for client in clients.values():
+        client.join(20)
+        assert not client.is_alive()
+    assert gw.proc.wait(20) == 0
+    took = time.monotonic() - signalled
+    assert took < 15, f"the drain took {took:.1f}s"
+
+    chat = clients["chat"]
+    assert chat.error is None and chat.status == 503, chat.content
+    assert "shutting down" in chat.json()["error"]["message"]
+    messages = clients["messages"]
+    assert messages.error is None and messages.status == 503, messages.content
+    assert messages.json()["type"] == "error"  # Anthropic's error shape
+    assert "shutting down" in messages.json()["error"]["message"]
+    early = clients["stream before first byte"]
+    assert early.error is None and early.status == 503, early.content
+    assert "shutting down" in early.json()["error"]["message"]
+    cut = clients["stream mid-way"]
+    assert cut.error is None and cut.status == 200
+    events = cut.events()
+    assert "[DONE]" not in events
+    assert "shutting down" in orjson.loads(events[-1])["error"]["message"]
+    assert b"Internal Server Error" not in b"".join(c.content for c in clients.values())
+
+    # Every call that reached the upstream left its row, written before the exit.
+    rows = _rows(GatewayProcess(gw.workdir, gw.config))
+    assert len(rows) == 4, rows
+    assert sorted(r[0] for r in rows) == ["/v1/chat/completions"] * 3 + ["/v1/messages"]
+    assert {(r[2], r[3]) for r in rows} == {(503, 503)}
+    for row in rows:
+        attempts = orjson.loads(row[5]) if isinstance(row[5], str) else row[5]
+        assert attempts and attempts[-1]["provider"] == "up"
+
+
+# -- item 9: client disconnects ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["non-streamed", "stream-before-first-byte"])
+def test_client_disconnect_cancels_the_upstream_call_and_records_499(
+    start_gateway: Start, upstream: MockUpstream, mock: MockUpstream, stream: bool
+) -> None:
+    """Client hangs up before the first byte -> upstream call cancelled at once, row 499
+
+    During a non-streamed call, or before a stream's first byte: the gateway closes the
+    upstream connection within seconds (not after its 20 s answer), and bills nothing.
+    """
+    gw = _gateway(start_gateway, upstream)
+    key = gw.create_key("gone")
+    mock.script(Behaviour(delay_ms=20_000))
+    client = _Client(gw.base_url + "/chat/completions", key, {**CHAT, "stream": stream},
+                     timeout=1.5)
+    client.start()
+    client.join(10)
+    assert isinstance(client.error, httpx.ReadTimeout)  # the client gave up and hung up
+    assert client.ended_at is not None
+    _wait_for(lambda: bool(mock.aborts), 6, "the upstream call to be cancelled")
+    assert mock.aborts[0].at - client.ended_at < 5
+    _wait_for(lambda: bool(_rows(gw)), 10, "the row")
+    ((route, streamed, status, response_status, error_type, attempts),) = _rows(gw)
+    assert (route, bool(streamed), status, response_status) == (
+        "/v1/chat/completions", stream, 499, 499)
+    assert error_type == "client_closed_request"
+    attempts = orjson.loads(attempts) if isinstance(attempts, str) else attempts
+    assert [a["status"] for a in attempts] == [499]
+    # Nothing was delivered and the upstream reported nothing: nothing is billed.
+    tokens = gw.db_query("SELECT prompt_tokens, completion_tokens FROM responses")
+    assert tokens == [(0, 0)]
