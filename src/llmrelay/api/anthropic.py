@@ -75,6 +75,9 @@ class Messages:
         provider = call.target.provider
         adapter: Any = provider.adapter
         passthrough = _native(call.target) is not None
+        if passthrough and call.upstream_request_id is not None:
+            # What the anthropic SDK reads as ``_request_id``: Anthropic's own, passed on.
+            call.extra_headers["request-id"] = call.upstream_request_id
         if stream:
             if passthrough:
                 translator = adapter.messages_stream(provider.spec, call.target.model)

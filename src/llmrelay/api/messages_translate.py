@@ -3,9 +3,11 @@
 The inverse of the Anthropic adapter's translation, built from the same mappings
 (:mod:`llmrelay.providers.anthropic_convert`), so a request that goes Anthropic →
 OpenAI → Anthropic comes back as it was. Anthropic-only features that no OpenAI-shaped
-upstream can honour (server tools, containers, MCP servers) are refused with a 400
-naming them; ``thinking`` becomes ``reasoning_effort``; ``top_k`` is passed on for the
-hosts that take it.
+upstream can honour (server tools, containers, MCP servers, threads) are refused with
+a 400 naming them; ``thinking`` (and ``output_config.effort``) becomes
+``reasoning_effort``; structured outputs (``output_config.format``, or the beta's
+top-level ``output_format``) become ``response_format``; ``top_k`` is passed on for
+the hosts that take it.
 """
 
 from __future__ import annotations
@@ -27,9 +29,18 @@ from llmrelay.providers.anthropic_convert import (
 #: Anthropic request fields and what happens to them here.
 _MAPPED = frozenset({
     "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
-    "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking",
+    "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "output_config",
+    "output_format",
+    # Prompt caching is a cost hint: OpenAI-shaped hosts cache (or not) on their own.
+    "cache_control",
 })
-_ANTHROPIC_ONLY = frozenset({"service_tier", "container", "mcp_servers", "context_management"})
+#: Fields that change what Anthropic does in ways no translation can reproduce.
+_ANTHROPIC_ONLY = frozenset({
+    "service_tier", "container", "mcp_servers", "context_management", "thread",
+    "inference_geo", "speed", "diagnostics", "user_profile_id", "workspace_id",
+})
+#: Anthropic's effort levels above OpenAI's highest.
+_EFFORT = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 
 
 def validate(body: dict[str, Any]) -> None:
@@ -95,14 +106,54 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
+    config = _output_config(body.get("output_config"))
+    effort = _EFFORT.get(config.get("effort") or "", effort)
     return out
 
+    schema = _output_schema(config.get("format"), "output_config.format")
+    if "output_format" in body:
+        schema = _output_schema(body["output_format"], "output_format")
+    if schema is not None:
+        # Not ``strict``: OpenAI's strict mode refuses schemas with optional properties,
+        # which Anthropic's structured outputs allow.
+        out["response_format"] = {"type": "json_schema",
+                                  "json_schema": {"name": "output", "schema": schema}}
 
 def _reasoning_effort(thinking: Any) -> str | None:
     """Anthropic's thinking budget as OpenAI's coarse effort levels."""
     if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
         return None
     budget = int(thinking.get("budget_tokens") or 0)
+def _output_config(config: Any) -> dict[str, Any]:
+    """``output_config``, checked: ``effort`` and ``format`` are the fields it has."""
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise InvalidRequest("output_config: Input should be a valid dictionary",
+                             param="output_config")
+    for key in config:
+        if key not in ("effort", "format"):
+            raise InvalidRequest(f"output_config.{key}: Extra inputs are not permitted",
+                                 param=f"output_config.{key}")
+    effort = config.get("effort")
+    if effort is not None and effort not in _EFFORT:
+        raise InvalidRequest("output_config.effort: Input should be 'low', 'medium', 'high', "
+                             "'xhigh' or 'max'", param="output_config.effort")
+    return config
+
+
+def _output_schema(fmt: Any, where: str) -> dict[str, Any] | None:
+    """The JSON schema of a structured-output format (``{"type": "json_schema", ...}``)."""
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise InvalidRequest(f"{where}.type: Input should be 'json_schema'", param=where)
+    schema = fmt.get("schema")
+    if not isinstance(schema, dict):
+        raise InvalidRequest(f"{where}.schema: Field required", param=f"{where}.schema")
+    return schema
+
+
     return "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
 
 

@@ -1,4 +1,4 @@
-"""OpenAI-compatible endpoints: chat completions, embeddings, model list."""
+"""OpenAI-compatible endpoints: chat completions, embeddings, the model list and models."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from llmrelay.api.anthropic_models import anthropic_model, anthropic_model_list, is_anthropic_client
 from llmrelay.asgi import Request, Send, send_error
 from llmrelay.context import Call
 from llmrelay.errors import GatewayError, InvalidRequest, NotFound
@@ -18,6 +19,7 @@ from llmrelay.pipeline import (
     relay_stream,
     respond_json,
 )
+from llmrelay.providers.anthropic_convert import anthropic_error
 from llmrelay.providers.base import UpstreamCall
 from llmrelay.providers.chat_output import FLOAT_EMBEDDINGS, embeddings_as_base64
 from llmrelay.routing.resolve import Target
@@ -123,9 +125,11 @@ async def list_models(gw: Gateway, request: Request, send: Send) -> None:
     """``GET /v1/models``: what this key may call; ``?provider=`` (or ``?gateway=``) filters.
 
     Provider lists come from memory (:mod:`llmrelay.providers.model_lists`);
-    ``?refresh=true`` asks the providers again first.
+    ``?refresh=true`` asks the providers again first. The Anthropic SDK (it sends
+    ``anthropic-version``) gets Anthropic's list shape, in one page.
     """
     call = Call.start(request, "/v1/models")
+    anthropic = is_anthropic_client(request)
     try:
         await authenticate(gw, call)
         query = request.query
@@ -137,35 +141,66 @@ async def list_models(gw: Gateway, request: Request, send: Send) -> None:
             await gw.model_lists.refresh(names)
         else:
             await gw.model_lists.first_fetch(names)
-        assert call.key is not None
-        allowed = call.key.allowed_models
-        data: list[dict[str, Any]] = []
-        seen: set[str] = set()
-
-        def add(model_id: str, owner: str) -> None:
-            if model_id in seen:
-                return
-            try:
-                target = gw.resolver.resolve(model_id)
-            except InvalidRequest:
-                return
-            if only is not None and target.provider.name != only:
-                return
-            if not _allowed(allowed, model_id, target):
-                return
-            seen.add(model_id)
-            data.append(
-                {"id": model_id, "object": "model", "created": gw.started_at,
-                 "owned_by": owner}
-            )
-
-        for name in gw.resolver.route_names:
-            add(name, "llmrelay")
-        for alias in gw.resolver.aliases:
-            add(alias, "llmrelay")
-        for provider in gw.registry:
-            for model in provider.models():
-                add(f"{provider.name}/{model}", provider.name)
-        await respond_json(call, send, orjson.dumps({"object": "list", "data": data}))
+        data = visible_models(gw, call, only)
+        body = anthropic_model_list(data) if anthropic else {"object": "list", "data": data}
+        await respond_json(call, send, orjson.dumps(body))
     except GatewayError as exc:
-        await send_error(send, exc, call.response_headers())
+        await send_error(send, exc, call.response_headers(),
+                         orjson.dumps(anthropic_error(exc)) if anthropic else None)
+
+
+async def retrieve_model(gw: Gateway, request: Request, send: Send) -> None:
+    """``GET /v1/models/{id}`` (the SDKs' ``models.retrieve``): one entry of the list.
+
+    The id is the rest of the path, so qualified names with a slash (``up/gpt-4o``,
+    sent percent-encoded by the SDKs and decoded by the server) work. A model this key
+    may not use is a 404, as OpenAI answers for models of other organisations.
+    """
+    call = Call.start(request, "/v1/models/{id}")
+    anthropic = is_anthropic_client(request)
+    try:
+        await authenticate(gw, call)
+        model_id = request.path.split("/models/", 1)[1].rstrip("/")
+        await gw.model_lists.first_fetch([p.name for p in gw.registry])
+        found = next((m for m in visible_models(gw, call, None) if m["id"] == model_id), None)
+        if found is None:
+            raise NotFound(f"The model '{model_id}' does not exist or you do not have "
+                           "access to it.", param="model", code="model_not_found")
+        body = anthropic_model(found) if anthropic else found
+        await respond_json(call, send, orjson.dumps(body))
+    except GatewayError as exc:
+        await send_error(send, exc, call.response_headers(),
+                         orjson.dumps(anthropic_error(exc)) if anthropic else None)
+
+
+def visible_models(gw: Gateway, call: Call, only: str | None) -> list[dict[str, Any]]:
+    """Model objects this (authenticated) key may call: routes, aliases, provider lists."""
+    assert call.key is not None
+    allowed = call.key.allowed_models
+    data: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def add(model_id: str, owner: str) -> None:
+        if model_id in seen:
+            return
+        try:
+            target = gw.resolver.resolve(model_id)
+        except InvalidRequest:
+            return
+        if only is not None and target.provider.name != only:
+            return
+        if not _allowed(allowed, model_id, target):
+            return
+        seen.add(model_id)
+        data.append(
+            {"id": model_id, "object": "model", "created": gw.started_at, "owned_by": owner}
+        )
+
+    for name in gw.resolver.route_names:
+        add(name, "llmrelay")
+    for alias in gw.resolver.aliases:
+        add(alias, "llmrelay")
+    for provider in gw.registry:
+        for model in provider.models():
+            add(f"{provider.name}/{model}", provider.name)
+    return data

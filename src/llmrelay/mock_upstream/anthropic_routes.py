@@ -1,4 +1,4 @@
-"""Route factory for Anthropic's wire format: ``POST /v1/messages``.
+"""Route factory for Anthropic's wire format: ``POST /v1/messages`` and ``/count_tokens``.
 
 Scripted with the same :class:`~.script.Behaviour` knobs as the OpenAI routes (status,
 delays, dropped streams, reply, usage) plus ``error_after_chunks`` for Anthropic's
@@ -71,7 +71,25 @@ class _AnthropicHandlers(WireHandlers):
                                        headers=self._headers(behaviour))
 
 
+    async def count_tokens(
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        """``{"input_tokens": n}`` with n the prompt's words, as the messages route bills.
+
+        Anthropic's count takes a Messages body without ``max_tokens`` (and refuses one).
+        """
+        if "max_tokens" in body:
+            return self._error(400, message="max_tokens: Extra inputs are not permitted")
+        try:
+            af.validate({**body, "max_tokens": 1})
+        except af.RequestError as exc:
+            return self._error(400, message=str(exc))
+        return json_response({"input_tokens": af.prompt_tokens(body)},
+                             headers=self._headers(behaviour))
+
+
 def anthropic_routes(state: MockState) -> list[web.RouteDef]:
     """Route factory for Anthropic's Messages API."""
     h = _AnthropicHandlers(state)
-    return [web.post("/v1/messages", h.scripted(h.messages))]
+    return [web.post("/v1/messages", h.scripted(h.messages)),
+            web.post("/v1/messages/count_tokens", h.scripted(h.count_tokens))]

@@ -146,6 +146,14 @@ class AnthropicAdapter:
         if beta:
             configured = headers.get("anthropic-beta")
             headers["anthropic-beta"] = f"{configured},{beta}" if configured else beta
+    def count_tokens_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str, beta: str | None = None,
+    ) -> UpstreamCall:
+        """``/v1/messages/count_tokens`` as is: only Anthropic knows Claude's tokenizer."""
+        messages = self.messages_request(spec, body, model, False, beta)
+        return UpstreamCall("POST", _url(spec, "/messages/count_tokens"), messages.headers,
+                            messages.body)
+
         return UpstreamCall("POST", _url(spec, "/messages"), headers, orjson.dumps(payload))
 
     def messages_response(self, spec: ProviderSpec, body: bytes) -> ChatResult:

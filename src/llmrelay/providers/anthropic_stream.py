@@ -194,7 +194,8 @@ class AnthropicStreamTranslator(StreamProgress):
             "object": "chat.completion.chunk",
             "created": self._created,
             "model": self._model,
-            "system_fingerprint": None,
+            # No ``system_fingerprint``: Anthropic has none, and OpenAI's schema types the
+            # field as a string, so ``null`` fails strict clients; omitted is allowed.
         }
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:

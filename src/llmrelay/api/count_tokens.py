@@ -1,0 +1,97 @@
+"""``POST /v1/messages/count_tokens``: Anthropic's token counting, for every model.
+
+When the model is served by an Anthropic provider the body is passed through and
+Anthropic's own count comes back (it is free there and exact). For any other provider
+the answer is an **estimate**, ``{"input_tokens": n}`` with a
+``x-llmrelay-token-count: estimate`` header: the body is translated as ``/v1/messages``
+would translate it (so a body that call would refuse is refused here too) and counted
+with the gateway's one token estimate (:mod:`llmrelay.governance.estimate`, ~4
+characters a token, an image a tile), the same one budget reservations use. No
+tokenizer is bundled: tiktoken fetches its encoding files over the network at run
+time, and the models behind a translated call (Gemini, Llama, Claude on Bedrock ...)
+each have their own tokenizer anyway, so an OpenAI encoding would be an estimate too.
+
+Counting is not a model call: it takes no rate-limit or budget room and leaves no
+usage row. It counts for the model's own target; a route config header does not apply.
+Errors are in Anthropic's shape, like every ``/v1/messages`` answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from llmrelay.api.messages_translate import to_chat, validate
+from llmrelay.api.openai import require_model
+from llmrelay.asgi import ClientDisconnected, Request, Send, send_bytes, send_error
+from llmrelay.context import Call, upstream_request_id
+from llmrelay.errors import GatewayError, UpstreamTimeout
+from llmrelay.governance.estimate import prompt_tokens
+from llmrelay.pipeline import authenticate, parse_json, respond_json
+from llmrelay.providers.anthropic_convert import anthropic_error
+from llmrelay.providers.chat_output import upstream_object
+from llmrelay.routing.resolve import Target, check_allowed
+
+if TYPE_CHECKING:
+    from llmrelay.app import Gateway
+
+ROUTE = "/v1/messages/count_tokens"
+
+
+async def count_tokens(gw: Gateway, request: Request, send: Send) -> None:
+    call = Call.start(request, ROUTE)
+    try:
+        await authenticate(gw, call)
+        call.raw_body = await request.body(gw.settings.max_body_bytes)
+        body = parse_json(call.raw_body)
+        model = require_model(body)
+        # The count takes a Messages body without max_tokens; the rest is checked alike.
+        validate({**body, "max_tokens": 1})
+        target = gw.resolver.resolve(model)
+        assert call.key is not None
+        check_allowed(call.key.allowed_models, target, (model,))
+        call.target = target
+        builder = None if target.overrides else getattr(
+            target.provider.adapter, "count_tokens_request", None)
+        if builder is not None:
+            await _pass_through(call, target, body, send)
+            return
+        chat = to_chat({**body, "max_tokens": 1})
+        call.extra_headers["x-llmrelay-token-count"] = "estimate"
+        await respond_json(call, send, orjson.dumps({"input_tokens": prompt_tokens(chat)}))
+    except GatewayError as exc:
+        await send_error(send, exc, call.response_headers(), orjson.dumps(anthropic_error(exc)))
+    except ClientDisconnected:
+        return
+
+
+async def _pass_through(call: Call, target: Target, body: dict[str, Any], send: Send) -> None:
+    provider = target.provider
+    spec = provider.spec
+    adapter: Any = provider.adapter
+    ucall = adapter.count_tokens_request(spec, body, target.model,
+                                         call.request.header("anthropic-beta"))
+    t0 = time.perf_counter()
+    try:
+        async with asyncio.timeout(spec.timeout):
+            resp = await provider.transport.send(
+                ucall, provider=spec.name, timeout=spec.timeout + 1,
+                connect_timeout=spec.connect_timeout, stream=False)
+            raw = await resp.read()
+    except TimeoutError:
+        raise UpstreamTimeout(f"upstream {spec.name} timed out after {spec.timeout:g}s",
+                              provider=spec.name) from None
+    finally:
+        call.upstream_seconds += time.perf_counter() - t0
+    call.upstream_request_id = upstream_request_id(resp.headers)
+    if call.upstream_request_id is not None:
+        call.extra_headers["request-id"] = call.upstream_request_id
+    if resp.status >= 400:
+        raise adapter.error(spec, resp.status, raw, resp.headers)
+    upstream_object(spec.name, raw)  # a 200 that is not a JSON object is a 502
+    call.status = 200
+    call.bytes_out = len(raw)
+    await send_bytes(send, 200, raw, call.response_headers())
