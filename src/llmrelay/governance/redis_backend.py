@@ -17,10 +17,14 @@ Replay is exactly once: one task drains the queue (an entry leaves the queue bef
 is sent and goes back to its front if Redis fails again), and every settlement carries
 its ticket, which SETTLE records for two minutes and refuses to apply twice, so a
 settlement that timed out but did reach Redis is not counted again by its replay.
-Seeding a spend counter waits for a running replay: when Redis lost its data, the
-replay finds no counter and adds nothing, and the seed then reads the database, which
-already holds those calls (before this, the seed came first and the replay counted the
-outage's spend a second time).
+When Redis lost its data (restarted empty), counters are rebuilt from the database
+without counting a call twice or not at all: the replay starts ``settle_lag`` after the
+recovery (the usage rows of the outage's last calls reach the database meanwhile),
+adds nothing to counters that are gone, and seeding waits for it, so the seed reads a
+database that holds the replayed calls; a live settlement, whose row is queued only
+after it, seeds a missing counter and then adds its cost. (Before: the seed came first
+and the replay counted the outage's spend a second time, and concurrent replays raced:
+``IndexError`` 500s, one settlement applied twice while another was dropped.)
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class RedisBackend:
         retry_interval: float = 1.0,
         reservation_ttl: float = 900.0,
         max_connections: int = 64,
+        settle_lag: float = 0.0,
         client: Redis | None = None,
     ) -> None:
         if client is None:
@@ -107,6 +112,8 @@ class RedisBackend:
         self._pending: deque[tuple[list[str], list[str | int]]] = deque()
         self._dropped = 0
         self._replay: asyncio.Task[None] | None = None
+        #: How far the database may lag a settlement (the log writer's flush interval).
+        self._settle_lag = settle_lag
 
     # -- keys -----------------------------------------------------------------------
     def _keys(self, plan: Plan) -> list[str]:
@@ -189,7 +196,7 @@ class RedisBackend:
         keys = self._keys(plan)
         keys.append(f"{self._prefix}settled:{plan.ticket}")
         args: list[str | int] = [plan.ticket, len(plan.limits), len(plan.budgets),
-                                 _SETTLED_TTL_MS]
+                                 _SETTLED_TTL_MS, 1]
         for limit in plan.limits:
             reserved = plan.amount(limit)
             if limit.kind == "tokens":
@@ -205,14 +212,19 @@ class RedisBackend:
         try:
             if self._pool.stale:
                 await self._pool.renew()
-            await self._settle_script(keys=keys, args=args)
+            for attempt in range(3):
+                reply = await self._settle_script(keys=keys, args=args)
+                if attempt == 0:
+                    self._answered()
+                if not isinstance(reply, list):
+                    break
+                await self._seed([plan.budgets[int(i)] for i in reply[1:]])
         except Exception as exc:
             if not _is_outage(exc):
                 raise
             self._failed(exc)
             self._queue(keys, args)
             return
-        self._answered()
 
     async def extend(self, plan: Plan, cost: int) -> bool:
         """Raise the call's budget reservation to ``cost`` if every budget has room left.
@@ -243,6 +255,7 @@ class RedisBackend:
         return granted
 
     def _queue(self, keys: list[str], args: list[str | int]) -> None:
+        args[4] = 0  # replayed: the call's usage row is on its way to the database
         if len(self._pending) >= _MAX_PENDING:
             self._pending.popleft()
             self._dropped += 1
@@ -286,11 +299,21 @@ class RedisBackend:
             self._down_until = 0.0
             log.warning("Redis at %s answers again after %.1fs; replaying %d settlements",
                         _safe_url(self.url), outage, len(self._pending))
+            if self._pending and (self._replay is None or self._replay.done()):
+                self._replay = asyncio.create_task(self._drain(self._settle_lag),
+                                                   name="llmrelay-redis-replay")
         if self._pending and (self._replay is None or self._replay.done()):
             self._replay = asyncio.create_task(self._drain(), name="llmrelay-redis-replay")
 
-    async def _drain(self) -> None:
-        """Apply the queued settlements, oldest first, each exactly once."""
+    async def _drain(self, lag: float = 0.0) -> None:
+        """Apply the queued settlements, oldest first, each exactly once.
+
+        After an outage it first waits ``lag``: if Redis lost its counters, they are
+        seeded from the database once this replay is done, and the usage rows of the
+        last calls before the recovery must have reached it by then.
+        """
+        if lag > 0:
+            await asyncio.sleep(lag)
         replayed = 0
         while self._pending and self.down_since is None:
             batch = [self._pending.popleft()

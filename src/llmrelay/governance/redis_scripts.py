@@ -141,19 +141,32 @@ return out
 """
 
 #: KEYS: as ADMIT, then the ticket's "settled" marker.
-#: ARGV: ticket, #limits, #budgets, marker ttl ms,
+#: ARGV: ticket, #limits, #budgets, marker ttl ms, live (1) or replayed (0),
 #:       per limit (reserved amount, real amount; 0 drops the entry),
 #:       per budget (reserved nanos, exact cost nanos).
-#: Returns 1 when applied, 0 when this ticket was already settled (a replayed copy).
-#: Spend is added only to a counter that exists: a missing one is seeded from the
-#: database on the next admission, and the database already has this call's cost.
+#: Returns 1 when applied, 0 when this ticket was already settled (a replayed copy),
+#: {-1, budget index, ...} when a live settlement finds spend counters missing.
+#: A live settlement runs before the call's usage row is queued, so the database does
+#: not hold its cost yet: a missing counter is seeded first and the cost added to it.
+#: A replayed one ran after its row was queued: a missing counter will be seeded from
+#: the database, which holds the cost, so it is added only to a counter that exists.
 SETTLE = _COMMON + """
 local ticket = ARGV[1]
 local nl = tonumber(ARGV[2])
 local nb = tonumber(ARGV[3])
+if ARGV[5] == '1' then
+  local missing = {-1}
+  for j = 1, nb do
+    local cost = ARGV[7 + 2 * nl + 2 * (j - 1)]
+    if tonumber(cost) > 0 and redis.call('EXISTS', KEYS[2 * nl + 3 * (j - 1) + 1]) == 0 then
+      missing[#missing + 1] = j - 1
+    end
+  end
+  if #missing > 1 then return missing end
+end
 if not redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', ARGV[4]) then return 0 end
 for i = 1, nl do
-  local old, new = ARGV[5 + 2 * (i - 1)], ARGV[6 + 2 * (i - 1)]
+  local old, new = ARGV[6 + 2 * (i - 1)], ARGV[7 + 2 * (i - 1)]
   if old ~= new then
     local zkey, skey = KEYS[2 * i - 1], KEYS[2 * i]
     local member = ticket .. ':' .. old
@@ -167,7 +180,7 @@ for i = 1, nl do
     end
   end
 end
-local bb = 5 + 2 * nl
+local bb = 6 + 2 * nl
 for j = 1, nb do
   local base = 2 * nl + 3 * (j - 1)
   local old, cost = ARGV[bb + 2 * (j - 1)], ARGV[bb + 2 * (j - 1) + 1]

@@ -51,6 +51,7 @@ def build_backend(settings: Settings, engine: AsyncEngine) -> Backend:
         settings.redis_url, load, prefix=settings.redis_prefix,
         fail_mode=settings.redis_fail_mode, timeout=settings.redis_timeout,
         retry_interval=settings.redis_retry_interval, reservation_ttl=settings.reservation_ttl,
+        settle_lag=2 * settings.log_flush_interval + 0.1,
     )
 
 
