@@ -120,7 +120,7 @@ def _spend(gw: GatewayProcess, redis: PrivateRedis, key_name: str, calls: int
 def test_redis_restarted_empty_under_load(
     start_gateway: Start, upstream: MockUpstream, private_redis: PrivateRedis
 ) -> None:
-    """Redis killed for 2 s under load, restarted empty while calls go on -> every call 200, Redis spend counter = database = usage rows
+    """Redis killed 2 s under load, back empty -> every call 200, Redis spend = DB = usage rows
 
     The replay of the outage's settlements finds no counter and adds nothing; the
     counter is then seeded from the database, which already holds them (before: the
@@ -151,7 +151,7 @@ def test_redis_restarted_empty_under_load(
 def test_redis_frozen_under_load(
     start_gateway: Start, upstream: MockUpstream, private_redis: PrivateRedis
 ) -> None:
-    """Redis frozen (SIGSTOP) for 2 s under load, resumed while calls go on -> every call 200, Redis spend counter = database = usage rows
+    """Redis frozen (SIGSTOP) 2 s under load -> every call 200, Redis spend = DB = usage rows
 
     Commands that timed out sat in Redis's socket buffer and run when it resumes; their
     replays are recognised by the settlement's ticket and not counted again.
