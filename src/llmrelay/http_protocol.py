@@ -39,6 +39,10 @@ from llmrelay.errors import (
 
 #: Descriptors kept for everything but client sockets (database, Redis, log files).
 _RESERVED_FDS = 64
+#: Seconds a refused connection is read (and discarded) after its answer before it is
+#: closed: closing with unread request bytes makes the kernel send a reset, which can
+#: destroy the answer before the client reads it (nginx's "lingering close").
+_LINGER = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._received_any = False
         self._over_capacity = False
         self._refusal: GatewayError | None = None
+        self._refused = False
+        self._linger: asyncio.TimerHandle | None = None
 
     # -- connection events ------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -99,10 +105,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         """uvicorn's, plus the refusals (its own would answer any of them with a 400)."""
+        if self._refused:
+            return  # lingering after a refusal: read and drop
         self._unset_keepalive_if_required()
         self._received_any = True
         counted = self._reading_head
@@ -198,8 +209,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """Answer ``exc`` in the OpenAI error shape and close the connection."""
         self._stop_head_timer()
         self._reading_head = False
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._refused:
             return
+        self._refused = True
         self.logger.warning("refused a request: %s", exc.message)
         body = exc.body()
         status = exc.http_status
@@ -209,4 +221,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 "connection: close",
                 *(f"{k.lower()}: {v}" for k, v in exc.headers.items())]
         self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._linger = self.loop.call_later(_LINGER, self.transport.close)
+        else:
+            self.transport.close()

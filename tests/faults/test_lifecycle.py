@@ -195,3 +195,129 @@ def test_client_disconnect_cancels_the_upstream_call_and_records_499(
     # Nothing was delivered and the upstream reported nothing: nothing is billed.
     tokens = gw.db_query("SELECT prompt_tokens, completion_tokens FROM responses")
     assert tokens == [(0, 0)]
+
+
+# -- item 14: what a connection may hold --------------------------------------------------
+
+
+def _connect(gw: GatewayProcess) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _read_all(sock: socket.socket, timeout: float) -> bytes:
+    """Everything the server sends until it closes (or ``timeout`` passes)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return data
+
+
+def _answer(raw: bytes) -> tuple[int, dict[str, str], Any]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, orjson.loads(body) if body else None
+
+
+def test_slow_headers_are_cut_off_while_normal_clients_are_served(
+    start_gateway: Start, upstream: MockUpstream, mock: MockUpstream
+) -> None:
+    """Slowloris: 200 connections dribbling headers -> each closed at header_timeout, others 200
+
+    Dribbling a byte at a time does not extend the deadline; a connection that never
+    sends anything is closed without an answer; a normal client is served meanwhile.
+    """
+    gw = _gateway(start_gateway, upstream, header_timeout=1.5)
+    key = gw.create_key("normal")
+    opened = time.monotonic()
+    slow = [_connect(gw) for _ in range(200)]
+    silent = _connect(gw)
+    for sock in slow:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+    # Dribble one header byte per connection while a normal client is served.
+    for _ in range(2):
+        for sock in slow:
+            try:
+                sock.sendall(b"x")
+            except OSError:
+                pass
+        r = httpx.post(gw.base_url + "/chat/completions", json=CHAT, timeout=30,
+                       headers={"authorization": f"Bearer {key}"})
+        assert r.status_code == 200
+        time.sleep(0.3)
+    answers = [_read_all(sock, 15) for sock in slow]
+    took = time.monotonic() - opened
+    assert took < 12, f"slow connections lived {took:.1f}s"
+    for raw in answers:
+        status, headers, body = _answer(raw)
+        assert status == 408 and headers["connection"] == "close"
+        assert body["error"]["code"] == "request_timeout"
+    assert _read_all(silent, 10) == b""
+    for sock in [*slow, silent]:
+        sock.close()
+
+
+def test_oversized_and_too_many_headers_are_refused_with_431(
+    start_gateway: Start, upstream: MockUpstream
+) -> None:
+    """A 40 KiB header / 150 headers -> 431 in the OpenAI error shape, at once, conn closed"""
+    gw = _gateway(start_gateway, upstream)
+    big = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-big: " + b"a" * 40_000
+    many = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"x-h%d: v\r\n" % i for i in range(150)) + b"\r\n"
+    for request in (big, many):
+        sock = _connect(gw)
+        started = time.monotonic()
+        sock.sendall(request)  # the big one never ends its head: refused by size alone
+        raw = _read_all(sock, 10)
+        sock.close()
+        assert time.monotonic() - started < 5
+        status, headers, body = _answer(raw)
+        assert status == 431, raw[:200]
+        assert headers["connection"] == "close"
+        assert body["error"]["code"] == "request_headers_too_large"
+    assert httpx.get(gw.url + "/health").status_code == 200  # the server is unharmed
+
+
+def test_connections_beyond_the_limit_get_a_clean_503(
+    start_gateway: Start, upstream: MockUpstream
+) -> None:
+    """Connections beyond max_connections -> 503 JSON with retry-after; served again after"""
+    gw = _gateway(start_gateway, upstream, max_connections=30)
+    time.sleep(0.5)  # the start-up health checks' connections are gone
+    held = [_connect(gw) for _ in range(30)]
+    time.sleep(0.3)
+    with httpx.Client(timeout=10) as client:
+        r = client.get(gw.url + "/health")
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "too_many_connections"
+    assert r.headers["retry-after"] == "1" and r.headers["connection"] == "close"
+    for sock in held:
+        sock.close()
+    _wait_for(lambda: httpx.get(gw.url + "/health", timeout=10).status_code == 200, 10,
+              "the gateway to serve again")
+
+
+def test_idle_keep_alive_connections_are_closed_after_the_timeout(
+    start_gateway: Start, upstream: MockUpstream
+) -> None:
+    """A kept-alive connection left idle -> closed by the gateway after keep_alive_timeout"""
+    gw = _gateway(start_gateway, upstream, keep_alive_timeout=1.0)
+    sock = _connect(gw)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.settimeout(10)
+    first = b""
+    while not first.endswith(b"OK"):  # the whole answer: head, then its 2-byte body
+        first += sock.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200")
+    idle = time.monotonic()
+    rest = _read_all(sock, 15)
+    sock.close()
+    assert rest == b""
+    assert time.monotonic() - idle < 8
