@@ -3,11 +3,18 @@
 Upstream streams arrive in arbitrary TCP-sized pieces; :class:`EventSplitter` cuts them
 at event boundaries (a blank line, ``\\n\\n`` or ``\\r\\n\\r\\n``) so each translator sees
 whole events, and a pass-through relay can forward each event's bytes unchanged.
+
+The unfinished event is held in memory until its blank line arrives, so it is bounded:
+a stream that never sends one (or one enormous event) fails with
+:class:`~llmrelay.errors.UpstreamResponseTooLarge` at ``max_event_bytes`` instead of
+growing without limit.
 """
 
 from __future__ import annotations
 
 import orjson
+
+from llmrelay.errors import UpstreamResponseTooLarge
 
 DONE = b"data: [DONE]\n\n"
 
@@ -15,12 +22,20 @@ DONE = b"data: [DONE]\n\n"
 class EventSplitter:
     """Incremental splitter of an SSE byte stream into whole raw events."""
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_max", "_provider")
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int | None = None, provider: str = "upstream") -> None:
         self._buf = b""
+        self._max = max_event_bytes
+        self._provider = provider
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        # The unfinished event left by earlier reads is checked (not this read's): the
+        # whole events this read completes still go out before the stream is ended.
+        if self._max is not None and len(self._buf) > self._max:
+            self._buf = b""
+            raise UpstreamResponseTooLarge(self._provider, "a stream event", self._max,
+                                           "max_upstream_event_bytes")
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")

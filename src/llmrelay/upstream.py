@@ -3,7 +3,14 @@
 :class:`HttpTransport` wraps one aiohttp session per event loop (a keep-alive pool per
 host, no redirects, no decompression: bytes are relayed as they come). Transport
 failures become :class:`UpstreamUnreachable` (502) or :class:`UpstreamTimeout` (504),
-so nothing above this module ever sees an aiohttp exception.
+so nothing above this module ever sees an aiohttp exception, and their messages say
+what happened in plain words (:func:`describe`): a client cannot act on
+``ClientPayloadError: ... TransferEncodingError``, an operator can, so the library's
+own text is kept in ``detail`` for the attempt record and the log only.
+
+A non-streaming answer is read up to ``max_body_bytes`` (a declared
+``content-length`` over it is refused before reading): past it the call fails with
+:class:`UpstreamResponseTooLarge` instead of holding the whole answer in memory.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import Protocol
 import aiohttp
 import yarl
 
-from llmrelay.errors import UpstreamTimeout, UpstreamUnreachable
+from llmrelay.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
 from llmrelay.providers.base import UpstreamCall
 
 
@@ -38,19 +45,25 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-class _HttpResponse:
-    __slots__ = ("_provider", "_resp", "_timeout", "headers", "status")
+#: Default cap of a non-streamed upstream answer (``max_upstream_body_bytes``).
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
-    def __init__(self, resp: aiohttp.ClientResponse, provider: str, timeout: float) -> None:
+
+class _HttpResponse:
+    __slots__ = ("_max_body", "_provider", "_resp", "_timeout", "headers", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse, provider: str, timeout: float,
+                 max_body: int) -> None:
         self._resp = resp
         self._provider = provider
         self._timeout = timeout
+        self._max_body = max_body
         self.status = resp.status
         self.headers = {k.lower(): v for k, v in resp.headers.items()}
 
     async def read(self) -> bytes:
         try:
-            return await self._resp.read()
+            return await self._read_capped()
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(
                 f"upstream {self._provider} timed out after {self._timeout:g}s",
@@ -58,11 +71,34 @@ class _HttpResponse:
             ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(
-                f"upstream {self._provider} failed while sending its answer: {_describe(exc)}",
-                provider=self._provider,
+                f"upstream {self._provider} failed while sending its answer: {describe(exc)}",
+                provider=self._provider, detail=_detail(exc),
             ) from exc
         finally:
             self._resp.release()
+
+    async def _read_capped(self) -> bytes:
+        limit = self._max_body
+        declared = self._resp.content_length
+        if declared is not None and declared > limit:
+            self._resp.close()  # do not drain what will not be used
+            raise self._too_large(limit)
+        parts: list[bytes] = []
+        size = 0
+        content = self._resp.content
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            size += len(chunk)
+            if size > limit:
+                self._resp.close()
+                raise self._too_large(limit)
+            parts.append(chunk)
+
+    def _too_large(self, limit: int) -> UpstreamResponseTooLarge:
+        return UpstreamResponseTooLarge(self._provider, "an answer", limit,
+                                        "max_upstream_body_bytes")
 
     async def chunks(self) -> AsyncIterator[bytes]:
         content = self._resp.content
@@ -79,15 +115,45 @@ class _HttpResponse:
             ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(
-                f"upstream {self._provider} broke off the stream: {_describe(exc)}",
-                provider=self._provider,
+                f"upstream {self._provider} broke off the stream: {describe(exc)}",
+                provider=self._provider, detail=_detail(exc),
             ) from exc
 
     def close(self) -> None:
         self._resp.close() if not self._resp.closed else None
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: aiohttp.ClientError) -> str:
+    """What a transport failure means, in words a client understands.
+
+    Checked most specific first: the DNS, TLS and certificate errors are kinds of
+    connector errors, and a connection reset is a kind of ``ClientOSError``. Host names
+    and addresses stay out (they are the operator's network, not the client's).
+    """
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ("the connection broke off in the middle of the answer (the upstream sent "
+                "a truncated or malformed body)")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the upstream closed the connection without finishing its answer"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "its host name could not be resolved"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "its TLS certificate was not accepted"
+    if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
+        return "the TLS handshake with it failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "no connection could be made to it (refused or unreachable)"
+    if isinstance(exc, aiohttp.ClientConnectionResetError):
+        return "the connection was reset"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "the provider's base_url is not a valid URL"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "the upstream sent a malformed HTTP response"
+    return "the connection failed"
+
+
+def _detail(exc: BaseException) -> str:
+    """The library's own description, for operators (attempt records, logs)."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -95,8 +161,9 @@ def _describe(exc: BaseException) -> str:
 class HttpTransport:
     """Pooled aiohttp client; create it inside the serving event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self.max_body_bytes = max_body_bytes
         # Parsed URLs and timeout objects are reused: building them per request was a
         # measurable share of the relay's CPU (yarl parsing, ClientTimeout validation).
         self._urls: dict[str, yarl.URL] = {}
@@ -147,9 +214,10 @@ class HttpTransport:
             ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(
-                f"upstream {provider} is unreachable: {_describe(exc)}", provider=provider
+                f"upstream {provider} is unreachable: {describe(exc)}", provider=provider,
+                detail=_detail(exc),
             ) from exc
-        return _HttpResponse(resp, provider, timeout)
+        return _HttpResponse(resp, provider, timeout, self.max_body_bytes)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -25,7 +25,7 @@ from llmrelay.api.openai import require_model, stream_flag
 from llmrelay.asgi import Send
 from llmrelay.context import Call
 from llmrelay.errors import GatewayError
-from llmrelay.pipeline import open_routed, read_upstream, relay_stream, respond_json
+from llmrelay.pipeline import open_routed, read_answer, relay_stream, respond_json
 from llmrelay.providers.anthropic_convert import anthropic_error
 from llmrelay.providers.base import UpstreamCall
 from llmrelay.routing.resolve import Target
@@ -88,14 +88,15 @@ class Messages:
             await relay_stream(gw, call, resp, translator, send,
                                encoder=AnthropicEncoder(call.target.model))
             return
-        raw = await read_upstream(call, resp)
+        model = call.target.model
         if passthrough:
-            result = adapter.messages_response(provider.spec, raw)
+            result = await read_answer(
+                gw, call, resp, lambda raw: adapter.messages_response(provider.spec, raw))
             out = result.body
         else:
-            result = adapter.chat_response(provider.spec, raw, call.target.model)
+            result = await read_answer(
+                gw, call, resp, lambda raw: adapter.chat_response(provider.spec, raw, model))
             out = orjson.dumps(to_message(orjson.loads(result.body)))
-        provider.state.ok()
         call.usage = result.usage
         call.finish_reason = result.finish_reason
         call.response_body = out

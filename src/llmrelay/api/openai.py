@@ -15,7 +15,7 @@ from llmrelay.pipeline import (
     complete_chat,
     open_chat_stream,
     open_routed,
-    read_upstream,
+    read_answer,
     relay_stream,
     respond_json,
 )
@@ -100,13 +100,13 @@ class Embeddings:
             return t.provider.adapter.embeddings_request(t.provider.spec, t.body_for(body), t.model)
 
         resp = await open_routed(gw, call, build, stream=False)
-        raw = await read_upstream(call, resp)
         assert call.target is not None
-        provider = call.target.provider
-        result = provider.adapter.embeddings_response(provider.spec, raw, call.target.model)
+        provider, model = call.target.provider, call.target.model
+        result = await read_answer(
+            gw, call, resp,
+            lambda raw: provider.adapter.embeddings_response(provider.spec, raw, model))
         if result.extra.get(FLOAT_EMBEDDINGS) and body.get("encoding_format") == "base64":
             result.body = embeddings_as_base64(result.body)
-        provider.state.ok()
         call.usage = result.usage
         call.response_body = result.body
         await respond_json(call, send, result.body)

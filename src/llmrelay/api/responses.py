@@ -20,7 +20,7 @@ from llmrelay.api.responses_stream import ResponsesEncoder
 from llmrelay.api.responses_translate import new_response_id, to_chat, to_response, validate
 from llmrelay.asgi import Send
 from llmrelay.context import Call
-from llmrelay.pipeline import open_routed, read_upstream, relay_stream, respond_json
+from llmrelay.pipeline import open_routed, read_answer, relay_stream, respond_json
 from llmrelay.providers.base import ChatResult, UpstreamCall
 from llmrelay.providers.openai_responses import ResponsesStreamRelay, responses_result
 from llmrelay.routing.resolve import Target
@@ -69,22 +69,25 @@ class Responses:
         response_id, created = new_response_id(), int(time.time())
         if stream:
             if passthrough:
-                await relay_stream(gw, call, resp, ResponsesStreamRelay(provider.name), send,
+                relay = ResponsesStreamRelay(provider.name, gw.router.redactor.text)
+                await relay_stream(gw, call, resp, relay, send,
                                    encoder=_PassthroughErrors(body, response_id, created))
                 return
             translator = provider.adapter.chat_stream(provider.spec, call.target.model, True)
             await relay_stream(gw, call, resp, translator, send,
                                encoder=ResponsesEncoder(body, response_id, created))
             return
-        raw = await read_upstream(call, resp)
         result: ChatResult
+        model = call.target.model
         if passthrough:
-            result = responses_result(raw)
-            out = raw
+            result = await read_answer(gw, call, resp,
+                                       lambda raw: responses_result(raw, provider.name))
+            out = result.body
         else:
-            result = provider.adapter.chat_response(provider.spec, raw, call.target.model)
+            result = await read_answer(
+                gw, call, resp,
+                lambda raw: provider.adapter.chat_response(provider.spec, raw, model))
             out = orjson.dumps(to_response(body, orjson.loads(result.body), response_id, created))
-        provider.state.ok()
         call.usage = result.usage
         call.finish_reason = result.finish_reason
         call.response_body = out

@@ -58,7 +58,11 @@ class _OpenAIHandlers(WireHandlers):
         header = request.headers.get("Authorization", "")
         if header == f"Bearer {expected}":
             return None
-        message = "You didn't provide an API key." if not header else "Incorrect API key provided."
+        # Like OpenAI, the refusal quotes the key it got (the worst case: in full), which
+        # is what a gateway must not pass on to its own clients.
+        token = header.removeprefix("Bearer ")
+        message = ("You didn't provide an API key." if not header
+                   else f"Incorrect API key provided: {token}.")
         return self._error(401, message=message)
 
     async def chat_completions(

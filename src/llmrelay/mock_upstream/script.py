@@ -83,7 +83,8 @@ class Behaviour:
     raw_body: str | None = None
     raw_body_repeat: int = 1
     #: Streams only: send this many events, then break the chunked transfer encoding
-    #: (an invalid chunk header) and close, as a faulty proxy would.
+    #: (a chunk cut short of the size its header declared) and close, as a faulty
+    #: proxy would.
     corrupt_after_chunks: int | None = None
 
     @property
@@ -380,8 +381,11 @@ async def send_event_stream(
             await asyncio.sleep(delay)
         await response.write(event)
     if corrupt is not None and request.transport is not None:
-        # Straight to the socket, past aiohttp's chunk framing: "zz" is no chunk size.
-        request.transport.write(b"zz\r\nnot a chunk\r\n")
+        if delay > 0:
+            await asyncio.sleep(delay)
+        # Straight to the socket, past aiohttp's chunk framing: a chunk header that
+        # promises 4096 bytes, a few of them, then the close below.
+        request.transport.write(b"1000\r\ndata: {\"partial")
     if limit is not None:
         drop_connection(request)
         return response

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from .script import Behaviour, BehaviourError, apply_preamble, closed_response
+from .script import Behaviour, BehaviourError, apply_preamble, closed_response, send_raw_body
 
 if TYPE_CHECKING:
     from .state import MockState
@@ -91,6 +91,10 @@ class WireHandlers(abc.ABC):
             return self._error(400, message=self.bad_json)
         if not isinstance(body, dict):
             return self._error(400, message=self.not_an_object)
+        if behaviour.raw_body is not None:
+            streamed = body.get("stream") is True or "stream" in request.path.lower()
+            return await send_raw_body(
+                request, behaviour, "text/event-stream" if streamed else "application/json")
         return behaviour, body
 
     def scripted(

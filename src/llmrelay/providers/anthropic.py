@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from llmrelay.errors import InvalidRequest, UpstreamError
+from llmrelay.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
 from llmrelay.providers.anthropic_convert import (
     ANTHROPIC_VERSION,
     JSON_TOOL,
@@ -98,11 +98,9 @@ def _parse(body: bytes, provider: str) -> dict[str, Any]:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamError(f"upstream {provider} answered with invalid JSON", status=502,
-                            provider=provider) from exc
+        raise UpstreamInvalidResponse(provider, "a body that is not JSON") from exc
     if not isinstance(parsed, dict) or parsed.get("type") != "message":
-        raise UpstreamError(f"upstream {provider} answered with something other than a "
-                            "message", status=502, provider=provider)
+        raise UpstreamInvalidResponse(provider, "JSON that is not a message object")
     return parsed
 
 
@@ -146,6 +144,8 @@ class AnthropicAdapter:
         if beta:
             configured = headers.get("anthropic-beta")
             headers["anthropic-beta"] = f"{configured},{beta}" if configured else beta
+        return UpstreamCall("POST", _url(spec, "/messages"), headers, orjson.dumps(payload))
+
     def count_tokens_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str, beta: str | None = None,
     ) -> UpstreamCall:
@@ -153,8 +153,6 @@ class AnthropicAdapter:
         messages = self.messages_request(spec, body, model, False, beta)
         return UpstreamCall("POST", _url(spec, "/messages/count_tokens"), messages.headers,
                             messages.body)
-
-        return UpstreamCall("POST", _url(spec, "/messages"), headers, orjson.dumps(payload))
 
     def messages_response(self, spec: ProviderSpec, body: bytes) -> ChatResult:
         message = _parse(body, spec.name)

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from llmrelay.errors import InvalidRequest, UpstreamError
+from llmrelay.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
 from llmrelay.providers.aws_eventstream import decode_frame
 from llmrelay.providers.base import ChatResult, ProviderSpec, Usage
 from llmrelay.providers.chat_input import check_params, new_completion_id
@@ -86,7 +86,10 @@ def stop_reason(reason: Any) -> str:
 
 def chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
     parsed = upstream_object(spec.name, body)
-    message = (parsed.get("output") or {}).get("message") or {}
+    output = parsed.get("output")
+    if not isinstance(output, dict) or not isinstance(output.get("message"), dict):
+        raise UpstreamInvalidResponse(spec.name, "JSON that is not a Converse answer")
+    message = output["message"]
     choice = ChoiceOut(index=0)
     texts: list[str] = []
     for block in message.get("content") or ():
@@ -221,8 +224,10 @@ def embeddings_body(spec: ProviderSpec, body: dict[str, Any], model: str) -> dic
 
 
 def embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
-    parsed = upstream_json(spec.name, body)
-    parsed = parsed if isinstance(parsed, dict) else {}
+    parsed = upstream_object(spec.name, body)
+    if not isinstance(parsed.get("embedding"), list) and not isinstance(
+            parsed.get("embeddings"), list | dict):
+        raise UpstreamInvalidResponse(spec.name, "JSON that is not an embeddings answer")
     tokens = 0
     if isinstance(parsed.get("embedding"), list):  # Titan
         vectors = [parsed["embedding"]]

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from llmrelay.errors import UpstreamError
+from llmrelay.errors import UpstreamInvalidResponse
 from llmrelay.providers.base import ChatResult, Usage
 from llmrelay.sse import DONE, encode_json
 
@@ -30,16 +30,14 @@ def upstream_json(provider: str, body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamError(f"upstream {provider} sent a body that is not JSON", status=502,
-                            provider=provider) from exc
+        raise UpstreamInvalidResponse(provider, "a body that is not JSON") from exc
 
 
 def upstream_object(provider: str, body: bytes) -> dict[str, Any]:
     """Like :func:`upstream_json` for answers that must be a JSON object."""
     parsed = upstream_json(provider, body)
     if not isinstance(parsed, dict):
-        raise UpstreamError(f"upstream {provider} sent an unexpected answer", status=502,
-                            provider=provider)
+        raise UpstreamInvalidResponse(provider, "JSON that is not an object")
     return parsed
 
 

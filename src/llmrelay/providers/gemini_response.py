@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from llmrelay.errors import InvalidRequest, UpstreamError
+from llmrelay.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
 from llmrelay.providers.base import ChatResult, ProviderSpec, Usage
 from llmrelay.providers.chat_input import check_params, new_call_id, new_completion_id
 from llmrelay.providers.chat_output import (
@@ -106,6 +106,8 @@ def _choice(candidate: dict[str, Any], position: int) -> ChoiceOut:
 
 def chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
     parsed = upstream_object(spec.name, body)
+    if "candidates" not in parsed and "promptFeedback" not in parsed:
+        raise UpstreamInvalidResponse(spec.name, "JSON that is not a generateContent answer")
     candidates = [c for c in parsed.get("candidates") or () if isinstance(c, dict)]
     choices = [_choice(c, i) for i, c in enumerate(candidates)]
     if not choices:  # the prompt itself was blocked (promptFeedback.blockReason)
@@ -201,9 +203,9 @@ def embedding_inputs(spec: ProviderSpec, body: dict[str, Any]) -> tuple[list[str
 
 
 def embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
-    parsed = upstream_json(spec.name, body)
-    if not isinstance(parsed, dict):
-        parsed = {}
+    parsed = upstream_object(spec.name, body)
+    if not {"embedding", "embeddings", "predictions"} & parsed.keys():
+        raise UpstreamInvalidResponse(spec.name, "JSON that is not an embeddings answer")
     vectors: list[Any] = []
     tokens = 0
     if isinstance(parsed.get("embedding"), dict):  # embedContent

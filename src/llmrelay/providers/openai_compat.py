@@ -4,6 +4,11 @@ Responses and stream events are forwarded byte for byte; the adapter parses them
 to learn usage and finish reason. The one edit to a stream: llmrelay always asks for
 ``stream_options.include_usage`` (to bill exactly) and drops the usage-only chunk when
 the client did not ask for it, so the client sees what OpenAI would have sent it.
+
+Forwarding is not trusting: a 2xx body that is not a JSON object of the answer's shape
+(``choices`` for chat, ``data`` for embeddings) fails the call with 502 rather than be
+relayed as a success, and an ``error`` object inside a stream ends it with llmrelay's
+own (scrubbed) error event instead of the upstream's words verbatim.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from llmrelay.errors import UpstreamError
+from llmrelay.errors import UpstreamError, UpstreamInvalidResponse
 from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall, Usage
 from llmrelay.providers.stream_state import StreamProgress, json_object
 from llmrelay.sse import event_data
@@ -40,11 +45,12 @@ def _post(
 class OpenAIStreamRelay(StreamProgress):
     """Forwards OpenAI SSE events unchanged while noting usage and the finish reason."""
 
-    __slots__ = ("_wants_usage",)
+    __slots__ = ("_provider", "_wants_usage")
 
-    def __init__(self, client_wants_usage: bool) -> None:
+    def __init__(self, client_wants_usage: bool, provider: str = "upstream") -> None:
         super().__init__()
         self._wants_usage = client_wants_usage
+        self._provider = provider
 
     def feed(self, event: bytes) -> list[bytes]:
         data = event_data(event)
@@ -56,6 +62,8 @@ class OpenAIStreamRelay(StreamProgress):
         chunk = json_object(data)
         if chunk is None:
             return [event]
+        if "error" in chunk and not chunk.get("choices"):
+            raise openai_error(self._provider, 500, data, {})
         choices = chunk.get("choices") or []
         for choice in choices:
             delta = choice.get("delta") or {}
@@ -93,23 +101,18 @@ class OpenAICompatAdapter:
         return _post(spec, "/chat/completions", body, model, overrides)
 
     def chat_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
-        usage: Usage | None = None
+        parsed = answer_object(spec.name, body, "choices", "a chat completion")
         finish: str | None = None
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, dict):
-            usage = Usage.from_openai(parsed.get("usage"))
-            choices = parsed.get("choices") or []
-            if choices and isinstance(choices[0], dict):
-                finish = choices[0].get("finish_reason")
-        return ChatResult(body=body, usage=usage, finish_reason=finish)
+        choices = parsed["choices"]
+        if choices and isinstance(choices[0], dict):
+            finish = choices[0].get("finish_reason")
+        return ChatResult(body=body, usage=Usage.from_openai(parsed.get("usage")),
+                          finish_reason=finish)
 
     def chat_stream(
         self, spec: ProviderSpec, model: str, client_wants_usage: bool
     ) -> OpenAIStreamRelay:
-        return OpenAIStreamRelay(client_wants_usage or not spec.stream_usage)
+        return OpenAIStreamRelay(client_wants_usage or not spec.stream_usage, spec.name)
 
     def responses_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str
@@ -129,7 +132,8 @@ class OpenAICompatAdapter:
         return _post(spec, "/embeddings", body, model)
 
     def embeddings_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
-        return self.chat_response(spec, body, model)
+        parsed = answer_object(spec.name, body, "data", "an embeddings list")
+        return ChatResult(body=body, usage=Usage.from_openai(parsed.get("usage")))
 
     def models_request(self, spec: ProviderSpec) -> UpstreamCall | None:
         if not spec.lists_models:
@@ -147,6 +151,28 @@ class OpenAICompatAdapter:
         self, spec: ProviderSpec, status: int, body: bytes, headers: dict[str, str]
     ) -> UpstreamError:
         return openai_error(spec.name, status, body, headers)
+
+
+def answer_object(provider: str, body: bytes, key: str, what: str) -> dict[str, Any]:
+    """The 2xx body as a JSON object holding the list ``key``, or the 502 saying why not.
+
+    The check is what the pass-through can afford: the body is parsed for usage anyway,
+    and looking up one key proves it is an answer and not an HTML error page, a proxy's
+    login form or an ``{"error": ...}`` some hosts send with a 200.
+    """
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamInvalidResponse(provider, "a body that is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise UpstreamInvalidResponse(provider, f"JSON that is not {what}")
+    if not isinstance(parsed.get(key), list):
+        err = parsed.get("error")
+        message = err.get("message") if isinstance(err, dict) else err
+        if isinstance(message, str) and message:
+            raise UpstreamInvalidResponse(provider, f"an error in a 200 answer: {message[:300]}")
+        raise UpstreamInvalidResponse(provider, f"JSON that is not {what} (no {key!r} list)")
+    return parsed
 
 
 def openai_error(

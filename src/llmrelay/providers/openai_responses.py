@@ -9,12 +9,12 @@ outcome. The Responses stream has no ``[DONE]``: one of those three events (or a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-
-import orjson
 
 from llmrelay.errors import UpstreamError
 from llmrelay.providers.base import ChatResult, Usage
+from llmrelay.providers.openai_compat import answer_object
 from llmrelay.providers.stream_state import StreamProgress, json_object
 from llmrelay.sse import event_data
 
@@ -38,25 +38,28 @@ def finish_of(response: dict[str, Any]) -> str | None:
     return "stop" if status == "completed" else None
 
 
-def responses_result(body: bytes) -> ChatResult:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        return ChatResult(body=body, usage=None)
+def responses_result(body: bytes, provider: str) -> ChatResult:
+    """A passed-through ``response`` object (checked to be one: see ``answer_object``)."""
+    parsed = answer_object(provider, body, "output", "a response object")
     return ChatResult(body=body, usage=Usage.from_openai(parsed.get("usage")),
                       finish_reason=finish_of(parsed))
 
 
 class ResponsesStreamRelay(StreamProgress):
-    """Forwards Responses API events unchanged, noting usage and the outcome."""
+    """Forwards Responses API events unchanged, noting usage and the outcome.
 
-    __slots__ = ("_provider",)
+    The one exception: a ``response.failed`` event carries the upstream's error message,
+    which may echo a credential, so it goes out through ``redact`` (the gateway's
+    :class:`~llmrelay.redaction.Redactor`); an ``error`` event is raised and ends the
+    stream with the relay's own scrubbed error event.
+    """
 
-    def __init__(self, provider: str) -> None:
+    __slots__ = ("_provider", "_redact")
+
+    def __init__(self, provider: str, redact: Callable[[str], str] | None = None) -> None:
         super().__init__()
         self._provider = provider
+        self._redact = redact
 
     def feed(self, event: bytes) -> list[bytes]:
         data = event_data(event)
@@ -73,6 +76,8 @@ class ResponsesStreamRelay(StreamProgress):
             self.usage = Usage.from_openai(response.get("usage")) or self.usage
             self.finish_reason = finish_of(response)
             self.done = True
+            if kind == "response.failed" and self._redact is not None:
+                return [self._redact(event.decode("utf-8", "replace")).encode()]
         elif kind == "error":
             code = payload.get("code")
             raise UpstreamError(

@@ -22,7 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from llmrelay.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from llmrelay.errors import (
+    UpstreamAuthenticationFailed,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 
 #: The error class names a config may use besides status codes.
 ERROR_CLASSES = frozenset({"timeout", "rate_limit", "connection", "5xx", "4xx", "*"})
@@ -72,6 +77,19 @@ def classes_of(exc: UpstreamError) -> frozenset[str]:
     elif 400 <= status <= 499:
         found.add("4xx")
     return frozenset(found)
+
+
+def upstream_refusal(exc: UpstreamError) -> UpstreamError:
+    """An upstream's error answer as the client must see it.
+
+    A 401 from a provider always means llmrelay's own credentials for it were refused
+    (clients never send provider credentials): passed on, it would tell the client its
+    key is bad. It becomes :class:`UpstreamAuthenticationFailed` (502, not retried,
+    counted against the provider's health); every other error is returned unchanged.
+    """
+    if exc.http_status == 401:
+        return UpstreamAuthenticationFailed(exc.provider or "the provider", exc.message)
+    return exc
 
 
 def is_quota(exc: UpstreamError) -> bool:

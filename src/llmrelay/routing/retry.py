@@ -41,7 +41,7 @@ NO_RETRY = RetryPolicy()
 
 def retryable(policy: RetryPolicy, exc: UpstreamError) -> bool:
     """Whether another try at the same target may succeed."""
-    return exc.http_status in policy.on_status_codes and not is_quota(exc)
+    return exc.http_status in policy.on_status_codes and not exc.permanent and not is_quota(exc)
 
 
 def backoff_delay(policy: RetryPolicy, retry: int, rng: random.Random) -> float:

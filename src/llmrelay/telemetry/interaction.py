@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from llmrelay.providers.base import Usage
+from llmrelay.redaction import redact
+
+__all__ = ["Interaction", "redact"]
 
 
 @dataclass(slots=True)
@@ -92,15 +94,3 @@ class Interaction:
         if self.response_body is not None:
             entry["response"] = redact(self.response_body.decode("utf-8", "replace"))
         return entry
-
-
-# Keys that look like secrets: our virtual keys, OpenAI/Anthropic style keys, bearer tokens.
-_SECRET = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{8,}|sk_[A-Za-z0-9_\-]{8,}|(?i:bearer)\s+[A-Za-z0-9._\-~+/]{8,}=*"
-    r"|AIza[0-9A-Za-z_\-]{20,}|AKIA[0-9A-Z]{16})"
-)
-
-
-def redact(text: str) -> str:
-    """Mask anything shaped like a credential, keeping a short prefix to stay debuggable."""
-    return _SECRET.sub(lambda m: m.group(0)[:6] + "…[redacted]", text)
