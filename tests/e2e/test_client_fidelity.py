@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import anthropic
 import httpx
@@ -66,7 +67,7 @@ def claude(gw: GatewayProcess, key: str) -> Iterator[anthropic.Anthropic]:
     client.close()
 
 
-HELLO = [{"role": "user", "content": "hello there gateway"}]
+HELLO: Any = [{"role": "user", "content": "hello there gateway"}]
 
 
 # -- 17: GET /v1/models/{id} ---------------------------------------------------------------
@@ -131,9 +132,10 @@ def test_anthropic_only_fields_are_refused_with_a_reason(claude: anthropic.Anthr
         claude.messages.create(model="up/gpt-4o", max_tokens=50, messages=HELLO,
                                extra_body={"thread": {"id": "thr_1"}})
     assert "thread: only available when the model is served by Anthropic" in str(err.value)
+    not_json_schema: Any = {"format": {"type": "xml"}}
     with pytest.raises(anthropic.BadRequestError) as bad:
         claude.messages.create(model="up/gpt-4o", max_tokens=50, messages=HELLO,
-                               output_config={"format": {"type": "xml"}})  # type: ignore[typeddict-item]
+                               output_config=not_json_schema)
     assert "output_config.format.type" in str(bad.value)
 
 
@@ -175,9 +177,9 @@ def test_errors_under_v1_messages_are_in_anthropic_shape(
     with pytest.raises(anthropic.BadRequestError) as unknown:
         claude.messages.count_tokens(model="nowhere/x", messages=HELLO)
     assert unknown.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
-    with anthropic.Anthropic(base_url=gw.url, api_key="sk-wrong", max_retries=0) as bad:
-        with pytest.raises(anthropic.AuthenticationError) as err:
-            bad.messages.count_tokens(model="claude-sonnet", messages=HELLO)
+    with (anthropic.Anthropic(base_url=gw.url, api_key="sk-wrong", max_retries=0) as bad,
+          pytest.raises(anthropic.AuthenticationError) as err):
+        bad.messages.count_tokens(model="claude-sonnet", messages=HELLO)
     assert err.value.body["type"] == "error"  # type: ignore[index]
     assert err.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
     for method, path in (("GET", "/v1/messages/batches"), ("GET", "/v1/messages/count_tokens"),

@@ -188,7 +188,9 @@ class ResponsesEncoder:
         final = dict(self._response)
         final["output"] = self._items
         final["status"], final["incomplete_details"] = status_of(self._finish)
-        final["usage"] = response_usage(self._usage)
+        usage = response_usage(self._usage)
+        if usage is not None:  # OpenAI's schema has no null usage (see ``skeleton``)
+            final["usage"] = usage
         kind = "response.completed" if final["status"] == "completed" else "response.incomplete"
         out.append(self._emit(kind, response=final))
         return out

@@ -246,7 +246,7 @@ def skeleton(request: dict[str, Any], response_id: str, created: int, model: str
              ) -> dict[str, Any]:
     """The ``response`` object before any output: the request's settings echoed."""
     fmt = (request.get("text") or {}).get("format") or {"type": "text"}
-    return {
+    out: dict[str, Any] = {
         "id": response_id,
         "object": "response",
         "created_at": created,
@@ -268,8 +268,6 @@ def skeleton(request: dict[str, Any], response_id: str, created: int, model: str
         "tools": request.get("tools") or [],
         "top_p": request.get("top_p", 1.0),
         "truncation": "disabled",
-        "usage": None,
-        "user": request.get("user"),
         "metadata": request.get("metadata") or {},
     }
 
@@ -282,6 +280,11 @@ def message_item(item_id: str, text: str, status: str = "completed") -> dict[str
 
 def call_item(call_id: str, name: str, arguments: str, status: str = "completed"
               ) -> dict[str, Any]:
+    # ``usage`` (until known) and the deprecated ``user`` are typed as an object and a
+    # string in OpenAI's schema, not nullable: omitted rather than null.
+    if isinstance(request.get("user"), str):
+        out["user"] = request["user"]
+    return out
     return {"id": "fc_" + call_id, "type": "function_call", "status": status,
             "call_id": call_id, "name": name, "arguments": arguments}
 
@@ -313,5 +316,7 @@ def to_response(request: dict[str, Any], completion: dict[str, Any], response_id
                                str(function.get("arguments") or "")))
     out["output"] = items
     out["status"], out["incomplete_details"] = status_of(choice.get("finish_reason"))
-    out["usage"] = response_usage(completion.get("usage"))
+    usage = response_usage(completion.get("usage"))
+    if usage is not None:
+        out["usage"] = usage
     return out

@@ -77,7 +77,9 @@ def _usage(chat_usage: Mapping[str, Any]) -> dict[str, Any]:
     details = chat_usage.get("prompt_tokens_details") or {}
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": int(details.get("cached_tokens") or 0)},
+        "input_tokens_details": {"cached_tokens": int(details.get("cached_tokens") or 0),
+                                 "cache_write_tokens": int(details.get("cache_write_tokens")
+                                                           or 0)},
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": int(chat_usage.get("total_tokens") or prompt + completion),
