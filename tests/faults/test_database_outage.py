@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -42,15 +43,20 @@ def ready(gw: GatewayProcess) -> tuple[httpx.Response, float]:
 
 
 def start(start_gateway: Callable[..., GatewayProcess], pg: PrivatePostgres
-          ) -> tuple[GatewayProcess, str]:
+          ) -> tuple[GatewayProcess, str, str]:
+    """A gateway that has seen two keys; the budgeted one's spend was never read."""
     gw = start_gateway({"database_url": pg.url, "key_cache_ttl": 0.2,
                         "key_stale_ttl": 120, "database_timeout": DB_TIMEOUT})
     known = gw.create_key("known")
     assert chat(gw, known).status_code == 200
-    return gw, known
+    budgeted = gw.create_key("budgeted", budget=Decimal("5"))
+    r = httpx.post(gw.base_url + "/chat/completions", content=b"{}", timeout=30,
+                   headers={"authorization": f"Bearer {budgeted}"})
+    assert r.status_code == 400  # authenticated (cached), rejected before admission
+    return gw, known, budgeted
 
 
-def assert_outage_behaviour(gw: GatewayProcess, known: str) -> None:
+def assert_outage_behaviour(gw: GatewayProcess, known: str, budgeted: str) -> None:
     """Known key 200 from the stale cache; unknown key a fast 503; readiness answers."""
     time.sleep(0.5)  # past key_cache_ttl: every call below needs the database or the cache
     deadline = time.monotonic() + 3
@@ -69,6 +75,10 @@ def assert_outage_behaviour(gw: GatewayProcess, known: str) -> None:
         assert err["code"] == "key_store_unavailable"
         assert "database is unavailable" in err["message"] and err["type"]
         assert r.headers["retry-after"]
+    # A budget whose spend was never read cannot be admitted against a guess of zero.
+    r, seconds = timed(lambda: chat(gw, budgeted))
+    assert r.status_code == 503 and seconds < FAST, (r.text, seconds)
+    assert r.json()["error"]["code"] == "budget_state_unavailable"
     r, seconds = ready(gw)
     assert r.status_code == 503 and seconds < FAST, (r.status_code, seconds)
     body = r.json()
@@ -76,7 +86,7 @@ def assert_outage_behaviour(gw: GatewayProcess, known: str) -> None:
     assert body["keys"]["stale_served"] >= served
 
 
-def assert_recovers(gw: GatewayProcess, known: str) -> None:
+def assert_recovers(gw: GatewayProcess, known: str, budgeted: str) -> None:
     deadline = time.monotonic() + RECOVERY
     while ready(gw)[0].status_code != 200:
         assert time.monotonic() < deadline, "readiness did not recover"
@@ -90,6 +100,7 @@ def assert_recovers(gw: GatewayProcess, known: str) -> None:
         assert r.status_code == 503 and time.monotonic() < deadline, r.text
         time.sleep(0.2)
     assert chat(gw, known).status_code == 200
+    assert chat(gw, budgeted).status_code == 200
     assert ready(gw)[0].json()["keys"]["database_down"] is False
 
 
@@ -100,11 +111,11 @@ def test_postgres_stopped(
 
     Connections are refused; after ``start()`` readiness, new keys and old keys recover.
     """
-    gw, known = start(start_gateway, private_postgres)
+    gw, known, budgeted = start(start_gateway, private_postgres)
     private_postgres.stop()
-    assert_outage_behaviour(gw, known)
+    assert_outage_behaviour(gw, known, budgeted)
     private_postgres.start()
-    assert_recovers(gw, known)
+    assert_recovers(gw, known, budgeted)
 
 
 def test_postgres_hung(
@@ -115,10 +126,10 @@ def test_postgres_hung(
     Connections hang: every database wait is cut at ``database_timeout``; after SIGCONT
     readiness, new keys and old keys recover.
     """
-    gw, known = start(start_gateway, private_postgres)
+    gw, known, budgeted = start(start_gateway, private_postgres)
     private_postgres.pause()
     try:
-        assert_outage_behaviour(gw, known)
+        assert_outage_behaviour(gw, known, budgeted)
     finally:
         private_postgres.resume()
-    assert_recovers(gw, known)
+    assert_recovers(gw, known, budgeted)

@@ -42,7 +42,7 @@ async def load_prices(settings: Settings, engine: AsyncEngine) -> PriceBook:
 
 
 def build_backend(settings: Settings, engine: AsyncEngine) -> Backend:
-    load = spend_loader(engine)
+    load = spend_loader(engine, settings.database_timeout)
     if not settings.redis_url:
         return LocalBackend(load)
     from llmrelay.governance.redis_backend import RedisBackend

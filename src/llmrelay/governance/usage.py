@@ -19,6 +19,7 @@ rows are touched in sorted order so two concurrent batches cannot deadlock.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any
 
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from llmrelay.errors import ServiceUnavailable
 from llmrelay.governance.budgets import Budget, day_period, month_period
 from llmrelay.governance.pricing import nanos_to_usd
 from llmrelay.store.bounds import INT64, clean_int, clean_row
@@ -137,16 +139,28 @@ async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
         await conn.execute(stmt)
 
 
-def spend_loader(engine: AsyncEngine) -> Any:
-    """A :data:`~llmrelay.governance.backend.SpendLoader` reading ``spend_counters``."""
+def spend_loader(engine: AsyncEngine, timeout: float = 2.0) -> Any:
+    """A :data:`~llmrelay.governance.backend.SpendLoader` reading ``spend_counters``.
+
+    It runs on the request path (a budget's first call in a period), so it has
+    ``timeout``; a database that fails or hangs makes that call a 503 rather than
+    admitting it against a spend of zero, which could overspend the budget.
+    """
 
     async def load(budget: Budget) -> int:
-        async with engine.connect() as conn:
-            value = await conn.scalar(
-                text("SELECT spent_nanos FROM spend_counters "
-                     "WHERE scope = :scope AND scope_id = :id AND period = :period"),
-                {"scope": budget.scope, "id": budget.scope_id, "period": budget.period},
-            )
+        try:
+            async with asyncio.timeout(timeout), engine.connect() as conn:
+                value = await conn.scalar(
+                    text("SELECT spent_nanos FROM spend_counters "
+                         "WHERE scope = :scope AND scope_id = :id AND period = :period"),
+                    {"scope": budget.scope, "id": budget.scope_id, "period": budget.period},
+                )
+        except Exception as exc:  # refused, reset, timed out: the database is away
+            raise ServiceUnavailable(
+                "the gateway cannot read this budget's spend right now (its database is "
+                "unavailable); retry shortly", code="budget_state_unavailable",
+                headers={"retry-after": "1"},
+            ) from exc
         return int(value or 0)
 
     return load
