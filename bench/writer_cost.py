@@ -1,10 +1,15 @@
-"""CPU cost per request of the batch log writer (both threads), on SQLite.
+"""CPU cost per request of the log writer's three steps, on SQLite.
 
     .venv/bin/python bench/writer_cost.py
 
-Writes 9 batches of 200 interactions through ``LogWriter._write``, first with the
-``requests`` + ``responses`` rows only, then with the governance sink (usage rows,
-monthly summaries, spend counters) too, and prints CPU microseconds per request.
+1. ``submit``: what the request path pays (an append to a list).
+2. Spooling: encoding, the ``write`` to the spool file and the batched ``fsync``
+   (``LogWriter._spool_fresh``, in the writer's task, not on the request path).
+3. The database: 9 batches of 200 interactions through ``LogWriter._write`` (the
+   existence check for exactly-once, bounded ``requests`` + ``responses`` rows), first
+   alone, then with the governance sink (usage rows, monthly summaries, spend counters).
+
+Prints CPU microseconds per request (both threads; the event-loop thread separately).
 """
 
 from __future__ import annotations
@@ -35,23 +40,44 @@ def interaction() -> Interaction:
     )
 
 
+def report(label: str, n: int, cpu: float, main_thread: float) -> None:
+    print(f"{label:34} CPU {1e6 * (time.process_time() - cpu) / n:7.1f} us/request "
+          f"(event-loop thread {1e6 * (time.thread_time() - main_thread) / n:6.1f})")
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = database.create_engine(f"sqlite+aiosqlite:///{Path(tmp) / 'w.db'}")
         await database.migrate(engine)
         for sinks in ([], [write_usage]):
             writer = LogWriter(engine, queue_size=100_000, batch_size=500, flush_interval=0,
-                               log_stream=None, store_bodies=False)
+                               log_stream=None, store_bodies=False,
+                               spool_dir=Path(tmp) / f"spool{len(sinks)}")
             writer.sinks.extend(sinks)
+            writer.start()
             batches = [[interaction() for _ in range(ROWS)] for _ in range(BATCHES)]
             await writer._write(batches[0])  # warm-up: statement plans, connection
+            n = ROWS * (BATCHES - 1)
+            if not sinks:
+                cpu, main_thread = time.process_time(), time.thread_time()
+                for batch in batches[1:]:
+                    for it in batch:
+                        await writer.submit(it)
+                    writer._fresh.clear()
+                report("submit (request path)", n, cpu, main_thread)
+                cpu, main_thread = time.process_time(), time.thread_time()
+                for batch in batches[1:]:
+                    writer._fresh = list(batch)
+                    await writer._spool_fresh()
+                    writer._window.clear()
+                report("spool: encode, write, fsync", n, cpu, main_thread)
             cpu, main_thread = time.process_time(), time.thread_time()
             for batch in batches[1:]:
                 await writer._write(batch)
-            n = ROWS * (BATCHES - 1)
-            label = "requests+responses" if not sinks else "+ usage rows and summaries"
-            print(f"{label:28} CPU {1e6 * (time.process_time() - cpu) / n:6.0f} us/request "
-                  f"(event-loop thread {1e6 * (time.thread_time() - main_thread) / n:4.0f})")
+            label = "db: requests+responses" if not sinks else "db: + usage rows and summaries"
+            report(label, n, cpu, main_thread)
+            writer._spooled_seq = writer._done_seq  # nothing left to write: close at once
+            await writer.close(timeout=5)
         await engine.dispose()
 
 
