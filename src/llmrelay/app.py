@@ -207,6 +207,7 @@ class Gateway:
         self.writer.observers.append(self.metrics.observe)
         self.writer.start()  # replays rows a previous process left in the spool
         self.metrics.watch_writer(self.writer.stats_dict)
+        self.metrics.watch_keys(self.keys.counters)
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
         self.model_lists.start()
         self._hook_sigterm()

@@ -72,6 +72,7 @@ def test_random_key_flood(
             stop.set()
             thread.join(60)
         detail = client.get(gw.url + "/health/ready", timeout=30).json()
+        exposition = client.get(gw.url + "/metrics", timeout=30).text
     assert set(statuses) <= {401, 503}, statuses
     assert statuses[503] > 0, "the lookup bound never engaged"
     # Generous: the flood also costs the gateway CPU on a shared two-core machine.
@@ -79,3 +80,4 @@ def test_random_key_flood(
     keys = detail["keys"]
     assert keys["busy_rejected"] == statuses[503]
     assert keys["queries"] < sum(statuses.values()) + 100
+    assert f"llmrelay_key_lookups_rejected_total {float(statuses[503])}" in exposition

@@ -203,6 +203,10 @@ class KeyStore:
     def database_down(self) -> bool:
         return self._down_until > time.monotonic()
 
+    def counters(self) -> tuple[bool, dict[str, int]]:
+        """Whether the database counts as down, and the stats (for ``/metrics``)."""
+        return self.database_down, self.stats.as_dict()
+
     async def authenticate(self, key: str) -> KeyRecord:
         if not well_formed(key):
             self.stats.malformed += 1

@@ -66,6 +66,33 @@ class _Writer(Collector):
             yield CounterMetricFamily(name, doc, value=stats[key])
 
 
+class _Keys(Collector):
+    """The key store's counters (governance/keys.py): what the caches spared the database,
+    what was served stale during an outage, what a flood had refused."""
+
+    def __init__(self, read: Callable[[], tuple[bool, dict[str, int]]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        down, stats = self._read()
+        yield GaugeMetricFamily("llmrelay_key_database_down",
+                                "1 while key lookups treat the database as unavailable",
+                                value=1.0 if down else 0.0)
+        for name, key, doc in (
+            ("llmrelay_key_queries", "queries", "Key lookups sent to the database"),
+            ("llmrelay_key_negative_hits", "negative_hits",
+             "Unknown keys answered from the negative cache"),
+            ("llmrelay_key_malformed", "malformed", "Keys refused for their shape alone"),
+            ("llmrelay_key_stale_served", "stale_served",
+             "Calls served from a stale key record while the database was unavailable"),
+            ("llmrelay_key_lookups_rejected", "busy_rejected",
+             "Lookups answered 503 because every lookup slot was busy"),
+            ("llmrelay_key_database_failures", "database_failures",
+             "Key lookups that failed or timed out"),
+        ):
+            yield CounterMetricFamily(name, doc, value=stats[key])
+
+
 class Metrics:
     def __init__(self, live: Callable[[], tuple[int, int, dict[str, bool]]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -102,6 +129,10 @@ class Metrics:
     def watch_writer(self, read: Callable[[], dict[str, Any]]) -> None:
         """Export the log writer's stats (``LogWriter.stats_dict``) at every scrape."""
         self.registry.register(_Writer(read))
+
+    def watch_keys(self, read: Callable[[], tuple[bool, dict[str, int]]]) -> None:
+        """Export the key store's counters (``KeyStore.counters``) at every scrape."""
+        self.registry.register(_Keys(read))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
