@@ -159,16 +159,29 @@ def test_count_tokens_passes_through_to_anthropic(
 def test_count_tokens_estimates_for_other_providers(
     claude: anthropic.Anthropic, mock: MockUpstream, gw: GatewayProcess, key: str
 ) -> None:
+    """The bundled cl100k_base tokenizer: exact for its models, labelled an estimate."""
     before = len(mock.requests)
-    long_text = "word " * 400  # 2,000 characters
-    counted = claude.messages.count_tokens(model="up/gpt-4o", messages=[
-        {"role": "user", "content": long_text}])
-    assert 450 <= counted.input_tokens <= 560
-    assert len(mock.requests) == before  # no upstream call: an estimate
+    # cl100k_base: "hello", " there", " gateway"; + role "user" + 3 per message + 3 priming
+    counted = claude.messages.count_tokens(model="up/gpt-4o", messages=HELLO)
+    assert counted.input_tokens == 3 + 1 + 3 + 3
+    long_text = "word " * 400  # "word" + 399 x " word" + " "
+    assert claude.messages.count_tokens(model="up/gpt-4o", messages=[
+        {"role": "user", "content": long_text}]).input_tokens == 401 + 1 + 3 + 3
+    with_image = claude.messages.count_tokens(model="up/gpt-4o", messages=[{
+        "role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": "iVBORw0KGgo" * 1000}},
+            {"type": "text", "text": "hello there gateway"}]}])
+    assert with_image.input_tokens == 765 + 3 + 1 + 3 + 3  # one tile, not the base64 text
+    assert len(mock.requests) == before  # no upstream call
     raw = httpx.post(gw.url + "/v1/messages/count_tokens", json={
         "model": "up/gpt-4o", "messages": HELLO},
         headers={"x-api-key": key, "anthropic-version": "2023-06-01"})
-    assert raw.headers["x-llmrelay-token-count"] == "estimate"
+    assert raw.headers["x-llmrelay-token-count"] == "estimate; cl100k_base"
+    with pytest.raises(anthropic.BadRequestError) as err:  # what create would refuse
+        claude.messages.count_tokens(model="up/gpt-4o", messages=HELLO,
+                                     extra_body={"thread": {"id": "thr_1"}})
+    assert "only available when the model is served by Anthropic" in str(err.value)
 
 
 def test_errors_under_v1_messages_are_in_anthropic_shape(

@@ -2,14 +2,11 @@
 
 When the model is served by an Anthropic provider the body is passed through and
 Anthropic's own count comes back (it is free there and exact). For any other provider
-the answer is an **estimate**, ``{"input_tokens": n}`` with a
-``x-llmrelay-token-count: estimate`` header: the body is translated as ``/v1/messages``
-would translate it (so a body that call would refuse is refused here too) and counted
-with the gateway's one token estimate (:mod:`llmrelay.governance.estimate`, ~4
-characters a token, an image a tile), the same one budget reservations use. No
-tokenizer is bundled: tiktoken fetches its encoding files over the network at run
-time, and the models behind a translated call (Gemini, Llama, Claude on Bedrock ...)
-each have their own tokenizer anyway, so an OpenAI encoding would be an estimate too.
+the body is translated as ``/v1/messages`` would translate it (so a body that call
+would refuse is refused here too) and counted with the bundled ``cl100k_base``
+tokenizer (:mod:`llmrelay.tokenizer`), in a worker thread. That count is exact only for
+models that use that encoding, so the answer says it is an estimate:
+``x-llmrelay-token-count: estimate; cl100k_base``.
 
 Counting is not a model call: it takes no rate-limit or budget room and leaves no
 usage row. It counts for the model's own target; a route config header does not apply.
@@ -29,11 +26,11 @@ from llmrelay.api.openai import require_model
 from llmrelay.asgi import ClientDisconnected, Request, Send, send_bytes, send_error
 from llmrelay.context import Call, upstream_request_id
 from llmrelay.errors import GatewayError, UpstreamTimeout
-from llmrelay.governance.estimate import prompt_tokens
 from llmrelay.pipeline import authenticate, parse_json, respond_json
 from llmrelay.providers.anthropic_convert import anthropic_error
 from llmrelay.providers.chat_output import upstream_object
 from llmrelay.routing.resolve import Target, check_allowed
+from llmrelay.tokenizer import ENCODING, count_chat
 
 if TYPE_CHECKING:
     from llmrelay.app import Gateway
@@ -60,8 +57,9 @@ async def count_tokens(gw: Gateway, request: Request, send: Send) -> None:
             await _pass_through(call, target, body, send)
             return
         chat = to_chat({**body, "max_tokens": 1})
-        call.extra_headers["x-llmrelay-token-count"] = "estimate"
-        await respond_json(call, send, orjson.dumps({"input_tokens": prompt_tokens(chat)}))
+        counted = await asyncio.to_thread(count_chat, chat)
+        call.extra_headers["x-llmrelay-token-count"] = f"estimate; {ENCODING}"
+        await respond_json(call, send, orjson.dumps({"input_tokens": counted}))
     except GatewayError as exc:
         await send_error(send, exc, call.response_headers(), orjson.dumps(anthropic_error(exc)))
     except ClientDisconnected:
