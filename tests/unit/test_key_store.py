@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -64,13 +64,18 @@ async def sessions(tmp_path: Path) -> AsyncIterator[Sessions]:
     await engine.dispose()
 
 
+def make_store(sessions: Sessions, policy: KeyCachePolicy) -> KeyStore:
+    """A store over the wrapped factory (it quacks like an ``async_sessionmaker``)."""
+    return KeyStore(cast(Any, sessions), policy)
+
+
 async def make_key(sessions: Sessions) -> str:
     key, _ = await create_key(sessions.real, f"k-{time.monotonic_ns()}")
     return key
 
 
 async def test_malformed_keys_never_reach_the_database(sessions: Sessions) -> None:
-    store = KeyStore(sessions, KeyCachePolicy())  # type: ignore[arg-type]
+    store = make_store(sessions, KeyCachePolicy())
     for bad in ("sk-relay-short", "sk-other-" + "a" * 43, generate_key() + "x",
                 generate_key()[:-1] + "!"):
         assert not well_formed(bad)
@@ -81,7 +86,7 @@ async def test_malformed_keys_never_reach_the_database(sessions: Sessions) -> No
 
 
 async def test_unknown_keys_are_remembered_briefly(sessions: Sessions) -> None:
-    store = KeyStore(sessions, KeyCachePolicy(ttl=0.0, negative_ttl=60))  # type: ignore[arg-type]
+    store = make_store(sessions, KeyCachePolicy(ttl=0.0, negative_ttl=60))
     bad = generate_key()
     for _ in range(50):
         with pytest.raises(AuthenticationError):
@@ -97,7 +102,7 @@ async def test_a_flood_of_random_keys_is_bounded_and_does_not_queue_known_keys(
     answered while the flood is still waiting, instead of behind all of it."""
     valid = await make_key(sessions)
     policy = KeyCachePolicy(ttl=0.0, concurrency=4, wait=0.2, timeout=30)
-    store = KeyStore(sessions, policy)  # type: ignore[arg-type]
+    store = make_store(sessions, policy)
     await store.authenticate(valid)
     sessions.delay = 0.05
     sessions.pool = asyncio.Semaphore(20)
@@ -132,7 +137,7 @@ async def test_known_keys_work_stale_while_the_database_is_down(sessions: Sessio
     """Database refusing connections -> known key served from the stale cache, unknown
     key a 503 naming the cause (not a 401: it may be valid), revoked key still dead."""
     valid = await make_key(sessions)
-    store = KeyStore(sessions, KeyCachePolicy(ttl=0.0, stale_ttl=60))  # type: ignore[arg-type]
+    store = make_store(sessions, KeyCachePolicy(ttl=0.0, stale_ttl=60))
     record = await store.authenticate(valid)
     sessions.mode = "fail"
     for _ in range(20):
@@ -151,7 +156,7 @@ async def test_known_keys_work_stale_while_the_database_is_down(sessions: Sessio
 
 async def test_the_stale_bound_ends_service_of_old_records(sessions: Sessions) -> None:
     valid = await make_key(sessions)
-    store = KeyStore(sessions, KeyCachePolicy(ttl=0.0, stale_ttl=0.2))  # type: ignore[arg-type]
+    store = make_store(sessions, KeyCachePolicy(ttl=0.0, stale_ttl=0.2))
     await store.authenticate(valid)
     sessions.mode = "fail"
     await store.authenticate(valid)
@@ -164,7 +169,7 @@ async def test_a_hung_database_costs_one_timeout_not_one_per_call(sessions: Sess
     """Database hung (never answers) -> the first lookup gives up after ``timeout``; the
     calls after it answer at once (stale record or 503) while it counts as down."""
     valid = await make_key(sessions)
-    store = KeyStore(sessions, KeyCachePolicy(ttl=0.0, timeout=0.3))  # type: ignore[arg-type]
+    store = make_store(sessions, KeyCachePolicy(ttl=0.0, timeout=0.3))
     record = await store.authenticate(valid)
     sessions.mode = "hang"
     t0 = time.monotonic()
@@ -182,7 +187,7 @@ async def test_a_hung_database_costs_one_timeout_not_one_per_call(sessions: Sess
 
 async def test_a_revoked_key_stops_within_the_ttl(sessions: Sessions) -> None:
     key, row = await create_key(sessions.real, "to-revoke")
-    store = KeyStore(sessions, KeyCachePolicy(ttl=0.0))  # type: ignore[arg-type]
+    store = make_store(sessions, KeyCachePolicy(ttl=0.0))
     await store.authenticate(key)
     assert await revoke_key(sessions.real, "to-revoke")
     with pytest.raises(AuthenticationError):

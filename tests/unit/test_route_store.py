@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from llmrelay.routing.store import RouteConfigStore, save_config
 from llmrelay.store import database
@@ -35,7 +35,7 @@ async def test_a_hung_database_times_out_and_the_old_configs_stay(tmp_path: Path
     real = database.sessionmaker(engine)
     await save_config(real, "from-db", {"provider": "mock", "model": "db-model"})
     sessions = Hangable(real)
-    store = RouteConfigStore({}, sessions, ttl=0.05, timeout=0.3)  # type: ignore[arg-type]
+    store = RouteConfigStore({}, cast(Any, sessions), ttl=0.05, timeout=0.3)
     try:
         await store.start()
         assert (await store.get("from-db")) is not None

@@ -188,10 +188,10 @@ class KeyStore:
       working and an unknown one gets a fast 503, never a 401 (it may be valid).
     """
 
-    def __init__(self, sessions: async_sessionmaker[Any], ttl: float | KeyCachePolicy
+    def __init__(self, sessions: async_sessionmaker[Any], policy: KeyCachePolicy | None = None
                  ) -> None:
         self._sessions = sessions
-        self.policy = ttl if isinstance(ttl, KeyCachePolicy) else KeyCachePolicy(ttl=ttl)
+        self.policy = policy or KeyCachePolicy()
         self.stats = KeyStoreStats()
         self._known: dict[str, _Known] = {}
         self._unknown: dict[str, float] = {}
