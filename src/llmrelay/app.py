@@ -251,25 +251,25 @@ class Gateway:
         gets the documented 503 (in its endpoint's shape, ``connection: close``) rather
         than a refused connection. ``then`` (the server's own signal handler: stop
         listening, close connections, lifespan shutdown) runs once the last call has
-        ended, at ``drain_timeout`` at the latest; a second signal runs it at once.
+        ended, at ``drain_timeout`` at the latest; a second signal ends the calls at once.
         Every call still running at the deadline is interrupted *before* the server
         stops, so none is left for uvicorn to cancel into its plain-text 500.
         """
+        # Called from a signal handler: only hand work to the loop, thread-safely.
         if self.draining:
-            if then is not None:
-                then()
+            self._loop.call_soon_threadsafe(self._start_drain, then, 0.0)
             return
         self.draining = True
-        # Called from a signal handler: only hand work to the loop, thread-safely.
-        self._loop.call_soon_threadsafe(self._start_drain, then)
+        self._loop.call_soon_threadsafe(self._start_drain, then, self.settings.drain_timeout)
 
-    def _start_drain(self, then: Callable[[], None] | None) -> None:
-        log.info("draining: %d calls in flight, deadline %.1fs", len(self.calls),
-                 self.settings.drain_timeout)
-        self._drain_task = self._loop.create_task(self._drain(then))
+    def _start_drain(self, then: Callable[[], None] | None, timeout: float) -> None:
+        log.info("draining: %d calls in flight, deadline %.1fs", len(self.calls), timeout)
+        if self._drain_task is not None:
+            self._drain_task.cancel()
+        self._drain_task = self._loop.create_task(self._drain(then, timeout))
 
-    async def _drain(self, then: Callable[[], None] | None) -> None:
-        deadline = self._loop.time() + self.settings.drain_timeout
+    async def _drain(self, then: Callable[[], None] | None, timeout: float) -> None:
+        deadline = self._loop.time() + timeout
         while self.calls and self._loop.time() < deadline:
             await asyncio.sleep(0.05)
         if self.calls:
