@@ -88,11 +88,16 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
         if body.get(name) is not None:
             out[name] = body[name]
     if body.get("stop_sequences"):
-        out["stop"] = list(body["stop_sequences"])
-    user = (body.get("metadata") or {}).get("user_id")
+        out["stop"] = _strings(body["stop_sequences"], "stop_sequences")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("metadata: Input should be an object", param="metadata")
+    user = metadata.get("user_id")
     if isinstance(user, str):
         out["user"] = user
     tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise InvalidRequest("tools: Input should be a valid list", param="tools")
     if tools:
         out["tools"] = [tool_to_openai(t, f"tools[{i}]") for i, t in enumerate(tools)]
     choice, parallel = tool_choice_to_openai(body.get("tool_choice"))
@@ -101,15 +106,10 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     if parallel is not None:
         out["parallel_tool_calls"] = parallel
     effort = _reasoning_effort(body.get("thinking"))
-    if effort is not None:
-        out["reasoning_effort"] = effort
-    if body.get("stream"):
-        out["stream"] = True
-        out["stream_options"] = {"include_usage": True}
     config = _output_config(body.get("output_config"))
     effort = _EFFORT.get(config.get("effort") or "", effort)
-    return out
-
+    if effort is not None:
+        out["reasoning_effort"] = effort
     schema = _output_schema(config.get("format"), "output_config.format")
     if "output_format" in body:
         schema = _output_schema(body["output_format"], "output_format")
@@ -118,12 +118,12 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
         # which Anthropic's structured outputs allow.
         out["response_format"] = {"type": "json_schema",
                                   "json_schema": {"name": "output", "schema": schema}}
+    if body.get("stream"):
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    return out
 
-def _reasoning_effort(thinking: Any) -> str | None:
-    """Anthropic's thinking budget as OpenAI's coarse effort levels."""
-    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
-        return None
-    budget = int(thinking.get("budget_tokens") or 0)
+
 def _output_config(config: Any) -> dict[str, Any]:
     """``output_config``, checked: ``effort`` and ``format`` are the fields it has."""
     if config is None:
@@ -136,7 +136,7 @@ def _output_config(config: Any) -> dict[str, Any]:
             raise InvalidRequest(f"output_config.{key}: Extra inputs are not permitted",
                                  param=f"output_config.{key}")
     effort = config.get("effort")
-    if effort is not None and effort not in _EFFORT:
+    if effort is not None and (not isinstance(effort, str) or effort not in _EFFORT):
         raise InvalidRequest("output_config.effort: Input should be 'low', 'medium', 'high', "
                              "'xhigh' or 'max'", param="output_config.effort")
     return config
@@ -154,7 +154,21 @@ def _output_schema(fmt: Any, where: str) -> dict[str, Any] | None:
     return schema
 
 
+def _reasoning_effort(thinking: Any) -> str | None:
+    """Anthropic's thinking budget as OpenAI's coarse effort levels."""
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens") or 0
+    if isinstance(budget, bool) or not isinstance(budget, int):
+        raise InvalidRequest("thinking.budget_tokens: Input should be a valid integer",
+                             param="thinking.budget_tokens")
     return "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
+
+
+def _strings(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest(f"{name}: Input should be a valid list of strings", param=name)
+    return list(value)
 
 
 def _user(content: Any, where: str) -> list[dict[str, Any]]:

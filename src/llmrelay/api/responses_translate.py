@@ -52,6 +52,16 @@ def validate(body: dict[str, Any]) -> None:
     if value is not None and not isinstance(value, str | list):
         raise InvalidRequest("input must be a string or an array of input items",
                              param="input")
+    # Read on every path (also to echo the request's settings in stream events).
+    for name in ("text", "reasoning"):
+        if body.get(name) is not None and not isinstance(body[name], dict):
+            raise InvalidRequest(f"{name} must be an object", param=name)
+    for name in ("tools", "include"):
+        if body.get(name) is not None and not isinstance(body[name], list):
+            raise InvalidRequest(f"{name} must be an array", param=name)
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise InvalidRequest("instructions must be a string", param="instructions")
 
 
 def to_chat(body: dict[str, Any], provider: str) -> dict[str, Any]:

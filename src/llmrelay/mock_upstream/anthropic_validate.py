@@ -40,7 +40,10 @@ def validate(body: Any) -> None:
     if max_tokens < 1:
         raise RequestError("max_tokens: Input should be greater than or equal to 1")
     temperature = body.get("temperature")
-    if temperature is not None and not 0 <= temperature <= 1:
+    if temperature is not None and (
+        isinstance(temperature, bool) or not isinstance(temperature, int | float)
+        or not 0 <= temperature <= 1
+    ):
         raise RequestError("temperature: range: 0..1")
     _validate_system(body.get("system"))
     messages = body.get("messages")
@@ -50,12 +53,16 @@ def validate(body: Any) -> None:
         _validate_message(message, i, last=i == len(messages) - 1)
     _validate_tool_pairs(messages)
     tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        raise RequestError("tools: Input should be a valid list")
     names = set()
     for i, tool in enumerate(tools):
         schema = tool.get("input_schema") if isinstance(tool, dict) else None
         if not isinstance(schema, dict) or schema.get("type") != "object":
             raise RequestError(f"tools.{i}.custom.input_schema.type: Input should be 'object'")
-        names.add(tool.get("name"))
+        if not isinstance(tool.get("name"), str):
+            raise RequestError(f"tools.{i}.custom.name: Field required")
+        names.add(tool["name"])
     choice = body.get("tool_choice")
     if choice is not None:
         if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool",
@@ -104,8 +111,10 @@ def _validate_block(block: Any, role: str, where: str) -> None:
     elif kind == "image":
         _validate_image(block.get("source"), where)
     elif kind == "document":
-        source = block.get("source") or {}
-        if source.get("type") != "base64" or source.get("media_type") != "application/pdf":
+        source = block.get("source")
+        if not isinstance(source, dict) or (source.get("type"), source.get("media_type")) != (
+            "base64", "application/pdf"
+        ):
             raise RequestError(f"{where}.source: only base64 PDF documents are supported")
     elif kind == "tool_use":
         if role != "assistant":
@@ -115,6 +124,8 @@ def _validate_block(block: Any, role: str, where: str) -> None:
     elif kind == "tool_result":
         if role != "user":
             raise RequestError(f"{where}: tool_result blocks are only allowed in user turns")
+        if not isinstance(block.get("tool_use_id"), str):
+            raise RequestError(f"{where}.tool_use_id: Field required")
         inner = block.get("content")
         if isinstance(inner, list):
             for k, part in enumerate(inner):

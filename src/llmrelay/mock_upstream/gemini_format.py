@@ -111,8 +111,8 @@ def mock_arguments(schema: Any, text: str) -> dict[str, Any]:
     """Arguments for a declared function: the user text for strings, 1, true, ..."""
     args: dict[str, Any] = {}
     props = schema.get("properties") if isinstance(schema, Mapping) else None
-    for name, prop in (props or {}).items():
-        kind = str((prop or {}).get("type", "string")).lower()
+    for name, prop in (props.items() if isinstance(props, Mapping) else ()):
+        kind = str(prop.get("type", "string") if isinstance(prop, Mapping) else "").lower()
         args[name] = {"string": text, "integer": 1, "number": 1.5, "boolean": True,
                       "array": [], "object": {}}.get(kind)
     return args

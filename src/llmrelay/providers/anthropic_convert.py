@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from llmrelay.errors import GatewayError, InvalidRequest, UpstreamError
+from llmrelay.json_limits import loads_nested
 
 #: The only Messages API version; sent as ``anthropic-version`` on every call.
 ANTHROPIC_VERSION = "2023-06-01"
@@ -145,9 +146,12 @@ def block_to_part(block: Any, where: str) -> dict[str, Any] | None:
         raise InvalidRequest(f"{where} must be an object", param=where)
     kind = block.get("type")
     if kind == "text":
-        return {"type": "text", "text": str(block.get("text", ""))}
+        text = block.get("text", "")
+        if not isinstance(text, str):
+            raise InvalidRequest(f"{where}.text: Input should be a valid string", param=where)
+        return {"type": "text", "text": text}
     if kind == "image":
-        source = block.get("source") or {}
+        source = _source(block, where)
         if source.get("type") == "base64":
             url = f"data:{source.get('media_type')};base64,{source.get('data')}"
         elif source.get("type") == "url":
@@ -157,7 +161,7 @@ def block_to_part(block: Any, where: str) -> dict[str, Any] | None:
                                  "supported for this model", param=where)
         return {"type": "image_url", "image_url": {"url": url}}
     if kind == "document":
-        source = block.get("source") or {}
+        source = _source(block, where)
         if source.get("type") != "base64":
             raise InvalidRequest(f"{where}: only base64 documents can be sent to this model",
                                  param=where)
@@ -171,6 +175,13 @@ def block_to_part(block: Any, where: str) -> dict[str, Any] | None:
         return None
     raise InvalidRequest(f"{where}: content block type {kind!r} is not supported for this "
                          "model", param=where)
+
+
+def _source(block: dict[str, Any], where: str) -> dict[str, Any]:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise InvalidRequest(f"{where}.source: Input should be an object", param=where)
+    return source
 
 
 def blocks_to_content(content: Any, where: str) -> str | list[dict[str, Any]]:
@@ -230,7 +241,9 @@ def tool_choice_to_anthropic(choice: Any, parallel: Any) -> dict[str, Any] | Non
         out = {"type": "any"}
     elif choice == "none":
         out = {"type": "none"}
-    elif isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict) and isinstance(
+        choice["function"].get("name"), str
+    ):
         out = {"type": "tool", "name": choice["function"]["name"]}
     else:
         raise InvalidRequest("tool_choice must be 'auto', 'none', 'required' or "
@@ -268,9 +281,11 @@ def arguments_to_input(arguments: Any, where: str) -> dict[str, Any]:
         return {}
     if isinstance(arguments, dict):
         return arguments
+    if not isinstance(arguments, str | bytes):
+        raise InvalidRequest(f"{where} must be a JSON object encoded as a string", param=where)
     try:
-        value = orjson.loads(arguments)
-    except (orjson.JSONDecodeError, TypeError) as exc:
+        value = loads_nested(arguments, where, param=where)
+    except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"{where} must be a JSON object encoded as a string",
                              param=where) from exc
     if not isinstance(value, dict):

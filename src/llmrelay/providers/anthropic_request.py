@@ -37,7 +37,7 @@ from llmrelay.providers.anthropic_convert import (
     tool_to_anthropic,
 )
 from llmrelay.providers.base import ProviderSpec
-from llmrelay.providers.chat_input import response_format_of
+from llmrelay.providers.chat_input import response_format_of, stop_list
 
 #: OpenAI parameters Anthropic has no equivalent for, with their neutral value
 #: (sending the neutral value is harmless, so it is accepted and not forwarded).
@@ -76,7 +76,10 @@ def to_anthropic(
     out: dict[str, Any] = {"model": model}
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     out["max_tokens"] = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
-    tools = [tool_to_anthropic(t, f"tools[{i}]") for i, t in enumerate(body.get("tools") or [])]
+    listed = body.get("tools") or []
+    if not isinstance(listed, list):
+        raise InvalidRequest("tools must be an array", param="tools")
+    tools = [tool_to_anthropic(t, f"tools[{i}]") for i, t in enumerate(listed)]
     choice = tool_choice_to_anthropic(body.get("tool_choice"), body.get("parallel_tool_calls"))
     if any(t["name"] == JSON_TOOL for t in tools):
         raise InvalidRequest(f"tool name {JSON_TOOL} is reserved by llmrelay", param="tools")
@@ -99,9 +102,9 @@ def to_anthropic(
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             out[name] = body[name]
-    stop = body.get("stop")
+    stop = stop_list(body)
     if stop is not None:
-        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        out["stop_sequences"] = stop
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str):
         out["metadata"] = {"user_id": user}

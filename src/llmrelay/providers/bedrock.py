@@ -87,7 +87,9 @@ def _image_block(spec: ProviderSpec, part: dict[str, Any], param: str) -> dict[s
 
 
 def _document_block(spec: ProviderSpec, part: dict[str, Any], param: str) -> dict[str, Any]:
-    file = part.get("file") or {}
+    file = part.get("file")
+    if not isinstance(file, dict):
+        file = {}
     data = file.get("file_data")
     inline = parse_data_url(data, f"{param}.file.file_data") if isinstance(data, str) else None
     fmt = _DOCUMENT_FORMATS.get(inline[0]) if inline else None

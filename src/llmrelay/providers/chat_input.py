@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from llmrelay.errors import InvalidRequest, UnsupportedParameter
+from llmrelay.json_limits import loads_nested
 from llmrelay.providers.base import ProviderSpec
 
 #: Request fields every translating adapter may ignore: routing, transport and
@@ -181,9 +182,11 @@ def json_arguments(arguments: Any, param: str) -> dict[str, Any]:
         return {}
     if isinstance(arguments, dict):
         return arguments
+    if not isinstance(arguments, str):
+        raise InvalidRequest(f"{param} must be a JSON object encoded as a string", param=param)
     try:
-        value = orjson.loads(arguments)
-    except (orjson.JSONDecodeError, TypeError) as exc:
+        value = loads_nested(arguments, param, param=param)
+    except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"{param} is not valid JSON", param=param) from exc
     if not isinstance(value, dict):
         raise InvalidRequest(f"{param} must be a JSON object", param=param)
@@ -308,8 +311,8 @@ def tool_result_value(content: Any, param: str) -> Any:
     """A tool message's content: parsed JSON when it is JSON, else the text."""
     text = text_of(content, param)
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
+        return loads_nested(text, param)
+    except (orjson.JSONDecodeError, InvalidRequest):  # not JSON, or too deep to re-encode
         return text
 
 

@@ -91,15 +91,17 @@ def _user_parts(spec: ProviderSpec, content: Any, param: str) -> list[dict[str, 
         elif kind == "image_url":
             parts.append(_image_part(spec, part, where))
         elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
+            audio = part.get("input_audio")
+            if not isinstance(audio, dict):
+                audio = {}
             mime = _AUDIO_MIME.get(str(audio.get("format")))
             if mime is None or not isinstance(audio.get("data"), str):
                 raise InvalidRequest(f"{where}.input_audio needs data and a known format",
                                      param=f"{where}.input_audio")
             parts.append({"inlineData": {"mimeType": mime, "data": audio["data"]}})
         elif kind == "file":
-            file = part.get("file") or {}
-            data = file.get("file_data")
+            file = part.get("file")
+            data = file.get("file_data") if isinstance(file, dict) else None
             inline = parse_data_url(data, f"{where}.file.file_data") if isinstance(
                 data, str) else None
             if inline is None:
@@ -197,7 +199,7 @@ def generation_config(spec: ProviderSpec, body: dict[str, Any]) -> dict[str, Any
                 fmt[1], "response_format.json_schema.schema")
     effort = body.get("reasoning_effort")
     if effort is not None:
-        if effort not in THINKING_BUDGETS:
+        if not isinstance(effort, str) or effort not in THINKING_BUDGETS:
             raise InvalidRequest(
                 f"reasoning_effort must be one of {', '.join(THINKING_BUDGETS)}",
                 param="reasoning_effort")

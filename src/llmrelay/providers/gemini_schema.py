@@ -35,7 +35,11 @@ def to_gemini_schema(schema: Any, param: str) -> dict[str, Any]:
 def _resolve(ref: str, defs: dict[str, Any], param: str) -> Any:
     for prefix in ("#/$defs/", "#/definitions/"):
         if ref.startswith(prefix) and ref[len(prefix):] in defs:
-            return defs[ref[len(prefix):]]
+            target = defs[ref[len(prefix):]]
+            if not isinstance(target, dict):
+                raise InvalidRequest(f"{param}: $ref {ref!r} is not a schema object",
+                                     param=param)
+            return target
     raise InvalidRequest(f"{param}: cannot resolve $ref {ref!r} (only local $defs are "
                          "supported for this provider)", param=param)
 
@@ -72,6 +76,8 @@ def _convert(node: Any, defs: dict[str, Any], param: str, depth: int) -> dict[st
         else:
             out["type"] = kind.upper()
     if "enum" in out:
+        if not isinstance(out["enum"], list):
+            raise InvalidRequest(f"{param}: enum must be an array", param=param)
         out["enum"] = [str(v) for v in out["enum"] if v is not None]
         out.setdefault("type", "STRING")
     props = node.get("properties")
