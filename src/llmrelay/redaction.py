@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TypeVar
 
 from llmrelay.errors import GatewayError
+
+E = TypeVar("E", bound=GatewayError)
 
 #: Keys that look like secrets: our virtual keys, OpenAI/Anthropic style keys, bearer
 #: tokens, Google API keys and access tokens, AWS access key ids, PEM private keys.
@@ -67,7 +70,7 @@ class Redactor:
             text = self._exact.sub(_mask_exact, text)
         return redact(text)
 
-    def error(self, exc: GatewayError) -> GatewayError:
+    def error(self, exc: E) -> E:
         """Scrub the message, parameter, code and headers of ``exc`` in place."""
         exc.message = self.text(exc.message)
         exc.args = (exc.message,)

@@ -209,7 +209,8 @@ def test_unsupported_parameter_is_400_and_not_logged(gw: GatewayProcess, oai: op
 
 @pytest.mark.parametrize(("behaviour", "error"), [
     (Behaviour(status=429, headers={"retry-after": "3"}), openai.RateLimitError),
-    (Behaviour(status=401), openai.AuthenticationError),
+    # Anthropic refusing llmrelay's key is not the client's key being bad (issue 8).
+    (Behaviour(status=401), openai.InternalServerError),
     (Behaviour(status=529), openai.InternalServerError),
 ])
 def test_openai_sdk_upstream_errors(oai: openai.OpenAI, mock: MockUpstream,
@@ -219,7 +220,7 @@ def test_openai_sdk_upstream_errors(oai: openai.OpenAI, mock: MockUpstream,
         oai.chat.completions.create(model="claude-sonnet",
                                     messages=[{"role": "user", "content": "hi"}])
     exc: Any = info.value
-    assert exc.status_code == behaviour.status
+    assert exc.status_code == (502 if behaviour.status == 401 else behaviour.status)
     assert set(exc.body) == {"message", "type", "param", "code"}
     if behaviour.status == 429:
         assert exc.response.headers["retry-after"] == "3"

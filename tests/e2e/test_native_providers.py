@@ -173,9 +173,10 @@ def test_rate_limit_passes_retry_after(client: openai.OpenAI, mock: MockUpstream
 
 @pytest.mark.parametrize(("provider", "status", "error"), [
     ("gemini", 403, openai.PermissionDeniedError), ("gemini", 404, openai.NotFoundError),
-    ("vertex", 500, openai.InternalServerError), ("bedrock", 401, openai.AuthenticationError),
+    # A provider's 401 refuses llmrelay's credentials, not the client's: a 502 (issue 8).
+    ("vertex", 500, openai.InternalServerError), ("bedrock", 401, openai.InternalServerError),
     ("bedrock", 403, openai.PermissionDeniedError), ("bedrock", 404, openai.NotFoundError),
-    ("bedrock", 503, openai.InternalServerError), ("azure", 401, openai.AuthenticationError),
+    ("bedrock", 503, openai.InternalServerError), ("azure", 401, openai.InternalServerError),
 ])
 def test_errors_keep_their_status(client: openai.OpenAI, mock: MockUpstream, provider: str,
                                   status: int, error: type[Exception]) -> None:
@@ -185,11 +186,12 @@ def test_errors_keep_their_status(client: openai.OpenAI, mock: MockUpstream, pro
                                        messages=[{"role": "user", "content": "x"}])
 
 
-def test_bad_aws_secret_is_401(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.AuthenticationError) as exc:
+def test_bad_aws_secret_is_502_upstream_authentication_failed(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError) as exc:
         client.chat.completions.create(
             model="bedrock-badkey/anthropic.claude-3-haiku-20240307-v1:0",
             messages=[{"role": "user", "content": "x"}])
+    assert exc.value.status_code == 502 and exc.value.code == "upstream_authentication_failed"
     assert "signature we calculated does not match" in exc.value.message
 
 

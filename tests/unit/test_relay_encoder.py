@@ -16,6 +16,7 @@ from llmrelay.providers.anthropic import AnthropicAdapter
 from llmrelay.providers.base import ProviderSpec
 from llmrelay.providers.mock import CannedResponse
 from llmrelay.providers.registry import Provider
+from llmrelay.redaction import Redactor
 from llmrelay.routing.resolve import Target
 from llmrelay.sse import EventSplitter, event_data
 
@@ -48,7 +49,9 @@ async def _relay(chunks: list[bytes]) -> tuple[bytes, Call]:
             sent.append(message["body"])
 
     translator = AnthropicAdapter().chat_stream(spec, "claude-x", True)
-    gw: Any = SimpleNamespace(streams=set())
+    gw: Any = SimpleNamespace(streams=set(),
+                              settings=SimpleNamespace(max_upstream_event_bytes=1 << 20),
+                              router=SimpleNamespace(redactor=Redactor(["k-secret-01234"])))
     await relay_stream(gw, call, CannedResponse(200, chunks, "text/event-stream"), translator, send,
                        encoder=AnthropicEncoder("claude-x"))
     return b"".join(sent), call

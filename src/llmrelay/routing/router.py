@@ -44,7 +44,7 @@ from llmrelay.routing.retry import decide
 from llmrelay.routing.selection import PlanSelector, request_facts
 from llmrelay.routing.store import RouteConfigStore
 from llmrelay.telemetry.interaction import redact
-from llmrelay.upstream import UpstreamResponse
+from llmrelay.upstream import UpstreamResponse, upstream_request_id
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -308,8 +308,9 @@ class _Run:
                 )
                 if resp.status >= 400:
                     body = await resp.read()
-                    raise upstream_refusal(
-                        provider.adapter.error(spec, resp.status, body, resp.headers))
+                    # Kept for the error answer too: what to quote to the provider.
+                    call.upstream_request_id = upstream_request_id(resp.headers)
+                    raise provider.adapter.error(spec, resp.status, body, resp.headers)
                 if self.stream:
                     out: UpstreamResponse = await _first_chunk(resp, provider.name)
                 else:
@@ -323,9 +324,14 @@ class _Run:
         except UpstreamError as exc:
             if resp is not None:
                 resp.close()
-            self.router.redactor.error(exc)  # before it is recorded, retried or sent
-            self._record(entry, t0, exc)
-            raise
+            # A refusal of llmrelay's own credentials (the provider's 401, or a token
+            # that could not be minted) is not the client's; secrets are scrubbed before
+            # the error is recorded, retried on or sent.
+            failure = self.router.redactor.error(upstream_refusal(exc))
+            self._record(entry, t0, failure)
+            if failure is exc:
+                raise
+            raise failure from exc
         except BaseException as exc:
             if resp is not None:
                 resp.close()  # a cancelled call must not leave the upstream generating
