@@ -55,6 +55,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.store.bounds import clean_text
 from llmrelay.store.bulk import insert_rows
+from llmrelay.store.rows import request_row, response_row
 from llmrelay.store.schema import RequestRow, ResponseRow
 from llmrelay.store.spool import Orphan, Record, SegmentReader, Spool, encode
 from llmrelay.telemetry.interaction import Interaction, redact
@@ -432,8 +433,9 @@ class LogWriter:
             existing = set(found.scalars())
             rows = [it for it in batch if it.id not in existing] if existing else batch
             if rows:
-                await insert_rows(conn, RequestRow, [self._request_row(it) for it in rows])
-                await insert_rows(conn, ResponseRow, [self._response_row(it) for it in rows])
+                bodies = self._bodies
+                await insert_rows(conn, RequestRow, [request_row(it, bodies) for it in rows])
+                await insert_rows(conn, ResponseRow, [response_row(it, bodies) for it in rows])
                 for sink in self.sinks:  # usage rows and summaries, in the same transaction
                     await sink(conn, rows)
         took = time.perf_counter() - t0
@@ -442,42 +444,6 @@ class LogWriter:
         self.stats.duplicates += len(batch) - len(rows)
         self.stats.write_seconds += took
         self.stats.max_batch_seconds = max(self.stats.max_batch_seconds, took)
-
-    def _request_row(self, it: Interaction) -> dict[str, Any]:
-        return {
-            "id": it.id,
-            "request_id": it.request_id,
-            "created_at": it.created_at,
-            "route": it.route,
-            "method": it.method,
-            "model": it.model,
-            "provider": it.provider,
-            "upstream_model": it.upstream_model,
-            "api_key_id": it.api_key_id,
-            "stream": it.stream,
-            "status_code": it.status,
-            "client_ip": it.client_ip,
-            "user_agent": it.user_agent or None,
-            "body": _text(it.request_body) if self._bodies else None,
-            "attempts": it.attempts or None,
-            "cost_nanos": it.cost_nanos,
-        }
-
-    def _response_row(self, it: Interaction) -> dict[str, Any]:
-        return {
-            "id": it.id,  # one response per request: the same id makes replays idempotent
-            "request_id": it.id,
-            "created_at": it.created_at,
-            "status_code": it.status,
-            "latency_ms": it.latency_ms,
-            "overhead_ms": it.overhead_ms,
-            **it.token_columns(),
-            "finish_reason": it.finish_reason,
-            "error_type": it.error_type,
-            "error_message": redact(it.error_message) if it.error_message else None,
-            "body": _text(it.response_body) if self._bodies else None,
-            "bytes_out": it.bytes_out,
-        }
 
     def _dead_letter(self, it: Interaction, reason: str) -> None:
         self.stats.dead_lettered += 1
@@ -533,6 +499,3 @@ class LogWriter:
             log.error("log writer stopped with %d rows not in the database; they stay in the "
                       "spool (%s) and are written at the next start", left, self._spool_dir)
 
-
-def _text(body: bytes | None) -> str | None:
-    return redact(body.decode("utf-8", "replace")) if body is not None else None
