@@ -24,27 +24,6 @@ if TYPE_CHECKING:
     from llmrelay.routing.plan import RoutePlan
 
 
-#: Where providers put their own id of a request, first match wins: OpenAI and most
-#: compatible hosts ``x-request-id``; Anthropic ``request-id``; Bedrock
-#: ``x-amzn-requestid``; Azure OpenAI ``apim-request-id``; Google ``x-goog-request-id``.
-UPSTREAM_REQUEST_ID_HEADERS = (
-    "x-request-id", "request-id", "x-amzn-requestid", "apim-request-id", "x-goog-request-id",
-)
-
-
-def upstream_request_id(headers: dict[str, str]) -> str | None:
-    """The provider's request id from its (lower-cased) response headers, if it sent one.
-
-    Passed on so an operator can quote it to the provider's support; a value that could
-    not be a header (too long, control characters) is dropped rather than relayed.
-    """
-    for name in UPSTREAM_REQUEST_ID_HEADERS:
-        value = headers.get(name)
-        if value and len(value) <= 200 and value.isprintable() and value.isascii():
-            return value
-    return None
-
-
 @functools.lru_cache(maxsize=4)
 def _http_date(second: int) -> bytes:
     """RFC 9110 ``Date`` value, formatted once per second: it goes on every answer."""
@@ -100,7 +79,7 @@ class Call:
     content_chars: int = 0
     #: Called right before response headers are built (adds the cost header).
     before_headers: Callable[[Call], None] | None = None
-    #: The answering provider's id of this request (:func:`upstream_request_id`).
+    #: The provider's id of this request (:func:`llmrelay.upstream.upstream_request_id`).
     upstream_request_id: str | None = None
 
     @classmethod

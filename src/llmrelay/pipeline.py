@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from llmrelay.asgi import SSE_HEADERS, ClientDisconnected, Message, Send, send_bytes, send_error
-from llmrelay.context import Call, upstream_request_id
+from llmrelay.context import Call
 from llmrelay.errors import (
     AuthenticationError,
     ClientClosedRequest,
@@ -38,7 +38,7 @@ from llmrelay.providers.base import ChatResult, FrameSplitter, StreamTranslator,
 from llmrelay.routing.resolve import Target, check_allowed
 from llmrelay.sse import EventSplitter, encode_json
 from llmrelay.stream_encoding import OutputEncoder, encode_all
-from llmrelay.upstream import UpstreamResponse
+from llmrelay.upstream import UpstreamResponse, upstream_request_id
 
 if TYPE_CHECKING:
     from llmrelay.app import Gateway

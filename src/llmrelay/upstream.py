@@ -223,3 +223,24 @@ class HttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+#: Where providers put their own id of a request, first match wins: OpenAI and most
+#: compatible hosts ``x-request-id``; Anthropic ``request-id``; Bedrock
+#: ``x-amzn-requestid``; Azure OpenAI ``apim-request-id``; Google ``x-goog-request-id``.
+UPSTREAM_REQUEST_ID_HEADERS = (
+    "x-request-id", "request-id", "x-amzn-requestid", "apim-request-id", "x-goog-request-id",
+)
+
+
+def upstream_request_id(headers: dict[str, str]) -> str | None:
+    """The provider's request id from its (lower-cased) response headers, if it sent one.
+
+    Passed on so an operator can quote it to the provider's support; a value that could
+    not be a header (too long, control characters) is dropped rather than relayed.
+    """
+    for name in UPSTREAM_REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value and len(value) <= 200 and value.isprintable() and value.isascii():
+            return value
+    return None

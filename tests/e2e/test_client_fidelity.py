@@ -257,7 +257,15 @@ def test_date_header_and_upstream_request_id(
         assert "date" in stream.headers
         list(stream.iter_lines())
 
-    # Errors have a Date too.
+    # The provider's error answers carry its id too (what its support asks for).
+    mock.script(Behaviour(status=400, headers={"x-request-id": "req_openai_error_4"}))
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.chat.completions.create(model="up/gpt-4o", messages=HELLO)
+    assert refused.value.response.headers["x-llmrelay-upstream-request-id"] == \
+        "req_openai_error_4"
+
+    # Errors of our own have a Date too, and no upstream id.
     with pytest.raises(openai.NotFoundError) as err:
         oai.models.retrieve("nope/nope")
     assert "date" in err.value.response.headers
+    assert "x-llmrelay-upstream-request-id" not in err.value.response.headers

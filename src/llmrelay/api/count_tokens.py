@@ -24,13 +24,14 @@ import orjson
 from llmrelay.api.messages_translate import to_chat, validate
 from llmrelay.api.openai import require_model
 from llmrelay.asgi import ClientDisconnected, Request, Send, send_bytes, send_error
-from llmrelay.context import Call, upstream_request_id
+from llmrelay.context import Call
 from llmrelay.errors import GatewayError, UpstreamTimeout
 from llmrelay.pipeline import authenticate, parse_json, respond_json
 from llmrelay.providers.anthropic_convert import anthropic_error
 from llmrelay.providers.chat_output import upstream_object
 from llmrelay.routing.resolve import Target, check_allowed
 from llmrelay.tokenizer import ENCODING, count_chat
+from llmrelay.upstream import upstream_request_id
 
 if TYPE_CHECKING:
     from llmrelay.app import Gateway
