@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from llmrelay.config import ConfigError, load_settings
 from llmrelay.governance.usage import write_usage
 from llmrelay.providers.base import Usage
 from llmrelay.store import database
 from llmrelay.store.schema import MonthlyUsageSummary, RequestRow, ResponseRow, UsageRecord, new_id
-from llmrelay.store.spool import Spool, encode
+from llmrelay.store.spool import Spool, encode, spool_dir
 from llmrelay.store.writer import LogWriter
 from llmrelay.telemetry.interaction import Interaction
 
@@ -215,3 +216,16 @@ async def test_submit_never_waits_and_memory_is_bounded_when_the_spool_cannot_ke
     gate.set()
     await w.close(timeout=60)
     assert await count(engine, RequestRow) == 20
+
+
+def test_the_spool_lives_beside_a_sqlite_file_or_where_configured(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "llmrelay.db"
+    assert spool_dir("", f"sqlite+aiosqlite:///{db}") == Path(f"{db}.spool")
+    assert spool_dir("", "postgresql+asyncpg://u@h/db") == Path("llmrelay-spool")
+    assert spool_dir("/var/spool/x", "postgresql+asyncpg://u@h/db") == Path("/var/spool/x")
+
+
+def test_spool_settings_are_checked() -> None:
+    for bad in ({"log_spool_interval": 0}, {"log_db_timeout": -1}, {"log_spool_max_bytes": 0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            load_settings(env={}, overrides=bad)
