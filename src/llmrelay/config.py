@@ -186,8 +186,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     default_rpm: int | None = None
     default_rph: int | None = None
     default_tpm: int | None = None
-    #: Completion tokens a call without ``max_tokens`` reserves (budget and TPM).
+    #: Completion tokens a call without ``max_tokens`` reserves (budget and TPM) when
+    #: neither ``reserve_output_tokens`` nor the learnt estimate has a value for it.
     default_max_tokens: int = 1024
+    #: Completion tokens reserved by calls without ``max_tokens``, per model (the
+    #: requested name or ``provider/model``; ``*`` globs allowed). See docs/operations.md.
+    reserve_output_tokens: dict[str, int] = {}
+    #: Reserve, for calls without ``max_tokens``, the 95th percentile of the model's
+    #: recent completions (its last 200, once 20 are seen) instead of default_max_tokens.
+    reserve_learn: bool = True
     #: Seconds a budget reservation outlives a call that never settles (crashed instance).
     reservation_ttl: float = 900.0
     #: Per-model price overrides, USD per token, by catalog name or ``provider/model``.
@@ -198,7 +205,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 _ENV_SCALARS = {
     f.name
     for f in msgspec.structs.fields(Settings)
-    if f.name not in ("providers", "models", "aliases", "route_configs", "routing", "prices")
+    if f.name not in ("providers", "models", "aliases", "route_configs", "routing", "prices",
+                      "reserve_output_tokens")
 }
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -335,6 +343,10 @@ def _check_governance(s: Settings) -> None:
         value = getattr(s, name)
         if value is not None and value < 0:
             raise ConfigError(f"invalid config: {name} must not be negative")
+    for model, tokens in s.reserve_output_tokens.items():
+        if tokens < 1:
+            raise ConfigError(f"invalid config: reserve_output_tokens.{model}: {tokens} must "
+                              "be a positive number of tokens")
     for model, price in s.prices.items():
         values = [price.input_cost_per_token, price.output_cost_per_token,
                   price.cache_read_input_token_cost, price.cache_creation_input_token_cost]

@@ -24,6 +24,7 @@ from llmrelay.asgi import SSE_HEADERS, ClientDisconnected, Message, Send, send_b
 from llmrelay.context import Call
 from llmrelay.errors import (
     AuthenticationError,
+    BudgetExceeded,
     ClientClosedRequest,
     GatewayError,
     InternalError,
@@ -160,6 +161,8 @@ async def _execute(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> N
         if call.task is None:
             raise
         call.task.uncancel()
+        if call.replied:  # the server cancelled a call that had already answered
+            return
         raise _interruption(call, "the call was ended before it was answered") from None
     finally:
         watcher.cancel()
@@ -361,6 +364,7 @@ async def relay_stream(
         error_event = encoder.error_event
     #: Translated but not yet sent: kept when a later event of the same read raises.
     out: list[bytes] = []
+    watch = gw.governor.stream_watch(call)  # None unless a budget applies
     try:
         wait_started = time.perf_counter()
         async for chunk in resp.chunks():
@@ -373,6 +377,8 @@ async def relay_stream(
                 out = []
                 call.bytes_out += len(data)
                 await send({"type": "http.response.body", "body": data, "more_body": True})
+            if watch is not None and watch.over(translator):
+                await watch.extend(translator)  # BudgetExceeded once no budget has room
             wait_started = time.perf_counter()
         final = translator.end()
         tail.extend(final if encoder is None else encode_all(encoder, final))
@@ -383,6 +389,10 @@ async def relay_stream(
             )
             call.error = cut
             tail.append(error_event(cut))
+    except BudgetExceeded as exc:  # stopped at the budget; the upstream is closed below
+        call.error = exc
+        call.status = exc.http_status  # the row says why, though the client saw 200
+        tail.append(error_event(exc))
     except UpstreamError as exc:
         call.error = gw.router.redactor.error(exc)  # the upstream's words, minus secrets
         call.target.provider.state.failed(exc.message)

@@ -295,14 +295,14 @@ async def test_extend_raises_a_reservation_only_while_the_budget_has_room(
     cap = budget(1_000)
     running = plan(budgets=(cap,), cost=300)
     assert (await backend.admit(running)).admitted
-    assert await backend.extend(running, 600)
+    assert await backend.extend(running, 600) is None
     assert running.cost == 600
     other = plan(budgets=(cap,), cost=300)
     assert (await backend.admit(other)).budgets[0].reserved == 600
     # spent 0 + reserved 900 < 1000: still room, so one more raise passes ...
-    assert await backend.extend(running, 900)
+    assert await backend.extend(running, 900) is None
     # ... and then 0 + 1200 >= 1000: refused, the reservation stays where it was.
-    assert not await backend.extend(running, 1_200)
+    assert await backend.extend(running, 1_200) == cap
     assert running.cost == 900
     await backend.settle(running, Outcome(10, 950, True))
     await backend.settle(other, Outcome(10, 0, True))

@@ -51,7 +51,8 @@ async def _relay(chunks: list[bytes]) -> tuple[bytes, Call]:
     translator = AnthropicAdapter().chat_stream(spec, "claude-x", True)
     gw: Any = SimpleNamespace(streams=set(),
                               settings=SimpleNamespace(max_upstream_event_bytes=1 << 20),
-                              router=SimpleNamespace(redactor=Redactor(["k-secret-01234"])))
+                              router=SimpleNamespace(redactor=Redactor(["k-secret-01234"])),
+                              governor=SimpleNamespace(stream_watch=lambda call: None))
     await relay_stream(gw, call, CannedResponse(200, chunks, "text/event-stream"), translator, send,
                        encoder=AnthropicEncoder("claude-x"))
     return b"".join(sent), call

@@ -25,8 +25,10 @@ class Plan:
     budgets: list[Budget] = field(default_factory=list)
     #: Tokens reserved in token windows (prompt estimate + completion allowance).
     tokens: int = 0
-    #: Nano-dollars reserved in budgets.
+    #: Nano-dollars reserved in budgets (raised by ``Backend.extend`` mid-stream).
     cost: int = 0
+    #: The prompt estimate inside ``tokens`` (what a running stream's cost starts from).
+    prompt_tokens: int = 0
 
     def amount(self, limit: Limit) -> int:
         return 1 if limit.kind == "requests" else self.tokens
@@ -74,6 +76,11 @@ class Backend(Protocol):
     async def admit(self, plan: Plan) -> Admission: ...
 
     async def settle(self, plan: Plan, outcome: Outcome) -> None: ...
+
+    async def extend(self, plan: Plan, cost: int) -> Budget | None:
+        """Raise a running call's budget reservation to ``cost`` (``plan.cost`` follows)
+        if every budget still has room; else return the budget that has none."""
+        ...
 
     async def close(self) -> None: ...
 

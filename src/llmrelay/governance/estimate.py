@@ -69,10 +69,16 @@ def prompt_tokens(body: dict[str, Any]) -> int:
     return tokens_for_chars(chars) + images * IMAGE_TOKENS
 
 
-def completion_allowance(body: dict[str, Any], default: int) -> int:
-    """The most completion tokens the call may produce: its own cap, else ``default``."""
+def output_cap(body: dict[str, Any]) -> int | None:
+    """The call's own cap on completion tokens, if it sets one."""
     for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
-    return default
+    return None
+
+
+def completion_allowance(body: dict[str, Any], default: int) -> int:
+    """The most completion tokens the call may produce: its own cap, else ``default``."""
+    cap = output_cap(body)
+    return default if cap is None else cap

@@ -6,8 +6,10 @@ budgets), asks the backend to check and record all of it atomically, and refuses
 budget that was hit. ``settle`` runs in the pipeline's ``finally`` for every admitted
 call, also after errors and disconnects: it prices the usage exactly, estimates usage
 for a stream cut before the provider reported it (what was delivered), releases the
-reservations and records the spend. Usage rows are written by the batch writer
-(:mod:`.usage`); nothing here waits on the database after the first sight of a budget.
+reservations and records the spend. What a call reserves, and how a stream that
+outgrows it is kept within its budget, is :mod:`.reservation`. Usage rows are written
+by the batch writer (:mod:`.usage`); nothing here waits on the database after the first
+sight of a budget.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from llmrelay.governance.backend import Admission, Backend, Outcome, Plan
 from llmrelay.governance.budgets import Budget, day_period, month_period
 from llmrelay.governance.limits import HOUR, MINUTE, Kind, Limit, format_reset
 from llmrelay.governance.pricing import Price, PriceBook, cost_nanos, format_usd, usd_to_nanos
+from llmrelay.governance.reservation import BudgetWatch, OutputEstimates
 from llmrelay.providers.base import Usage
 
 if TYPE_CHECKING:
@@ -57,6 +60,8 @@ class Governor:
         self.backend = backend
         self.prices = prices
         self._unpriced: set[str] = set()
+        self.outputs = OutputEstimates(settings.default_max_tokens,
+                                       settings.reserve_output_tokens, settings.reserve_learn)
 
     # -- plan -----------------------------------------------------------------------
     def plan(self, call: Call) -> Plan:
@@ -67,14 +72,25 @@ class Governor:
         if plan.empty:
             return plan
         prompt = estimate.prompt_tokens(call.body)
-        completion = 0 if "embeddings" in call.route else estimate.completion_allowance(
-            call.body, self.settings.default_max_tokens)
+        targets = self._candidates(call)
+        cap = 0 if "embeddings" in call.route else estimate.output_cap(call.body)
+        if cap is not None:
+            allowances = [cap] * len(targets)
+        else:
+            names = [call.model] if call.model else []
+            allowances = [self.outputs.allowance([*names, t.qualified], t.qualified)
+                          for t in targets]
+        completion = max(allowances, default=self.outputs.default if cap is None else cap)
         plan.tokens = max(1, prompt + completion)
+        plan.prompt_tokens = prompt
         if plan.budgets:
-            reserve = Usage(prompt_tokens=prompt, completion_tokens=completion,
-                            total_tokens=prompt + completion)
-            plan.cost = max((cost_nanos(reserve, p) for p in self._candidate_prices(call)),
-                            default=0)
+            costs = []
+            for target, allowance in zip(targets, allowances, strict=True):
+                price = self.price_of(target)
+                if price is not None:
+                    costs.append(cost_nanos(Usage(prompt_tokens=prompt,
+                                                  completion_tokens=allowance), price))
+            plan.cost = max(costs, default=0)
         return plan
 
     def _limits(self, call: Call, key: KeyRecord) -> list[Limit]:
@@ -129,13 +145,14 @@ class Governor:
                 out.append(Budget(scope, scope_id, "daily", day, day_end, _nanos(daily), owner))
         return out
 
-    def _candidate_prices(self, call: Call) -> list[Price]:
-        """Prices of the targets the call may land on (a route plan has several)."""
-        targets: list[Target] = [call.target] if call.target is not None else []
-        if not targets and call.plan is not None:
-            targets = [leaf.target for leaf in call.plan.root.leaves()]
-        prices = (self.price_of(t) for t in targets)
-        return [p for p in prices if p is not None]
+    @staticmethod
+    def _candidates(call: Call) -> list[Target]:
+        """The targets the call may land on (a route plan has several)."""
+        if call.target is not None:
+            return [call.target]
+        if call.plan is not None:
+            return [leaf.target for leaf in call.plan.root.leaves()]
+        return []
 
     def price_of(self, target: Target) -> Price | None:
         p = target.provider
@@ -171,6 +188,17 @@ class Governor:
         headers["retry-after-ms"] = str(max(1, math.ceil(admission.retry_after * 1000)))
         raise RateLimited(f"rate limit exceeded: {rejected.describe()}; retry in {wait}s",
                           headers=headers)
+
+    # -- streams --------------------------------------------------------------------
+    def stream_watch(self, call: Call) -> BudgetWatch | None:
+        """The budget guard of a stream, or None when no budget applies (checked once)."""
+        plan = call.ticket
+        if plan is None or not plan.budgets or plan.cost <= 0 or call.target is None:
+            return None
+        price = self.price_of(call.target)
+        if price is None:
+            return None
+        return BudgetWatch(self.backend, plan, price, plan.prompt_tokens)
 
     # -- settle ---------------------------------------------------------------------
     def cost_of(self, call: Call) -> int | None:
@@ -212,10 +240,17 @@ class Governor:
             if reached and call.usage is None and call.bytes_out > 0 and call.body is not None:
                 self._estimate_usage(call)
             cost = self.cost_of(call) if reached else None
+            usage = call.usage
+            # Every uncapped completion teaches the estimate (a few dict operations;
+            # the percentile is re-sorted every 10th call), governed by a budget or not.
+            if (reached and usage is not None and not call.usage_estimated
+                    and call.target is not None and call.body is not None
+                    and "embeddings" not in call.route
+                    and estimate.output_cap(call.body) is None):
+                self.outputs.record(call.target.qualified, usage.completion_tokens)
             plan, call.ticket = call.ticket, None
             if plan is None:
                 return
-            usage = call.usage
             tokens = (usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
                       ) if usage is not None else 0
             await self.backend.settle(plan, Outcome(tokens, cost or 0, reached))

@@ -98,6 +98,17 @@ class LocalBackend:
             self._sweep(now)
         return Admission(windows, budgets)
 
+    async def extend(self, plan: Plan, cost: int) -> Budget | None:
+        """Raise a running call's reservation to ``cost`` while its budgets have room."""
+        for budget in plan.budgets:
+            reserved = sum(self._reserved.get(budget.id, {}).values())
+            if self._spent.get(budget.id, 0) + reserved >= budget.limit_nanos:
+                return budget
+        for budget in plan.budgets:
+            self._reserved.setdefault(budget.id, {})[plan.ticket] = cost
+        plan.cost = cost
+        return None
+
     async def settle(self, plan: Plan, outcome: Outcome) -> None:
         for limit in plan.limits:
             log = self._logs.get(limit.id)

@@ -218,7 +218,13 @@ class RedisBackend:
                     self._answered()
                 if not isinstance(reply, list):
                     break
-                await self._seed([plan.budgets[int(i)] for i in reply[1:]])
+                try:
+                    await self._seed([plan.budgets[int(i)] for i in reply[1:]])
+                except ServiceUnavailable:
+                    # The database cannot seed the counter now: the call's row will hold
+                    # its cost, so it is replayed like one made while Redis was away.
+                    self._queue(keys, args)
+                    return
         except Exception as exc:
             if not _is_outage(exc):
                 raise
@@ -226,14 +232,16 @@ class RedisBackend:
             self._queue(keys, args)
             return
 
-    async def extend(self, plan: Plan, cost: int) -> bool:
+    async def extend(self, plan: Plan, cost: int) -> Budget | None:
         """Raise the call's budget reservation to ``cost`` if every budget has room left.
 
-        Granted by the admission rule (``spent + reserved`` below the limit); while
-        Redis is unreachable the answer follows the fail mode (``open``: granted).
+        Granted by the admission rule (``spent + reserved`` below the limit); returns the
+        budget without room otherwise. While Redis is unreachable the fail mode answers:
+        ``open`` grants, ``closed`` raises 503.
         """
         if not self._available():
-            return self.fail_mode == "open"
+            self._unavailable()  # raises in fail-closed mode; fail-open grants
+            return None
         p = self._prefix
         keys: list[str] = []
         args: list[str | int] = [plan.ticket, len(plan.budgets), self._res_ttl_ms]
@@ -243,16 +251,18 @@ class RedisBackend:
         try:
             if self._pool.stale:
                 await self._pool.renew()
-            granted = int(await self._extend_script(keys=keys, args=args)) == 1
+            refused = int(await self._extend_script(keys=keys, args=args))
         except Exception as exc:
             if not _is_outage(exc):
                 raise
             self._failed(exc)
-            return self.fail_mode == "open"
+            self._unavailable()
+            return None
         self._answered()
-        if granted:
-            plan.cost = cost
-        return granted
+        if refused >= 0:
+            return plan.budgets[refused]
+        plan.cost = cost
+        return None
 
     def _queue(self, keys: list[str], args: list[str | int]) -> None:
         args[4] = 0  # replayed: the call's usage row is on its way to the database

@@ -198,7 +198,7 @@ return 1
 #: ARGV: ticket, #budgets, reservation ttl ms, per budget (limit nanos, held nanos,
 #:       new nanos). Raises a running call's reservation from ``held`` to ``new`` when
 #: every budget still has room (``spent + reserved`` below the limit: the admission
-#: rule). Returns 1 when raised, 0 when a budget has no room left.
+#: rule). Returns -1 when raised, else the index of the budget with no room left.
 EXTEND = _COMMON + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -209,7 +209,7 @@ for j = 1, nb do
   local base = 3 * (j - 1)
   local spent = tonumber(redis.call('GET', KEYS[base + 1]) or '0')
   local reserved = purge(KEYS[base + 2], KEYS[base + 3], now)
-  if spent + reserved >= tonumber(ARGV[4 + 3 * (j - 1)]) then return 0 end
+  if spent + reserved >= tonumber(ARGV[4 + 3 * (j - 1)]) then return j - 1 end
 end
 for j = 1, nb do
   local base = 3 * (j - 1)
@@ -222,5 +222,5 @@ for j = 1, nb do
   redis.call('PEXPIRE', KEYS[base + 2], int(res_ttl))
   redis.call('PEXPIRE', KEYS[base + 3], int(res_ttl))
 end
-return 1
+return -1
 """
