@@ -102,6 +102,27 @@ async def test_a_row_the_database_refuses_is_split_out_and_dead_lettered(
     assert await count(engine, RequestRow) == 20
 
 
+async def test_a_row_refused_once_is_retried_not_set_aside(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A transient refusal (a deadlock, a concurrent replay of the same id) costs no row."""
+    refusals = {"left": 2}
+
+    async def refuse_twice(conn: AsyncConnection, batch: list[Interaction]) -> None:
+        if refusals["left"] and any(it.model == "flaky" for it in batch):
+            refusals["left"] -= 1
+            await conn.execute(text("SELECT * FROM no_such_table"))
+
+    w = writer(engine, tmp_path / "spool")
+    w.sinks.append(refuse_twice)
+    w.start()
+    for it in [row(), row("flaky"), row()]:
+        await w.submit(it)
+    await w.close(timeout=60)
+    assert await count(engine, RequestRow) == 3
+    assert w.stats.dead_lettered == 0
+
+
 async def test_database_away_spills_to_disk_with_bounded_memory_then_writes_all_in_order(
     engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

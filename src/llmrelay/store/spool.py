@@ -159,8 +159,12 @@ class Spool:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.owner = f"{int(time.time() * 1000):013d}-{os.getpid()}-{os.urandom(3).hex()}"
-        fd = _lock(self.dir / f"{self.owner}.lock")
-        assert fd is not None, "a fresh owner name cannot be locked by anyone else"
+        # Locked under a name no orphan scan looks at, then renamed: another process
+        # must never see this lock file unlocked and adopt a live owner.
+        locking = self.dir / f".{self.owner}.locking"
+        fd = _lock(locking)
+        assert fd is not None, "a fresh file cannot be locked by anyone else"
+        locking.rename(self.dir / f"{self.owner}.lock")
         self._lock_fd = fd
         self.segments: list[Segment] = []
         self._fd = -1

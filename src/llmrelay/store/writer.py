@@ -70,6 +70,8 @@ T = TypeVar("T")
 #: Writes abandoned to their timeout that may still hold a connection; past this many
 #: the database counts as away without trying again (bounded connections and memory).
 _MAX_ABANDONED = 4
+#: Further tries of a single refused row before it is set aside.
+_SINGLE_ROW_RETRIES = 2
 #: Seconds between looks for the spools of processes that died.
 _ORPHAN_SCAN_INTERVAL = 30.0
 
@@ -378,12 +380,26 @@ class LogWriter:
                 raise _DatabaseAway(f"{type(exc).__name__}: {exc}") from exc
             error = exc
         if len(rows) == 1:
-            log.error("log row %s refused by the database, set aside: %s", rows[0].id, error)
-            self._dead_letter(rows[0], f"{type(error).__name__}: {error}")
+            await self._write_or_dead_letter(rows[0], error)
             return
         mid = len(rows) // 2
         await self._write_or_split(rows[:mid])
         await self._write_or_split(rows[mid:])
+
+    async def _write_or_dead_letter(self, it: Interaction, error: Exception) -> None:
+        """One refused row: try again (a deadlock or a concurrent replay passes), then set
+        it aside."""
+        for _ in range(_SINGLE_ROW_RETRIES):
+            await asyncio.sleep(0.2)
+            try:
+                await self._timed(self._write([it]), self._db_timeout)
+                return
+            except Exception as exc:
+                if isinstance(exc, TimeoutError) or not await self._reachable():
+                    raise _DatabaseAway(f"{type(exc).__name__}: {exc}") from exc
+                error = exc
+        log.error("log row %s refused by the database, set aside: %s", it.id, error)
+        self._dead_letter(it, f"{type(error).__name__}: {error}")
 
     async def _reachable(self) -> bool:
         async def probe() -> None:
