@@ -280,6 +280,11 @@ def skeleton(request: dict[str, Any], response_id: str, created: int, model: str
         "truncation": "disabled",
         "metadata": request.get("metadata") or {},
     }
+    # ``usage`` (until known) and the deprecated ``user`` are typed as an object and a
+    # string in OpenAI's schema, not nullable: omitted rather than null.
+    if isinstance(request.get("user"), str):
+        out["user"] = request["user"]
+    return out
 
 
 def message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
@@ -290,11 +295,6 @@ def message_item(item_id: str, text: str, status: str = "completed") -> dict[str
 
 def call_item(call_id: str, name: str, arguments: str, status: str = "completed"
               ) -> dict[str, Any]:
-    # ``usage`` (until known) and the deprecated ``user`` are typed as an object and a
-    # string in OpenAI's schema, not nullable: omitted rather than null.
-    if isinstance(request.get("user"), str):
-        out["user"] = request["user"]
-    return out
     return {"id": "fc_" + call_id, "type": "function_call", "status": status,
             "call_id": call_id, "name": name, "arguments": arguments}
 
