@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from llmrelay.errors import GatewayError
+from llmrelay.providers.base import ProviderSpec
 
 E = TypeVar("E", bound=GatewayError)
 
@@ -64,6 +65,15 @@ class Redactor:
         # Longest first: a secret that contains another is masked whole.
         ordered = sorted(found, key=len, reverse=True)
         self._exact = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    @classmethod
+    def for_providers(cls, specs: Iterable[ProviderSpec]) -> Redactor:
+        """A redactor for every credential the configured providers hold."""
+        secrets: list[str | None] = []
+        for spec in specs:
+            secrets += [spec.api_key, spec.aws_access_key_id, spec.aws_secret_access_key,
+                        spec.aws_session_token, *credential_headers(spec.headers)]
+        return cls(secrets)
 
     def text(self, text: str) -> str:
         if self._exact is not None:

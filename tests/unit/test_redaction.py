@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from llmrelay.errors import UpstreamError
 from llmrelay.providers.base import ProviderSpec
-from llmrelay.providers.registry import Provider, Registry
 from llmrelay.redaction import Redactor, redact
-from llmrelay.routing.router import provider_redactor
 
 
 def test_exact_secrets_of_any_shape_are_masked() -> None:
@@ -45,9 +43,7 @@ def test_every_configured_provider_credential_is_collected() -> None:
                      aws_access_key_id="AKID-of-b-0003", aws_secret_access_key="secret-b-0004",
                      aws_session_token="session-b-0005"),
     ]
-    registry = Registry({s.name: Provider(s, adapter=None, transport=None)  # type: ignore[arg-type]
-                         for s in specs})
-    text = provider_redactor(registry).text(
+    text = Redactor.for_providers(specs).text(
         "key-of-a-0001 header-token-0002 AKID-of-b-0003 secret-b-0004 session-b-0005 My App!")
     assert text.count("[redacted]") == 5
     assert text.endswith("My App!")  # a non-credential header value is left alone

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from llmrelay.errors import GatewayError
 from llmrelay.providers.registry import Provider, Registry
+from llmrelay.redaction import Redactor
 
 log = logging.getLogger("llmrelay")
 
@@ -43,6 +44,8 @@ class ModelLists:
         self._loop: asyncio.Task[None] | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self.status: dict[str, ListStatus] = {}
+        #: A provider's refusal may quote its key: scrubbed before it is logged.
+        self._redactor = Redactor.for_providers(p.spec for p in registry)
 
     def listing(self) -> list[Provider]:
         """Providers that have a list endpoint."""
@@ -107,7 +110,7 @@ class ModelLists:
                 raise provider.adapter.error(spec, resp.status, body, resp.headers)
             models = provider.adapter.parse_models(body)
         except GatewayError as exc:
-            self._failed(provider, status, exc.message)
+            self._failed(provider, status, self._redactor.text(exc.message))
             return
         except Exception as exc:  # an answer we cannot parse
             self._failed(provider, status, f"unreadable model list ({type(exc).__name__})")

@@ -33,7 +33,7 @@ from llmrelay.errors import (
 )
 from llmrelay.providers.base import UpstreamCall
 from llmrelay.providers.registry import Registry
-from llmrelay.redaction import Redactor, credential_headers
+from llmrelay.redaction import Redactor
 from llmrelay.routing.breaker import Breaker
 from llmrelay.routing.classify import classes_of, is_quota, upstream_refusal
 from llmrelay.routing.conditions import RequestFacts, choose
@@ -454,14 +454,4 @@ def build_router(settings: Settings, registry: Registry, resolver: Resolver,
         default_config=r.default_config, enforce_breaker=cb.enabled,
     )
     return Router(selector=selector, breaker=breaker, retry_after_cap=r.retry_after_cap,
-                  redactor=provider_redactor(registry))
-
-
-def provider_redactor(registry: Registry) -> Redactor:
-    """A redactor for every credential the configured providers hold."""
-    secrets: list[str | None] = []
-    for provider in registry:
-        spec = provider.spec
-        secrets += [spec.api_key, spec.aws_access_key_id, spec.aws_secret_access_key,
-                    spec.aws_session_token, *credential_headers(spec.headers)]
-    return Redactor(secrets)
+                  redactor=Redactor.for_providers(p.spec for p in registry))
