@@ -162,6 +162,19 @@ def test_anthropic_error_echoing_key_is_redacted(
     assert "[redacted]" in str(caught.value)
 
 
+def test_count_tokens_pass_through_errors_are_redacted(
+        gw: GatewayProcess, key: str, mock: MockUpstream) -> None:
+    """Anthropic count_tokens 400 / 401 quoting its key -> 400 / 502, key masked, Anthropic shape"""
+    body = {"model": "ant/claude-sonnet-4-5", "messages": [{"role": "user", "content": "x"}]}
+    for status, expected in ((400, 400), (401, 502)):
+        mock.script(Behaviour(status=status, error_message=f"invalid x-api-key: {ANT_KEY}"))
+        r = httpx.post(gw.url + "/v1/messages/count_tokens", json=body, timeout=30,
+                       headers={"x-api-key": key, "anthropic-version": "2023-06-01"})
+        assert r.status_code == expected, r.text
+        assert r.json()["type"] == "error" and "[redacted]" in r.text
+        assert_clean(r.text + str(r.headers))
+
+
 def test_stream_error_events_are_redacted(
         gw: GatewayProcess, key: str, mock: MockUpstream) -> None:
     """Mid-stream error events quoting keys (3 stream formats) -> error events, keys masked"""

@@ -8,8 +8,11 @@ tokenizer (:mod:`llmrelay.tokenizer`), in a worker thread. That count is exact o
 models that use that encoding, so the answer says it is an estimate:
 ``x-llmrelay-token-count: estimate; cl100k_base``.
 
-Counting is not a model call: it takes no rate-limit or budget room and leaves no
-usage row. It counts for the model's own target; a route config header does not apply.
+Counting is not a model call: it costs nothing, leaves no usage row, and counts for
+the model's own target (a route config header does not apply). A pass-through does
+call the provider, so it counts against the key's request limits like any call (a
+reservation of its prompt only, settled at zero tokens and zero cost); a local count
+makes no upstream call and takes no limit room.
 Errors are in Anthropic's shape, like every ``/v1/messages`` answer.
 """
 
@@ -28,7 +31,9 @@ from llmrelay.context import Call
 from llmrelay.errors import GatewayError, UpstreamTimeout
 from llmrelay.pipeline import authenticate, parse_json, respond_json
 from llmrelay.providers.anthropic_convert import anthropic_error
+from llmrelay.providers.base import Usage
 from llmrelay.providers.chat_output import upstream_object
+from llmrelay.routing.classify import upstream_refusal
 from llmrelay.routing.resolve import Target, check_allowed
 from llmrelay.tokenizer import ENCODING, count_chat
 from llmrelay.upstream import upstream_request_id
@@ -55,7 +60,9 @@ async def count_tokens(gw: Gateway, request: Request, send: Send) -> None:
         builder = None if target.overrides else getattr(
             target.provider.adapter, "count_tokens_request", None)
         if builder is not None:
-            await _pass_through(call, target, body, send)
+            call.body, call.model = {**body, "max_tokens": 0}, model  # reserve no output
+            await gw.governor.admit(call)  # 429 past the key's request limits
+            await _pass_through(gw, call, target, body, send)
             return
         chat = to_chat({**body, "max_tokens": 1})
         counted = await asyncio.to_thread(count_chat, chat)
@@ -65,14 +72,20 @@ async def count_tokens(gw: Gateway, request: Request, send: Send) -> None:
         await send_error(send, exc, call.response_headers(), orjson.dumps(anthropic_error(exc)))
     except ClientDisconnected:
         return
+    finally:
+        await gw.governor.settle(call)  # no ticket (local count, refusal): a no-op
 
 
-async def _pass_through(call: Call, target: Target, body: dict[str, Any], send: Send) -> None:
+async def _pass_through(gw: Gateway, call: Call, target: Target, body: dict[str, Any],
+                        send: Send) -> None:
     provider = target.provider
     spec = provider.spec
     adapter: Any = provider.adapter
     ucall = adapter.count_tokens_request(spec, body, target.model,
                                          call.request.header("anthropic-beta"))
+    # One upstream call, free: recorded so settling keeps the request counted.
+    call.attempts.append({"provider": provider.name, "model": target.model})
+    call.usage = Usage()
     t0 = time.perf_counter()
     try:
         async with asyncio.timeout(spec.timeout):
@@ -85,11 +98,14 @@ async def _pass_through(call: Call, target: Target, body: dict[str, Any], send: 
                               provider=spec.name) from None
     finally:
         call.upstream_seconds += time.perf_counter() - t0
+    call.attempts[-1]["status"] = resp.status
     call.upstream_request_id = upstream_request_id(resp.headers)
     if call.upstream_request_id is not None:
         call.extra_headers["request-id"] = call.upstream_request_id
     if resp.status >= 400:
-        raise adapter.error(spec, resp.status, raw, resp.headers)
+        # As on every routed call: a refusal of llmrelay's key is a 502, secrets masked.
+        raise gw.router.redactor.error(
+            upstream_refusal(adapter.error(spec, resp.status, raw, resp.headers)))
     upstream_object(spec.name, raw)  # a 200 that is not a JSON object is a 502
     call.status = 200
     call.bytes_out = len(raw)
