@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -100,6 +101,32 @@ async def test_a_row_the_database_refuses_is_split_out_and_dead_lettered(
     await w2.submit(row())
     await w2.close(timeout=60)
     assert await count(engine, RequestRow) == 20
+
+
+async def test_hostile_values_pass_the_whole_writer(engine: AsyncEngine, tmp_path: Path) -> None:
+    """Invalid text, NUL bytes, huge numbers: spooled, logged and written, bounded."""
+    log = io.BytesIO()
+    w = writer(engine, tmp_path / "spool", log_stream=log)
+    w.start()
+    bad = row("m\ud800\x00" + "m" * 10_000)
+    bad.usage = Usage(10**40, 1, 10**40)
+    bad.cost_nanos = 10**40
+    bad.attempts = [{"error": "e\ud800", "n": 10**40}]
+    await w.submit(bad)
+    await w.submit(row())
+    await w.close(timeout=60)
+    assert await count(engine, RequestRow) == 2 and w.stats.dead_lettered == 0
+    async with engine.connect() as conn:
+        model = await conn.scalar(select(RequestRow.model).where(RequestRow.id == bad.id))
+        tokens = await conn.scalar(select(UsageRecord.prompt_tokens)
+                                   .where(UsageRecord.id == bad.id))
+    assert model is not None and model.startswith("m?m") and len(model) == 300
+    assert tokens == 2**31 - 1
+    assert len(log.getvalue().splitlines()) == 2
+    async with engine.connect() as conn:
+        cost = await conn.scalar(select(MonthlyUsageSummary.total_cost_nanos))
+        calls = await conn.scalar(select(MonthlyUsageSummary.total_requests))
+    assert cost == 2**63 - 1 and calls == 2, "the summary saturates rather than refusing rows"
 
 
 async def test_a_row_refused_once_is_retried_not_set_aside(

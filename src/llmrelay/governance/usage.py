@@ -19,7 +19,6 @@ rows are touched in sorted order so two concurrent batches cannot deadlock.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from typing import Any
 
@@ -32,6 +31,7 @@ from llmrelay.governance.budgets import Budget, day_period, month_period
 from llmrelay.governance.pricing import nanos_to_usd
 from llmrelay.store.bounds import INT64, clean_int, clean_row
 from llmrelay.store.bulk import insert_rows
+from llmrelay.store.deadline import within
 from llmrelay.store.schema import MonthlyUsageSummary, SpendCounter, UsageRecord, utcnow
 from llmrelay.telemetry.interaction import Interaction
 
@@ -76,6 +76,19 @@ def _usd_of(conn: AsyncConnection, nanos: Any) -> Any:
     return nanos / sa.literal(1e9, sa.Float)
 
 
+def _saturating_sum(conn: AsyncConnection, stored: Any, added: Any) -> Any:
+    """``stored + added`` capped at the 64-bit maximum instead of failing the upsert.
+
+    Each row's values are bounded, but a sum of bounded values is not: without the cap
+    one absurd upstream report (10^40 tokens) would make every later increment of that
+    key's month overflow, and so refuse every later row of the key.
+    """
+    if conn.dialect.name == "postgresql":  # bigint + bigint raises on overflow: add as numeric
+        total = sa.func.least(sa.cast(stored, sa.Numeric(30, 0)) + added, INT64[1])
+        return sa.cast(total, sa.BigInteger)
+    return sa.func.min(stored + added, INT64[1])  # SQLite turns an overflow into a float
+
+
 async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
     table: sa.Table = UsageRecord.__table__  # type: ignore[assignment]
     rows = [clean_row(table, _usage_row(it)) for it in batch if it.api_key_id is not None]
@@ -111,11 +124,12 @@ async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
 
     summary = MonthlyUsageSummary.__table__
     for key in sorted(months):
-        values = months[key]
+        values = {k: clean_int(v, INT64) if isinstance(v, int) else v
+                  for k, v in months[key].items()}
         stmt = dialect_insert(conn.dialect.name, summary).values(
             **values, total_cost_usd=nanos_to_usd(values["total_cost_nanos"]), updated_at=now,
         )
-        added = {c: summary.c[c] + stmt.excluded[c] for c in (
+        added = {c: _saturating_sum(conn, summary.c[c], stmt.excluded[c]) for c in (
             "total_requests", "prompt_tokens", "completion_tokens", "total_tokens",
             "total_cost_nanos")}
         stmt = stmt.on_conflict_do_update(
@@ -129,11 +143,12 @@ async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
     for (scope, scope_id, period) in sorted(spend):
         stmt = dialect_insert(conn.dialect.name, counters).values(
             scope=scope, scope_id=scope_id, period=period,
-            spent_nanos=spend[(scope, scope_id, period)], updated_at=now,
+            spent_nanos=clean_int(spend[(scope, scope_id, period)], INT64), updated_at=now,
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=["scope", "scope_id", "period"],
-            set_={"spent_nanos": counters.c.spent_nanos + stmt.excluded.spent_nanos,
+            set_={"spent_nanos": _saturating_sum(conn, counters.c.spent_nanos,
+                                                 stmt.excluded.spent_nanos),
                   "updated_at": now},
         )
         await conn.execute(stmt)
@@ -147,14 +162,17 @@ def spend_loader(engine: AsyncEngine, timeout: float = 2.0) -> Any:
     admitting it against a spend of zero, which could overspend the budget.
     """
 
+    async def read(budget: Budget) -> Any:
+        async with engine.connect() as conn:
+            return await conn.scalar(
+                text("SELECT spent_nanos FROM spend_counters "
+                     "WHERE scope = :scope AND scope_id = :id AND period = :period"),
+                {"scope": budget.scope, "id": budget.scope_id, "period": budget.period},
+            )
+
     async def load(budget: Budget) -> int:
         try:
-            async with asyncio.timeout(timeout), engine.connect() as conn:
-                value = await conn.scalar(
-                    text("SELECT spent_nanos FROM spend_counters "
-                         "WHERE scope = :scope AND scope_id = :id AND period = :period"),
-                    {"scope": budget.scope, "id": budget.scope_id, "period": budget.period},
-                )
+            value = await within(timeout, read(budget))
         except Exception as exc:  # refused, reset, timed out: the database is away
             raise ServiceUnavailable(
                 "the gateway cannot read this budget's spend right now (its database is "

@@ -183,11 +183,15 @@ class Spool:
 
     def append(self, frames: list[bytes], last_seq: int) -> None:
         """Append records in one ``write`` (no ``fsync``; see :meth:`sync`)."""
-        data = memoryview(b"".join(frames))
-        while data:
-            written = os.write(self._fd, data)
-            data = data[written:]
         seg = self.active
+        data = memoryview(b"".join(frames))
+        try:
+            while data:
+                written = os.write(self._fd, data)
+                data = data[written:]
+        except OSError:  # disk full: cut the partial record, or it would end the segment
+            os.ftruncate(self._fd, seg.size)
+            raise
         seg.last_seq = last_seq
         seg.size += sum(len(f) for f in frames)
 

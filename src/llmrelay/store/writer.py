@@ -53,7 +53,7 @@ import orjson
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from llmrelay.store.bounds import clean_text
+from llmrelay.store.bounds import clean_json, clean_text
 from llmrelay.store.bulk import insert_rows
 from llmrelay.store.rows import request_row, response_row
 from llmrelay.store.schema import RequestRow, ResponseRow
@@ -226,7 +226,10 @@ class LogWriter:
                 continue
             if not self._closing:
                 await asyncio.sleep(self._spool_interval)
-            await self._spool_fresh()
+            try:
+                await self._spool_fresh()
+            except Exception:  # a bug of ours: keep the task alive for the next rows
+                log.exception("log spool step failed")
 
     async def _spool_fresh(self) -> None:
         assert self._spool is not None
@@ -255,7 +258,12 @@ class LogWriter:
             return
         active = self._spool.active
         position = (active.path, active.size)
-        self._spool.append(frames, records[-1][0])
+        try:
+            self._spool.append(frames, records[-1][0])
+        except OSError as exc:
+            self._drop(len(records), f"cannot write the spool: {exc}")
+            self._next_seq -= len(records)
+            return
         self._spooled_seq = records[-1][0]
         self.stats.spooled += len(records)
         if not self._spilled and len(self._window) + len(records) <= self._queue_size:
@@ -273,7 +281,7 @@ class LogWriter:
     def _write_log_lines(self, batch: list[Interaction]) -> None:
         if self._stream is None:
             return
-        data = b"".join(orjson.dumps(it.log_entry(), default=repr) + b"\n" for it in batch)
+        data = b"".join(_log_line(it) for it in batch)
         try:
             self._stream.write(data)
             self._stream.flush()
@@ -282,6 +290,14 @@ class LogWriter:
 
     # -- stage 2: the database -------------------------------------------------------------
     async def _run_database(self) -> None:
+        while True:  # a bug of ours must not stop the writing for good
+            try:
+                await self._write_spooled()
+            except Exception:
+                log.exception("log writer step failed; continuing in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _write_spooled(self) -> None:
         await self._replay_orphans()
         scanned = time.monotonic()
         while True:
@@ -515,3 +531,10 @@ class LogWriter:
             log.error("log writer stopped with %d rows not in the database; they stay in the "
                       "spool (%s) and are written at the next start", left, self._spool_dir)
 
+
+def _log_line(it: Interaction) -> bytes:
+    entry = it.log_entry()
+    try:
+        return orjson.dumps(entry, default=repr) + b"\n"
+    except TypeError:  # text that is not valid UTF-8
+        return orjson.dumps(clean_json(entry), default=repr) + b"\n"
