@@ -321,3 +321,29 @@ def test_idle_keep_alive_connections_are_closed_after_the_timeout(
     sock.close()
     assert rest == b""
     assert time.monotonic() - idle < 8
+
+
+def test_client_disconnect_mid_stream_stops_the_upstream_and_bills_what_was_delivered(
+    start_gateway: Start, upstream: MockUpstream, mock: MockUpstream
+) -> None:
+    """Client hangs up mid-stream -> upstream stream closed at once, row 499, delivered billed"""
+    gw = _gateway(start_gateway, upstream)
+    key = gw.create_key("gone-mid-way")
+    mock.script(Behaviour(chunk_delay_ms=1000, reply="one two three four five six seven"))
+    with httpx.stream("POST", gw.base_url + "/chat/completions", timeout=30,
+                      json={**CHAT, "stream": True},
+                      headers={"authorization": f"Bearer {key}"}) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if '"content":"' in line and '"content":""' not in line:
+                break  # one word delivered: hang up
+    left = time.monotonic()
+    _wait_for(lambda: bool(mock.aborts), 6, "the upstream stream to be closed")
+    assert mock.aborts[0].at - left < 4  # not after the remaining ~6 s of words
+    _wait_for(lambda: bool(_rows(gw)), 10, "the row")
+    ((_, streamed, status, response_status, error_type, _),) = _rows(gw)
+    assert (bool(streamed), status, response_status, error_type) == (
+        True, 499, 499, "client_closed_request")
+    ((prompt, completion),) = gw.db_query(
+        "SELECT prompt_tokens, completion_tokens FROM responses")
+    assert prompt > 0 and 0 < completion < 7  # estimated from what was delivered
