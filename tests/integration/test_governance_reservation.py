@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -20,6 +21,7 @@ import pytest
 
 from llmrelay.mock_upstream import MockUpstream
 from tests.gateway_proc import GatewayProcess
+from tests.services import REDIS_HOST, REDIS_PORT
 
 Start = Callable[..., GatewayProcess]
 PRICE = {"input_cost_per_token": "0.000001", "output_cost_per_token": "0.000002"}
@@ -39,13 +41,12 @@ def _behaviour(**fields: Any) -> dict[str, str]:
     return {"x-mock-behaviour": orjson.dumps(fields).decode()}
 
 
-@pytest.fixture(scope="module")
-def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def _config(upstream: MockUpstream) -> dict[str, Any]:
     def provider(name: str, **behaviour: Any) -> dict[str, Any]:
         return {"name": name, "type": "openai_compatible", "base_url": upstream.base_url,
                 "api_key": "k", "headers": _behaviour(**behaviour)}
 
-    gateway = GatewayProcess(tmp_path_factory.mktemp("reservation"), {
+    return {
         "providers": [
             # Slow answers keep every call of a burst in flight at once.
             provider("slow", delay_ms=3000),
@@ -55,7 +56,24 @@ def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Any:
         "prices": {"slow/configured": PRICE, "slow/default": PRICE, "slow/learnt": PRICE,
                    "long/m": PRICE},
         "reserve_output_tokens": {"slow/config*": 10},
-    })
+    }
+
+
+@pytest.fixture(scope="module")
+def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    gateway = GatewayProcess(tmp_path_factory.mktemp("reservation"), _config(upstream))
+    gateway.start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory,
+             redis_server: None) -> Any:
+    """The same gateway counting its budgets in Redis (the EXTEND script)."""
+    config = {**_config(upstream), "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
+              "redis_prefix": f"{{reservation-{uuid.uuid4().hex}}}:"}
+    gateway = GatewayProcess(tmp_path_factory.mktemp("reservation-redis"), config)
     gateway.start()
     yield gateway
     gateway.stop()
@@ -117,12 +135,14 @@ def post_ok(gw: GatewayProcess, key: str, body: dict[str, Any]) -> int:
     return r.status_code
 
 
+@pytest.mark.parametrize("backend", ["local", pytest.param("redis", marks=pytest.mark.redis)])
 def test_a_stream_that_outgrows_its_reservation_is_stopped_at_the_budget(
-    gw: GatewayProcess,
+    backend: str, request: pytest.FixtureRequest,
 ) -> None:
     """An upstream ignoring max_tokens=20 streams ~$0.0036 into a $0.0006 budget: the stream
     ends with a budget_exceeded error event once the budget has no room for another
     reservation step, and the spend is the budget plus at most one step and two reads."""
+    gw: GatewayProcess = request.getfixturevalue("gw" if backend == "local" else "redis_gw")
     key = gw.create_key("stopped", budget=BUDGET)
     with httpx.stream("POST", gw.url + "/v1/chat/completions", timeout=60,
                       json=_chat("long/m", max_tokens=20, stream=True),

@@ -334,15 +334,17 @@ class RedisBackend:
             try:
                 results = await pipe.execute(raise_on_error=False)
             except Exception as exc:
-                # Back to the front, in order: SETTLE's ticket marker makes re-sending
-                # the ones Redis did apply harmless.
-                self._pending.extendleft(reversed(batch))
                 if _is_outage(exc):
+                    # Back to the front, in order: SETTLE's ticket marker makes re-sending
+                    # the ones Redis did apply harmless.
+                    self._pending.extendleft(reversed(batch))
                     self._failed(exc)
                     return
-                log.exception("replaying settlements failed; %d wait for the next try",
-                              len(self._pending))
-                return
+                # Not an outage (a bug): retrying would fail the same way on every call.
+                self._dropped += len(batch)
+                log.exception("replaying %d settlements failed; they are dropped (their "
+                              "usage rows and persisted spend are in the database)", len(batch))
+                continue
             retry: list[tuple[list[str], list[str | int]]] = []
             for entry, result in zip(batch, results, strict=True):
                 if not isinstance(result, Exception):
