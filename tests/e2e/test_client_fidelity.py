@@ -156,6 +156,19 @@ def test_count_tokens_passes_through_to_anthropic(
     assert "x-llmrelay-token-count" not in raw.headers
 
 
+def test_count_tokens_counts_against_the_keys_request_limit(gw: GatewayProcess) -> None:
+    """A pass-through calls the provider: it must not be a way around the key's rpm."""
+    limited = gw.create_key("fidelity-rpm", rpm=2)
+    with anthropic.Anthropic(base_url=gw.url, api_key=limited, max_retries=0) as client:
+        for _ in range(2):
+            assert client.messages.count_tokens(model="claude-sonnet",
+                                                messages=HELLO).input_tokens == 3
+        with pytest.raises(anthropic.RateLimitError) as err:
+            client.messages.count_tokens(model="claude-sonnet", messages=HELLO)
+    assert err.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert err.value.response.headers["retry-after"]
+
+
 def test_count_tokens_estimates_for_other_providers(
     claude: anthropic.Anthropic, mock: MockUpstream, gw: GatewayProcess, key: str
 ) -> None:
