@@ -19,6 +19,7 @@ from llmrelay.config import ConfigError, load_settings
 from llmrelay.governance.usage import write_usage
 from llmrelay.providers.base import Usage
 from llmrelay.store import database
+from llmrelay.store import spool as spool_module
 from llmrelay.store.schema import MonthlyUsageSummary, RequestRow, ResponseRow, UsageRecord, new_id
 from llmrelay.store.spool import Spool, encode, spool_dir
 from llmrelay.store.writer import LogWriter
@@ -153,6 +154,7 @@ async def test_a_row_refused_once_is_retried_not_set_aside(
 async def test_database_away_spills_to_disk_with_bounded_memory_then_writes_all_in_order(
     engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 8192)  # many segments, rotated
     w = writer(engine, tmp_path / "spool", queue_size=100, batch_size=7)
     away = True
     real_write = w._write

@@ -338,10 +338,14 @@ class LogWriter:
                 self._spill_at = (self._disk.path, self._disk.offset)
                 return records
             paths = [s.path for s in self._spool.segments]
-            here = paths.index(self._disk.path) if self._disk.path in paths else -1
             self._disk.close()
+            if self._disk.path not in paths:  # written in full and removed: go on from the
+                self._disk = None             # oldest segment left (rows read are skipped)
+                self._spill_at = (paths[0], 0)
+                continue
+            here = paths.index(self._disk.path)
             self._disk = None
-            if here == len(paths) - 1 or here < 0:  # read up to the end: back to memory
+            if here == len(paths) - 1:  # read up to the end: back to memory
                 self._spilled, self._spill_at = False, None
                 return []
             self._spill_at = (paths[here + 1], 0)
