@@ -67,6 +67,9 @@ class Gateway:
         self.streams: set[Call] = set()
         #: Every model call that may be talking to an upstream (what a drain interrupts).
         self.calls: set[Call] = set()
+        #: The drain deadline has passed: a call still reaching its upstream stage (it
+        #: was being admitted at the deadline) is refused there instead of starting.
+        self.calls_ended = False
         self._drain_task: asyncio.Task[None] | None = None
         self._endpoints: dict[str, Endpoint] = {}
         self._handlers: dict[str, Handler] = {}
@@ -281,6 +284,7 @@ class Gateway:
     async def end_calls(self, grace: float = 3.0) -> None:
         """Interrupt every call still in flight; wait (``grace`` s at most) until each has
         answered its client and queued its row."""
+        self.calls_ended = True
         for call in list(self.calls):
             call.interrupt("shutdown")
         end = self._loop.time() + grace

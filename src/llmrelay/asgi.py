@@ -7,11 +7,12 @@ them straight from the ASGI scope and writes raw ``http.response.*`` messages.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from llmrelay.errors import GatewayError, PayloadTooLarge
+from llmrelay.errors import GatewayError, PayloadTooLarge, RequestTimeout
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -63,11 +64,21 @@ class Request:
         client = self.scope.get("client")
         return client[0] if client else None
 
-    async def body(self, limit: int) -> bytes:
-        """Read the whole body, refusing early (413) once it passes ``limit`` bytes."""
+    async def body(self, limit: int, timeout: float | None = None) -> bytes:
+        """Read the whole body, refusing early (413) once it passes ``limit`` bytes, and
+        with 408 when it has not all arrived within ``timeout`` seconds (a client that
+        dribbles its body would otherwise hold the connection and a task forever)."""
         length = self.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._read_body(limit)
+        except TimeoutError:
+            raise RequestTimeout(f"the request body did not arrive within {timeout:g}s "
+                                 "(body_timeout)", headers={"connection": "close"}) from None
+
+    async def _read_body(self, limit: int) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:

@@ -152,6 +152,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # -- what a client connection may hold (http_protocol.py, docs/operations.md) -------
     #: Seconds a client has to send a request's line and headers (slowloris guard).
     header_timeout: float = 10.0
+    #: Seconds a client has to send a model call's body once its headers are in.
+    body_timeout: float = 60.0
     #: Largest request line + headers, and most headers, accepted (431 beyond).
     max_header_bytes: int = 32 * 1024
     max_headers: int = 100
@@ -373,7 +375,7 @@ def _check_access(s: Settings) -> None:
 
 
 def _check_connections(s: Settings) -> None:
-    for name in ("header_timeout", "keep_alive_timeout"):
+    for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
         if not getattr(s, name) > 0:
             raise ConfigError(f"invalid config: {name} must be positive")
     if s.drain_timeout < 0:

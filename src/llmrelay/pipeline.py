@@ -106,7 +106,8 @@ async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
     """
     try:
         await authenticate(gw, call)
-        call.raw_body = await call.request.body(gw.settings.max_body_bytes)
+        call.raw_body = await call.request.body(gw.settings.max_body_bytes,
+                                                gw.settings.body_timeout)
         call.body = parse_json(call.raw_body)
         call.model, call.stream = endpoint.validate(call.body)
         call.plan = await gw.router.plan_for(call)
@@ -152,6 +153,9 @@ async def _execute(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> N
     deadline or a cancellation by the server itself, :class:`ServiceUnavailable` (503
     in the endpoint's shape, if nothing was sent yet).
     """
+    if gw.calls_ended:
+        call.interrupted = "shutdown"
+        raise _interruption(call, "the call was not started")
     call.task = asyncio.current_task()
     gw.calls.add(call)
     watcher = asyncio.create_task(_wait_disconnect(call))

@@ -347,3 +347,25 @@ def test_client_disconnect_mid_stream_stops_the_upstream_and_bills_what_was_deli
     ((prompt, completion),) = gw.db_query(
         "SELECT prompt_tokens, completion_tokens FROM responses")
     assert prompt > 0 and 0 < completion < 7  # estimated from what was delivered
+
+
+def test_a_body_sent_too_slowly_is_refused_with_408(
+    start_gateway: Start, upstream: MockUpstream, mock: MockUpstream
+) -> None:
+    """A model call whose body trickles in past body_timeout -> 408, closed, no upstream call"""
+    gw = _gateway(start_gateway, upstream, body_timeout=1.5)
+    key = gw.create_key("slow-body")
+    body = orjson.dumps(CHAT)
+    sock = _connect(gw)
+    started = time.monotonic()
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                 b"authorization: Bearer " + key.encode() + b"\r\n"
+                 b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+                 + body[:10])
+    raw = _read_all(sock, 15)
+    sock.close()
+    assert time.monotonic() - started < 8
+    status, headers, answer = _answer(raw)
+    assert status == 408 and headers["connection"] == "close"
+    assert answer["error"]["code"] == "request_timeout"
+    assert not mock.requests
