@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,24 +29,27 @@ from llmrelay.mock_upstream.bedrock_format import MOCK_ACCESS_KEY_ID, MOCK_SECRE
 #: (OpenAI shape passed through) and three translating adapters.
 CHAT_MODELS = ["mock/echo", "claude/claude-sonnet-4-5", "gemini/gemini-2.0-flash",
                "bedrock/anthropic.claude-3-haiku-20240307-v1:0"]
+#: The translating models again, on providers that drop what they cannot honour.
+LAX_MODELS = [m.replace("/", "-lax/", 1) for m in CHAT_MODELS[1:]]
 MAX_BODY = 256 * 1024
 
 
 def translating_config(upstream: MockUpstream) -> dict[str, Any]:
     """The built-in mock plus Anthropic, Gemini and Bedrock in front of the mock server."""
     root = upstream.root_url
-    return {
-        "max_body_bytes": MAX_BODY,
-        "providers": [
-            {"name": "claude", "type": "anthropic", "base_url": upstream.base_url,
-             "api_key": "sk-ant-fuzz"},
-            {"name": "gemini", "type": "gemini", "base_url": root + "/v1beta",
-             "api_key": "gm-fuzz"},
-            {"name": "bedrock", "type": "bedrock", "base_url": root, "region": "us-east-1",
-             "aws_access_key_id": MOCK_ACCESS_KEY_ID,
-             "aws_secret_access_key": MOCK_SECRET_ACCESS_KEY},
-        ],
-    }
+    providers: list[dict[str, Any]] = [
+        {"name": "claude", "type": "anthropic", "base_url": upstream.base_url,
+         "api_key": "sk-ant-fuzz"},
+        {"name": "gemini", "type": "gemini", "base_url": root + "/v1beta",
+         "api_key": "gm-fuzz"},
+        {"name": "bedrock", "type": "bedrock", "base_url": root, "region": "us-east-1",
+         "aws_access_key_id": MOCK_ACCESS_KEY_ID,
+         "aws_secret_access_key": MOCK_SECRET_ACCESS_KEY},
+    ]
+    # The same with drop_params: schema-valid bodies set fields a provider cannot honour
+    # so often that without these, few would get past that check into the translation.
+    lax = [{**p, "name": p["name"] + "-lax", "drop_params": True} for p in providers]
+    return {"max_body_bytes": MAX_BODY, "providers": providers + lax}
 
 
 @dataclass
@@ -110,11 +113,11 @@ class InProcessGateway:
         self._thread.join(30)
         self._loop.close()
 
-    def post(self, path: str, content: bytes, headers: dict[str, str] | None = None
-             ) -> Reply:
+    def post(self, path: str, content: bytes,
+             headers: Mapping[str, str | bytes] | None = None) -> Reply:
         """One call with the fuzz key (unless ``headers`` bring their own auth)."""
-        sent = {"authorization": f"Bearer {self.key}", "content-type": "application/json",
-                **(headers or {})}
+        sent: dict[str, str | bytes] = {"authorization": f"Bearer {self.key}",
+                                         "content-type": "application/json", **(headers or {})}
         with self._lock:  # one request at a time, so its upstream calls are its own
             self._seen.clear()
             resp = self._run(self._client.post(path, content=content, headers=sent))

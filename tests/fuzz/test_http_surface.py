@@ -31,13 +31,14 @@ from llmrelay.mock_upstream import MockUpstream
 from tests.fuzz import seeds
 from tests.fuzz.gateway import (
     CHAT_MODELS,
+    LAX_MODELS,
     MAX_BODY,
     InProcessGateway,
     Reply,
     assert_clean,
     translating_config,
 )
-from tests.fuzz.mutations import fuzz_settings, mutated, nested
+from tests.fuzz.mutations import fuzz_settings, json_values, mutated, nested
 from tests.fuzz.schema_strategy import request_body
 
 ENDPOINTS = {
@@ -45,6 +46,7 @@ ENDPOINTS = {
     "/v1/embeddings": (seeds.EMBEDDINGS, ("dimensions", "encoding_format", "user"),
                        ["mock/text-embedding-3-small", "gemini/text-embedding-004"]),
     "/v1/messages": (seeds.MESSAGES, seeds.MESSAGES_EXTRA, CHAT_MODELS),
+    "/v1/messages/count_tokens": (seeds.MESSAGES, seeds.MESSAGES_EXTRA, CHAT_MODELS),
     "/v1/responses": (seeds.RESPONSES, seeds.RESPONSES_EXTRA, CHAT_MODELS),
 }
 
@@ -77,11 +79,13 @@ def schema_valid(draw: st.DrawFn, endpoint: str) -> tuple[str, dict[str, Any]]:
     name = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings",
             "/v1/responses": "responses"}[endpoint]
     body = draw(request_body(name))
-    body["model"] = draw(st.sampled_from(ENDPOINTS[endpoint][2]))
+    models = ENDPOINTS[endpoint][2]
+    body["model"] = draw(st.sampled_from(models + LAX_MODELS if models is CHAT_MODELS
+                                         else models))
     return endpoint, body
 
 
-@fuzz_settings(60)
+@fuzz_settings(120)
 @given(st.sampled_from(["/v1/chat/completions", "/v1/embeddings", "/v1/responses"])
        .flatmap(schema_valid))
 def test_schema_valid_bodies(gateway: InProcessGateway, case: tuple[str, dict[str, Any]]
@@ -100,7 +104,7 @@ def mutated_case(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     return path, body
 
 
-@fuzz_settings(250)
+@fuzz_settings(400)
 @given(mutated_case())
 def test_type_mutated_bodies(gateway: InProcessGateway, case: tuple[str, dict[str, Any]]
                              ) -> None:
@@ -134,6 +138,47 @@ def test_junk_bytes(gateway: InProcessGateway, path: str, raw: bytes, content_ty
     reply = gateway.post(path, raw, {"content-type": content_type})
     check(path, reply)
     assert 400 <= reply.status < 500 and not reply.upstream, reply
+
+
+#: Route configs a client may send in ``x-llmrelay-config``: the schema's own words,
+#: put together in shapes right and wrong.
+_leaf = st.fixed_dictionaries({}, optional={
+    "provider": st.sampled_from(["claude", "gemini", "bedrock", "mock", "nope"]) | json_values,
+    "model": st.sampled_from(["claude-sonnet-4-5", "echo", "gemini-2.0-flash"]) | json_values,
+    "override_params": st.dictionaries(st.sampled_from(["model", "temperature", "max_tokens",
+                                                        "messages", "stream"]), json_values,
+                                       max_size=2) | json_values,
+    "weight": json_values, "retry": json_values, "timeout": json_values,
+    "on_errors": json_values, "strategy": json_values,
+})
+ROUTE_CONFIGS = st.recursive(
+    _leaf,
+    lambda inner: st.fixed_dictionaries({
+        "strategy": st.fixed_dictionaries({"mode": st.sampled_from(
+            ["single", "fallback", "loadbalance", "conditional", "x"]) | json_values},
+            optional={"conditions": st.lists(st.fixed_dictionaries(
+                {"query": json_values, "then": json_values}), max_size=2),
+                "default": json_values}),
+        "targets": st.lists(inner, max_size=3) | json_values,
+    }),
+    max_leaves=4,
+)
+#: Raw bytes, as a client may send them (UTF-8, or anything but CR, LF and NUL).
+HEADER_VALUES = st.one_of(
+    ROUTE_CONFIGS.map(orjson.dumps),
+    json_values.map(lambda v: json.dumps(v, ensure_ascii=False).encode()),
+    st.binary(max_size=40).map(lambda b: b.translate(None, b"\r\n\x00").strip()),
+)
+HEADERS = st.sampled_from(["x-llmrelay-config", "x-portkey-config", "x-llmrelay-metadata",
+                           "anthropic-beta", "anthropic-version"])
+
+
+@fuzz_settings(250)
+@given(mutated_case(), st.dictionaries(HEADERS, HEADER_VALUES, min_size=1, max_size=2))
+def test_hostile_headers(gateway: InProcessGateway, case: tuple[str, dict[str, Any]],
+                         headers: dict[str, bytes]) -> None:
+    path, body = case
+    check(path, gateway.post(path, encode(body), headers))
 
 
 @pytest.mark.parametrize("path", sorted(ENDPOINTS))

@@ -79,7 +79,7 @@ def _client(endpoint: Any, body: Any) -> dict[str, Any] | None:
     return parsed
 
 
-@fuzz_settings(300)
+@fuzz_settings(500)
 @given(mutated(seeds.CHAT, seeds.CHAT_EXTRA))
 def test_chat_body_translates_or_is_refused(body: dict[str, Any]) -> None:
     body = _client(ChatCompletions(), body)
@@ -107,7 +107,7 @@ def test_embeddings_body_translates_or_is_refused(body: dict[str, Any]) -> None:
         orjson.loads(call.body)
 
 
-@fuzz_settings(300)
+@fuzz_settings(400)
 @given(mutated(seeds.MESSAGES, seeds.MESSAGES_EXTRA))
 def test_messages_body_translates_or_is_refused(body: dict[str, Any]) -> None:
     body = _client(Messages(), body)
@@ -129,7 +129,7 @@ def test_messages_body_translates_or_is_refused(body: dict[str, Any]) -> None:
         _sendable(adapter, spec, chat, bool(chat.get("stream")))
 
 
-@fuzz_settings(300)
+@fuzz_settings(400)
 @given(mutated(seeds.RESPONSES, seeds.RESPONSES_EXTRA))
 def test_responses_body_translates_or_is_refused(body: dict[str, Any]) -> None:
     body = _client(Responses(), body)

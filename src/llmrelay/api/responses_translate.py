@@ -70,7 +70,8 @@ def to_chat(body: dict[str, Any], provider: str) -> dict[str, Any]:
         if key in _STATEFUL and value not in (None, False):
             raise UnsupportedParameter(key, provider, "llmrelay keeps no response state; "
                                        "send the whole conversation in input")
-        if key not in _MAPPED and key not in _IGNORED and key not in _STATEFUL:
+        # A field sent as null is a field not set (OpenAI's SDKs send some that way).
+        if value is not None and key not in _MAPPED | _IGNORED | _STATEFUL:
             raise InvalidRequest(f"Unrecognized request argument supplied: {key}", param=key)
     if body.get("input") is None:
         raise InvalidRequest("Missing required parameter: 'input'.", param="input")
