@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 
 from llmrelay.asgi import Request, Send, send_bytes
 from llmrelay.errors import AuthenticationError, ServiceUnavailable
+from llmrelay.store.deadline import within
 from llmrelay.store.schema import RequestRow, ResponseRow
 
 if TYPE_CHECKING:
@@ -51,11 +52,15 @@ def may_see_details(gw: Gateway, request: Request) -> bool:
     return any(matches)
 
 
+async def _select_one(gw: Gateway) -> None:
+    async with gw.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
 async def _database_check(gw: Gateway) -> dict[str, object]:
     t0 = time.perf_counter()
     try:
-        async with asyncio.timeout(gw.settings.database_timeout), gw.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await within(gw.settings.database_timeout, _select_one(gw))
     except TimeoutError:
         return {"ok": False, "error": f"no answer within {gw.settings.database_timeout:g}s"}
     except Exception as exc:
@@ -120,10 +125,13 @@ async def db_stats(gw: Gateway, request: Request, send: Send) -> None:
             exc = AuthenticationError("this endpoint needs the master key")
             await send_bytes(send, exc.status, exc.body(), [])
             return
+    async def count() -> tuple[int | None, int | None]:
+        async with gw.engine.connect() as conn:
+            return (await conn.scalar(select(func.count()).select_from(RequestRow)),
+                    await conn.scalar(select(func.count()).select_from(ResponseRow)))
+
     try:
-        async with asyncio.timeout(gw.settings.database_timeout), gw.engine.connect() as conn:
-            requests = await conn.scalar(select(func.count()).select_from(RequestRow))
-            responses = await conn.scalar(select(func.count()).select_from(ResponseRow))
+        requests, responses = await within(gw.settings.database_timeout, count())
     except Exception as exc:  # timed out, refused, reset: all "the database is away"
         down = ServiceUnavailable(f"the database did not answer ({type(exc).__name__})",
                                   code="database_unavailable")

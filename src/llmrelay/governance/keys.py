@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from llmrelay.errors import AuthenticationError, ServiceUnavailable
+from llmrelay.store.deadline import within
 from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
 
 if TYPE_CHECKING:
@@ -275,15 +276,18 @@ class KeyStore:
         finally:
             self._slots.release()
 
+    async def _read(self, digest: str) -> KeyRecord | None:
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.enabled.is_(True))
+            )
+            team = await session.get(Team, row.team_id) if row and row.team_id else None
+            return KeyRecord.from_row(row, team) if row is not None else None
+
     async def _select(self, digest: str) -> KeyRecord | None:
         self.stats.queries += 1
         try:
-            async with asyncio.timeout(self.policy.timeout), self._sessions() as session:
-                row = await session.scalar(
-                    select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.enabled.is_(True))
-                )
-                team = await session.get(Team, row.team_id) if row and row.team_id else None
-                record = KeyRecord.from_row(row, team) if row is not None else None
+            record = await within(self.policy.timeout, self._read(digest))
         except Exception as exc:  # refused, reset, timed out, pool exhausted: all "down"
             self.stats.database_failures += 1
             log.warning("API key lookup failed: %s: %s", type(exc).__name__, exc)

@@ -25,6 +25,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from llmrelay.routing.config import RouteConfigError, RouteSpec, parse_route_config
+from llmrelay.store.deadline import within
 from llmrelay.store.schema import RouteConfig, new_id, utcnow
 
 log = logging.getLogger("llmrelay.routing")
@@ -100,13 +101,16 @@ class RouteConfigStore:
         return {"stored": len(self._stored), "age_seconds": None if age is None else round(age, 1),
                 "last_error": self._last_error}
 
+    async def _read(self) -> list[Any]:
+        async with self._sessions() as session:
+            return list((await session.execute(
+                select(RouteConfig.name, RouteConfig.config, RouteConfig.updated_at)
+            )).all())
+
     async def refresh(self) -> None:
         """Read the table (at most ``timeout`` seconds); on failure the old one stays."""
         try:
-            async with asyncio.timeout(self._timeout), self._sessions() as session:
-                rows = (await session.execute(
-                    select(RouteConfig.name, RouteConfig.config, RouteConfig.updated_at)
-                )).all()
+            rows = await within(self._timeout, self._read())
         except Exception as exc:
             self._last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(
                 exc).__name__
