@@ -84,6 +84,9 @@ def assert_outage_behaviour(gw: GatewayProcess, known: str, budgeted: str) -> No
     assert r.status_code == 503 and seconds < FAST, (r.status_code, seconds)
     body = r.json()
     assert body["status"] == "not_ready" and body["database"]["ok"] is False
+    r, seconds = timed(lambda: httpx.get(gw.url + "/api/db-stats", timeout=30))
+    assert r.status_code == 503 and seconds < FAST, (r.text, seconds)
+    assert r.json()["error"]["code"] == "database_unavailable"
     assert body["keys"]["stale_served"] >= served
 
 
