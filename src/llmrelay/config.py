@@ -348,7 +348,7 @@ def _check_governance(s: Settings) -> None:
     for model, tokens in s.reserve_output_tokens.items():
         if tokens < 1:
             raise ConfigError(f"invalid config: reserve_output_tokens.{model}: {tokens} must "
-                              "be a positive number of tokens")
+                              "be positive (completion tokens to reserve)")
     for model, price in s.prices.items():
         values = [price.input_cost_per_token, price.output_cost_per_token,
                   price.cache_read_input_token_cost, price.cache_creation_input_token_cost]
