@@ -15,11 +15,13 @@ A non-streaming answer is read up to ``max_body_bytes`` (a declared
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import aiohttp
 import yarl
+from aiohttp.http_exceptions import HttpProcessingError
 
 from llmrelay.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
 from llmrelay.providers.base import UpstreamCall
@@ -69,7 +71,7 @@ class _HttpResponse:
                 f"upstream {self._provider} timed out after {self._timeout:g}s",
                 provider=self._provider,
             ) from exc
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, HttpProcessingError) as exc:
             raise UpstreamUnreachable(
                 f"upstream {self._provider} failed while sending its answer: {describe(exc)}",
                 provider=self._provider, detail=_detail(exc),
@@ -86,15 +88,19 @@ class _HttpResponse:
         parts: list[bytes] = []
         size = 0
         content = self._resp.content
-        while True:
-            chunk = await content.readany()
-            if not chunk:
-                return parts[0] if len(parts) == 1 else b"".join(parts)
-            size += len(chunk)
-            if size > limit:
-                self._resp.close()
-                raise self._too_large(limit)
-            parts.append(chunk)
+        unwatch = _end_body_on_close(self._resp)
+        try:
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    return parts[0] if len(parts) == 1 else b"".join(parts)
+                size += len(chunk)
+                if size > limit:
+                    self._resp.close()
+                    raise self._too_large(limit)
+                parts.append(chunk)
+        finally:
+            unwatch()
 
     def _too_large(self, limit: int) -> UpstreamResponseTooLarge:
         return UpstreamResponseTooLarge(self._provider, "an answer", limit,
@@ -102,6 +108,7 @@ class _HttpResponse:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         content = self._resp.content
+        unwatch = _end_body_on_close(self._resp)
         try:
             while True:
                 chunk = await content.readany()
@@ -113,24 +120,67 @@ class _HttpResponse:
                 f"upstream {self._provider} stalled for more than {self._timeout:g}s mid-stream",
                 provider=self._provider,
             ) from exc
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, HttpProcessingError) as exc:
             raise UpstreamUnreachable(
                 f"upstream {self._provider} broke off the stream: {describe(exc)}",
                 provider=self._provider, detail=_detail(exc),
             ) from exc
+        finally:
+            unwatch()
 
     def close(self) -> None:
         self._resp.close() if not self._resp.closed else None
 
 
-def describe(exc: aiohttp.ClientError) -> str:
+def _end_body_on_close(resp: aiohttp.ClientResponse) -> Callable[[], None]:
+    """Fail the body's reader if the connection is lost before the body ended.
+
+    aiohttp's C parser, on a malformed chunk header, closes the connection and drops
+    the read timeout but never ends the body, so a reader would wait forever (measured
+    with aiohttp 3.14 and ``sock_read`` set). Returns the function that unhooks this
+    once reading is done (the connection may go back to the pool and live on).
+    """
+    connection = resp.connection
+    protocol = connection.protocol if connection is not None else None
+    closed: asyncio.Future[None] | None = protocol.closed if protocol is not None else None
+    if closed is None:
+        return _nothing
+    content = resp.content
+
+    def lost(_: object) -> None:
+        if not content.is_eof() and content.exception() is None:
+            content.set_exception(aiohttp.ClientPayloadError(
+                "connection closed before the body was complete (malformed chunk?)"))
+
+    def unhook() -> None:
+        closed.remove_done_callback(lost)
+        # The future exists now; if the pooled connection later dies with an error,
+        # someone must retrieve it or asyncio logs "exception was never retrieved".
+        # Exactly one retriever per connection, however many responses it carries.
+        closed.remove_done_callback(_retrieve)
+        closed.add_done_callback(_retrieve)
+
+    closed.add_done_callback(lost)
+    return unhook
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _nothing() -> None:
+    return None
+
+
+def describe(exc: aiohttp.ClientError | HttpProcessingError) -> str:
     """What a transport failure means, in words a client understands.
 
     Checked most specific first: the DNS, TLS and certificate errors are kinds of
     connector errors, and a connection reset is a kind of ``ClientOSError``. Host names
     and addresses stay out (they are the operator's network, not the client's).
     """
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, aiohttp.ClientPayloadError | HttpProcessingError):
         return ("the connection broke off in the middle of the answer (the upstream sent "
                 "a truncated or malformed body)")
     if isinstance(exc, aiohttp.ServerDisconnectedError):

@@ -83,8 +83,7 @@ class Behaviour:
     raw_body: str | None = None
     raw_body_repeat: int = 1
     #: Streams only: send this many events, then break the chunked transfer encoding
-    #: (a chunk cut short of the size its header declared) and close, as a faulty
-    #: proxy would.
+    #: (a chunk header that is not a size) and close, as a faulty proxy would.
     corrupt_after_chunks: int | None = None
 
     @property
@@ -383,9 +382,9 @@ async def send_event_stream(
     if corrupt is not None and request.transport is not None:
         if delay > 0:
             await asyncio.sleep(delay)
-        # Straight to the socket, past aiohttp's chunk framing: a chunk header that
-        # promises 4096 bytes, a few of them, then the close below.
-        request.transport.write(b"1000\r\ndata: {\"partial")
+        # Straight to the socket, past aiohttp's chunk framing: "zz" is no chunk size
+        # (aiohttp's C parser used to leave a reader of such a body waiting forever).
+        request.transport.write(b"zz\r\nnot a chunk\r\n")
     if limit is not None:
         drop_connection(request)
         return response
