@@ -195,6 +195,10 @@ def test_count_tokens_estimates_for_other_providers(
         claude.messages.count_tokens(model="up/gpt-4o", messages=HELLO,
                                      extra_body={"thread": {"id": "thr_1"}})
     assert "only available when the model is served by Anthropic" in str(err.value)
+    with pytest.raises(anthropic.BadRequestError) as capped:  # as Anthropic answers
+        claude.messages.count_tokens(model="up/gpt-4o", messages=HELLO,
+                                     extra_body={"max_tokens": 10})
+    assert "max_tokens: Extra inputs are not permitted" in str(capped.value)
 
 
 def test_errors_under_v1_messages_are_in_anthropic_shape(

@@ -28,7 +28,7 @@ from llmrelay.api.messages_translate import to_chat, validate
 from llmrelay.api.openai import require_model
 from llmrelay.asgi import ClientDisconnected, Request, Send, send_bytes, send_error
 from llmrelay.context import Call
-from llmrelay.errors import GatewayError, UpstreamTimeout
+from llmrelay.errors import GatewayError, InvalidRequest, UpstreamTimeout
 from llmrelay.pipeline import authenticate, parse_json, respond_json
 from llmrelay.providers.anthropic_convert import anthropic_error
 from llmrelay.providers.base import Usage
@@ -51,7 +51,11 @@ async def count_tokens(gw: Gateway, request: Request, send: Send) -> None:
         call.raw_body = await request.body(gw.settings.max_body_bytes)
         body = parse_json(call.raw_body)
         model = require_model(body)
-        # The count takes a Messages body without max_tokens; the rest is checked alike.
+        # The count takes a Messages body without max_tokens (Anthropic refuses one); the
+        # rest is checked alike.
+        if "max_tokens" in body:
+            raise InvalidRequest("max_tokens: Extra inputs are not permitted",
+                                 param="max_tokens")
         validate({**body, "max_tokens": 1})
         target = gw.resolver.resolve(model)
         assert call.key is not None
