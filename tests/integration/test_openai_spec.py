@@ -69,7 +69,8 @@ CHAT = {
     "bedrock": "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
 }
 EMBEDDINGS = {"pass-through": "up/text-embedding-3-small",
-              "gemini": "gemini/text-embedding-004"}
+              "gemini": "gemini/text-embedding-004",
+              "bedrock-cohere": "bedrock/cohere.embed-english-v3"}
 RESPONSES = {"pass-through": "oai/gpt-4o", "anthropic": "claude/claude-sonnet-4-5"}
 
 
@@ -139,6 +140,8 @@ def events(resp: httpx.Response) -> list[Any]:
 
 
 HELLO = [{"role": "user", "content": "Say hello to the spec"}]
+#: The mock answers with a call of the first tool when the prompt says "tool".
+TOOL_ASK = [{"role": "user", "content": "use the weather tool for Paris"}]
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
@@ -152,27 +155,34 @@ def test_chat_completion(client: httpx.Client, mock: MockUpstream, model: str) -
     assert resp.status_code == 200, resp.text
     check("CreateChatCompletionResponse", resp.json())
     tool = client.post("/chat/completions", json={
-        "model": model, "messages": [{"role": "user", "content": "weather in Paris?"}],
+        "model": model, "messages": TOOL_ASK,
         "tools": [WEATHER], "tool_choice": "required", "max_tokens": 50})
     assert tool.status_code == 200, tool.text
     check("CreateChatCompletionResponse", tool.json())
+    assert tool.json()["choices"][0]["message"]["tool_calls"]
 
 
 @pytest.mark.parametrize("model", CHAT.values(), ids=CHAT.keys())
-@pytest.mark.parametrize("usage", [True, False], ids=["usage", "no-usage"])
+@pytest.mark.parametrize("kind", ["usage", "no-usage", "tools"])
 def test_chat_stream_chunks(client: httpx.Client, mock: MockUpstream, model: str,
-                            usage: bool) -> None:
+                            kind: str) -> None:
     body: dict[str, Any] = {"model": model, "messages": HELLO, "stream": True,
                             "max_tokens": 50}
-    if usage:
+    if kind != "no-usage":
         body["stream_options"] = {"include_usage": True}
+    if kind == "tools":
+        body.update(messages=TOOL_ASK,
+                    tools=[WEATHER], tool_choice="required")
     with client.stream("POST", "/chat/completions", json=body) as resp:
         assert resp.status_code == 200
         chunks = events(resp)
     assert len(chunks) >= 2
     for chunk in chunks:
         check("CreateChatCompletionStreamResponse", chunk)
-    assert any(c.get("usage") for c in chunks) is usage
+    assert any(c.get("usage") for c in chunks) is (kind != "no-usage")
+    if kind == "tools":
+        assert any(choice["delta"].get("tool_calls")
+                   for c in chunks for choice in c["choices"]), chunks
 
 
 @pytest.mark.parametrize("model", EMBEDDINGS.values(), ids=EMBEDDINGS.keys())
