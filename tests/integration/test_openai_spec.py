@@ -27,6 +27,8 @@ Quirks of the spec met on the way, and what the test does about them:
   translated chunks therefore omit.
 * ``ResponseUsage.input_tokens_details`` requires ``cache_write_tokens`` (newer than
   many clients); both the translation and the mock send it.
+* A ``Response`` lists the request's function tools with ``strict`` and ``parameters``
+  always present (nullable): the translation echoes them so, the mock as OpenAI does.
 * ``discriminator`` is an OpenAPI annotation, not JSON Schema: ``oneOf`` is checked on
   its own, so an event must match exactly one of the stream event schemas.
 * Stream chunks: the spec types ``system_fingerprint`` (and ``service_tier``) as
@@ -210,19 +212,30 @@ def test_model_list_and_model(client: httpx.Client) -> None:
     check("Model", one.json())
 
 
+RESPONSES_TOOL = {"type": "function", "name": "get_weather", "description": "Current weather",
+                  "parameters": WEATHER["function"]["parameters"]}  # type: ignore[index]
+
+
 @pytest.mark.parametrize("model", RESPONSES.values(), ids=RESPONSES.keys())
+@pytest.mark.parametrize("tools", [False, True], ids=["text", "tools"])
 def test_responses_object_and_stream_events(client: httpx.Client, mock: MockUpstream,
-                                            model: str) -> None:
-    resp = client.post("/responses", json={"model": model, "input": "Say hello",
-                                           "max_output_tokens": 50})
+                                            model: str, tools: bool) -> None:
+    body: dict[str, Any] = {"model": model, "input": "Say hello", "max_output_tokens": 50}
+    if tools:
+        body.update(input="use the weather tool for Paris", tools=[RESPONSES_TOOL],
+                    tool_choice="required")
+    resp = client.post("/responses", json=body)
     assert resp.status_code == 200, resp.text
     check("Response", _tolerated(model, resp.json()))
-    with client.stream("POST", "/responses", json={
-            "model": model, "input": "Say hello", "stream": True,
-            "max_output_tokens": 50}) as streamed:
+    if tools:
+        assert [i["type"] for i in resp.json()["output"]] == ["function_call"]
+    with client.stream("POST", "/responses", json={**body, "stream": True}) as streamed:
         assert streamed.status_code == 200
         stream_events = events(streamed)
-    assert {"response.created", "response.completed"} <= {e["type"] for e in stream_events}
+    kinds = {e["type"] for e in stream_events}
+    assert {"response.created", "response.completed"} <= kinds
+    if tools:
+        assert "response.function_call_arguments.done" in kinds, kinds
     for event in stream_events:
         if isinstance(event.get("response"), dict):
             _tolerated(model, event["response"])

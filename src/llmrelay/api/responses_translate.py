@@ -276,7 +276,7 @@ def skeleton(request: dict[str, Any], response_id: str, created: int, model: str
         "temperature": request.get("temperature", 1.0),
         "text": {"format": fmt},
         "tool_choice": request.get("tool_choice", "auto"),
-        "tools": request.get("tools") or [],
+        "tools": [echoed_tool(t) for t in request.get("tools") or []],
         "top_p": request.get("top_p", 1.0),
         "truncation": "disabled",
         "metadata": request.get("metadata") or {},
@@ -286,6 +286,14 @@ def skeleton(request: dict[str, Any], response_id: str, created: int, model: str
     if isinstance(request.get("user"), str):
         out["user"] = request["user"]
     return out
+
+
+def echoed_tool(tool: Any) -> Any:
+    """A request's tool as a ``Response`` lists it: a function tool always carries
+    ``strict`` and ``parameters`` there (``null`` when the request left them out)."""
+    if isinstance(tool, dict) and tool.get("type") == "function":
+        return {"parameters": None, "strict": None, **tool}
+    return tool
 
 
 def message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:

@@ -124,7 +124,9 @@ def response(body: Mapping[str, Any], *, response_id: str, created: int,
         "temperature": body.get("temperature", 1.0),
         "text": {"format": {"type": "text"}, "verbosity": "medium"},
         "tool_choice": body.get("tool_choice", "auto"),
-        "tools": body.get("tools") or [],
+        # OpenAI lists function tools normalised: strict (its default true), parameters.
+        "tools": [{"strict": True, "parameters": None, **t} if t.get("type") == "function"
+                  else t for t in body.get("tools") or []],
         "top_logprobs": 0,
         "top_p": body.get("top_p", 1.0),
         "truncation": "disabled",
