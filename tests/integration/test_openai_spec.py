@@ -269,3 +269,19 @@ def test_error_bodies(client: httpx.Client, gw: GatewayProcess, mock: MockUpstre
         resp = client.post("/chat/completions", json={"model": model, "messages": HELLO})
         assert resp.status_code == 429, (model, resp.text)
         check("ErrorResponse", resp.json())
+
+
+@pytest.mark.parametrize("model", RESPONSES.values(), ids=RESPONSES.keys())
+def test_responses_stream_failing_midway(client: httpx.Client, mock: MockUpstream,
+                                         model: str) -> None:
+    """A provider's in-stream error still ends the stream with events of the spec."""
+    mock.script(Behaviour(error_after_chunks=3))
+    with client.stream("POST", "/responses", json={
+            "model": model, "input": "Say hello to everyone here", "stream": True}) as resp:
+        assert resp.status_code == 200
+        stream_events = events(resp)
+    assert stream_events[-1]["type"] in ("error", "response.failed"), stream_events[-1]
+    for event in stream_events:
+        if isinstance(event.get("response"), dict):
+            _tolerated(model, event["response"])
+        check("ResponseStreamEvent", event)
