@@ -5,8 +5,10 @@ components vendored in ``tests/spec/openai/schemas.json`` by
 ``scripts/vendor_openai_schemas.py`` (from ``../shared/specs/openai/openapi.yaml``,
 MIT), both passed through (an OpenAI-format upstream, a ``type: openai`` provider for
 Responses) and translated (Anthropic, Gemini, Bedrock, and Responses served by
-Anthropic): chat completions and their chunks, embeddings, the model list and one
-model, Responses objects and their stream events, and error bodies.
+Anthropic): chat completions and their chunks (text, tool calls, usage), embeddings,
+the model list and one model, Responses objects and their stream events (also one
+that fails midway), and error bodies (ours, the provider's passed on or translated, and
+the in-band error event that ends a broken stream).
 
 Quirks of the spec met on the way, and what the test does about them:
 
@@ -285,3 +287,20 @@ def test_responses_stream_failing_midway(client: httpx.Client, mock: MockUpstrea
         if isinstance(event.get("response"), dict):
             _tolerated(model, event["response"])
         check("ResponseStreamEvent", event)
+
+
+@pytest.mark.parametrize("model", CHAT.values(), ids=CHAT.keys())
+def test_chat_stream_cut_midway_ends_with_an_error_body(client: httpx.Client,
+                                                        mock: MockUpstream, model: str) -> None:
+    """The in-band error event that ends a broken stream is an ``ErrorResponse``."""
+    mock.script(Behaviour(drop_after_chunks=2))
+    with client.stream("POST", "/chat/completions", json={
+            "model": model, "messages": [{"role": "user", "content": "one two three four"}],
+            "stream": True}) as resp:
+        assert resp.status_code == 200
+        payloads = events(resp)
+    *chunks, last = payloads
+    assert "error" in last, last
+    check("ErrorResponse", last)
+    for chunk in chunks:
+        check("CreateChatCompletionStreamResponse", chunk)
