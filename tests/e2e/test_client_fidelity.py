@@ -111,6 +111,17 @@ def test_messages_parse_structured_output_is_translated_to_response_format(
     assert "output_config" not in sent
 
 
+def test_messages_parse_passes_through_to_anthropic(
+    claude: anthropic.Anthropic, mock: MockUpstream
+) -> None:
+    parsed = claude.messages.parse(model="claude-sonnet", max_tokens=100, messages=[
+        {"role": "user", "content": "Ada"}], output_format=Person)
+    assert parsed.parsed_output == Person(name="Ada", age=1)  # the mock fills the schema
+    sent = mock.requests[-1].body
+    assert sent["output_config"]["format"]["type"] == "json_schema"
+    assert "response_format" not in sent
+
+
 def test_output_config_effort_and_raw_format_are_translated(
     claude: anthropic.Anthropic, mock: MockUpstream
 ) -> None:

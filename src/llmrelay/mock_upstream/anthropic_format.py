@@ -96,6 +96,16 @@ def _input_for(schema: Mapping[str, Any], text: str) -> dict[str, Any]:
     }
 
 
+def _output_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """``output_config.format``'s JSON schema (Anthropic's structured outputs), if any."""
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, Mapping) else None
+    if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+        schema = fmt.get("schema")
+        return schema if isinstance(schema, Mapping) else None
+    return None
+
+
 def _tool_to_call(body: Mapping[str, Any], text: str) -> Mapping[str, Any] | None:
     tools = body.get("tools") or []
     choice = body.get("tool_choice") or {"type": "auto"}
@@ -150,6 +160,12 @@ def plan_reply(
         out = count_words(call["name"]) + count_words(orjson.dumps(call["input"]).decode())
         return Reply(content, "tool_use", None,
                      usage_block(prompt_tokens(body), out, usage))
+    schema = _output_schema(body)
+    if schema is not None and reply is None:  # structured outputs: JSON of that schema
+        answer = orjson.dumps(_input_for(schema, text)).decode()
+        content.append({"type": "text", "text": answer})
+        return Reply(content, "end_turn", None,
+                     usage_block(prompt_tokens(body), count_words(answer), usage))
     answer = text if reply is None else reply
     stop_reason, stop_sequence = "end_turn", None
     if reply is None and _REFUSE_WORD.search(answer):
