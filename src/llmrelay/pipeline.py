@@ -117,6 +117,7 @@ async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
             # The target, by its own name or the requested name that resolved to it.
             check_allowed(call.key.allowed_models, call.target, (call.model,))
         await gw.governor.admit(call)  # rate limits + budget reservation (429 / 402)
+        gw.writer.begin(call.interaction(False))  # a trace that survives a SIGKILL
         await _execute(gw, call, endpoint, send)
     except GatewayError as exc:
         call.error = exc
@@ -140,6 +141,8 @@ async def run(gw: Gateway, call: Call, endpoint: Endpoint, send: Send) -> None:
         # Only calls that reached a provider are recorded: rejected input leaves no row.
         if call.attempts:
             await gw.writer.submit(call.interaction(gw.settings.log_bodies))
+        else:
+            gw.writer.end(call.id)
         gw.calls.discard(call)  # only now: shutdown waits for this before closing the writer
 
 
