@@ -8,6 +8,7 @@ second process started on it replays what the first left.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import orjson
 
+from llmrelay.mock_upstream import Behaviour, MockUpstream
 from tests.gateway_proc import GatewayProcess
 from tests.private_services import PrivatePostgres
 
@@ -301,3 +303,49 @@ def test_postgres_hung_then_sigterm(
     gw2 = start_gateway(config)
     present = wait_for_rows(gw2, ids)
     assert ids <= present, f"{len(ids - present)} rows lost"
+
+
+def test_sigkill_with_calls_in_flight(
+    start_gateway: Callable[..., GatewayProcess], upstream: MockUpstream, mock: MockUpstream,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL, 5 calls waiting on the upstream -> each has a row at next start (gateway_stopped)
+
+    Before, a call cut by SIGKILL left no trace although the provider may bill it.
+    """
+    gw = start_gateway({
+        "providers": [{"name": "up", "type": "openai_compatible",
+                       "base_url": upstream.base_url, "api_key": "k"}],
+        "log_spool_dir": str(tmp_path / "spool"),
+    })
+    key = gw.create_key("inflight")
+    body = orjson.dumps({"model": "up/m", "messages": [{"role": "user", "content": "wait"}]})
+    threads = []
+    for i in range(5):
+        mock.script(Behaviour(delay_ms=60_000))
+        seen = len(mock.requests)
+
+        def call(rid: str = f"inflight-{i}") -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(gw.base_url + "/chat/completions", content=body, timeout=90,
+                           headers={"authorization": f"Bearer {key}", "x-request-id": rid})
+
+        t = threading.Thread(target=call, daemon=True)
+        t.start()
+        threads.append(t)
+        deadline = time.monotonic() + 30
+        while len(mock.requests) <= seen:
+            assert time.monotonic() < deadline, "the call did not reach the upstream"
+            time.sleep(0.05)
+    time.sleep(0.3)  # past one spool interval
+    gw.stop(signal.SIGKILL)
+    for t in threads:
+        t.join(30)
+    gw.start()
+    ids = {f"inflight-{i}" for i in range(5)}
+    present = wait_for_rows(gw, ids)
+    assert ids <= present, f"{len(ids - present)} in-flight calls left no row"
+    rows = gw.db_query("SELECT r.status_code, s.error_type FROM requests r "
+                       "JOIN responses s ON s.request_id = r.id")
+    assert rows == [(503, "gateway_stopped")] * 5
+    assert writer_stats(gw)["unfinished_calls"] == 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from llmrelay.providers.base import Usage
 from llmrelay.store import database
 from llmrelay.store import spool as spool_module
 from llmrelay.store.schema import MonthlyUsageSummary, RequestRow, ResponseRow, UsageRecord, new_id
-from llmrelay.store.spool import Spool, encode, spool_dir
+from llmrelay.store.spool import BEGUN, ENDED, ROW, Spool, encode, spool_dir
 from llmrelay.store.writer import LogWriter
 from llmrelay.telemetry.interaction import Interaction
 
@@ -193,14 +194,16 @@ async def _is(value: bool) -> bool:
     return value
 
 
-def _orphan(spool_dir: Path, records: list[Interaction], torn: bool = False) -> None:
+def _orphan(spool_dir: Path, records: list[Interaction], torn: bool = False,
+            kinds: list[int] | None = None) -> None:
     """The files a process killed mid-write leaves behind (its lock released)."""
     spool_dir.mkdir(parents=True, exist_ok=True)
     owner = "0000000000001-1-dead00"
     (spool_dir / f"{owner}.lock").touch()
-    data = b"".join(encode(i, it) for i, it in enumerate(records))
+    kinds = kinds or [ROW] * len(records)
+    data = b"".join(encode(i, k, it) for i, (k, it) in enumerate(zip(kinds, records, strict=True)))
     if torn:
-        data += encode(len(records), row())[:-5]  # the write SIGKILL cut short
+        data += encode(len(records), ROW, row())[:-5]  # the write SIGKILL cut short
     (spool_dir / f"{owner}-000000.seg").write_bytes(data)
 
 
@@ -231,6 +234,61 @@ async def test_replay_at_start_is_exactly_once_and_drops_a_torn_last_record(
     assert requests == 55 and tokens == 55 * 30, "summaries count each call once"
     assert w.stats.duplicates == 30 and w.stats.torn_records == 1
     assert list(spool_dir.iterdir()) == [], "the replayed spool is removed"
+
+
+async def test_calls_a_killed_process_never_finished_get_a_row_at_replay(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Begun + row: the row; begun + ended: nothing; begun alone: a gateway_stopped row."""
+    answered, rejected, cut = row(), row(), row()
+    cut.status = 0
+    _orphan(tmp_path / "spool", [answered, rejected, cut, answered, rejected],
+            kinds=[BEGUN, BEGUN, BEGUN, ROW, ENDED])
+    w = writer(engine, tmp_path / "spool")
+    w.start()
+    await wait_until(lambda: _is(w.stats.unfinished_calls == 1))
+    await w.close(timeout=60)
+    async with engine.connect() as conn:
+        rows = dict((await conn.execute(select(RequestRow.id, RequestRow.status_code))).all())
+        error = await conn.scalar(select(ResponseRow.error_type)
+                                  .where(ResponseRow.id == cut.id))
+    assert rows == {answered.id: 200, cut.id: 503}
+    assert error == "gateway_stopped"
+
+
+async def test_a_long_call_survives_the_removal_of_the_segment_it_began_in(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segments written in full are removed; a call still running is re-stubbed first."""
+    monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 4096)
+    spool = tmp_path / "spool"
+    w = writer(engine, spool)
+    w.start()
+    long_call = row()
+    w.begin(long_call)
+    for i in range(200):
+        await w.submit(row())
+        if i % 10 == 0:
+            await asyncio.sleep(0.02)
+    await wait_until(lambda: _is(w.pending == 0))
+    assert w._spool is not None
+    first = spool / f"{w._spool.owner}-000000.seg"
+    assert not first.exists(), "the segment the call began in was written and removed"
+    for task in w._tasks:  # SIGKILL: nothing more runs, the files stay, the lock goes
+        task.cancel()
+    await asyncio.gather(*w._tasks, return_exceptions=True)
+    os.close(w._spool._fd)
+    os.close(w._spool._lock_fd)
+
+    w2 = writer(engine, spool)
+    w2.start()
+    await wait_until(lambda: _is(w2.stats.unfinished_calls == 1))
+    await w2.close(timeout=60)
+    async with engine.connect() as conn:
+        status = await conn.scalar(select(RequestRow.status_code)
+                                   .where(RequestRow.id == long_call.id))
+    assert status == 503
+    assert await count(engine, RequestRow) == 201
 
 
 def test_a_live_processs_spool_is_not_replayed_by_another(tmp_path: Path) -> None:

@@ -15,7 +15,11 @@ process that died leaves its lock file unlocked: the next writer to find it (at 
 then periodically) takes the lock and replays the segments (see
 :meth:`Spool.orphans`). Several worker processes can share one directory.
 
-A record is ``length (4 bytes, big-endian) · crc32 (4) · msgpack [seq, Interaction]``.
+A record is ``length (4 bytes, big-endian) · crc32 (4) · msgpack [seq, kind, Interaction]``:
+a finished call's row (:data:`ROW`), or a call that reached its upstream and is still
+running (:data:`BEGUN`, a stub) and its end without a row (:data:`ENDED`). A replay
+turns a ``BEGUN`` with neither a row nor an end into a row of a call the dead process
+never finished, so a SIGKILL does not erase the calls it cut.
 A torn last record (the process died inside ``write``) fails its length or CRC check
 and ends the segment's replay; it is counted, never half-read.
 """
@@ -49,9 +53,12 @@ _MAX_RECORD = 256 * 1024 * 1024
 SEGMENT_BYTES = 1024 * 1024
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(tuple[int, Interaction])
+_decoder = msgspec.msgpack.Decoder(tuple[int, int, Interaction])
 
-Record = tuple[int, Interaction]
+#: Record kinds.
+ROW, BEGUN, ENDED = 0, 1, 2
+
+Record = tuple[int, int, Interaction]
 
 
 def _scrubbed(it: Interaction) -> Interaction:
@@ -72,13 +79,13 @@ def _scrubbed(it: Interaction) -> Interaction:
     return replace(it, **changes)
 
 
-def encode(seq: int, it: Interaction) -> bytes:
+def encode(seq: int, kind: int, it: Interaction) -> bytes:
     """One framed record; raises ``ValueError`` for an interaction nothing can encode."""
     try:
-        payload = _encoder.encode((seq, it))
+        payload = _encoder.encode((seq, kind, it))
     except (UnicodeEncodeError, OverflowError, TypeError):
         try:
-            payload = _encoder.encode((seq, _scrubbed(it)))
+            payload = _encoder.encode((seq, kind, _scrubbed(it)))
         except Exception as exc:
             raise ValueError(f"row cannot be encoded: {exc}") from exc
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
@@ -199,11 +206,13 @@ class Spool:
         """``fsync`` the active segment (run in a thread: it may take long)."""
         os.fsync(self._fd)
 
-    def rotate_if_full(self) -> None:
+    def rotate_if_full(self) -> bool:
         """Begin a new segment past :data:`SEGMENT_BYTES` (call right after :meth:`sync`)."""
-        if self.active.size >= SEGMENT_BYTES:
-            os.close(self._fd)
-            self._open_segment()
+        if self.active.size < SEGMENT_BYTES:
+            return False
+        os.close(self._fd)
+        self._open_segment()
+        return True
 
     def release(self, done_seq: int) -> None:
         """Delete closed segments whose every record is in the database (or set aside)."""

@@ -43,7 +43,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -57,7 +57,7 @@ from llmrelay.store.bounds import clean_json, clean_text
 from llmrelay.store.bulk import insert_rows
 from llmrelay.store.rows import request_row, response_row
 from llmrelay.store.schema import RequestRow, ResponseRow
-from llmrelay.store.spool import Orphan, Record, SegmentReader, Spool, encode
+from llmrelay.store.spool import BEGUN, ENDED, ROW, Orphan, Record, SegmentReader, Spool, encode
 from llmrelay.telemetry.interaction import Interaction, redact
 
 log = logging.getLogger("llmrelay.writer")
@@ -101,6 +101,8 @@ class WriterStats:
     replayed: int = 0
     #: Torn records at the end of a replayed spool (a write cut by SIGKILL).
     torn_records: int = 0
+    #: Calls a stopped process had begun and never finished, recorded at replay.
+    unfinished_calls: int = 0
     #: Unix time the database stopped answering; 0 while it answers.
     db_unavailable_since: float = 0.0
 
@@ -125,6 +127,7 @@ class WriterStats:
             "duplicates": self.duplicates,
             "replayed": self.replayed,
             "torn_records": self.torn_records,
+            "unfinished_calls": self.unfinished_calls,
             "database_available": not self.db_unavailable_since,
         }
 
@@ -160,7 +163,8 @@ class LogWriter:
         #: Called once per row batch as it is spooled (metrics); must not do I/O.
         self.observers: list[Callable[[list[Interaction]], None]] = []
         self._spool: Spool | None = None
-        self._fresh: list[Interaction] = []  # submitted, not yet spooled
+        self._fresh: list[tuple[int, Interaction]] = []  # (kind, row), not yet spooled
+        self._open: dict[str, Interaction] = {}  # calls begun and not yet ended
         self._window: deque[Record] = deque()  # spooled, not yet taken, in memory
         self._spilled = False  # rows after the window are only on disk
         self._disk: SegmentReader | None = None
@@ -190,13 +194,37 @@ class LogWriter:
         """Take a finished call's row; never waits (see the module docstring)."""
         t0 = time.perf_counter_ns()
         self.stats.submitted += 1
+        self._open.pop(item.id, None)
         if len(self._fresh) >= self._queue_size or self._closed:
             self._drop(1, "the spool cannot keep up" if not self._closed else "writer closed")
         else:
-            self._fresh.append(item)
+            self._fresh.append((ROW, item))
             if len(self._fresh) == 1:
                 self._has_fresh.set()
         self.stats.submit_ns += time.perf_counter_ns() - t0
+
+    def begin(self, stub: Interaction) -> None:
+        """A call is about to reach its upstream: spool a stub of its row.
+
+        If the process is killed before the call ends, the next start writes the stub
+        as the row of a call that never finished (``gateway_stopped``) instead of
+        leaving no trace of a call the provider may have billed. The call must later
+        :meth:`submit` its row or :meth:`end` without one.
+        """
+        if len(self._fresh) >= self._queue_size or self._closed:
+            return  # only the crash-time trace is lost, never a row
+        self._open[stub.id] = stub
+        self._fresh.append((BEGUN, stub))
+        if len(self._fresh) == 1:
+            self._has_fresh.set()
+
+    def end(self, call_id: str) -> None:
+        """A begun call ended without a row (it never reached a provider)."""
+        stub = self._open.pop(call_id, None)
+        if stub is not None and not self._closed:
+            self._fresh.append((ENDED, stub))
+            if len(self._fresh) == 1:
+                self._has_fresh.set()
 
     @property
     def pending(self) -> int:
@@ -234,21 +262,23 @@ class LogWriter:
     async def _spool_fresh(self) -> None:
         assert self._spool is not None
         batch, self._fresh = self._fresh, []
-        self._write_log_lines(batch)
+        rows = [it for kind, it in batch if kind == ROW]
+        self._write_log_lines(rows)
         for observe in self.observers:
             try:
-                observe(batch)
+                observe(rows)
             except Exception:
                 log.exception("batch observer failed")
         frames: list[bytes] = []
         records: list[Record] = []
-        for it in batch:
+        for kind, it in batch:
             try:
-                frames.append(encode(self._next_seq, it))
+                frames.append(encode(self._next_seq, kind, it))
             except ValueError as exc:
-                self._dead_letter(it, str(exc))
+                if kind == ROW:
+                    self._dead_letter(it, str(exc))
                 continue
-            records.append((self._next_seq, it))
+            records.append((self._next_seq, kind, it))
             self._next_seq += 1
         if not records:
             return
@@ -274,7 +304,11 @@ class LogWriter:
         self._has_rows.set()
         try:  # batched fsync: power loss costs at most this flush
             await asyncio.to_thread(self._spool.sync)
-            self._spool.rotate_if_full()
+            if self._spool.rotate_if_full() and self._open:
+                # Calls still running get their stub again in the new segment, so removing
+                # the old one once its rows are written does not forget them.
+                self._fresh[:0] = [(BEGUN, it) for it in self._open.values()]
+                self._has_fresh.set()
         except OSError as exc:
             log.error("cannot fsync the log spool: %s", exc)
 
@@ -314,7 +348,9 @@ class LogWriter:
                 if self._interval and not self._closing:
                     await asyncio.sleep(self._interval)  # let a batch gather
                 continue
-            await self._commit([it for _, it in batch])
+            rows = [it for _, kind, it in batch if kind == ROW]
+            if rows:
+                await self._commit(rows)
             self._done_seq = batch[-1][0]
             assert self._spool is not None
             self._spool.release(self._done_seq)
@@ -355,14 +391,28 @@ class LogWriter:
         for orphan in self._spool.orphans():
             self._orphan = orphan
             count = 0
+            unfinished: dict[str, Interaction] = {}  # begun, with neither a row nor an end
             while records := orphan.read(self._batch_size):
-                await self._commit([it for _, it in records])
-                count += len(records)
-                self.stats.replayed += len(records)
+                rows = []
+                for _, kind, it in records:
+                    if kind == BEGUN:
+                        unfinished[it.id] = it
+                        continue
+                    unfinished.pop(it.id, None)
+                    if kind == ROW:
+                        rows.append(it)
+                if rows:
+                    await self._commit(rows)
+                count += len(rows)
+                self.stats.replayed += len(rows)
+            if unfinished:
+                await self._commit([_unfinished_row(it) for it in unfinished.values()])
+                self.stats.unfinished_calls += len(unfinished)
             self.stats.torn_records += orphan.torn
             orphan.finish()
             self._orphan = None
-            log.warning("replayed %d log rows left in the spool by %s%s", count, orphan.owner,
+            log.warning("replayed %d log rows left in the spool by %s, %d calls it never "
+                        "finished%s", count, orphan.owner, len(unfinished),
                         f" ({orphan.torn} torn record dropped)" if orphan.torn else "")
 
     async def _commit(self, rows: list[Interaction]) -> None:
@@ -528,8 +578,9 @@ class LogWriter:
         if self._orphan is not None:
             self._orphan.abandon()
         left = self.pending
-        if self._fresh:
-            self._drop(len(self._fresh), "shutdown before they could be spooled")
+        unspooled = sum(kind == ROW for kind, _ in self._fresh)
+        if unspooled:
+            self._drop(unspooled, "shutdown before they could be spooled")
         self._spool.close(all_written=left == 0)
         if left:
             log.error("log writer stopped with %d rows not in the database; they stay in the "
@@ -542,3 +593,12 @@ def _log_line(it: Interaction) -> bytes:
         return orjson.dumps(entry, default=repr) + b"\n"
     except TypeError:  # text that is not valid UTF-8
         return orjson.dumps(clean_json(entry), default=repr) + b"\n"
+
+
+def _unfinished_row(stub: Interaction) -> Interaction:
+    """The row of a call whose process died before it ended: what it was, outcome unknown."""
+    return replace(
+        stub, status=503, error_type="gateway_stopped",
+        error_message="the gateway process stopped (killed) while this call was running; "
+                      "whether the upstream answered, and what it billed, is unknown",
+    )
