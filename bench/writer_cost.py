@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/writer_cost.py
 
-1. ``submit``: what the request path pays (an append to a list).
+1. What the request path pays: ``submit`` (an append to a list), ``begin`` + ``end``
+   (the stub a call leaves as it reaches its upstream) and building that stub.
 2. Spooling: encoding, the ``write`` to the spool file and the batched ``fsync``
    (``LogWriter._spool_fresh``, in the writer's task, not on the request path).
 3. The database: 9 batches of 200 interactions through ``LogWriter._write`` (the
@@ -24,6 +25,7 @@ from llmrelay.governance.usage import write_usage
 from llmrelay.providers.base import Usage
 from llmrelay.store import database
 from llmrelay.store.schema import new_id
+from llmrelay.store.spool import ROW
 from llmrelay.store.writer import LogWriter
 from llmrelay.telemetry.interaction import Interaction
 
@@ -41,7 +43,7 @@ def interaction() -> Interaction:
 
 
 def report(label: str, n: int, cpu: float, main_thread: float) -> None:
-    print(f"{label:34} CPU {1e6 * (time.process_time() - cpu) / n:7.1f} us/request "
+    print(f"{label:40} CPU {1e6 * (time.process_time() - cpu) / n:7.1f} us/request "
           f"(event-loop thread {1e6 * (time.thread_time() - main_thread) / n:6.1f})")
 
 
@@ -66,8 +68,17 @@ async def main() -> None:
                     writer._fresh.clear()
                 report("submit (request path)", n, cpu, main_thread)
                 cpu, main_thread = time.process_time(), time.thread_time()
+                stubs = [interaction() for _ in range(n)]
+                report("building a stub Interaction", n, cpu, main_thread)
+                cpu, main_thread = time.process_time(), time.thread_time()
+                for stub in stubs:  # the stub each call leaves as it reaches its upstream
+                    writer.begin(stub)
+                    writer.end(stub.id)
+                writer._fresh.clear()
+                report("begin + end (request path)", n, cpu, main_thread)
+                cpu, main_thread = time.process_time(), time.thread_time()
                 for batch in batches[1:]:
-                    writer._fresh = list(batch)
+                    writer._fresh = [(ROW, it) for it in batch]
                     await writer._spool_fresh()
                     writer._window.clear()
                 report("spool: encode, write, fsync", n, cpu, main_thread)
