@@ -31,12 +31,13 @@ from llmrelay.errors import (
     InvalidRequest,
     ServiceUnavailable,
     UpstreamError,
-    UpstreamInvalidResponse,
     UpstreamUnreachable,
 )
 from llmrelay.json_limits import check_depth
 from llmrelay.providers.base import ChatResult, FrameSplitter, StreamTranslator, UpstreamCall
 from llmrelay.routing.resolve import Target, check_allowed
+from llmrelay.routing.responses import BufferedResponse
+from llmrelay.routing.router import ParseAnswer
 from llmrelay.sse import EventSplitter, encode_json
 from llmrelay.stream_encoding import OutputEncoder, encode_all
 from llmrelay.upstream import UpstreamResponse, upstream_request_id
@@ -207,16 +208,19 @@ BuildCall = Callable[[Target], UpstreamCall]
 
 
 async def open_routed(
-    gw: Gateway, call: Call, build: BuildCall, *, stream: bool
+    gw: Gateway, call: Call, build: BuildCall, *, stream: bool,
+    parse: ParseAnswer | None = None,
 ) -> UpstreamResponse:
     """Open the upstream answer for this call: the routing seam.
 
     The router (``routing/router.py``) tries targets per the route plan, with retries,
     fallback, load balancing, timeouts and circuit breaking, until one answers or the
     plan is spent. On return ``call.target`` is the target that answered and the
-    response is a 2xx whose body has not been consumed by the caller.
+    response is a 2xx whose body has not been consumed by the caller; with ``parse``
+    (non-streaming calls) its body has been read by the target's adapter in the attempt
+    (see :func:`read_answer`).
     """
-    resp = await gw.router.open(call, build, stream=stream)
+    resp = await gw.router.open(call, build, stream=stream, parse=parse)
     call.upstream_request_id = upstream_request_id(resp.headers)
     return resp
 
@@ -236,11 +240,11 @@ async def complete_chat(gw: Gateway, call: Call, body: dict[str, Any]) -> ChatRe
     def build(t: Target) -> UpstreamCall:
         return t.provider.adapter.chat_request(t.provider.spec, t.body_for(body), t.model, False)
 
-    resp = await open_routed(gw, call, build, stream=False)
-    assert call.target is not None
-    provider, model = call.target.provider, call.target.model
-    result = await read_answer(
-        gw, call, resp, lambda raw: provider.adapter.chat_response(provider.spec, raw, model))
+    def parse(t: Target, raw: bytes) -> ChatResult:
+        return t.provider.adapter.chat_response(t.provider.spec, raw, t.model)
+
+    resp = await open_routed(gw, call, build, stream=False, parse=parse)
+    result = await read_answer(call, resp, parse)
     call.usage = result.usage
     call.finish_reason = result.finish_reason
     call.response_body = result.body
@@ -270,50 +274,21 @@ async def read_upstream(call: Call, resp: UpstreamResponse) -> bytes:
         call.upstream_seconds += time.perf_counter() - t0
 
 
-#: An adapter's reading of the provider's 2xx body (``chat_response``, ...).
-ParseAnswer = Callable[[bytes], ChatResult]
+async def read_answer(call: Call, resp: UpstreamResponse, parse: ParseAnswer) -> ChatResult:
+    """The target's non-streamed answer, as its adapter read it.
 
-#: What an adapter raises when a body's shape surprises it (a list where an object
-#: belongs ...): the upstream's failure, like a body that is not JSON at all.
-_SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
-
-
-async def read_answer(
-    gw: Gateway, call: Call, resp: UpstreamResponse, parse: ParseAnswer
-) -> ChatResult:
-    """The target's non-streamed answer, read and parsed by its adapter.
-
-    The router recorded the attempt as answered when its 2xx arrived. A body that then
-    turns out not to be the provider's answer (not JSON, not its shape) is the
-    upstream's failure: a 502 saying so, never a 200 relaying garbage, and the attempt
-    and the provider's health record it as such.
+    ``resp`` comes from ``open_routed(..., parse=parse)``: the router read the body with
+    the adapter inside the attempt, so a 2xx that is not the provider's answer (not
+    JSON, not its shape) failed that attempt like an error status would (recorded,
+    retried or fallen back on per the route, a 502 ``upstream_invalid_response`` when
+    nothing else answered), never a 200 relaying garbage.
     """
-    raw = await read_upstream(call, resp)
     assert call.target is not None
-    target = call.target
-    try:
-        result = parse(raw)
-    except UpstreamError as exc:
-        await _answer_failed(gw, call, exc)
-        raise
-    except _SHAPE_ERRORS as exc:
-        log.warning("the answer of %s did not have the provider's shape", target.qualified,
-                    exc_info=True)
-        error = UpstreamInvalidResponse(target.provider.name,
-                                        "a body that is not of the provider's answer shape")
-        await _answer_failed(gw, call, error)
-        raise error from exc
-    target.provider.state.ok()
-    return result
-
-
-async def _answer_failed(gw: Gateway, call: Call, exc: UpstreamError) -> None:
-    assert call.target is not None
-    gw.router.redactor.error(exc)
-    last = call.attempts[-1] if call.attempts else None
-    if last is not None and last.get("status") == 200:
-        last.update(status=exc.http_status, error=exc.code, message=exc.message[:300])
-    await gw.router.failed(call.target.qualified, exc, call.target)
+    answer = resp.answer if isinstance(resp, BufferedResponse) else None
+    if answer is None:  # opened without ``parse``
+        answer = parse(call.target, await read_upstream(call, resp))
+    call.target.provider.state.ok()
+    return answer
 
 
 async def _wait_disconnect(call: Call) -> None:

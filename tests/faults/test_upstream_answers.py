@@ -308,6 +308,24 @@ def test_2xx_that_is_not_the_providers_answer_is_502(
     assert_clean(str(message))
 
 
+def test_2xx_that_is_not_an_answer_falls_back(
+        gw: GatewayProcess, key: str, mock: MockUpstream) -> None:
+    """Fallback route whose first target answers 200 garbage -> 200 from the next target"""
+    mock.script(Behaviour(raw_body="<html>maintenance</html>"))
+    # A model of its own: the 502s of the tests before count toward up/gpt-4o-mini's circuit.
+    config = {"strategy": "fallback", "targets": [
+        {"provider": "up", "model": "gpt-4o-fb"}, {"provider": "oai", "model": "gpt-4o-mini"}]}
+    r = httpx.post(gw.url + "/v1/chat/completions", json=CHAT, timeout=30,
+                   headers={"authorization": f"Bearer {key}",
+                            "x-llmrelay-config": orjson.dumps(config).decode()})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == "hi"
+    assert r.headers["x-llmrelay-provider"] == "oai"
+    _, _, _, attempts = wait_row(gw, r.headers["x-request-id"])
+    assert [(a["provider"], a["status"]) for a in attempts] == [("up", 502), ("oai", 200)]
+    assert attempts[0]["error"] == "upstream_invalid_response"
+
+
 def test_anthropic_passthrough_garbage_is_502_in_anthropic_shape(
         gw: GatewayProcess, key: str, mock: MockUpstream) -> None:
     """Anthropic 200 that is no message (/v1/messages pass-through) -> 502 in Anthropic's shape"""

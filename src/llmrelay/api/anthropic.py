@@ -27,7 +27,7 @@ from llmrelay.context import Call
 from llmrelay.errors import GatewayError
 from llmrelay.pipeline import open_routed, read_answer, relay_stream, respond_json
 from llmrelay.providers.anthropic_convert import anthropic_error
-from llmrelay.providers.base import UpstreamCall
+from llmrelay.providers.base import ChatResult, UpstreamCall
 from llmrelay.routing.resolve import Target
 
 if TYPE_CHECKING:
@@ -70,7 +70,17 @@ class Messages:
             return t.provider.adapter.chat_request(t.provider.spec, t.body_for(translated[0]),
                                                    t.model, stream)
 
-        resp = await open_routed(gw, call, build, stream=stream)
+        def parse(t: Target, raw: bytes) -> ChatResult:
+            adapter: Any = t.provider.adapter
+            if _native(t) is not None:
+                passed: ChatResult = adapter.messages_response(t.provider.spec, raw)
+                return passed
+            result: ChatResult = adapter.chat_response(t.provider.spec, raw, t.model)
+            result.body = orjson.dumps(to_message(orjson.loads(result.body)))
+            return result
+
+        resp = await open_routed(gw, call, build, stream=stream,
+                                 parse=None if stream else parse)
         assert call.target is not None
         provider = call.target.provider
         adapter: Any = provider.adapter
@@ -88,15 +98,8 @@ class Messages:
             await relay_stream(gw, call, resp, translator, send,
                                encoder=AnthropicEncoder(call.target.model))
             return
-        model = call.target.model
-        if passthrough:
-            result = await read_answer(
-                gw, call, resp, lambda raw: adapter.messages_response(provider.spec, raw))
-            out = result.body
-        else:
-            result = await read_answer(
-                gw, call, resp, lambda raw: adapter.chat_response(provider.spec, raw, model))
-            out = orjson.dumps(to_message(orjson.loads(result.body)))
+        result = await read_answer(call, resp, parse)
+        out = result.body
         call.usage = result.usage
         call.finish_reason = result.finish_reason
         call.response_body = out

@@ -20,7 +20,7 @@ from llmrelay.pipeline import (
     respond_json,
 )
 from llmrelay.providers.anthropic_convert import anthropic_error
-from llmrelay.providers.base import UpstreamCall
+from llmrelay.providers.base import ChatResult, UpstreamCall
 from llmrelay.providers.chat_output import FLOAT_EMBEDDINGS, embeddings_as_base64
 from llmrelay.routing.resolve import Target
 
@@ -99,14 +99,14 @@ class Embeddings:
         def build(t: Target) -> UpstreamCall:
             return t.provider.adapter.embeddings_request(t.provider.spec, t.body_for(body), t.model)
 
-        resp = await open_routed(gw, call, build, stream=False)
-        assert call.target is not None
-        provider, model = call.target.provider, call.target.model
-        result = await read_answer(
-            gw, call, resp,
-            lambda raw: provider.adapter.embeddings_response(provider.spec, raw, model))
-        if result.extra.get(FLOAT_EMBEDDINGS) and body.get("encoding_format") == "base64":
-            result.body = embeddings_as_base64(result.body)
+        def parse(t: Target, raw: bytes) -> ChatResult:
+            result = t.provider.adapter.embeddings_response(t.provider.spec, raw, t.model)
+            if result.extra.get(FLOAT_EMBEDDINGS) and body.get("encoding_format") == "base64":
+                result.body = embeddings_as_base64(result.body)
+            return result
+
+        resp = await open_routed(gw, call, build, stream=False, parse=parse)
+        result = await read_answer(call, resp, parse)
         call.usage = result.usage
         call.response_body = result.body
         await respond_json(call, send, result.body)

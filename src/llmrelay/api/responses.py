@@ -62,11 +62,21 @@ class Responses:
             return t.provider.adapter.chat_request(t.provider.spec, t.body_for(chat), t.model,
                                                    stream)
 
-        resp = await open_routed(gw, call, build, stream=stream)
+        response_id, created = new_response_id(), int(time.time())
+
+        def parse(t: Target, raw: bytes) -> ChatResult:
+            if t.provider.name in passed:
+                return responses_result(raw, t.provider.name)
+            result = t.provider.adapter.chat_response(t.provider.spec, raw, t.model)
+            result.body = orjson.dumps(
+                to_response(body, orjson.loads(result.body), response_id, created))
+            return result
+
+        resp = await open_routed(gw, call, build, stream=stream,
+                                 parse=None if stream else parse)
         assert call.target is not None
         provider = call.target.provider
         passthrough = provider.name in passed
-        response_id, created = new_response_id(), int(time.time())
         if stream:
             if passthrough:
                 relay = ResponsesStreamRelay(provider.name, gw.router.redactor.text)
@@ -77,17 +87,8 @@ class Responses:
             await relay_stream(gw, call, resp, translator, send,
                                encoder=ResponsesEncoder(body, response_id, created))
             return
-        result: ChatResult
-        model = call.target.model
-        if passthrough:
-            result = await read_answer(gw, call, resp,
-                                       lambda raw: responses_result(raw, provider.name))
-            out = result.body
-        else:
-            result = await read_answer(
-                gw, call, resp,
-                lambda raw: provider.adapter.chat_response(provider.spec, raw, model))
-            out = orjson.dumps(to_response(body, orjson.loads(result.body), response_id, created))
+        result = await read_answer(call, resp, parse)
+        out = result.body
         call.usage = result.usage
         call.finish_reason = result.finish_reason
         call.response_body = out

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from llmrelay.providers.base import ChatResult
 from llmrelay.upstream import UpstreamResponse
 
 
 class BufferedResponse:
-    """A non-streaming answer read in full during the attempt."""
+    """A non-streaming answer read in full during the attempt.
 
-    __slots__ = ("_body", "headers", "status")
+    ``answer`` is the adapter's reading of it, when the caller asked the router to
+    check the answer inside the attempt (so a 2xx that is no answer can fall back).
+    """
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    __slots__ = ("_body", "answer", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes,
+                 answer: ChatResult | None = None) -> None:
         self.status = status
         self.headers = headers
         self._body = body
+        self.answer = answer
 
     async def read(self) -> bytes:
         return self._body

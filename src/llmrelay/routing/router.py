@@ -9,13 +9,15 @@ try is recorded in ``call.attempts``. Which plan a request gets is decided by
 :mod:`llmrelay.routing.selection`.
 
 Everything happens before the first byte reaches the client: a non-streaming answer is
-read in full and a stream's first chunk is read inside the attempt (under the
-target's ``ttft_timeout``), so a stall or an empty stream still falls back.
+read in full (and, given a ``parse``, read by the target's adapter) and a stream's first
+chunk is read inside the attempt (under the target's ``ttft_timeout``), so a stall, an
+empty stream or a 2xx that is not the provider's answer still falls back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import time
@@ -28,10 +30,11 @@ from llmrelay.errors import (
     GatewayError,
     InvalidRequest,
     UpstreamError,
+    UpstreamInvalidResponse,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from llmrelay.providers.base import UpstreamCall
+from llmrelay.providers.base import ChatResult, UpstreamCall
 from llmrelay.providers.registry import Registry
 from llmrelay.redaction import Redactor
 from llmrelay.routing.breaker import Breaker
@@ -52,7 +55,16 @@ if TYPE_CHECKING:
     from llmrelay.config import Settings
     from llmrelay.context import Call
 
+log = logging.getLogger("llmrelay")
+
 BuildCall = Callable[[Target], UpstreamCall]
+#: The adapter's reading of a target's 2xx body (``chat_response``, ...); raising
+#: :class:`UpstreamError` makes the attempt fail like an error status would.
+ParseAnswer = Callable[[Target, bytes], ChatResult]
+
+#: What an adapter raises when a body's shape surprises it (a list where an object
+#: belongs ...): the upstream's failure, like a body that is not JSON at all.
+_SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
 
 #: Failures that say a target is unwell (a client's own 4xx does not).
 _UNWELL = frozenset({"5xx", "timeout", "connection", "rate_limit"})
@@ -83,13 +95,18 @@ class Router:
         return await self.selector.plan_for(call)
 
     # -- walking the plan --------------------------------------------------------------
-    async def open(self, call: Call, build: BuildCall, *, stream: bool) -> UpstreamResponse:
-        """Open the answer; on return ``call.target`` answered with a 2xx, body unread."""
+    async def open(self, call: Call, build: BuildCall, *, stream: bool,
+                   parse: ParseAnswer | None = None) -> UpstreamResponse:
+        """Open the answer; on return ``call.target`` answered with a 2xx, body unread.
+
+        With ``parse`` (non-streaming only) the body is read by the target's adapter
+        inside the attempt; the result rides on the returned :class:`BufferedResponse`.
+        """
         plan = call.plan
         if plan is None:
             assert call.target is not None
             plan = self._direct_plan(call.target)
-        run = _Run(self, call, build, stream, plan)
+        run = _Run(self, call, build, stream, plan, parse)
         try:
             resp, leaf = await run.node(plan.root)
         except GatewayError as exc:
@@ -134,12 +151,13 @@ class _Run:
     """The state of one request's walk through its plan."""
 
     def __init__(self, router: Router, call: Call, build: BuildCall, stream: bool,
-                 plan: RoutePlan) -> None:
+                 plan: RoutePlan, parse: ParseAnswer | None = None) -> None:
         self.router = router
         self.call = call
         self.build = build
         self.stream = stream
         self.plan = plan
+        self.parse = parse
         self.deadline: float | None = None
         #: llmrelay retried, or stopped retrying by its own policy.
         self.spent = False
@@ -314,7 +332,9 @@ class _Run:
                 if self.stream:
                     out: UpstreamResponse = await _first_chunk(resp, provider.name)
                 else:
-                    out = BufferedResponse(resp.status, resp.headers, await resp.read())
+                    body = await resp.read()
+                    out = BufferedResponse(resp.status, resp.headers, body,
+                                           self._answer(target, body))
         except TimeoutError:
             if resp is not None:
                 resp.close()
@@ -339,6 +359,19 @@ class _Run:
             raise
         self._record(entry, t0, None)
         return out
+
+    def _answer(self, target: Target, body: bytes) -> ChatResult | None:
+        """The adapter's reading of a 2xx body; one that is not an answer fails the try."""
+        if self.parse is None:
+            return None
+        try:
+            return self.parse(target, body)
+        except _SHAPE_ERRORS as exc:
+            log.warning("the answer of %s did not have the provider's shape",
+                        target.qualified, exc_info=True)
+            raise UpstreamInvalidResponse(
+                target.provider.name, "a body that is not of the provider's answer shape",
+            ) from exc
 
     def _timeout_error(self, name: str, limit: float, ttft: float | None,
                        remaining: float | None) -> UpstreamTimeout:
