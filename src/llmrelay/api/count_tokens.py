@@ -108,8 +108,8 @@ async def _pass_through(gw: Gateway, call: Call, target: Target, body: dict[str,
         call.extra_headers["request-id"] = call.upstream_request_id
     if resp.status >= 400:
         # As on every routed call: a refusal of llmrelay's key is a 502, secrets masked.
-        raise gw.router.redactor.error(
-            upstream_refusal(adapter.error(spec, resp.status, raw, resp.headers)))
+        raise upstream_refusal(
+            gw.router.redactor.error(adapter.error(spec, resp.status, raw, resp.headers)))
     upstream_object(spec.name, raw)  # a 200 that is not a JSON object is a 502
     call.status = 200
     call.bytes_out = len(raw)

@@ -347,7 +347,7 @@ class _Run:
             # A refusal of llmrelay's own credentials (the provider's 401, or a token
             # that could not be minted) is not the client's; secrets are scrubbed before
             # the error is recorded, retried on or sent.
-            failure = self.router.redactor.error(upstream_refusal(exc))
+            failure = upstream_refusal(self.router.redactor.error(exc))
             self._record(entry, t0, failure)
             if failure is exc:
                 raise
