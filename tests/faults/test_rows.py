@@ -349,3 +349,43 @@ def test_sigkill_with_calls_in_flight(
                        "JOIN responses s ON s.request_id = r.id")
     assert rows == [(503, "gateway_stopped")] * 5
     assert writer_stats(gw)["unfinished_calls"] == 5
+
+
+def test_postgres_hung_then_resumed(
+    start_gateway: Callable[..., GatewayProcess], private_postgres: PrivatePostgres,
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL hung (SIGSTOP) then resumed -> calls 200 meanwhile, the same process writes all
+
+    The writes abandoned to their timeout do not keep the writer away once it answers.
+    """
+    gw = start_gateway({"database_url": private_postgres.url, "key_cache_ttl": 0.2,
+                        "key_stale_ttl": 300, "database_timeout": 1.0, "log_db_timeout": 1.0,
+                        "log_spool_dir": str(tmp_path / "spool")})
+    key = gw.create_key("hung-resumed")
+    with httpx.Client() as client:
+        assert chat(client, gw, key, "before").status_code == 200
+    wait_for_rows(gw, {"before"})
+    private_postgres.pause()
+    try:
+        ids = set()
+        with httpx.Client() as client:
+            deadline = time.monotonic() + 30
+            i = 0
+            # Calls until the writer has given up on the hung server a few times.
+            while metric(gw, "llmrelay_log_write_failures_total") < 3:
+                assert time.monotonic() < deadline, "the writer never timed out"
+                rid = f"hung-{i}"
+                i += 1
+                assert chat(client, gw, key, rid).status_code == 200
+                ids.add(rid)
+                time.sleep(0.2)
+        assert metric(gw, "llmrelay_log_database_available") == 0
+    finally:
+        private_postgres.resume()
+    present = wait_for_rows(gw, ids)
+    assert ids <= present, f"{len(ids - present)} rows not written after the resume"
+    deadline = time.monotonic() + SETTLE
+    while metric(gw, "llmrelay_log_database_available") != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
