@@ -337,3 +337,13 @@ def test_spool_settings_are_checked() -> None:
     for bad in ({"log_spool_interval": 0}, {"log_db_timeout": -1}, {"log_spool_max_bytes": 0}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             load_settings(env={}, overrides=bad)
+
+
+async def test_an_unwritable_spool_directory_stops_the_start(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    w = writer(engine, blocker / "spool")
+    with pytest.raises(ConfigError, match="log_spool_dir"):
+        w.start()

@@ -53,6 +53,7 @@ import orjson
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from llmrelay.config import ConfigError
 from llmrelay.store.bounds import clean_json, clean_text
 from llmrelay.store.bulk import insert_rows
 from llmrelay.store.rows import request_row, response_row
@@ -184,7 +185,14 @@ class LogWriter:
 
     def start(self) -> None:
         """Open this process's spool (replaying dead processes' ones first) and run."""
-        self._spool = Spool(self._spool_dir)
+        try:
+            self._spool = Spool(self._spool_dir)
+        except OSError as exc:  # refuse to run with nowhere to keep rows
+            raise ConfigError(
+                f"invalid config: log_spool_dir: cannot write the log spool in "
+                f"{self._spool_dir} ({exc.strerror or exc}); set log_spool_dir to a "
+                "writable directory"
+            ) from exc
         self._tasks = [
             asyncio.create_task(self._run_spool(), name="llmrelay-log-spool"),
             asyncio.create_task(self._run_database(), name="llmrelay-log-writer"),
