@@ -137,6 +137,7 @@ def test_upstream_error_echoing_credentials_is_redacted(
     assert status == 400
     assert_clean(str(message) + orjson.dumps(attempts).decode())
     assert_clean(gw.interactions())
+    assert_clean((gw.workdir / "stderr.log").read_text())  # the application log too
 
 
 def test_upstream_error_via_sdk_and_header_is_redacted(
@@ -305,7 +306,7 @@ def test_2xx_that_is_not_the_providers_answer_is_502(
     assert status == 502 and error_type == "api_error"
     assert attempts[-1]["status"] == 502
     assert attempts[-1]["error"] == "upstream_invalid_response"
-    assert_clean(str(message))
+    assert_clean(str(message) + (gw.workdir / "stderr.log").read_text())
 
 
 def test_2xx_that_is_not_an_answer_falls_back(
