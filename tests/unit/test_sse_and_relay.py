@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from llmrelay.errors import UpstreamError
 from llmrelay.providers.base import ProviderSpec
@@ -73,3 +74,31 @@ def test_redaction() -> None:
     out = redact(text)
     assert "abcdefghijklmnop" not in out and "xyzxyzxyz" not in out
     assert "1234567890abcdefghijk" not in out
+
+
+def test_splitter_bounds_an_event_that_never_ends() -> None:
+    splitter = EventSplitter(1024, "p")
+    assert splitter.feed(b"data: 1\n\n" + b"x" * 2000) == [b"data: 1\n\n"]  # whole ones out
+    with pytest.raises(UpstreamError) as caught:
+        splitter.feed(b"more")
+    assert caught.value.code == "upstream_response_too_large"
+    assert caught.value.http_status == 502
+    assert EventSplitter().feed(b"y" * 5000) == []  # no cap: unchanged behaviour
+
+
+def test_pass_through_answers_must_have_their_shape() -> None:
+    adapter = OpenAICompatAdapter()
+    ok = orjson.dumps({"choices": [{"finish_reason": "stop"}], "usage": {"prompt_tokens": 2}})
+    assert adapter.chat_response(SPEC, ok, "m").finish_reason == "stop"
+    for bad in (b"<html>", b"[]", b'{"object": "chat.completion"}', b'{"error": "down"}'):
+        with pytest.raises(UpstreamError) as caught:
+            adapter.chat_response(SPEC, bad, "m")
+        assert caught.value.code == "upstream_invalid_response", bad
+    assert adapter.embeddings_response(SPEC, b'{"data": []}', "m").usage is None
+
+
+def test_pass_through_stream_error_chunk_is_raised_not_forwarded() -> None:
+    relay = OpenAIStreamRelay(False, "p")
+    event = b'data: {"error": {"message": "boom", "type": "server_error"}}\n\n'
+    with pytest.raises(UpstreamError, match="boom"):
+        relay.feed(event)
