@@ -154,7 +154,7 @@ def test_sigterm_ends_every_call_in_its_endpoint_shape_and_keeps_its_row(
 
     # Every call that reached the upstream left its row, written before the exit.
     rows = _rows(GatewayProcess(gw.workdir, gw.config))
-    assert len(rows) == 4, rows
+    assert len(rows) == 4, (rows, gw.logs())
     assert sorted(r[0] for r in rows) == ["/v1/chat/completions"] * 3 + ["/v1/messages"]
     assert {(r[2], r[3]) for r in rows} == {(503, 503)}
     for row in rows:
