@@ -120,9 +120,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError:
-            if self._refusal is None:
-                raise
-            self._refuse(self._refusal)
+            if self._refusal is not None:
+                self._refuse(self._refusal)
+                return
+            self.logger.warning("Invalid HTTP request received.")  # as uvicorn: a 400
+            self.send_400_response("Invalid HTTP request received.")
             return
         except httptools.HttpParserError:
             self.logger.warning("Invalid HTTP request received.")
