@@ -323,6 +323,26 @@ def test_idle_keep_alive_connections_are_closed_after_the_timeout(
     assert time.monotonic() - idle < 8
 
 
+def test_answered_calls_are_never_taken_for_disconnects(
+    start_gateway: Start, upstream: MockUpstream, mock: MockUpstream
+) -> None:
+    """30 answered calls on one kept-alive connection -> 30 rows of 200, no upstream cut
+
+    uvicorn reports a finished response to ``receive`` as a disconnect; the watcher
+    must not turn that into a 499 (or cancel the call while it settles).
+    """
+    gw = _gateway(start_gateway, upstream)
+    key = gw.create_key("fine")
+    with httpx.Client(timeout=30, headers={"authorization": f"Bearer {key}"}) as client:
+        for i in range(30):
+            r = client.post(gw.base_url + "/chat/completions",
+                            json={**CHAT, "stream": i % 2 == 1})
+            assert r.status_code == 200
+    _wait_for(lambda: len(_rows(gw)) == 30, 20, "30 rows")
+    assert {(r[2], r[3], r[4]) for r in _rows(gw)} == {(200, 200, None)}
+    assert mock.aborts == []
+
+
 def test_client_disconnect_mid_stream_stops_the_upstream_and_bills_what_was_delivered(
     start_gateway: Start, upstream: MockUpstream, mock: MockUpstream
 ) -> None:
