@@ -618,3 +618,21 @@ def test_split_words_round_trips() -> None:
 def test_usage_override_keeps_total_consistent() -> None:
     assert oa.usage_block(2, 3, {"completion_tokens": 10})["total_tokens"] == 12
     assert oa.usage_block(2, 3, {"total_tokens": 99})["total_tokens"] == 99
+
+
+def test_a_request_the_client_abandons_is_recorded_as_aborted(mock: MockUpstream) -> None:
+    mock.script(Behaviour(delay_ms=10_000))
+    conn = http.client.HTTPConnection("127.0.0.1", mock.port, timeout=5)
+    conn.request("POST", "/v1/chat/completions", body=orjson.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+        headers={"content-type": "application/json"})
+    time.sleep(0.3)  # the mock is now waiting out delay_ms
+    conn.close()
+    left = time.monotonic()
+    deadline = left + 5
+    while not mock.aborts and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [a.path for a in mock.aborts] == ["/v1/chat/completions"]
+    assert mock.aborts[0].at - left < 2
+    mock.reset()
+    assert mock.aborts == []
