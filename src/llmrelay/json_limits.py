@@ -38,7 +38,8 @@ def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def check_depth(raw: bytes, value: Any, what: str = "request body") -> None:
+def check_depth(raw: bytes, value: Any, what: str = "request body", param: str | None = None
+                ) -> None:
     """Refuse ``value`` (parsed from ``raw``) if it nests deeper than the bound.
 
     Counting brackets in the raw bytes is a C-speed upper bound on the depth, so the
@@ -51,7 +52,7 @@ def check_depth(raw: bytes, value: Any, what: str = "request body") -> None:
     if too_deep(value):
         raise InvalidRequest(
             f"{what} nests JSON more than {MAX_JSON_DEPTH} levels deep; flatten it",
-            code="json_too_deep",
+            param=param, code="json_too_deep",
         )
 
 
@@ -63,9 +64,5 @@ def loads_nested(raw: str | bytes, what: str, param: str | None = None) -> Any:
     """
     data = raw.encode() if isinstance(raw, str) else raw
     value = orjson.loads(data)
-    try:
-        check_depth(data, value, what)
-    except InvalidRequest as exc:
-        exc.param = param
-        raise
+    check_depth(data, value, what, param)
     return value

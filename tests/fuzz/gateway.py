@@ -69,6 +69,8 @@ class _Counting:
         self._seen = seen
 
     async def send(self, call: Any, **kw: Any) -> Any:
+        if call.method == "GET":  # model-list refreshes run in the background
+            return await self._inner.send(call, **kw)
         try:
             resp = await self._inner.send(call, **kw)
         except Exception:

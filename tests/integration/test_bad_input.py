@@ -159,3 +159,36 @@ def _deep(body: Any) -> bytes:
     import json
 
     return json.dumps(body).encode()
+
+
+REGEX_CONFIG = {
+    "strategy": {"mode": "conditional", "default": "t", "conditions": [
+        {"query": {"headers.x-team": {"$regex": "^(a+)+$"}}, "then": "t"}]},
+    "targets": [{"name": "t", "provider": "mock", "model": "echo"}],
+}
+
+
+def test_regex_in_a_header_route_config_is_refused(gateway: InProcessGateway) -> None:
+    """A client's $regex could backtrack for minutes (``^(a+)+$`` on 40 a's and a "!"),
+    stalling the whole process: refused before it is compiled or run."""
+    reply = gateway.post("/v1/chat/completions", orjson.dumps(chat("mock/echo")),
+                         {"x-llmrelay-config": orjson.dumps(REGEX_CONFIG),
+                          "x-team": "a" * 40 + "!"})
+    assert_clean("/v1/chat/completions", reply)
+    assert reply.status == 400 and reply.upstream == []
+    error = orjson.loads(reply.body)["error"]
+    assert error["param"] == "x-llmrelay-config" and "$regex" in error["message"]
+
+
+def test_deeply_nested_header_route_config_is_a_400(gateway: InProcessGateway) -> None:
+    """The body's nesting bound holds for a config in a header too (its queries are
+    parsed and matched recursively): 480 ``$and`` levels are a 400 naming the header."""
+    query = b'{"$and":[' * 480 + b'{"params.model":"mock/echo"}' + b"]}" * 480
+    config = orjson.dumps({"strategy": {"mode": "conditional", "default": "t",
+                                        "conditions": [{"query": "Q", "then": "t"}]},
+                           "targets": [{"name": "t", "provider": "mock", "model": "echo"}]})
+    reply = gateway.post("/v1/chat/completions", orjson.dumps(chat("mock/echo")),
+                         {"x-llmrelay-config": config.replace(b'"Q"', query)})
+    assert_clean("/v1/chat/completions", reply)
+    assert reply.status == 400 and reply.upstream == []
+    assert orjson.loads(reply.body)["error"]["param"] == "x-llmrelay-config"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from llmrelay.errors import InternalError, InvalidRequest, PermissionDenied
+from llmrelay.json_limits import check_depth
 from llmrelay.providers.registry import Registry
 from llmrelay.routing.conditions import RequestFacts
 from llmrelay.routing.config import RouteConfigError, RouteSpec, parse_route_config
@@ -32,6 +33,31 @@ CONFIG_HEADERS = ("x-llmrelay-config", "x-portkey-config")
 METADATA_HEADERS = ("x-llmrelay-metadata", "x-portkey-metadata")
 #: Parsed header configs kept (clients tend to send the same few configs).
 _HEADER_CACHE = 256
+
+
+def _check_client_config(header: str, raw: str, data: object) -> None:
+    """What a client's config may not do that an operator's may.
+
+    Nesting is bounded (queries nest through ``$and`` / ``$or`` recursively), and
+    ``$regex`` is refused: Python's regular expressions backtrack, so a pattern like
+    ``^(a+)+$`` against a 30-character header takes minutes of the event loop's time,
+    stalling every request of the process. Stored configs are the operator's and may
+    use it.
+    """
+    check_depth(raw.encode(), data, header, param=header)
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "$regex" in node:
+                raise InvalidRequest(
+                    f"{header}: $regex is only allowed in stored route configs (a regular "
+                    "expression from a request could take exponential time); use $eq or "
+                    "$in, or store the config and name it in the header",
+                    param=header, code="invalid_route_config")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 class PlanSelector:
@@ -96,6 +122,7 @@ class PlanSelector:
         except orjson.JSONDecodeError as exc:
             raise InvalidRequest(f"{header} is not valid JSON: {exc.msg}", param=header,
                                  code="invalid_route_config") from exc
+        _check_client_config(header, raw, data)
         try:
             spec = parse_route_config(data)
         except RouteConfigError as exc:
