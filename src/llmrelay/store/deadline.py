@@ -18,20 +18,34 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-async def within(seconds: float, work: Coroutine[Any, Any, T]) -> T:
-    """``await work``, but raise :class:`TimeoutError` after ``seconds`` at the latest."""
+async def within(
+    seconds: float, work: Coroutine[Any, Any, T],
+    abandoned: set[asyncio.Task[Any]] | None = None,
+) -> T:
+    """``await work``, but raise :class:`TimeoutError` after ``seconds`` at the latest.
+
+    ``abandoned``, if given, holds the cancelled tasks until their cleanup ends, so a
+    caller can count how many connections a hung server still ties up (the log writer
+    stops trying past a few).
+    """
     task = asyncio.ensure_future(work)
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     except asyncio.CancelledError:  # our caller went away: the work goes with it
-        task.cancel()
-        task.add_done_callback(_retrieve)
+        _abandon(task, abandoned)
         raise
     if task in done:
         return task.result()
-    task.cancel()
-    task.add_done_callback(_retrieve)
+    _abandon(task, abandoned)
     raise TimeoutError(f"no answer from the database within {seconds:g}s")
+
+
+def _abandon(task: asyncio.Task[Any], abandoned: set[asyncio.Task[Any]] | None) -> None:
+    task.cancel()
+    if abandoned is not None:
+        abandoned.add(task)
+        task.add_done_callback(abandoned.discard)
+    task.add_done_callback(_retrieve)
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -42,11 +42,11 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import msgspec
 import orjson
@@ -56,6 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from llmrelay.config import ConfigError
 from llmrelay.store.bounds import clean_json, clean_text
 from llmrelay.store.bulk import insert_rows
+from llmrelay.store.deadline import within
 from llmrelay.store.rows import request_row, response_row
 from llmrelay.store.schema import RequestRow, ResponseRow
 from llmrelay.store.spool import BEGUN, ENDED, ROW, Orphan, Record, SegmentReader, Spool, encode
@@ -65,8 +66,6 @@ log = logging.getLogger("llmrelay.writer")
 
 #: Writes more rows for a batch on the batch's connection (same transaction).
 BatchSink = Callable[[AsyncConnection, list[Interaction]], Awaitable[None]]
-
-T = TypeVar("T")
 
 #: Writes abandoned to their timeout that may still hold a connection; past this many
 #: the database counts as away without trying again (bounded connections and memory).
@@ -448,7 +447,7 @@ class LogWriter:
         if len(self._abandoned) >= _MAX_ABANDONED:
             raise _DatabaseAway(f"{len(self._abandoned)} writes still hung")
         try:
-            await self._timed(self._write(rows), self._db_timeout)
+            await within(self._db_timeout, self._write(rows), self._abandoned)
             return
         except _DatabaseAway:
             raise
@@ -470,7 +469,7 @@ class LogWriter:
         for _ in range(_SINGLE_ROW_RETRIES):
             await asyncio.sleep(0.2)
             try:
-                await self._timed(self._write([it]), self._db_timeout)
+                await within(self._db_timeout, self._write([it]), self._abandoned)
                 return
             except Exception as exc:
                 if isinstance(exc, TimeoutError) or not await self._reachable():
@@ -485,39 +484,10 @@ class LogWriter:
                 await conn.execute(text("SELECT 1"))
 
         try:
-            await self._timed(probe(), min(self._db_timeout, 5.0))
+            await within(min(self._db_timeout, 5.0), probe(), self._abandoned)
         except Exception:
             return False
         return True
-
-    async def _timed(self, work: Coroutine[Any, Any, T], timeout: float) -> T:
-        """Await ``work`` for at most ``timeout`` s; a hung one is abandoned, not awaited.
-
-        ``asyncio.wait_for`` would wait for the cancelled operation to finish cleaning
-        up, which on a hung database (a connection open, no answer) is never.
-        """
-        task = asyncio.ensure_future(work)
-        try:
-            done, _ = await asyncio.wait({task}, timeout=timeout)
-        except asyncio.CancelledError:
-            task.cancel()
-            self._abandon(task)
-            raise
-        if task in done:
-            return task.result()
-        task.cancel()
-        self._abandon(task)
-        raise TimeoutError(f"no answer from the database in {timeout:g}s")
-
-    def _abandon(self, task: asyncio.Task[Any]) -> None:
-        self._abandoned.add(task)
-
-        def forget(t: asyncio.Task[Any]) -> None:
-            self._abandoned.discard(t)
-            if not t.cancelled():
-                t.exception()  # retrieved: no "exception never retrieved" warning
-
-        task.add_done_callback(forget)
 
     async def _write(self, batch: list[Interaction]) -> None:
         t0 = time.perf_counter()
