@@ -24,6 +24,7 @@ from pathlib import Path
 from llmrelay.governance.usage import write_usage
 from llmrelay.providers.base import Usage
 from llmrelay.store import database
+from llmrelay.store.backlog import Backlog
 from llmrelay.store.schema import new_id
 from llmrelay.store.spool import ROW
 from llmrelay.store.writer import LogWriter
@@ -80,7 +81,8 @@ async def main() -> None:
                 for batch in batches[1:]:
                     writer._fresh = [(ROW, it) for it in batch]
                     await writer._spool_fresh()
-                    writer._window.clear()
+                    assert writer._spool is not None
+                    writer._backlog = Backlog(writer._spool, 100_000)  # not for the db
                 report("spool: encode, write, fsync", n, cpu, main_thread)
             cpu, main_thread = time.process_time(), time.thread_time()
             for batch in batches[1:]:

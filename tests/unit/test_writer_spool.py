@@ -178,7 +178,8 @@ async def test_database_away_spills_to_disk_with_bounded_memory_then_writes_all_
             await asyncio.sleep(0.005)
     await wait_until(lambda: _is(w.stats.spooled == 600))
     assert w.pending == 600
-    assert len(w._window) <= 100, "rows beyond the queue stay on disk, not in memory"
+    assert w._backlog is not None
+    assert w._backlog.in_memory <= 100, "rows beyond the queue stay on disk, not in memory"
     assert not w.stats_dict()["database_available"]
     away = False
     await wait_until(lambda: _is(w.pending == 0))

@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -54,12 +53,13 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.config import ConfigError
+from llmrelay.store.backlog import Backlog
 from llmrelay.store.bounds import clean_json, clean_text
 from llmrelay.store.bulk import insert_rows
 from llmrelay.store.deadline import within
 from llmrelay.store.rows import request_row, response_row
 from llmrelay.store.schema import RequestRow, ResponseRow
-from llmrelay.store.spool import BEGUN, ENDED, ROW, Orphan, Record, SegmentReader, Spool, encode
+from llmrelay.store.spool import BEGUN, ENDED, ROW, Orphan, Record, Spool, encode
 from llmrelay.telemetry.interaction import Interaction, redact
 
 log = logging.getLogger("llmrelay.writer")
@@ -165,10 +165,7 @@ class LogWriter:
         self._spool: Spool | None = None
         self._fresh: list[tuple[int, Interaction]] = []  # (kind, row), not yet spooled
         self._open: dict[str, Interaction] = {}  # calls begun and not yet ended
-        self._window: deque[Record] = deque()  # spooled, not yet taken, in memory
-        self._spilled = False  # rows after the window are only on disk
-        self._disk: SegmentReader | None = None
-        self._spill_at: tuple[Path, int] | None = None
+        self._backlog: Backlog | None = None  # spooled, not yet written (memory or disk)
         self._next_seq = 0
         self._spooled_seq = -1  # last sequence number in the spool
         self._done_seq = -1  # every row up to this one is written (or set aside)
@@ -192,6 +189,7 @@ class LogWriter:
                 f"{self._spool_dir} ({exc.strerror or exc}); set log_spool_dir to a "
                 "writable directory"
             ) from exc
+        self._backlog = Backlog(self._spool, self._queue_size)
         self._tasks = [
             asyncio.create_task(self._run_spool(), name="llmrelay-log-spool"),
             asyncio.create_task(self._run_database(), name="llmrelay-log-writer"),
@@ -303,10 +301,8 @@ class LogWriter:
             return
         self._spooled_seq = records[-1][0]
         self.stats.spooled += len(records)
-        if not self._spilled and len(self._window) + len(records) <= self._queue_size:
-            self._window.extend(records)
-        elif not self._spilled:
-            self._spilled, self._spill_at = True, position
+        assert self._backlog is not None
+        self._backlog.add(records, position)
         self._caught_up.clear()
         self._has_rows.set()
         try:  # batched fsync: power loss costs at most this flush
@@ -342,7 +338,8 @@ class LogWriter:
         await self._replay_orphans()
         scanned = time.monotonic()
         while True:
-            batch = self._take()
+            assert self._backlog is not None
+            batch = self._backlog.take(self._batch_size, self._done_seq)
             if not batch:
                 if self._spooled_seq == self._done_seq:
                     self._caught_up.set()
@@ -361,37 +358,6 @@ class LogWriter:
             self._done_seq = batch[-1][0]
             assert self._spool is not None
             self._spool.release(self._done_seq)
-
-    def _take(self) -> list[Record]:
-        """The next rows in spool order: from memory, else read back from the spool."""
-        if self._window:
-            n = min(self._batch_size, len(self._window))
-            return [self._window.popleft() for _ in range(n)]
-        if not self._spilled:
-            return []
-        assert self._spool is not None
-        taken = self._done_seq
-        while True:
-            if self._disk is None:
-                assert self._spill_at is not None
-                path, offset = self._spill_at
-                self._disk = SegmentReader(path, offset)
-            records = [r for r in self._disk.read(self._batch_size) if r[0] > taken]
-            if records:
-                self._spill_at = (self._disk.path, self._disk.offset)
-                return records
-            paths = [s.path for s in self._spool.segments]
-            self._disk.close()
-            if self._disk.path not in paths:  # written in full and removed: go on from the
-                self._disk = None             # oldest segment left (rows read are skipped)
-                self._spill_at = (paths[0], 0)
-                continue
-            here = paths.index(self._disk.path)
-            self._disk = None
-            if here == len(paths) - 1:  # read up to the end: back to memory
-                self._spilled, self._spill_at = False, None
-                return []
-            self._spill_at = (paths[here + 1], 0)
 
     async def _replay_orphans(self) -> None:
         assert self._spool is not None
@@ -551,8 +517,8 @@ class LogWriter:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(task, 1.0)
         self._tasks = []
-        if self._disk is not None:
-            self._disk.close()
+        if self._backlog is not None:
+            self._backlog.close()
         if self._orphan is not None:
             self._orphan.abandon()
         left = self.pending
