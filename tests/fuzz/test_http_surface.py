@@ -101,6 +101,8 @@ def mutated_case(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     body = draw(mutated(bodies, extra))
     if draw(st.integers(min_value=0, max_value=4)):  # mostly a model that exists
         body["model"] = draw(st.sampled_from(models))
+    if draw(st.integers(min_value=0, max_value=3)) == 0:  # the streaming paths too
+        body["stream"] = True
     return path, body
 
 

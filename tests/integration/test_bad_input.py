@@ -209,3 +209,16 @@ def test_many_tool_results_translate_in_linear_time() -> None:
     out = to_anthropic(spec, {"model": "m", "messages": [*USER, *tools]}, "m", False)
     assert time.monotonic() - started < 20
     assert [len(m["content"]) for m in out["messages"][1:]] == [80_000]
+
+
+@pytest.mark.parametrize("on_errors", [[["429"]], ["²"], [{"a": 1}]])
+def test_bad_on_errors_in_a_header_route_config_is_a_400(gateway: InProcessGateway,
+                                                          on_errors: list[Any]) -> None:
+    """A list or a non-ASCII digit among ``on_errors`` was a TypeError / ValueError (500)."""
+    config = {"strategy": {"mode": "fallback"}, "on_errors": on_errors,
+              "targets": [{"provider": "mock", "model": "echo"}]}
+    reply = gateway.post("/v1/chat/completions", orjson.dumps(chat("mock/echo")),
+                         {"x-llmrelay-config": orjson.dumps(config)})
+    assert_clean("/v1/chat/completions", reply)
+    assert reply.status == 400 and reply.upstream == []
+    assert orjson.loads(reply.body)["error"]["param"] == "on_errors[0]"

@@ -316,11 +316,13 @@ def _errors(value: object, path: str) -> ErrorMatcher:
     for i, item in enumerate(value):
         if isinstance(item, bool):
             raise RouteConfigError(f"{path}[{i}]", "must be an error class or a status code")
-        if isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
+        # isdigit() alone accepts "²", which int() refuses.
+        if isinstance(item, int) or (isinstance(item, str) and item.isascii()
+                                     and item.isdigit()):
             if not 400 <= int(item) <= 599:
                 raise RouteConfigError(f"{path}[{i}]", "status codes must be in 400..599")
             continue
-        if item not in ERROR_CLASSES:
+        if not isinstance(item, str) or item not in ERROR_CLASSES:
             raise RouteConfigError(
                 f"{path}[{i}]", f"unknown error class {item!r} (one of: "
                 f"{', '.join(sorted(ERROR_CLASSES))}, or a status code)"
