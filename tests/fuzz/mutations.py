@@ -133,3 +133,41 @@ def mutated(draw: st.DrawFn, seeds: list[dict[str, Any]],
         delete = draw(st.integers(min_value=0, max_value=5)) == 0
         _apply(body, path, draw(replacement_values), delete)
     return body
+
+
+#: Route configs a client may send in ``x-llmrelay-config``: the schema's own words,
+#: put together in shapes right and wrong.
+_leaf = st.fixed_dictionaries({}, optional={
+    "provider": st.sampled_from(["claude", "gemini", "bedrock", "mock", "nope"]) | json_values,
+    "model": st.sampled_from(["claude-sonnet-4-5", "echo", "gemini-2.0-flash"]) | json_values,
+    "override_params": st.dictionaries(st.sampled_from(["model", "temperature", "max_tokens",
+                                                        "messages", "stream"]), json_values,
+                                       max_size=2) | json_values,
+    "weight": json_values, "retry": json_values, "timeout": json_values,
+    "on_errors": json_values, "strategy": json_values,
+})
+#: Condition queries: real field names and operators, any operand.
+QUERIES = st.recursive(
+    st.dictionaries(
+        st.sampled_from(["params.model", "params.temperature", "params.metadata.tier",
+                         "metadata.tier", "headers.x-team", "params", "nope.x"]),
+        json_values | st.dictionaries(
+            st.sampled_from(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin",
+                             "$regex", "$x"]), json_values, min_size=1, max_size=2),
+        min_size=1, max_size=2),
+    lambda inner: st.dictionaries(st.sampled_from(["$and", "$or"]),
+                                  st.lists(inner, min_size=1, max_size=2), min_size=1),
+    max_leaves=4,
+)
+ROUTE_CONFIGS = st.recursive(
+    _leaf,
+    lambda inner: st.fixed_dictionaries({
+        "strategy": st.fixed_dictionaries({"mode": st.sampled_from(
+            ["single", "fallback", "loadbalance", "conditional", "x"]) | json_values},
+            optional={"conditions": st.lists(st.fixed_dictionaries(
+                {"query": QUERIES | json_values, "then": json_values}), max_size=2),
+                "default": json_values}),
+        "targets": st.lists(inner, max_size=3) | json_values,
+    }),
+    max_leaves=4,
+)

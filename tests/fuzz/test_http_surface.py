@@ -38,7 +38,7 @@ from tests.fuzz.gateway import (
     assert_clean,
     translating_config,
 )
-from tests.fuzz.mutations import fuzz_settings, json_values, mutated, nested
+from tests.fuzz.mutations import ROUTE_CONFIGS, fuzz_settings, json_values, mutated, nested
 from tests.fuzz.schema_strategy import request_body
 
 ENDPOINTS = {
@@ -142,29 +142,6 @@ def test_junk_bytes(gateway: InProcessGateway, path: str, raw: bytes, content_ty
     assert 400 <= reply.status < 500 and not reply.upstream, reply
 
 
-#: Route configs a client may send in ``x-llmrelay-config``: the schema's own words,
-#: put together in shapes right and wrong.
-_leaf = st.fixed_dictionaries({}, optional={
-    "provider": st.sampled_from(["claude", "gemini", "bedrock", "mock", "nope"]) | json_values,
-    "model": st.sampled_from(["claude-sonnet-4-5", "echo", "gemini-2.0-flash"]) | json_values,
-    "override_params": st.dictionaries(st.sampled_from(["model", "temperature", "max_tokens",
-                                                        "messages", "stream"]), json_values,
-                                       max_size=2) | json_values,
-    "weight": json_values, "retry": json_values, "timeout": json_values,
-    "on_errors": json_values, "strategy": json_values,
-})
-ROUTE_CONFIGS = st.recursive(
-    _leaf,
-    lambda inner: st.fixed_dictionaries({
-        "strategy": st.fixed_dictionaries({"mode": st.sampled_from(
-            ["single", "fallback", "loadbalance", "conditional", "x"]) | json_values},
-            optional={"conditions": st.lists(st.fixed_dictionaries(
-                {"query": json_values, "then": json_values}), max_size=2),
-                "default": json_values}),
-        "targets": st.lists(inner, max_size=3) | json_values,
-    }),
-    max_leaves=4,
-)
 #: Raw bytes, as a client may send them (UTF-8, or anything but CR, LF and NUL).
 HEADER_VALUES = st.one_of(
     ROUTE_CONFIGS.map(orjson.dumps),

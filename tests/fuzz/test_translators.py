@@ -29,8 +29,9 @@ from llmrelay.providers.base import Adapter, ProviderSpec
 from llmrelay.providers.bedrock import BedrockAdapter
 from llmrelay.providers.gemini import GeminiAdapter, VertexAdapter
 from llmrelay.providers.openai_compat import OpenAICompatAdapter
+from llmrelay.routing.config import RouteConfigError, parse_route_config
 from tests.fuzz import seeds
-from tests.fuzz.mutations import fuzz_settings, json_values, mutated
+from tests.fuzz.mutations import ROUTE_CONFIGS, fuzz_settings, json_values, mutated
 
 ADAPTERS: list[tuple[Adapter, ProviderSpec]] = [
     (OpenAICompatAdapter(), ProviderSpec(name="up", type="openai_compatible",
@@ -154,3 +155,13 @@ def test_any_json_is_validated_cleanly(endpoint: Any, body: Any) -> None:
     of any content."""
     if isinstance(body, dict):
         _client(endpoint, body)
+
+
+@fuzz_settings(300)
+@given(ROUTE_CONFIGS | json_values)
+def test_route_config_parses_or_is_refused(raw: Any) -> None:
+    """A client's ``x-llmrelay-config``: parsed, or a RouteConfigError naming the field."""
+    try:
+        parse_route_config(raw)
+    except RouteConfigError as exc:
+        assert isinstance(exc.path, str)
