@@ -5,7 +5,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
+ARGS=("$@"); set --  # bootstrap.sh passes its own arguments to uv sync
 source "$ROOT/scripts/bootstrap.sh"
 OUT="${OUT:-/tmp/llmrelay-fault-matrix.txt}"
-LLMRELAY_FAULT_MATRIX="$OUT" .venv/bin/pytest tests/faults -q -p no:cacheprovider "$@"
+LLMRELAY_FAULT_MATRIX="$OUT" .venv/bin/pytest tests/faults -q -p no:cacheprovider ${ARGS[@]+"${ARGS[@]}"}
 echo "table saved to $OUT"

@@ -93,9 +93,35 @@ class _Keys(Collector):
             yield CounterMetricFamily(name, doc, value=stats[key])
 
 
+#: Distinct model label values kept per process; later ones are counted as ``other``.
+MAX_MODEL_LABELS = 500
+_MAX_LABEL_CHARS = 120
+
+
+class _ModelLabels:
+    """Caps the model label's cardinality: a client controls the model name (``mock/…``,
+    any name a pass-through provider accepts), and every distinct value is a new series
+    held forever by the registry and by every scraper, so unbounded names would be an
+    unbounded memory leak in the gateway and in Prometheus."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, model: str) -> str:
+        if model in self._seen:
+            return model
+        if len(model) > _MAX_LABEL_CHARS or len(self._seen) >= MAX_MODEL_LABELS:
+            return "other"
+        self._seen.add(model)
+        return model
+
+
 class Metrics:
     def __init__(self, live: Callable[[], tuple[int, int, dict[str, bool]]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._model_label = _ModelLabels()
         labels = ["route", "provider", "model", "status"]
         self.requests = Counter("llmrelay_requests", "Model calls that reached a provider",
                                 labels, registry=self.registry)
@@ -114,7 +140,7 @@ class Metrics:
     def observe(self, batch: list[Interaction]) -> None:
         for it in batch:
             provider = it.provider or ""
-            model = it.upstream_model or ""
+            model = self._model_label(it.upstream_model or "")
             self.requests.labels(it.route, provider, model, str(it.status)).inc()
             if it.key_name:
                 self.key_requests.labels(it.key_name).inc()
