@@ -44,7 +44,9 @@ from tests.fuzz.schema_strategy import request_body
 ENDPOINTS = {
     "/v1/chat/completions": (seeds.CHAT, seeds.CHAT_EXTRA, CHAT_MODELS),
     "/v1/embeddings": (seeds.EMBEDDINGS, ("dimensions", "encoding_format", "user"),
-                       ["mock/text-embedding-3-small", "gemini/text-embedding-004"]),
+                       ["mock/text-embedding-3-small", "gemini/text-embedding-004",
+                        "bedrock/amazon.titan-embed-text-v2:0",
+                        "bedrock/cohere.embed-english-v3"]),
     "/v1/messages": (seeds.MESSAGES, seeds.MESSAGES_EXTRA, CHAT_MODELS),
     "/v1/messages/count_tokens": (seeds.MESSAGES, seeds.MESSAGES_EXTRA, CHAT_MODELS),
     "/v1/responses": (seeds.RESPONSES, seeds.RESPONSES_EXTRA, CHAT_MODELS),

@@ -100,12 +100,14 @@ def test_embeddings_body_translates_or_is_refused(body: dict[str, Any]) -> None:
         build = getattr(adapter, "embeddings_request", None)
         if build is None:
             continue
-        try:
-            call = build(spec, body, "the-model")
-        except GatewayError as exc:
-            assert 400 <= exc.http_status < 500, exc
-            continue
-        orjson.loads(call.body)
+        # Bedrock picks the request shape by model family.
+        for model in ("the-model", "amazon.titan-embed-text-v2:0", "cohere.embed-english-v3"):
+            try:
+                call = build(spec, body, model)
+            except GatewayError as exc:
+                assert 400 <= exc.http_status < 500, exc
+                continue
+            orjson.loads(call.body)
 
 
 @fuzz_settings(400)

@@ -103,6 +103,8 @@ CASES = [
     ("/v1/chat/completions", chat(GEMINI, response_format={"type": "json_schema", "json_schema": {
         "name": "x", "schema": {"$defs": {"a": [1]}, "$ref": "#/$defs/a"}}}),
      "response_format.json_schema.schema"),
+    ("/v1/embeddings", {"model": "bedrock/amazon.titan-embed-text-v2:0", "input": "x",
+                        "dimensions": {"n": 8}}, "dimensions"),
     # /v1/responses
     ("/v1/responses", {"model": "mock/echo", "input": "hi", "text": ["json"]}, "text"),
     ("/v1/responses", {"model": "mock/echo", "input": "hi", "reasoning": "high"}, "reasoning"),

@@ -240,6 +240,8 @@ def invoke_embeddings(model: str, body: Mapping[str, Any]) -> dict[str, Any] | s
         if not isinstance(text, str) or not text:
             return "Malformed input request: #: required key [inputText] not found"
         dims = body.get("dimensions", 1024 if "v2" in model else 1536)
+        if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
+            return "Malformed input request: #/dimensions: expected type: Integer"
         return {"embedding": oa.embedding_vector(text, min(int(dims), 64)),
                 "embeddingsByType": None, "inputTextTokenCount": oa.count_words(text)}
     if "cohere.embed" in model:

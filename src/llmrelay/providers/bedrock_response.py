@@ -208,6 +208,8 @@ def embeddings_body(spec: ProviderSpec, body: dict[str, Any], model: str) -> dic
         raise InvalidRequest(f"provider {spec.name} embeds text only: input must be a string "
                              "or an array of strings", param="input")
     dims = body.get("dimensions")
+    if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool) or dims < 1):
+        raise InvalidRequest("dimensions must be a positive integer", param="dimensions")
     if family == "titan":
         if len(texts) != 1:
             raise InvalidRequest("Titan embedding models take one input per request; send "
