@@ -89,6 +89,8 @@ CASES = [
      "tool_choice"),
     ("/v1/chat/completions", chat(CLAUDE, tools={"type": "function"}), "tools"),
     ("/v1/chat/completions", chat(CLAUDE, stop=5), "stop"),
+    ("/v1/chat/completions", chat(CLAUDE, temperature="hot"), "temperature"),
+    ("/v1/chat/completions", chat(CLAUDE, max_tokens="10"), "max_tokens"),
     # Gemini / Bedrock request translation
     ("/v1/chat/completions", chat(GEMINI, reasoning_effort=["low"]), "reasoning_effort"),
     ("/v1/chat/completions", chat(GEMINI, messages=[{"role": "user", "content": [

@@ -37,7 +37,12 @@ from llmrelay.providers.anthropic_convert import (
     tool_to_anthropic,
 )
 from llmrelay.providers.base import ProviderSpec
-from llmrelay.providers.chat_input import response_format_of, stop_list
+from llmrelay.providers.chat_input import (
+    max_tokens_of,
+    number_of,
+    response_format_of,
+    stop_list,
+)
 
 #: OpenAI parameters Anthropic has no equivalent for, with their neutral value
 #: (sending the neutral value is harmless, so it is accepted and not forwarded).
@@ -74,7 +79,7 @@ def to_anthropic(
     _check_unsupported(spec, body)
     system, messages = _messages(body.get("messages") or [])
     out: dict[str, Any] = {"model": model}
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    max_tokens = max_tokens_of(body)  # checked here: a wrong type need not go upstream
     out["max_tokens"] = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
     listed = body.get("tools") or []
     if not isinstance(listed, list):
@@ -100,8 +105,9 @@ def to_anthropic(
         out["system"] = system[0]["text"] if plain else system
     out["messages"] = messages
     for name in ("temperature", "top_p"):
-        if body.get(name) is not None:
-            out[name] = body[name]
+        value = number_of(body, name)
+        if value is not None:
+            out[name] = value
     stop = stop_list(body)
     if stop is not None:
         out["stop_sequences"] = stop
