@@ -110,6 +110,7 @@ CASES = [
     # /v1/responses
     ("/v1/responses", {"model": "mock/echo", "input": "hi", "text": ["json"]}, "text"),
     ("/v1/responses", {"model": "mock/echo", "input": "hi", "reasoning": "high"}, "reasoning"),
+    ("/v1/responses", {"model": GEMINI, "input": "hi", "metadata": ["k"]}, "metadata"),
     ("/v1/responses", {"model": GEMINI, "input": "hi", "tools": 5}, "tools"),
     ("/v1/responses", {"model": GEMINI, "input": "hi", "instructions": {"a": 1}},
      "instructions"),

@@ -53,7 +53,7 @@ def validate(body: dict[str, Any]) -> None:
         raise InvalidRequest("input must be a string or an array of input items",
                              param="input")
     # Read on every path (also to echo the request's settings in stream events).
-    for name in ("text", "reasoning"):
+    for name in ("text", "reasoning", "metadata"):
         if body.get(name) is not None and not isinstance(body[name], dict):
             raise InvalidRequest(f"{name} must be an object", param=name)
     for name in ("tools", "include"):
