@@ -21,7 +21,11 @@ def _scenario(item: pytest.Item) -> tuple[str, str]:
     doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
     first = doc.strip().splitlines()[0] if doc.strip() else item.name
     scenario, sep, outcome = first.partition("->")
-    return scenario.strip(), (outcome.strip() if sep else "")
+    scenario = scenario.strip()
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:  # parametrised: say which case
+        scenario += f" [{callspec.id}]"
+    return scenario, (outcome.strip() if sep else "")
 
 
 def _is_fault(item: pytest.Item) -> bool:
