@@ -348,3 +348,14 @@ async def test_an_unwritable_spool_directory_stops_the_start(
     w = writer(engine, blocker / "spool")
     with pytest.raises(ConfigError, match="log_spool_dir"):
         w.start()
+
+
+def test_bodies_are_masked_before_they_reach_the_spool_file() -> None:
+    secret = "sk-proj-" + "A1b2C3d4" * 6
+    it = row()
+    it.request_body = orjson.dumps({"messages": [{"role": "user", "content": "key " + secret}]})
+    it.response_body = b'{"echo":"' + secret.encode() + b'"}'
+    frame = encode(1, ROW, it)
+    assert secret.encode() not in frame
+    assert b"[redacted]" in frame
+    assert it.request_body is not None and secret.encode() in it.request_body  # caller's copy kept

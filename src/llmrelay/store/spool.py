@@ -42,6 +42,7 @@ import orjson
 from sqlalchemy.engine import make_url
 
 from llmrelay.providers.base import Usage
+from llmrelay.redaction import redact
 from llmrelay.store.bounds import INT64, TEXT_LIMIT, clean_int, clean_json, clean_text
 from llmrelay.telemetry.interaction import Interaction
 
@@ -79,8 +80,28 @@ def _scrubbed(it: Interaction) -> Interaction:
     return replace(it, **changes)
 
 
+def _bodies_redacted(it: Interaction) -> Interaction:
+    """Bodies (kept only with ``log_bodies``) masked before they touch the disk.
+
+    Rows mask key-shaped strings in bodies when they are built; the spool is storage
+    too, and a secret a client pasted into a prompt must not sit in a spool file the
+    database never saw. Done here, in the spool task, so the hot path pays nothing.
+    """
+    if it.request_body is None and it.response_body is None:
+        return it
+    return replace(it, request_body=_masked(it.request_body),
+                   response_body=_masked(it.response_body))
+
+
+def _masked(body: bytes | None) -> bytes | None:
+    if body is None:
+        return None
+    return redact(body.decode("utf-8", "replace")).encode()
+
+
 def encode(seq: int, kind: int, it: Interaction) -> bytes:
     """One framed record; raises ``ValueError`` for an interaction nothing can encode."""
+    it = _bodies_redacted(it)
     try:
         payload = _encoder.encode((seq, kind, it))
     except (UnicodeEncodeError, OverflowError, TypeError):
