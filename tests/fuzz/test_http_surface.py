@@ -56,6 +56,7 @@ ENDPOINTS = {
 @pytest.fixture(scope="module")
 def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[InProcessGateway]:
+    upstream.reset()  # nothing another test scripted (a 500 to come) may answer here
     gw = InProcessGateway(tmp_path_factory.mktemp("fuzz"), translating_config(upstream)).start()
     yield gw
     gw.stop()

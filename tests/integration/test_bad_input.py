@@ -27,6 +27,7 @@ USER = [{"role": "user", "content": "hi"}]
 @pytest.fixture(scope="module")
 def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[InProcessGateway]:
+    upstream.reset()  # nothing another test scripted (a 500 to come) may answer here
     gw = InProcessGateway(tmp_path_factory.mktemp("bad-input"),
                           translating_config(upstream)).start()
     yield gw
