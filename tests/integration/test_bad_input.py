@@ -228,3 +228,16 @@ def test_bad_on_errors_in_a_header_route_config_is_a_400(gateway: InProcessGatew
     assert_clean("/v1/chat/completions", reply)
     assert reply.status == 400 and reply.upstream == []
     assert orjson.loads(reply.body)["error"]["param"] == "on_errors[0]"
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_control_characters_in_anthropic_beta_are_a_400(gateway: InProcessGateway,
+                                                       path: str) -> None:
+    """The header goes to Anthropic as is: a control character in it made the HTTP client
+    refuse the upstream call (``ValueError``), a 500."""
+    body = {"model": CLAUDE, "messages": USER}
+    if path == "/v1/messages":
+        body["max_tokens"] = 16
+    reply = gateway.post(path, orjson.dumps(body), {"anthropic-beta": b"tools-2024\x01"})
+    assert_clean(path, reply)
+    assert reply.status == 400 and reply.upstream == [], reply

@@ -15,6 +15,7 @@ prompt caching, server tools, citations) keep working.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -22,9 +23,9 @@ import orjson
 from llmrelay.api.messages_stream import AnthropicEncoder
 from llmrelay.api.messages_translate import to_chat, to_message, validate
 from llmrelay.api.openai import require_model, stream_flag
-from llmrelay.asgi import Send
+from llmrelay.asgi import Request, Send
 from llmrelay.context import Call
-from llmrelay.errors import GatewayError
+from llmrelay.errors import GatewayError, InvalidRequest
 from llmrelay.pipeline import open_routed, read_answer, relay_stream, respond_json
 from llmrelay.providers.anthropic_convert import anthropic_error
 from llmrelay.providers.base import ChatResult, UpstreamCall
@@ -32,6 +33,23 @@ from llmrelay.routing.resolve import Target
 
 if TYPE_CHECKING:
     from llmrelay.app import Gateway
+
+
+#: What an ``anthropic-beta`` value may hold: beta names, commas, spaces.
+_BETA = re.compile(r"[\x20-\x7e]*")
+
+
+def beta_header(request: Request) -> str | None:
+    """The client's ``anthropic-beta`` header, which is passed on to Anthropic.
+
+    Checked first: a control character in it made the HTTP client refuse the whole
+    upstream call (``ValueError: Forbidden control character``), a 500.
+    """
+    beta = request.header("anthropic-beta")
+    if beta is not None and _BETA.fullmatch(beta) is None:
+        raise InvalidRequest("anthropic-beta: only printable ASCII is allowed (beta names "
+                             "separated by commas)", param="anthropic-beta")
+    return beta
 
 
 def _native(target: Target) -> Any:
@@ -57,7 +75,7 @@ class Messages:
         assert call.body is not None
         body = call.body
         stream = call.stream
-        beta = call.request.header("anthropic-beta")
+        beta = beta_header(call.request)
         translated: list[dict[str, Any]] = []  # the chat body, made once when first needed
 
         def build(t: Target) -> UpstreamCall:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from llmrelay.api.anthropic import beta_header
 from llmrelay.api.messages_translate import to_chat, validate
 from llmrelay.api.openai import require_model
 from llmrelay.asgi import ClientDisconnected, Request, Send, send_bytes, send_error
@@ -86,7 +87,7 @@ async def _pass_through(gw: Gateway, call: Call, target: Target, body: dict[str,
     spec = provider.spec
     adapter: Any = provider.adapter
     ucall = adapter.count_tokens_request(spec, body, target.model,
-                                         call.request.header("anthropic-beta"))
+                                         beta_header(call.request))
     # One upstream call, free: recorded so settling keeps the request counted.
     call.attempts.append({"provider": provider.name, "model": target.model})
     call.usage = Usage()
