@@ -7,8 +7,12 @@ the same id, so writing a row twice (a replay) is detected by that id.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import orjson
+
+from llmrelay.store.bounds import clean_json
 from llmrelay.telemetry.interaction import Interaction, redact
 
 
@@ -52,3 +56,21 @@ def response_row(it: Interaction, bodies: bool) -> dict[str, Any]:
 
 def _text(body: bytes | None) -> str | None:
     return redact(body.decode("utf-8", "replace")) if body is not None else None
+
+
+def log_line(it: Interaction) -> bytes:
+    """One JSON line of the interaction log (text that is not valid UTF-8 cleaned first)."""
+    entry = it.log_entry()
+    try:
+        return orjson.dumps(entry, default=repr) + b"\n"
+    except TypeError:  # text that is not valid UTF-8
+        return orjson.dumps(clean_json(entry), default=repr) + b"\n"
+
+
+def unfinished_row(stub: Interaction) -> Interaction:
+    """The row of a call whose process died before it ended: what it was, outcome unknown."""
+    return replace(
+        stub, status=503, error_type="gateway_stopped",
+        error_message="the gateway process stopped (killed) while this call was running; "
+                      "whether the upstream answered, and what it billed, is unknown",
+    )

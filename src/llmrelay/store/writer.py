@@ -42,7 +42,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -54,12 +53,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.config import ConfigError
 from llmrelay.store.backlog import Backlog
-from llmrelay.store.bounds import clean_json, clean_text
+from llmrelay.store.bounds import clean_text
 from llmrelay.store.bulk import insert_rows
 from llmrelay.store.deadline import within
-from llmrelay.store.rows import request_row, response_row
+from llmrelay.store.rows import log_line, request_row, response_row, unfinished_row
 from llmrelay.store.schema import RequestRow, ResponseRow
 from llmrelay.store.spool import BEGUN, ENDED, ROW, Orphan, Record, Spool, encode
+from llmrelay.store.writer_stats import WriterStats
 from llmrelay.telemetry.interaction import Interaction, redact
 
 log = logging.getLogger("llmrelay.writer")
@@ -78,58 +78,6 @@ _ORPHAN_SCAN_INTERVAL = 30.0
 
 class _DatabaseAway(Exception):
     """The database did not answer (or timed out): retry the batch later."""
-
-
-@dataclass(slots=True)
-class WriterStats:
-    submitted: int = 0
-    written: int = 0
-    batches: int = 0
-    failed_batches: int = 0
-    write_seconds: float = 0.0
-    max_batch_seconds: float = 0.0
-    submit_ns: int = 0
-    #: Rows appended to the spool file.
-    spooled: int = 0
-    #: Rows the database refused even after bounding, set aside in dead-letter.jsonl.
-    dead_lettered: int = 0
-    #: Rows lost because the local disk could not keep up (never for a database fault).
-    dropped: int = 0
-    #: Rows found already written when a batch was retried or replayed.
-    duplicates: int = 0
-    #: Rows replayed from the spool of a process that stopped before writing them.
-    replayed: int = 0
-    #: Torn records at the end of a replayed spool (a write cut by SIGKILL).
-    torn_records: int = 0
-    #: Calls a stopped process had begun and never finished, recorded at replay.
-    unfinished_calls: int = 0
-    #: Unix time the database stopped answering; 0 while it answers.
-    db_unavailable_since: float = 0.0
-
-    def as_dict(self, queue_depth: int, spool_bytes: int = 0) -> dict[str, Any]:
-        per_row_ms = self.write_seconds * 1000 / self.written if self.written else 0.0
-        return {
-            "submitted": self.submitted,
-            "written": self.written,
-            "pending": queue_depth,
-            "batches": self.batches,
-            "failed_batches": self.failed_batches,
-            "avg_batch_rows": round(self.written / self.batches, 2) if self.batches else 0,
-            "db_write_ms_per_request": round(per_row_ms, 4),
-            "max_batch_ms": round(self.max_batch_seconds * 1000, 3),
-            "hot_path_overhead_ms_per_request": round(
-                self.submit_ns / 1e6 / self.submitted, 5
-            ) if self.submitted else 0.0,
-            "spooled": self.spooled,
-            "spool_bytes": spool_bytes,
-            "dead_lettered": self.dead_lettered,
-            "dropped": self.dropped,
-            "duplicates": self.duplicates,
-            "replayed": self.replayed,
-            "torn_records": self.torn_records,
-            "unfinished_calls": self.unfinished_calls,
-            "database_available": not self.db_unavailable_since,
-        }
 
 
 class LogWriter:
@@ -318,7 +266,7 @@ class LogWriter:
     def _write_log_lines(self, batch: list[Interaction]) -> None:
         if self._stream is None:
             return
-        data = b"".join(_log_line(it) for it in batch)
+        data = b"".join(log_line(it) for it in batch)
         try:
             self._stream.write(data)
             self._stream.flush()
@@ -379,7 +327,7 @@ class LogWriter:
                 count += len(rows)
                 self.stats.replayed += len(rows)
             if unfinished:
-                await self._commit([_unfinished_row(it) for it in unfinished.values()])
+                await self._commit([unfinished_row(it) for it in unfinished.values()])
                 self.stats.unfinished_calls += len(unfinished)
             self.stats.torn_records += orphan.torn
             orphan.finish()
@@ -529,20 +477,3 @@ class LogWriter:
         if left:
             log.error("log writer stopped with %d rows not in the database; they stay in the "
                       "spool (%s) and are written at the next start", left, self._spool_dir)
-
-
-def _log_line(it: Interaction) -> bytes:
-    entry = it.log_entry()
-    try:
-        return orjson.dumps(entry, default=repr) + b"\n"
-    except TypeError:  # text that is not valid UTF-8
-        return orjson.dumps(clean_json(entry), default=repr) + b"\n"
-
-
-def _unfinished_row(stub: Interaction) -> Interaction:
-    """The row of a call whose process died before it ended: what it was, outcome unknown."""
-    return replace(
-        stub, status=503, error_type="gateway_stopped",
-        error_message="the gateway process stopped (killed) while this call was running; "
-                      "whether the upstream answered, and what it billed, is unknown",
-    )
