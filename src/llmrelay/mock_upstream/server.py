@@ -20,6 +20,7 @@ Layout, so further wire formats slot in without touching the others:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -346,10 +347,9 @@ async def _serve_until_signal(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        # No loop signal handlers on Windows or off the main thread: Ctrl-C still works.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # Windows / non-main thread
-            pass
     runner = _make_runner(build_app(state, providers))
     await runner.setup()
     try:
