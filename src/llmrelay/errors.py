@@ -22,6 +22,7 @@ target) could succeed, so the HTTP layer, the router and the logger never guess:
         ├── UpstreamAuthenticationFailed 502  the provider refused llmrelay's credentials
         ├── UpstreamInvalidResponse 502  a 2xx whose body is not the provider's answer
         ├── UpstreamResponseTooLarge 502 an answer / stream event over the size cap
+        ├── CapabilityMissing   400  the target's provider family cannot serve this call
         └── UpstreamTimeout     504  provider took longer than its timeout
             └── DeadlineExceeded 504 the route's total deadline ran out
 """
@@ -302,6 +303,27 @@ class UpstreamResponseTooLarge(UpstreamError):
             status=502, error_type="api_error", code="upstream_response_too_large",
             provider=provider,
         )
+
+
+class CapabilityMissing(UpstreamError):
+    """The target's provider family cannot serve this kind of call (embeddings on
+    Anthropic, ...).
+
+    Raised while an attempt is being built, before anything is sent: the router records
+    it as that target's outcome, so a fallback whose ``on_errors`` admits it (``4xx``,
+    ``400``, ``*``) moves on to the next target. When no target can serve the call the
+    client sees this 400, naming the provider and what it lacks.
+    """
+
+    permanent = True
+
+    def __init__(self, provider: str, what: str, hint: str = "") -> None:
+        super().__init__(
+            f"provider {provider} cannot serve {what}{'; ' + hint if hint else ''}",
+            status=400, error_type="invalid_request_error", param="model",
+            code="unsupported_endpoint", provider=provider,
+        )
+        self.what = what
 
 
 class UpstreamTimeout(UpstreamError):

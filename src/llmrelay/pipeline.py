@@ -38,7 +38,7 @@ from llmrelay.providers.base import ChatResult, FrameSplitter, StreamTranslator,
 from llmrelay.routing.resolve import Target, check_allowed
 from llmrelay.routing.responses import BufferedResponse
 from llmrelay.routing.router import ParseAnswer
-from llmrelay.sse import EventSplitter, encode_json
+from llmrelay.sse import encode_json
 from llmrelay.stream_encoding import OutputEncoder, encode_all
 from llmrelay.upstream import UpstreamResponse, upstream_request_id
 
@@ -336,11 +336,8 @@ async def relay_stream(
     call.status = 200
     call.bytes_out = 1  # headers are out: errors from now on go in-band
     # SSE unless the adapter frames its stream otherwise (Bedrock's AWS event stream).
-    make_splitter = getattr(call.target.provider.adapter, "stream_splitter", None)
-    splitter: FrameSplitter = (
-        EventSplitter(gw.settings.max_upstream_event_bytes, call.target.provider.name)
-        if make_splitter is None else make_splitter(call.target.provider.spec)
-    )
+    splitter: FrameSplitter = call.target.provider.adapter.splitter(
+        call.target.provider.spec, gw.settings.max_upstream_event_bytes)
     tail: list[bytes] = []
     if encoder is not None:
         error_event = encoder.error_event

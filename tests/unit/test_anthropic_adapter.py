@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from llmrelay.errors import InvalidRequest, UnsupportedParameter
+from llmrelay.errors import CapabilityMissing, InvalidRequest, UnsupportedParameter
 from llmrelay.providers.anthropic import AnthropicAdapter
 from llmrelay.providers.anthropic_request import to_anthropic
 from llmrelay.providers.base import ProviderSpec
@@ -117,5 +117,6 @@ def test_models_request_and_parse() -> None:
 
 
 def test_no_embeddings() -> None:
-    with pytest.raises(InvalidRequest, match="no embeddings API"):
+    with pytest.raises(CapabilityMissing, match="cannot serve embeddings") as caught:
         AnthropicAdapter().embeddings_request(SPEC, {"model": "x", "input": "y"}, "x")
+    assert caught.value.http_status == 400 and caught.value.code == "unsupported_endpoint"

@@ -107,8 +107,7 @@ class Driver:
         ucall = self.p.adapter.chat_request(self.p.spec, body, self.model, True)
         resp = await self._open(ucall, True)
         translator = self.p.adapter.chat_stream(self.p.spec, self.model, usage)
-        make = getattr(self.p.adapter, "stream_splitter", None)
-        splitter = EventSplitter() if make is None else make(self.p.spec)
+        splitter = self.p.adapter.splitter(self.p.spec, 1 << 24)
         out: list[bytes] = []
         async for chunk in resp.chunks():
             for event in splitter.feed(chunk):

@@ -101,8 +101,7 @@ def _raw_stream(provider: str, case: dict[str, Any]) -> bytes:
 def test_stream(provider: str, case: dict[str, Any]) -> None:
     adapter, spec = SPECS[provider]
     translator = adapter.chat_stream(spec, case["model"], case["wants_usage"])
-    make = getattr(adapter, "stream_splitter", None)
-    splitter = EventSplitter() if make is None else make(spec)
+    splitter = adapter.splitter(spec, 1 << 24)
     raw = _raw_stream(provider, case)
     out: list[bytes] = []
     error = None

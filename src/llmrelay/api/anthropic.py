@@ -54,9 +54,9 @@ def beta_header(request: Request) -> str | None:
 
 def _native(target: Target) -> Any:
     """The adapter's pass-through builder when the target can take the body as is."""
-    if target.overrides:
+    if target.overrides or not target.provider.caps.messages_passthrough:
         return None
-    return getattr(target.provider.adapter, "messages_request", None)
+    return target.provider.adapter.messages_request
 
 
 class Messages:

@@ -62,9 +62,7 @@ async def count_tokens(gw: Gateway, request: Request, send: Send) -> None:
         assert call.key is not None
         check_allowed(call.key.allowed_models, target, (model,))
         call.target = target
-        builder = None if target.overrides else getattr(
-            target.provider.adapter, "count_tokens_request", None)
-        if builder is not None:
+        if target.provider.caps.count_tokens and not target.overrides:
             call.body, call.model = {**body, "max_tokens": 0}, model  # reserve no output
             await gw.governor.admit(call)  # 429 past the key's request limits
             await _pass_through(gw, call, target, body, send)

@@ -30,11 +30,9 @@ if TYPE_CHECKING:
 
 
 def _native(t: Target, body: dict[str, Any]) -> UpstreamCall | None:
-    build = getattr(t.provider.adapter, "responses_request", None)
-    if build is None:
+    if not t.provider.caps.responses_passthrough:
         return None
-    native: UpstreamCall | None = build(t.provider.spec, t.body_for(body), t.model)
-    return native
+    return t.provider.adapter.responses_request(t.provider.spec, t.body_for(body), t.model)
 
 
 class Responses:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from llmrelay.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
+from llmrelay.errors import UpstreamError, UpstreamInvalidResponse
 from llmrelay.providers.anthropic_convert import (
     ANTHROPIC_VERSION,
     JSON_TOOL,
@@ -30,7 +30,7 @@ from llmrelay.providers.anthropic_convert import (
 )
 from llmrelay.providers.anthropic_request import to_anthropic
 from llmrelay.providers.anthropic_stream import AnthropicStreamTranslator, usage_of
-from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall
+from llmrelay.providers.base import AdapterBase, ChatResult, ProviderSpec, UpstreamCall
 
 
 def _url(spec: ProviderSpec, path: str) -> str:
@@ -104,7 +104,7 @@ def _parse(body: bytes, provider: str) -> dict[str, Any]:
     return parsed
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(AdapterBase):
     """Adapter for ``type: anthropic``."""
 
     def chat_request(
@@ -166,18 +166,6 @@ class AnthropicAdapter:
         return AnthropicStreamTranslator(spec.name, model, False, passthrough=True)
 
     # -- the rest of the protocol --------------------------------------------------------
-    def embeddings_request(
-        self, spec: ProviderSpec, body: dict[str, Any], model: str
-    ) -> UpstreamCall:
-        raise InvalidRequest(
-            f"provider {spec.name} (Anthropic) has no embeddings API; use an embeddings "
-            "model of another provider", param="model", code="unsupported_endpoint",
-        )
-
-    def embeddings_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
-        raise InvalidRequest(f"provider {spec.name} (Anthropic) has no embeddings API",
-                             param="model", code="unsupported_endpoint")
-
     def models_request(self, spec: ProviderSpec) -> UpstreamCall | None:
         if not spec.lists_models:
             return None

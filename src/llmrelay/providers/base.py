@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from llmrelay.errors import UpstreamError
+from llmrelay.errors import CapabilityMissing, UpstreamError
+from llmrelay.sse import EventSplitter
 
 
 @dataclass(slots=True)
@@ -102,12 +103,36 @@ class ProviderSpec:
         return headers
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a provider family can serve, declared once per family.
+
+    The pipeline and the endpoint codecs ask this, never the adapter's attributes; a
+    call a target cannot serve fails that attempt with
+    :class:`~llmrelay.errors.CapabilityMissing`, which the router treats like any other
+    attempt outcome (``on_errors`` decides whether a fallback moves on).
+    """
+
+    chat: bool = True
+    embeddings: bool = True
+    #: The provider lists its models (``GET /models`` or the family's equivalent).
+    models: bool = True
+    #: ``/v1/messages`` bodies are sent as is (the family speaks Anthropic Messages).
+    messages_passthrough: bool = False
+    #: ``/v1/messages/count_tokens`` is answered by the provider itself.
+    count_tokens: bool = False
+    #: ``/v1/responses`` bodies are sent as is (the provider serves the Responses API).
+    responses_passthrough: bool = False
+    #: How its streams are framed: ``sse`` or ``aws-eventstream`` (Bedrock).
+    stream_framing: str = "sse"
+
+
 class FrameSplitter(Protocol):
     """Cuts a provider's stream bytes into whole frames for :meth:`StreamTranslator.feed`.
 
-    SSE (:class:`llmrelay.sse.EventSplitter`) is the default; an adapter whose stream
-    is framed differently (Bedrock's AWS event stream) defines
-    ``stream_splitter(spec) -> FrameSplitter`` and the relay uses that instead.
+    SSE (:class:`llmrelay.sse.EventSplitter`) is the default; a family whose stream is
+    framed differently (Bedrock's AWS event stream) overrides
+    :meth:`AdapterBase.splitter`.
     """
 
     def feed(self, chunk: bytes) -> list[bytes]: ...
@@ -158,3 +183,63 @@ class Adapter(Protocol):
     def error(
         self, spec: ProviderSpec, status: int, body: bytes, headers: dict[str, str]
     ) -> UpstreamError: ...
+
+    # -- optional operations (see Capabilities; AdapterBase refuses them by default) --
+    def splitter(self, spec: ProviderSpec, max_event_bytes: int) -> FrameSplitter: ...
+
+    def messages_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str, stream: bool,
+        beta: str | None = None,
+    ) -> UpstreamCall: ...
+
+    def messages_response(self, spec: ProviderSpec, body: bytes) -> ChatResult: ...
+
+    def messages_stream(self, spec: ProviderSpec, model: str) -> StreamTranslator: ...
+
+    def count_tokens_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str, beta: str | None = None,
+    ) -> UpstreamCall: ...
+
+    def responses_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str
+    ) -> UpstreamCall: ...
+
+
+class AdapterBase:
+    """What every family inherits: SSE stream framing, and a :class:`CapabilityMissing`
+    for each optional operation it does not override (its :class:`Capabilities` say
+    which it does)."""
+
+    def splitter(self, spec: ProviderSpec, max_event_bytes: int) -> FrameSplitter:
+        return EventSplitter(max_event_bytes, spec.name)
+
+    def embeddings_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str
+    ) -> UpstreamCall:
+        raise CapabilityMissing(spec.name, "embeddings",
+                                "use an embeddings model of another provider")
+
+    def embeddings_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
+        raise CapabilityMissing(spec.name, "embeddings")
+
+    def messages_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str, stream: bool,
+        beta: str | None = None,
+    ) -> UpstreamCall:
+        raise CapabilityMissing(spec.name, "Anthropic Messages bodies as is")
+
+    def messages_response(self, spec: ProviderSpec, body: bytes) -> ChatResult:
+        raise CapabilityMissing(spec.name, "Anthropic Messages bodies as is")
+
+    def messages_stream(self, spec: ProviderSpec, model: str) -> StreamTranslator:
+        raise CapabilityMissing(spec.name, "Anthropic Messages streams as is")
+
+    def count_tokens_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str, beta: str | None = None,
+    ) -> UpstreamCall:
+        raise CapabilityMissing(spec.name, "token counting")
+
+    def responses_request(
+        self, spec: ProviderSpec, body: dict[str, Any], model: str
+    ) -> UpstreamCall:
+        raise CapabilityMissing(spec.name, "Responses API bodies as is")

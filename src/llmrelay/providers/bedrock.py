@@ -4,7 +4,7 @@ Converse is Bedrock's one request shape for every chat model it hosts, so one
 translation covers Claude, Llama, Mistral, Nova, ... on Bedrock. Signing is pure given
 the credentials and the clock, so it happens here while the call is built; every
 attempt (a retry, a fallback) is built, and so signed, afresh. ConverseStream answers
-in AWS event-stream frames, not SSE: :meth:`BedrockAdapter.stream_splitter` gives the
+in AWS event-stream frames, not SSE: :meth:`BedrockAdapter.splitter` gives the
 relay the frame splitter. Responses, streams, embeddings and errors are in
 :mod:`llmrelay.providers.bedrock_response`.
 """
@@ -20,7 +20,7 @@ from yarl import URL
 from llmrelay.errors import InvalidRequest, UpstreamError
 from llmrelay.providers import bedrock_response as out
 from llmrelay.providers.aws_eventstream import EventStreamSplitter
-from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall
+from llmrelay.providers.base import AdapterBase, ChatResult, ProviderSpec, UpstreamCall
 from llmrelay.providers.chat_input import (
     alternating_turns,
     assistant_text_blocks,
@@ -262,7 +262,7 @@ def control_plane_url(spec: ProviderSpec) -> str:
     return base
 
 
-class BedrockAdapter:
+class BedrockAdapter(AdapterBase):
     """``type: bedrock``."""
 
     def chat_request(
@@ -283,7 +283,7 @@ class BedrockAdapter:
     ) -> out.BedrockStream:
         return out.BedrockStream(spec.name, model, client_wants_usage)
 
-    def stream_splitter(self, spec: ProviderSpec) -> EventStreamSplitter:
+    def splitter(self, spec: ProviderSpec, max_event_bytes: int) -> EventStreamSplitter:
         return EventStreamSplitter(spec.name)
 
     def embeddings_request(

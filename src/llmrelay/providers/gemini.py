@@ -19,7 +19,7 @@ import orjson
 
 from llmrelay.errors import InvalidRequest, UpstreamError
 from llmrelay.providers import gemini_response as out
-from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall
+from llmrelay.providers.base import AdapterBase, ChatResult, ProviderSpec, UpstreamCall
 from llmrelay.providers.chat_input import (
     alternating_turns,
     assistant_text_blocks,
@@ -262,7 +262,7 @@ def _model_path(model: str) -> str:
     return model if "/" in model else "models/" + quote(model, safe="-._")
 
 
-class GeminiAdapter:
+class GeminiAdapter(AdapterBase):
     """``type: gemini``: the Generative Language API with an API key."""
 
     vertex = False

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from llmrelay.errors import UpstreamError, UpstreamInvalidResponse
-from llmrelay.providers.base import ChatResult, ProviderSpec, UpstreamCall, Usage
+from llmrelay.providers.base import AdapterBase, ChatResult, ProviderSpec, UpstreamCall, Usage
 from llmrelay.providers.stream_state import StreamProgress, json_object
 from llmrelay.sse import event_data
 
@@ -87,7 +87,7 @@ class OpenAIStreamRelay(StreamProgress):
         return []
 
 
-class OpenAICompatAdapter:
+class OpenAICompatAdapter(AdapterBase):
     """Adapter for ``type: openai`` and every preset row."""
 
     def chat_request(
@@ -116,14 +116,14 @@ class OpenAICompatAdapter:
 
     def responses_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str
-    ) -> UpstreamCall | None:
-        """``/v1/responses`` passed through; ``None`` where only chat exists.
+    ) -> UpstreamCall:
+        """``/v1/responses`` passed through (the ``responses_passthrough`` capability).
 
         Of the OpenAI-compatible hosts only OpenAI itself (``type: openai``) serves the
         Responses API; for every other one ``/v1/responses`` is translated to chat.
         """
         if spec.type != "openai":
-            return None
+            return super().responses_request(spec, body, model)
         return _post(spec, "/responses", body, model)
 
     def embeddings_request(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from llmrelay.config import ProviderConfig, Settings
 from llmrelay.providers.anthropic import AnthropicAdapter
 from llmrelay.providers.azure import AzureOpenAIAdapter
-from llmrelay.providers.base import Adapter, ProviderSpec
+from llmrelay.providers.base import Adapter, Capabilities, ProviderSpec
 from llmrelay.providers.bedrock import BedrockAdapter
 from llmrelay.providers.gemini import GeminiAdapter, VertexAdapter
 from llmrelay.providers.openai_compat import OpenAICompatAdapter
@@ -37,6 +37,16 @@ ADAPTERS: dict[str, Callable[[], Adapter]] = {
 }
 
 MOCK_MODELS = ("echo",)
+
+#: provider type -> what it can serve (OpenAI-compatible presets: the default).
+CAPABILITIES: dict[str, Capabilities] = {
+    "openai": Capabilities(responses_passthrough=True),
+    "anthropic": Capabilities(embeddings=False, messages_passthrough=True, count_tokens=True),
+    "bedrock": Capabilities(stream_framing="aws-eventstream"),
+    "azure": Capabilities(models=False),
+    "mock": Capabilities(models=False),
+}
+OPENAI_COMPATIBLE = Capabilities()
 
 
 @dataclass(slots=True)
@@ -82,6 +92,10 @@ class Provider:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def caps(self) -> Capabilities:
+        return CAPABILITIES.get(self.spec.type, OPENAI_COMPATIBLE)
 
     def models(self) -> tuple[str, ...]:
         seen = dict.fromkeys(self.spec.static_models)
