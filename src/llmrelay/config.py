@@ -201,6 +201,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     reservation_ttl: float = 900.0
     #: Per-model price overrides, USD per token, by catalog name or ``provider/model``.
     prices: dict[str, PriceOverride] = {}
+    #: Plug-ins every call gets, by name, with their options (see docs/plugins.md).
+    plugins: dict[str, dict[str, Any]] = {}
 
 
 #: Settings that can be set from ``LLMRELAY_<NAME>`` (scalars only).
@@ -208,7 +210,7 @@ _ENV_SCALARS = {
     f.name
     for f in msgspec.structs.fields(Settings)
     if f.name not in ("providers", "models", "aliases", "route_configs", "routing", "prices",
-                      "reserve_output_tokens")
+                      "reserve_output_tokens", "plugins")
 }
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from llmrelay.asgi import Request
-from llmrelay.errors import GatewayError
+from llmrelay.errors import ClientClosedRequest, GatewayError, ServiceUnavailable
 from llmrelay.governance.keys import KeyRecord
+from llmrelay.plugins.chain import EMPTY, Chain
 from llmrelay.providers.base import Usage
 from llmrelay.routing.resolve import Target
 from llmrelay.store.schema import new_id
@@ -77,8 +77,12 @@ class Call:
     usage_estimated: bool = False
     #: Characters of generated content a stream delivered (for a cut stream's usage).
     content_chars: int = 0
-    #: Called right before response headers are built (adds the cost header).
-    before_headers: Callable[[Call], None] | None = None
+    #: The plug-ins of this call (chosen once it is admitted).
+    chain: Chain = field(default_factory=lambda: EMPTY)
+    #: The answering target took the client's body as is (see the endpoint codecs).
+    passthrough: bool = False
+    #: The endpoint codec's own per-call state (a translated body, a response id ...).
+    codec_state: Any = None
     #: The provider's id of this request (:func:`llmrelay.upstream.upstream_request_id`).
     upstream_request_id: str | None = None
 
@@ -102,14 +106,24 @@ class Call:
             self.interrupted = reason
             self.task.cancel()
 
+    def interruption(self, what: str) -> GatewayError:
+        """The error that ends an interrupted call; a cancellation nobody asked for
+        through :meth:`interrupt` is the server stopping (uvicorn cancels what outlives
+        it)."""
+        if self.interrupted is None:
+            self.interrupted = "shutdown"
+        if self.interrupted == "client":
+            return ClientClosedRequest("the client disconnected before the answer was "
+                                       "complete")
+        return ServiceUnavailable(f"the gateway is shutting down; {what}; retry the request",
+                                  headers={"connection": "close"})
+
     @property
     def attempt_count(self) -> int:
         """Upstream calls made (circuit-breaker skips are recorded but are no calls)."""
         return sum(1 for a in self.attempts if "status" in a)
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
-        if self.before_headers is not None:
-            self.before_headers(self)
         headers = [
             (b"date", _http_date(int(time.time()))),
             (b"x-request-id", self.request_id.encode("latin-1", "replace")),

@@ -12,6 +12,7 @@ OpenAI path has no encoder and pays nothing for this.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from llmrelay.errors import GatewayError
@@ -32,3 +33,19 @@ def encode_all(encoder: OutputEncoder, events: list[bytes]) -> list[bytes]:
     for event in events:
         out.extend(encoder.feed(event))
     return out
+
+
+class PassthroughEncoder:
+    """A stream passed through in the client's own format: events go out unchanged;
+    only the gateway's own error event is written (by ``error_event``)."""
+
+    __slots__ = ("_error_event",)
+
+    def __init__(self, error_event: Callable[[GatewayError], bytes]) -> None:
+        self._error_event = error_event
+
+    def feed(self, event: bytes) -> list[bytes]:
+        return [event]
+
+    def error_event(self, exc: GatewayError) -> bytes:
+        return self._error_event(exc)

@@ -101,9 +101,9 @@ class InProcessGateway:
     def start(self) -> InProcessGateway:
         self._thread.start()
         self._run(self.gateway.startup())
-        for provider in self.gateway.registry:
+        for provider in self.gateway.services.registry:
             provider.transport = _Counting(provider.transport, self._seen)
-        self.key, _ = self._run(create_key(self.gateway.sessions, "fuzz"))
+        self.key, _ = self._run(create_key(self.gateway.services.sessions, "fuzz"))
         self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.gateway),
                                          base_url="http://gateway")
         return self

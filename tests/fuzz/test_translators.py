@@ -16,11 +16,14 @@ import orjson
 import pytest
 from hypothesis import given
 
-from llmrelay.api.anthropic import Messages
+from llmrelay.api.chat import ChatCompletionsCodec
+from llmrelay.api.embeddings import EmbeddingsCodec
+from llmrelay.api.messages import MessagesCodec
 from llmrelay.api.messages_translate import to_chat as messages_to_chat
-from llmrelay.api.openai import ChatCompletions, Embeddings
-from llmrelay.api.responses import Responses
+from llmrelay.api.responses import ResponsesCodec
 from llmrelay.api.responses_translate import to_chat as responses_to_chat
+from llmrelay.asgi import Request
+from llmrelay.context import Call
 from llmrelay.errors import GatewayError
 from llmrelay.pipeline import parse_json
 from llmrelay.providers.anthropic import AnthropicAdapter
@@ -66,14 +69,20 @@ def _sendable(adapter: Adapter, spec: ProviderSpec, chat: dict[str, Any], stream
     orjson.loads(call.body)
 
 
-def _client(endpoint: Any, body: Any) -> dict[str, Any] | None:
+async def _no_receive() -> dict[str, Any]:
+    raise AssertionError("a codec does no I/O")
+
+
+def _client(codec: Any, body: Any) -> dict[str, Any] | None:
     """The body as the pipeline hands it on (parsed, validated), or None if refused.
 
     The stdlib encoder writes what orjson could not (deeper than 254 levels).
     """
+    scope = {"type": "http", "path": codec.route, "method": "POST", "headers": []}
+    call = Call.start(Request(scope, _no_receive), codec.route)
     try:
         parsed = parse_json(json.dumps(body).encode())
-        endpoint.validate(parsed)
+        codec.parse(call, parsed)
     except GatewayError as exc:
         assert 400 <= exc.http_status < 500, exc
         return None
@@ -83,7 +92,7 @@ def _client(endpoint: Any, body: Any) -> dict[str, Any] | None:
 @fuzz_settings(500)
 @given(mutated(seeds.CHAT, seeds.CHAT_EXTRA))
 def test_chat_body_translates_or_is_refused(body: dict[str, Any]) -> None:
-    body = _client(ChatCompletions(), body)
+    body = _client(ChatCompletionsCodec(), body)
     if body is None:
         return
     for adapter, spec in ADAPTERS:
@@ -93,7 +102,7 @@ def test_chat_body_translates_or_is_refused(body: dict[str, Any]) -> None:
 @fuzz_settings(100)
 @given(mutated(seeds.EMBEDDINGS, ("dimensions", "encoding_format", "input_type", "user")))
 def test_embeddings_body_translates_or_is_refused(body: dict[str, Any]) -> None:
-    body = _client(Embeddings(), body)
+    body = _client(EmbeddingsCodec(), body)
     if body is None:
         return
     for adapter, spec in ADAPTERS:
@@ -113,7 +122,7 @@ def test_embeddings_body_translates_or_is_refused(body: dict[str, Any]) -> None:
 @fuzz_settings(400)
 @given(mutated(seeds.MESSAGES, seeds.MESSAGES_EXTRA))
 def test_messages_body_translates_or_is_refused(body: dict[str, Any]) -> None:
-    body = _client(Messages(), body)
+    body = _client(MessagesCodec(), body)
     if body is None:
         return
     try:
@@ -135,7 +144,7 @@ def test_messages_body_translates_or_is_refused(body: dict[str, Any]) -> None:
 @fuzz_settings(400)
 @given(mutated(seeds.RESPONSES, seeds.RESPONSES_EXTRA))
 def test_responses_body_translates_or_is_refused(body: dict[str, Any]) -> None:
-    body = _client(Responses(), body)
+    body = _client(ResponsesCodec(), body)
     if body is None:
         return
     try:
@@ -148,7 +157,8 @@ def test_responses_body_translates_or_is_refused(body: dict[str, Any]) -> None:
         _sendable(adapter, spec, chat, bool(chat.get("stream")))
 
 
-@pytest.mark.parametrize("endpoint", [ChatCompletions(), Embeddings(), Messages(), Responses()],
+@pytest.mark.parametrize("endpoint", [ChatCompletionsCodec(), EmbeddingsCodec(),
+                                      MessagesCodec(), ResponsesCodec()],
                          ids=["chat", "embeddings", "messages", "responses"])
 @fuzz_settings(100)
 @given(body=json_values)

@@ -1,4 +1,4 @@
-"""``relay_stream`` with an output encoder: re-encoding, and nothing lost before an error."""
+"""``relay_stream`` with a codec's output encoder: re-encoding, and nothing lost before an error."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import Any
 
 import orjson
 
-from llmrelay.api.messages_stream import AnthropicEncoder
+from llmrelay.api.messages import MessagesCodec
 from llmrelay.asgi import Request
 from llmrelay.context import Call
-from llmrelay.pipeline import relay_stream
 from llmrelay.providers.anthropic import AnthropicAdapter
 from llmrelay.providers.base import ProviderSpec
 from llmrelay.providers.mock import CannedResponse
@@ -19,6 +18,7 @@ from llmrelay.providers.registry import Provider
 from llmrelay.redaction import Redactor
 from llmrelay.routing.resolve import Target
 from llmrelay.sse import EventSplitter, event_data
+from llmrelay.stream_relay import relay_stream
 
 UPSTREAM = (
     b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1",'
@@ -48,13 +48,12 @@ async def _relay(chunks: list[bytes]) -> tuple[bytes, Call]:
         if message["type"] == "http.response.body":
             sent.append(message["body"])
 
-    translator = AnthropicAdapter().chat_stream(spec, "claude-x", True)
-    gw: Any = SimpleNamespace(streams=set(),
-                              settings=SimpleNamespace(max_upstream_event_bytes=1 << 20),
-                              router=SimpleNamespace(redactor=Redactor(["k-secret-01234"])),
-                              governor=SimpleNamespace(stream_watch=lambda call: None))
-    await relay_stream(gw, call, CannedResponse(200, chunks, "text/event-stream"), translator, send,
-                       encoder=AnthropicEncoder("claude-x"))
+    services: Any = SimpleNamespace(
+        streams=set(), settings=SimpleNamespace(max_upstream_event_bytes=1 << 20),
+        router=SimpleNamespace(redactor=Redactor(["k-secret-01234"])))
+    await relay_stream(services, call, MessagesCodec(),
+                       CannedResponse(200, chunks, "text/event-stream"), send,
+                       lambda services, call, codec: call.response_headers())
     return b"".join(sent), call
 
 

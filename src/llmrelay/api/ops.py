@@ -25,22 +25,22 @@ from llmrelay.store.deadline import within
 from llmrelay.store.schema import RequestRow, ResponseRow
 
 if TYPE_CHECKING:
-    from llmrelay.app import Gateway
+    from llmrelay.services import Services
 
 TEXT_CT = (b"content-type", b"text/plain; charset=utf-8")
 
 
-async def health(gw: Gateway, request: Request, send: Send) -> None:
+async def health(services: Services, request: Request, send: Send) -> None:
     """Liveness for load balancers: ``OK`` while serving, 503 once draining."""
-    if gw.draining:
+    if services.draining:
         await send_bytes(send, 503, b"draining", [], TEXT_CT)
     else:
         await send_bytes(send, 200, b"OK", [], TEXT_CT)
 
 
-def may_see_details(gw: Gateway, request: Request) -> bool:
+def may_see_details(services: Services, request: Request) -> bool:
     """Whether the request carries the metrics token or the master key (or none is set)."""
-    secrets = [t for t in (gw.settings.metrics_token, gw.settings.master_key) if t]
+    secrets = [t for t in (services.settings.metrics_token, services.settings.master_key) if t]
     if not secrets:
         return True
     scheme, _, token = (request.header("authorization") or "").partition(" ")
@@ -52,72 +52,73 @@ def may_see_details(gw: Gateway, request: Request) -> bool:
     return any(matches)
 
 
-async def _select_one(gw: Gateway) -> None:
-    async with gw.engine.connect() as conn:
+async def _select_one(services: Services) -> None:
+    async with services.engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
 
 
-async def _database_check(gw: Gateway) -> dict[str, object]:
+async def _database_check(services: Services) -> dict[str, object]:
     t0 = time.perf_counter()
     try:
-        await within(gw.settings.database_timeout, _select_one(gw))
+        await within(services.settings.database_timeout, _select_one(services))
     except TimeoutError:
-        return {"ok": False, "error": f"no answer within {gw.settings.database_timeout:g}s"}
+        return {"ok": False, "error": f"no answer within {services.settings.database_timeout:g}s"}
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": True, "latency_ms": round((time.perf_counter() - t0) * 1000, 3)}
 
 
-async def _circuits(gw: Gateway) -> Any:
+async def _circuits(services: Services) -> Any:
     try:
-        async with asyncio.timeout(gw.settings.database_timeout):
-            return await gw.router.breaker.snapshot()
+        async with asyncio.timeout(services.settings.database_timeout):
+            return await services.router.breaker.snapshot()
     except TimeoutError:
         return {"error": "circuit state did not answer in time"}
 
 
-async def ready(gw: Gateway, request: Request, send: Send) -> None:
+async def ready(services: Services, request: Request, send: Send) -> None:
     """Readiness: the database answers; what we last saw of each provider and target."""
-    db = await _database_check(gw)
-    is_ready = bool(db["ok"]) and not gw.draining
+    db = await _database_check(services)
+    is_ready = bool(db["ok"]) and not services.draining
     status = 200 if is_ready else 503
     body: dict[str, object] = {"status": "ready" if is_ready else "not_ready"}
-    if not may_see_details(gw, request):
+    if not may_see_details(services, request):
         await send_bytes(send, status, orjson.dumps(body), [])
         return
     body.update({
-        "draining": gw.draining,
+        "draining": services.draining,
         "database": db,
-        "providers": {p.name: {"type": p.spec.type, **p.state.as_dict()} for p in gw.registry},
+        "providers": {p.name: {"type": p.spec.type, **p.state.as_dict()}
+                      for p in services.registry},
         # Circuit breakers per target; an open one is skipped by routing, not a failure.
-        "circuits": await _circuits(gw),
+        "circuits": await _circuits(services),
         # Limits/budgets backend: "local" or "redis" (with its breaker state and fail mode).
-        "governance": gw.governor.status(),
-        "log_queue": gw.writer.pending,
+        "governance": services.governor.status(),
+        "log_queue": services.writer.pending,
         # Key lookups: what the caches spared the database, and whether it counts as down.
-        "keys": {"database_down": gw.keys.database_down, **gw.keys.stats.as_dict()},
-        "route_configs": gw.router.selector.configs.status(),
+        "keys": {"database_down": services.keys.database_down, **services.keys.stats.as_dict()},
+        "route_configs": services.router.selector.configs.status(),
     })
     await send_bytes(send, status, orjson.dumps(body), [])
 
 
-async def metrics(gw: Gateway, request: Request, send: Send) -> None:
+async def metrics(services: Services, request: Request, send: Send) -> None:
     """Prometheus text exposition (per process; scrape every worker or run one)."""
-    if not may_see_details(gw, request):
+    if not may_see_details(services, request):
         exc = AuthenticationError(
             "/metrics needs Authorization: Bearer <metrics_token> (or the master key)")
         await send_bytes(send, exc.status, exc.body(), [(b"www-authenticate", b"Bearer")])
         return
     content_type = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
-    await send_bytes(send, 200, gw.metrics.render(), [], content_type)
+    await send_bytes(send, 200, services.metrics.render(), [], content_type)
 
 
-async def db_stats(gw: Gateway, request: Request, send: Send) -> None:
+async def db_stats(services: Services, request: Request, send: Send) -> None:
     """Row counts and the measured cost of logging (seed 001's ``/api/db-stats``).
 
     Needs the master key when one is configured.
     """
-    master = gw.settings.master_key
+    master = services.settings.master_key
     if master:
         auth = request.header("authorization") or ""
         if not hmac.compare_digest(auth.removeprefix("Bearer ").strip().encode(),
@@ -126,12 +127,12 @@ async def db_stats(gw: Gateway, request: Request, send: Send) -> None:
             await send_bytes(send, exc.status, exc.body(), [])
             return
     async def count() -> tuple[int | None, int | None]:
-        async with gw.engine.connect() as conn:
+        async with services.engine.connect() as conn:
             return (await conn.scalar(select(func.count()).select_from(RequestRow)),
                     await conn.scalar(select(func.count()).select_from(ResponseRow)))
 
     try:
-        requests, responses = await within(gw.settings.database_timeout, count())
+        requests, responses = await within(services.settings.database_timeout, count())
     except Exception as exc:  # timed out, refused, reset: all "the database is away"
         down = ServiceUnavailable(f"the database did not answer ({type(exc).__name__})",
                                   code="database_unavailable")
@@ -141,6 +142,6 @@ async def db_stats(gw: Gateway, request: Request, send: Send) -> None:
         "requests": requests,
         "responses": responses,
         # Includes the spool (rows kept for an absent database) and dead-letter counts.
-        "writer": gw.writer.stats_dict(),
+        "writer": services.writer.stats_dict(),
     }
     await send_bytes(send, 200, orjson.dumps(body), [])

@@ -1,8 +1,8 @@
 """``POST /v1/responses``: OpenAI's Responses API in front of every configured model.
 
-Same pipeline as chat completions (auth, limits, routing, logging, cost). Where the
-answering target serves the Responses API itself (OpenAI: see
-``OpenAICompatAdapter.responses_request``) the request is passed through and the
+Same pipeline as chat completions (auth, limits, routing, plug-ins, logging, cost).
+Where the answering target serves the Responses API itself (the
+``responses_passthrough`` capability: OpenAI) the request is passed through and the
 answer relayed byte for byte; everywhere else it is translated to a chat completion
 (:mod:`.responses_translate`) and the answer back to a ``response`` object or the
 typed Responses stream (:mod:`.responses_stream`).
@@ -11,86 +11,81 @@ typed Responses stream (:mod:`.responses_stream`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from llmrelay.api.openai import require_model, stream_flag
+from llmrelay.api.codec import OpenAIErrors, require_model, stream_flag
 from llmrelay.api.responses_stream import ResponsesEncoder
 from llmrelay.api.responses_translate import new_response_id, to_chat, to_response, validate
-from llmrelay.asgi import Send
-from llmrelay.context import Call
-from llmrelay.pipeline import open_routed, read_answer, relay_stream, respond_json
-from llmrelay.providers.base import ChatResult, UpstreamCall
+from llmrelay.providers.base import ChatResult, StreamTranslator, UpstreamCall
 from llmrelay.providers.openai_responses import ResponsesStreamRelay, responses_result
-from llmrelay.routing.resolve import Target
+from llmrelay.stream_encoding import OutputEncoder
 
 if TYPE_CHECKING:
-    from llmrelay.app import Gateway
+    from llmrelay.context import Call
+    from llmrelay.routing.resolve import Target
 
 
-def _native(t: Target, body: dict[str, Any]) -> UpstreamCall | None:
-    if not t.provider.caps.responses_passthrough:
-        return None
-    return t.provider.adapter.responses_request(t.provider.spec, t.body_for(body), t.model)
+@dataclass(slots=True)
+class ResponsesState:
+    """The ``response`` id and time of this call, the same in every translated event."""
+
+    response_id: str = field(default_factory=new_response_id)
+    created: int = field(default_factory=lambda: int(time.time()))
 
 
-class Responses:
-    """The ``/v1/responses`` endpoint."""
+class ResponsesCodec(OpenAIErrors):
+    route = "/v1/responses"
+    routed = True
 
-    def validate(self, body: dict[str, Any]) -> tuple[str, bool]:
-        model = require_model(body)
-        stream = stream_flag(body)
+    def __init__(self, redact: Callable[[str], str] | None = None) -> None:
+        #: Scrubs secrets from upstream ``response.failed`` events passed through.
+        self.redact = redact
+
+    def parse(self, call: Call, body: dict[str, Any]) -> None:
+        call.model = require_model(body)
+        call.stream = stream_flag(body)
         validate(body)
-        return model, stream
+        call.codec_state = ResponsesState()
 
-    async def execute(self, gw: Gateway, call: Call, send: Send) -> None:
+    def build(self, call: Call, target: Target) -> UpstreamCall:
         assert call.body is not None
-        body = call.body
-        stream = call.stream
-        passed: set[str] = set()  # providers that got the request as is
+        p = target.provider
+        call.passthrough = p.caps.responses_passthrough
+        if call.passthrough:
+            return p.adapter.responses_request(p.spec, target.body_for(call.body), target.model)
+        chat = to_chat(call.body, p.name)
+        return p.adapter.chat_request(p.spec, target.body_for(chat), target.model, call.stream)
 
-        def build(t: Target) -> UpstreamCall:
-            native = _native(t, body)
-            if native is not None:
-                passed.add(t.provider.name)
-                return native
-            passed.discard(t.provider.name)
-            chat = to_chat(body, t.provider.name)
-            return t.provider.adapter.chat_request(t.provider.spec, t.body_for(chat), t.model,
-                                                   stream)
+    def decode(self, call: Call, target: Target, raw: bytes) -> ChatResult:
+        p = target.provider
+        if call.passthrough:
+            return responses_result(raw, p.name)
+        return p.adapter.chat_response(p.spec, raw, target.model)
 
-        response_id, created = new_response_id(), int(time.time())
+    def encode(self, call: Call, answer: ChatResult) -> bytes:
+        if call.passthrough:
+            return answer.body
+        assert call.body is not None
+        state: ResponsesState = call.codec_state
+        return orjson.dumps(to_response(call.body, orjson.loads(answer.body),
+                                        state.response_id, state.created))
 
-        def parse(t: Target, raw: bytes) -> ChatResult:
-            if t.provider.name in passed:
-                return responses_result(raw, t.provider.name)
-            result = t.provider.adapter.chat_response(t.provider.spec, raw, t.model)
-            result.body = orjson.dumps(
-                to_response(body, orjson.loads(result.body), response_id, created))
-            return result
+    def translator(self, call: Call, target: Target) -> StreamTranslator:
+        p = target.provider
+        if call.passthrough:
+            return ResponsesStreamRelay(p.name, self.redact)
+        return p.adapter.chat_stream(p.spec, target.model, True)
 
-        resp = await open_routed(gw, call, build, stream=stream,
-                                 parse=None if stream else parse)
-        assert call.target is not None
-        provider = call.target.provider
-        passthrough = provider.name in passed
-        if stream:
-            if passthrough:
-                relay = ResponsesStreamRelay(provider.name, gw.router.redactor.text)
-                await relay_stream(gw, call, resp, relay, send,
-                                   encoder=_PassthroughErrors(body, response_id, created))
-                return
-            translator = provider.adapter.chat_stream(provider.spec, call.target.model, True)
-            await relay_stream(gw, call, resp, translator, send,
-                               encoder=ResponsesEncoder(body, response_id, created))
-            return
-        result = await read_answer(call, resp, parse)
-        out = result.body
-        call.usage = result.usage
-        call.finish_reason = result.finish_reason
-        call.response_body = out
-        await respond_json(call, send, out)
+    def encoder(self, call: Call) -> OutputEncoder | None:
+        assert call.body is not None
+        state: ResponsesState = call.codec_state
+        if call.passthrough:
+            return _PassthroughErrors(call.body, state.response_id, state.created)
+        return ResponsesEncoder(call.body, state.response_id, state.created)
 
 
 class _PassthroughErrors(ResponsesEncoder):

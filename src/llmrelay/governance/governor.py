@@ -28,7 +28,7 @@ from llmrelay.governance import estimate
 from llmrelay.governance.backend import Admission, Backend, Outcome, Plan
 from llmrelay.governance.budgets import Budget, day_period, month_period
 from llmrelay.governance.limits import HOUR, MINUTE, Kind, Limit, format_reset
-from llmrelay.governance.pricing import Price, PriceBook, cost_nanos, format_usd, usd_to_nanos
+from llmrelay.governance.pricing import Price, PriceBook, cost_nanos, usd_to_nanos
 from llmrelay.governance.reservation import BudgetWatch, OutputEstimates
 from llmrelay.providers.base import Usage
 
@@ -167,7 +167,6 @@ class Governor:
     # -- admit ----------------------------------------------------------------------
     async def admit(self, call: Call) -> None:
         """Raise 429/402 if a limit or budget refuses the call; else hold its reservation."""
-        call.before_headers = self._add_cost_header
         plan = self.plan(call)
         if plan.empty:
             return
@@ -208,11 +207,6 @@ class Governor:
             if price is not None:
                 call.cost_nanos = cost_nanos(call.usage, price)
         return call.cost_nanos
-
-    def _add_cost_header(self, call: Call) -> None:
-        cost = self.cost_of(call)
-        if cost is not None:
-            call.extra_headers["x-llmrelay-cost-usd"] = format_usd(cost)
 
     def _estimate_usage(self, call: Call) -> None:
         """Usage of a call that delivered output but got no usage report: count it."""

@@ -33,12 +33,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from llmrelay.errors import BudgetExceeded, ServiceUnavailable
 from llmrelay.governance.estimate import CHARS_PER_TOKEN
 from llmrelay.governance.pricing import NANOS_PER_USD, Price, cost_nanos
-from llmrelay.providers.base import StreamTranslator, Usage
+from llmrelay.providers.base import Usage
 
 if TYPE_CHECKING:
     from llmrelay.governance.backend import Backend, Plan
@@ -51,6 +51,13 @@ _PERCENTILE = 0.95
 #: Models with learnt estimates (bounded: model names come from the configuration and
 #: the providers' lists, but a cap costs nothing).
 _MAX_MODELS = 4096
+
+
+class Progress(Protocol):
+    """What a running stream has produced so far (the call keeps it up to date)."""
+
+    usage: Usage | None
+    content_chars: int
 
 
 class OutputEstimates:
@@ -137,14 +144,14 @@ class BudgetWatch:
         self._tokens = int(room / per_token) if per_token > 0 else 2**62
         self._chars = self._tokens * CHARS_PER_TOKEN
 
-    def over(self, translator: StreamTranslator) -> bool:
+    def over(self, translator: Progress) -> bool:
         """Whether the stream's output so far costs more than its reservation."""
         if translator.content_chars > self._chars:
             return True
         usage = translator.usage
         return usage is not None and usage.completion_tokens > self._tokens
 
-    async def extend(self, translator: StreamTranslator) -> None:
+    async def extend(self, translator: Progress) -> None:
         """Reserve one more step beyond the running cost, or raise :class:`BudgetExceeded`."""
         usage = translator.usage
         completion = max(usage.completion_tokens if usage is not None else 0,

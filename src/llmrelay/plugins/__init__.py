@@ -1,0 +1,1 @@
+"""Plug-ins: steps around a call's upstream attempts (see :mod:`.chain`)."""

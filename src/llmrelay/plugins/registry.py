@@ -1,0 +1,24 @@
+"""Which plug-ins exist: the built-ins every call gets, and the factories selectable by name.
+
+A plug-in selectable from the settings' ``plugins`` block, a key's ``metadata.plugins``
+or a route config block is registered here under its name (the response cache and the
+guardrails register themselves as ``cache`` and ``guardrails``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from llmrelay.governance.governor import Governor
+from llmrelay.plugins.budget_guard import BudgetGuard
+from llmrelay.plugins.chain import PluginFactory, PluginSelector
+
+#: name -> factory of the plug-ins a config may select.
+FACTORIES: dict[str, PluginFactory] = {}
+
+
+def plugin_selector(configured: Mapping[str, Mapping[str, Any]],
+                    governor: Governor) -> PluginSelector:
+    """The gateway's selector: the configured plug-ins, then the built-ins."""
+    return PluginSelector(FACTORIES, (BudgetGuard(governor),), configured)
