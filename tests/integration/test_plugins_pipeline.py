@@ -9,6 +9,8 @@ is in the internal (OpenAI) form, and the client receives it in its own API's sh
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from llmrelay.app import Gateway
+from llmrelay.cli import main
 from llmrelay.config import load_settings
 from llmrelay.context import Call
 from llmrelay.errors import PermissionDenied
@@ -268,3 +271,29 @@ async def test_a_key_naming_an_unknown_plugin_is_refused_before_any_call(gw: Har
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "unknown_plugin"
     assert gw.upstream_calls == calls
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+async def test_keys_create_plugins_selects_plugins_for_that_key(
+    gw: Harness, tmp_path: Path
+) -> None:
+    gw.use({})
+    config = tmp_path / "cli.yaml"
+    config.write_text(f"database_url: {gw.gateway.settings.database_url}\n")
+    code, out, err = await asyncio.to_thread(
+        _cli, "keys", "--config", str(config), "create", "--name", "cli-plugins",
+        "--plugins", '{"recorder": {"tag": "cli", "upper": true}}')
+    assert code == 0, err
+    resp = await gw.post("/v1/chat/completions", CHAT, key=out.strip().splitlines()[-1])
+    assert "HELLO there" in resp.json()["choices"][0]["message"]["content"]
+    assert TRACE == ["cli.before", "cli.after"]
+    code, _, err = await asyncio.to_thread(
+        _cli, "keys", "--config", str(config), "create", "--name", "cli-bad",
+        "--plugins", '["recorder"]')
+    assert code == 1 and "--plugins must map plug-in names" in err

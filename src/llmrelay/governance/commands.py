@@ -1,11 +1,12 @@
 """``llmrelay teams``, ``llmrelay usage``, ``llmrelay catalog`` and the governance
 options of ``llmrelay keys create`` (``--team``, ``--rph``, ``--daily-budget``,
-``--model-limit``)."""
+``--model-limit``, ``--plugins``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import sys
 from decimal import Decimal, InvalidOperation
@@ -66,6 +67,10 @@ def add_key_options(create: argparse.ArgumentParser) -> None:
         "--model-limit", action="append", default=[], metavar="PATTERN:rpm=N,tpm=N",
         help="a limit for this key on matching models (repeatable), e.g. 'gpt-4o*:rpm=10'",
     )
+    create.add_argument(
+        "--plugins", metavar="JSON",
+        help='plug-ins for this key\'s calls, e.g. \'{"cache": {"ttl": 60}}\' (docs/plugins.md)',
+    )
 
 
 def usd(value: str | None, flag: str) -> Decimal | None:
@@ -117,7 +122,24 @@ async def key_options(sessions: async_sessionmaker[Any], args: argparse.Namespac
         "daily_budget": usd(args.daily_budget, "--daily-budget"),
         "team_id": team_id,
         "model_limits": parse_model_limits(args.model_limit),
+        "metadata": plugin_metadata(args.plugins),
     }
+
+
+def plugin_metadata(raw: str | None) -> dict[str, Any] | None:
+    """``--plugins`` as the key's ``metadata.plugins``: ``{name: {options}}``."""
+    if raw is None:
+        return None
+    try:
+        plugins = json.loads(raw)
+    except ValueError:
+        raise CommandError("--plugins must be a JSON object") from None
+    if not isinstance(plugins, dict) or not all(
+        isinstance(name, str) and isinstance(options, dict) for name, options in plugins.items()
+    ):
+        raise CommandError('--plugins must map plug-in names to option objects, e.g. '
+                           '\'{"cache": {"ttl": 60}}\'')
+    return {"plugins": plugins}
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
