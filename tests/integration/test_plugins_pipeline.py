@@ -297,3 +297,31 @@ async def test_keys_create_plugins_selects_plugins_for_that_key(
         _cli, "keys", "--config", str(config), "create", "--name", "cli-bad",
         "--plugins", '["recorder"]')
     assert code == 1 and "--plugins must map plug-in names" in err
+
+
+def _contributing_example() -> dict[str, Any]:
+    """The worked example of CONTRIBUTING.md ("Adding a plug-in"), as written there."""
+    text = (Path(__file__).parents[2] / "CONTRIBUTING.md").read_text()
+    section = text.split("## Adding a plug-in", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "CONTRIBUTING.md", "exec"), namespace)
+    return namespace
+
+
+async def test_the_contributing_example_plugin_works_on_every_endpoint(gw: Harness) -> None:
+    example = _contributing_example()
+    services = gw.gateway.services
+    services.plugins = PluginSelector({"word_block": example["WordBlock"]},
+                                      services.plugins.builtins,
+                                      {"word_block": {"word": "hello"}})
+    chat = await gw.post("/v1/chat/completions", CHAT)
+    assert chat.status_code == 403 and chat.json()["error"]["code"] == "word_blocked"
+    message = await gw.post("/v1/messages", MESSAGES)
+    assert message.status_code == 403 and message.json()["type"] == "error"
+    stream = await gw.post("/v1/chat/completions", {**CHAT, "stream": True})
+    assert stream.status_code == 200 and b"word_blocked" in stream.content
+    assert b"hello" not in stream.content
+    fine = await gw.post("/v1/chat/completions",
+                         {**CHAT, "messages": [{"role": "user", "content": "hi"}]})
+    assert fine.status_code == 200
