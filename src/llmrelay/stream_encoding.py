@@ -3,7 +3,7 @@
 Inside llmrelay every provider stream is translated to OpenAI ``chat.completion.chunk``
 events (:class:`~llmrelay.providers.base.StreamTranslator`). The ``/v1/messages`` and
 ``/v1/responses`` endpoints answer in Anthropic's and the Responses API's own event
-formats, so :func:`llmrelay.pipeline.relay_stream` passes each translated event through
+formats, so :func:`llmrelay.stream_relay.relay_stream` passes each translated event through
 an :class:`OutputEncoder` — a state machine of the client's format, with its own error
 event. Usage, finish reason and completion state still come from the translator, so
 billing and logging read the upstream stream whatever the client sees. The plain
