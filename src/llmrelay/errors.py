@@ -62,11 +62,11 @@ from typing import ClassVar
 import orjson
 
 #: Upstream statuses for which asking the same target again may succeed.
-RETRY_STATUSES = frozenset({408, 409, 429})
+_RETRY_STATUSES = frozenset({408, 409, 429})
 
 #: Error codes/types that say "your account is out of credit": no retry of the same
 #: target can fix them (a fallback to another provider can).
-QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded"})
+_QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded"})
 
 
 class GatewayError(Exception):
@@ -287,13 +287,13 @@ class UpstreamError(GatewayError):
         self.wire_type = error_type or _type_for_status(status)
         self.provider = provider
         self.retry_may_help = not self.permanent and not self.out_of_quota and (
-            status in RETRY_STATUSES or status >= 500
+            status in _RETRY_STATUSES or status >= 500
         )
 
     @property
     def out_of_quota(self) -> bool:
         """The provider says the account is out of quota or credit (a retry cannot help)."""
-        return self.code in QUOTA_CODES or self.wire_type in QUOTA_CODES
+        return self.code in _QUOTA_CODES or self.wire_type in _QUOTA_CODES
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -381,7 +381,6 @@ class CapabilityMissing(UpstreamError):
             status=400, error_type="invalid_request_error", param="model",
             code="unsupported_endpoint", provider=provider,
         )
-        self.what = what
 
 
 class UpstreamTimeout(UpstreamError):
