@@ -97,12 +97,12 @@ def _client() -> httpx.Client:
 
 
 def post(gw: GatewayProcess, key: str, body: Any = None, *, config: Any = None,
-         header: str = "x-portkey-config", timeout: float = 20, **headers: str
-         ) -> httpx.Response:
+         header: str = "x-portkey-config", timeout: float = 20, path: str = "/chat/completions",
+         **headers: str) -> httpx.Response:
     h = {"authorization": f"Bearer {key}", **headers}
     if config is not None:
         h[header] = config if isinstance(config, str) else orjson.dumps(config).decode()
-    return _client().post(gw.base_url + "/chat/completions", content=orjson.dumps(body or CHAT),
+    return _client().post(gw.base_url + path, content=orjson.dumps(body or CHAT),
                           headers=h, timeout=timeout)
 
 

@@ -1,30 +1,58 @@
 """The one error hierarchy of llmrelay.
 
-Every failure a client can see is a :class:`GatewayError`. Each subclass knows its HTTP
-status, its OpenAI error ``type``, and whether another attempt (a retry or a fallback
-target) could succeed, so the HTTP layer, the router and the logger never guess::
+Every failure a client can see is a :class:`GatewayError`, and every instance answers
+the same five questions, so the HTTP layer, the router, the endpoint codecs and the
+logger never guess or read private attributes:
 
-    GatewayError
-    ├── InvalidRequest          400  bad JSON, missing field, unknown model
-    ├── AuthenticationError     401  missing/invalid key
-    ├── BudgetExceeded          402  key or team spent its budget
-    ├── PermissionDenied        403  key may not use this model / endpoint
-    ├── NotFound                404  no such route
-    ├── RequestTimeout          408  request head not received within ``header_timeout``
-    ├── PayloadTooLarge         413  body over ``max_body_bytes``
-    ├── RequestHeadersTooLarge  431  request head over ``max_header_bytes`` / ``max_headers``
-    ├── RateLimited             429  a limit of ours was hit (not retryable here)
-    ├── ClientClosedRequest     499  the client left first (recorded, never sent)
-    ├── ServiceUnavailable      503  draining, dependency down, connection limit
-    │   └── CircuitOpen         503  every target of the route is cooling down
-    └── UpstreamError           the provider answered with an error (status passed on)
-        ├── UpstreamUnreachable 502  connection refused/reset, DNS, TLS, a cut answer
-        ├── UpstreamAuthenticationFailed 502  the provider refused llmrelay's credentials
-        ├── UpstreamInvalidResponse 502  a 2xx whose body is not the provider's answer
-        ├── UpstreamResponseTooLarge 502 an answer / stream event over the size cap
-        ├── CapabilityMissing   400  the target's provider family cannot serve this call
-        └── UpstreamTimeout     504  provider took longer than its timeout
-            └── DeadlineExceeded 504 the route's total deadline ran out
+``status``
+    the HTTP status it is answered with (an upstream error carries the provider's own);
+``wire_type``
+    the OpenAI error ``type`` it is sent with (an upstream error keeps the provider's
+    own type, ``overloaded_error``, ``server_error`` ...);
+``code``
+    the OpenAI error ``code`` (``None`` when the provider gave none);
+``retry_may_help``
+    asking the same target (for llmrelay's own refusals: llmrelay) again, after any
+    ``retry-after`` it carries, may succeed; it decides ``x-should-retry``;
+``fallback_may_help``
+    another target of the route may answer the same call; a fallback moves on only for
+    such errors, and only when the target's ``on_errors`` admits them.
+
+The tree, with the status each class is answered with and its two verdicts
+(``R`` retry may help, ``F`` fallback may help)::
+
+    GatewayError                     500       base; never raised as itself
+    ├── InternalError                500       a bug of ours (logged with its trace)
+    ├── InvalidRequest               400       bad JSON, missing field, bad route config
+    │   ├── UnknownModel             400       no route or alias knows the model
+    │   └── UnsupportedParameter     400       the provider cannot honour a parameter
+    ├── AuthenticationError          401       missing/invalid key
+    ├── BudgetExceeded               402       key or team spent its budget
+    ├── PermissionDenied             403       key may not use this model / endpoint
+    ├── NotFound                     404       no such route, provider or model
+    ├── MethodNotAllowed             405       the path exists for another method
+    ├── RequestTimeout               408  R    request head or body too slow to arrive
+    ├── PayloadTooLarge              413       body over ``max_body_bytes``
+    ├── RateLimited                  429  R    a limit of ours was hit (after retry-after)
+    ├── RequestHeadersTooLarge       431       head over ``max_header_bytes`` / ``max_headers``
+    ├── ClientClosedRequest          499       the client left first (recorded, never sent)
+    ├── ServiceUnavailable           503  R    draining, dependency down, connection limit
+    │   └── CircuitOpen              503    F  every target of the route is cooling down
+    └── UpstreamError                (own)  RF the provider answered with an error status
+        │                                      (R for 408/409/429/5xx unless permanent
+        │                                      or the account is out of quota)
+        ├── UpstreamUnreachable      502  RF   connection refused/reset, DNS, TLS, a cut answer
+        ├── UpstreamAuthenticationFailed 502 F the provider refused llmrelay's credentials
+        ├── UpstreamInvalidResponse  502  RF   a 2xx whose body is not the provider's answer
+        ├── UpstreamResponseTooLarge 502    F  an answer / stream event over the size cap
+        ├── CapabilityMissing        400    F  the target's provider family cannot serve
+        │                                      this call (an attempt outcome, no upstream call)
+        └── UpstreamTimeout          504  RF   provider took longer than its timeout
+            └── DeadlineExceeded     504    F  the route's total deadline ran out
+
+llmrelay's own refusals are about the request or the gateway, never about one target,
+so no fallback can help them; every :class:`UpstreamError` is about one target, so a
+fallback may (whether it does is the route config's ``on_errors``).
 """
 
 from __future__ import annotations
@@ -33,14 +61,26 @@ from typing import ClassVar
 
 import orjson
 
+#: Upstream statuses for which asking the same target again may succeed.
+_RETRY_STATUSES = frozenset({408, 409, 429})
+
+#: Error codes/types that say "your account is out of credit": no retry of the same
+#: target can fix them (a fallback to another provider can).
+_QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded"})
+
 
 class GatewayError(Exception):
-    """Base of every error that leaves llmrelay in the OpenAI error shape."""
+    """Base of every error that leaves llmrelay in the OpenAI error shape.
 
-    status: ClassVar[int] = 500
-    error_type: ClassVar[str] = "api_error"
+    The class attributes are the defaults of each class; an instance may carry its own
+    (an upstream error's status and type are the provider's).
+    """
+
+    status: int = 500
+    wire_type: str = "api_error"
     default_code: ClassVar[str | None] = None
-    retryable: ClassVar[bool] = False
+    retry_may_help: bool = False
+    fallback_may_help: bool = False
 
     def __init__(
         self,
@@ -56,15 +96,25 @@ class GatewayError(Exception):
         self.code = code if code is not None else self.default_code
         self.headers = headers or {}
 
+    # Transitional names with their old meanings, read by modules still being rewritten
+    # (pipeline, asgi, http_protocol, context, api/responses_stream) and by tests; they
+    # go once those read ``status`` and ``wire_type``.
     @property
     def http_status(self) -> int:
+        """The same as ``status``."""
         return self.status
+
+    @property
+    def error_type(self) -> str:
+        """The class's own type: for an upstream error ``api_error``, not the provider's
+        type, which is ``wire_type``."""
+        return type(self).wire_type
 
     def to_dict(self) -> dict[str, object]:
         return {
             "error": {
                 "message": self.message,
-                "type": self.error_type,
+                "type": self.wire_type,
                 "param": self.param,
                 "code": self.code,
             }
@@ -76,13 +126,13 @@ class GatewayError(Exception):
 
 class InternalError(GatewayError):
     status = 500
-    error_type = "api_error"
+    wire_type = "api_error"
     default_code = "internal_error"
 
 
 class InvalidRequest(GatewayError):
     status = 400
-    error_type = "invalid_request_error"
+    wire_type = "invalid_request_error"
 
 
 class UnknownModel(InvalidRequest):
@@ -93,7 +143,12 @@ class UnknownModel(InvalidRequest):
 
 
 class UnsupportedParameter(InvalidRequest):
-    """The target provider cannot honour a request parameter (and dropping is off)."""
+    """The target provider cannot honour a request parameter (and dropping is off).
+
+    Not a reason to fall back: the client asked for the parameter explicitly, and an
+    answer from another provider would hide that it was not honoured. The operator's
+    lever is ``drop_params``.
+    """
 
     default_code = "unsupported_parameter"
 
@@ -108,53 +163,55 @@ class UnsupportedParameter(InvalidRequest):
 
 class AuthenticationError(GatewayError):
     status = 401
-    error_type = "invalid_request_error"
+    wire_type = "invalid_request_error"
     default_code = "invalid_api_key"
 
 
 class BudgetExceeded(GatewayError):
     status = 402
-    error_type = "insufficient_quota"
+    wire_type = "insufficient_quota"
     default_code = "budget_exceeded"
 
 
 class PermissionDenied(GatewayError):
     status = 403
-    error_type = "permission_error"
+    wire_type = "permission_error"
     default_code = "model_not_allowed"
 
 
 class NotFound(GatewayError):
     status = 404
-    error_type = "invalid_request_error"
+    wire_type = "invalid_request_error"
     default_code = "not_found"
 
 
 class MethodNotAllowed(GatewayError):
     status = 405
-    error_type = "invalid_request_error"
+    wire_type = "invalid_request_error"
     default_code = "method_not_allowed"
 
 
 class PayloadTooLarge(GatewayError):
     status = 413
-    error_type = "invalid_request_error"
+    wire_type = "invalid_request_error"
     default_code = "request_too_large"
 
 
 class RequestTimeout(GatewayError):
-    """The request line and headers did not arrive within ``header_timeout``."""
+    """The request head or body did not arrive in time (``header_timeout``,
+    ``body_timeout``); on a better connection the same request may get through."""
 
     status = 408
-    error_type = "invalid_request_error"
+    wire_type = "invalid_request_error"
     default_code = "request_timeout"
+    retry_may_help = True
 
 
 class RequestHeadersTooLarge(GatewayError):
     """The request line and headers exceed ``max_header_bytes`` or ``max_headers``."""
 
     status = 431
-    error_type = "invalid_request_error"
+    wire_type = "invalid_request_error"
     default_code = "request_headers_too_large"
 
 
@@ -166,40 +223,55 @@ class ClientClosedRequest(GatewayError):
     """
 
     status = 499
-    error_type = "client_closed_request"
+    wire_type = "client_closed_request"
     default_code = "client_closed_request"
 
 
 class RateLimited(GatewayError):
+    """A rate limit of llmrelay's own (a key's or team's) was hit; once the window
+    named by ``retry-after`` has passed, the same request may be admitted."""
+
     status = 429
-    error_type = "rate_limit_error"
+    wire_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+    retry_may_help = True
 
 
 class ServiceUnavailable(GatewayError):
+    """llmrelay cannot take the call now (draining, a dependency down, at its
+    connection limit); another instance, or this one a moment later, may."""
+
     status = 503
-    error_type = "api_error"
+    wire_type = "api_error"
     default_code = "service_unavailable"
+    retry_may_help = True
 
 
 class CircuitOpen(ServiceUnavailable):
-    """Every target the route could use is skipped by its circuit breaker right now."""
+    """Every target the route could use is skipped by its circuit breaker right now.
+
+    Asking again before the ``retry-after`` it carries is pointless (the same targets
+    are still cooling down), but a route with another, healthy target can use it.
+    """
 
     default_code = "circuit_open"
+    retry_may_help = False
+    fallback_may_help = True
 
 
 class UpstreamError(GatewayError):
-    """The provider answered with an error; its status and message are passed on.
+    """The provider answered with an error; its status, type and message are passed on.
 
-    Retryable when a fresh attempt can plausibly succeed: 408, 409, 429 and 5xx, unless
-    the class is :attr:`permanent`.
+    ``retry_may_help`` for 408, 409, 429 and 5xx, unless the class is :attr:`permanent`
+    or the provider says the account is out of quota. ``fallback_may_help`` always: the
+    failure is one target's, and the route config's ``on_errors`` decides.
     """
 
-    error_type = "api_error"
     #: Asking the same target again cannot help (its credentials are refused, its
     #: answer is too big): no retry of that target, and ``x-should-retry: false``. A
     #: fallback to another target still may.
     permanent: ClassVar[bool] = False
+    fallback_may_help = True
 
     def __init__(
         self,
@@ -213,29 +285,18 @@ class UpstreamError(GatewayError):
         provider: str | None = None,
     ) -> None:
         super().__init__(message, param=param, code=code, headers=headers)
-        self._status = status
-        self._type = error_type or _type_for_status(status)
+        self.status = status
+        #: The provider's own error type (``error_type``), else the usual one for the status.
+        self.wire_type = error_type or _type_for_status(status)
         self.provider = provider
+        self.retry_may_help = not self.permanent and not self.out_of_quota and (
+            status in _RETRY_STATUSES or status >= 500
+        )
 
     @property
-    def http_status(self) -> int:
-        return self._status
-
-    @property
-    def is_retryable(self) -> bool:
-        if self.permanent:
-            return False
-        return self._status in (408, 409, 429) or self._status >= 500
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self._type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
+    def out_of_quota(self) -> bool:
+        """The provider says the account is out of quota or credit (a retry cannot help)."""
+        return self.code in _QUOTA_CODES or self.wire_type in _QUOTA_CODES
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -323,7 +384,6 @@ class CapabilityMissing(UpstreamError):
             status=400, error_type="invalid_request_error", param="model",
             code="unsupported_endpoint", provider=provider,
         )
-        self.what = what
 
 
 class UpstreamTimeout(UpstreamError):
@@ -334,11 +394,16 @@ class UpstreamTimeout(UpstreamError):
 
 
 class DeadlineExceeded(UpstreamTimeout):
-    """The route config's total ``deadline`` ran out before any target answered."""
+    """The route config's total ``deadline`` ran out before any target answered.
+
+    Asking again gets the same deadline (a retry is the client's call, with a longer
+    one); a fallback outside the group whose deadline it was may still answer.
+    """
 
     def __init__(self, message: str, *, provider: str | None = None) -> None:
         super().__init__(message, provider=provider)
         self.code = "deadline_exceeded"
+        self.retry_may_help = False
 
 
 def _size(n: int) -> str:
@@ -360,8 +425,3 @@ def _type_for_status(status: int) -> str:
     if 400 <= status < 500:
         return "invalid_request_error"
     return "api_error"
-
-
-def status_of(exc: GatewayError) -> int:
-    """The HTTP status of any gateway error (upstream errors carry their own)."""
-    return exc.http_status

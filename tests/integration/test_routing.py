@@ -45,7 +45,10 @@ def gw(mocks: list[MockUpstream], tmp_path_factory: pytest.TempPathFactory
        ) -> Iterator[GatewayProcess]:
     a, b, c = mocks
     proc = GatewayProcess(tmp_path_factory.mktemp("routing"), {
-        "providers": providers(a, b, c),
+        "providers": [*providers(a, b, c),
+                      # A real Anthropic-type provider: it has no embeddings endpoint.
+                      {"name": "claude", "type": "anthropic", "base_url": b.base_url,
+                       "api_key": "sk-ant-upstream-1"}],
         "route_configs": {
             "smart": {"strategy": "fallback", "targets": [
                 {"provider": "openai", "model": "smart-a"},
@@ -431,3 +434,52 @@ def test_stream_cut_after_the_first_byte_ends_with_an_error_event(
     assert "[DONE]" not in events
     assert "error" in orjson.loads(events[-1])
     assert not b.requests  # too late to fall back: bytes already reached the client
+
+
+# -- a target that cannot serve the call -------------------------------------------------
+
+EMBED = {"model": "text-embedding-3-small", "input": ["a", "b"]}
+
+
+def embed_fallback(on_errors: list[Any]) -> dict[str, Any]:
+    return {"strategy": "fallback", "targets": [
+        {"provider": "claude", "model": "claude-sonnet-4-5", "on_errors": on_errors},
+        {"provider": "openai", "model": "text-embedding-3-small"}]}
+
+
+def test_embeddings_fall_back_past_a_provider_that_cannot_embed(
+    gw: GatewayProcess, key: str, mocks: list[MockUpstream]
+) -> None:
+    a, b, _ = mocks
+    r = post(gw, key, EMBED, config=embed_fallback(["*"]), path="/embeddings")
+    assert r.status_code == 200, r.text
+    assert len(r.json()["data"]) == 2
+    assert served_by(r) == ("openai", "text-embedding-3-small")
+    assert r.headers["x-llmrelay-attempts"] == "1"  # the skip is no upstream call
+    assert len(a.requests) == 1 and not b.requests
+    skip, served = attempts_of(gw, r.headers["x-request-id"])
+    assert (skip["provider"], skip["model"], skip["skipped"], skip["error"]) == (
+        "claude", "claude-sonnet-4-5", "unsupported", "unsupported_endpoint")
+    assert "status" not in skip and "claude cannot serve embeddings" in skip["message"]
+    assert (served["provider"], served["status"]) == ("openai", 200)
+
+
+def test_embeddings_on_a_provider_that_cannot_embed_are_a_400_unless_on_errors_admits_it(
+    gw: GatewayProcess, key: str, mocks: list[MockUpstream]
+) -> None:
+    a, b, _ = mocks
+    r = post(gw, key, EMBED, config=embed_fallback(["timeout", "5xx"]), path="/embeddings")
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error", "unsupported_endpoint", "model")
+    assert "provider claude cannot serve embeddings" in error["message"]
+    assert r.headers["x-should-retry"] == "false"
+    assert r.headers["x-llmrelay-provider"] == "claude"
+    assert r.headers["x-llmrelay-attempts"] == "0"
+    assert not a.requests and not b.requests
+    (skip,) = attempts_of(gw, r.headers["x-request-id"])
+    assert (skip["provider"], skip["skipped"]) == ("claude", "unsupported")
+    # The class name of the vocabulary admits it too.
+    r = post(gw, key, EMBED, config=embed_fallback(["unsupported"]), path="/embeddings")
+    assert r.status_code == 200 and served_by(r)[0] == "openai"

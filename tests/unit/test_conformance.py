@@ -254,7 +254,7 @@ async def test_errors(connect: Any, mock: MockUpstream, case: Case, status: int,
     assert set(body["error"]) == {"message", "type", "param", "code"}
     if status == 429:
         assert err.headers.get("retry-after") == "3"
-        assert err.is_retryable
+        assert err.retry_may_help
 
 
 @pytest.mark.parametrize("case", cases("embeddings"))

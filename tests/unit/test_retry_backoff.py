@@ -7,7 +7,7 @@ from email.utils import formatdate
 
 import pytest
 
-from llmrelay.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from llmrelay.errors import CapabilityMissing, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from llmrelay.routing.classify import classes_of, parse_error_list, retry_after_seconds
 from llmrelay.routing.retry import RetryPolicy, backoff_bounds, backoff_delay, decide
 
@@ -98,6 +98,8 @@ def test_error_classes() -> None:
     assert classes_of(upstream(408)) == {"timeout", "4xx"}
     assert classes_of(upstream(503)) == {"5xx"}
     assert classes_of(upstream(404)) == {"4xx"}
+    assert classes_of(CapabilityMissing("claude", "embeddings")) == {"unsupported", "4xx"}
+    assert not parse_error_list(["unsupported"]).matches(upstream(400))
     matcher = parse_error_list(["rate_limit", 503, "504"])
     assert matcher.matches(upstream(429)) and matcher.matches(upstream(503))
     assert matcher.matches(UpstreamTimeout("t"))  # our timeout is a 504

@@ -63,7 +63,7 @@ def test_error_mapping_keeps_status_message_and_retry_after() -> None:
         {"retry-after": "3"})
     assert isinstance(err, UpstreamError)
     assert err.http_status == 429 and err.message == "slow" and err.headers == {"retry-after": "3"}
-    assert err.is_retryable
+    assert err.retry_may_help
     html = OpenAICompatAdapter().error(SPEC, 502, b"<html>bad gateway</html>", {})
     assert "bad gateway" in html.message and html.http_status == 502
 

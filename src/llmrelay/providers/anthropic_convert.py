@@ -407,7 +407,7 @@ def anthropic_error(exc: GatewayError) -> dict[str, Any]:
     An Anthropic upstream's own error type is kept; every other error gets the type
     Anthropic uses for its status, so the ``anthropic`` SDK raises the matching class.
     """
-    kind = getattr(exc, "_type", None)
-    if kind not in ERROR_STATUS:
-        kind = error_type_for_status(exc.http_status)
+    kind = exc.wire_type
+    if not isinstance(exc, UpstreamError) or kind not in ERROR_STATUS:
+        kind = error_type_for_status(exc.status)
     return {"type": "error", "error": {"type": kind, "message": exc.message}}

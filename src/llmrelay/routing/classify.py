@@ -11,6 +11,8 @@ at status codes itself::
                  and upstream 408 / 504
     rate_limit   upstream 429 (also a provider's quota 429)
     connection   connection refused / reset, DNS, TLS, a stream that closed empty
+    unsupported  the target's provider family cannot serve the call at all (embeddings
+                 on Anthropic ...): no upstream call was made; also a 4xx / 400
     5xx, 4xx     any status in the range (our timeouts count as 504, our
                  connection failures as 502, like a reverse proxy would answer)
     <status>     that exact status code (``429`` or ``"429"``)
@@ -23,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from llmrelay.errors import (
+    CapabilityMissing,
     UpstreamAuthenticationFailed,
     UpstreamError,
     UpstreamTimeout,
@@ -30,11 +33,9 @@ from llmrelay.errors import (
 )
 
 #: The error class names a config may use besides status codes.
-ERROR_CLASSES = frozenset({"timeout", "rate_limit", "connection", "5xx", "4xx", "*"})
-
-#: Error codes/types that say "your account is out of credit": no retry of the same
-#: target can fix them (a fallback to another provider can).
-QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "quota_exceeded"})
+ERROR_CLASSES = frozenset(
+    {"timeout", "rate_limit", "connection", "unsupported", "5xx", "4xx", "*"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ class ErrorMatcher:
     def matches(self, exc: UpstreamError) -> bool:
         if self.any:
             return True
-        if exc.http_status in self.statuses:
+        if exc.status in self.statuses:
             return True
         return bool(self.classes & classes_of(exc))
 
@@ -64,12 +65,14 @@ MATCH_ANY = ErrorMatcher(classes=frozenset({"*"}))
 
 def classes_of(exc: UpstreamError) -> frozenset[str]:
     """Every class name ``exc`` belongs to."""
-    status = exc.http_status
+    status = exc.status
     found: set[str] = set()
     if isinstance(exc, UpstreamTimeout) or status in (408, 504):
         found.add("timeout")
     if isinstance(exc, UpstreamUnreachable):
         found.add("connection")
+    if isinstance(exc, CapabilityMissing):
+        found.add("unsupported")
     if status == 429:
         found.add("rate_limit")
     if 500 <= status <= 599:
@@ -87,14 +90,9 @@ def upstream_refusal(exc: UpstreamError) -> UpstreamError:
     key is bad. It becomes :class:`UpstreamAuthenticationFailed` (502, not retried,
     counted against the provider's health); every other error is returned unchanged.
     """
-    if exc.http_status == 401:
+    if exc.status == 401:
         return UpstreamAuthenticationFailed(exc.provider or "the provider", exc.message)
     return exc
-
-
-def is_quota(exc: UpstreamError) -> bool:
-    """The provider says the account is out of quota or credit (retrying cannot help)."""
-    return exc.code in QUOTA_CODES or getattr(exc, "_type", None) in QUOTA_CODES
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

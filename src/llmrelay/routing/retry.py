@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 
 from llmrelay.errors import UpstreamError
-from llmrelay.routing.classify import is_quota, retry_after_seconds
+from llmrelay.routing.classify import retry_after_seconds
 
 #: Portkey's default retry statuses; our own timeouts are 504, refused connections 502.
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -40,8 +40,13 @@ NO_RETRY = RetryPolicy()
 
 
 def retryable(policy: RetryPolicy, exc: UpstreamError) -> bool:
-    """Whether another try at the same target may succeed."""
-    return exc.http_status in policy.on_status_codes and not exc.permanent and not is_quota(exc)
+    """Whether another try at the same target may succeed.
+
+    The policy's ``on_status_codes`` is the operator's list (it may name statuses the
+    error itself would not call retryable); what the error knows cannot be retried (a
+    permanent class, an exhausted quota) never is.
+    """
+    return exc.status in policy.on_status_codes and not exc.permanent and not exc.out_of_quota
 
 
 def backoff_delay(policy: RetryPolicy, retry: int, rng: random.Random) -> float:

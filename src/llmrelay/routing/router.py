@@ -8,6 +8,14 @@ deadline would pass. A fallback moves on only for the errors its target's
 try is recorded in ``call.attempts``. Which plan a request gets is decided by
 :mod:`llmrelay.routing.selection`.
 
+A target whose provider family cannot serve the call at all (``build`` raises
+:class:`~llmrelay.errors.CapabilityMissing`: embeddings on Anthropic, ...) is passed
+over before its circuit is consulted: recorded as ``"skipped": "unsupported"`` (no
+upstream call, so no ``status``, no breaker failure, no retry), then treated like any
+failed target: a fallback moves on when ``on_errors`` admits it (``unsupported``,
+``4xx``, ``400``, ``*``), a loadbalance draws again among the others as it does around
+an open circuit. When no target can serve the call, the client gets that 400.
+
 Everything happens before the first byte reaches the client: a non-streaming answer is
 read in full (and, given a ``parse``, read by the target's adapter) and a stream's first
 chunk is read inside the attempt (under the target's ``ttft_timeout``), so a stall, an
@@ -25,6 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from llmrelay.errors import (
+    CapabilityMissing,
     CircuitOpen,
     DeadlineExceeded,
     GatewayError,
@@ -38,7 +47,7 @@ from llmrelay.providers.base import ChatResult, UpstreamCall
 from llmrelay.providers.registry import Registry
 from llmrelay.redaction import Redactor
 from llmrelay.routing.breaker import Breaker
-from llmrelay.routing.classify import classes_of, is_quota, upstream_refusal
+from llmrelay.routing.classify import classes_of, upstream_refusal
 from llmrelay.routing.conditions import RequestFacts, choose
 from llmrelay.routing.plan import BindError, Group, Leaf, RoutePlan, bind, direct_plan
 from llmrelay.routing.resolve import Resolver, Target
@@ -139,7 +148,7 @@ class Router:
 
     async def failed(self, key: str, exc: UpstreamError, target: Target) -> bool:
         """Note a failed try (provider state, breaker); returns whether it counted."""
-        if exc.http_status >= 500 or isinstance(exc, UpstreamUnreachable):
+        if exc.status >= 500 or isinstance(exc, UpstreamUnreachable):
             target.provider.state.failed(exc.message)
         if classes_of(exc) & _UNWELL:
             await self.breaker.failure(key)
@@ -170,11 +179,7 @@ class _Run:
         """Tell the SDK not to add its own retries on top of ours (or to pointless ones)."""
         if self.spent or self.call.attempt_count > 1:
             return True
-        if isinstance(exc, CircuitOpen | DeadlineExceeded):
-            return True
-        if isinstance(exc, UpstreamError):
-            return not exc.is_retryable or is_quota(exc)
-        return not exc.retryable
+        return not exc.retry_may_help
 
     async def node(self, node: Leaf | Group) -> tuple[UpstreamResponse, Leaf]:
         seconds = node.spec.deadline
@@ -199,8 +204,14 @@ class _Run:
         return await self._fallback(group)
 
     async def _fallback(self, group: Group) -> tuple[UpstreamResponse, Leaf]:
+        """The first child that answers; when none does, the most telling failure.
+
+        That is the last failure of a target that could serve the call, else an open
+        circuit (the call can be served later), else a missing capability.
+        """
         last: UpstreamError | None = None
         skipped: CircuitOpen | None = None
+        missing: CapabilityMissing | None = None
         for child in group.children:
             remaining = self.remaining()
             if remaining is not None and remaining <= 0:
@@ -211,17 +222,22 @@ class _Run:
             except CircuitOpen as exc:
                 skipped = exc
             except UpstreamError as exc:
-                if not child.spec.on_errors.matches(exc):
+                if not (exc.fallback_may_help and child.spec.on_errors.matches(exc)):
                     raise
-                last = exc
-        if last is not None:
-            raise last
-        assert skipped is not None
-        raise skipped
+                if isinstance(exc, CapabilityMissing):
+                    missing = exc
+                else:
+                    last = exc
+        error = last or skipped or missing
+        assert error is not None
+        raise error
 
     async def _loadbalance(self, group: Group) -> tuple[UpstreamResponse, Leaf]:
+        """One child drawn by weight; one that cannot be used now (its circuit is open)
+        or at all (its family lacks the capability) is drawn around, not returned."""
         pool = [c for c in group.children if c.spec.weight > 0]
         skipped: CircuitOpen | None = None
+        missing: CapabilityMissing | None = None
         while pool:
             index = pick_weighted([c.spec.weight for c in pool], self.router.rng)
             child = pool[index]
@@ -230,8 +246,12 @@ class _Run:
             except CircuitOpen as exc:  # draw again among the others
                 skipped = exc
                 del pool[index]
-        assert skipped is not None
-        raise skipped
+            except CapabilityMissing as exc:
+                missing = exc
+                del pool[index]
+        error = skipped or missing
+        assert error is not None
+        raise error
 
     def _conditional(self, group: Group) -> Leaf | Group:
         name = choose(group.spec.conditions, group.spec.default, self.facts())
@@ -248,6 +268,10 @@ class _Run:
     async def leaf(self, leaf: Leaf) -> tuple[UpstreamResponse, Leaf]:
         router = self.router
         key = leaf.target.qualified
+        # Built before the circuit is consulted: a target that cannot serve the call is
+        # passed over without taking a half-open probe's place (which would then close
+        # the circuit without any call having been made).
+        ucall: UpstreamCall | None = self._build(leaf.target)
         probe = False
         if self.plan.enforce_breaker:
             verdict = await router.breaker.acquire(key)
@@ -267,9 +291,12 @@ class _Run:
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded(f"the route's deadline ran out before {key} answered",
                                        provider=leaf.target.provider.name)
+            if ucall is None:  # each retry is built afresh (signatures, tokens, ...)
+                ucall = self._build(leaf.target)
             try:
-                resp = await self._attempt(leaf, remaining, waited)
+                resp = await self._attempt(leaf, ucall, remaining, waited)
             except UpstreamError as exc:
+                ucall = None
                 unwell = await router.failed(key, exc, leaf.target)
                 if probe and not unwell:  # it answered (a 400 is the request's fault)
                     await router.breaker.success(key)
@@ -293,15 +320,33 @@ class _Run:
                 await router.breaker.success(key)
             return resp, leaf
 
-    async def _attempt(self, leaf: Leaf, remaining: float | None, waited: float
-                       ) -> UpstreamResponse:
+    def _build(self, target: Target) -> UpstreamCall:
+        """The upstream call for ``target``; a capability it lacks is recorded as a skip."""
+        try:
+            return self.build(target)
+        except Exception as exc:
+            # The answer's headers name the target that could not be asked (a request it
+            # cannot take, a capability it lacks).
+            self.call.target = target
+            if isinstance(exc, CapabilityMissing):
+                self.call.attempts.append({
+                    "provider": target.provider.name,
+                    "model": target.model,
+                    "at_ms": round((time.perf_counter() - self.call.started) * 1000, 1),
+                    "skipped": "unsupported",
+                    "error": exc.code or exc.wire_type,
+                    "message": redact(exc.message)[:300],
+                })
+            raise
+
+    async def _attempt(self, leaf: Leaf, ucall: UpstreamCall, remaining: float | None,
+                       waited: float) -> UpstreamResponse:
         """One try at one target, read up to the first byte; non-2xx is raised."""
         call = self.call
         target = leaf.target
         provider = target.provider
         spec = provider.spec
         call.target = target
-        ucall = self.build(target)
         timeout = leaf.spec.timeout or spec.timeout
         limit = timeout if remaining is None else min(timeout, remaining)
         ttft = leaf.spec.ttft_timeout if self.stream else None
@@ -392,8 +437,8 @@ class _Run:
         if exc is None:
             entry["status"] = 200
         else:
-            entry["status"] = exc.http_status
-            entry["error"] = exc.code or getattr(exc, "_type", None) or exc.error_type
+            entry["status"] = exc.status
+            entry["error"] = exc.code or exc.wire_type
             entry["message"] = redact(exc.message)[:300]
             if isinstance(exc, UpstreamUnreachable) and exc.detail:
                 entry["detail"] = self.router.redactor.text(exc.detail)[:300]
@@ -416,8 +461,8 @@ class _Run:
             entry["status"] = 499 if client else 503
             entry["error"] = "client_closed_request" if client else "shutting_down"
         elif isinstance(exc, GatewayError):
-            entry["status"] = exc.http_status
-            entry["error"] = exc.code or exc.error_type
+            entry["status"] = exc.status
+            entry["error"] = exc.code or exc.wire_type
             entry["message"] = redact(exc.message)[:300]
         else:
             entry["status"] = 500
