@@ -162,7 +162,7 @@ class Call:
             user_agent=self.request.header("user-agent"),
             usage=self.usage,
             finish_reason=self.finish_reason,
-            error_type=(getattr(err, "_type", None) or err.error_type) if err else None,
+            error_type=err.wire_type if err else None,
             error_message=err.message if err else None,
             request_body=self.raw_body if log_bodies else None,
             response_body=self.response_body if log_bodies else None,
