@@ -23,8 +23,8 @@ import openai
 import orjson
 import pytest
 
+from llmrelay.mock_answers import openai_format as oa
 from llmrelay.mock_upstream import Behaviour, BehaviourError, MockUpstream
-from llmrelay.mock_upstream import openai_format as oa
 
 TOOLS: list[Any] = [
     {

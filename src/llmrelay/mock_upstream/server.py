@@ -31,7 +31,8 @@ from typing import Any, Self
 import orjson
 from aiohttp import web
 
-from . import openai_format as oa
+from llmrelay.mock_answers import openai_format as oa
+
 from .anthropic_routes import anthropic_routes
 from .azure_routes import azure_routes
 from .bedrock_routes import bedrock_routes

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from llmrelay.mock_upstream import openai_format as fmt
+from llmrelay.mock_answers import openai_format as fmt
 from llmrelay.providers.base import UpstreamCall
 from llmrelay.sse import DONE
 
