@@ -22,6 +22,8 @@ from typing import Any
 import orjson
 
 from . import openai_format as oa
+from .json_instance import instance
+from .tool_choice import Mode, pick_tool
 
 DEFAULT_MODELS: tuple[str, ...] = (
     "gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash", "text-embedding-004",
@@ -108,14 +110,10 @@ class Reply:
 
 
 def mock_arguments(schema: Any, text: str) -> dict[str, Any]:
-    """Arguments for a declared function: the user text for strings, 1, true, ..."""
-    args: dict[str, Any] = {}
-    props = schema.get("properties") if isinstance(schema, Mapping) else None
-    for name, prop in (props.items() if isinstance(props, Mapping) else ()):
-        kind = str(prop.get("type", "string") if isinstance(prop, Mapping) else "").lower()
-        args[name] = {"string": text, "integer": 1, "number": 1.5, "boolean": True,
-                      "array": [], "object": {}}.get(kind)
-    return args
+    """Arguments for a declared function: an instance of its schema built from the text
+    (:mod:`.json_instance`; Gemini's capitalised OpenAPI types read the same)."""
+    value = instance(schema, text) if isinstance(schema, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def plan_reply(body: Mapping[str, Any], reply: str | None = None) -> Reply:
@@ -150,14 +148,12 @@ def _function_to_call(body: Mapping[str, Any], text: str) -> Mapping[str, Any] |
         return None
     config = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {})
     mode = config.get("mode", "AUTO")
-    if mode == "NONE":
-        return None
     allowed = config.get("allowedFunctionNames")
     if allowed:
         declarations = [d for d in declarations if d.get("name") in allowed] or declarations
-    if mode == "ANY" or oa._TOOL_WORD.search(text):
-        return declarations[0]
-    return None
+    choice: Mode = "none" if mode == "NONE" else "required" if mode == "ANY" else "auto"
+    index = pick_tool([str(d.get("name")) for d in declarations], mode=choice, text=text)
+    return None if index is None else declarations[index]
 
 
 # -- answers -------------------------------------------------------------------------
