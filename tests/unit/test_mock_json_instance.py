@@ -134,6 +134,18 @@ def test_keywords(schema: Any) -> None:
     assert_valid(schema, instance(schema, "some text"))
 
 
+def test_constraints_the_anthropic_sdk_moved_into_descriptions() -> None:
+    """``messages.parse`` strips what Claude does not enforce into the description and
+    validates the answer against the full model: the mock must follow the hints."""
+    schema = {"type": "object", "required": ["age", "code"], "properties": {
+        "age": {"type": "integer", "description": "Years\n\n{default: 20, minimum: 18, "
+                                                  "maximum: 120}"},
+        "code": {"type": "string", "description": "{pattern: ^[A-Z]{2}, [0-9]$}"},
+        "note": {"type": "string", "description": "{not a hint}"}}}
+    value = instance(schema, "text")
+    assert value == {"age": 18, "code": "AA, 0", "note": "text"}
+
+
 def test_gemini_openapi_types() -> None:
     """Gemini's schemas are OpenAPI's: capitalised types, ``nullable``."""
     schema = {"type": "OBJECT", "properties": {"n": {"type": "NUMBER", "nullable": True},

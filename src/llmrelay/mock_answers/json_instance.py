@@ -16,7 +16,9 @@ Covered, as pydantic, zod and OpenAI's strict mode emit them: ``type`` (also a l
 ``const``, ``anyOf`` / ``oneOf`` (the first non-null branch), ``allOf`` (merged), local
 ``$ref`` into ``$defs`` / ``definitions``, OpenAPI's ``nullable``, ``minimum`` /
 ``maximum`` / ``exclusive*`` (numbers and draft-4 booleans) / ``multipleOf``,
-``minLength`` / ``maxLength``, ``format`` and ``pattern`` (:mod:`.regex_sample`). Not
+``minLength`` / ``maxLength``, ``format`` and ``pattern`` (:mod:`.regex_sample`), and
+those constraints when the Anthropic SDK moved them into the ``description`` (see
+:func:`_with_hints`). Not
 covered, so an answer may not validate: ``not``, ``if``/``then``/``else``,
 ``dependentSchemas``, ``patternProperties``, remote ``$ref``, a ``oneOf`` whose branches
 overlap.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -60,6 +63,15 @@ _FORMATS: dict[str, str] = {
     "relative-json-pointer": "0",
     "regex": ".*",
 }
+
+
+#: Keywords the Anthropic SDK's ``transform_schema`` (anthropic/lib/_parse/_transform.py)
+#: drops from a structured-output schema and appends to its description instead, as
+#: ``{minimum: 18, maximum: 120}``, "so that the model *might* follow them".
+_HINTED = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+           "minLength", "maxLength", "pattern", "format", "minItems", "maxItems")
+_HINT_BLOCK = re.compile(r"(?:\A|\n\n)\{(\w+: .*)\}\Z", re.DOTALL)
+_HINT_SPLIT = re.compile(r", (?=\w+: )")
 
 
 def instance(schema: object, text: str = "") -> Any:
@@ -100,7 +112,7 @@ class _Builder:
             return None
         if not isinstance(schema, Mapping):
             return self._string({}, variant)
-        schema = self._resolve(schema)
+        schema = _with_hints(self._resolve(schema))
         if "const" in schema:
             return schema["const"]
         enum = schema.get("enum")
@@ -228,6 +240,34 @@ class _Builder:
         if len(text) < low:
             text += "x" * (low - len(text))
         return text if high is None else text[:high]
+
+
+def _with_hints(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` plus the constraints its description spells as the Anthropic SDK does.
+
+    A real model reads them and complies, and the SDK then validates the answer against
+    the full model (``messages.parse``), so the mock must comply too.
+    """
+    description = schema.get("description")
+    found = _HINT_BLOCK.search(description) if isinstance(description, str) else None
+    if found is None:
+        return schema
+    hints: dict[str, Any] = {}
+    for item in _HINT_SPLIT.split(found.group(1)):
+        key, _, raw = item.partition(": ")
+        if key in _HINTED:
+            hints[key] = raw if key in ("pattern", "format") else _number_text(raw)
+    return {**{k: v for k, v in hints.items() if v is not None}, **schema}
+
+
+def _number_text(raw: str) -> int | float | None:
+    try:
+        return int(raw)
+    except ValueError:
+        try:
+            return float(raw)
+        except ValueError:
+            return None
 
 
 def _kind(schema: Mapping[str, Any]) -> str:
