@@ -15,6 +15,8 @@ import openai
 import orjson
 import pytest
 
+from llmrelay.mock_answers import bedrock_format as bf
+from llmrelay.mock_answers import gemini_format as gf
 from llmrelay.mock_upstream import MockUpstream
 from llmrelay.providers.base import UpstreamCall
 from llmrelay.providers.mock import MockTransport
@@ -210,6 +212,34 @@ def test_anthropic_output_config_json_schema(mock: MockUpstream) -> None:
         mock, {"output_config": config, "stream": True}).content.split(b"\n\n") if e]
     deltas = [e["delta"]["text"] for e in events if e["type"] == "content_block_delta"]
     assert len(deltas) > 2 and "".join(deltas) == answer
+
+
+# -- Gemini and Bedrock ----------------------------------------------------------------------
+
+
+def test_gemini_function_arguments_and_response_schema() -> None:
+    declaration = {"name": "save_person", "parameters": {
+        "type": "OBJECT", "properties": {"name": {"type": "STRING"},
+                                         "age": {"type": "INTEGER", "minimum": 3}},
+        "required": ["name", "age"]}}
+    body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": "Ada"}]}],
+                            "tools": [{"functionDeclarations": [declaration]}],
+                            "toolConfig": {"functionCallingConfig": {"mode": "ANY"}}}
+    assert gf.plan_reply(body).call == ("save_person", {"name": "Ada", "age": 3})
+    del body["tools"], body["toolConfig"]
+    body["generationConfig"] = {"responseMimeType": "application/json",
+                                "responseJsonSchema": PERSON}
+    jsonschema.validate(orjson.loads(gf.plan_reply(body).text or ""), PERSON)
+
+
+def test_bedrock_named_tool_arguments() -> None:
+    body = {"messages": [{"role": "user", "content": [{"text": "Ada"}]}], "toolConfig": {
+        "tools": [{"toolSpec": {"name": n, "inputSchema": {"json": s}}}
+                  for n, s in (("get_weather", WEATHER), ("save_person", PERSON))],
+        "toolChoice": {"tool": {"name": "save_person"}}}}
+    tool = bf.plan_reply(body).tool
+    assert tool is not None and tool[1] == "save_person"
+    jsonschema.validate(tool[2], PERSON)
 
 
 # -- the built-in mock provider ---------------------------------------------------------------

@@ -6,10 +6,12 @@ framed with ``\\r\\n\\r\\n`` as Google frames them), ``embedContent`` /
 ``{"error": {code, message, status, details}}`` error shape, copied from the shapes
 Google's API reference documents. No I/O here.
 
-The reply follows the OpenAI mock's rules: echo the last user text; call the first
-declared function when the text contains the word "tool" (always with function
-calling mode ``ANY``, never with ``NONE``). After a function response the reply
-reports what the function returned, so a tool loop ends.
+The reply follows the OpenAI mock's rules (:mod:`.tool_choice`): echo the last user
+text; call a declared function when the text contains the word "tool" (always with
+function calling mode ``ANY``, never with ``NONE``), its arguments an instance of its
+schema (:mod:`.json_instance`). After a function response the reply reports what the
+function returned, so a tool loop ends. A ``responseSchema`` / ``responseJsonSchema``
+gets JSON text of that schema.
 """
 
 from __future__ import annotations
@@ -132,8 +134,12 @@ def plan_reply(body: Mapping[str, Any], reply: str | None = None) -> Reply:
     if reply is None and responses:
         reply = "; ".join(f"{r.get('name')} returned {orjson.dumps(r.get('response')).decode()}"
                           for r in responses)
-    content = text if reply is None else reply
     config = body.get("generationConfig") or {}
+    schema = config.get("responseJsonSchema") or config.get("responseSchema")
+    if reply is None and isinstance(schema, Mapping):  # JSON mode with a schema
+        reply = orjson.dumps(instance(schema, text)).decode()
+        return Reply(reply, None, "STOP", prompt, oa.count_words(reply))
+    content = text if reply is None else reply
     limit = config.get("maxOutputTokens")
     words = oa.split_words(content)
     if isinstance(limit, int) and len(words) > limit:
