@@ -91,8 +91,9 @@ def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
             props = dict(out.get(key) or {})
             for name, sub in value.items():
                 mine = props.get(name)
-                both = isinstance(mine, Mapping) and isinstance(sub, Mapping)
-                props[name] = merge(mine, sub) if both else sub  # type: ignore[arg-type]
+                if isinstance(mine, Mapping) and isinstance(sub, Mapping):
+                    sub = merge(mine, sub)
+                props[name] = sub
             out[key] = props
         else:
             out[key] = value
@@ -345,8 +346,10 @@ def _onto_multiple(value: float, step: float, low: float | None, low_ex: bool,
     """
     exact = Decimal(repr(step))
     k = math.ceil(Decimal(repr(value)) / exact)
-    for candidate in (k, k + 1, k - 1, math.floor(Decimal(repr(high)) / exact) if high is not None
-                      else k):
+    candidates = [k, k + 1, k - 1]
+    if high is not None:
+        candidates.append(math.floor(Decimal(repr(high)) / exact))
+    for candidate in candidates:
         result = float(exact * candidate)
         above = low is None or (result > low if low_ex else result >= low)
         below = high is None or (result < high if high_ex else result <= high)
