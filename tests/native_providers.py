@@ -12,8 +12,8 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from llmrelay.mock_answers.bedrock_format import MOCK_ACCESS_KEY_ID, MOCK_SECRET_ACCESS_KEY
 from llmrelay.mock_upstream import MockUpstream
-from llmrelay.mock_upstream.bedrock_format import MOCK_ACCESS_KEY_ID, MOCK_SECRET_ACCESS_KEY
 
 #: provider name -> a chat model on it
 CHAT_MODELS = {

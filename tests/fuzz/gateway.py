@@ -22,8 +22,8 @@ import orjson
 from llmrelay.app import Gateway
 from llmrelay.config import load_settings
 from llmrelay.governance.keys import create_key
+from llmrelay.mock_answers.bedrock_format import MOCK_ACCESS_KEY_ID, MOCK_SECRET_ACCESS_KEY
 from llmrelay.mock_upstream import MockUpstream
-from llmrelay.mock_upstream.bedrock_format import MOCK_ACCESS_KEY_ID, MOCK_SECRET_ACCESS_KEY
 
 #: Chat-shaped endpoints are tried against each of these models: the built-in mock
 #: (OpenAI shape passed through) and three translating adapters.

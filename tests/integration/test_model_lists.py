@@ -12,8 +12,8 @@ import httpx
 import pytest
 from aiohttp import web
 
+from llmrelay.mock_answers import openai_format as oa
 from llmrelay.mock_upstream import MockState, MockUpstream
-from llmrelay.mock_upstream import openai_format as oa
 from tests.gateway_proc import GatewayProcess
 
 

@@ -7,7 +7,7 @@ import pytest
 from botocore.eventstream import EventStreamBuffer
 
 from llmrelay.errors import UpstreamError
-from llmrelay.mock_upstream.bedrock_format import encode_frame, event_frame, exception_frame
+from llmrelay.mock_answers.bedrock_format import encode_frame, event_frame, exception_frame
 from llmrelay.providers.aws_eventstream import EventStreamSplitter, decode_frame
 
 

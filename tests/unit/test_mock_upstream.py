@@ -23,8 +23,8 @@ import openai
 import orjson
 import pytest
 
+from llmrelay.mock_answers import openai_format as oa
 from llmrelay.mock_upstream import Behaviour, BehaviourError, MockUpstream
-from llmrelay.mock_upstream import openai_format as oa
 
 TOOLS: list[Any] = [
     {
@@ -246,7 +246,8 @@ def test_tool_call_non_stream(client: openai.OpenAI) -> None:
     assert call.id.startswith("call_")
     assert call.type == "function"
     assert call.function.name == "get_weather"
-    assert call.function.arguments == "{}"
+    # Arguments are an instance of the tool's schema, its strings the user's text.
+    assert orjson.loads(call.function.arguments) == {"city": "please use a tool now"}
 
 
 def test_no_tool_call_without_the_word_or_tools(client: openai.OpenAI) -> None:
@@ -277,7 +278,7 @@ def test_tool_call_stream(client: openai.OpenAI) -> None:
         if tc.function is not None
     ]
     assert len(fragments) >= 3  # the head plus at least two argument fragments
-    assert "".join(fragments) == "{}"
+    assert orjson.loads("".join(fragments)) == {"city": "call the tool"}
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from llmrelay.errors import UpstreamError
-from llmrelay.mock_upstream.bedrock_format import encode_frame
+from llmrelay.mock_answers.bedrock_format import encode_frame
 from llmrelay.providers.azure import AzureOpenAIAdapter
 from llmrelay.providers.base import Adapter, ProviderSpec
 from llmrelay.providers.bedrock import BedrockAdapter

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import anthropic_format as af
+from llmrelay.mock_answers import anthropic_format as af
+
 from .script import Behaviour, send_event_stream
 from .wire_handlers import WireHandlers, json_response
 

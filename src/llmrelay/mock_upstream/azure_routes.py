@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import openai_format as oa
+from llmrelay.mock_answers import openai_format as oa
+
 from .script import Behaviour, send_event_stream
 from .wire_handlers import WireHandlers, json_response
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import bedrock_format as bf
+from llmrelay.mock_answers import bedrock_format as bf
+
 from .script import Behaviour, send_event_stream
 from .wire_handlers import WireHandlers, json_response
 

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from . import gemini_format as gf
-from . import openai_format as oa
+from llmrelay.mock_answers import gemini_format as gf
+from llmrelay.mock_answers import openai_format as oa
+
 from .script import Behaviour, send_event_stream
 from .wire_handlers import WireHandlers, json_response
 

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import openai_format as oa
-from . import responses_format as rf
+from llmrelay.mock_answers import openai_format as oa
+from llmrelay.mock_answers import responses_format as rf
+
 from .script import Behaviour, BehaviourError, send_event_stream
 from .wire_handlers import WireHandlers, json_response
 

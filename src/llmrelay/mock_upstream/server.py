@@ -6,7 +6,8 @@ Layout, so further wire formats slot in without touching the others:
   config) and is passed explicitly; there is no module-level state, so several
   mocks can run side by side in one process.
 * a *route factory* (:data:`~.state.RouteFactory`) per wire format, in its
-  ``*_routes.py`` next to its ``*_format.py`` builders; the handlers share the
+  ``*_routes.py``, over the pure builders of :mod:`llmrelay.mock_answers` (shared with
+  the built-in ``mock`` provider, which must not load this server); the handlers share the
   scripted prologue of :class:`~.wire_handlers.WireHandlers` and reuse
   :mod:`.script` for behaviours. Factories are passed to :func:`build_app`
   (the default set is :data:`DEFAULT_PROVIDERS`).
@@ -31,7 +32,8 @@ from typing import Any, Self
 import orjson
 from aiohttp import web
 
-from . import openai_format as oa
+from llmrelay.mock_answers import openai_format as oa
+
 from .anthropic_routes import anthropic_routes
 from .azure_routes import azure_routes
 from .bedrock_routes import bedrock_routes

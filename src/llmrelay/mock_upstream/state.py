@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import openai_format as oa
+from llmrelay.mock_answers import openai_format as oa
+
 from .script import RequestLog, Script
 
 

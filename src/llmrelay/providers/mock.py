@@ -2,8 +2,10 @@
 
 It lets ``llmrelay serve`` answer with no provider keys and no network (``mock/echo``
 echoes the last user message), through the very same adapter, relay and logging path
-as a real OpenAI upstream. It reuses the wire-format builders of the mock upstream
-server, so the built-in provider and the test server cannot drift apart.
+as a real OpenAI upstream: tool calls and structured outputs included, their JSON an
+instance of the request's schema (docs/mock.md). It builds its answers with
+:mod:`llmrelay.mock_answers`, as the mock upstream server does, so the two cannot drift
+apart; that package imports no aiohttp, so serving never loads the mock server.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from llmrelay.mock_upstream import openai_format as fmt
+from llmrelay.mock_answers import openai_format as fmt
 from llmrelay.providers.base import UpstreamCall
 from llmrelay.sse import DONE
 

@@ -26,6 +26,9 @@ from typing import Any
 
 import orjson
 
+from .json_instance import instance
+from .tool_choice import Mode, pick_tool
+
 SYSTEM_FINGERPRINT = "fp_6d6f636b00"
 SERVICE_TIER = "default"
 EMBEDDING_DIMS = 8
@@ -42,7 +45,6 @@ DEFAULT_MODELS: tuple[str, ...] = (
 )
 
 _ALNUM = string.ascii_letters + string.digits
-_TOOL_WORD = re.compile(r"\btool\b", re.IGNORECASE)
 # Zero-width split between a non-space and a space: "a b  c" -> "a", " b", "  c".
 # Joining the pieces gives back the exact text, which tests rely on.
 _WORD_BOUNDARY = re.compile(r"(?<=\S)(?=\s)")
@@ -140,12 +142,17 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ChatReply:
-    """What the assistant "says"; rendered as JSON or as a chunk stream."""
+    """What the assistant "says"; rendered as JSON or as a chunk stream.
+
+    ``structured`` marks JSON content (a ``response_format`` answer): streams carry it in
+    short fragments, as a model emits JSON, rather than word by word.
+    """
 
     content: str | None
     tool_call: ToolCall | None
     finish_reason: str
     usage: dict[str, Any]
+    structured: bool = False
 
 
 def usage_block(
@@ -178,17 +185,68 @@ def usage_block(
     return usage
 
 
-def _tool_to_call(body: Mapping[str, Any], text: str) -> Mapping[str, Any] | None:
-    """The first tool's ``function`` object when this request should get a tool call."""
-    tools = body.get("tools")
-    if not isinstance(tools, list) or not tools or body.get("tool_choice") == "none":
-        return None
-    if not _TOOL_WORD.search(text):
-        return None
-    function = tools[0].get("function") if isinstance(tools[0], Mapping) else None
-    if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
-        return None
-    return function
+def _tool_choice(choice: object) -> tuple[Mode, str | None, set[str] | None]:
+    """``(mode, forced name, allowed names)`` of a chat ``tool_choice``."""
+    if choice in ("none", "auto", "required"):
+        return choice, None, None
+    if isinstance(choice, Mapping) and choice.get("type") == "function":
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else None
+        return "named", name if isinstance(name, str) else None, None
+    if isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
+        spec = choice.get("allowed_tools")
+        spec = spec if isinstance(spec, Mapping) else {}
+        allowed = {str((t.get("function") or {}).get("name")) for t in spec.get("tools") or []
+                   if isinstance(t, Mapping)}
+        return ("required" if spec.get("mode") == "required" else "auto"), None, allowed
+    return "auto", None, None
+
+
+def _tool_to_call(
+    body: Mapping[str, Any], messages: Sequence[Any], text: str, *, after_results: bool
+) -> Mapping[str, Any] | None:
+    """The ``function`` object of the tool this request gets a call to, if any
+    (the rule of :mod:`.tool_choice`)."""
+    functions = [
+        tool["function"] for tool in body.get("tools") or []
+        if isinstance(tool, Mapping) and tool.get("type", "function") == "function"
+        and isinstance(tool.get("function"), Mapping)
+        and isinstance(tool["function"].get("name"), str)
+    ]
+    mode, forced, allowed = _tool_choice(body.get("tool_choice"))
+    if allowed is not None:
+        functions = [f for f in functions if f["name"] in allowed]
+    called = {
+        str((call.get("function") or {}).get("name"))
+        for message in messages if isinstance(message, Mapping)
+        for call in message.get("tool_calls") or [] if isinstance(call, Mapping)
+    }
+    index = pick_tool([f["name"] for f in functions], mode=mode, text=text, forced=forced,
+                      called=called, after_results=after_results)
+    return None if index is None else functions[index]
+
+
+def structured_content(body: Mapping[str, Any], text: str) -> str | None:
+    """The JSON a ``response_format`` asks for, or ``None`` for plain text.
+
+    ``json_schema``: an instance of the schema built from ``text``
+    (:mod:`.json_instance`); ``json_object``: the text itself when it is a JSON object,
+    else ``{"text": text}``.
+    """
+    fmt = body.get("response_format")
+    kind = fmt.get("type") if isinstance(fmt, Mapping) else None
+    if kind == "json_schema":
+        spec = fmt.get("json_schema") if isinstance(fmt, Mapping) else None
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        value = instance(schema if isinstance(schema, Mapping) else {"type": "object"}, text)
+        return orjson.dumps(value).decode()
+    if kind == "json_object":
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            parsed = None
+        return text if isinstance(parsed, dict) else orjson.dumps({"text": text}).decode()
+    return None
 
 
 def plan_chat_reply(
@@ -200,12 +258,14 @@ def plan_chat_reply(
 ) -> ChatReply:
     """Decide the reply for a chat request.
 
-    Default: the last user text verbatim.  If the request offers ``tools`` and
-    the last user text contains the word "tool", call the first tool with
-    ``{}`` as arguments.  Right after a tool turn (the conversation ends with
-    ``tool`` messages) the reply is the tools' output, so tool loops end.  An
-    explicit ``reply`` always wins (plain text).  Completion tokens are the
-    words of the reply (of name + arguments for a tool call).
+    Default: the last user text verbatim.  A tool call when ``tool_choice`` and the
+    conversation say so (:mod:`.tool_choice`: forced, or the text says "tool"), its
+    arguments an instance of the tool's ``parameters`` schema built from the text
+    (:mod:`.json_instance`).  Right after a tool turn (the conversation ends with
+    ``tool`` messages) and no forced call, the reply is the tools' output, so tool loops
+    end.  A ``response_format`` gets JSON content (:func:`structured_content`).  An
+    explicit ``reply`` always wins (plain text).  Completion tokens are the words of
+    the reply (of name + arguments for a tool call).
     """
     messages = body.get("messages")
     messages = messages if isinstance(messages, list) else []
@@ -214,13 +274,23 @@ def plan_chat_reply(
     results = [m for m in reversed(messages) if isinstance(m, Mapping)]
     results = results[: next((i for i, m in enumerate(results) if m.get("role") != "tool"),
                              len(results))]
-    if results and reply is None:
-        reply = "".join(content_text(m.get("content")) for m in reversed(results))
-    function = None if reply is not None else _tool_to_call(body, text)
+    function = None
+    if reply is None:
+        function = _tool_to_call(body, messages, text, after_results=bool(results))
     if function is not None:
-        call = ToolCall(id=tool_call_id, name=str(function["name"]), arguments="{}")
+        schema = function.get("parameters")
+        arguments = orjson.dumps(
+            instance(schema if isinstance(schema, Mapping) else {"type": "object"}, text)
+        ).decode()
+        call = ToolCall(id=tool_call_id, name=str(function["name"]), arguments=arguments)
         completion = count_words(call.name) + count_words(call.arguments)
         return ChatReply(None, call, "tool_calls", usage_block(prompt, completion, usage))
+    if results and reply is None:
+        reply = "".join(content_text(m.get("content")) for m in reversed(results))
+    structured = structured_content(body, text) if reply is None else None
+    if structured is not None:
+        return ChatReply(structured, None, "stop",
+                         usage_block(prompt, count_words(structured), usage), structured=True)
     content = text if reply is None else reply
     return ChatReply(content, None, "stop", usage_block(prompt, count_words(content), usage))
 
@@ -277,10 +347,17 @@ def split_words(text: str) -> list[str]:
     return pieces
 
 
-def _split_arguments(arguments: str) -> list[str]:
-    """Arguments fragments; at least two when possible so clients must accumulate."""
-    size = max(1, min(8, len(arguments) // 2))
-    return [arguments[i : i + size] for i in range(0, len(arguments), size)]
+def fragments(json_text: str) -> list[str]:
+    """JSON text (tool arguments, structured content) in the short pieces a model streams:
+    at least two when possible, so clients must accumulate them."""
+    size = max(1, min(8, len(json_text) // 2))
+    return [json_text[i : i + size] for i in range(0, len(json_text), size)]
+
+
+def content_pieces(reply: ChatReply) -> list[str]:
+    """The content deltas of a streamed reply: words, or fragments of JSON content."""
+    text = reply.content or ""
+    return fragments(text) if reply.structured else split_words(text)
 
 
 def chat_chunks(
@@ -322,11 +399,11 @@ def chat_chunks(
         chunks.append(chunk({"role": "assistant", "content": None, "tool_calls": [head]}))
         chunks.extend(
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]})
-            for fragment in _split_arguments(call.arguments)
+            for fragment in fragments(call.arguments)
         )
     else:
         chunks.append(chunk({"role": "assistant", "content": ""}))
-        chunks.extend(chunk({"content": piece}) for piece in split_words(reply.content or ""))
+        chunks.extend(chunk({"content": piece}) for piece in content_pieces(reply))
     chunks.append(chunk({}, reply.finish_reason))
     if include_usage:
         final = chunk({})

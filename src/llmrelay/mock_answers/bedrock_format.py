@@ -20,6 +20,7 @@ import orjson
 
 from . import openai_format as oa
 from .gemini_format import mock_arguments
+from .tool_choice import Mode, pick_tool
 
 #: The mock's AWS credentials: access key id -> secret key. Requests are checked with a
 #: real SigV4 verification, so a gateway that signs wrongly fails here.
@@ -176,12 +177,11 @@ def _tool_to_use(body: Mapping[str, Any], text: str) -> Mapping[str, Any] | None
     if not tools:
         return None
     choice = config.get("toolChoice") or {"auto": {}}
-    if "tool" in choice:
-        named = [t for t in tools if t["toolSpec"].get("name") == choice["tool"].get("name")]
-        return named[0] if named else tools[0]
-    if "any" in choice or oa._TOOL_WORD.search(text):
-        return tools[0]
-    return None
+    mode: Mode = "named" if "tool" in choice else "required" if "any" in choice else "auto"
+    forced = (choice.get("tool") or {}).get("name")
+    index = pick_tool([str(t["toolSpec"].get("name")) for t in tools], mode=mode, text=text,
+                      forced=forced)
+    return None if index is None else tools[index]
 
 
 def usage(reply: Reply, override: Mapping[str, Any] | None = None) -> dict[str, Any]:

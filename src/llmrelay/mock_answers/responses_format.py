@@ -6,14 +6,16 @@ echoing the request's settings, ``message`` / ``function_call`` output items, an
 stream of ``event: <type>`` + ``data:`` events numbered by ``sequence_number``, from
 ``response.created`` to ``response.completed`` (no ``[DONE]``).
 
-The reply reuses the chat mock's plan (echo the last user text; call the first tool
-when the text says "tool"); after a ``function_call_output`` it echoes that output.
+The reply reuses the chat mock's plan on the equivalent chat request: the last user text
+echoed; a tool call as ``tool_choice`` and the text say, its arguments an instance of the
+tool's ``parameters``; after a ``function_call_output`` that output echoed (unless a call
+is forced); JSON of the ``text.format`` schema when one is asked for.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -54,20 +56,66 @@ def _text(content: Any) -> str:
     )
 
 
+def _messages(items: list[Any]) -> list[dict[str, Any]]:
+    """The input items as the chat messages the chat mock plans from: messages, and
+    function calls / outputs as assistant ``tool_calls`` / ``tool`` messages."""
+    messages: list[dict[str, Any]] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        if item.get("type") == "function_call":
+            call = {"id": item.get("call_id"), "type": "function",
+                    "function": {"name": item.get("name"), "arguments": item.get("arguments")}}
+            messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif item.get("type") == "function_call_output":
+            output = item.get("output")
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id"),
+                             "content": output if isinstance(output, str) else _text(output)})
+        elif "role" in item:
+            messages.append({"role": item.get("role"), "content": _text(item.get("content"))})
+    return messages
+
+
+def _tool_choice(choice: Any) -> Any:
+    """A Responses ``tool_choice`` in chat's spelling (``{"type": "function", "name"}``
+    -> ``{"type": "function", "function": {"name"}}``)."""
+    if isinstance(choice, Mapping) and choice.get("type") == "function":
+        return {"type": "function", "function": {"name": choice.get("name")}}
+    if isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
+        return {"type": "allowed_tools", "allowed_tools": {
+            "mode": choice.get("mode"),
+            "tools": [{"type": "function", "function": {"name": t.get("name")}}
+                      for t in choice.get("tools") or [] if isinstance(t, Mapping)]}}
+    return choice
+
+
+def _response_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``text.format`` in chat's ``response_format`` spelling."""
+    text = body.get("text")
+    fmt = text.get("format") if isinstance(text, Mapping) else None
+    if not isinstance(fmt, Mapping):
+        return None
+    if fmt.get("type") == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": fmt.get("name"),
+                                                       "schema": fmt.get("schema")}}
+    return dict(fmt)
+
+
 def plan(body: Mapping[str, Any], *, reply: str | None, usage: Mapping[str, Any] | None,
          call_id: str) -> oa.ChatReply:
-    """The chat mock's reply for the equivalent chat request."""
+    """The chat mock's reply for the equivalent chat request (tools with their
+    parameters, ``tool_choice``, ``text.format`` as ``response_format``)."""
     value = body.get("input")
     items = [{"role": "user", "content": value}] if isinstance(value, str) else list(value or [])
-    messages = [{"role": i.get("role"), "content": _text(i.get("content"))}
-                for i in items if isinstance(i, Mapping) and "role" in i]
-    last = items[-1] if items else {}
-    if isinstance(last, Mapping) and last.get("type") == "function_call_output" and reply is None:
-        reply = str(last.get("output", ""))
-    tools = [{"type": "function", "function": {"name": t.get("name")}}
-             for t in body.get("tools") or [] if t.get("type") == "function"]
-    chat = {"messages": messages or [{"role": "user", "content": ""}], "tools": tools,
-            "tool_choice": body.get("tool_choice")}
+    tools = [{"type": "function", "function": {"name": t.get("name"),
+                                               "parameters": t.get("parameters")}}
+             for t in body.get("tools") or []
+             if isinstance(t, Mapping) and t.get("type") == "function"]
+    chat: dict[str, Any] = {"messages": _messages(items) or [{"role": "user", "content": ""}],
+                            "tools": tools, "tool_choice": _tool_choice(body.get("tool_choice"))}
+    fmt = _response_format(body)
+    if fmt is not None:
+        chat["response_format"] = fmt
     return oa.plan_chat_reply(chat, reply=reply, usage=usage, tool_call_id=call_id)
 
 
@@ -122,7 +170,7 @@ def response(body: Mapping[str, Any], *, response_id: str, created: int,
         "service_tier": "default" if done else "auto",
         "store": body.get("store", True),
         "temperature": body.get("temperature", 1.0),
-        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "text": {"format": _echoed_format(body), "verbosity": "medium"},
         "tool_choice": body.get("tool_choice", "auto"),
         # OpenAI lists function tools normalised: strict (its default true), parameters.
         "tools": [{"strict": True, "parameters": None, **t} if t.get("type") == "function"
@@ -134,6 +182,17 @@ def response(body: Mapping[str, Any], *, response_id: str, created: int,
         "user": None,
         "metadata": body.get("metadata") or {},
     }
+
+
+def _echoed_format(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``text.format`` as OpenAI echoes it: the request's, ``strict`` defaulted for schemas."""
+    text = body.get("text")
+    fmt = text.get("format") if isinstance(text, Mapping) else None
+    if not isinstance(fmt, Mapping):
+        return {"type": "text"}
+    if fmt.get("type") == "json_schema":
+        return {"description": None, "strict": False, **fmt}
+    return dict(fmt)
 
 
 def encode_event(obj: Mapping[str, Any]) -> bytes:
@@ -157,7 +216,7 @@ def stream_events(body: Mapping[str, Any], *, response_id: str, created: int,
     done = _items(reply, item_id, "completed")[0]
     emit("response.output_item.added", output_index=0, item=added)
     if reply.tool_call is not None:
-        for fragment in _pieces(reply.tool_call.arguments):
+        for fragment in oa.fragments(reply.tool_call.arguments):
             emit("response.function_call_arguments.delta", item_id=item_id, output_index=0,
                  delta=fragment)
         emit("response.function_call_arguments.done", item_id=item_id, output_index=0,
@@ -167,7 +226,7 @@ def stream_events(body: Mapping[str, Any], *, response_id: str, created: int,
         empty = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
         emit("response.content_part.added", item_id=item_id, output_index=0, content_index=0,
              part=empty)
-        for piece in oa.split_words(text):
+        for piece in oa.content_pieces(reply):
             emit("response.output_text.delta", item_id=item_id, output_index=0,
                  content_index=0, delta=piece, logprobs=[])
         emit("response.output_text.done", item_id=item_id, output_index=0, content_index=0,
@@ -179,12 +238,6 @@ def stream_events(body: Mapping[str, Any], *, response_id: str, created: int,
                                                   created=created, reply=reply,
                                                   item_id=item_id))
     return [encode_event(e) for e in events]
-
-
-def _pieces(arguments: str) -> Iterator[str]:
-    size = max(1, min(8, len(arguments) // 2))
-    for i in range(0, len(arguments), size):
-        yield arguments[i : i + size]
 
 
 def error_event(*, message: str | None, code: str | None, sequence_number: int) -> bytes:

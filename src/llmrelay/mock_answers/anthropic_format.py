@@ -9,8 +9,10 @@ space in ``{"type": "ping"}``), cumulative usage in ``message_delta``, errors as
 Requests are checked first, like Anthropic does (:mod:`.anthropic_validate`).
 
 Replies are deterministic, like the OpenAI mock's: the last user text echoed; a tool
-call when tools are offered and the text says "tool" (or ``tool_choice`` forces one),
-with an input built from the tool's schema; the tool results echoed after a tool turn;
+call when tools are offered and the text says "tool" (or ``tool_choice`` forces one,
+:mod:`.tool_choice`), its input an instance of the tool's ``input_schema``
+(:mod:`.json_instance`); the tool results echoed after a tool turn; structured outputs
+(``output_config.format``, a ``json_schema``) answered with JSON text of that schema;
 ``stop_sequences`` and ``max_tokens`` (in words) cut the reply with the matching
 ``stop_reason``; the word "refuse" gets ``stop_reason: refusal``; ``thinking`` adds a
 thinking block.
@@ -28,10 +30,11 @@ from typing import Any
 import orjson
 
 from .anthropic_validate import RequestError, blocks_of, validate
-from .openai_format import count_words, split_words
+from .json_instance import instance
+from .openai_format import count_words, fragments, split_words
+from .tool_choice import Mode, pick_tool
 
 _ALNUM = string.ascii_letters + string.digits
-_TOOL_WORD = re.compile(r"\btool\b", re.IGNORECASE)
 _REFUSE_WORD = re.compile(r"\brefuse\b", re.IGNORECASE)
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 
@@ -81,19 +84,8 @@ class Reply:
     stop_reason: str
     stop_sequence: str | None
     usage: dict[str, Any]
-
-
-def _input_for(schema: Mapping[str, Any], text: str) -> dict[str, Any]:
-    """A tool input that follows the schema's properties, filled from the user's text."""
-    values = {"string": text, "integer": 1, "number": 1, "boolean": True, "array": [],
-              "object": {}}
-    properties = schema.get("properties")
-    if not isinstance(properties, Mapping):
-        return {}
-    return {
-        name: values.get(str(prop.get("type")) if isinstance(prop, Mapping) else "")
-        for name, prop in properties.items()
-    }
+    #: The text is JSON (structured outputs): streamed in fragments, not words.
+    structured: bool = False
 
 
 def _output_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -106,17 +98,21 @@ def _output_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def _tool_to_call(body: Mapping[str, Any], text: str) -> Mapping[str, Any] | None:
-    tools = body.get("tools") or []
+_MODES: dict[str, Mode] = {"none": "none", "auto": "auto", "any": "required", "tool": "named"}
+
+
+def _tool_to_call(
+    body: Mapping[str, Any], text: str, *, after_results: bool
+) -> Mapping[str, Any] | None:
+    """The tool this request gets a call to, if any (the rule of :mod:`.tool_choice`)."""
+    tools = [t for t in body.get("tools") or [] if isinstance(t, Mapping)]
     choice = body.get("tool_choice") or {"type": "auto"}
-    if not tools or choice.get("type") == "none":
-        return None
-    if choice.get("type") == "tool":
-        return next(t for t in tools if t.get("name") == choice.get("name"))
-    if choice.get("type") == "any" or _TOOL_WORD.search(text):
-        tool: Mapping[str, Any] = tools[0]
-        return tool
-    return None
+    called = {str(b.get("name")) for m in body.get("messages") or []
+              if m.get("role") == "assistant" for b in blocks_of(m) if b.get("type") == "tool_use"}
+    mode = _MODES.get(str(choice.get("type")), "auto")
+    index = pick_tool([str(t.get("name")) for t in tools], mode=mode, text=text,
+                      forced=choice.get("name"), called=called, after_results=after_results)
+    return None if index is None else tools[index]
 
 
 def usage_block(
@@ -152,20 +148,22 @@ def plan_reply(
     if isinstance(thinking, Mapping) and thinking.get("type") == "enabled":
         content.append({"type": "thinking", "thinking": f"The user wrote: {text}",
                         "signature": "c2lnbmF0dXJl"})
-    tool = None if reply is not None or after_tools else _tool_to_call(body, text)
+    tool = None if reply is not None else _tool_to_call(body, text, after_results=after_tools)
     if tool is not None:
+        arguments = instance(tool.get("input_schema") or {"type": "object"}, text)
         call = {"type": "tool_use", "id": tool_use_id, "name": tool["name"],
-                "input": _input_for(tool.get("input_schema") or {}, text)}
+                "input": arguments if isinstance(arguments, dict) else {}}
         content.append(call)
         out = count_words(call["name"]) + count_words(orjson.dumps(call["input"]).decode())
         return Reply(content, "tool_use", None,
                      usage_block(prompt_tokens(body), out, usage))
     schema = _output_schema(body)
     if schema is not None and reply is None:  # structured outputs: JSON of that schema
-        answer = orjson.dumps(_input_for(schema, text)).decode()
+        answer = orjson.dumps(instance(schema, text)).decode()
         content.append({"type": "text", "text": answer})
         return Reply(content, "end_turn", None,
-                     usage_block(prompt_tokens(body), count_words(answer), usage))
+                     usage_block(prompt_tokens(body), count_words(answer), usage),
+                     structured=True)
     answer = text if reply is None else reply
     stop_reason, stop_sequence = "end_turn", None
     if reply is None and _REFUSE_WORD.search(answer):
@@ -206,11 +204,6 @@ def encode_event(obj: Mapping[str, Any]) -> bytes:
     return b"event: " + str(obj["type"]).encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
-def _fragments(text: str) -> list[str]:
-    size = max(1, min(8, len(text) // 2))
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
 def stream_events(*, message_id: str, model: str, reply: Reply) -> list[bytes]:
     """Every event of the stream except the final ``message_stop`` (see :data:`STOP`)."""
     usage = reply.usage
@@ -224,7 +217,7 @@ def stream_events(*, message_id: str, model: str, reply: Reply) -> list[bytes]:
         },
     })]
     for index, block in enumerate(reply.content):
-        block_events = _block_events(index, block)
+        block_events = _block_events(index, block, structured=reply.structured)
         if index == 0:
             block_events.insert(1, PING)  # Anthropic pings right after the first block start
         events.extend(block_events)
@@ -240,7 +233,7 @@ def stream_events(*, message_id: str, model: str, reply: Reply) -> list[bytes]:
     return events
 
 
-def _block_events(index: int, block: Mapping[str, Any]) -> list[bytes]:
+def _block_events(index: int, block: Mapping[str, Any], *, structured: bool) -> list[bytes]:
     kind = block["type"]
     events: list[bytes] = []
 
@@ -256,14 +249,15 @@ def _block_events(index: int, block: Mapping[str, Any]) -> list[bytes]:
     events.append(encode_event({"type": "content_block_start", "index": index,
                                 "content_block": start}))
     if kind == "text":
-        for piece in split_words(block["text"]):
+        pieces = fragments(block["text"]) if structured else split_words(block["text"])
+        for piece in pieces:
             delta({"type": "text_delta", "text": piece})
     elif kind == "thinking":
         delta({"type": "thinking_delta", "thinking": block["thinking"]})
         delta({"type": "signature_delta", "signature": block["signature"]})
     else:
         delta({"type": "input_json_delta", "partial_json": ""})
-        for fragment in _fragments(orjson.dumps(block["input"]).decode()):
+        for fragment in fragments(orjson.dumps(block["input"]).decode()):
             delta({"type": "input_json_delta", "partial_json": fragment})
     events.append(encode_event({"type": "content_block_stop", "index": index}))
     return events

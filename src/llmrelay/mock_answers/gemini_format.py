@@ -6,10 +6,12 @@ framed with ``\\r\\n\\r\\n`` as Google frames them), ``embedContent`` /
 ``{"error": {code, message, status, details}}`` error shape, copied from the shapes
 Google's API reference documents. No I/O here.
 
-The reply follows the OpenAI mock's rules: echo the last user text; call the first
-declared function when the text contains the word "tool" (always with function
-calling mode ``ANY``, never with ``NONE``). After a function response the reply
-reports what the function returned, so a tool loop ends.
+The reply follows the OpenAI mock's rules (:mod:`.tool_choice`): echo the last user
+text; call a declared function when the text contains the word "tool" (always with
+function calling mode ``ANY``, never with ``NONE``), its arguments an instance of its
+schema (:mod:`.json_instance`). After a function response the reply reports what the
+function returned, so a tool loop ends. A ``responseSchema`` / ``responseJsonSchema``
+gets JSON text of that schema.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any
 import orjson
 
 from . import openai_format as oa
+from .json_instance import instance
+from .tool_choice import Mode, pick_tool
 
 DEFAULT_MODELS: tuple[str, ...] = (
     "gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash", "text-embedding-004",
@@ -108,14 +112,10 @@ class Reply:
 
 
 def mock_arguments(schema: Any, text: str) -> dict[str, Any]:
-    """Arguments for a declared function: the user text for strings, 1, true, ..."""
-    args: dict[str, Any] = {}
-    props = schema.get("properties") if isinstance(schema, Mapping) else None
-    for name, prop in (props.items() if isinstance(props, Mapping) else ()):
-        kind = str(prop.get("type", "string") if isinstance(prop, Mapping) else "").lower()
-        args[name] = {"string": text, "integer": 1, "number": 1.5, "boolean": True,
-                      "array": [], "object": {}}.get(kind)
-    return args
+    """Arguments for a declared function: an instance of its schema built from the text
+    (:mod:`.json_instance`; Gemini's capitalised OpenAPI types read the same)."""
+    value = instance(schema, text) if isinstance(schema, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def plan_reply(body: Mapping[str, Any], reply: str | None = None) -> Reply:
@@ -134,8 +134,12 @@ def plan_reply(body: Mapping[str, Any], reply: str | None = None) -> Reply:
     if reply is None and responses:
         reply = "; ".join(f"{r.get('name')} returned {orjson.dumps(r.get('response')).decode()}"
                           for r in responses)
-    content = text if reply is None else reply
     config = body.get("generationConfig") or {}
+    schema = config.get("responseJsonSchema") or config.get("responseSchema")
+    if reply is None and isinstance(schema, Mapping):  # JSON mode with a schema
+        reply = orjson.dumps(instance(schema, text)).decode()
+        return Reply(reply, None, "STOP", prompt, oa.count_words(reply))
+    content = text if reply is None else reply
     limit = config.get("maxOutputTokens")
     words = oa.split_words(content)
     if isinstance(limit, int) and len(words) > limit:
@@ -150,14 +154,12 @@ def _function_to_call(body: Mapping[str, Any], text: str) -> Mapping[str, Any] |
         return None
     config = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {})
     mode = config.get("mode", "AUTO")
-    if mode == "NONE":
-        return None
     allowed = config.get("allowedFunctionNames")
     if allowed:
         declarations = [d for d in declarations if d.get("name") in allowed] or declarations
-    if mode == "ANY" or oa._TOOL_WORD.search(text):
-        return declarations[0]
-    return None
+    choice: Mode = "none" if mode == "NONE" else "required" if mode == "ANY" else "auto"
+    index = pick_tool([str(d.get("name")) for d in declarations], mode=choice, text=text)
+    return None if index is None else declarations[index]
 
 
 # -- answers -------------------------------------------------------------------------
