@@ -19,8 +19,7 @@ from typing import Any
 import msgspec
 
 from llmrelay.config_error import ConfigError
-from llmrelay.providers.config_types import ProviderConfig, parse_providers
-from llmrelay.providers.presets import PRESETS
+from llmrelay.providers.config_types import PRESET_NAMES, ProviderConfig, parse_providers
 
 __all__ = ["ConfigError", "ModelRoute", "ProviderConfig", "Settings", "load_settings"]
 
@@ -371,7 +370,7 @@ def _check(s: Settings) -> None:
                           "mock provider (set mock_provider: false to use it yourself)")
     for i, m in enumerate(s.models):
         builtin = m.provider == "mock" and s.mock_provider
-        if m.provider not in names and not builtin and m.provider not in PRESETS:
+        if m.provider not in names and not builtin and m.provider not in PRESET_NAMES:
             raise ConfigError(
                 f"invalid config: models[{i}].provider: no provider named {m.provider!r}"
             )

@@ -153,6 +153,10 @@ CONFIG_TYPES: dict[str, type[ProviderConfig]] = {
     **_NATIVE,
 }
 
+#: The OpenAI-compatible preset names (a route may name one that no config lists: it is
+#: switched on by its key variable).
+PRESET_NAMES: frozenset[str] = frozenset(PRESETS)
+
 #: The tagged union msgspec decodes a provider entry into (dispatching on ``type``).
 ProviderConfigUnion: Any = Union[tuple(CONFIG_TYPES.values())]  # noqa: UP007
 
