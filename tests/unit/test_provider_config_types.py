@@ -146,3 +146,12 @@ def test_configs_built_in_code() -> None:
         provider_config("nope", name="x")
     with pytest.raises(TypeError):  # a field of another family is no keyword here
         provider_config("openai", name="x", region="r")
+
+
+def test_credentials_stay_out_of_repr() -> None:
+    cfg = provider_config("bedrock", name="b", api_key="sk-live", aws_access_key_id="AKID",
+                          aws_secret_access_key="top-secret", aws_session_token="sess-9f3")
+    shown = repr(cfg)
+    assert not any(secret in shown for secret in ("sk-live", "AKID", "top-secret", "sess-9f3"))
+    assert "name='b'" in shown and "api_key=***" in shown
+    assert "api_key=None" in repr(provider_config("groq", name="g"))

@@ -59,6 +59,20 @@ class ProviderConfig(
         """The entry's ``type`` (the struct's tag)."""
         return str(self.__struct_config__.tag)
 
+    def __repr__(self) -> str:
+        """Fields with credentials masked: a config may reach a log line or a traceback."""
+        shown = ", ".join(
+            f"{f}={'***' if f in _SECRET_FIELDS and getattr(self, f) else repr(getattr(self, f))}"
+            for f in self.__struct_fields__
+        )
+        return f"{type(self).__name__}({shown})"
+
+
+#: Fields never shown by ``repr`` (the API key and the AWS credentials).
+_SECRET_FIELDS = frozenset(
+    {"api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
+)
+
 
 class OpenAICompatibleConfig(ProviderConfig, tag="openai_compatible", frozen=True):
     """``type: openai_compatible``: any host speaking OpenAI's API at ``base_url``."""
