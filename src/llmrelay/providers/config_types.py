@@ -145,7 +145,7 @@ class AzureConfig(ProviderConfig, tag="azure", frozen=True):
 
 
 _NATIVE: dict[str, type[ProviderConfig]] = {
-    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    str(cls.__struct_config__.tag): cls
     for cls in (OpenAICompatibleConfig, AnthropicConfig, GeminiConfig, MockConfig,
                 VertexConfig, BedrockConfig, AzureConfig)
 }
@@ -173,9 +173,6 @@ PRESET_NAMES: frozenset[str] = frozenset(PRESETS)
 
 #: The tagged union msgspec decodes a provider entry into (dispatching on ``type``).
 ProviderConfigUnion: Any = Union[tuple(CONFIG_TYPES.values())]  # noqa: UP007
-
-_COMMON = frozenset(f.name for f in msgspec.structs.fields(ProviderConfig))
-
 
 def _fields(cls: type[ProviderConfig]) -> frozenset[str]:
     return frozenset(f.name for f in msgspec.structs.fields(cls))
