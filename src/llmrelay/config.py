@@ -2,7 +2,9 @@
 
 Loaded once at start and frozen. Unknown keys are rejected and every error names the
 offending key (``providers[0].type``), because a typo in a gateway config should fail
-the start, not silently fall back to a default in production.
+the start, not silently fall back to a default in production. Provider entries are a
+tagged union on ``type`` whose structs and checks live in
+:mod:`llmrelay.providers.config_types` (a leaf: no adapter is imported from here).
 """
 
 from __future__ import annotations
@@ -16,43 +18,12 @@ from typing import Any
 
 import msgspec
 
+from llmrelay.config_error import ConfigError
+from llmrelay.providers.config_types import PRESET_NAMES, ProviderConfig, parse_providers
+
+__all__ = ["ConfigError", "ModelRoute", "ProviderConfig", "Settings", "load_settings"]
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./llmrelay.db"
-
-
-class ConfigError(Exception):
-    """Invalid configuration; the message names the bad key and what to do."""
-
-
-class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    name: str
-    type: str
-    base_url: str | None = None
-    api_key: str | None = None
-    #: Seconds for a whole non-streaming call, and the idle gap allowed between stream chunks.
-    timeout: float = 600.0
-    connect_timeout: float = 10.0
-    #: Extra headers sent upstream on every call (e.g. OpenRouter's HTTP-Referer).
-    headers: dict[str, str] = {}
-    #: Model ids this provider offers, listed by ``GET /v1/models``.
-    models: list[str] = []
-    enabled: bool = True
-    #: Translating adapters: silently drop request parameters the provider cannot
-    #: honour (e.g. ``seed`` for Anthropic) instead of answering 400 naming them.
-    drop_params: bool = False
-    #: Azure OpenAI: the ``api-version`` sent with every call.
-    api_version: str | None = None
-    #: AWS Bedrock: region (default: AWS_REGION / AWS_DEFAULT_REGION) and credentials
-    #: (default: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN).
-    region: str | None = None
-    aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
-    aws_session_token: str | None = None
-    #: Vertex AI: project (default: the credentials file's project_id), location
-    #: (default us-central1) and a service-account JSON file (default: Google's
-    #: application default credentials).
-    project: str | None = None
-    location: str | None = None
-    credentials_file: str | None = None
 
 
 class ModelRoute(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -306,10 +277,12 @@ def load_settings(
             raw["provider_reload_interval"], "provider_reload_interval"
         )
     _seed_quota_env(env, raw)
+    providers = parse_providers(raw.pop("providers")) if "providers" in raw else []
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid config: {_readable_path(str(exc))}") from exc
+    settings = msgspec.structs.replace(settings, providers=providers)
     _check(settings)
     return settings
 
@@ -392,41 +365,14 @@ def _check_connections(s: Settings) -> None:
 def _check(s: Settings) -> None:
     _check_governance(s)
     _check_access(s)
-    from llmrelay.providers.presets import PRESETS
-    from llmrelay.providers.registry import ADAPTERS
-
-    names: set[str] = set()
-    for i, p in enumerate(s.providers):
-        if p.name in names:
-            raise ConfigError(f"invalid config: providers[{i}].name: duplicate provider {p.name!r}")
-        if "/" in p.name or not p.name:
-            raise ConfigError(
-                f"invalid config: providers[{i}].name: {p.name!r} must be non-empty without '/'"
-            )
-        names.add(p.name)
-        known = set(ADAPTERS)
-        if p.type not in known:
-            raise ConfigError(
-                f"invalid config: providers[{i}].type: unknown provider type {p.type!r} "
-                f"(one of: {', '.join(sorted(known))})"
-            )
-        if p.type == "openai_compatible" and not p.base_url:
-            raise ConfigError(f"invalid config: providers[{i}].base_url is required for type "
-                              "openai_compatible")
-        if p.timeout <= 0 or p.connect_timeout <= 0:
-            raise ConfigError(f"invalid config: providers[{i}].timeout must be positive")
-        from llmrelay.providers.options import check_provider
-
-        problem = check_provider(p)
-        if problem is not None:
-            raise ConfigError(f"invalid config: providers[{i}].{problem}")
+    names = {p.name for p in s.providers}  # each entry is checked by parse_providers
     _check_routing(s)
     if s.mock_provider and "mock" in names:
         raise ConfigError("invalid config: providers: the name 'mock' is reserved for the built-in "
                           "mock provider (set mock_provider: false to use it yourself)")
     for i, m in enumerate(s.models):
         builtin = m.provider == "mock" and s.mock_provider
-        if m.provider not in names and not builtin and m.provider not in PRESETS:
+        if m.provider not in names and not builtin and m.provider not in PRESET_NAMES:
             raise ConfigError(
                 f"invalid config: models[{i}].provider: no provider named {m.provider!r}"
             )

@@ -23,7 +23,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
 
 from llmrelay.config import ProviderConfig, Settings
 from llmrelay.governance.governor import Governor
@@ -34,18 +33,13 @@ from llmrelay.plugins.chain import PluginSelector
 from llmrelay.plugins.registry import plugin_selector
 from llmrelay.providers.mock import MockTransport
 from llmrelay.providers.model_lists import ModelLists
-from llmrelay.providers.options import restored_fields, stored_fields
-from llmrelay.providers.registry import (
-    Registry,
-    build_registry,
-    provider_configs,
-    spec_from_config,
-)
+from llmrelay.providers.registry import Registry, build_registry
+from llmrelay.providers.stored import sync_providers
 from llmrelay.routing.resolve import Resolver
 from llmrelay.routing.router import Router, build_router
 from llmrelay.store import database
-from llmrelay.store.credentials import CredentialBox, CredentialError, local_secret
-from llmrelay.store.schema import ModelAlias, Provider, utcnow
+from llmrelay.store.credentials import CredentialBox, local_secret
+from llmrelay.store.schema import ModelAlias
 from llmrelay.store.spool import spool_dir
 from llmrelay.store.writer import LogWriter
 from llmrelay.telemetry.metrics import Metrics
@@ -245,58 +239,8 @@ class Services:
         return local_secret(Path(self.env.get("LLMRELAY_SECRET_FILE", "llmrelay.secret")))
 
     async def _sync_providers(self) -> list[ProviderConfig]:
-        """Store configured providers (credentials encrypted); return the DB-only ones.
-
-        Workers (and instances) starting together race to insert the same rows; the
-        loser of a unique-constraint race simply tries again and finds the rows there.
-        """
-        for attempt in range(3):
-            try:
-                return await self._sync_providers_once()
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
-
-    async def _sync_providers_once(self) -> list[ProviderConfig]:
-        configured = provider_configs(self.settings, self.env)
-        async with self.sessions() as session, session.begin():
-            rows = {r.name: r for r in (await session.scalars(select(Provider))).all()}
-            for cfg in configured:
-                spec = spec_from_config(cfg, self.env)
-                creds = {"api_key": spec.api_key} if spec.api_key else {}
-                family_config, family_secrets = stored_fields(cfg)
-                creds.update(family_secrets)
-                row = rows.get(cfg.name)
-                if row is None:
-                    row = Provider(name=cfg.name, provider_type=cfg.type, source="config")
-                    session.add(row)
-                row.provider_type = cfg.type
-                row.encrypted_credentials = self.credentials.seal(creds) if creds else None
-                row.config = {"base_url": spec.base_url, "timeout": cfg.timeout,
-                              "models": list(cfg.models), **family_config}
-                row.enabled = cfg.enabled
-                row.source = "config"
-                row.updated_at = utcnow()
-            extra: list[ProviderConfig] = []
-            names = {c.name for c in configured}
-            for row in rows.values():
-                if row.name in names or not row.enabled or row.source == "config":
-                    continue
-                try:
-                    creds = (self.credentials.open(row.encrypted_credentials)
-                             if row.encrypted_credentials else {})
-                except CredentialError as exc:
-                    log.error("provider %s skipped: %s", row.name, exc)
-                    continue
-                conf = row.config or {}
-                extra.append(ProviderConfig(
-                    name=row.name, type=row.provider_type, base_url=conf.get("base_url"),
-                    api_key=creds.get("api_key"), timeout=float(conf.get("timeout", 600)),
-                    models=list(conf.get("models", [])), **restored_fields(conf, creds),
-                ))
-        return extra
+        """Store configured providers (credentials encrypted); return the DB-only ones."""
+        return await sync_providers(self.sessions, self.credentials, self.settings, self.env)
 
     async def _db_aliases(self) -> list[tuple[str, str]]:
         async with self.sessions() as session:

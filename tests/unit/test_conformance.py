@@ -19,9 +19,10 @@ from typing import Any
 import orjson
 import pytest
 
-from llmrelay.config import ProviderConfig, Settings
+from llmrelay.config import Settings
 from llmrelay.errors import UnsupportedParameter, UpstreamError
 from llmrelay.mock_upstream import Behaviour, MockUpstream
+from llmrelay.providers.config_types import parse_provider
 from llmrelay.providers.mock import MockTransport
 from llmrelay.providers.registry import Provider, build_registry
 from llmrelay.sse import EventSplitter, event_data
@@ -67,7 +68,7 @@ async def connect(mock: MockUpstream, tmp_path: Path
                             "api_key": "sk-ant-test"}
 
     def make(case: Case, extra: dict[str, Any]) -> Provider:
-        cfg = ProviderConfig(**{**configs[case.provider], **extra})
+        cfg = parse_provider({**configs[case.provider], **extra})
         settings = Settings(providers=[cfg], mock_provider=False, auto_providers=False)
         provider = build_registry(settings, {}, http, MockTransport()).get(case.provider)
         assert provider is not None

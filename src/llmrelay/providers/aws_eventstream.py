@@ -16,17 +16,23 @@ from llmrelay.errors import UpstreamError
 
 _PRELUDE = 12
 #: AWS caps a frame at 16 MiB; a longer length prefix means the stream is garbage.
-_MAX_FRAME = 16 * 1024 * 1024
+MAX_FRAME = 16 * 1024 * 1024
 
 
 class EventStreamSplitter:
-    """Incremental splitter of event-stream bytes into whole frames."""
+    """Incremental splitter of event-stream bytes into whole frames.
 
-    __slots__ = ("_buf", "_provider")
+    ``max_frame`` bounds what one frame may buffer (the gateway's
+    ``max_upstream_event_bytes``): a longer length prefix fails the stream with a 502
+    before its bytes are held.
+    """
 
-    def __init__(self, provider: str) -> None:
+    __slots__ = ("_buf", "_max_frame", "_provider")
+
+    def __init__(self, provider: str, max_frame: int = MAX_FRAME) -> None:
         self._buf = b""
         self._provider = provider
+        self._max_frame = max_frame
 
     def feed(self, chunk: bytes) -> list[bytes]:
         buf = self._buf + chunk if self._buf else chunk
@@ -34,7 +40,7 @@ class EventStreamSplitter:
         start = 0
         while len(buf) - start >= 4:
             total = int.from_bytes(buf[start : start + 4], "big")
-            if total < _PRELUDE + 4 or total > _MAX_FRAME:
+            if total < _PRELUDE + 4 or total > self._max_frame:
                 raise UpstreamError(
                     f"upstream {self._provider} sent a malformed event stream "
                     f"(frame length {total})", status=502, provider=self._provider,

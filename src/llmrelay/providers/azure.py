@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from llmrelay.providers.base import ProviderSpec, UpstreamCall
 from llmrelay.providers.openai_compat import OpenAICompatAdapter
-from llmrelay.providers.options import AZURE_API_VERSION
+from llmrelay.providers.specs import AZURE_API_VERSION
 
 
 def _endpoint(spec: ProviderSpec) -> str:

@@ -284,7 +284,7 @@ class BedrockAdapter(AdapterBase):
         return out.BedrockStream(spec.name, model, client_wants_usage)
 
     def splitter(self, spec: ProviderSpec, max_event_bytes: int) -> EventStreamSplitter:
-        return EventStreamSplitter(spec.name)
+        return EventStreamSplitter(spec.name, max_event_bytes)
 
     def embeddings_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str

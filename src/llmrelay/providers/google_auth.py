@@ -16,9 +16,10 @@ import datetime as dt
 import logging
 from typing import Any
 
+from llmrelay.config_error import ConfigError
 from llmrelay.errors import UpstreamError
 from llmrelay.providers.base import UpstreamCall
-from llmrelay.providers.options import service_account_info
+from llmrelay.providers.config_types import service_account_info
 from llmrelay.upstream import Transport, UpstreamResponse
 
 log = logging.getLogger("llmrelay")
@@ -149,8 +150,6 @@ def vertex_transport(
     provider: str, credentials_file: str | None, inner: Transport
 ) -> BearerTransport:
     """The transport of one Vertex provider; bad credentials fail the start, clearly."""
-    from llmrelay.config import ConfigError
-
     try:
         credentials = load_credentials(credentials_file)
     except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError, ValueError

@@ -42,7 +42,7 @@ _ROWS = [
     Preset("featherless", "https://api.featherless.ai/v1", "FEATHERLESS_API_KEY"),
     Preset("chutes", "https://llm.chutes.ai/v1", "CHUTES_API_KEY"),
     Preset("huggingface", "https://router.huggingface.co/v1", "HF_TOKEN"),
-    # Anthropic is native (its adapter is registry.ADAPTERS["anthropic"]); the row gives
+    # Anthropic is native (family.ANTHROPIC, its own config struct); the row gives
     # its defaults and switches it on when ANTHROPIC_API_KEY is set. The adapter sends
     # x-api-key and anthropic-version itself.
     Preset("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",

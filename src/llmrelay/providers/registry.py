@@ -1,52 +1,40 @@
 """The configured providers at run time: spec + adapter + transport + health state.
 
 Built once at start from the settings (YAML providers, env-enabled presets, the built-in
-mock) and from enabled provider rows in the database. Provider types map to adapter
-factories in :data:`ADAPTERS`; adding a provider family is one row there.
+mock) and from enabled provider rows in the database. What a provider ``type`` can do
+and how it is built is its :class:`~llmrelay.providers.family.Family`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from llmrelay.config import ProviderConfig, Settings
-from llmrelay.providers.anthropic import AnthropicAdapter
-from llmrelay.providers.azure import AzureOpenAIAdapter
 from llmrelay.providers.base import Adapter, Capabilities, ProviderSpec
-from llmrelay.providers.bedrock import BedrockAdapter
-from llmrelay.providers.gemini import GeminiAdapter, VertexAdapter
-from llmrelay.providers.openai_compat import OpenAICompatAdapter
-from llmrelay.providers.options import family_fields
+from llmrelay.providers.config_types import ProviderConfig, provider_config
+from llmrelay.providers.family import MOCK, Family, Transports, family_for
 from llmrelay.providers.presets import PRESETS
 from llmrelay.upstream import Transport
 
-#: provider type -> adapter factory. Every preset name is OpenAI-compatible.
-ADAPTERS: dict[str, Callable[[], Adapter]] = {
-    "openai": OpenAICompatAdapter,
-    "openai_compatible": OpenAICompatAdapter,
-    "mock": OpenAICompatAdapter,
-    **{name: OpenAICompatAdapter for name in PRESETS},
-    # Native families (after the presets: a preset row may hold their defaults).
-    "anthropic": AnthropicAdapter,
-    "gemini": GeminiAdapter,
-    "vertex": VertexAdapter,
-    "bedrock": BedrockAdapter,
-    "azure": AzureOpenAIAdapter,
-}
-
 MOCK_MODELS = ("echo",)
 
-#: provider type -> what it can serve (OpenAI-compatible presets: the default).
-CAPABILITIES: dict[str, Capabilities] = {
-    "openai": Capabilities(responses_passthrough=True),
-    "anthropic": Capabilities(embeddings=False, messages_passthrough=True, count_tokens=True),
-    "bedrock": Capabilities(stream_framing="aws-eventstream"),
-    "azure": Capabilities(models=False),
-    "mock": Capabilities(models=False),
-}
-OPENAI_COMPATIBLE = Capabilities()
+
+class ProviderSettings(Protocol):
+    """The part of the gateway settings that decides which providers exist.
+
+    A protocol so the providers package needs nothing from ``llmrelay.config``.
+    """
+
+    @property
+    def providers(self) -> Sequence[ProviderConfig]: ...
+
+    @property
+    def auto_providers(self) -> bool: ...
+
+    @property
+    def mock_provider(self) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -94,8 +82,12 @@ class Provider:
         return self.spec.name
 
     @property
+    def family(self) -> Family:
+        return family_for(self.spec.type)
+
+    @property
     def caps(self) -> Capabilities:
-        return CAPABILITIES.get(self.spec.type, OPENAI_COMPATIBLE)
+        return family_for(self.spec.type).caps
 
     def models(self) -> tuple[str, ...]:
         seen = dict.fromkeys(self.spec.static_models)
@@ -104,42 +96,11 @@ class Provider:
 
 
 def spec_from_config(cfg: ProviderConfig, env: Mapping[str, str]) -> ProviderSpec:
-    """Fill a configured provider's gaps (base URL, key) from its preset row."""
-    preset = PRESETS.get(cfg.type)
-    base_url = cfg.base_url
-    api_key = cfg.api_key
-    if preset is not None:
-        if not base_url:
-            base_url = (env.get(preset.base_url_env) if preset.base_url_env else None) or (
-                preset.base_url
-            )
-        if api_key is None and preset.key_env:
-            api_key = env.get(preset.key_env)
-    native = family_fields(cfg, env)
-    if native is not None:
-        base_url, api_key = native.base_url, native.api_key
-    headers = dict(preset.extra_headers) if preset else {}
-    headers.update(cfg.headers)
-    return ProviderSpec(
-        name=cfg.name,
-        type=cfg.type,
-        base_url=base_url or "",
-        api_key=api_key or None,
-        auth_header=preset.auth_header if preset else "authorization",
-        auth_prefix=preset.auth_prefix if preset else "Bearer ",
-        headers=tuple(headers.items()),
-        timeout=cfg.timeout,
-        connect_timeout=cfg.connect_timeout,
-        stream_usage=preset.stream_usage if preset else True,
-        lists_models=(preset.lists_models if preset else True) and cfg.type != "mock"
-        and (native is None or native.lists_models),
-        static_models=tuple(cfg.models),
-        drop_params=cfg.drop_params,
-        **(native.spec_fields() if native is not None else {}),
-    )
+    """The spec of one configured provider, its gaps filled by its family."""
+    return family_for(cfg.type).to_spec(cfg, env)
 
 
-def provider_configs(settings: Settings, env: Mapping[str, str]) -> list[ProviderConfig]:
+def provider_configs(settings: ProviderSettings, env: Mapping[str, str]) -> list[ProviderConfig]:
     """Configured providers plus presets switched on by their environment variable."""
     configs = list(settings.providers)
     if settings.auto_providers:
@@ -150,7 +111,7 @@ def provider_configs(settings: Settings, env: Mapping[str, str]) -> list[Provide
             key_set = bool(preset.key_env and env.get(preset.key_env))
             url_set = bool(preset.base_url_env and env.get(preset.base_url_env))
             if key_set or (not preset.key_env and url_set):
-                configs.append(ProviderConfig(name=preset.name, type=preset.name))
+                configs.append(provider_config(preset.name, name=preset.name))
     return configs
 
 
@@ -161,7 +122,7 @@ class Registry:
     def get(self, name: str) -> Provider | None:
         return self.providers.get(name)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Provider]:
         return iter(self.providers.values())
 
     def __contains__(self, name: object) -> bool:
@@ -169,29 +130,27 @@ class Registry:
 
 
 def build_registry(
-    settings: Settings,
+    settings: ProviderSettings,
     env: Mapping[str, str],
     http: Transport,
     mock: Transport,
-    extra: list[ProviderConfig] | None = None,
+    extra: Sequence[ProviderConfig] | None = None,
 ) -> Registry:
+    """Every enabled provider once (the first entry of a name wins), then the built-in
+    mock when switched on and not configured by name."""
+    transports = Transports(http=http, mock=mock)
     providers: dict[str, Provider] = {}
     for cfg in [*provider_configs(settings, env), *(extra or [])]:
         if not cfg.enabled or cfg.name in providers:
             continue
-        spec = spec_from_config(cfg, env)
-        transport = mock if cfg.type == "mock" else http
-        if cfg.type == "vertex":  # OAuth2 tokens are minted on the transport side
-            from llmrelay.providers.google_auth import vertex_transport
-
-            transport = vertex_transport(
-                cfg.name, cfg.credentials_file or env.get("GOOGLE_APPLICATION_CREDENTIALS"), http
-            )
-        providers[cfg.name] = Provider(spec, ADAPTERS[cfg.type](), transport)
+        family = family_for(cfg.type)
+        spec = family.to_spec(cfg, env)
+        transport = family.transport(cfg, env, transports)
+        providers[cfg.name] = Provider(spec, family.adapter(), transport)
     if settings.mock_provider and "mock" not in providers:
         spec = ProviderSpec(
             name="mock", type="mock", base_url="http://mock.invalid/v1", api_key=None,
             lists_models=False, static_models=MOCK_MODELS,
         )
-        providers["mock"] = Provider(spec, OpenAICompatAdapter(), mock)
+        providers["mock"] = Provider(spec, MOCK.adapter(), mock)
     return Registry(providers)

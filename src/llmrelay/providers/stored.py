@@ -1,0 +1,118 @@
+"""Providers in the database: configured ones written to the ``providers`` table, rows
+added there by other means read back as configs.
+
+Configured providers are stored with their credentials sealed (so an operator sees
+what runs, and a row added by hand or by a later admin API joins at the next start);
+enabled rows the config does not name become extra provider configs. The family
+fields of a config (``region``, ``project``, ...) go to the row's plain ``config`` and
+its secrets (AWS keys) to the encrypted column only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from llmrelay.config_error import ConfigError
+from llmrelay.providers.config_types import ProviderConfig, parse_provider
+from llmrelay.providers.registry import ProviderSettings, provider_configs, spec_from_config
+from llmrelay.store.credentials import CredentialBox, CredentialError
+from llmrelay.store.schema import Provider as ProviderRow
+from llmrelay.store.schema import utcnow
+
+log = logging.getLogger("llmrelay")
+
+#: Config fields kept in a row's plain ``config`` / its encrypted credentials.
+_STORED_CONFIG = ("api_version", "region", "project", "location", "credentials_file",
+                  "drop_params")
+_STORED_SECRETS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
+def stored_fields(cfg: ProviderConfig) -> tuple[dict[str, Any], dict[str, str]]:
+    """``(config, secrets)`` of the family fields to keep in a provider row."""
+    values = msgspec.structs.asdict(cfg)
+    config = {k: values[k] for k in _STORED_CONFIG if values.get(k) not in (None, False)}
+    secrets = {k: values[k] for k in _STORED_SECRETS if values.get(k)}
+    return config, secrets
+
+
+def restored_fields(config: Mapping[str, Any], secrets: Mapping[str, Any]) -> dict[str, Any]:
+    """Config keys back from a provider row (those its ``type`` reads are kept by the
+    strict parse in :func:`config_from_row`)."""
+    out = {k: config[k] for k in _STORED_CONFIG if k in config}
+    out.update({k: secrets[k] for k in _STORED_SECRETS if k in secrets})
+    return out
+
+
+def config_from_row(row: ProviderRow, creds: Mapping[str, Any]) -> ProviderConfig:
+    """A row's provider config, checked like a YAML entry (ConfigError names the row)."""
+    conf = row.config or {}
+    raw: dict[str, Any] = {
+        "name": row.name, "type": row.provider_type, "base_url": conf.get("base_url"),
+        "api_key": creds.get("api_key"), "timeout": float(conf.get("timeout", 600)),
+        "models": list(conf.get("models", [])), **restored_fields(conf, creds),
+    }
+    return parse_provider(raw, f"providers table row {row.name!r}")
+
+
+async def sync_providers(
+    sessions: async_sessionmaker[Any], credentials: CredentialBox,
+    settings: ProviderSettings, env: Mapping[str, str],
+) -> list[ProviderConfig]:
+    """Store configured providers (credentials encrypted); return the DB-only ones.
+
+    Workers (and instances) starting together race to insert the same rows; the
+    loser of a unique-constraint race simply tries again and finds the rows there.
+    """
+    for attempt in range(3):
+        try:
+            return await _sync_once(sessions, credentials, settings, env)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+async def _sync_once(
+    sessions: async_sessionmaker[Any], credentials: CredentialBox,
+    settings: ProviderSettings, env: Mapping[str, str],
+) -> list[ProviderConfig]:
+    configured = provider_configs(settings, env)
+    async with sessions() as session, session.begin():
+        rows = {r.name: r for r in (await session.scalars(select(ProviderRow))).all()}
+        for cfg in configured:
+            spec = spec_from_config(cfg, env)
+            creds = {"api_key": spec.api_key} if spec.api_key else {}
+            family_config, family_secrets = stored_fields(cfg)
+            creds.update(family_secrets)
+            row = rows.get(cfg.name)
+            if row is None:
+                row = ProviderRow(name=cfg.name, provider_type=cfg.type, source="config")
+                session.add(row)
+            row.provider_type = cfg.type
+            row.encrypted_credentials = credentials.seal(creds) if creds else None
+            row.config = {"base_url": spec.base_url, "timeout": cfg.timeout,
+                          "models": list(cfg.models), **family_config}
+            row.enabled = cfg.enabled
+            row.source = "config"
+            row.updated_at = utcnow()
+        extra: list[ProviderConfig] = []
+        names = {c.name for c in configured}
+        for row in rows.values():
+            if row.name in names or not row.enabled or row.source == "config":
+                continue
+            try:
+                opened = (credentials.open(row.encrypted_credentials)
+                          if row.encrypted_credentials else {})
+                extra.append(config_from_row(row, opened))
+            except (CredentialError, ConfigError) as exc:
+                log.error("provider %s skipped: %s", row.name, exc)
+    return extra
