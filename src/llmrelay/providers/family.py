@@ -7,7 +7,7 @@ values it serves, how a config plus the environment becomes a
 :class:`~llmrelay.providers.base.ProviderSpec`, and the transport it needs (the shared
 HTTP pool, the in-process mock, or Vertex's transport that mints OAuth2 tokens).
 Adding a family is one :class:`Family` row in :data:`FAMILIES` (see
-docs/adding-a-provider-family.md).
+CONTRIBUTING.md, "Adding a provider family").
 """
 
 from __future__ import annotations
