@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
 
     governance_commands.add_parsers(sub)  # teams, usage, catalog
 
-    mock = sub.add_parser("mock-upstream", help="run the mock OpenAI-format provider server")
+    mock = sub.add_parser("mock-upstream", help="run the mock provider server (OpenAI, "
+                          "Anthropic, Gemini, Bedrock and Azure formats; docs/mock.md)")
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, default=18080)
 

@@ -36,7 +36,7 @@ def server_modules(loaded: list[str]) -> list[str]:
             if name == "aiohttp.web" or name.startswith(("aiohttp.web_", "llmrelay.mock_upstream"))]
 
 
-@pytest.mark.parametrize("module", ["llmrelay.app", "llmrelay.providers.mock",
+@pytest.mark.parametrize("module", ["llmrelay.app", "llmrelay.cli", "llmrelay.providers.mock",
                                     "llmrelay.mock_answers.anthropic_format",
                                     "llmrelay.mock_answers.responses_format",
                                     "llmrelay.mock_answers.bedrock_format"])
