@@ -325,3 +325,18 @@ async def test_the_contributing_example_plugin_works_on_every_endpoint(gw: Harne
     fine = await gw.post("/v1/chat/completions",
                          {**CHAT, "messages": [{"role": "user", "content": "hi"}]})
     assert fine.status_code == 200
+
+
+async def test_a_config_of_only_a_cache_block_routes_the_requested_model(gw: Harness) -> None:
+    gw.use({})
+    config = orjson.dumps({"cache": {"mode": "simple", "ttl": 60}}).decode()
+    resp = await gw.client.post("/v1/chat/completions", json=CHAT, headers={
+        "authorization": f"Bearer {gw.key}", "x-llmrelay-config": config})
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-llmrelay-provider"] == "mock"
+    unknown = await gw.client.post("/v1/chat/completions",
+                                   json={**CHAT, "model": "nowhere/none"}, headers={
+                                       "authorization": f"Bearer {gw.key}",
+                                       "x-llmrelay-config": config})
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["code"] == "model_not_found"

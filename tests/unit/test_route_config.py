@@ -206,3 +206,12 @@ def test_nesting_depth_is_bounded() -> None:
         config = {"strategy": "fallback", "targets": [config]}
     with pytest.raises(RouteConfigError, match="nest at most"):
         parse_route_config(config)
+
+
+def test_a_config_of_only_settings_is_one_target_for_the_requested_model() -> None:
+    spec = parse_route_config({"cache": {"mode": "simple", "ttl": 60},
+                               "retry": {"attempts": 2}})
+    (leaf,) = spec.leaves()
+    assert leaf.provider is None and leaf.model is None
+    assert spec.cache == {"mode": "simple", "ttl": 60}
+    assert leaf.retry.attempts == 2

@@ -156,7 +156,7 @@ def _element(raw: Mapping[str, Any], path: str, up: _Inherited, depth: int
             if model is None:
                 raise RouteConfigError(_join(path, "override_params.model"), "must be a string")
             del params["model"]
-        if provider is None and model is None:
+        if provider is None and model is None and depth > 0:
             raise RouteConfigError(path or "provider",
                                    "a target needs a provider, a model, or targets")
         return TargetSpec(

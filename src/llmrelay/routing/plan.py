@@ -5,7 +5,8 @@ router calls. A target's ``provider`` is a configured provider's name or, for
 drop-in Portkey configs, its type (``"openai"`` finds the first provider of type
 openai). Without a ``model`` the request's own model is used: resolved through the
 gateway's routes and aliases when it lands on the same provider, else sent as is.
-Without a ``provider`` the ``model`` is resolved like a request's model.
+Without a ``provider`` the ``model`` is resolved like a request's model; a config with
+neither (only settings: ``cache``, ``retry``, ...) routes the request's own model.
 """
 
 from __future__ import annotations
@@ -92,7 +93,14 @@ def _target(spec: TargetSpec, registry: Registry, resolver: Resolver,
             request_model: str | None) -> Target:
     overrides = dict(spec.params) or None
     if spec.provider is None:
-        assert spec.model is not None  # the parser demands one of the two
+        # No provider and no model (a config of only settings, such as a cache block):
+        # the request's own model, resolved as without a config.
+        if spec.model is None:
+            if not request_model:
+                raise BindError(_join(spec.path, "model"),
+                                "required: the request names no model to use")
+            resolved = resolver.resolve(request_model)  # unknown: the usual model_not_found
+            return Target(resolved.provider, resolved.model, overrides)
         try:
             resolved = resolver.resolve(spec.model)
         except GatewayError as exc:
