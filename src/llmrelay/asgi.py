@@ -118,7 +118,7 @@ async def send_error(
     send: Send, exc: GatewayError, headers: RawHeaders, body: bytes | None = None
 ) -> None:
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
-    await send_bytes(send, exc.http_status, exc.body() if body is None else body,
+    await send_bytes(send, exc.status, exc.body() if body is None else body,
                      headers + extra)
 
 

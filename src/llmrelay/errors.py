@@ -96,20 +96,6 @@ class GatewayError(Exception):
         self.code = code if code is not None else self.default_code
         self.headers = headers or {}
 
-    # Transitional names with their old meanings, read by modules still being rewritten
-    # (pipeline, asgi, http_protocol, context, api/responses_stream) and by tests; they
-    # go once those read ``status`` and ``wire_type``.
-    @property
-    def http_status(self) -> int:
-        """The same as ``status``."""
-        return self.status
-
-    @property
-    def error_type(self) -> str:
-        """The class's own type: for an upstream error ``api_error``, not the provider's
-        type, which is ``wire_type``."""
-        return type(self).wire_type
-
     def to_dict(self) -> dict[str, object]:
         return {
             "error": {

@@ -216,7 +216,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = True
         self.logger.warning("refused a request: %s", exc.message)
         body = exc.body()
-        status = exc.http_status
+        status = exc.status
         head = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
                 "content-type: application/json",
                 f"content-length: {len(body)}",

@@ -114,7 +114,7 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
         await _execute(services, call, codec, send)
     except GatewayError as exc:
         call.error = exc
-        call.status = exc.http_status
+        call.status = exc.status
         if call.bytes_out == 0 and call.interrupted != "client":
             await send_error(send, exc, finish(services, call, codec), codec.render_error(exc))
     except ClientDisconnected:

@@ -115,7 +115,7 @@ async def relay_stream(
         tail.append(error_event(clean))
     except GatewayError as exc:  # a plug-in ended the stream (over budget, a guardrail)
         call.error = exc
-        call.status = exc.http_status  # the row says why, though the client saw 200
+        call.status = exc.status  # the row says why, though the client saw 200
         tail.append(error_event(exc))
     except asyncio.CancelledError:
         task = asyncio.current_task()
@@ -124,7 +124,7 @@ async def relay_stream(
         task.uncancel()
         ending = call.interruption("the stream was ended early")
         call.error = ending
-        call.status = ending.http_status  # the row says why, though the client saw 200
+        call.status = ending.status  # the row says why, though the client saw 200
         if call.interrupted == "shutdown":
             tail.append(error_event(ending))
     finally:
@@ -158,7 +158,7 @@ async def relay_replay(
         out.extend(_encode(encoder, final))
     if stop is not None:
         call.error = stop
-        call.status = stop.http_status
+        call.status = stop.status
         out.append(error_event(stop))
     data = b"".join(out)
     call.bytes_out += len(data)

@@ -63,7 +63,7 @@ def _sendable(adapter: Adapter, spec: ProviderSpec, chat: dict[str, Any], stream
     try:
         call = adapter.chat_request(spec, chat, "the-model", stream)
     except GatewayError as exc:
-        assert 400 <= exc.http_status < 500, exc
+        assert 400 <= exc.status < 500, exc
         return
     assert isinstance(call.body, bytes)
     orjson.loads(call.body)
@@ -84,7 +84,7 @@ def _client(codec: Any, body: Any) -> dict[str, Any] | None:
         parsed = parse_json(json.dumps(body).encode())
         codec.parse(call, parsed)
     except GatewayError as exc:
-        assert 400 <= exc.http_status < 500, exc
+        assert 400 <= exc.status < 500, exc
         return None
     return parsed
 
@@ -114,7 +114,7 @@ def test_embeddings_body_translates_or_is_refused(body: dict[str, Any]) -> None:
             try:
                 call = build(spec, body, model)
             except GatewayError as exc:
-                assert 400 <= exc.http_status < 500, exc
+                assert 400 <= exc.status < 500, exc
                 continue
             orjson.loads(call.body)
 
@@ -130,11 +130,11 @@ def test_messages_body_translates_or_is_refused(body: dict[str, Any]) -> None:
                                                      bool(body.get("stream")), None)
         orjson.loads(native.body)
     except GatewayError as exc:
-        assert 400 <= exc.http_status < 500, exc
+        assert 400 <= exc.status < 500, exc
     try:
         chat = messages_to_chat(body)
     except GatewayError as exc:
-        assert 400 <= exc.http_status < 500, exc
+        assert 400 <= exc.status < 500, exc
         return
     orjson.dumps(chat)
     for adapter, spec in ADAPTERS:
@@ -150,7 +150,7 @@ def test_responses_body_translates_or_is_refused(body: dict[str, Any]) -> None:
     try:
         chat = responses_to_chat(body, "the-provider")
     except GatewayError as exc:
-        assert 400 <= exc.http_status < 500, exc
+        assert 400 <= exc.status < 500, exc
         return
     orjson.dumps(chat)
     for adapter, spec in ADAPTERS:

@@ -32,7 +32,7 @@ def test_unsupported_parameters_are_refused_by_name(param: str, value: Any) -> N
     with pytest.raises(UnsupportedParameter) as info:
         to_anthropic(SPEC, _body(**{param: value}), "claude-x", False)
     assert info.value.param == param
-    assert info.value.http_status == 400
+    assert info.value.status == 400
     assert f"'{param}'" in info.value.message and "drop_params" in info.value.message
 
 
@@ -119,4 +119,4 @@ def test_models_request_and_parse() -> None:
 def test_no_embeddings() -> None:
     with pytest.raises(CapabilityMissing, match="cannot serve embeddings") as caught:
         AnthropicAdapter().embeddings_request(SPEC, {"model": "x", "input": "y"}, "x")
-    assert caught.value.http_status == 400 and caught.value.code == "unsupported_endpoint"
+    assert caught.value.status == 400 and caught.value.code == "unsupported_endpoint"

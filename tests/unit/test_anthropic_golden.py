@@ -166,7 +166,7 @@ def test_stream_error_event_raises_with_its_status() -> None:
     with pytest.raises(UpstreamError) as info:
         for event in EventSplitter().feed(source):
             out.extend(translator.feed(event))
-    assert info.value.http_status == 529
+    assert info.value.status == 529
     assert info.value.to_dict()["error"]["type"] == "overloaded_error"
     assert b"".join(out) == (GOLDEN / "streams" / "overloaded.openai.sse").read_bytes()
     assert not translator.done
@@ -211,6 +211,6 @@ def test_stream_roundtrip_through_messages_encoder(name: str) -> None:
 def test_errors(case: dict[str, Any]) -> None:
     error = AnthropicAdapter().error(SPEC, case["status"], case["body"].encode(),
                                      case["headers"])
-    assert error.http_status == case["openai_status"]
+    assert error.status == case["openai_status"]
     assert error.to_dict() == case["openai"]
     assert error.headers == case["openai_headers"]

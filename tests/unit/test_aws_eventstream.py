@@ -42,7 +42,7 @@ def test_corrupt_frames_are_upstream_errors() -> None:
     frame[-1] ^= 0xFF  # message CRC no longer matches
     with pytest.raises(UpstreamError) as exc:
         decode_frame(bytes(frame), "bedrock")
-    assert exc.value.http_status == 502 and "corrupt" in exc.value.message
+    assert exc.value.status == 502 and "corrupt" in exc.value.message
     with pytest.raises(UpstreamError) as exc:
         EventStreamSplitter("bedrock").feed(b"\x00\x00\x00\x02garbage")
     assert "malformed event stream" in exc.value.message

@@ -202,7 +202,7 @@ async def test_image_url_refused_by_name(connect: Any, case: Case) -> None:
     with pytest.raises(Exception) as exc:
         await Driver(connect(case, {}), case.model).chat(
             {"messages": [{"role": "user", "content": content}]})
-    assert getattr(exc.value, "http_status", None) == 400
+    assert getattr(exc.value, "status", None) == 400
     assert exc.value.param == "messages[0].content[0].image_url"  # type: ignore[attr-defined]
 
 
@@ -249,7 +249,7 @@ async def test_errors(connect: Any, mock: MockUpstream, case: Case, status: int,
     with pytest.raises(UpstreamError) as exc:
         await Driver(connect(case, {}), case.model).chat(user("x"))
     err = exc.value
-    assert err.http_status == expected
+    assert err.status == expected
     assert "scripted failure" in err.message
     body: Any = err.to_dict()
     assert set(body["error"]) == {"message", "type", "param", "code"}

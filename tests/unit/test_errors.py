@@ -98,10 +98,8 @@ def test_status_is_the_instance_s_own() -> None:
     assert UpstreamUnreachable("x").status == 502 and UpstreamTimeout("x").status == 504
     assert CapabilityMissing("p", "embeddings").status == 400
     assert InvalidRequest("x").status == 400 and CircuitOpen("x").status == 503
-    # The transitional names keep their old meanings until their last readers are gone.
-    assert UpstreamError("x", status=429).http_status == 429
-    assert UpstreamError("x", status=529, error_type="overloaded_error").error_type == (
-        "api_error")
+    assert UpstreamError("x", status=529, error_type="overloaded_error").wire_type == (
+        "overloaded_error")
 
 
 @pytest.mark.parametrize("status, kind, code, retry", [

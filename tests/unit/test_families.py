@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from llmrelay.mock_upstream.bedrock_format import event_frame
+from llmrelay.mock_answers.bedrock_format import event_frame
 
 from llmrelay.config import Settings, load_settings
 from llmrelay.errors import UpstreamError

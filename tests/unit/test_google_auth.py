@@ -49,6 +49,6 @@ async def test_a_key_the_endpoint_does_not_trust_is_a_401(mock: MockUpstream,
     source = GoogleTokenSource("vertex", load_credentials(str(path)))
     with pytest.raises(UpstreamError) as exc:
         await source.token()
-    assert exc.value.http_status == 401
+    assert exc.value.status == 401
     assert "Invalid JWT Signature" in exc.value.message
     assert "PRIVATE KEY" not in exc.value.message

@@ -111,7 +111,7 @@ def test_stream(provider: str, case: dict[str, Any]) -> None:
                 out.extend(translator.feed(event))
         out.extend(translator.end())
     except UpstreamError as exc:
-        error = {"status": exc.http_status, "body": exc.to_dict()}
+        error = {"status": exc.status, "body": exc.to_dict()}
     events = []
     for event in EventSplitter().feed(b"".join(out)):
         data = event_data(event)
@@ -130,7 +130,7 @@ def test_error(provider: str, case: dict[str, Any]) -> None:
     body = case["body"]
     raw = body.encode() if isinstance(body, str) else orjson.dumps(body)
     err = adapter.error(spec, case["status"], raw, case["headers"])
-    assert err.http_status == case["expected_status"]
+    assert err.status == case["expected_status"]
     assert err.to_dict() == case["expected"]
     assert err.headers == case["expected_headers"]
 

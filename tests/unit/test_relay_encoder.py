@@ -66,7 +66,7 @@ async def test_events_before_an_error_in_the_same_read_are_kept() -> None:
     assert _types(body) == ["message_start", "content_block_start", "content_block_delta",
                             "error"]
     assert b'"text":"Partial"' in body
-    assert call.error is not None and call.error.http_status == 529
+    assert call.error is not None and call.error.status == 529
     assert call.usage is not None and call.usage.prompt_tokens == 7
 
 

@@ -62,10 +62,10 @@ def test_error_mapping_keeps_status_message_and_retry_after() -> None:
         SPEC, 429, b'{"error":{"message":"slow","type":"requests","code":"rate_limit"}}',
         {"retry-after": "3"})
     assert isinstance(err, UpstreamError)
-    assert err.http_status == 429 and err.message == "slow" and err.headers == {"retry-after": "3"}
+    assert err.status == 429 and err.message == "slow" and err.headers == {"retry-after": "3"}
     assert err.retry_may_help
     html = OpenAICompatAdapter().error(SPEC, 502, b"<html>bad gateway</html>", {})
-    assert "bad gateway" in html.message and html.http_status == 502
+    assert "bad gateway" in html.message and html.status == 502
 
 
 def test_redaction() -> None:
@@ -82,7 +82,7 @@ def test_splitter_bounds_an_event_that_never_ends() -> None:
     with pytest.raises(UpstreamError) as caught:
         splitter.feed(b"more")
     assert caught.value.code == "upstream_response_too_large"
-    assert caught.value.http_status == 502
+    assert caught.value.status == 502
     assert EventSplitter().feed(b"y" * 5000) == []  # no cap: unchanged behaviour
 
 

@@ -82,7 +82,7 @@ class ResponsesEncoder:
 
     def error_event(self, exc: GatewayError) -> bytes:
         self._finished = True
-        return self._emit("error", code=exc.code or exc.error_type, message=exc.message,
+        return self._emit("error", code=exc.code or type(exc).wire_type, message=exc.message,
                           param=exc.param)
 
     # -- states ----------------------------------------------------------------------------
