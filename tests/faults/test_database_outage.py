@@ -21,25 +21,20 @@ from tests.gateway_proc import GatewayProcess
 from tests.private_services import PrivatePostgres
 
 DB_TIMEOUT = 1.0
-#: Generous bounds for a loaded two-core machine; the designed values are far below.
+#: Client timeouts of the calls made during an outage: hang guards, generous for a loaded
+#: two-core machine (the designed bound is one DB_TIMEOUT at most).
 FAST = DB_TIMEOUT + 4.0
 RECOVERY = 45.0
 
 
-def chat(gw: GatewayProcess, key: str) -> httpx.Response:
+def chat(gw: GatewayProcess, key: str, timeout: float = 30) -> httpx.Response:
     body = {"model": "mock/echo", "messages": [{"role": "user", "content": "still there?"}]}
     return httpx.post(gw.base_url + "/chat/completions", content=orjson.dumps(body),
-                      headers={"authorization": f"Bearer {key}"}, timeout=30)
+                      headers={"authorization": f"Bearer {key}"}, timeout=timeout)
 
 
-def timed(fn: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
-    t0 = time.monotonic()
-    r = fn()
-    return r, time.monotonic() - t0
-
-
-def ready(gw: GatewayProcess) -> tuple[httpx.Response, float]:
-    return timed(lambda: httpx.get(gw.url + "/health/ready", timeout=30))
+def ready(gw: GatewayProcess, timeout: float = 30) -> httpx.Response:
+    return httpx.get(gw.url + "/health/ready", timeout=timeout)
 
 
 def start(start_gateway: Callable[..., GatewayProcess], pg: PrivatePostgres
@@ -57,42 +52,48 @@ def start(start_gateway: Callable[..., GatewayProcess], pg: PrivatePostgres
 
 
 def assert_outage_behaviour(gw: GatewayProcess, known: str, budgeted: str) -> None:
-    """Known key 200 from the stale cache; unknown key a fast 503; readiness answers."""
+    """Known key 200 from the stale cache; unknown key a fast 503; readiness answers.
+
+    No call is timed: each has a client timeout of ``FAST`` (a hang guard several times
+    the designed bound), and "the known key does not wait on the database every time"
+    is counted from the key store's own counters (lookups that failed vs calls served).
+    """
     time.sleep(0.5)  # past key_cache_ttl: every call below needs the database or the cache
-    deadline = time.monotonic() + 3
-    served = 0
-    while time.monotonic() < deadline:
-        r, seconds = timed(lambda: chat(gw, known))
+    before = ready(gw, FAST).json()["keys"]
+    served = 10
+    for _ in range(served):
+        r = chat(gw, known, FAST)
         assert r.status_code == 200, r.text
-        # At most one lookup timeout, even when the hung connection is slow to close.
-        assert seconds < DB_TIMEOUT + 1.5, f"a known key waited {seconds:.1f}s"
-        served += 1
-    assert served >= 3
+    during = ready(gw, FAST).json()["keys"]
+    assert during["stale_served"] - before["stale_served"] >= served
+    # While the database counts as down (a second after each failure) the stale record
+    # is served without a lookup: most of the calls did not wait on the database.
+    assert during["database_failures"] - before["database_failures"] <= served // 2, (
+        before, during)
     for _ in range(3):
-        r, seconds = timed(lambda: chat(gw, generate_key()))
+        r = chat(gw, generate_key(), FAST)
         assert r.status_code == 503, r.text
-        assert seconds < FAST, f"an unknown key waited {seconds:.1f}s"
         err: dict[str, Any] = r.json()["error"]
         assert err["code"] == "key_store_unavailable"
         assert "database is unavailable" in err["message"] and err["type"]
         assert r.headers["retry-after"]
     # A budget whose spend was never read cannot be admitted against a guess of zero.
-    r, seconds = timed(lambda: chat(gw, budgeted))
-    assert r.status_code == 503 and seconds < FAST, (r.text, seconds)
+    r = chat(gw, budgeted, FAST)
+    assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "budget_state_unavailable"
-    r, seconds = ready(gw)
-    assert r.status_code == 503 and seconds < FAST, (r.status_code, seconds)
+    r = ready(gw, FAST)
+    assert r.status_code == 503, r.status_code
     body = r.json()
     assert body["status"] == "not_ready" and body["database"]["ok"] is False
-    r, seconds = timed(lambda: httpx.get(gw.url + "/api/db-stats", timeout=30))
-    assert r.status_code == 503 and seconds < FAST, (r.text, seconds)
+    r = httpx.get(gw.url + "/api/db-stats", timeout=FAST)
+    assert r.status_code == 503, r.text
     assert r.json()["error"]["code"] == "database_unavailable"
     assert body["keys"]["stale_served"] >= served
 
 
 def assert_recovers(gw: GatewayProcess, known: str, budgeted: str) -> None:
     deadline = time.monotonic() + RECOVERY
-    while ready(gw)[0].status_code != 200:
+    while ready(gw).status_code != 200:
         assert time.monotonic() < deadline, "readiness did not recover"
         time.sleep(0.2)
     fresh = gw.create_key(f"after-{time.monotonic_ns()}")
@@ -105,7 +106,7 @@ def assert_recovers(gw: GatewayProcess, known: str, budgeted: str) -> None:
         time.sleep(0.2)
     assert chat(gw, known).status_code == 200
     assert chat(gw, budgeted).status_code == 200
-    assert ready(gw)[0].json()["keys"]["database_down"] is False
+    assert ready(gw).json()["keys"]["database_down"] is False
 
 
 def test_postgres_stopped(

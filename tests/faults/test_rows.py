@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,16 @@ def chat(client: httpx.Client, gw: GatewayProcess, key: str, rid: str,
 
 def request_ids(gw: GatewayProcess) -> set[str]:
     return {r[0] for r in gw.db_query("SELECT request_id FROM requests")}
+
+
+def exits_within(gw: GatewayProcess, guard: float, why: str) -> None:
+    """A hang guard, not a timing: a shutdown blocked on the database would never end
+    (the writer's own bounds end it within seconds); waiting ``guard`` s is the limit."""
+    assert gw.proc is not None
+    try:
+        gw.proc.wait(guard)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the gateway did not exit {why}") from None
 
 
 def wait_for_rows(gw: GatewayProcess, expected: set[str], timeout: float = SETTLE) -> set[str]:
@@ -248,11 +259,8 @@ def test_sigterm_with_postgres_down(
         for rid in sorted(ids):
             assert chat(client, gw, key, rid).status_code == 200
     assert gw.proc is not None
-    t0 = time.monotonic()
     gw.proc.send_signal(signal.SIGTERM)
-    gw.proc.wait(60)
-    took = time.monotonic() - t0
-    assert took < 30, f"shutdown took {took:.1f}s with the database down"
+    exits_within(gw, 30, "with the database down")
     assert "stay in the spool" in gw.logs()
     gw.stop()
     assert list((tmp_path / "spool").glob("*.seg"))
@@ -292,14 +300,11 @@ def test_postgres_hung_then_sigterm(
             time.sleep(0.2)
         assert metric(gw, "llmrelay_log_database_available") == 0
         assert gw.proc is not None
-        t0 = time.monotonic()
         gw.proc.send_signal(signal.SIGTERM)
-        gw.proc.wait(60)
-        took = time.monotonic() - t0
+        exits_within(gw, 30, "with the database hung")
         gw.stop()
     finally:
         private_postgres.resume()
-    assert took < 30, f"shutdown took {took:.1f}s with the database hung"
     gw2 = start_gateway(config)
     present = wait_for_rows(gw2, ids)
     assert ids <= present, f"{len(ids - present)} rows lost"

@@ -200,20 +200,17 @@ def test_deeply_nested_header_route_config_is_a_400(gateway: InProcessGateway) -
     assert orjson.loads(reply.body)["error"]["param"] == "x-llmrelay-config"
 
 
+@pytest.mark.timeout(30)
 def test_many_tool_results_translate_in_linear_time() -> None:
     """80,000 tool messages (a 4 MB body) for an Anthropic target: each used to rescan
-    the results turn it joined, about two minutes of event loop here. The bound is
-    generous (the machine is shared); linear work takes well under a second."""
-    import time
-
+    the results turn it joined, about two minutes of event loop here. The pytest timeout
+    is the hang guard (the machine is shared); linear work takes well under a second."""
     from llmrelay.providers.anthropic_request import to_anthropic
     from llmrelay.providers.base import ProviderSpec
 
     spec = ProviderSpec(name="c", type="anthropic", base_url="https://x.test", api_key="k")
     tools = [{"role": "tool", "tool_call_id": f"c{i}", "content": ""} for i in range(80_000)]
-    started = time.monotonic()
     out = to_anthropic(spec, {"model": "m", "messages": [*USER, *tools]}, "m", False)
-    assert time.monotonic() - started < 20
     assert [len(m["content"]) for m in out["messages"][1:]] == [80_000]
 
 

@@ -98,11 +98,10 @@ def test_seed_fallback_reaches_the_last_target_on_timeout(
     a, b, c = mocks
     a.script(*[Behaviour(status=429, headers={"retry-after": "0"})] * 4)
     b.script(Behaviour(delay_ms=2000))  # anthropic's provider timeout is 1s
-    t0 = time.monotonic()
     r = post(gw, key, config=SEED_FALLBACK)
     assert r.status_code == 200, r.text
+    # Served by the last target: anthropic's answer (due at 2 s) was not waited for.
     assert served_by(r) == ("ollama", "llama3:8b")
-    assert time.monotonic() - t0 < 1.9
     assert len(b.requests) == 1 and len(c.requests) == 1
     statuses = [x["status"] for x in attempts_of(gw, r.headers["x-request-id"])]
     assert statuses == [429, 429, 429, 429, 504, 200]  # a timeout is not in retry's codes
@@ -189,17 +188,16 @@ def test_connection_refused_and_timeouts_fall_back(
         {"provider": "dead", "model": "gone", "on_errors": ["connection"]},
         {"provider": "openai", "model": "slow", "timeout": 0.3, "on_errors": ["timeout"]},
         {"provider": "anthropic", "model": "fine"}]}
+    # openai's provider timeout is the default (minutes): only the target's 0.3 s one
+    # can turn its 2 s answer into the 504 below, so no timing of the call is needed.
     a.script(Behaviour(delay_ms=2000))
-    t0 = time.monotonic()
     r = post(gw, key, config=config, header="x-llmrelay-config")
     assert r.status_code == 200 and served_by(r) == ("anthropic", "fine")
-    assert time.monotonic() - t0 < 1.5
     assert b.last_request.body["model"] == "fine"
     attempts = attempts_of(gw, r.headers["x-request-id"])
     assert [(x["provider"], x["status"], x.get("error")) for x in attempts] == [
         ("dead", 502, "upstream_unreachable"), ("openai", 504, "upstream_timeout"),
         ("anthropic", 200, None)]
-    assert attempts[1]["latency_ms"] < 600
 
 
 def test_retries_back_off_and_stop_at_the_deadline(
@@ -209,13 +207,11 @@ def test_retries_back_off_and_stop_at_the_deadline(
     a.script(*[Behaviour(status=500)] * 20)
     config = {"provider": "openai", "model": "deadline-m", "deadline": 1.0,
               "retry": {"attempts": 10, "base_delay": 0.1, "max_delay": 5}}
-    t0 = time.monotonic()
     r = post(gw, key, config=config)
-    took = time.monotonic() - t0
     assert r.status_code == 500
     assert r.headers["x-should-retry"] == "false"
-    assert took < 1.2
     attempts = attempts_of(gw, r.headers["x-request-id"])
+    assert len(a.requests) == len(attempts)  # no try after the last one recorded
     # waits 0.05-0.1, 0.1-0.2, 0.2-0.4, 0.4-0.8 s: a 5th try fits only on low draws,
     # and the next wait (>= 0.8 s) never does
     assert len(attempts) in (4, 5)
@@ -232,14 +228,16 @@ def test_retry_after_is_honoured_and_a_long_one_is_not_waited_for(
     a = mocks[0]
     config = {"provider": "openai", "model": "ra", "retry": {"attempts": 2}}
     a.script(Behaviour(status=429, headers={"retry-after": "1"}))
-    t0 = time.monotonic()
     r = post(gw, key, config=config)
-    assert r.status_code == 200 and time.monotonic() - t0 >= 1.0
+    assert r.status_code == 200
     assert r.headers["x-llmrelay-attempts"] == "2"
+    # The wait the router recorded before the retry is the upstream's, not its backoff.
+    waits = [x.get("wait_ms", 0) for x in attempts_of(gw, r.headers["x-request-id"])]
+    assert waits[1] == 1000, waits
     a.script(Behaviour(status=429, headers={"retry-after": "120"}))
-    t0 = time.monotonic()
+    # (a wait of 120 s would end this call at post()'s 20 s timeout: no timing needed)
     r = post(gw, key, config=config)
-    assert r.status_code == 429 and time.monotonic() - t0 < 1.0
+    assert r.status_code == 429
     assert r.headers["retry-after"] == "120"
     assert r.headers["x-should-retry"] == "false"
     assert r.headers["x-llmrelay-attempts"] == "1"
@@ -412,10 +410,9 @@ def test_stream_time_to_first_token_timeout_falls_back(
     a.script(Behaviour(delay_ms=2000))
     config = {"strategy": "fallback", "ttft_timeout": 0.3, "targets": [
         {"provider": "openai", "model": "ttft-a"}, {"provider": "anthropic", "model": "ttft-b"}]}
-    t0 = time.monotonic()
+    # (openai's provider timeout is minutes: only the 0.3 s TTFT bound falls back)
     r = post(gw, key, {**CHAT, "stream": True}, config=config)
     assert r.status_code == 200 and served_by(r) == ("anthropic", "ttft-b")
-    assert time.monotonic() - t0 < 1.5
     assert streamed_text(r.text) == "hello router"
     first = attempts_of(gw, r.headers["x-request-id"])[0]
     assert first["status"] == 504 and "ttft_timeout" in first["message"]

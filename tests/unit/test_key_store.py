@@ -120,17 +120,18 @@ async def test_a_flood_of_random_keys_is_bounded_and_does_not_queue_known_keys(
 
     flood = [asyncio.create_task(one(generate_key())) for _ in range(500)]
     await asyncio.sleep(0)  # the flood has taken its slots
-    t0 = time.monotonic()
     assert await one(valid) == "ok"
-    valid_seconds = time.monotonic() - t0
+    # Counted, not timed: behind the flood, the valid key would be answered only once
+    # the flood's lookups had ended (a slot or their 0.2 s wait); ahead of it, almost
+    # all of them are still waiting when it is answered.
+    still_waiting = sum(not t.done() for t in flood)
     results = await asyncio.gather(*flood)
-    flood_seconds = time.monotonic() - t0
     # Unbounded, the 500 lookups would take all 20 connections for ~1.3 s and the
     # valid key would queue behind them; bounded, at most 4 + 1 are ever in use.
     assert sessions.peak <= policy.concurrency + 1
     assert results.count("503") > 400 and set(results) <= {"401", "503"}
     assert store.stats.queries < 100
-    assert valid_seconds < max(1.0, flood_seconds / 2), (valid_seconds, flood_seconds)
+    assert still_waiting > 400, still_waiting
 
 
 async def test_known_keys_work_stale_while_the_database_is_down(sessions: Sessions) -> None:
@@ -172,15 +173,16 @@ async def test_a_hung_database_costs_one_timeout_not_one_per_call(sessions: Sess
     store = make_store(sessions, KeyCachePolicy(ttl=0.0, timeout=0.3))
     record = await store.authenticate(valid)
     sessions.mode = "hang"
-    t0 = time.monotonic()
-    assert await store.authenticate(valid) == record
-    first = time.monotonic() - t0
-    assert 0.25 < first < 5
-    t0 = time.monotonic()
-    results = await asyncio.gather(
+    calls = sessions.calls
+    # (wait_for: a hang guard only; the lookup gives up on its own after 0.3 s)
+    assert await asyncio.wait_for(store.authenticate(valid), 10) == record
+    assert sessions.calls == calls + 1 and store.database_down
+    # Counted, not timed: the calls after it answer without opening a session to the
+    # hung database (one that did would wait its own timeout).
+    results = await asyncio.wait_for(asyncio.gather(
         *(store.authenticate(valid) for _ in range(20)),
-        *(store.authenticate(generate_key()) for _ in range(20)), return_exceptions=True)
-    assert time.monotonic() - t0 < first
+        *(store.authenticate(generate_key()) for _ in range(20)), return_exceptions=True), 10)
+    assert sessions.calls == calls + 1
     assert results[:20] == [record] * 20
     assert all(isinstance(r, ServiceUnavailable) for r in results[20:])
 

@@ -447,11 +447,11 @@ def test_close_connection_raises_connection_error(
 
 
 def test_delay_triggers_client_timeout(client: openai.OpenAI, mock: MockUpstream) -> None:
-    mock.script(Behaviour(delay_ms=2000))
-    started = time.monotonic()
+    # The answer would take 10 s: the client's 0.2 s timeout ends the call, and the
+    # error itself shows the client did not wait for the answer (no timing needed).
+    mock.script(Behaviour(delay_ms=10_000))
     with pytest.raises(openai.APITimeoutError):
         client.chat.completions.create(model="gpt-4o", messages=user("hi"), timeout=0.2)
-    assert time.monotonic() - started < 1.5
 
 
 def test_chunk_delay_paces_the_stream(client: openai.OpenAI, mock: MockUpstream) -> None:
@@ -462,7 +462,9 @@ def test_chunk_delay_paces_the_stream(client: openai.OpenAI, mock: MockUpstream)
     )
     elapsed = time.monotonic() - started
     assert len(chunks) == 5  # role, 3 words, finish
-    assert elapsed >= 0.2  # 4 gaps between 5 chunks, plus one before [DONE]
+    # A lower bound on sleeps the mock is told to take (4 gaps between 5 chunks, plus
+    # one before [DONE]): a slow machine only makes it larger, so it cannot flake.
+    assert elapsed >= 0.2
 
 
 # -- recording and control endpoints -----------------------------------------------
@@ -627,13 +629,18 @@ def test_a_request_the_client_abandons_is_recorded_as_aborted(mock: MockUpstream
     conn.request("POST", "/v1/chat/completions", body=orjson.dumps(
         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
         headers={"content-type": "application/json"})
-    time.sleep(0.3)  # the mock is now waiting out delay_ms
+    for _ in range(250):  # until the mock has the request and waits out delay_ms
+        if mock.requests:
+            break
+        time.sleep(0.02)
+    assert mock.requests
     conn.close()
-    left = time.monotonic()
-    deadline = left + 5
-    while not mock.aborts and time.monotonic() < deadline:
+    # Polled at most 5 s (a hang guard), well inside the 10 s delay: an abort seen only
+    # when the delay ended would fail here, so no timing of the abort is needed.
+    for _ in range(250):
+        if mock.aborts:
+            break
         time.sleep(0.02)
     assert [a.path for a in mock.aborts] == ["/v1/chat/completions"]
-    assert mock.aborts[0].at - left < 2
     mock.reset()
     assert mock.aborts == []
