@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from llmrelay.mock_answers.bedrock_format import event_frame
 
 from llmrelay.config import Settings, load_settings
 from llmrelay.errors import UpstreamError
+from llmrelay.mock_answers.bedrock_format import event_frame
 from llmrelay.providers import family as fam
 from llmrelay.providers.base import Capabilities, ProviderSpec
 from llmrelay.providers.bedrock import BedrockAdapter
