@@ -229,3 +229,18 @@ async def test_budget_refuses_once_spent(gw: InProcessGateway) -> None:
     err = error_of(refused.json())
     assert err["code"] == "budget_exceeded"
     assert err["message"].startswith("monthly budget exceeded: key 'inproc-budget'")
+
+
+async def test_fallback_past_a_target_without_embeddings(gw: InProcessGateway, key: str,
+                                                         mock: MockUpstream) -> None:
+    """docs/routing.md: ``on_errors: ["*"]`` falls back past any failed attempt, so a
+    target whose family cannot serve the call is one more attempt outcome."""
+    config = {"strategy": "fallback", "on_errors": ["*"], "targets": [
+        {"provider": "claude", "model": "claude-sonnet-4-5"},
+        {"provider": "up", "model": "text-embedding-3-small"}]}
+    r = await gw.post("/v1/embeddings", {"model": "any", "input": "x"}, key,
+                      **{"x-llmrelay-config": orjson.dumps(config).decode()})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-llmrelay-provider"] == "up"
+    assert r.json()["object"] == "list"
+    assert [q.path for q in mock.requests] == ["/v1/embeddings"]  # nothing sent to claude
