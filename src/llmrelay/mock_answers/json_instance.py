@@ -130,7 +130,10 @@ class _Builder:
         if kind == "array":
             return self._array(schema, depth)
         if kind in ("integer", "number"):
-            return _number(schema, integer=kind == "integer", variant=variant)
+            number = _number(schema, integer=kind == "integer", variant=variant)
+            if not _fits(number, schema) and _nullable(schema):
+                return None  # no number meets the bounds and multiple; null is allowed
+            return number
         if kind == "boolean":
             return variant % 2 == 0
         if kind == "null":
@@ -336,6 +339,24 @@ def _number(schema: Mapping[str, Any], *, integer: bool, variant: int) -> int | 
     if step is not None and step > 0:
         value = _onto_multiple(value, step, low, low_ex, high, high_ex)
     return int(value) if integer else float(value)
+
+
+def _nullable(schema: Mapping[str, Any]) -> bool:
+    named = schema.get("type")
+    return schema.get("nullable") is True or (isinstance(named, list) and "null" in named)
+
+
+def _fits(value: float, schema: Mapping[str, Any]) -> bool:
+    """Whether ``value`` meets the schema's bounds and ``multipleOf``."""
+    low, low_ex, high, high_ex = _bounds(schema)
+    if low is not None and (value <= low if low_ex else value < low):
+        return False
+    if high is not None and (value >= high if high_ex else value > high):
+        return False
+    step = _num(schema.get("multipleOf"))
+    if step is not None and step > 0:
+        return Decimal(repr(value)) % Decimal(repr(step)) == 0
+    return True
 
 
 def _onto_multiple(value: float, step: float, low: float | None, low_ex: bool,
