@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmrelay.governance.governor import Governor
+from llmrelay.guardrails.plugin import factory as guardrails_factory
 from llmrelay.plugins.budget_guard import BudgetGuard
 from llmrelay.plugins.chain import PluginFactory, PluginSelector
 
 #: name -> factory of the plug-ins a config may select.
-FACTORIES: dict[str, PluginFactory] = {}
+FACTORIES: dict[str, PluginFactory] = {"guardrails": guardrails_factory}
 
 
 def plugin_selector(configured: Mapping[str, Mapping[str, Any]],

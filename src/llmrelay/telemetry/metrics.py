@@ -135,6 +135,9 @@ class Metrics:
         self.overhead = Histogram("llmrelay_overhead_seconds",
                                   "Time spent inside llmrelay (upstream excluded)",
                                   ["route"], buckets=_OVERHEAD_BUCKETS, registry=self.registry)
+        self.guardrail_findings = Counter(
+            "llmrelay_guardrail_findings", "PII found by guardrails (counts, never values)",
+            ["guardrail", "stage", "entity", "action"], registry=self.registry)
         self.registry.register(_Live(live))
 
     def observe(self, batch: list[Interaction]) -> None:
@@ -146,6 +149,10 @@ class Metrics:
                 self.key_requests.labels(it.key_name).inc()
             self.latency.labels(it.route, provider).observe(it.latency_ms / 1000)
             self.overhead.labels(it.route).observe(it.overhead_ms / 1000)
+            if it.guardrails:
+                for f in it.guardrails.get("findings", ()):
+                    self.guardrail_findings.labels(
+                        f["guardrail"], f["stage"], f["entity"], f["action"]).inc(f["count"])
             if it.usage is not None:
                 self.tokens.labels(provider, model, "prompt").inc(it.usage.prompt_tokens)
                 self.tokens.labels(provider, model, "completion").inc(it.usage.completion_tokens)

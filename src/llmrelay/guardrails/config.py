@@ -1,0 +1,204 @@
+"""The ``guardrails`` block of a route config (or of the plug-in's options), parsed strictly.
+
+Shape (seed 004)::
+
+    {"input":  [{"type": "pii_detection", "action": "redact", "restore": true}],
+     "output": [{"type": "pii_detection", "action": "deny"}]}
+
+Every key is checked and an error names its path (``guardrails.input[0].action``), so a
+misspelt ``acton`` cannot silently turn a redaction into a pass-through. The parsed
+form is frozen; the plug-in is built once per distinct block (see
+:class:`~llmrelay.plugins.chain.PluginSelector`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llmrelay.guardrails.entities import DEFAULT_ENTITIES, ENTITIES, NATIONAL_ID_COUNTRIES
+
+ACTIONS = ("deny", "redact", "flag")
+#: ``numbered``: ``[EMAIL_1]`` (the default, needed to restore); ``redacted``: seed
+#: 004's ``[EMAIL_REDACTED]``, the same for every value of a type.
+PLACEHOLDERS = ("numbered", "redacted")
+_PII_KEYS = frozenset({"type", "action", "restore", "placeholder", "entities", "regions",
+                       "countries", "custom", "on_error", "name"})
+_CUSTOM_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,30}")
+MAX_CUSTOM = 20
+MAX_PATTERN_CHARS = 500
+
+
+class GuardrailConfigError(ValueError):
+    """An invalid guardrails block; ``path`` names the bad field."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class CustomPattern:
+    name: str
+    pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PiiGuardrail:
+    """One ``pii_detection`` entry."""
+
+    name: str
+    action: str
+    entities: frozenset[str]
+    regions: tuple[str, ...] = ("US", "VN", "GB", "DE", "FR")
+    countries: tuple[str, ...] = ("VN",)
+    custom: tuple[CustomPattern, ...] = ()
+    restore: bool = False
+    placeholder: str = "numbered"
+    #: ``block``: a guardrail that fails stops the call (fail closed); ``allow``: the
+    #: call goes on unchecked and the failure is recorded.
+    on_error: str = "block"
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailsConfig:
+    input: tuple[PiiGuardrail, ...] = ()
+    output: tuple[PiiGuardrail, ...] = ()
+
+    @property
+    def restores(self) -> bool:
+        return any(g.restore for g in self.input)
+
+
+def parse_guardrails(raw: object, path: str = "guardrails") -> GuardrailsConfig:
+    if not isinstance(raw, Mapping):
+        raise GuardrailConfigError(path, "must be an object with input and/or output arrays")
+    for key in raw:
+        if key not in ("input", "output"):
+            raise GuardrailConfigError(f"{path}.{key}", "unknown field; allowed: input, output")
+    stages: dict[str, tuple[PiiGuardrail, ...]] = {}
+    for stage in ("input", "output"):
+        items = raw.get(stage, [])
+        here = f"{path}.{stage}"
+        if not isinstance(items, list):
+            raise GuardrailConfigError(here, "must be an array of guardrails")
+        stages[stage] = tuple(_guardrail(item, f"{here}[{i}]", stage, i)
+                              for i, item in enumerate(items))
+    if not stages["input"] and not stages["output"]:
+        raise GuardrailConfigError(path, "give at least one guardrail in input or output")
+    return GuardrailsConfig(stages["input"], stages["output"])
+
+
+def _guardrail(raw: object, path: str, stage: str, index: int) -> PiiGuardrail:
+    if not isinstance(raw, Mapping):
+        raise GuardrailConfigError(path, "must be an object with a type")
+    kind = raw.get("type")
+    if kind == "content_safety":
+        raise GuardrailConfigError(
+            f"{path}.type", "content_safety is not available in this build yet (it needs a "
+            "moderation provider); use pii_detection")
+    if kind != "pii_detection":
+        raise GuardrailConfigError(f"{path}.type", f"unknown guardrail type {kind!r} "
+                                   "(one of: pii_detection)")
+    for key in raw:
+        if key not in _PII_KEYS:
+            raise GuardrailConfigError(f"{path}.{key}", "unknown field; allowed: "
+                                       + ", ".join(sorted(_PII_KEYS)))
+    action = raw.get("action", "redact")
+    if action not in ACTIONS:
+        raise GuardrailConfigError(f"{path}.action", f"must be one of: {', '.join(ACTIONS)}")
+    restore = raw.get("restore", False)
+    if not isinstance(restore, bool):
+        raise GuardrailConfigError(f"{path}.restore", "must be true or false")
+    if restore and (stage != "input" or action != "redact"):
+        raise GuardrailConfigError(f"{path}.restore", "only an input guardrail that redacts "
+                                   "can restore the originals in the answer")
+    placeholder = raw.get("placeholder", "numbered")
+    if placeholder not in PLACEHOLDERS:
+        raise GuardrailConfigError(f"{path}.placeholder",
+                                   f"must be one of: {', '.join(PLACEHOLDERS)}")
+    if restore and placeholder != "numbered":
+        raise GuardrailConfigError(f"{path}.placeholder", "restore needs numbered "
+                                   "placeholders: [EMAIL_REDACTED] cannot say which value it was")
+    on_error = raw.get("on_error", "block")
+    if on_error not in ("block", "allow"):
+        raise GuardrailConfigError(f"{path}.on_error", "must be block (fail closed) or allow")
+    name = raw.get("name", f"{stage}_{index}_pii")
+    if not isinstance(name, str) or not name or len(name) > 64:
+        raise GuardrailConfigError(f"{path}.name", "must be a non-empty string (64 chars max)")
+    custom = _custom(raw.get("custom", []), f"{path}.custom")
+    entities = _entities(raw.get("entities"), f"{path}.entities")
+    entities |= {c.name for c in custom}
+    return PiiGuardrail(
+        name=name, action=action, entities=frozenset(entities),
+        regions=_codes(raw.get("regions"), f"{path}.regions", ("US", "VN", "GB", "DE", "FR")),
+        countries=_countries(raw.get("countries"), f"{path}.countries"), custom=custom,
+        restore=restore, placeholder=placeholder, on_error=on_error,
+    )
+
+
+def _entities(value: object, path: str) -> set[str]:
+    if value is None:
+        return set(DEFAULT_ENTITIES)
+    if not isinstance(value, list) or not value:
+        raise GuardrailConfigError(path, "must be a non-empty array of entity types")
+    out: set[str] = set()
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or item.upper() not in ENTITIES:
+            raise GuardrailConfigError(f"{path}[{i}]", f"unknown entity {item!r} (one of: "
+                                       f"{', '.join(sorted(ENTITIES))})")
+        out.add(item.upper())
+    return out
+
+
+def _codes(value: object, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    if value is None:
+        return default
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, str) and len(v) == 2 and v.isalpha() for v in value):
+        raise GuardrailConfigError(path, "must be a non-empty array of two-letter region "
+                                   "codes (US, VN, ...)")
+    return tuple(v.upper() for v in value)
+
+
+def _countries(value: object, path: str) -> tuple[str, ...]:
+    codes = _codes(value, path, ("VN",))
+    for i, code in enumerate(codes):
+        if code not in NATIONAL_ID_COUNTRIES:
+            raise GuardrailConfigError(f"{path}[{i}]", "national ids are known for: "
+                                       + ", ".join(sorted(NATIONAL_ID_COUNTRIES)))
+    return codes
+
+
+def _custom(value: object, path: str) -> tuple[CustomPattern, ...]:
+    if not isinstance(value, list) or len(value) > MAX_CUSTOM:
+        raise GuardrailConfigError(path, f"must be an array of at most {MAX_CUSTOM} "
+                                   "{name, pattern} objects")
+    out: list[CustomPattern] = []
+    for i, item in enumerate(value):
+        here = f"{path}[{i}]"
+        if not isinstance(item, Mapping) or set(item) != {"name", "pattern"}:
+            raise GuardrailConfigError(here, "must be an object with exactly name and pattern")
+        name, pattern = item["name"], item["pattern"]
+        if not isinstance(name, str) or _CUSTOM_NAME.fullmatch(name) is None:
+            raise GuardrailConfigError(f"{here}.name", "must be upper case letters, digits "
+                                       "and _ (it names the placeholder: [NAME_1])")
+        if name in ENTITIES:
+            raise GuardrailConfigError(f"{here}.name", f"{name} is a built-in entity")
+        if not isinstance(pattern, str) or not pattern or len(pattern) > MAX_PATTERN_CHARS:
+            raise GuardrailConfigError(f"{here}.pattern",
+                                       f"must be a regex of 1..{MAX_PATTERN_CHARS} characters")
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise GuardrailConfigError(f"{here}.pattern", f"not a valid regex: {exc}") from exc
+        out.append(CustomPattern(name, compiled))
+    return tuple(out)
+
+
+def options_of(raw: Mapping[str, Any]) -> GuardrailsConfig:
+    """The plug-in's options: the route config's block, or the same shape from settings."""
+    return parse_guardrails(raw)
