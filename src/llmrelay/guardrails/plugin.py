@@ -25,8 +25,8 @@ import orjson
 
 from llmrelay.errors import InternalError, InvalidRequest
 from llmrelay.guardrails.config import GuardrailConfigError, GuardrailsConfig, parse_guardrails
-from llmrelay.guardrails.scan import GuardState, StreamScan, scan_text
-from llmrelay.guardrails.vault import StreamRestore
+from llmrelay.guardrails.passthrough import AnthropicGuard, ResponsesGuard
+from llmrelay.guardrails.scan import GuardState, TextGuard, scan_text
 from llmrelay.guardrails.walk import rewrite_body
 from llmrelay.plugins.chain import Plugin, StreamStep
 from llmrelay.providers.base import ChatResult
@@ -106,7 +106,8 @@ class Guardrails(Plugin):
         if not self.config.output and not restoring:
             return None
         if call.passthrough:
-            return _Refuse()
+            guard = AnthropicGuard if call.route == "/v1/messages" else ResponsesGuard
+            return guard(self.config, state, restoring)
         return _ChunkGuard(self.config, state, restoring)
 
 
@@ -114,37 +115,6 @@ def _headers(call: Call, state: GuardState) -> None:
     if state.counts:
         call.extra_headers[HEADER] = state.header()
     call.extra_headers[TIME_HEADER] = f"{state.seconds * 1000:.3f}"
-
-
-class _Refuse(StreamStep):
-    """A passed-through stream (the provider's own events) cannot be checked yet: fail
-    closed rather than let unchecked text or placeholders through."""
-
-    async def feed(self, call: Call, events: list[bytes]) -> list[bytes]:
-        raise InternalError("guardrails cannot yet check a stream passed through in the "
-                            "provider's own format; call without stream, or route to a "
-                            "model the gateway translates", code="guardrail_failed")
-
-
-class _Text:
-    """One text stream of a choice: the output guardrails, then the restore."""
-
-    __slots__ = ("restore", "scan")
-
-    def __init__(self, config: GuardrailsConfig, state: GuardState, restoring: bool) -> None:
-        self.scan = StreamScan(config.output, state) if config.output else None
-        self.restore = StreamRestore(state.vault) if restoring else None
-
-    def feed(self, delta: str) -> str:
-        if self.scan is not None:
-            delta = self.scan.feed(delta)
-        return self.restore.feed(delta) if self.restore is not None else delta
-
-    def flush(self) -> str:
-        text = self.scan.flush() if self.scan is not None else ""
-        if self.restore is not None:
-            text = self.restore.feed(text) + self.restore.flush()
-        return text
 
 
 #: (choice index, "content") or (choice index, "tool", tool call index).
@@ -158,14 +128,14 @@ class _ChunkGuard(StreamStep):
 
     def __init__(self, config: GuardrailsConfig, state: GuardState, restoring: bool) -> None:
         self.config, self.state, self.restoring = config, state, restoring
-        self.texts: dict[_Key, _Text] = {}
+        self.texts: dict[_Key, TextGuard] = {}
         #: The last chunk seen, the template of the one that carries the held text.
         self.last: dict[str, Any] | None = None
 
-    def _text(self, key: _Key) -> _Text:
+    def _text(self, key: _Key) -> TextGuard:
         text = self.texts.get(key)
         if text is None:
-            text = self.texts[key] = _Text(self.config, self.state, self.restoring)
+            text = self.texts[key] = TextGuard(self.config, self.state, self.restoring)
         return text
 
     async def feed(self, call: Call, events: list[bytes]) -> list[bytes]:

@@ -17,7 +17,7 @@ from typing import Any
 from llmrelay.errors import GatewayError, InternalError, InvalidRequest
 from llmrelay.guardrails.config import GuardrailsConfig, PiiGuardrail
 from llmrelay.guardrails.entities import CONTEXT_CHARS, Finding, detect, window
-from llmrelay.guardrails.vault import Vault
+from llmrelay.guardrails.vault import StreamRestore, Vault
 
 log = logging.getLogger("llmrelay.guardrails")
 #: Positions kept per (stage, guardrail, entity, action): enough to locate, bounded.
@@ -183,3 +183,25 @@ class StreamScan:
 
     def flush(self) -> str:
         return self.feed("", final=True)
+
+
+class TextGuard:
+    """One text of a streamed answer (a choice's content, a tool call's arguments):
+    the output guardrails first (on what the model wrote), then the restore."""
+
+    __slots__ = ("restore", "scan")
+
+    def __init__(self, config: GuardrailsConfig, state: GuardState, restoring: bool) -> None:
+        self.scan = StreamScan(config.output, state) if config.output else None
+        self.restore = StreamRestore(state.vault) if restoring else None
+
+    def feed(self, delta: str) -> str:
+        if self.scan is not None:
+            delta = self.scan.feed(delta)
+        return self.restore.feed(delta) if self.restore is not None else delta
+
+    def flush(self) -> str:
+        text = self.scan.flush() if self.scan is not None else ""
+        if self.restore is not None:
+            text = self.restore.feed(text) + self.restore.flush()
+        return text
