@@ -25,6 +25,7 @@ from sqlalchemy import select
 from llmrelay.app import Gateway
 from llmrelay.config import load_settings
 from llmrelay.governance.keys import create_key
+from llmrelay.plugins.chain import PluginSelector
 from llmrelay.providers.mock import CannedResponse
 from llmrelay.sse import DONE, EventSplitter, encode_json, event_data
 from llmrelay.store.schema import RequestRow, ResponseRow
@@ -315,3 +316,26 @@ async def test_rows_logs_and_metrics_hold_no_original(env: Env) -> None:
     metrics = services.metrics.render().decode()
     assert 'llmrelay_guardrail_findings_total{action="redact",entity="EMAIL"' in metrics
     assert EMAIL not in metrics
+
+
+async def test_a_header_config_may_not_bring_its_own_regex(env: Env) -> None:
+    custom = _guard("input", "redact", custom=[{"name": "SLOW", "pattern": "^(a+)+$"}])
+    with pytest.raises(openai.BadRequestError) as refused:
+        await env.openai(custom).chat.completions.create(model="mock/echo", messages=USER)
+    assert "custom patterns are only allowed in stored route configs" in str(refused.value)
+
+
+async def test_the_settings_plugins_block_selects_guardrails_for_every_call(env: Env) -> None:
+    services = env.gateway.services
+    saved = services.plugins
+    services.plugins = PluginSelector(saved.factories, saved.builtins, {
+        "guardrails": {"input": [{"type": "pii_detection", "action": "redact",
+                                  "custom": [{"name": "TICKET", "pattern": r"TCK-\d{4}"}]}]}})
+    try:
+        plain = openai.AsyncOpenAI(base_url="http://gateway/v1", api_key=env.key,
+                                   http_client=env.http, max_retries=0)
+        chat = await plain.chat.completions.create(model="mock/echo", messages=[
+            {"role": "user", "content": f"TCK-1234 for {EMAIL}"}])
+        assert chat.choices[0].message.content == "[TICKET_1] for [EMAIL_1]"
+    finally:
+        services.plugins = saved
