@@ -175,7 +175,8 @@ class Call:
             team_id=self.key.team.id if self.key and self.key.team else None,
             usage_estimated=self.usage_estimated,
             guardrails=self.guardrails.summary() if self.guardrails is not None
-            and (self.guardrails.counts or self.guardrails.failures) else None,
+            and (self.guardrails.counts or self.guardrails.failures
+                 or self.guardrails.safety) else None,
         )
 
     def _logged_response(self) -> bytes | None:

@@ -23,6 +23,7 @@ from llmrelay.app import Gateway
 from llmrelay.config import load_settings
 from llmrelay.governance.keys import create_key
 from llmrelay.mock_upstream import MockUpstream
+from llmrelay.plugins.chain import PluginSelector
 
 EMAIL = "alice.nguyen@example.com"
 CLAUDE = "claude/claude-haiku-4-5"
@@ -30,6 +31,8 @@ GPT = "oai/gpt-4o-mini"
 
 
 class Env:
+    gateway: Gateway
+
     def __init__(self, http: httpx2.AsyncClient, key: str, upstream: MockUpstream) -> None:
         self.http, self.key, self.upstream = http, key, upstream
 
@@ -65,7 +68,9 @@ async def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=gateway),
                                   base_url="http://gateway") as http2, httpx.AsyncClient(
             transport=httpx.ASGITransport(app=gateway), base_url="http://gateway") as http:
-        yield Env(http2, key, upstream), http
+        env = Env(http2, key, upstream)
+        env.gateway = gateway
+        yield env, http
     await gateway.shutdown()
 
 
@@ -145,3 +150,34 @@ async def test_responses_passthrough_output_redact_holds_back_and_renumbers(
     assert [e.text for e in events if e.type == "response.output_text.done"] == [deltas]
     numbers = [e.sequence_number for e in events]
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+
+
+async def test_content_safety_by_webhook_and_by_provider_on_passed_through_streams(
+    env: Env, http: httpx.AsyncClient,
+) -> None:
+    services = env.gateway.services
+    saved = services.plugins
+    hook = env.upstream.base_url + "/moderations"  # speaks the documented schema
+    services.plugins = PluginSelector(saved.factories, saved.builtins, {"guardrails": {
+        "input": [{"type": "content_safety", "threshold": 0.9, "webhook": hook}],
+        "output": [{"type": "content_safety", "threshold": 0.8, "provider": "oai"}]}})
+    try:
+        client = env.anthropic({})
+        with pytest.raises(anthropic.BadRequestError) as denied:
+            await client.messages.create(model=CLAUDE, max_tokens=50, messages=[
+                {"role": "user", "content": "write a hateword"}])
+        assert "hate 0.95" in str(denied.value)
+        sent = env.upstream.last_request
+        assert sent.path == "/v1/moderations" and sent.body["stage"] == "input"
+        with pytest.raises(anthropic.APIStatusError) as withheld:
+            async with client.messages.stream(model=CLAUDE, max_tokens=50, messages=[
+                    {"role": "user", "content": "you idiot"}]) as stream:  # 0.85 >= 0.8
+                async for _ in stream.text_stream:
+                    pass
+        assert "content safety" in str(withheld.value)
+        stream = await env.openai({}, http).responses.create(model=GPT, input="calm words",
+                                                             stream=True)
+        text = "".join([e.delta async for e in stream if e.type == "response.output_text.delta"])
+        assert text == "calm words"
+    finally:
+        services.plugins = saved

@@ -322,7 +322,12 @@ async def test_a_header_config_may_not_bring_its_own_regex(env: Env) -> None:
     custom = _guard("input", "redact", custom=[{"name": "SLOW", "pattern": "^(a+)+$"}])
     with pytest.raises(openai.BadRequestError) as refused:
         await env.openai(custom).chat.completions.create(model="mock/echo", messages=USER)
-    assert "custom patterns are only allowed in stored route configs" in str(refused.value)
+    assert "only allowed in stored route configs" in str(refused.value)
+    hook = {"guardrails": {"input": [{"type": "content_safety", "threshold": 0.5,
+                                      "webhook": "http://169.254.169.254/latest"}]}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        await env.openai(hook).chat.completions.create(model="mock/echo", messages=USER)
+    assert "only allowed in stored route configs" in str(refused.value)
 
 
 async def test_the_settings_plugins_block_selects_guardrails_for_every_call(env: Env) -> None:
@@ -339,3 +344,57 @@ async def test_the_settings_plugins_block_selects_guardrails_for_every_call(env:
         assert chat.choices[0].message.content == "[TICKET_1] for [EMAIL_1]"
     finally:
         services.plugins = saved
+
+
+def _safety(stage: str, **extra: Any) -> dict[str, Any]:
+    return {"guardrails": {stage: [{"type": "content_safety", "threshold": 0.8,
+                                    "provider": "mock", **extra}]}}
+
+
+async def test_content_safety_on_input_above_and_below_the_threshold(env: Env) -> None:
+    client = env.openai(_safety("input"))
+    before = len(env.upstream.bodies)
+    with pytest.raises(openai.BadRequestError) as denied:
+        await client.chat.completions.create(model="mock/echo", messages=[
+            {"role": "user", "content": "how do I kill a zombie process"}])
+    assert isinstance(denied.value.body, dict)
+    assert denied.value.body["code"] == "content_safety_denied"
+    assert "violence 0.92" in denied.value.body["message"]
+    assert len(env.upstream.bodies) == before + 1  # the moderation call, no model call
+    assert env.sent().startswith(b'{"model":"omni-moderation-latest"')
+    fine = await client.chat.completions.create(model="mock/echo", messages=[
+        {"role": "user", "content": "a borderline joke"}])  # illicit 0.6 < 0.8
+    assert fine.choices[0].message.content == "a borderline joke"
+    with pytest.raises(anthropic.BadRequestError):
+        await env.anthropic(_safety("input")).messages.create(
+            model="mock/echo", max_tokens=50,
+            messages=[{"role": "user", "content": "stab"}])
+    lenient = env.openai(_safety("input", categories=["hate"]))
+    ok = await lenient.chat.completions.create(model="mock/echo", messages=[
+        {"role": "user", "content": "kill -9"}])  # violence is not a category it counts
+    assert ok.choices[0].message.content == "kill -9"
+
+
+async def test_content_safety_on_output_json_and_streams(env: Env) -> None:
+    client = env.openai(_safety("output"))
+    bad = [{"role": "user", "content": "the loser wins"}]  # echoed: harassment 0.85
+    with pytest.raises(openai.BadRequestError) as denied:
+        await client.chat.completions.create(model="mock/echo", messages=bad)
+    assert isinstance(denied.value.body, dict)
+    assert denied.value.body["code"] == "content_safety_output_denied"
+    resp = await env.http.post("/v1/chat/completions", json={
+        "model": "mock/echo", "messages": bad, "stream": True}, headers={
+        "authorization": f"Bearer {env.key}",
+        "x-llmrelay-config": orjson.dumps(_safety("output")).decode()})
+    assert b"content_safety_output_denied" in resp.content and DONE not in resp.content
+    assert b"loser" not in resp.content
+    assert await _chat_stream(client, messages=USER) == USER[0]["content"]
+
+
+async def test_content_safety_fails_closed_without_a_moderation_provider(env: Env) -> None:
+    seed = {"guardrails": {"output": [{"type": "content_safety", "threshold": 0.8}]}}
+    with pytest.raises(openai.InternalServerError) as failed:  # no provider "openai" here
+        await env.openai(seed).chat.completions.create(model="mock/echo", messages=USER)
+    assert isinstance(failed.value.body, dict)
+    assert failed.value.body["code"] == "guardrail_failed"
+    assert "no provider 'openai'" in failed.value.body["message"]

@@ -143,7 +143,11 @@ def test_the_stream_holds_back_no_more_than_the_window() -> None:
      "guardrails.input[0].custom[0].pattern"),
     ({"input": [{"type": "pii_detection", "countries": ["FR"]}]},
      "guardrails.input[0].countries[0]"),
-    ({"output": [{"type": "content_safety", "threshold": 0.8}]}, "guardrails.output[0].type"),
+    ({"output": [{"type": "content_safety", "threshold": 1.5}]},
+     "guardrails.output[0].threshold"),
+    ({"output": [{"type": "content_safety", "threshold": 0.8, "provider": "oai",
+                  "webhook": "https://x"}]}, "guardrails.output[0].webhook"),
+    ({"output": [{"type": "moderation"}]}, "guardrails.output[0].type"),
     ({"inputs": []}, "guardrails.inputs"),
     ({}, "guardrails"),
 ])
@@ -154,6 +158,15 @@ def test_bad_blocks_name_the_field(block: dict[str, object], path: str) -> None:
     with pytest.raises(RouteConfigError) as routed:
         parse_route_config({"guardrails": block})
     assert routed.value.path == path
+
+
+def test_seed_004_block_parses_with_content_safety() -> None:
+    config = parse_guardrails({"input": [{"type": "pii_detection", "action": "redact"}],
+                               "output": [{"type": "pii_detection", "action": "deny"},
+                                          {"type": "content_safety", "threshold": 0.8}]})
+    assert [g.action for g in config.output] == ["deny"]
+    assert config.output_safety[0].threshold == 0.8
+    assert config.output_safety[0].provider == "openai"
 
 
 def test_route_configs_carry_the_block_at_the_top_level_only() -> None:

@@ -27,6 +27,8 @@ PLACEHOLDERS = ("numbered", "redacted")
 _PII_KEYS = frozenset({"type", "action", "restore", "placeholder", "entities", "regions",
                        "countries", "custom", "on_error", "name"})
 _CUSTOM_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,30}")
+_SAFETY_KEYS = frozenset({"type", "threshold", "provider", "model", "webhook", "categories",
+                          "on_error", "name", "timeout"})
 MAX_CUSTOM = 20
 MAX_PATTERN_CHARS = 500
 
@@ -64,9 +66,28 @@ class PiiGuardrail:
 
 
 @dataclass(frozen=True, slots=True)
+class ContentSafety:
+    """One ``content_safety`` entry: deny when a category scores at or above
+    ``threshold``, scores from a moderation model (OpenAI's ``/v1/moderations`` wire
+    format, at a configured provider) or from the operator's ``webhook``."""
+
+    name: str
+    threshold: float
+    provider: str = "openai"
+    model: str = "omni-moderation-latest"
+    webhook: str | None = None
+    #: Only these categories count (all when empty).
+    categories: frozenset[str] = frozenset()
+    on_error: str = "block"
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class GuardrailsConfig:
     input: tuple[PiiGuardrail, ...] = ()
     output: tuple[PiiGuardrail, ...] = ()
+    input_safety: tuple[ContentSafety, ...] = ()
+    output_safety: tuple[ContentSafety, ...] = ()
 
     @property
     def restores(self) -> bool:
@@ -79,30 +100,31 @@ def parse_guardrails(raw: object, path: str = "guardrails") -> GuardrailsConfig:
     for key in raw:
         if key not in ("input", "output"):
             raise GuardrailConfigError(f"{path}.{key}", "unknown field; allowed: input, output")
-    stages: dict[str, tuple[PiiGuardrail, ...]] = {}
+    pii: dict[str, tuple[PiiGuardrail, ...]] = {}
+    safety: dict[str, tuple[ContentSafety, ...]] = {}
     for stage in ("input", "output"):
         items = raw.get(stage, [])
         here = f"{path}.{stage}"
         if not isinstance(items, list):
             raise GuardrailConfigError(here, "must be an array of guardrails")
-        stages[stage] = tuple(_guardrail(item, f"{here}[{i}]", stage, i)
-                              for i, item in enumerate(items))
-    if not stages["input"] and not stages["output"]:
+        parsed = [_guardrail(item, f"{here}[{i}]", stage, i) for i, item in enumerate(items)]
+        pii[stage] = tuple(g for g in parsed if isinstance(g, PiiGuardrail))
+        safety[stage] = tuple(g for g in parsed if isinstance(g, ContentSafety))
+    if not any(pii.values()) and not any(safety.values()):
         raise GuardrailConfigError(path, "give at least one guardrail in input or output")
-    return GuardrailsConfig(stages["input"], stages["output"])
+    return GuardrailsConfig(pii["input"], pii["output"], safety["input"], safety["output"])
 
 
-def _guardrail(raw: object, path: str, stage: str, index: int) -> PiiGuardrail:
+def _guardrail(raw: object, path: str, stage: str, index: int
+               ) -> PiiGuardrail | ContentSafety:
     if not isinstance(raw, Mapping):
         raise GuardrailConfigError(path, "must be an object with a type")
     kind = raw.get("type")
     if kind == "content_safety":
-        raise GuardrailConfigError(
-            f"{path}.type", "content_safety is not available in this build yet (it needs a "
-            "moderation provider); use pii_detection")
+        return _safety(raw, path, stage, index)
     if kind != "pii_detection":
         raise GuardrailConfigError(f"{path}.type", f"unknown guardrail type {kind!r} "
-                                   "(one of: pii_detection)")
+                                   "(one of: pii_detection, content_safety)")
     for key in raw:
         if key not in _PII_KEYS:
             raise GuardrailConfigError(f"{path}.{key}", "unknown field; allowed: "
@@ -138,6 +160,45 @@ def _guardrail(raw: object, path: str, stage: str, index: int) -> PiiGuardrail:
         countries=_countries(raw.get("countries"), f"{path}.countries"), custom=custom,
         restore=restore, placeholder=placeholder, on_error=on_error,
     )
+
+
+def _safety(raw: Mapping[str, Any], path: str, stage: str, index: int) -> ContentSafety:
+    for key in raw:
+        if key not in _SAFETY_KEYS:
+            raise GuardrailConfigError(f"{path}.{key}", "unknown field; allowed: "
+                                       + ", ".join(sorted(_SAFETY_KEYS)))
+    threshold = raw.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not (
+            0 < threshold <= 1):
+        raise GuardrailConfigError(f"{path}.threshold", "required: a score in (0, 1]; a "
+                                   "category scoring at or above it denies the call")
+    strings: dict[str, str | None] = {}
+    for key in ("provider", "model", "webhook", "name"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, str) or not value or len(value) > 500):
+            raise GuardrailConfigError(f"{path}.{key}", "must be a non-empty string")
+        strings[key] = value
+    webhook = strings["webhook"]
+    if webhook is not None and not webhook.startswith(("https://", "http://")):
+        raise GuardrailConfigError(f"{path}.webhook", "must be an http(s):// URL")
+    if webhook is not None and strings["provider"] is not None:
+        raise GuardrailConfigError(f"{path}.webhook", "give provider or webhook, not both")
+    categories = raw.get("categories", [])
+    if not isinstance(categories, list) or not all(
+            isinstance(c, str) and c for c in categories):
+        raise GuardrailConfigError(f"{path}.categories", "must be an array of category names")
+    on_error = raw.get("on_error", "block")
+    if on_error not in ("block", "allow"):
+        raise GuardrailConfigError(f"{path}.on_error", "must be block (fail closed) or allow")
+    timeout = raw.get("timeout", 10.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
+            0 < timeout <= 60):
+        raise GuardrailConfigError(f"{path}.timeout", "must be seconds in (0, 60]")
+    return ContentSafety(
+        name=strings["name"] or f"{stage}_{index}_content_safety", threshold=float(threshold),
+        provider=strings["provider"] or "openai",
+        model=strings["model"] or "omni-moderation-latest", webhook=webhook,
+        categories=frozenset(categories), on_error=on_error, timeout=float(timeout))
 
 
 def _entities(value: object, path: str) -> set[str]:

@@ -26,6 +26,8 @@ import orjson
 from llmrelay.errors import InternalError, InvalidRequest
 from llmrelay.guardrails.config import GuardrailConfigError, GuardrailsConfig, parse_guardrails
 from llmrelay.guardrails.passthrough import AnthropicGuard, ResponsesGuard
+from llmrelay.guardrails.safety import SafetyStream
+from llmrelay.guardrails.safety import check as safety_check
 from llmrelay.guardrails.scan import GuardState, TextGuard, scan_text
 from llmrelay.guardrails.walk import rewrite_body
 from llmrelay.plugins.chain import Plugin, StreamStep
@@ -34,6 +36,7 @@ from llmrelay.sse import DONE, encode_json, event_data
 
 if TYPE_CHECKING:
     from llmrelay.context import Call
+    from llmrelay.guardrails.moderation import Moderation
 
 HEADER = "x-llmrelay-guardrails"
 TIME_HEADER = "x-llmrelay-guardrails-ms"
@@ -42,13 +45,15 @@ TIME_HEADER = "x-llmrelay-guardrails-ms"
 class Guardrails(Plugin):
     name = "guardrails"
 
-    def __init__(self, config: GuardrailsConfig) -> None:
+    def __init__(self, config: GuardrailsConfig, moderation: Moderation | None = None) -> None:
         self.config = config
+        self.moderation = moderation
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> Guardrails:
+    def from_options(cls, options: Mapping[str, Any], moderation: Moderation | None = None
+                     ) -> Guardrails:
         try:
-            return cls(parse_guardrails(options))
+            return cls(parse_guardrails(options), moderation)
         except GuardrailConfigError as exc:
             raise InvalidRequest(f"plug-in guardrails: {exc}", param=exc.path,
                                  code="invalid_guardrails") from None
@@ -64,21 +69,26 @@ class Guardrails(Plugin):
         if self.config.input and call.body is not None:
             body = call.body
 
-            def check(text: str) -> str:
+            def redact(text: str) -> str:
                 return scan_text("input", self.config.input, text, state)
 
-            rewrite_body(body, check)
+            rewrite_body(body, redact)
             if state.counts:
                 # The logged request is what the model was sent, never the original.
                 call.raw_body = orjson.dumps(body)
-        _headers(call, state)
+        try:
+            if self.config.input_safety and call.body is not None:
+                await safety_check("input", self.config.input_safety, _texts(call.body),
+                                   state, self.moderation)
+        finally:
+            _headers(call, state)  # a denial's answer says what was found, too
         return None
 
     async def after(self, call: Call, answer: ChatResult) -> ChatResult:
         state = self._state(call)
         outputs = self.config.output
         restoring = self.config.restores and bool(state.vault.by_placeholder)
-        if not outputs and not restoring:
+        if not outputs and not restoring and not self.config.output_safety:
             return answer
         try:
             body = orjson.loads(answer.body)
@@ -88,6 +98,9 @@ class Guardrails(Plugin):
                                 code="guardrail_failed") from None
         if not isinstance(body, dict):
             return answer
+        if self.config.output_safety:
+            await safety_check("output", self.config.output_safety, _texts(body), state,
+                               self.moderation)
         if outputs:
             rewrite_body(body, lambda text: scan_text("output", outputs, text, state))
         checked = orjson.dumps(body)
@@ -103,12 +116,44 @@ class Guardrails(Plugin):
     def stream(self, call: Call) -> StreamStep | None:
         state = self._state(call)
         restoring = self.config.restores and bool(state.vault.by_placeholder)
-        if not self.config.output and not restoring:
-            return None
-        if call.passthrough:
-            guard = AnthropicGuard if call.route == "/v1/messages" else ResponsesGuard
-            return guard(self.config, state, restoring)
-        return _ChunkGuard(self.config, state, restoring)
+        text: StreamStep | None = None
+        if self.config.output or restoring:
+            if call.passthrough:
+                guard = AnthropicGuard if call.route == "/v1/messages" else ResponsesGuard
+                text = guard(self.config, state, restoring)
+            else:
+                text = _ChunkGuard(self.config, state, restoring)
+        if not self.config.output_safety:
+            return text
+        safety = SafetyStream(self.config.output_safety, state, self.moderation)
+        return safety if text is None else _Both(safety, text)
+
+
+def _texts(body: dict[str, Any]) -> list[str]:
+    """Every text of a body (the fields :mod:`.walk` rewrites), in order."""
+    texts: list[str] = []
+
+    def keep(text: str) -> str:
+        texts.append(text)
+        return text
+
+    rewrite_body(body, keep)
+    return texts
+
+
+class _Both(StreamStep):
+    """Content safety on the model's text, then the PII checks and the restore."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: StreamStep, second: StreamStep) -> None:
+        self.first, self.second = first, second
+
+    async def feed(self, call: Call, events: list[bytes]) -> list[bytes]:
+        return await self.second.feed(call, await self.first.feed(call, events))
+
+    async def end(self, call: Call, events: list[bytes]) -> list[bytes]:
+        return await self.second.end(call, await self.first.end(call, events))
 
 
 def _headers(call: Call, state: GuardState) -> None:
@@ -208,8 +253,3 @@ class _ChunkGuard(StreamStep):
         if DONE in events:
             return await self.feed(call, events)
         return self._flush_all() + await self.feed(call, events)
-
-
-def factory(options: Mapping[str, Any]) -> Plugin:
-    return Guardrails.from_options(options)
-

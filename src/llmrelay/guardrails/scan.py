@@ -36,6 +36,8 @@ class GuardState:
     positions: dict[Key, list[list[int]]] = field(default_factory=dict)
     #: Guardrails that failed and were let pass (``on_error: allow``).
     failures: list[str] = field(default_factory=list)
+    #: Content safety checks: ``{stage, guardrail, denied, max}`` (scores, no text).
+    safety: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     #: The answer as the model gave it after the output guardrails, before the
     #: originals were restored: what the interaction log stores instead.
@@ -61,6 +63,8 @@ class GuardState:
         out: dict[str, Any] = {"findings": findings, "ms": round(self.seconds * 1000, 3)}
         if self.failures:
             out["failures"] = self.failures
+        if self.safety:
+            out["content_safety"] = self.safety
         return out
 
 

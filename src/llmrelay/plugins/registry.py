@@ -7,19 +7,25 @@ guardrails register themselves as ``cache`` and ``guardrails``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from llmrelay.governance.governor import Governor
-from llmrelay.guardrails.plugin import factory as guardrails_factory
+from llmrelay.guardrails.moderation import Moderation
+from llmrelay.guardrails.plugin import Guardrails
 from llmrelay.plugins.budget_guard import BudgetGuard
 from llmrelay.plugins.chain import PluginFactory, PluginSelector
 
-#: name -> factory of the plug-ins a config may select.
-FACTORIES: dict[str, PluginFactory] = {"guardrails": guardrails_factory}
+#: name -> factory of the plug-ins a config may select that need nothing but options.
+FACTORIES: dict[str, PluginFactory] = {}
 
 
-def plugin_selector(configured: Mapping[str, Mapping[str, Any]],
-                    governor: Governor) -> PluginSelector:
-    """The gateway's selector: the configured plug-ins, then the built-ins."""
-    return PluginSelector(FACTORIES, (BudgetGuard(governor),), configured)
+def plugin_selector(configured: Mapping[str, Mapping[str, Any]], governor: Governor,
+                    moderation: Moderation | None = None) -> PluginSelector:
+    """The gateway's selector: the configured plug-ins, then the built-ins. The
+    guardrails get the moderation client their content safety checks call."""
+    guardrails: PluginFactory = functools.partial(Guardrails.from_options,
+                                                  moderation=moderation)
+    factories = {**FACTORIES, "guardrails": guardrails}
+    return PluginSelector(factories, (BudgetGuard(governor),), configured)
