@@ -131,7 +131,8 @@ class Services:
         self.metrics.watch_writer(self.writer.stats_dict)
         self.metrics.watch_keys(self.keys.counters)
         self.plugins = plugin_selector(s.plugins, self.governor,
-                                       Moderation(self.registry, self.http))
+                                       Moderation(self.registry, self.http),
+                                       self.metrics.count_guardrail)
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
         self.model_lists.start()
         self._hook_sigterm()

@@ -153,6 +153,9 @@ async def test_input_deny_is_a_400_in_each_endpoint_shape_with_no_upstream_call(
         await env.openai(config).chat.completions.create(model="mock/echo", messages=USER,
                                                          stream=True)
     assert len(env.upstream.bodies) == before
+    metrics = env.gateway.services.metrics.render().decode()
+    assert ('llmrelay_guardrail_findings_total{action="deny",entity="EMAIL",'
+            'guardrail="input_0_pii",stage="input"} 5.0') in metrics  # no rows: still counted
 
 
 async def test_input_redact_on_every_endpoint(env: Env) -> None:

@@ -28,7 +28,7 @@ from llmrelay.guardrails.config import GuardrailConfigError, GuardrailsConfig, p
 from llmrelay.guardrails.passthrough import AnthropicGuard, ResponsesGuard
 from llmrelay.guardrails.safety import SafetyStream
 from llmrelay.guardrails.safety import check as safety_check
-from llmrelay.guardrails.scan import GuardState, TextGuard, scan_text
+from llmrelay.guardrails.scan import CountFinding, GuardState, TextGuard, scan_text
 from llmrelay.guardrails.walk import rewrite_body
 from llmrelay.plugins.chain import Plugin, StreamStep
 from llmrelay.providers.base import ChatResult
@@ -45,15 +45,17 @@ TIME_HEADER = "x-llmrelay-guardrails-ms"
 class Guardrails(Plugin):
     name = "guardrails"
 
-    def __init__(self, config: GuardrailsConfig, moderation: Moderation | None = None) -> None:
+    def __init__(self, config: GuardrailsConfig, moderation: Moderation | None = None,
+                 count: CountFinding | None = None) -> None:
         self.config = config
         self.moderation = moderation
+        self.count = count
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], moderation: Moderation | None = None
-                     ) -> Guardrails:
+    def from_options(cls, options: Mapping[str, Any], moderation: Moderation | None = None,
+                     count: CountFinding | None = None) -> Guardrails:
         try:
-            return cls(parse_guardrails(options), moderation)
+            return cls(parse_guardrails(options), moderation, count)
         except GuardrailConfigError as exc:
             raise InvalidRequest(f"plug-in guardrails: {exc}", param=exc.path,
                                  code="invalid_guardrails") from None
@@ -61,7 +63,7 @@ class Guardrails(Plugin):
     def _state(self, call: Call) -> GuardState:
         state: GuardState | None = call.guardrails
         if state is None:
-            state = call.guardrails = GuardState(self.config)
+            state = call.guardrails = GuardState(self.config, self.count)
         return state
 
     async def before(self, call: Call) -> None:

@@ -72,7 +72,7 @@ async def check(stage: str, guards: tuple[ContentSafety, ...], texts: list[str],
                                  "max": round(max(scores.values(), default=0.0), 4)})
             if over:
                 for category in over:
-                    state.counts[(stage, guard.name, category, "deny")] += 1
+                    state.add((stage, guard.name, category, "deny"))
                 raise _denial(stage, guard, over)
     finally:
         state.seconds += time.perf_counter() - started

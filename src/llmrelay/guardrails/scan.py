@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ log = logging.getLogger("llmrelay.guardrails")
 MAX_POSITIONS = 20
 
 Key = tuple[str, str, str, str]  # stage, guardrail, entity, action
+#: Counts a finding in the gateway's metrics (``Metrics.count_guardrail``).
+CountFinding = Callable[[str, str, str, str], None]
 
 
 @dataclass(slots=True)
@@ -31,6 +34,9 @@ class GuardState:
     """One call's guardrails: never shared between calls, never logged whole."""
 
     config: GuardrailsConfig
+    #: Each finding is counted in the metrics as it is made, so a denied call (which
+    #: leaves no row) is counted too.
+    count: CountFinding | None = None
     vault: Vault = field(default_factory=Vault)
     counts: Counter[Key] = field(default_factory=Counter)
     positions: dict[Key, list[list[int]]] = field(default_factory=dict)
@@ -43,9 +49,14 @@ class GuardState:
     #: originals were restored: what the interaction log stores instead.
     response_log: bytes | None = None
 
+    def add(self, key: Key) -> None:
+        self.counts[key] += 1
+        if self.count is not None:
+            self.count(*key)
+
     def record(self, stage: str, guardrail: PiiGuardrail, hit: Finding, offset: int) -> None:
         key = (stage, guardrail.name, hit.entity, guardrail.action)
-        self.counts[key] += 1
+        self.add(key)
         kept = self.positions.setdefault(key, [])
         if len(kept) < MAX_POSITIONS:
             kept.append([offset + hit.start, offset + hit.end])

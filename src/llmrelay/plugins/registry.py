@@ -14,6 +14,7 @@ from typing import Any
 from llmrelay.governance.governor import Governor
 from llmrelay.guardrails.moderation import Moderation
 from llmrelay.guardrails.plugin import Guardrails
+from llmrelay.guardrails.scan import CountFinding
 from llmrelay.plugins.budget_guard import BudgetGuard
 from llmrelay.plugins.chain import PluginFactory, PluginSelector
 
@@ -22,10 +23,12 @@ FACTORIES: dict[str, PluginFactory] = {}
 
 
 def plugin_selector(configured: Mapping[str, Mapping[str, Any]], governor: Governor,
-                    moderation: Moderation | None = None) -> PluginSelector:
+                    moderation: Moderation | None = None,
+                    count: CountFinding | None = None) -> PluginSelector:
     """The gateway's selector: the configured plug-ins, then the built-ins. The
-    guardrails get the moderation client their content safety checks call."""
+    guardrails get the moderation client their content safety checks call and the
+    metrics' counter of their findings."""
     guardrails: PluginFactory = functools.partial(Guardrails.from_options,
-                                                  moderation=moderation)
+                                                  moderation=moderation, count=count)
     factories = {**FACTORIES, "guardrails": guardrails}
     return PluginSelector(factories, (BudgetGuard(governor),), configured)
