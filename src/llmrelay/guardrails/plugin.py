@@ -90,8 +90,9 @@ class Guardrails(Plugin):
         state = self._state(call)
         outputs = self.config.output
         restoring = self.config.restores and bool(state.vault.by_placeholder)
-        if not outputs and not restoring and not self.config.output_safety:
-            return answer
+        if (not outputs and not restoring and not self.config.output_safety) or (
+                call.route == "/v1/embeddings"):
+            return answer  # vectors hold no text to check
         try:
             body = orjson.loads(answer.body)
         except orjson.JSONDecodeError:

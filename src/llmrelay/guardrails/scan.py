@@ -63,8 +63,9 @@ class GuardState:
 
     def header(self) -> str:
         """``input.redact.EMAIL=1, output.flag.PHONE=2``: counts, never values."""
-        return ", ".join(f"{stage}.{action}.{entity}={n}" for (stage, _, entity, action), n
-                         in sorted(self.counts.items()))
+        # A moderation service names its categories: keep the header printable ASCII.
+        return ", ".join(f"{stage}.{action}.{_ascii(entity)}={n}"
+                         for (stage, _, entity, action), n in sorted(self.counts.items()))
 
     def summary(self) -> dict[str, Any]:
         """The findings for the interaction row: types, counts, positions."""
@@ -77,6 +78,10 @@ class GuardState:
         if self.safety:
             out["content_safety"] = self.safety
         return out
+
+
+def _ascii(text: str) -> str:
+    return "".join(c if " " < c < "\x7f" and c not in ",=" else "_" for c in text)[:64]
 
 
 def _detect(guardrail: PiiGuardrail, text: str, state: GuardState) -> list[Finding]:
