@@ -91,7 +91,7 @@ def test_numbered_placeholders_repeat_for_the_same_value() -> None:
     state = GuardState(ALL)
     out = scan_text("input", ALL.input, "a@b.io, c@d.io, a@b.io", state)
     assert out == "[EMAIL_1], [EMAIL_2], [EMAIL_1]"
-    assert state.vault.restore(out) == "a@b.io, c@d.io, a@b.io"
+    assert state.vault.restore(out) == out  # this guardrail does not restore
     assert state.header() == "input.redact.EMAIL=3"
 
 
@@ -114,8 +114,8 @@ def test_stream_scan_matches_the_whole_text_at_any_split(cuts: list[int]) -> Non
 @given(st.lists(st.integers(min_value=0, max_value=40), max_size=10))
 def test_stream_restore_at_any_split(cuts: list[int]) -> None:
     vault = Vault()
-    a, b = vault.placeholder("EMAIL", "a@b.io", "numbered"), vault.placeholder(
-        "CMND", "123456789", "numbered")
+    a = vault.placeholder("EMAIL", "a@b.io", "numbered", restore=True)
+    b = vault.placeholder("CMND", "123456789", "numbered", restore=True)
     text = f"to {a} [x] {b}[EMAIL_9] end["
     restore = StreamRestore(vault)
     points = [0, *sorted(c for c in cuts if c <= len(text)), len(text)]
@@ -179,3 +179,14 @@ def test_route_configs_carry_the_block_at_the_top_level_only() -> None:
         parse_route_config({"strategy": "fallback", "targets": [
             {"model": "a", "guardrails": block}]})
     assert nested.value.path == "targets[0].guardrails"
+
+
+def test_only_input_values_meant_to_be_restored_come_back() -> None:
+    config = parse_guardrails({
+        "input": [{"type": "pii_detection", "action": "redact", "restore": True}],
+        "output": [{"type": "pii_detection", "action": "redact"}]})
+    state = GuardState(config)
+    sent = scan_text("input", config.input, "mine: a@b.io", state)
+    answer = scan_text("output", config.output, f"{sent}; theirs: x@y.io", state)
+    assert answer == "mine: [EMAIL_1]; theirs: [EMAIL_2]"
+    assert state.vault.restore(answer) == "mine: a@b.io; theirs: [EMAIL_2]"

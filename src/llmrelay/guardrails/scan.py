@@ -131,7 +131,8 @@ def act(stage: str, text: str, hits: list[tuple[PiiGuardrail, Finding]], state: 
             continue  # overlaps a span another guardrail redacted
         parts.append(text[at:hit.start])
         parts.append(state.vault.placeholder(hit.entity, text[hit.start:hit.end],
-                                             guardrail.placeholder))
+                                             guardrail.placeholder,
+                                             restore=stage == "input" and guardrail.restore))
         at = hit.end
     parts.append(text[at:])
     return "".join(parts)

@@ -20,12 +20,14 @@ _PARTIAL = re.compile(r"\[(?:[A-Z][A-Z0-9_]*)?(?:_\d*)?$")
 
 @dataclass(slots=True)
 class Vault:
-    #: original value -> its placeholder, and back.
+    #: original value -> its placeholder.
     by_value: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: placeholder -> original, for the values to restore only (an input guardrail's
+    #: with ``restore``): what an output guardrail redacted stays redacted.
     by_placeholder: dict[str, str] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
 
-    def placeholder(self, entity: str, value: str, style: str) -> str:
+    def placeholder(self, entity: str, value: str, style: str, restore: bool = False) -> str:
         if style == "redacted":
             return f"[{entity}_REDACTED]"
         key = (entity, value)
@@ -34,6 +36,7 @@ class Vault:
             self.counts[entity] += 1
             found = f"[{entity}_{self.counts[entity]}]"
             self.by_value[key] = found
+        if restore:
             self.by_placeholder[found] = value
         return found
 
