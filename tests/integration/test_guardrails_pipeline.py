@@ -140,6 +140,7 @@ async def test_input_deny_is_a_400_in_each_endpoint_shape_with_no_upstream_call(
         await env.openai(config).chat.completions.create(model="mock/echo", messages=USER)
     error = chat.value.body
     assert isinstance(error, dict) and error["code"] == "guardrail_denied"
+    assert chat.value.response.headers["x-llmrelay-guardrails"] == "input.deny.EMAIL=1"
     assert "EMAIL" in error["message"] and EMAIL not in error["message"]
     with pytest.raises(anthropic.BadRequestError) as messages:
         await env.anthropic(config).messages.create(model="mock/echo", max_tokens=50,
@@ -234,6 +235,7 @@ async def test_output_deny_withholds_the_answer(env: Env) -> None:
         await env.openai(config).chat.completions.create(model="mock/echo", messages=USER)
     assert isinstance(denied.value.body, dict)
     assert denied.value.body["code"] == "guardrail_output_denied"
+    assert denied.value.response.headers["x-llmrelay-guardrails"] == "output.deny.EMAIL=1"
     env.upstream.split = True
     long = [{"role": "user", "content": "word " * 60 + EMAIL}]  # longer than the window
     resp = await env.http.post("/v1/chat/completions", json={

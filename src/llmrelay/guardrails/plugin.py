@@ -68,8 +68,17 @@ class Guardrails(Plugin):
 
     async def before(self, call: Call) -> None:
         state = self._state(call)
-        if self.config.input and call.body is not None:
-            body = call.body
+        try:
+            await self._before(call, state)
+        finally:
+            _headers(call, state)  # a denial's answer says what was found, too
+        return None
+
+    async def _before(self, call: Call, state: GuardState) -> None:
+        body = call.body
+        if body is None:
+            return
+        if self.config.input:
 
             def redact(text: str) -> str:
                 return scan_text("input", self.config.input, text, state)
@@ -78,16 +87,18 @@ class Guardrails(Plugin):
             if state.counts:
                 # The logged request is what the model was sent, never the original.
                 call.raw_body = orjson.dumps(body)
-        try:
-            if self.config.input_safety and call.body is not None:
-                await safety_check("input", self.config.input_safety, _texts(call.body),
-                                   state, self.moderation)
-        finally:
-            _headers(call, state)  # a denial's answer says what was found, too
-        return None
+        if self.config.input_safety:
+            await safety_check("input", self.config.input_safety, _texts(body), state,
+                               self.moderation)
 
     async def after(self, call: Call, answer: ChatResult) -> ChatResult:
         state = self._state(call)
+        try:
+            return await self._after(call, answer, state)
+        finally:
+            _headers(call, state)
+
+    async def _after(self, call: Call, answer: ChatResult, state: GuardState) -> ChatResult:
         outputs = self.config.output
         restoring = self.config.restores and bool(state.vault.by_placeholder)
         if (not outputs and not restoring and not self.config.output_safety) or (
@@ -113,7 +124,6 @@ class Guardrails(Plugin):
             answer.body = orjson.dumps(body)
         else:
             answer.body = checked
-        _headers(call, state)
         return answer
 
     def stream(self, call: Call) -> StreamStep | None:
