@@ -28,7 +28,9 @@ from llmrelay.governance.keys import create_key
 from llmrelay.plugins.chain import PluginSelector
 from llmrelay.providers.mock import CannedResponse
 from llmrelay.sse import DONE, EventSplitter, encode_json, event_data
+from llmrelay.store.rows import log_line
 from llmrelay.store.schema import RequestRow, ResponseRow
+from llmrelay.telemetry.interaction import Interaction
 
 EMAIL = "alice.nguyen@example.com"
 SEED = "Nhân viên Nguyễn Văn A, CMND 123456789"
@@ -183,9 +185,11 @@ async def test_restore_puts_the_originals_back_for_the_client_only(env: Env) -> 
     message = await env.anthropic(RESTORE).messages.create(model="mock/echo", max_tokens=50,
                                                            messages=USER)  # type: ignore[arg-type]
     assert message.content[0].text == f"mail {EMAIL} today"  # type: ignore[union-attr]
-    response = await env.openai(RESTORE).responses.create(model="mock/echo",
-                                                          input=USER[0]["content"])
+    response = await env.openai(RESTORE).responses.create(
+        model="mock/echo", instructions=f"reply to {EMAIL}", input=USER[0]["content"])
     assert response.output_text == f"mail {EMAIL} today"
+    assert response.instructions == f"reply to {EMAIL}"  # the echo has the original too
+    assert EMAIL.encode() not in env.sent()
 
 
 async def _chat_stream(client: openai.AsyncOpenAI, **kw: Any) -> str:
@@ -302,6 +306,8 @@ async def test_a_bad_guardrails_block_names_the_field(env: Env) -> None:
 async def test_rows_logs_and_metrics_hold_no_original(env: Env) -> None:
     services = env.gateway.services
     marker = "row-check-" + "x" * 8
+    logged: list[Interaction] = []
+    services.writer.observers.append(logged.extend)  # what the interaction log writes
     await env.openai(RESTORE).chat.completions.create(
         model="mock/echo", messages=[{"role": "user", "content": f"{marker} {EMAIL}"}])
     for _ in range(200):
@@ -321,6 +327,10 @@ async def test_rows_logs_and_metrics_hold_no_original(env: Env) -> None:
     metrics = services.metrics.render().decode()
     assert 'llmrelay_guardrail_findings_total{action="redact",entity="EMAIL"' in metrics
     assert EMAIL not in metrics
+    services.writer.observers.remove(logged.extend)
+    lines = [log_line(it) for it in logged if marker.encode() in (it.request_body or b"")]
+    assert lines and all(EMAIL.encode() not in line for line in lines)
+    assert b'"guardrails":{"findings"' in lines[-1]
 
 
 async def test_a_header_config_may_not_bring_its_own_regex(env: Env) -> None:

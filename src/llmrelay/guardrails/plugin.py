@@ -101,6 +101,8 @@ class Guardrails(Plugin):
     async def _after(self, call: Call, answer: ChatResult, state: GuardState) -> ChatResult:
         outputs = self.config.output
         restoring = self.config.restores and bool(state.vault.by_placeholder)
+        if restoring:
+            _unredact_request(call, state)
         if (not outputs and not restoring and not self.config.output_safety) or (
                 call.route == "/v1/embeddings"):
             return answer  # vectors hold no text to check
@@ -129,6 +131,8 @@ class Guardrails(Plugin):
     def stream(self, call: Call) -> StreamStep | None:
         state = self._state(call)
         restoring = self.config.restores and bool(state.vault.by_placeholder)
+        if restoring:
+            _unredact_request(call, state)
         text: StreamStep | None = None
         if self.config.output or restoring:
             if call.passthrough:
@@ -140,6 +144,14 @@ class Guardrails(Plugin):
             return text
         safety = SafetyStream(self.config.output_safety, state, self.moderation)
         return safety if text is None else _Both(safety, text)
+
+
+def _unredact_request(call: Call, state: GuardState) -> None:
+    """The upstream has answered (no attempt is left): the request the codec echoes in
+    its answer (a Responses ``instructions``, ...) gets the client's originals back. The
+    logged request stays the redacted ``call.raw_body``."""
+    if call.body is not None:
+        rewrite_body(call.body, state.vault.restore)
 
 
 def _texts(body: dict[str, Any]) -> list[str]:
