@@ -41,12 +41,6 @@ from llmrelay.redaction import SECRET_SHAPES
 if TYPE_CHECKING:
     from llmrelay.guardrails.config import PiiGuardrail
 
-ENTITIES = frozenset({"EMAIL", "PHONE", "CARD", "IBAN", "SSN", "CMND", "CCCD", "IP",
-                      "SECRET", "NAME"})
-DEFAULT_ENTITIES = ENTITIES
-#: Countries whose national id numbers are known (``countries`` option).
-NATIONAL_ID_COUNTRIES = frozenset({"VN"})
-_NATIONAL = {"CMND": "VN", "CCCD": "VN"}
 
 #: The longest text each entity can span, in characters: a stream holds back this much
 #: (the longest of the enabled types) so an entity split across chunks is still seen
