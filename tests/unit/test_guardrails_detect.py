@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmrelay.errors import InvalidRequest
 from llmrelay.guardrails.config import GuardrailConfigError, parse_guardrails
 from llmrelay.guardrails.entities import card_issuer_ok, detect
+from llmrelay.guardrails.plugin import Guardrails
 from llmrelay.guardrails.scan import GuardState, StreamScan, scan_text
 from llmrelay.guardrails.vault import StreamRestore, Vault
 from llmrelay.routing.config import RouteConfigError, parse_route_config
@@ -190,3 +192,10 @@ def test_only_input_values_meant_to_be_restored_come_back() -> None:
     answer = scan_text("output", config.output, f"{sent}; theirs: x@y.io", state)
     assert answer == "mine: [EMAIL_1]; theirs: [EMAIL_2]"
     assert state.vault.restore(answer) == "mine: a@b.io; theirs: [EMAIL_2]"
+
+
+def test_a_bad_block_in_plugin_options_is_a_400_naming_the_field() -> None:
+    with pytest.raises(InvalidRequest) as bad:
+        Guardrails.from_options({"output": [{"type": "pii_detection", "action": "drop"}]})
+    assert bad.value.code == "invalid_guardrails"
+    assert bad.value.param == "guardrails.output[0].action"

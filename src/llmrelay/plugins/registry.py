@@ -31,4 +31,6 @@ def plugin_selector(configured: Mapping[str, Mapping[str, Any]], governor: Gover
     guardrails: PluginFactory = functools.partial(Guardrails.from_options,
                                                   moderation=moderation, count=count)
     factories = {**FACTORIES, "guardrails": guardrails}
+    if "guardrails" in configured:
+        guardrails(configured["guardrails"])  # a bad settings block fails the start
     return PluginSelector(factories, (BudgetGuard(governor),), configured)
