@@ -21,6 +21,7 @@ from llmrelay.telemetry.interaction import Interaction
 
 if TYPE_CHECKING:
     from llmrelay.governance.backend import Plan as GovernanceTicket
+    from llmrelay.guardrails.scan import GuardState
     from llmrelay.routing.plan import RoutePlan
 
 
@@ -85,6 +86,8 @@ class Call:
     codec_state: Any = None
     #: The provider's id of this request (:func:`llmrelay.upstream.upstream_request_id`).
     upstream_request_id: str | None = None
+    #: The guardrails plug-in's state for this call (placeholders, findings, time).
+    guardrails: GuardState | None = None
 
     @classmethod
     def start(cls, request: Request, route: str) -> Call:
@@ -165,10 +168,20 @@ class Call:
             error_type=err.wire_type if err else None,
             error_message=err.message if err else None,
             request_body=self.raw_body if log_bodies else None,
-            response_body=self.response_body if log_bodies else None,
+            response_body=(self._logged_response() if log_bodies else None),
             bytes_out=self.bytes_out,
             attempts=self.attempts,
             cost_nanos=self.cost_nanos,
             team_id=self.key.team.id if self.key and self.key.team else None,
             usage_estimated=self.usage_estimated,
+            guardrails=self.guardrails.summary() if self.guardrails is not None
+            and (self.guardrails.counts or self.guardrails.failures
+                 or self.guardrails.safety) else None,
         )
+
+    def _logged_response(self) -> bytes | None:
+        """What the log keeps of the answer: never originals the guardrails restored."""
+        guard = self.guardrails
+        if guard is not None and guard.response_log is not None:
+            return guard.response_log
+        return self.response_body

@@ -32,6 +32,8 @@ _SECRET = re.compile(
     r"|AIza[0-9A-Za-z_\-]{20,}|AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|ya29\.[0-9A-Za-z_\-.]{8,}"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$))"
 )
+#: The key shapes, for other modules that look for secrets (the PII guardrail).
+SECRET_SHAPES = _SECRET
 
 #: Configured secrets shorter than this are not matched as plain strings: a two-letter
 #: test key would otherwise blank every occurrence of those letters in a message.

@@ -29,6 +29,7 @@ from llmrelay.governance.governor import Governor
 from llmrelay.governance.keys import KeyCachePolicy, KeyStore
 from llmrelay.governance.startup import GovernanceRuntime
 from llmrelay.governance.usage import write_usage
+from llmrelay.guardrails.moderation import Moderation
 from llmrelay.plugins.chain import PluginSelector
 from llmrelay.plugins.registry import plugin_selector
 from llmrelay.providers.mock import MockTransport
@@ -129,7 +130,9 @@ class Services:
         self.writer.start()  # replays rows a previous process left in the spool
         self.metrics.watch_writer(self.writer.stats_dict)
         self.metrics.watch_keys(self.keys.counters)
-        self.plugins = plugin_selector(s.plugins, self.governor)
+        self.plugins = plugin_selector(s.plugins, self.governor,
+                                       Moderation(self.registry, self.http),
+                                       self.metrics.count_guardrail)
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
         self.model_lists.start()
         self._hook_sigterm()

@@ -89,12 +89,14 @@ class Named(Plugin):
 
 
 def _selector(configured: dict[str, dict[str, Any]] | None = None) -> PluginSelector:
-    return PluginSelector({"a": Named, "b": Named, "cache": Named}, (), configured)
+    return PluginSelector({"a": Named, "b": Named, "cache": Named, "guardrails": Named}, (),
+                          configured)
 
 
-def _call(metadata: Any = None, cache: Any = None) -> Any:
+def _call(metadata: Any = None, cache: Any = None, guardrails: Any = None) -> Any:
     key = SimpleNamespace(metadata=metadata)
-    plan = SimpleNamespace(cache=cache) if cache is not None else None
+    plan = (SimpleNamespace(cache=cache, guardrails=guardrails)
+            if cache is not None or guardrails is not None else None)
     return SimpleNamespace(key=key, plan=plan, stream=False)
 
 
@@ -103,6 +105,12 @@ def test_gateway_key_and_route_config_select_in_that_order_later_options_win() -
     chain = selector.chain_for(_call({"plugins": {"b": {"n": 2}}}, cache={"mode": "simple"}))
     got = [(type(p).__name__, getattr(p, "options", None)) for p in chain.plugins]
     assert got == [("Named", {"n": 1}), ("Named", {"n": 2}), ("Named", {"mode": "simple"})]
+
+
+def test_a_route_configs_guardrails_block_selects_the_guardrails_plugin() -> None:
+    block = {"input": [{"type": "pii_detection"}]}
+    chain = _selector({"guardrails": {"output": []}}).chain_for(_call(guardrails=block))
+    assert [getattr(p, "options", None) for p in chain.plugins] == [block]
 
 
 def test_plugins_are_built_once_per_distinct_options() -> None:

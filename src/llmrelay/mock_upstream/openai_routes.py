@@ -1,4 +1,5 @@
-"""Route factory for OpenAI's wire format: chat completions, embeddings, responses, models.
+"""Route factory for OpenAI's wire format: chat completions, embeddings, moderations,
+responses, models.
 
 Authenticates with ``Authorization: Bearer <api_key>`` when the mock has an
 ``api_key``; errors, ids and headers (``x-request-id``, ``openai-version``) are
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from llmrelay.mock_answers import openai_format as oa
 from llmrelay.mock_answers import responses_format as rf
+from llmrelay.mock_answers.moderation_format import moderation_request_error, moderation_response
 
 from .script import Behaviour, BehaviourError, send_event_stream
 from .wire_handlers import WireHandlers, json_response
@@ -110,6 +112,15 @@ class _OpenAIHandlers(WireHandlers):
             response["usage"] = {**response["usage"], **behaviour.usage}
         return json_response(response, headers=self._headers(behaviour))
 
+    async def moderations(
+        self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        """``POST /v1/moderations``: scores from trigger words (mock_answers)."""
+        invalid = moderation_request_error(body)
+        if invalid is not None:
+            return self._error(400, message=invalid, param="input")
+        return json_response(moderation_response(body), headers=self._headers(behaviour))
+
     async def responses(
         self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
     ) -> web.StreamResponse:
@@ -147,6 +158,7 @@ def openai_routes(state: MockState) -> list[web.RouteDef]:
     return [
         web.post("/v1/chat/completions", h.scripted(h.chat_completions)),
         web.post("/v1/embeddings", h.scripted(h.embeddings)),
+        web.post("/v1/moderations", h.scripted(h.moderations)),
         web.post("/v1/responses", h.scripted(h.responses)),
         web.get("/v1/models", h.scripted(h.models, use_queue=False), allow_head=False),
     ]

@@ -205,6 +205,9 @@ class PluginSelector:
                                 "key metadata.plugins")
         if call.plan is not None and call.plan.cache is not None and "cache" in self.factories:
             chosen["cache"] = (call.plan.cache, "route config cache")
+        if (call.plan is not None and call.plan.guardrails is not None
+                and "guardrails" in self.factories):
+            chosen["guardrails"] = (call.plan.guardrails, "route config guardrails")
         plugins = [self._plugin(name, options, where)
                    for name, (options, where) in chosen.items()]
         plugins.extend(self.builtins)

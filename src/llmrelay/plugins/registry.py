@@ -7,18 +7,30 @@ guardrails register themselves as ``cache`` and ``guardrails``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from llmrelay.governance.governor import Governor
+from llmrelay.guardrails.moderation import Moderation
+from llmrelay.guardrails.plugin import Guardrails
+from llmrelay.guardrails.scan import CountFinding
 from llmrelay.plugins.budget_guard import BudgetGuard
 from llmrelay.plugins.chain import PluginFactory, PluginSelector
 
-#: name -> factory of the plug-ins a config may select.
+#: name -> factory of the plug-ins a config may select that need nothing but options.
 FACTORIES: dict[str, PluginFactory] = {}
 
 
-def plugin_selector(configured: Mapping[str, Mapping[str, Any]],
-                    governor: Governor) -> PluginSelector:
-    """The gateway's selector: the configured plug-ins, then the built-ins."""
-    return PluginSelector(FACTORIES, (BudgetGuard(governor),), configured)
+def plugin_selector(configured: Mapping[str, Mapping[str, Any]], governor: Governor,
+                    moderation: Moderation | None = None,
+                    count: CountFinding | None = None) -> PluginSelector:
+    """The gateway's selector: the configured plug-ins, then the built-ins. The
+    guardrails get the moderation client their content safety checks call and the
+    metrics' counter of their findings."""
+    guardrails: PluginFactory = functools.partial(Guardrails.from_options,
+                                                  moderation=moderation, count=count)
+    factories = {**FACTORIES, "guardrails": guardrails}
+    if "guardrails" in configured:
+        guardrails(configured["guardrails"])  # a bad settings block fails the start
+    return PluginSelector(factories, (BudgetGuard(governor),), configured)

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from llmrelay.mock_answers import moderation_format
 from llmrelay.mock_answers import openai_format as fmt
 from llmrelay.providers.base import UpstreamCall
 from llmrelay.sse import DONE
@@ -67,6 +68,12 @@ class MockTransport:
                 return _error(400, problem[0], problem[1])
             return CannedResponse(200, [orjson.dumps(fmt.embeddings_response(body))],
                                  "application/json")
+        if path == "moderations":
+            invalid = moderation_format.moderation_request_error(body)
+            if invalid is not None:
+                return _error(400, invalid, "input")
+            return CannedResponse(200, [orjson.dumps(moderation_format.moderation_response(
+                body))], "application/json")
         return _error(404, f"Unknown path {path}")
 
     def _chat(self, body: Any, stream: bool) -> CannedResponse:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmrelay.guardrails.config import GuardrailConfigError, parse_guardrails
 from llmrelay.routing.classify import ERROR_CLASSES, MATCH_ANY, ErrorMatcher, parse_error_list
 from llmrelay.routing.conditions import Condition, QueryError, parse_query
 from llmrelay.routing.retry import DEFAULT_RETRY_STATUSES, NO_RETRY, RetryPolicy
@@ -31,7 +32,7 @@ MAX_CACHE_SECONDS = 30 * 86400.0
 
 _COMMON = frozenset({
     "name", "weight", "on_errors", "retry", "timeout", "request_timeout", "ttft_timeout",
-    "deadline", "override_params", "cache", "strategy",
+    "deadline", "override_params", "cache", "guardrails", "strategy",
 })
 _GROUP = _COMMON | {"targets", "weights"}
 _TARGET = _COMMON | {"provider", "model"}
@@ -39,7 +40,6 @@ _UNSUPPORTED = {
     "virtual_key": "name a provider configured in llmrelay in 'provider' instead",
     "api_key": "provider credentials live in llmrelay's provider config, never in a route",
     "custom_host": "configure the host as an llmrelay provider and name it in 'provider'",
-    "guardrails": "guardrails are not part of route configs in llmrelay",
 }
 
 
@@ -83,6 +83,8 @@ class RouteSpec:
     deadline: float | None = None
     #: Top level only: the cache settings the request asked for (``mode``, ``ttl``).
     cache: Mapping[str, Any] | None = None
+    #: Top level only: the guardrails block (validated; the plug-in parses it again).
+    guardrails: Mapping[str, Any] | None = None
     path: str = ""
 
     def leaves(self) -> list[TargetSpec]:
@@ -107,7 +109,8 @@ def parse_route_config(raw: object) -> RouteSpec:
         raise RouteConfigError("", "a route config must be a JSON object")
     node = _element(raw, "", _Inherited(), depth=0)
     if isinstance(node, TargetSpec):
-        return RouteSpec("single", (node,), cache=_cache(raw), path="")
+        return RouteSpec("single", (node,), cache=_cache(raw), guardrails=_guardrails(raw),
+                         path="")
     return node
 
 
@@ -137,6 +140,11 @@ def _element(raw: Mapping[str, Any], path: str, up: _Inherited, depth: int
         raise RouteConfigError(_join(path, "cache"), "cache is only allowed at the top level")
     if "cache" in raw:
         _cache(raw)
+    if "guardrails" in raw and depth > 0:
+        raise RouteConfigError(_join(path, "guardrails"),
+                               "guardrails are only allowed at the top level")
+    if "guardrails" in raw:
+        _guardrails(raw)
     mine = _inherit(raw, path, up)
     name = _opt_str(raw, "name", path)
     weight = _weight(raw, path)
@@ -185,7 +193,8 @@ def _element(raw: Mapping[str, Any], path: str, up: _Inherited, depth: int
     spec = RouteSpec(
         strategy=strategy, targets=tuple(children), name=name, weight=weight,
         on_errors=mine.on_errors, deadline=deadline,
-        cache=_cache(raw) if depth == 0 else None, path=path,
+        cache=_cache(raw) if depth == 0 else None,
+        guardrails=_guardrails(raw) if depth == 0 else None, path=path,
     )
     return _check_group(spec, strategy_obj, path, key)
 
@@ -241,7 +250,7 @@ def _check_group(spec: RouteSpec, strategy_obj: Mapping[str, Any] | None, path: 
     return RouteSpec(
         strategy=spec.strategy, targets=spec.targets, name=spec.name, weight=spec.weight,
         on_errors=spec.on_errors, conditions=tuple(conditions), default=default,
-        deadline=spec.deadline, cache=spec.cache, path=spec.path,
+        deadline=spec.deadline, cache=spec.cache, guardrails=spec.guardrails, path=spec.path,
     )
 
 
@@ -389,6 +398,17 @@ def _cache(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
         raise RouteConfigError("cache.mode", "must be simple or semantic")
     for key in ("ttl", "max_age"):
         _seconds(value, key, "cache", maximum=MAX_CACHE_SECONDS)
+    return dict(value)
+
+
+def _guardrails(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    value = raw.get("guardrails")
+    if value is None:
+        return None
+    try:
+        parse_guardrails(value)
+    except GuardrailConfigError as exc:
+        raise RouteConfigError(exc.path, exc.message) from exc
     return dict(value)
 
 

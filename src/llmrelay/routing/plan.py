@@ -61,6 +61,10 @@ class RoutePlan:
     def cache(self) -> Mapping[str, Any] | None:
         return self.root.spec.cache
 
+    @property
+    def guardrails(self) -> Mapping[str, Any] | None:
+        return self.root.spec.guardrails
+
 
 def find_provider(registry: Registry, name: str) -> Provider | None:
     """A provider by name, else the first one of that type (Portkey's provider names)."""

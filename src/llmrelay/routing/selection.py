@@ -55,9 +55,24 @@ def _check_client_config(header: str, raw: str, data: object) -> None:
                     "expression from a request could take exponential time); use $eq or "
                     "$in, or store the config and name it in the header",
                     param=header, code="invalid_route_config")
+            if _custom_guardrail(node.get("guardrails")):
+                raise InvalidRequest(
+                    f"{header}: guardrails with custom patterns or a webhook are only "
+                    "allowed in stored route configs (a regular expression from a request "
+                    "could take exponential time, a URL would make the gateway post text "
+                    "wherever it says); store the config and name it in the header",
+                    param=header, code="invalid_route_config")
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
+
+
+def _custom_guardrail(block: object) -> bool:
+    """Whether a guardrails block brings its own regular expressions or webhook."""
+    if not isinstance(block, dict):
+        return False
+    return any(isinstance(item, dict) and ("custom" in item or "webhook" in item)
+               for stage in block.values() if isinstance(stage, list) for item in stage)
 
 
 class PlanSelector:

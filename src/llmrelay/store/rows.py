@@ -32,7 +32,10 @@ def request_row(it: Interaction, bodies: bool) -> dict[str, Any]:
         "client_ip": it.client_ip,
         "user_agent": it.user_agent or None,
         "body": _text(it.request_body) if bodies else None,
-        "attempts": it.attempts or None,
+        # Guardrail findings ride in the attempts JSON as a last entry with no status
+        # (no schema change until 0004_cache lands: see docs/guardrails.md).
+        "attempts": ([*it.attempts, {"guardrails": it.guardrails}] if it.guardrails
+                     else it.attempts or None),
         "cost_nanos": it.cost_nanos,
     }
 

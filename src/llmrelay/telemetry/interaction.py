@@ -44,6 +44,9 @@ class Interaction:
     team_id: str | None = None
     #: The usage was estimated by the gateway (a stream cut before usage arrived).
     usage_estimated: bool = False
+    #: Guardrail findings: ``{"findings": [{stage, guardrail, entity, action, count,
+    #: positions}], "ms": ...}``; types, counts and offsets only, never the values.
+    guardrails: dict[str, Any] | None = None
 
     def token_columns(self) -> dict[str, int]:
         """The token counts as the ``responses`` and ``usage_records`` rows store them."""
@@ -87,6 +90,8 @@ class Interaction:
             entry["finish_reason"] = self.finish_reason
         if len(self.attempts) > 1 or (self.attempts and self.attempts[0].get("status") != 200):
             entry["attempts"] = self.attempts
+        if self.guardrails:
+            entry["guardrails"] = self.guardrails
         if self.error_type:
             entry["error"] = {"type": self.error_type, "message": redact(self.error_message or "")}
         if self.request_body is not None:

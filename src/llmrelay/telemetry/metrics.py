@@ -122,6 +122,8 @@ class Metrics:
     def __init__(self, live: Callable[[], tuple[int, int, dict[str, bool]]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._model_label = _ModelLabels()
+        self._guard_label = _ModelLabels()
+        self._entity_label = _ModelLabels()
         labels = ["route", "provider", "model", "status"]
         self.requests = Counter("llmrelay_requests", "Model calls that reached a provider",
                                 labels, registry=self.registry)
@@ -135,6 +137,9 @@ class Metrics:
         self.overhead = Histogram("llmrelay_overhead_seconds",
                                   "Time spent inside llmrelay (upstream excluded)",
                                   ["route"], buckets=_OVERHEAD_BUCKETS, registry=self.registry)
+        self.guardrail_findings = Counter(
+            "llmrelay_guardrail_findings", "PII found by guardrails (counts, never values)",
+            ["guardrail", "stage", "entity", "action"], registry=self.registry)
         self.registry.register(_Live(live))
 
     def observe(self, batch: list[Interaction]) -> None:
@@ -151,6 +156,13 @@ class Metrics:
                 self.tokens.labels(provider, model, "completion").inc(it.usage.completion_tokens)
                 if it.usage.cached_tokens:
                     self.tokens.labels(provider, model, "cached").inc(it.usage.cached_tokens)
+
+    def count_guardrail(self, stage: str, guardrail: str, entity: str, action: str) -> None:
+        """One guardrail finding (types only, never values), as it is made: denied calls
+        leave no row to count from. Guardrail names and entity types (custom patterns,
+        a moderation service's categories) come from configs: bounded like model names."""
+        self.guardrail_findings.labels(self._guard_label(guardrail), stage,
+                                       self._entity_label(entity), action).inc()
 
     def watch_writer(self, read: Callable[[], dict[str, Any]]) -> None:
         """Export the log writer's stats (``LogWriter.stats_dict``) at every scrape."""
