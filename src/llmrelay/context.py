@@ -20,6 +20,7 @@ from llmrelay.store.schema import new_id
 from llmrelay.telemetry.interaction import Interaction
 
 if TYPE_CHECKING:
+    from llmrelay.cache.state import CacheState
     from llmrelay.governance.backend import Plan as GovernanceTicket
     from llmrelay.routing.plan import RoutePlan
 
@@ -85,6 +86,8 @@ class Call:
     codec_state: Any = None
     #: The provider's id of this request (:func:`llmrelay.upstream.upstream_request_id`).
     upstream_request_id: str | None = None
+    #: What the response cache did for this call (``None``: no cache applied).
+    cache: CacheState | None = None
 
     @classmethod
     def start(cls, request: Request, route: str) -> Call:
@@ -171,4 +174,7 @@ class Call:
             cost_nanos=self.cost_nanos,
             team_id=self.key.team.id if self.key and self.key.team else None,
             usage_estimated=self.usage_estimated,
+            cache=self.cache.result if self.cache is not None else None,
+            cost_saved_nanos=self.cache.saved_nanos if self.cache is not None and
+            self.cache.hit else None,
         )

@@ -18,7 +18,11 @@ from llmrelay.plugins.chain import PluginFactory, PluginSelector
 FACTORIES: dict[str, PluginFactory] = {}
 
 
-def plugin_selector(configured: Mapping[str, Mapping[str, Any]],
-                    governor: Governor) -> PluginSelector:
-    """The gateway's selector: the configured plug-ins, then the built-ins."""
-    return PluginSelector(FACTORIES, (BudgetGuard(governor),), configured)
+def plugin_selector(configured: Mapping[str, Mapping[str, Any]], governor: Governor,
+                    services: Mapping[str, PluginFactory] | None = None) -> PluginSelector:
+    """The gateway's selector: the configured plug-ins, then the built-ins.
+
+    ``services`` are factories bound to state the gateway builds at start (the response
+    cache's backend: ``{"cache": CacheRuntime.plugin}``), beside the stateless ones."""
+    return PluginSelector({**FACTORIES, **(services or {})}, (BudgetGuard(governor),),
+                          configured)

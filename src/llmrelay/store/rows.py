@@ -34,6 +34,8 @@ def request_row(it: Interaction, bodies: bool) -> dict[str, Any]:
         "body": _text(it.request_body) if bodies else None,
         "attempts": it.attempts or None,
         "cost_nanos": it.cost_nanos,
+        "cache": it.cache,
+        "cost_saved_nanos": it.cost_saved_nanos,
     }
 
 

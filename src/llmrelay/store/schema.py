@@ -171,6 +171,10 @@ class RequestRow(Base):
     attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     #: What the call cost, in nano-dollars (1e-9 USD); null when it reached no provider.
     cost_nanos: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: The response cache's verdict: HIT, MISS, BYPASS, REFRESH; null when none applied.
+    cache: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: A cache hit: what the answer cost when it was made, saved by this call.
+    cost_saved_nanos: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ResponseRow(Base):
@@ -254,6 +258,10 @@ class UsageRecord(Base):
     usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
     total_cost_usd: Mapped[Decimal] = mapped_column(Numeric(20, 9), default=Decimal(0))
+    #: Answered from the response cache: ``cost_nanos`` is 0, ``cost_saved_nanos`` what
+    #: the upstream call would have cost.
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    cost_saved_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 Index("ix_usage_records_key_created", UsageRecord.api_key_id, UsageRecord.created_at)
