@@ -1,0 +1,337 @@
+"""The response cache through the real HTTP surface, with the official SDKs, in process.
+
+A real gateway runs in this process (``httpx.ASGITransport``) with the built-in mock
+provider (OpenAI shape, every answer translated) and the mock upstream server behind an
+Anthropic provider (``/v1/messages`` passed through) and an OpenAI provider
+(``/v1/responses`` passed through). The cache is selected the way operators select it:
+the settings' ``plugins`` block, a route config's ``cache`` block, a key's metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import httpx2
+import openai
+import orjson
+import pytest
+from sqlalchemy import select
+
+from llmrelay.app import Gateway
+from llmrelay.config import load_settings
+from llmrelay.governance.keys import create_key
+from llmrelay.mock_upstream import MockUpstream
+from llmrelay.store.schema import RequestRow, UsageRecord
+from tests.sdk_streams import read_chat_stream
+
+
+class Harness:
+    def __init__(self, gateway: Gateway, http: httpx.AsyncClient, key: str,
+                 upstream: MockUpstream, http2: httpx2.AsyncClient) -> None:
+        self.gateway, self.http, self.key, self.upstream = gateway, http, key, upstream
+        self.mock_calls = 0
+        self.oai = openai.AsyncOpenAI(base_url="http://gateway/v1", api_key=key,
+                                      http_client=http, max_retries=0)
+        self.claude = anthropic.AsyncAnthropic(base_url="http://gateway", api_key=key,
+                                               http_client=http2, max_retries=0)
+
+    def calls(self) -> int:
+        """Upstream calls so far: the built-in mock's and the mock server's."""
+        return self.mock_calls + len(self.upstream.requests)
+
+    async def post(self, path: str, body: dict[str, Any], key: str | None = None,
+                   **headers: str) -> httpx.Response:
+        return await self.http.post(path, json=body, headers={
+            "authorization": f"Bearer {key or self.key}", "anthropic-version": "2023-06-01",
+            **{k.replace("_", "-"): v for k, v in headers.items()}})
+
+    async def rows(self, request_id: str) -> tuple[RequestRow, UsageRecord | None]:
+        """The call's requests row and usage row, once the writer has flushed them."""
+        services = self.gateway.services
+        for _ in range(200):
+            async with services.sessions() as session:
+                row = await session.scalar(select(RequestRow).where(
+                    RequestRow.request_id == request_id))
+                usage = await session.get(UsageRecord, row.id) if row is not None else None
+            if row is not None:
+                return row, usage
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no row for {request_id}")
+
+
+class _Counting:
+    def __init__(self, inner: Any, harness: Harness) -> None:
+        self.inner, self.harness = inner, harness
+
+    async def send(self, call: Any, **kw: Any) -> Any:
+        self.harness.mock_calls += 1
+        return await self.inner.send(call, **kw)
+
+
+@pytest.fixture(scope="module")
+async def gw(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream
+             ) -> AsyncIterator[Harness]:
+    directory: Path = tmp_path_factory.mktemp("cache")
+    settings = load_settings(env={}, overrides={
+        "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}", "log_file": "none",
+        "auto_providers": False, "provider_reload_interval": 0, "log_flush_interval": 0.02,
+        "plugins": {"cache": {"ttl": 600}},
+        "prices": {"mock/echo": {"input_cost_per_token": "0.000001",
+                                 "output_cost_per_token": "0.000002"}},
+        "providers": [
+            {"name": "claude", "type": "anthropic", "base_url": upstream.base_url,
+             "api_key": "sk-ant-upstream-1234"},
+            {"name": "oai", "type": "openai", "base_url": upstream.base_url,
+             "api_key": "sk-upstream-abcdefgh"},
+        ]})
+    gateway = Gateway(settings, env={})
+    await gateway.startup()
+    key, _ = await create_key(gateway.services.sessions, "cache")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway),
+                                 base_url="http://gateway") as http, httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=gateway), base_url="http://gateway") as http2:
+        # The anthropic SDK is built on httpx2 and refuses an httpx client.
+        harness = Harness(gateway, http, key, upstream, http2)
+        mock = gateway.services.registry.get("mock")
+        assert mock is not None
+        mock.transport = _Counting(mock.transport, harness)  # type: ignore[assignment]
+        yield harness
+    await gateway.shutdown()
+
+
+def _question() -> str:
+    """A prompt no other test asked (every test starts with an empty entry for it)."""
+    return f"hello cache {uuid.uuid4().hex[:8]}"
+
+
+def _chat(text: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "mock/echo", "messages": [{"role": "user", "content": text}], **extra}
+
+
+async def test_chat_miss_then_hit_in_both_forms_from_one_entry(gw: Harness) -> None:
+    text = _question()
+    before = gw.calls()
+    first = await gw.oai.chat.completions.with_raw_response.create(
+        model="mock/echo", messages=[{"role": "user", "content": text}])
+    assert first.headers["x-llmrelay-cache"] == "MISS"
+    answer = first.parse().choices[0].message.content
+    assert answer == text and gw.calls() == before + 1
+    second = await gw.oai.chat.completions.with_raw_response.create(
+        model="mock/echo", messages=[{"role": "user", "content": text}])
+    assert second.headers["x-llmrelay-cache"] == "HIT"
+    assert int(second.headers["x-llmrelay-cache-age"]) >= 0
+    assert second.headers["x-llmrelay-provider"] == "mock"
+    assert float(second.headers["x-llmrelay-cost-usd"]) == 0
+    hit = second.parse()
+    assert hit.choices[0].message.content == answer and hit.usage is not None
+    # The same entry, replayed as a stream the SDK parses, usage included when asked.
+    stream = await gw.oai.chat.completions.create(
+        model="mock/echo", messages=[{"role": "user", "content": text}], stream=True,
+        stream_options={"include_usage": True})
+    chunks = [c async for c in stream]
+    got, usage, finish = read_chat_stream(chunks)
+    assert (got, finish) == (answer, "stop")
+    assert usage is not None and usage.total_tokens == hit.usage.total_tokens
+    assert gw.calls() == before + 1
+
+
+async def test_a_streamed_answer_is_stored_and_serves_both_forms(gw: Harness) -> None:
+    text = _question()
+    before = gw.calls()
+    async with gw.oai.chat.completions.stream(
+            model="mock/echo", messages=[{"role": "user", "content": text}]) as stream:
+        streamed = (await stream.get_final_completion()).choices[0].message.content
+    assert streamed == text
+    whole = await gw.post("/v1/chat/completions", _chat(text))
+    assert whole.headers["x-llmrelay-cache"] == "HIT"
+    assert whole.json()["choices"][0]["message"]["content"] == text
+    assert whole.json()["usage"]["completion_tokens"] > 0  # usage known though not asked
+    async with gw.oai.chat.completions.stream(
+            model="mock/echo", messages=[{"role": "user", "content": text}]) as again:
+        replayed = await again.get_final_completion()
+    assert replayed.choices[0].message.content == text
+    assert gw.calls() == before + 1
+
+
+async def test_tool_calls_replay_as_stream_deltas(gw: Harness) -> None:
+    tool = {"type": "function", "function": {
+        "name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}},
+            "required": ["city"]}}}
+    body = _chat(f"weather in Paris {_question()}", tools=[tool], tool_choice="required")
+    first = await gw.post("/v1/chat/completions", body)
+    call = first.json()["choices"][0]["message"]["tool_calls"][0]
+    async with gw.oai.chat.completions.stream(**body) as stream:
+        final = await stream.get_final_completion()
+    replayed = final.choices[0].message.tool_calls
+    assert replayed is not None and replayed[0].function.name == call["function"]["name"]
+    assert replayed[0].function.arguments == call["function"]["arguments"]
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+async def test_messages_translated_hit_and_stream_replay(gw: Harness) -> None:
+    text = _question()
+    before = gw.calls()
+    kwargs: dict[str, Any] = {"model": "mock/echo", "max_tokens": 100,
+                              "messages": [{"role": "user", "content": text}]}
+    first = await gw.claude.messages.with_raw_response.create(**kwargs)
+    assert first.headers["x-llmrelay-cache"] == "MISS"
+    second = await gw.claude.messages.with_raw_response.create(**kwargs)
+    assert second.headers["x-llmrelay-cache"] == "HIT"
+    assert (await second.parse()).content[0].text == (await first.parse()).content[0].text
+    assert (await first.parse()).content[0].text == text
+    async with gw.claude.messages.stream(**kwargs) as stream:
+        final = await stream.get_final_message()
+    assert final.content[0].text == text and final.stop_reason == "end_turn"
+    assert final.usage.output_tokens > 0
+    assert gw.calls() == before + 1
+
+
+async def test_messages_passed_through_are_cached_in_their_own_form(gw: Harness) -> None:
+    kwargs: dict[str, Any] = {"model": "claude/claude-sonnet-4-5", "max_tokens": 100,
+                              "messages": [{"role": "user", "content": _question()}]}
+    before = gw.calls()
+    first = await gw.claude.messages.create(**kwargs)
+    second = await gw.claude.messages.with_raw_response.create(**kwargs)
+    assert second.headers["x-llmrelay-cache"] == "HIT"
+    assert second.headers["x-llmrelay-provider"] == "claude"
+    assert (await second.parse()).content[0].text == first.content[0].text
+    assert gw.calls() == before + 1
+    for expected in ("MISS", "HIT"):  # a stream is its own entry: the provider's events
+        async with gw.claude.messages.stream(**kwargs) as stream:
+            final = await stream.get_final_message()
+        assert final.content[0].text == first.content[0].text
+        assert stream.response.headers["x-llmrelay-cache"] == expected
+    assert gw.calls() == before + 2
+
+
+@pytest.mark.parametrize("model", ["mock/echo", "oai/gpt-4o"])
+async def test_responses_hit_and_stream_replay(gw: Harness, model: str) -> None:
+    text = _question()
+    before = gw.calls()
+    first = await gw.oai.responses.with_raw_response.create(model=model, input=text)
+    assert first.headers["x-llmrelay-cache"] == "MISS"
+    second = await gw.oai.responses.with_raw_response.create(model=model, input=text)
+    assert second.headers["x-llmrelay-cache"] == "HIT"
+    assert second.parse().output_text == first.parse().output_text == text
+    async with gw.oai.responses.stream(model=model, input=text) as stream:
+        final = await stream.get_final_response()
+    assert final.output_text == text and final.status == "completed"
+    streams_stored = 0 if model == "mock/echo" else 1  # a pass-through stream: its own entry
+    assert gw.calls() == before + 1 + streams_stored
+    async with gw.oai.responses.stream(model=model, input=text) as again:
+        assert (await again.get_final_response()).output_text == text
+    assert gw.calls() == before + 1 + streams_stored
+
+
+async def test_embeddings_hit(gw: Harness) -> None:
+    text = _question()
+    before = gw.calls()
+    first = await gw.oai.embeddings.with_raw_response.create(model="mock/echo", input=text)
+    second = await gw.oai.embeddings.with_raw_response.create(model="mock/echo", input=text)
+    assert (first.headers["x-llmrelay-cache"], second.headers["x-llmrelay-cache"]) == (
+        "MISS", "HIT")
+    assert second.parse().data[0].embedding == first.parse().data[0].embedding
+    other = await gw.oai.embeddings.with_raw_response.create(  # the SDK asks for base64
+        model="mock/echo", input=text, encoding_format="float")
+    assert other.headers["x-llmrelay-cache"] == "MISS"  # another format: another entry
+    assert gw.calls() == before + 2
+
+
+async def test_keys_never_see_each_others_entries_unless_the_config_widens_scope(
+    gw: Harness,
+) -> None:
+    other, _ = await create_key(gw.gateway.services.sessions, f"other-{uuid.uuid4().hex}")
+    body = _chat(_question())
+    assert (await gw.post("/v1/chat/completions", body)).headers["x-llmrelay-cache"] == "MISS"
+    theirs = await gw.post("/v1/chat/completions", body, key=other)
+    assert theirs.headers["x-llmrelay-cache"] == "MISS"
+    shared = orjson.dumps({"cache": {"scope": "global"}}).decode()
+    body = _chat(_question())
+    await gw.post("/v1/chat/completions", body, x_llmrelay_config=shared)
+    theirs = await gw.post("/v1/chat/completions", body, key=other, x_llmrelay_config=shared)
+    assert theirs.headers["x-llmrelay-cache"] == "HIT"
+    own_scope = await gw.post("/v1/chat/completions", body, key=other)
+    assert own_scope.headers["x-llmrelay-cache"] == "MISS"
+
+
+async def test_request_headers_bypass_no_store_refresh_and_namespace(gw: Harness) -> None:
+    body = _chat(_question())
+    async def result(**headers: str) -> str:
+        resp = await gw.post("/v1/chat/completions", body, **headers)
+        assert resp.status_code == 200, resp.text
+        return resp.headers["x-llmrelay-cache"]
+
+    assert await result(cache_control="no-store") == "MISS"
+    assert await result(x_llmrelay_cache_bypass="true") == "BYPASS"
+    assert await result() == "MISS"  # neither stored anything
+    assert await result() == "HIT"
+    assert await result(cache_control="no-cache") == "REFRESH"
+    assert await result(x_portkey_cache_force_refresh="true") == "REFRESH"
+    assert await result(x_portkey_cache_namespace="team-a") == "MISS"
+    assert await result(x_llmrelay_cache_namespace="team-a") == "HIT"
+    assert await result(cache_control="max-age=0") in ("MISS", "HIT")  # 0 s old may pass
+    bad = await gw.post("/v1/chat/completions", body, x_llmrelay_cache_ttl="soon")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "x-llmrelay-cache-ttl"
+
+
+async def test_an_entry_expires_after_its_ttl(gw: Harness) -> None:
+    body = _chat(_question())
+    await gw.post("/v1/chat/completions", body, x_llmrelay_cache_ttl="0.2")
+    results = []
+    for _ in range(200):  # polled: the entry is a hit until it expires, then a miss
+        resp = await gw.post("/v1/chat/completions", body, cache_control="no-store")
+        results.append(resp.headers["x-llmrelay-cache"])
+        if results[-1] == "MISS":
+            break
+        await asyncio.sleep(0.02)
+    assert results[-1] == "MISS"
+    assert set(results[:-1]) <= {"HIT"}
+
+
+async def test_answers_cut_by_max_tokens_are_not_stored(gw: Harness) -> None:
+    # The mock upstream's Anthropic cuts the reply at max_tokens words: finish "length".
+    body = {"model": "claude/claude-sonnet-4-5", "max_tokens": 2,
+            "messages": [{"role": "user", "content": "one two three four " + _question()}]}
+    first = await gw.post("/v1/messages", body)
+    assert first.json()["stop_reason"] == "max_tokens"
+    assert (await gw.post("/v1/messages", body)).headers["x-llmrelay-cache"] == "MISS"
+    keep = orjson.dumps({"cache": {"store_truncated": True}}).decode()
+    await gw.post("/v1/messages", body, x_llmrelay_config=keep)
+    again = await gw.post("/v1/messages", body, x_llmrelay_config=keep)
+    assert again.headers["x-llmrelay-cache"] == "HIT"
+
+
+async def test_a_hit_leaves_a_row_with_cost_zero_and_the_cost_saved(gw: Harness) -> None:
+    body = _chat(_question())
+    miss = await gw.post("/v1/chat/completions", body, x_request_id="cache-miss-row-"
+                         + uuid.uuid4().hex)
+    hit = await gw.post("/v1/chat/completions", body, x_request_id="cache-hit-row-"
+                        + uuid.uuid4().hex)
+    miss_row, miss_usage = await gw.rows(miss.headers["x-request-id"])
+    hit_row, hit_usage = await gw.rows(hit.headers["x-request-id"])
+    assert miss_row.cache == "MISS" and miss_row.cost_nanos and miss_row.cost_nanos > 0
+    assert hit_row.cache == "HIT" and hit_row.cost_nanos == 0
+    assert hit_row.cost_saved_nanos == miss_row.cost_nanos
+    assert hit_row.provider == "mock" and hit_row.attempts is None
+    assert hit_usage is not None and hit_usage.cache_hit and hit_usage.cost_nanos == 0
+    assert hit_usage.cost_saved_nanos == miss_row.cost_nanos
+    assert miss_usage is not None and not miss_usage.cache_hit
+    metrics = (await gw.http.get("/metrics")).text
+    assert 'llmrelay_cache_requests_total{result="hit"}' in metrics
+    assert "llmrelay_cache_saved_usd_total" in metrics
+    ready = (await gw.http.get("/health/ready")).json()
+    assert ready["cache"]["backend"] == "memory" and ready["cache"]["entries"] > 0
+
+
+async def test_invalid_cache_options_in_a_config_are_refused(gw: Harness) -> None:
+    bad = orjson.dumps({"cache": {"scope": "everyone"}}).decode()
+    resp = await gw.post("/v1/chat/completions", _chat("x"), x_llmrelay_config=bad)
+    assert resp.status_code == 400 and "cache.scope" in resp.text
