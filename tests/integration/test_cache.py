@@ -25,8 +25,11 @@ from sqlalchemy import select
 
 from llmrelay.app import Gateway
 from llmrelay.config import load_settings
+from llmrelay.context import Call
+from llmrelay.errors import PermissionDenied
 from llmrelay.governance.keys import create_key
-from llmrelay.mock_upstream import MockUpstream
+from llmrelay.mock_upstream import Behaviour, MockUpstream
+from llmrelay.plugins.chain import Plugin, PluginSelector, StreamStep
 from llmrelay.store.schema import RequestRow, UsageRecord
 from tests.sdk_streams import read_chat_stream
 
@@ -335,3 +338,81 @@ async def test_invalid_cache_options_in_a_config_are_refused(gw: Harness) -> Non
     bad = orjson.dumps({"cache": {"scope": "everyone"}}).decode()
     resp = await gw.post("/v1/chat/completions", _chat("x"), x_llmrelay_config=bad)
     assert resp.status_code == 400 and "cache.scope" in resp.text
+
+
+async def test_errors_and_cut_streams_are_not_stored(gw: Harness) -> None:
+    body = {"model": "claude/claude-sonnet-4-5", "max_tokens": 100,
+            "messages": [{"role": "user", "content": _question()}]}
+    gw.upstream.script(Behaviour(status=529))
+    failed = await gw.post("/v1/messages", body)
+    assert failed.status_code >= 500
+    assert failed.headers["x-llmrelay-cache"] == "MISS"
+    gw.upstream.script(Behaviour(drop_after_chunks=3))
+    cut = await gw.post("/v1/messages", {**body, "stream": True})
+    assert b"message_stop" not in cut.content  # the upstream dropped it
+    before = gw.calls()
+    assert (await gw.post("/v1/messages", body)).headers["x-llmrelay-cache"] == "MISS"
+    again = await gw.post("/v1/messages", {**body, "stream": True})
+    assert again.headers["x-llmrelay-cache"] == "MISS"
+    assert gw.calls() == before + 2
+
+
+class _EndStreams(Plugin):
+    """Stands for an output guardrail outside the cache: ends every stream at its end."""
+
+    name = "ender"
+
+    def stream(self, call: Call) -> StreamStep | None:
+        return _End()
+
+
+class _End(StreamStep):
+    async def end(self, call: Call, events: list[bytes]) -> list[bytes]:
+        raise PermissionDenied("flagged by the test guardrail", code="flagged")
+
+
+async def test_an_answer_an_outer_plugin_ended_is_not_stored(gw: Harness) -> None:
+    services = gw.gateway.services
+    normal = services.plugins
+    services.plugins = PluginSelector(
+        {"ender": lambda options: _EndStreams(), "cache": services.cache.plugin},
+        normal.builtins, {"ender": {}, "cache": {}})
+    body = _chat(_question(), stream=True)
+    try:
+        flagged = await gw.post("/v1/chat/completions", body)
+        assert b"flagged" in flagged.content
+        assert flagged.headers["x-llmrelay-cache"] == "MISS"
+    finally:
+        services.plugins = normal
+    assert (await gw.post("/v1/chat/completions", body)).headers["x-llmrelay-cache"] == "MISS"
+    assert (await gw.post("/v1/chat/completions", body)).headers["x-llmrelay-cache"] == "HIT"
+
+
+async def test_hits_count_against_rate_limits(gw: Harness) -> None:
+    limited, _ = await create_key(gw.gateway.services.sessions, f"rpm-{uuid.uuid4().hex}",
+                                  rpm=2)
+    body = _chat(_question())
+    results = [await gw.post("/v1/chat/completions", body, key=limited) for _ in range(3)]
+    assert [r.headers.get("x-llmrelay-cache") for r in results[:2]] == ["MISS", "HIT"]
+    assert results[2].status_code == 429
+
+
+async def test_a_key_selects_the_cache_in_its_metadata(gw: Harness) -> None:
+    services = gw.gateway.services
+    normal = services.plugins
+    services.plugins = PluginSelector({"cache": services.cache.plugin}, normal.builtins, {})
+    try:
+        plain = await gw.post("/v1/chat/completions", _chat(_question()))
+        assert "x-llmrelay-cache" not in plain.headers  # no cache selected
+        key, _ = await create_key(services.sessions, f"meta-{uuid.uuid4().hex}",
+                                  metadata={"plugins": {"cache": {"ttl": 60}}})
+        body = _chat(_question())
+        first = await gw.post("/v1/chat/completions", body, key=key)
+        second = await gw.post("/v1/chat/completions", body, key=key)
+        assert (first.headers["x-llmrelay-cache"], second.headers["x-llmrelay-cache"]) == (
+            "MISS", "HIT")
+        config = orjson.dumps({"cache": {"mode": "simple"}}).decode()
+        routed = await gw.post("/v1/chat/completions", body, x_llmrelay_config=config)
+        assert routed.headers["x-llmrelay-cache"] == "MISS"  # a route config selects it too
+    finally:
+        services.plugins = normal
