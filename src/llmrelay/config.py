@@ -74,6 +74,12 @@ class ResponseCacheSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=T
     max_bytes: int = 256 * 1024 * 1024
     #: Largest answer stored (an encoded entry); bigger ones are served and not kept.
     max_entry_bytes: int = 4 * 1024 * 1024
+    #: Semantic mode's embeddings model (``provider/model``) when a cache block names none.
+    embedding_model: str | None = None
+    #: Seconds an embedding may take; past it the call is looked up exactly.
+    embedding_timeout: float = 2.0
+    #: Questions the in-process semantic index holds (oldest dropped first).
+    max_vectors: int = 100_000
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -386,6 +392,9 @@ def _check_cache(s: Settings) -> None:
     if c.backend == "redis" and not (c.redis_url or s.redis_url):
         raise ConfigError("invalid config: response_cache.backend: redis needs "
                           "response_cache.redis_url or redis_url")
+    if c.embedding_timeout <= 0 or c.max_vectors < 1:
+        raise ConfigError("invalid config: response_cache.embedding_timeout and max_vectors "
+                          "must be positive")
     if c.max_bytes < 1024 or c.max_entry_bytes < 1024:
         raise ConfigError("invalid config: response_cache.max_bytes and max_entry_bytes "
                           "must be at least 1024")

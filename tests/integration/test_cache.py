@@ -416,3 +416,74 @@ async def test_a_key_selects_the_cache_in_its_metadata(gw: Harness) -> None:
         assert routed.headers["x-llmrelay-cache"] == "MISS"  # a route config selects it too
     finally:
         services.plugins = normal
+
+
+SEMANTIC = orjson.dumps({"cache": {"mode": "semantic",
+                                   "embedding_model": "mock/bag-of-words"}}).decode()
+
+
+async def test_semantic_hit_on_a_paraphrase_and_miss_on_a_near_miss(gw: Harness) -> None:
+    # mock/bag-of-words: the same words in another order and case are similarity 1.0;
+    # one word of six changed is 0.83, under the default threshold of 0.95.
+    topic = uuid.uuid4().hex[:8]
+    asked = f"What is the capital of {topic}?"
+    first = await gw.post("/v1/chat/completions", _chat(asked), x_llmrelay_config=SEMANTIC)
+    assert first.headers["x-llmrelay-cache"] == "MISS"
+    before = gw.calls()
+    paraphrase = await gw.post("/v1/chat/completions", _chat(f"the CAPITAL of {topic} is what"),
+                               x_llmrelay_config=SEMANTIC)
+    assert paraphrase.headers["x-llmrelay-cache"] == "SEMANTIC"
+    assert float(paraphrase.headers["x-llmrelay-cache-similarity"]) > 0.99
+    assert paraphrase.json()["choices"][0]["message"]["content"] == asked  # the stored one
+    assert gw.calls() == before + 1  # the question's embedding; no chat call upstream
+    near = await gw.post("/v1/chat/completions", _chat(f"What is the population of {topic}?"),
+                         x_llmrelay_config=SEMANTIC)
+    assert near.headers["x-llmrelay-cache"] == "MISS"
+    # A lower threshold in the config lets it match; a request may only raise it.
+    loose = orjson.dumps({"cache": {"mode": "semantic", "threshold": 0.8,
+                                    "embedding_model": "mock/bag-of-words"}}).decode()
+    other = _chat(f"What is the capital city of {topic}?")  # 6 of 7 words shared: ~0.93
+    tight = await gw.post("/v1/chat/completions", other, x_llmrelay_config=loose,
+                          x_llmrelay_cache_threshold="0.97", cache_control="no-store")
+    assert tight.headers["x-llmrelay-cache"] == "MISS"
+    matched = await gw.post("/v1/chat/completions", other, x_llmrelay_config=loose,
+                            cache_control="no-store")
+    assert matched.headers["x-llmrelay-cache"] == "SEMANTIC"
+    # The same question in another context (another system prompt) is not a match.
+    system = {"role": "system", "content": "Answer in French."}
+    framed = _chat(f"the capital of {topic} is what")
+    framed["messages"].insert(0, system)
+    elsewhere = await gw.post("/v1/chat/completions", framed, x_llmrelay_config=SEMANTIC)
+    assert elsewhere.headers["x-llmrelay-cache"] == "MISS"
+
+
+async def test_semantic_hits_on_messages_and_responses_streams(gw: Harness) -> None:
+    topic = uuid.uuid4().hex[:8]
+    await gw.post("/v1/responses", {"model": "mock/echo", "input": f"Who founded {topic}?"},
+                  x_llmrelay_config=SEMANTIC)
+    similar = await gw.post("/v1/responses", {"model": "mock/echo", "stream": True,
+                                              "input": f"who FOUNDED {topic}"},
+                            x_llmrelay_config=SEMANTIC)
+    assert similar.headers["x-llmrelay-cache"] == "SEMANTIC"
+    assert b"response.completed" in similar.content
+    body = {"model": "mock/echo", "max_tokens": 50,
+            "messages": [{"role": "user", "content": f"Where is {topic} based?"}]}
+    await gw.post("/v1/messages", body, x_llmrelay_config=SEMANTIC)
+    body["messages"] = [{"role": "user", "content": [
+        {"type": "text", "text": f"{topic} is based where?"}]}]
+    again = await gw.post("/v1/messages", body, x_llmrelay_config=SEMANTIC)
+    assert again.headers["x-llmrelay-cache"] == "SEMANTIC"
+    assert again.json()["content"][0]["text"] == f"Where is {topic} based?"
+
+
+async def test_semantic_mode_without_a_working_embedder_is_exact(gw: Harness) -> None:
+    broken = orjson.dumps({"cache": {"mode": "semantic",
+                                     "embedding_model": "nowhere/none"}}).decode()
+    body = _chat(_question())
+    first = await gw.post("/v1/chat/completions", body, x_llmrelay_config=broken)
+    second = await gw.post("/v1/chat/completions", body, x_llmrelay_config=broken)
+    assert (first.status_code, first.headers["x-llmrelay-cache"]) == (200, "MISS")
+    assert second.headers["x-llmrelay-cache"] == "HIT"
+    missing = orjson.dumps({"cache": {"mode": "semantic"}}).decode()
+    refused = await gw.post("/v1/chat/completions", body, x_llmrelay_config=missing)
+    assert refused.status_code == 400 and "embedding_model" in refused.text

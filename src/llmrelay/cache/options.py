@@ -4,7 +4,11 @@
 (entries older than this are not served), ``scope`` (whose entries a call may see:
 ``key`` by default, ``team`` or ``global`` widen it deliberately), ``namespace`` (a
 partition chosen by the operator) and ``store_truncated`` (also keep answers cut by
-``max_tokens``). A leaf module: routing validates route configs with it.
+``max_tokens``). ``mode: semantic`` adds ``threshold`` (cosine similarity a stored
+question must reach; default 0.95, Portkey's figure in seed 004) and
+``embedding_model`` (``provider/model``; default: the settings'
+``response_cache.embedding_model``). A leaf module: routing validates route configs with
+it.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from typing import Any
 #: The longest time an entry may live or be accepted (30 days, as route configs cap it).
 MAX_CACHE_SECONDS = 30 * 86400.0
 DEFAULT_TTL = 3600.0
+DEFAULT_THRESHOLD = 0.95
 MODES = ("simple", "semantic")
 SCOPES = ("key", "team", "global")
-_FIELDS = ("max_age", "mode", "namespace", "scope", "store_truncated", "ttl")
+_FIELDS = ("embedding_model", "max_age", "mode", "namespace", "scope", "store_truncated",
+           "threshold", "ttl")
 MAX_NAMESPACE_CHARS = 200
 
 
@@ -39,6 +45,8 @@ class CacheOptions:
     scope: str = "key"
     namespace: str = ""
     store_truncated: bool = False
+    threshold: float = DEFAULT_THRESHOLD
+    embedding_model: str | None = None
 
 
 def _seconds(raw: Mapping[str, Any], key: str, path: str) -> float | None:
@@ -81,6 +89,18 @@ def parse_cache_options(raw: object, path: str = "cache") -> CacheOptions:
     namespace = raw.get("namespace", "")
     check_namespace(namespace, f"{path}.namespace")
     ttl = _seconds(raw, "ttl", path)
+    threshold = check_threshold(raw.get("threshold", DEFAULT_THRESHOLD), f"{path}.threshold")
+    model = raw.get("embedding_model")
+    if model is not None and (not isinstance(model, str) or "/" not in model.strip("/")):
+        raise CacheOptionsError(f"{path}.embedding_model",
+                                "must name an embeddings model as provider/model")
     return CacheOptions(mode=str(mode), ttl=DEFAULT_TTL if ttl is None else ttl,
                         max_age=_seconds(raw, "max_age", path), scope=str(scope),
-                        namespace=str(namespace), store_truncated=truncated)
+                        namespace=str(namespace), store_truncated=truncated,
+                        threshold=threshold, embedding_model=model)
+
+
+def check_threshold(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise CacheOptionsError(where, "must be a cosine similarity above 0 and at most 1")
+    return float(value)

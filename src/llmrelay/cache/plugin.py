@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from llmrelay.cache import entry as entries
 from llmrelay.cache.backends import Backend, BackendError, MemoryBackend, RedisBackend
+from llmrelay.cache.embedder import EmbeddingError, ProviderEmbedder
 from llmrelay.cache.options import CacheOptions, CacheOptionsError, parse_cache_options
 from llmrelay.cache.replay import chunks_of, completion_of
-from llmrelay.cache.request import cache_key, candidates, directives
-from llmrelay.cache.state import BYPASS, HIT, MISS, REFRESH, CacheState
+from llmrelay.cache.request import Directives, cache_key, candidates, directives
+from llmrelay.cache.semantic import SemanticIndex, split
+from llmrelay.cache.state import BYPASS, HIT, MISS, REFRESH, SEMANTIC, CacheState
 from llmrelay.errors import InvalidRequest
 from llmrelay.governance.pricing import cost_nanos
 from llmrelay.plugins.chain import Answer, Plugin, Replay, StreamStep
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from llmrelay.config import Settings
     from llmrelay.context import Call
     from llmrelay.governance.governor import Governor
-    from llmrelay.routing.resolve import Target
+    from llmrelay.routing.resolve import Resolver, Target
     from llmrelay.telemetry.metrics import Metrics
 
 log = logging.getLogger("llmrelay.cache")
@@ -60,11 +62,18 @@ def _wants_usage(call: Call) -> bool:
 class CacheRuntime:
     """What every ``cache`` plug-in of a gateway shares: the backend, prices, counters."""
 
-    def __init__(self, settings: Settings, governor: Governor, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, governor: Governor, metrics: Metrics,
+                 resolver: Resolver) -> None:
         cfg = settings.response_cache
         self.governor = governor
         self.metrics = metrics
+        self.resolver = resolver
         self.max_entry_bytes = cfg.max_entry_bytes
+        self.embedding_model = cfg.embedding_model
+        self.embedding_timeout = cfg.embedding_timeout
+        self.index = SemanticIndex(cfg.max_vectors)
+        #: One embedder per model named by a config (the options are bounded already).
+        self._embedders: dict[str, ProviderEmbedder] = {}
         url = cfg.redis_url or settings.redis_url
         self.backend: Backend
         if cfg.backend == "redis" or (cfg.backend == "auto" and url):
@@ -81,7 +90,28 @@ class CacheRuntime:
         except CacheOptionsError as exc:
             raise InvalidRequest(f"invalid cache options: {exc}", param=exc.path,
                                  code="invalid_cache_options") from None
+        if parsed.mode == "semantic" and not (parsed.embedding_model or self.embedding_model):
+            raise InvalidRequest(
+                "invalid cache options: cache.embedding_model: semantic mode needs an "
+                "embeddings model (provider/model) here or in response_cache.embedding_model",
+                param="cache.embedding_model", code="invalid_cache_options")
         return ResponseCache(self, parsed)
+
+    async def embed(self, model: str, text: str) -> list[float] | None:
+        """The question's unit vector, or ``None`` when the model failed (counted)."""
+        embedder = self._embedders.get(model)
+        if embedder is None:
+            embedder = self._embedders[model] = ProviderEmbedder(
+                self.resolver, model, self.embedding_timeout)
+        before = embedder.tokens
+        try:
+            vector = await embedder.embed(text)
+        except EmbeddingError as exc:
+            self.metrics.cache_errors.labels("embedding").inc()
+            log.warning("response cache: %s; the call is looked up exactly", exc)
+            return None
+        self.metrics.cache_embedding_tokens.inc(embedder.tokens - before)
+        return vector
 
     def _failed(self, exc: BackendError) -> None:
         self.metrics.cache_errors.labels(self.backend.name).inc()
@@ -101,14 +131,17 @@ class CacheRuntime:
                     return entry
         return None
 
-    async def store(self, key: str, entry: entries.Entry, ttl: float) -> None:
+    async def store(self, key: str, entry: entries.Entry, ttl: float) -> bool:
+        """Whether the entry was stored (not too big, the backend answered)."""
         raw = entries.encode(entry)
         if len(raw) > self.max_entry_bytes:
-            return
+            return False
         try:
             await self.backend.set(key, raw, ttl)
         except BackendError as exc:
             self._failed(exc)
+            return False
+        return True
 
     def cost(self, call: Call) -> int:
         """What the call's answer cost (nano-dollars): what a hit on it will save."""
@@ -118,7 +151,7 @@ class CacheRuntime:
         return cost_nanos(call.usage, price) if price is not None else 0
 
     def status(self) -> dict[str, Any]:
-        return self.backend.status()
+        return {**self.backend.status(), "semantic": self.index.status()}
 
     async def close(self) -> None:
         await self.backend.close()
@@ -144,17 +177,52 @@ class ResponseCache(Plugin):
         state.key = cache_key(call, self.options, namespace)
         state.store = wanted.store
         state.ttl = min(self.options.ttl, wanted.ttl or math.inf)
+        question = self._question(call, namespace)
         if not wanted.lookup:
+            if question is not None and state.store:
+                state.context, state.vector = question[0], await self._embed(question[1])
             return self._report(call, REFRESH)
         found = await self.runtime.lookup(state.key, call.stream)
-        if found is not None:
-            ages = [a for a in (self.options.max_age, wanted.max_age) if a is not None]
-            age = max(0.0, time.time() - found.created)
-            if not ages or age <= min(ages):
-                answer = self._hit(call, state, found, age)
-                if answer is not None:
-                    return answer
+        answer = self._fresh_hit(call, state, wanted, found, HIT)
+        if answer is not None:
+            return answer
+        if question is not None:
+            state.context, state.vector = question[0], await self._embed(question[1])
+            if state.vector is not None:
+                threshold = max(self.options.threshold, wanted.threshold or 0.0)
+                match = self.runtime.index.search(state.context, state.vector, threshold)
+                if match is not None:
+                    found = await self.runtime.lookup(match[0], call.stream)
+                    state.similarity = match[1]
+                    answer = self._fresh_hit(call, state, wanted, found, SEMANTIC)
+                    if answer is not None:
+                        return answer
         return self._report(call, MISS)
+
+    def _question(self, call: Call, namespace: str) -> tuple[str, str] | None:
+        """Semantic mode: ``(context hash, last user turn)``, if the call has one."""
+        if self.options.mode != "semantic":
+            return None
+        assert call.body is not None
+        parts = split(call.route, call.body)
+        if parts is None:
+            return None
+        return cache_key(call, self.options, namespace, parts[0], "context"), parts[1]
+
+    async def _embed(self, text: str) -> list[float] | None:
+        model = self.options.embedding_model or self.runtime.embedding_model
+        assert model is not None  # checked when the plug-in was built
+        return await self.runtime.embed(model, text)
+
+    def _fresh_hit(self, call: Call, state: CacheState, wanted: Directives,
+                   found: entries.Entry | None, result: str) -> Answer | None:
+        if found is None:
+            return None
+        ages = [a for a in (self.options.max_age, wanted.max_age) if a is not None]
+        age = max(0.0, time.time() - found.created)
+        if ages and age > min(ages):
+            return None
+        return self._hit(call, state, found, age, result)
 
     @staticmethod
     def _report(call: Call, result: str) -> None:
@@ -170,17 +238,20 @@ class ResponseCache(Plugin):
                 return target
         return None
 
-    def _hit(self, call: Call, state: CacheState, entry: entries.Entry, age: float
-             ) -> Answer | None:
+    def _hit(self, call: Call, state: CacheState, entry: entries.Entry, age: float,
+             result: str) -> Answer | None:
         target = self._target(call, entry)
         if target is None:  # the key names the targets, so only a hash collision lands here
             return None
         call.target = target
         call.passthrough = entry.passthrough
         call.cost_nanos = 0  # a hit costs nothing: budgets, the cost header, the rows
-        state.result, state.age, state.saved_nanos, state.store = HIT, age, entry.cost_nanos, False
-        call.extra_headers["x-llmrelay-cache"] = HIT
+        state.result, state.age, state.saved_nanos = result, age, entry.cost_nanos
+        state.store = False
+        call.extra_headers["x-llmrelay-cache"] = result
         call.extra_headers["x-llmrelay-cache-age"] = str(int(age))
+        if result == SEMANTIC and state.similarity is not None:
+            call.extra_headers["x-llmrelay-cache-similarity"] = f"{state.similarity:.4f}"
         if not call.stream:
             return ChatResult(entry.body, entry.usage, entry.finish_reason)
         events = (list(entry.events) if entry.stream
@@ -230,7 +301,9 @@ class ResponseCache(Plugin):
                 entry = entries.Entry(body=body, **common)
         else:
             return
-        await self.runtime.store(key, entry, state.ttl)
+        if await self.runtime.store(key, entry, state.ttl) and state.vector is not None:
+            assert state.context is not None
+            self.runtime.index.add(state.context, state.vector, state.key, state.ttl)
 
 
 class _Collect(StreamStep):

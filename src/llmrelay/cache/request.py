@@ -11,6 +11,8 @@ Per-request headers, all optional::
                                        x-portkey-cache-namespace)
     x-llmrelay-cache-ttl: <s>          keep the stored answer at most <s> seconds (a request
                                        may shorten the configured ttl, not extend it)
+    x-llmrelay-cache-threshold: <0-1>  semantic mode: the similarity a match needs (a request
+                                       may raise the configured threshold, not lower it)
 
 The key is a SHA-256 of the normalised request: the endpoint, the resolved target(s) with
 their route overrides (never the alias the client typed), the tenant scope, the namespace
@@ -32,6 +34,7 @@ from llmrelay.cache.options import (
     CacheOptions,
     CacheOptionsError,
     check_namespace,
+    check_threshold,
 )
 from llmrelay.errors import InvalidRequest
 
@@ -53,6 +56,7 @@ class Directives:
     max_age: float | None = None
     ttl: float | None = None
     namespace: str | None = None
+    threshold: float | None = None
 
     @property
     def bypass(self) -> bool:
@@ -109,7 +113,17 @@ def directives(request: Request) -> Directives:
             check_namespace(namespace, "x-llmrelay-cache-namespace")
         except CacheOptionsError as exc:
             raise InvalidRequest(str(exc), param=exc.path, code="invalid_cache_header") from None
-    return Directives(lookup=lookup, store=store, max_age=max_age, ttl=ttl, namespace=namespace)
+    threshold: float | None = None
+    raw_threshold = request.header("x-llmrelay-cache-threshold")
+    if raw_threshold is not None:
+        try:
+            threshold = check_threshold(float(raw_threshold), "x-llmrelay-cache-threshold")
+        except (ValueError, CacheOptionsError):
+            raise InvalidRequest("x-llmrelay-cache-threshold: must be a cosine similarity "
+                                 "above 0 and at most 1", param="x-llmrelay-cache-threshold",
+                                 code="invalid_cache_header") from None
+    return Directives(lookup=lookup, store=store, max_age=max_age, ttl=ttl, namespace=namespace,
+                      threshold=threshold)
 
 
 def scope_of(call: Call, options: CacheOptions) -> str:
@@ -132,14 +146,17 @@ def candidates(call: Call) -> list[Target]:
     return [call.target]
 
 
-def cache_key(call: Call, options: CacheOptions, namespace: str) -> str:
-    """The hex SHA-256 of the normalised request (see the module docstring)."""
+def cache_key(call: Call, options: CacheOptions, namespace: str,
+              body: dict[str, Any] | None = None, kind: str = "exact") -> str:
+    """The hex SHA-256 of the normalised request (see the module docstring); ``body`` and
+    ``kind`` give a semantic call's context hash (its body without the last user turn)."""
     assert call.body is not None
-    body = {k: v for k, v in call.body.items() if k not in NOT_KEYED}
+    body = {k: v for k, v in (call.body if body is None else body).items()
+            if k not in NOT_KEYED}
     targets = sorted(([t.qualified, dict(t.overrides or {})] for t in candidates(call)),
                      key=lambda t: orjson.dumps(t, option=orjson.OPT_SORT_KEYS))
     material: dict[str, Any] = {
-        "v": KEY_VERSION, "route": call.route, "targets": targets,
+        "v": KEY_VERSION, "kind": kind, "route": call.route, "targets": targets,
         "scope": scope_of(call, options), "namespace": namespace, "body": body,
     }
     beta = call.request.header("anthropic-beta")

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 #: ``x-llmrelay-cache`` values: answered from the cache, looked up and not found, not
 #: looked up nor stored (bypass header), not looked up but stored (refresh).
 HIT, MISS, BYPASS, REFRESH = "HIT", "MISS", "BYPASS", "REFRESH"
+#: Answered from the cache by a similar question (semantic mode).
+SEMANTIC = "SEMANTIC"
 
 
 @dataclass(slots=True, eq=False)
@@ -30,7 +32,11 @@ class CacheState:
     events_bytes: int = 0
     #: The stream reached its end (not cut by the upstream, a plug-in or the client).
     ended: bool = False
+    #: Semantic mode: the question's context hash and embedding, indexed once stored.
+    context: str | None = None
+    vector: list[float] | None = None
+    similarity: float | None = None
 
     @property
     def hit(self) -> bool:
-        return self.result == HIT
+        return self.result in (HIT, SEMANTIC)

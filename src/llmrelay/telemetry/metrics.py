@@ -146,6 +146,9 @@ class Metrics:
         self.cache_errors = Counter("llmrelay_cache_backend_errors",
                                     "Cache lookups and stores that failed (served as misses)",
                                     ["backend"], registry=self.registry)
+        self.cache_embedding_tokens = Counter(
+            "llmrelay_cache_embedding_tokens",
+            "Tokens the semantic cache's own embedding calls used", registry=self.registry)
         self.registry.register(_Live(live))
 
     def observe(self, batch: list[Interaction]) -> None:
