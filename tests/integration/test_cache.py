@@ -84,7 +84,7 @@ async def gw(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream
     settings = load_settings(env={}, overrides={
         "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}", "log_file": "none",
         "auto_providers": False, "provider_reload_interval": 0, "log_flush_interval": 0.02,
-        "plugins": {"cache": {"ttl": 600}},
+        "plugins": {"cache": {"ttl": 600}}, "aliases": {"fast-echo": "mock/echo"},
         "prices": {"mock/echo": {"input_cost_per_token": "0.000001",
                                  "output_cost_per_token": "0.000002"}},
         "providers": [
@@ -160,6 +160,17 @@ async def test_a_streamed_answer_is_stored_and_serves_both_forms(gw: Harness) ->
         replayed = await again.get_final_completion()
     assert replayed.choices[0].message.content == text
     assert gw.calls() == before + 1
+
+
+async def test_the_key_is_the_resolved_target_not_the_name_asked_for(gw: Harness) -> None:
+    body = _chat(_question())
+    assert (await gw.post("/v1/chat/completions", body)).headers["x-llmrelay-cache"] == "MISS"
+    alias = await gw.post("/v1/chat/completions", {**body, "model": "fast-echo"})
+    assert alias.headers["x-llmrelay-cache"] == "HIT"
+    routed = orjson.dumps({"provider": "mock", "model": "echo",
+                           "override_params": {"temperature": 0}}).decode()
+    changed = await gw.post("/v1/chat/completions", body, x_llmrelay_config=routed)
+    assert changed.headers["x-llmrelay-cache"] == "MISS"  # another parameter: another answer
 
 
 async def test_tool_calls_replay_as_stream_deltas(gw: Harness) -> None:
