@@ -80,6 +80,9 @@ class ResponseCacheSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=T
     embedding_timeout: float = 2.0
     #: Questions the in-process semantic index holds (oldest dropped first).
     max_vectors: int = 100_000
+    #: Add seed 004's ``metadata: {cache_hit, provider, cost_usd}`` to non-streamed chat
+    #: completion bodies of calls the cache takes part in.
+    metadata: bool = False
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -498,3 +498,19 @@ async def test_semantic_mode_without_a_working_embedder_is_exact(gw: Harness) ->
     missing = orjson.dumps({"cache": {"mode": "semantic"}}).decode()
     refused = await gw.post("/v1/chat/completions", body, x_llmrelay_config=missing)
     assert refused.status_code == 400 and "embedding_model" in refused.text
+
+
+async def test_seed_004_metadata_in_chat_bodies_when_configured(gw: Harness) -> None:
+    runtime = gw.gateway.services.cache
+    runtime.add_metadata = True  # response_cache.metadata: true
+    try:
+        body = _chat(_question())
+        miss = (await gw.post("/v1/chat/completions", body)).json()
+        hit = (await gw.post("/v1/chat/completions", body)).json()
+    finally:
+        runtime.add_metadata = False
+    assert miss["metadata"]["cache_hit"] is False and miss["metadata"]["provider"] == "mock"
+    assert miss["metadata"]["cost_usd"] > 0
+    assert hit["metadata"] == {"cache_hit": True, "provider": "mock", "cost_usd": 0.0}
+    plain = (await gw.post("/v1/chat/completions", body)).json()
+    assert "metadata" not in plain  # the entry was stored without it

@@ -138,7 +138,8 @@ class RedisBackend:
         try:
             if self._pool.stale:
                 await self._pool.renew()
-            return await asyncio.wait_for(command(), self.timeout)
+            async with asyncio.timeout(self.timeout):  # no task per command, unlike wait_for
+                return await command()
         except Exception as exc:  # refused, reset, timed out, read-only replica ...
             raise self._failed(exc) from exc
 

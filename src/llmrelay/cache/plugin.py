@@ -20,6 +20,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from llmrelay.cache import entry as entries
 from llmrelay.cache.backends import Backend, BackendError, MemoryBackend, RedisBackend
 from llmrelay.cache.embedder import EmbeddingError, ProviderEmbedder
@@ -31,7 +33,7 @@ from llmrelay.cache.state import BYPASS, HIT, MISS, REFRESH, SEMANTIC, CacheStat
 from llmrelay.errors import InvalidRequest
 from llmrelay.governance.pricing import cost_nanos
 from llmrelay.plugins.chain import Answer, Plugin, Replay, StreamStep
-from llmrelay.providers.base import ChatResult
+from llmrelay.providers.base import ChatResult, Usage
 
 if TYPE_CHECKING:
     from llmrelay.config import Settings
@@ -70,6 +72,7 @@ class CacheRuntime:
         self.resolver = resolver
         self.max_entry_bytes = cfg.max_entry_bytes
         self.embedding_model = cfg.embedding_model
+        self.add_metadata = cfg.metadata
         self.embedding_timeout = cfg.embedding_timeout
         self.index = SemanticIndex(cfg.max_vectors)
         #: One embedder per model named by a config (the options are bounded already).
@@ -143,12 +146,13 @@ class CacheRuntime:
             return False
         return True
 
-    def cost(self, call: Call) -> int:
+    def cost(self, call: Call, usage: Usage | None = None) -> int:
         """What the call's answer cost (nano-dollars): what a hit on it will save."""
-        if call.usage is None or call.target is None:
+        usage = usage or call.usage
+        if usage is None or call.target is None:
             return 0
         price = self.governor.price_of(call.target)
-        return cost_nanos(call.usage, price) if price is not None else 0
+        return cost_nanos(usage, price) if price is not None else 0
 
     def status(self) -> dict[str, Any]:
         return {**self.backend.status(), "semantic": self.index.status()}
@@ -261,7 +265,15 @@ class ResponseCache(Plugin):
     async def after(self, call: Call, answer: ChatResult) -> ChatResult:
         state = call.cache
         if state is not None and state.store:
-            state.answer = answer
+            state.answer = answer  # stored as it came, without the metadata below
+        if (state is not None and self.runtime.add_metadata
+                and call.route == "/v1/chat/completions" and call.target is not None):
+            body = orjson.loads(answer.body)
+            cost = 0 if state.hit else self.runtime.cost(call, answer.usage)
+            body["metadata"] = {"cache_hit": state.hit, "provider": call.target.provider.name,
+                                "cost_usd": cost / 1e9}
+            return ChatResult(orjson.dumps(body), answer.usage, answer.finish_reason,
+                              answer.extra)
         return answer
 
     def stream(self, call: Call) -> StreamStep | None:
