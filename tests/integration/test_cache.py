@@ -495,9 +495,13 @@ async def test_semantic_mode_without_a_working_embedder_is_exact(gw: Harness) ->
     second = await gw.post("/v1/chat/completions", body, x_llmrelay_config=broken)
     assert (first.status_code, first.headers["x-llmrelay-cache"]) == (200, "MISS")
     assert second.headers["x-llmrelay-cache"] == "HIT"
-    missing = orjson.dumps({"cache": {"mode": "semantic"}}).decode()
-    refused = await gw.post("/v1/chat/completions", body, x_llmrelay_config=missing)
-    assert refused.status_code == 400 and "embedding_model" in refused.text
+    # Seed 004's {"mode": "semantic"} with no embeddings model anywhere: matched exactly.
+    seed = orjson.dumps({"cache": {"mode": "semantic", "ttl": 3600}}).decode()
+    body = _chat(_question())
+    first = await gw.post("/v1/chat/completions", body, x_llmrelay_config=seed)
+    second = await gw.post("/v1/chat/completions", body, x_llmrelay_config=seed)
+    assert (first.headers["x-llmrelay-cache"], second.headers["x-llmrelay-cache"]) == (
+        "MISS", "HIT")
 
 
 async def test_seed_004_metadata_in_chat_bodies_when_configured(gw: Harness) -> None:
