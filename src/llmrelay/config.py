@@ -80,6 +80,9 @@ class ResponseCacheSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=T
     embedding_timeout: float = 2.0
     #: Questions the in-process semantic index holds (oldest dropped first).
     max_vectors: int = 100_000
+    #: Questions kept per context (same system prompt, history, model ...): each search
+    #: scans them all, ~16 µs per 384-dimension question (bench/semantic_cost.py).
+    max_vectors_per_context: int = 1000
     #: Add seed 004's ``metadata: {cache_hit, provider, cost_usd}`` to non-streamed chat
     #: completion bodies of calls the cache takes part in.
     metadata: bool = False
@@ -395,9 +398,9 @@ def _check_cache(s: Settings) -> None:
     if c.backend == "redis" and not (c.redis_url or s.redis_url):
         raise ConfigError("invalid config: response_cache.backend: redis needs "
                           "response_cache.redis_url or redis_url")
-    if c.embedding_timeout <= 0 or c.max_vectors < 1:
-        raise ConfigError("invalid config: response_cache.embedding_timeout and max_vectors "
-                          "must be positive")
+    if c.embedding_timeout <= 0 or c.max_vectors < 1 or c.max_vectors_per_context < 1:
+        raise ConfigError("invalid config: response_cache.embedding_timeout, max_vectors "
+                          "and max_vectors_per_context must be positive")
     if c.max_bytes < 1024 or c.max_entry_bytes < 1024:
         raise ConfigError("invalid config: response_cache.max_bytes and max_entry_bytes "
                           "must be at least 1024")

@@ -74,7 +74,7 @@ class CacheRuntime:
         self.embedding_model = cfg.embedding_model
         self.add_metadata = cfg.metadata
         self.embedding_timeout = cfg.embedding_timeout
-        self.index = SemanticIndex(cfg.max_vectors)
+        self.index = SemanticIndex(cfg.max_vectors, cfg.max_vectors_per_context)
         #: One embedder per model named by a config (the options are bounded already).
         self._embedders: dict[str, ProviderEmbedder] = {}
         url = cfg.redis_url or settings.redis_url

@@ -7,10 +7,12 @@ answers the same words asked under another system prompt, with other tools or of
 model. Within a context the last user turn's embedding is compared by cosine similarity
 with the stored questions'; the best one at or above the threshold answers.
 
-:class:`SemanticIndex` keeps the vectors in this process: per context a short list
-scanned in pure Python (~15 µs per stored 384-dimension question; contexts keep the
-lists short). Bounded in vectors overall, oldest first out; entries expire with the
-answer they point at. Vectors in PostgreSQL shared by instances are later work
+:class:`SemanticIndex` keeps the vectors in this process: per context a list scanned in
+pure Python (~16 µs per stored 384-dimension question), at most ``max_per_context``
+questions per context (1,000 by default: ~16 ms per search; bench/semantic_cost.py) and
+``max_vectors`` overall, oldest first out; entries expire with the answer they point at.
+A context of many thousands of questions (one FAQ system prompt) needs a vectorised or
+ANN index, and vectors shared by instances need PostgreSQL: both later work
 (docs/cache.md).
 """
 
@@ -86,8 +88,9 @@ class _Stored:
 class SemanticIndex:
     """Questions by context: ``context -> [(vector, entry key, expiry)]``."""
 
-    def __init__(self, max_vectors: int) -> None:
+    def __init__(self, max_vectors: int, max_per_context: int = 1000) -> None:
         self.max_vectors = max_vectors
+        self.max_per_context = max_per_context
         self.count = 0
         self._contexts: OrderedDict[str, list[_Stored]] = OrderedDict()
 
@@ -114,6 +117,8 @@ class SemanticIndex:
         before = len(stored)
         stored[:] = [s for s in stored if s.key != key]  # a refreshed answer replaces
         stored.append(_Stored(vector, key, time.monotonic() + ttl))
+        if len(stored) > self.max_per_context:
+            del stored[0]
         self.count += len(stored) - before
         self._contexts.move_to_end(context)
         while self.count > self.max_vectors and self._contexts:
