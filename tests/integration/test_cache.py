@@ -85,6 +85,11 @@ async def gw(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream
         "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}", "log_file": "none",
         "auto_providers": False, "provider_reload_interval": 0, "log_flush_interval": 0.02,
         "plugins": {"cache": {"ttl": 600}}, "aliases": {"fast-echo": "mock/echo"},
+        # Widening whose answers a call reads is the operator's: stored configs only.
+        "route_configs": {
+            "shared": {"cache": {"scope": "global"}},
+            "loose": {"cache": {"mode": "semantic", "threshold": 0.8,
+                                "embedding_model": "mock/bag-of-words"}}},
         "prices": {"mock/echo": {"input_cost_per_token": "0.000001",
                                  "output_cost_per_token": "0.000002"}},
         "providers": [
@@ -266,7 +271,10 @@ async def test_keys_never_see_each_others_entries_unless_the_config_widens_scope
     assert (await gw.post("/v1/chat/completions", body)).headers["x-llmrelay-cache"] == "MISS"
     theirs = await gw.post("/v1/chat/completions", body, key=other)
     assert theirs.headers["x-llmrelay-cache"] == "MISS"
-    shared = orjson.dumps({"cache": {"scope": "global"}}).decode()
+    refused = await gw.post("/v1/chat/completions", body, key=other, x_llmrelay_config=(
+        orjson.dumps({"cache": {"scope": "global"}}).decode()))
+    assert refused.status_code == 400  # a client may not widen it in a header config
+    shared = "shared"  # a stored config: the operator's
     body = _chat(_question())
     await gw.post("/v1/chat/completions", body, x_llmrelay_config=shared)
     theirs = await gw.post("/v1/chat/completions", body, key=other, x_llmrelay_config=shared)
@@ -451,8 +459,7 @@ async def test_semantic_hit_on_a_paraphrase_and_miss_on_a_near_miss(gw: Harness)
                          x_llmrelay_config=SEMANTIC)
     assert near.headers["x-llmrelay-cache"] == "MISS"
     # A lower threshold in the config lets it match; a request may only raise it.
-    loose = orjson.dumps({"cache": {"mode": "semantic", "threshold": 0.8,
-                                    "embedding_model": "mock/bag-of-words"}}).decode()
+    loose = "loose"  # a stored config: a client may not lower the threshold in a header
     other = _chat(f"What is the capital city of {topic}?")  # 6 of 7 words shared: ~0.93
     tight = await gw.post("/v1/chat/completions", other, x_llmrelay_config=loose,
                           x_llmrelay_cache_threshold="0.97", cache_control="no-store")
