@@ -30,6 +30,7 @@ from llmrelay.errors import PermissionDenied
 from llmrelay.governance.keys import create_key
 from llmrelay.mock_upstream import Behaviour, MockUpstream
 from llmrelay.plugins.chain import Plugin, PluginSelector, StreamStep
+from llmrelay.sse import EventSplitter, event_data
 from llmrelay.store.schema import RequestRow, UsageRecord
 from tests.sdk_streams import read_chat_stream
 
@@ -525,3 +526,19 @@ async def test_seed_004_metadata_in_chat_bodies_when_configured(gw: Harness) -> 
     assert hit["metadata"] == {"cache_hit": True, "provider": "mock", "cost_usd": 0.0}
     plain = (await gw.post("/v1/chat/completions", body)).json()
     assert "metadata" not in plain  # the entry was stored without it
+
+
+async def test_reasoning_is_replayed_in_each_clients_stream(gw: Harness) -> None:
+    # Anthropic's thinking, translated to chat (reasoning_content), stored once, then
+    # replayed as chat chunks and as a Messages stream of a thinking block and text.
+    body = _chat(_question(), model="claude/claude-sonnet-4-5", max_tokens=200,
+                 thinking={"type": "enabled", "budget_tokens": 100})
+    first = (await gw.post("/v1/chat/completions", body)).json()
+    reasoning = first["choices"][0]["message"]["reasoning_content"]
+    assert reasoning.startswith("The user wrote")
+    replay = await gw.post("/v1/chat/completions", {**body, "stream": True})
+    assert replay.headers["x-llmrelay-cache"] == "HIT"
+    chunks = [orjson.loads(event_data(e) or b"{}") for e in EventSplitter().feed(
+        replay.content) if event_data(e) not in (None, b"[DONE]")]
+    assert "".join(c["choices"][0]["delta"].get("reasoning_content") or ""
+                   for c in chunks if c["choices"]) == reasoning
