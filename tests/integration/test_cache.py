@@ -223,11 +223,19 @@ async def test_messages_passed_through_are_cached_in_their_own_form(gw: Harness)
     assert second.headers["x-llmrelay-provider"] == "claude"
     assert (await second.parse()).content[0].text == first.content[0].text
     assert gw.calls() == before + 1
-    for expected in ("MISS", "HIT"):  # a stream is its own entry: the provider's events
-        async with gw.claude.messages.stream(**kwargs) as stream:
-            final = await stream.get_final_message()
-        assert final.content[0].text == first.content[0].text
-        assert stream.response.headers["x-llmrelay-cache"] == expected
+    # The stored message replays as Anthropic's events; a stored stream answers JSON.
+    async with gw.claude.messages.stream(**kwargs) as stream:
+        assert "".join([t async for t in stream.text_stream]) == first.content[0].text
+        final = await stream.get_final_message()
+    assert stream.response.headers["x-llmrelay-cache"] == "HIT"
+    assert final.stop_reason == first.stop_reason and final.id == first.id
+    assert final.usage.output_tokens == first.usage.output_tokens
+    streamed = {**kwargs, "messages": [{"role": "user", "content": _question()}]}
+    async with gw.claude.messages.stream(**streamed) as stream:
+        live = await stream.get_final_message()
+    whole = await gw.claude.messages.with_raw_response.create(**streamed)
+    assert whole.headers["x-llmrelay-cache"] == "HIT"
+    assert (await whole.parse()).content[0].text == live.content[0].text
     assert gw.calls() == before + 2
 
 
@@ -371,10 +379,11 @@ async def test_errors_and_cut_streams_are_not_stored(gw: Harness) -> None:
     cut = await gw.post("/v1/messages", {**body, "stream": True})
     assert b"message_stop" not in cut.content  # the upstream dropped it
     before = gw.calls()
+    # Neither was stored: the next call goes upstream (and its answer serves streams).
     assert (await gw.post("/v1/messages", body)).headers["x-llmrelay-cache"] == "MISS"
     again = await gw.post("/v1/messages", {**body, "stream": True})
-    assert again.headers["x-llmrelay-cache"] == "MISS"
-    assert gw.calls() == before + 2
+    assert again.headers["x-llmrelay-cache"] == "HIT" and b"message_stop" in again.content
+    assert gw.calls() == before + 1
 
 
 class _EndStreams(Plugin):

@@ -117,3 +117,30 @@ def test_the_index_finds_the_best_match_above_the_threshold_per_context() -> Non
     index.add("ctx2", a, "key-c", ttl=60)
     index.add("ctx2", b, "key-d", ttl=60)  # over max_vectors: the oldest goes
     assert index.count == 3 and index.search("ctx", a, 0.99) is None
+
+
+MESSAGE = {
+    "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+    "content": [
+        {"type": "thinking", "thinking": "let me see", "signature": "sig=="},
+        {"type": "text", "text": "It is sunny.", "citations": [{"type": "char_location",
+                                                              "cited_text": "sunny"}]},
+        {"type": "server_tool_use", "id": "srv_1", "name": "web_search", "input": {"q": "x"}},
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+         "input": {"city": "Paris", "days": [1, 2]}},
+    ],
+    "stop_reason": "tool_use", "stop_sequence": None,
+    "usage": {"input_tokens": 12, "output_tokens": 34, "cache_read_input_tokens": 5},
+}
+
+
+def test_an_anthropic_message_round_trips_through_its_events() -> None:
+    from llmrelay.cache.replay_messages import events_of_message, message_of_events
+
+    events = events_of_message(orjson.dumps(MESSAGE))
+    assert events is not None
+    assert events[0].startswith(b"event: message_start\n")
+    assert events[-1].startswith(b"event: message_stop\n")
+    assert orjson.loads(message_of_events(events) or b"") == MESSAGE
+    assert message_of_events(events[:-1]) is None  # no message_stop: not a whole answer
+    assert events_of_message(b'{"object": "chat.completion"}') is None

@@ -27,6 +27,7 @@ from llmrelay.cache.backends import Backend, BackendError, MemoryBackend, RedisB
 from llmrelay.cache.embedder import EmbeddingError, ProviderEmbedder
 from llmrelay.cache.options import CacheOptions, CacheOptionsError, parse_cache_options
 from llmrelay.cache.replay import chunks_of, completion_of
+from llmrelay.cache.replay_messages import events_of_message, message_of_events
 from llmrelay.cache.request import Directives, cache_key, candidates, directives
 from llmrelay.cache.semantic import SemanticIndex, split
 from llmrelay.cache.state import BYPASS, HIT, MISS, REFRESH, SEMANTIC, CacheState
@@ -47,6 +48,8 @@ log = logging.getLogger("llmrelay.cache")
 #: The endpoints whose answers are cached (token counting is not a model answer).
 CACHED_ROUTES = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses",
                            "/v1/embeddings"})
+#: Pass-through answers of this endpoint are stored as JSON and serve streams too.
+_CONVERTIBLE = "/v1/messages"
 #: Finish reasons never stored: the answer is not the model's whole answer.
 _NEVER_STORED = frozenset({"error", "content_filter"})
 
@@ -120,18 +123,23 @@ class CacheRuntime:
         self.metrics.cache_errors.labels(self.backend.name).inc()
         log.debug("response cache backend failed: %s", exc)
 
-    async def lookup(self, key: str, stream: bool) -> entries.Entry | None:
-        """The entry that can answer a call of this form, or ``None`` (a failure too)."""
+    async def lookup(self, key: str, stream: bool, route: str) -> entries.Entry | None:
+        """The entry that can answer a call of this form, or ``None`` (a failure too):
+        an internal one, a pass-through one of the same form, or a pass-through
+        Anthropic ``message`` for a stream (one round trip for all three)."""
         try:
-            found = await self.backend.get([key, entries.form_key(key, stream)])
+            found = await self.backend.get([key, entries.form_key(key, stream),
+                                            entries.form_key(key, not stream)])
         except BackendError as exc:
             self._failed(exc)
             return None
         for raw in found:
-            if raw is not None:
-                entry = entries.decode(raw)
-                if entry is not None and (not entry.stream or stream):
-                    return entry
+            entry = entries.decode(raw) if raw is not None else None
+            if entry is None:
+                continue
+            if not entry.passthrough or entry.stream == stream or (
+                    stream and not entry.stream and route == _CONVERTIBLE):
+                return entry
         return None
 
     async def store(self, key: str, entry: entries.Entry, ttl: float) -> bool:
@@ -186,7 +194,7 @@ class ResponseCache(Plugin):
             if question is not None and state.store:
                 state.context, state.vector = question[0], await self._embed(question[1])
             return self._report(call, REFRESH)
-        found = await self.runtime.lookup(state.key, call.stream)
+        found = await self.runtime.lookup(state.key, call.stream, call.route)
         answer = self._fresh_hit(call, state, wanted, found, HIT)
         if answer is not None:
             return answer
@@ -196,7 +204,7 @@ class ResponseCache(Plugin):
                 threshold = max(self.options.threshold, wanted.threshold or 0.0)
                 match = self.runtime.index.search(state.context, state.vector, threshold)
                 if match is not None:
-                    found = await self.runtime.lookup(match[0], call.stream)
+                    found = await self.runtime.lookup(match[0], call.stream, call.route)
                     state.similarity = match[1]
                     answer = self._fresh_hit(call, state, wanted, found, SEMANTIC)
                     if answer is not None:
@@ -248,6 +256,16 @@ class ResponseCache(Plugin):
         target = self._target(call, entry)
         if target is None:  # the key names the targets, so only a hash collision lands here
             return None
+        events: list[bytes] | None = None
+        if call.stream:
+            if entry.stream:
+                events = list(entry.events)
+            elif entry.passthrough:  # an Anthropic message (see lookup)
+                events = events_of_message(entry.body)
+            else:
+                events = chunks_of(entry.body, entry.usage, _wants_usage(call))
+            if events is None:
+                return None
         call.target = target
         call.passthrough = entry.passthrough
         call.cost_nanos = 0  # a hit costs nothing: budgets, the cost header, the rows
@@ -257,10 +275,8 @@ class ResponseCache(Plugin):
         call.extra_headers["x-llmrelay-cache-age"] = str(int(age))
         if result == SEMANTIC and state.similarity is not None:
             call.extra_headers["x-llmrelay-cache-similarity"] = f"{state.similarity:.4f}"
-        if not call.stream:
+        if events is None:
             return ChatResult(entry.body, entry.usage, entry.finish_reason)
-        events = (list(entry.events) if entry.stream
-                  else chunks_of(entry.body, entry.usage, _wants_usage(call)))
         return Replay(events, entry.usage, entry.finish_reason)
 
     async def after(self, call: Call, answer: ChatResult) -> ChatResult:
@@ -304,7 +320,13 @@ class ResponseCache(Plugin):
             if call.passthrough:
                 key = entries.form_key(key, False)
         elif state.ended and state.events is not None:
-            if call.passthrough:
+            if call.passthrough and call.route == _CONVERTIBLE:
+                message = message_of_events(state.events)
+                if message is None:
+                    return
+                entry = entries.Entry(body=message, **common)
+                key = entries.form_key(key, False)
+            elif call.passthrough:
                 entry = entries.Entry(stream=True, events=state.events, **common)
                 key = entries.form_key(key, True)
             else:
