@@ -251,11 +251,18 @@ async def test_responses_hit_and_stream_replay(gw: Harness, model: str) -> None:
     async with gw.oai.responses.stream(model=model, input=text) as stream:
         final = await stream.get_final_response()
     assert final.output_text == text and final.status == "completed"
-    streams_stored = 0 if model == "mock/echo" else 1  # a pass-through stream: its own entry
-    assert gw.calls() == before + 1 + streams_stored
-    async with gw.oai.responses.stream(model=model, input=text) as again:
-        assert (await again.get_final_response()).output_text == text
-    assert gw.calls() == before + 1 + streams_stored
+    raw = await gw.post("/v1/responses", {"model": model, "input": text, "stream": True})
+    assert raw.headers["x-llmrelay-cache"] == "HIT" and b"response.completed" in raw.content
+    assert final.id == first.parse().id or model == "mock/echo"  # passed through: its own
+    assert gw.calls() == before + 1
+    # A streamed answer is stored too, and serves JSON.
+    other = _question()
+    async with gw.oai.responses.stream(model=model, input=other) as live:
+        streamed = await live.get_final_response()
+    whole = await gw.oai.responses.with_raw_response.create(model=model, input=other)
+    assert whole.headers["x-llmrelay-cache"] == "HIT"
+    assert whole.parse().output_text == streamed.output_text == other
+    assert gw.calls() == before + 2
 
 
 async def test_embeddings_hit(gw: Harness) -> None:

@@ -144,3 +144,34 @@ def test_an_anthropic_message_round_trips_through_its_events() -> None:
     assert orjson.loads(message_of_events(events) or b"") == MESSAGE
     assert message_of_events(events[:-1]) is None  # no message_stop: not a whole answer
     assert events_of_message(b'{"object": "chat.completion"}') is None
+
+
+RESPONSE = {
+    "id": "resp_1", "object": "response", "created_at": 1, "status": "completed",
+    "model": "gpt-4o", "incomplete_details": None,
+    "output": [
+        {"id": "rs_1", "type": "reasoning", "summary": [{"type": "summary_text",
+                                                        "text": "thought"}]},
+        {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+         "content": [{"type": "output_text", "text": "hello", "annotations": []}]},
+        {"id": "fc_1", "type": "function_call", "status": "completed", "call_id": "c1",
+         "name": "f", "arguments": "{\"a\":1}"},
+        {"id": "ws_1", "type": "web_search_call", "status": "completed"},
+    ],
+    "usage": {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7},
+}
+
+
+def test_a_responses_answer_round_trips_through_its_events() -> None:
+    from llmrelay.cache.replay_responses import events_of_response, response_of_events
+
+    events = events_of_response(orjson.dumps(RESPONSE))
+    assert events is not None
+    data = [orjson.loads(event_data(e) or b"") for e in events]
+    assert [d["sequence_number"] for d in data] == list(range(len(data)))
+    assert data[0]["type"] == "response.created" and data[-1]["type"] == "response.completed"
+    deltas = "".join(d["delta"] for d in data if d["type"] == "response.output_text.delta")
+    assert deltas == "hello"
+    assert orjson.loads(response_of_events(events) or b"") == RESPONSE
+    assert response_of_events(events[:-1]) is None
+    assert events_of_response(orjson.dumps({**RESPONSE, "status": "failed"})) is None

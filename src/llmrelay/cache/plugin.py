@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -28,6 +28,7 @@ from llmrelay.cache.embedder import EmbeddingError, ProviderEmbedder
 from llmrelay.cache.options import CacheOptions, CacheOptionsError, parse_cache_options
 from llmrelay.cache.replay import chunks_of, completion_of
 from llmrelay.cache.replay_messages import events_of_message, message_of_events
+from llmrelay.cache.replay_responses import events_of_response, response_of_events
 from llmrelay.cache.request import Directives, cache_key, candidates, directives
 from llmrelay.cache.semantic import SemanticIndex, split
 from llmrelay.cache.state import BYPASS, HIT, MISS, REFRESH, SEMANTIC, CacheState
@@ -48,8 +49,13 @@ log = logging.getLogger("llmrelay.cache")
 #: The endpoints whose answers are cached (token counting is not a model answer).
 CACHED_ROUTES = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses",
                            "/v1/embeddings"})
-#: Pass-through answers of this endpoint are stored as JSON and serve streams too.
-_CONVERTIBLE = "/v1/messages"
+#: Pass-through answers are stored as JSON and serve streams too: per endpoint, the
+#: provider's JSON -> its events, and its events -> JSON.
+_CONVERTIBLE: dict[str, tuple[Callable[[bytes], list[bytes] | None],
+                              Callable[[list[bytes]], bytes | None]]] = {
+    "/v1/messages": (events_of_message, message_of_events),
+    "/v1/responses": (events_of_response, response_of_events),
+}
 #: Finish reasons never stored: the answer is not the model's whole answer.
 _NEVER_STORED = frozenset({"error", "content_filter"})
 
@@ -125,8 +131,8 @@ class CacheRuntime:
 
     async def lookup(self, key: str, stream: bool, route: str) -> entries.Entry | None:
         """The entry that can answer a call of this form, or ``None`` (a failure too):
-        an internal one, a pass-through one of the same form, or a pass-through
-        Anthropic ``message`` for a stream (one round trip for all three)."""
+        an internal one, a pass-through one of the same form, or a pass-through JSON
+        answer for a stream (one round trip for all three)."""
         try:
             found = await self.backend.get([key, entries.form_key(key, stream),
                                             entries.form_key(key, not stream)])
@@ -138,7 +144,7 @@ class CacheRuntime:
             if entry is None:
                 continue
             if not entry.passthrough or entry.stream == stream or (
-                    stream and not entry.stream and route == _CONVERTIBLE):
+                    stream and not entry.stream and route in _CONVERTIBLE):
                 return entry
         return None
 
@@ -260,8 +266,8 @@ class ResponseCache(Plugin):
         if call.stream:
             if entry.stream:
                 events = list(entry.events)
-            elif entry.passthrough:  # an Anthropic message (see lookup)
-                events = events_of_message(entry.body)
+            elif entry.passthrough:  # the provider's JSON (see lookup)
+                events = _CONVERTIBLE[call.route][0](entry.body)
             else:
                 events = chunks_of(entry.body, entry.usage, _wants_usage(call))
             if events is None:
@@ -320,8 +326,8 @@ class ResponseCache(Plugin):
             if call.passthrough:
                 key = entries.form_key(key, False)
         elif state.ended and state.events is not None:
-            if call.passthrough and call.route == _CONVERTIBLE:
-                message = message_of_events(state.events)
+            if call.passthrough and call.route in _CONVERTIBLE:
+                message = _CONVERTIBLE[call.route][1](state.events)
                 if message is None:
                     return
                 entry = entries.Entry(body=message, **common)
