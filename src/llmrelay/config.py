@@ -83,6 +83,10 @@ class ResponseCacheSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=T
     #: Questions kept per context (same system prompt, history, model ...): each search
     #: scans them all, ~16 µs per 384-dimension question (bench/semantic_cost.py).
     max_vectors_per_context: int = 1000
+    #: Share semantic questions between instances through the database (cache_vectors),
+    #: each instance reading new ones every ``vector_sync_interval`` seconds.
+    shared_vectors: bool = False
+    vector_sync_interval: float = 1.0
     #: Add seed 004's ``metadata: {cache_hit, provider, cost_usd}`` to non-streamed chat
     #: completion bodies of calls the cache takes part in.
     metadata: bool = False
@@ -398,9 +402,10 @@ def _check_cache(s: Settings) -> None:
     if c.backend == "redis" and not (c.redis_url or s.redis_url):
         raise ConfigError("invalid config: response_cache.backend: redis needs "
                           "response_cache.redis_url or redis_url")
-    if c.embedding_timeout <= 0 or c.max_vectors < 1 or c.max_vectors_per_context < 1:
-        raise ConfigError("invalid config: response_cache.embedding_timeout, max_vectors "
-                          "and max_vectors_per_context must be positive")
+    if (c.embedding_timeout <= 0 or c.max_vectors < 1 or c.max_vectors_per_context < 1
+            or c.vector_sync_interval <= 0):
+        raise ConfigError("invalid config: response_cache.embedding_timeout, max_vectors, "
+                          "max_vectors_per_context and vector_sync_interval must be positive")
     if c.max_bytes < 1024 or c.max_entry_bytes < 1024:
         raise ConfigError("invalid config: response_cache.max_bytes and max_entry_bytes "
                           "must be at least 1024")

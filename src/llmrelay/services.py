@@ -131,7 +131,8 @@ class Services:
         self.writer.start()  # replays rows a previous process left in the spool
         self.metrics.watch_writer(self.writer.stats_dict)
         self.metrics.watch_keys(self.keys.counters)
-        self.cache = CacheRuntime(s, self.governor, self.metrics, self.resolver)
+        self.cache = CacheRuntime(s, self.governor, self.metrics, self.resolver, self.engine)
+        self.cache.start()
         self.plugins = plugin_selector(s.plugins, self.governor, {"cache": self.cache.plugin})
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
         self.model_lists.start()

@@ -26,19 +26,22 @@ from tests.private_services import PrivateRedis
 from tests.services import REDIS_HOST, REDIS_PORT
 
 
-def _ask(client: openai.OpenAI, text: str, stream: bool = False) -> tuple[str, str]:
+def _ask(client: openai.OpenAI, text: str, stream: bool = False,
+         headers: dict[str, str] | None = None) -> tuple[str, str]:
     """``(answer text, x-llmrelay-cache)`` of one chat call."""
     messages: Any = [{"role": "user", "content": text}]
     if stream:
         with client.chat.completions.with_streaming_response.create(
-                model="mock/echo", messages=messages, stream=True) as resp:
+                model="mock/echo", messages=messages, stream=True,
+                extra_headers=headers) as resp:
             parts = []
             for chunk in resp.parse():
                 if chunk.choices:
                     parts.append(chunk.choices[0].delta.content or "")
             return "".join(parts), resp.headers["x-llmrelay-cache"]
     raw = client.chat.completions.with_raw_response.create(model="mock/echo",
-                                                           messages=messages)
+                                                           messages=messages,
+                                                           extra_headers=headers)
     return raw.parse().choices[0].message.content or "", raw.headers["x-llmrelay-cache"]
 
 
@@ -111,3 +114,36 @@ def test_redis_down_turns_the_cache_into_misses_and_it_recovers(
     private_redis.start()
     assert _until(lambda: _ask(client, text) == (text, "MISS")
                   and _ask(client, text) == (text, "HIT"))
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_semantic_questions_are_shared_through_the_database(
+    make_postgres_db: Callable[[], str], redis_server: None,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    config: dict[str, Any] = {
+        "database_url": make_postgres_db(),
+        "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
+        "redis_prefix": f"{{semantic-{uuid.uuid4().hex}}}:", "redis_timeout": 2.0,
+        "plugins": {"cache": {"mode": "semantic", "embedding_model": "mock/bag-of-words"}},
+        "response_cache": {"shared_vectors": True, "vector_sync_interval": 0.1},
+        "auto_providers": False,
+    }
+    thread = threading.Thread(target=asyncio.run, args=(migrate_url(config["database_url"]),))
+    thread.start()
+    thread.join()
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: start_gateway(config), range(2))
+    key = first.create_key("semantic-shared")
+    a = openai.OpenAI(base_url=first.base_url, api_key=key, max_retries=0)
+    b = openai.OpenAI(base_url=second.base_url, api_key=key, max_retries=0)
+    topic = uuid.uuid4().hex[:8]
+    asked = f"What is the capital of {topic}?"
+    assert _ask(a, asked) == (asked, "MISS")
+    # Another instance, other words in another order: a semantic hit once it has polled.
+    # (no-store: its own misses meanwhile must not become exact hits)
+    assert _until(lambda: _ask(b, f"the capital of {topic} is WHAT",
+                               headers={"cache-control": "no-store"}) == (asked, "SEMANTIC"))
+    rows = first.db_query("SELECT count(*) FROM cache_vectors")
+    assert rows[0][0] >= 1

@@ -4,6 +4,7 @@ bound, the semantic split and index."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import orjson
 import pytest
@@ -175,3 +176,26 @@ def test_a_responses_answer_round_trips_through_its_events() -> None:
     assert orjson.loads(response_of_events(events) or b"") == RESPONSE
     assert response_of_events(events[:-1]) is None
     assert events_of_response(orjson.dumps({**RESPONSE, "status": "failed"})) is None
+
+
+def test_shared_vectors_reach_another_index_through_the_database(tmp_path: Path) -> None:
+    from llmrelay.cache.shared_vectors import SharedVectors
+    from llmrelay.store import database
+
+    async def run() -> None:
+        engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'v.db'}")
+        await database.migrate(engine)
+        failures: list[int] = []
+        mine, theirs = SemanticIndex(100), SemanticIndex(100)
+        writer = SharedVectors(engine, mine, 1.0, 2.0, lambda: failures.append(1))
+        reader = SharedVectors(engine, theirs, 1.0, 2.0, lambda: failures.append(1))
+        vector = normalised([0.6, 0.8])
+        await writer.add("ctx", vector, "key-1", ttl=60)
+        await writer.add("ctx", vector, "gone", ttl=-1)  # already expired: never read
+        assert await reader.poll() == 1
+        assert theirs.search("ctx", vector, 0.99) == ("key-1", pytest.approx(1.0))
+        await reader.poll()  # the overlap re-reads the row; the index holds it once
+        assert theirs.count == 1 and not failures
+        await engine.dispose()
+
+    asyncio.run(run())

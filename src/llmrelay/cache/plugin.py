@@ -31,6 +31,7 @@ from llmrelay.cache.replay_messages import events_of_message, message_of_events
 from llmrelay.cache.replay_responses import events_of_response, response_of_events
 from llmrelay.cache.request import Directives, cache_key, candidates, directives
 from llmrelay.cache.semantic import SemanticIndex, split
+from llmrelay.cache.shared_vectors import SharedVectors
 from llmrelay.cache.state import BYPASS, HIT, MISS, REFRESH, SEMANTIC, CacheState
 from llmrelay.errors import InvalidRequest
 from llmrelay.governance.pricing import cost_nanos
@@ -38,6 +39,8 @@ from llmrelay.plugins.chain import Answer, Plugin, Replay, StreamStep
 from llmrelay.providers.base import ChatResult, Usage
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from llmrelay.config import Settings
     from llmrelay.context import Call
     from llmrelay.governance.governor import Governor
@@ -74,7 +77,7 @@ class CacheRuntime:
     """What every ``cache`` plug-in of a gateway shares: the backend, prices, counters."""
 
     def __init__(self, settings: Settings, governor: Governor, metrics: Metrics,
-                 resolver: Resolver) -> None:
+                 resolver: Resolver, engine: AsyncEngine | None = None) -> None:
         cfg = settings.response_cache
         self.governor = governor
         self.metrics = metrics
@@ -86,6 +89,11 @@ class CacheRuntime:
         self.index = SemanticIndex(cfg.max_vectors, cfg.max_vectors_per_context)
         #: One embedder per model named by a config (the options are bounded already).
         self._embedders: dict[str, ProviderEmbedder] = {}
+        self.shared: SharedVectors | None = None
+        if cfg.shared_vectors and engine is not None:
+            self.shared = SharedVectors(
+                engine, self.index, cfg.vector_sync_interval, settings.database_timeout,
+                lambda: metrics.cache_errors.labels("database").inc())
         url = cfg.redis_url or settings.redis_url
         self.backend: Backend
         if cfg.backend == "redis" or (cfg.backend == "auto" and url):
@@ -94,6 +102,10 @@ class CacheRuntime:
                                         settings.redis_timeout, settings.redis_retry_interval)
         else:
             self.backend = MemoryBackend(cfg.max_bytes)
+
+    def start(self) -> None:
+        if self.shared is not None:
+            self.shared.start()
 
     def plugin(self, options: Mapping[str, Any]) -> Plugin:
         """The factory registered as ``cache`` (one plug-in per distinct options)."""
@@ -172,6 +184,8 @@ class CacheRuntime:
         return {**self.backend.status(), "semantic": self.index.status()}
 
     async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
         await self.backend.close()
 
 
@@ -345,6 +359,9 @@ class ResponseCache(Plugin):
         if await self.runtime.store(key, entry, state.ttl) and state.vector is not None:
             assert state.context is not None
             self.runtime.index.add(state.context, state.vector, state.key, state.ttl)
+            if self.runtime.shared is not None:
+                await self.runtime.shared.add(state.context, state.vector, state.key,
+                                              state.ttl)
 
 
 class _Collect(StreamStep):

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -300,3 +301,21 @@ class SpendCounter(Base):
     period: Mapped[str] = mapped_column(String(10), primary_key=True)
     spent_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CacheVector(Base):
+    """A semantic-cache question, shared by every instance (``cache/shared_vectors.py``).
+
+    ``seq`` orders the rows so each instance reads only what is new since its last poll;
+    ``vector`` is float32 little-endian; ``entry_key`` names the answer in the cache
+    backend (Redis), which expires on its own: the row goes at ``expires_at``.
+    """
+
+    __tablename__ = "cache_vectors"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                     primary_key=True, autoincrement=True)
+    context: Mapped[str] = mapped_column(String(64))
+    entry_key: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
