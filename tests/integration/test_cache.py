@@ -558,3 +558,29 @@ async def test_reasoning_is_replayed_in_each_clients_stream(gw: Harness) -> None
         replay.content) if event_data(e) not in (None, b"[DONE]")]
     assert "".join(c["choices"][0]["delta"].get("reasoning_content") or ""
                    for c in chunks if c["choices"]) == reasoning
+
+
+async def test_a_hit_costs_nothing_against_the_keys_budget(gw: Harness) -> None:
+    from decimal import Decimal
+
+    from llmrelay.store.schema import MonthlyUsageSummary
+
+    services = gw.gateway.services
+    budgeted, record = await create_key(services.sessions, f"budget-{uuid.uuid4().hex}",
+                                        budget=Decimal("1"))
+    body = _chat(_question())
+    miss = await gw.post("/v1/chat/completions", body, key=budgeted)
+    hit = await gw.post("/v1/chat/completions", body, key=budgeted)
+    assert (miss.headers["x-llmrelay-cache"], hit.headers["x-llmrelay-cache"]) == (
+        "MISS", "HIT")
+    miss_row, _ = await gw.rows(miss.headers["x-request-id"])
+    await gw.rows(hit.headers["x-request-id"])
+    for _ in range(100):  # the summary is written with the rows' batch
+        async with services.sessions() as session:
+            summary = await session.scalar(select(MonthlyUsageSummary).where(
+                MonthlyUsageSummary.api_key_id == record.id))
+        if summary is not None and summary.total_requests == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert summary is not None and summary.total_requests == 2
+    assert summary.total_cost_nanos == miss_row.cost_nanos  # the hit added no spend
