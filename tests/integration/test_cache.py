@@ -213,7 +213,7 @@ async def test_messages_translated_hit_and_stream_replay(gw: Harness) -> None:
     assert gw.calls() == before + 1
 
 
-async def test_messages_passed_through_are_cached_in_their_own_form(gw: Harness) -> None:
+async def test_messages_passed_through_serve_both_forms_from_one_message(gw: Harness) -> None:
     kwargs: dict[str, Any] = {"model": "claude/claude-sonnet-4-5", "max_tokens": 100,
                               "messages": [{"role": "user", "content": _question()}]}
     before = gw.calls()
@@ -544,9 +544,9 @@ async def test_seed_004_metadata_in_chat_bodies_when_configured(gw: Harness) -> 
     assert "metadata" not in plain  # the entry was stored without it
 
 
-async def test_reasoning_is_replayed_in_each_clients_stream(gw: Harness) -> None:
+async def test_reasoning_is_replayed_in_a_chat_stream(gw: Harness) -> None:
     # Anthropic's thinking, translated to chat (reasoning_content), stored once, then
-    # replayed as chat chunks and as a Messages stream of a thinking block and text.
+    # replayed as chat chunks carrying the reasoning deltas.
     body = _chat(_question(), model="claude/claude-sonnet-4-5", max_tokens=200,
                  thinking={"type": "enabled", "budget_tokens": 100})
     first = (await gw.post("/v1/chat/completions", body)).json()
