@@ -62,6 +62,36 @@ class RoutingSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     circuit_breaker: CircuitBreakerSettings = CircuitBreakerSettings()
 
 
+class ResponseCacheSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Where the response cache keeps entries (which calls use it: docs/cache.md)."""
+
+    #: "auto": Redis when ``redis_url`` (or ``response_cache.redis_url``) is set, else
+    #: this process's memory; "memory"; "redis".
+    backend: str = "auto"
+    #: Redis for the cache only; default: ``redis_url``.
+    redis_url: str | None = None
+    #: Bytes the in-process LRU may hold (keys and entries).
+    max_bytes: int = 256 * 1024 * 1024
+    #: Largest answer stored (an encoded entry); bigger ones are served and not kept.
+    max_entry_bytes: int = 4 * 1024 * 1024
+    #: Semantic mode's embeddings model (``provider/model``) when a cache block names none.
+    embedding_model: str | None = None
+    #: Seconds an embedding may take; past it the call is looked up exactly.
+    embedding_timeout: float = 2.0
+    #: Questions the in-process semantic index holds (oldest dropped first).
+    max_vectors: int = 100_000
+    #: Questions kept per context (same system prompt, history, model ...): each search
+    #: scans them all, ~16 µs per 384-dimension question (bench/semantic_cost.py).
+    max_vectors_per_context: int = 1000
+    #: Share semantic questions between instances through the database (cache_vectors),
+    #: each instance reading new ones every ``vector_sync_interval`` seconds.
+    shared_vectors: bool = False
+    vector_sync_interval: float = 1.0
+    #: Add seed 004's ``metadata: {cache_hit, provider, cost_usd}`` to non-streamed chat
+    #: completion bodies of calls the cache takes part in.
+    metadata: bool = False
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     host: str = "0.0.0.0"
     port: int = 8080
@@ -174,6 +204,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     prices: dict[str, PriceOverride] = {}
     #: Plug-ins every call gets, by name, with their options (see docs/plugins.md).
     plugins: dict[str, dict[str, Any]] = {}
+    #: The response cache's store (see docs/cache.md).
+    response_cache: ResponseCacheSettings = ResponseCacheSettings()
 
 
 #: Settings that can be set from ``LLMRELAY_<NAME>`` (scalars only).
@@ -181,7 +213,7 @@ _ENV_SCALARS = {
     f.name
     for f in msgspec.structs.fields(Settings)
     if f.name not in ("providers", "models", "aliases", "route_configs", "routing", "prices",
-                      "reserve_output_tokens", "plugins")
+                      "reserve_output_tokens", "plugins", "response_cache")
 }
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -362,7 +394,25 @@ def _check_connections(s: Settings) -> None:
             raise ConfigError(f"invalid config: {name} must be at least 1")
 
 
+def _check_cache(s: Settings) -> None:
+    c = s.response_cache
+    if c.backend not in ("auto", "memory", "redis"):
+        raise ConfigError(f"invalid config: response_cache.backend: {c.backend!r} must be "
+                          "auto, memory or redis")
+    if c.backend == "redis" and not (c.redis_url or s.redis_url):
+        raise ConfigError("invalid config: response_cache.backend: redis needs "
+                          "response_cache.redis_url or redis_url")
+    if (c.embedding_timeout <= 0 or c.max_vectors < 1 or c.max_vectors_per_context < 1
+            or c.vector_sync_interval <= 0):
+        raise ConfigError("invalid config: response_cache.embedding_timeout, max_vectors, "
+                          "max_vectors_per_context and vector_sync_interval must be positive")
+    if c.max_bytes < 1024 or c.max_entry_bytes < 1024:
+        raise ConfigError("invalid config: response_cache.max_bytes and max_entry_bytes "
+                          "must be at least 1024")
+
+
 def _check(s: Settings) -> None:
+    _check_cache(s)
     _check_governance(s)
     _check_access(s)
     names = {p.name for p in s.providers}  # each entry is checked by parse_providers

@@ -20,6 +20,7 @@ from llmrelay.store.schema import new_id
 from llmrelay.telemetry.interaction import Interaction
 
 if TYPE_CHECKING:
+    from llmrelay.cache.state import CacheState
     from llmrelay.governance.backend import Plan as GovernanceTicket
     from llmrelay.guardrails.scan import GuardState
     from llmrelay.routing.plan import RoutePlan
@@ -88,6 +89,8 @@ class Call:
     upstream_request_id: str | None = None
     #: The guardrails plug-in's state for this call (placeholders, findings, time).
     guardrails: GuardState | None = None
+    #: What the response cache did for this call (``None``: no cache applied).
+    cache: CacheState | None = None
 
     @classmethod
     def start(cls, request: Request, route: str) -> Call:
@@ -177,6 +180,9 @@ class Call:
             guardrails=self.guardrails.summary() if self.guardrails is not None
             and (self.guardrails.counts or self.guardrails.failures
                  or self.guardrails.safety) else None,
+            cache=self.cache.result if self.cache is not None else None,
+            cost_saved_nanos=self.cache.saved_nanos if self.cache is not None and
+            self.cache.hit else None,
         )
 
     def _logged_response(self) -> bytes | None:

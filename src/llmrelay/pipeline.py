@@ -129,11 +129,15 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
             await send_error(send, error, finish(services, call, codec),
                              codec.render_error(error))
     finally:
-        # Exact cost from usage (estimated from what was delivered if a stream was cut),
-        # reservations released, spend recorded; the usage row goes with the log row.
+        # Plug-ins see the outcome (the cache stores a complete answer here, off the
+        # client's time); then exact cost from usage (estimated from what was delivered
+        # if a stream was cut), reservations released, spend recorded; the usage row
+        # goes with the log row.
+        await call.chain.finish(call)
         await services.governor.settle(call)
-        # Only calls that reached a provider are recorded: rejected input leaves no row.
-        if call.attempts:
+        # Only calls that reached a provider, or were answered from the cache, are
+        # recorded: rejected input leaves no row.
+        if call.attempts or (call.cache is not None and call.cache.hit):
             await services.writer.submit(call.interaction(services.settings.log_bodies))
         else:
             services.writer.end(call.id)

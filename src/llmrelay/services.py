@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from llmrelay.cache.plugin import CacheRuntime
 from llmrelay.config import ProviderConfig, Settings
 from llmrelay.governance.governor import Governor
 from llmrelay.governance.keys import KeyCachePolicy, KeyStore
@@ -73,6 +74,7 @@ class Services:
     metrics: Metrics
     model_lists: ModelLists
     plugins: PluginSelector
+    cache: CacheRuntime
 
     def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
@@ -130,7 +132,9 @@ class Services:
         self.writer.start()  # replays rows a previous process left in the spool
         self.metrics.watch_writer(self.writer.stats_dict)
         self.metrics.watch_keys(self.keys.counters)
-        self.plugins = plugin_selector(s.plugins, self.governor,
+        self.cache = CacheRuntime(s, self.governor, self.metrics, self.resolver, self.engine)
+        self.cache.start()
+        self.plugins = plugin_selector(s.plugins, self.governor, {"cache": self.cache.plugin},
                                        Moderation(self.registry, self.http),
                                        self.metrics.count_guardrail)
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
@@ -145,6 +149,7 @@ class Services:
         await self.end_calls()
         await self.writer.close()
         await self.governance.close()
+        await self.cache.close()
         await self.model_lists.close()
         await self.http.close()
         await self.router.close()

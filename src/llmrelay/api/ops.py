@@ -98,6 +98,8 @@ async def ready(services: Services, request: Request, send: Send) -> None:
         # Key lookups: what the caches spared the database, and whether it counts as down.
         "keys": {"database_down": services.keys.database_down, **services.keys.stats.as_dict()},
         "route_configs": services.router.selector.configs.status(),
+        # The response cache's store: "memory" (entries, bytes) or "redis" (available).
+        "cache": services.cache.status(),
     })
     await send_bytes(send, status, orjson.dumps(body), [])
 

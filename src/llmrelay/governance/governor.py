@@ -230,14 +230,17 @@ class Governor:
     async def settle(self, call: Call) -> None:
         """Price the call and release its reservation; runs in ``finally``, never raises."""
         try:
-            reached = call.attempt_count > 0
+            # A cache hit costs nothing (``cost_nanos`` is 0) but counts against rate
+            # limits, requests and tokens alike, like an upstream answer would.
+            hit = call.cache is not None and call.cache.hit
+            reached = call.attempt_count > 0 or hit
             if reached and call.usage is None and call.bytes_out > 0 and call.body is not None:
                 self._estimate_usage(call)
             cost = self.cost_of(call) if reached else None
             usage = call.usage
             # Every uncapped completion teaches the estimate (a few dict operations;
             # the percentile is re-sorted every 10th call), governed by a budget or not.
-            if (reached and usage is not None and not call.usage_estimated
+            if (reached and not hit and usage is not None and not call.usage_estimated
                     and call.target is not None and call.body is not None
                     and "embeddings" not in call.route
                     and estimate.output_cap(call.body) is None):

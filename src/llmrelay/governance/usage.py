@@ -55,6 +55,8 @@ def _usage_row(it: Interaction) -> dict[str, Any]:
         "usage_estimated": it.usage_estimated,
         "cost_nanos": cost,
         "total_cost_usd": nanos_to_usd(cost),
+        "cache_hit": it.cache in ("HIT", "SEMANTIC"),
+        "cost_saved_nanos": clean_int(it.cost_saved_nanos or 0, INT64),
     }
 
 

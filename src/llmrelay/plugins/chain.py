@@ -10,8 +10,12 @@ A plug-in may have three steps, each optional (the :class:`Plugin` base does not
                                 it is encoded for the client: may rewrite it, hold it
                                 back, or end the stream by raising a GatewayError
     after   (reverse order)     sees the complete answer (non-streamed) and may replace it
+    finish  (reverse order)     the call has ended (answered, failed or cut: see
+                                ``call.error`` / ``call.interrupted``); runs in the
+                                pipeline's ``finally`` after the client has its answer,
+                                may not change it (the cache stores answers here)
 
-After- and stream-steps run only for plug-ins whose before-step ran, innermost first,
+After-, stream- and finish-steps run only for plug-ins whose before-step ran, innermost first,
 so a plug-in wraps everything inside it like a layer of an onion. Answers and events
 are in the internal form: OpenAI's ``chat.completion`` / ``chat.completion.chunk`` (or,
 when ``call.passthrough`` is set, the provider's own shape the client also speaks).
@@ -24,6 +28,7 @@ plug-in's name (``cache:``); a later source's options for the same plug-in win.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,6 +40,8 @@ from llmrelay.providers.base import ChatResult, Usage
 
 if TYPE_CHECKING:
     from llmrelay.context import Call
+
+log = logging.getLogger("llmrelay")
 
 
 @dataclass(slots=True)
@@ -99,6 +106,10 @@ class Plugin:
     def stream(self, call: Call) -> StreamStep | None:
         return None
 
+    async def finish(self, call: Call) -> None:
+        """The call is over (whatever its outcome); an error raised here is only logged."""
+        return None
+
 
 #: Builds a plug-in from its options (the block that selected it).
 PluginFactory = Callable[[Mapping[str, Any]], Plugin]
@@ -123,6 +134,14 @@ class Chain:
         for plugin in reversed(self.entered):
             answer = await plugin.after(call, answer)
         return answer
+
+    async def finish(self, call: Call) -> None:
+        """Every entered plug-in's finish step, innermost first; never raises."""
+        for plugin in reversed(self.entered):
+            try:
+                await plugin.finish(call)
+            except Exception:
+                log.exception("plug-in %s failed in its finish step", plugin.name)
 
     def stream_steps(self, call: Call) -> list[StreamStep]:
         """Innermost first: the order events travel out from the upstream."""

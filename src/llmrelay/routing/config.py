@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmrelay.cache.options import CacheOptionsError, parse_cache_options
 from llmrelay.guardrails.config import GuardrailConfigError, parse_guardrails
 from llmrelay.routing.classify import ERROR_CLASSES, MATCH_ANY, ErrorMatcher, parse_error_list
 from llmrelay.routing.conditions import Condition, QueryError, parse_query
@@ -28,7 +29,6 @@ MAX_DEPTH = 5
 MAX_TARGETS = 50
 MAX_RETRIES = 10
 MAX_SECONDS = 3600.0
-MAX_CACHE_SECONDS = 30 * 86400.0
 
 _COMMON = frozenset({
     "name", "weight", "on_errors", "retry", "timeout", "request_timeout", "ttft_timeout",
@@ -386,18 +386,14 @@ def _retry(value: object, path: str) -> RetryPolicy:
 
 
 def _cache(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The top-level ``cache`` block, checked by the response cache's own parser."""
     value = raw.get("cache")
     if value is None:
         return None
-    if not isinstance(value, Mapping):
-        raise RouteConfigError("cache", "must be an object")
-    for key in value:
-        if key not in ("mode", "ttl", "max_age"):
-            raise RouteConfigError(f"cache.{key}", "unknown field; allowed: max_age, mode, ttl")
-    if value.get("mode", "simple") not in ("simple", "semantic"):
-        raise RouteConfigError("cache.mode", "must be simple or semantic")
-    for key in ("ttl", "max_age"):
-        _seconds(value, key, "cache", maximum=MAX_CACHE_SECONDS)
+    try:
+        parse_cache_options(value, "cache")
+    except CacheOptionsError as exc:
+        raise RouteConfigError(exc.path, exc.message) from None
     return dict(value)
 
 

@@ -38,6 +38,7 @@ from llmrelay.errors import (
     DeadlineExceeded,
     GatewayError,
     InvalidRequest,
+    UnknownModel,
     UpstreamError,
     UpstreamInvalidResponse,
     UpstreamTimeout,
@@ -513,6 +514,8 @@ def build_router(settings: Settings, registry: Registry, resolver: Resolver,
             bind(spec, registry, resolver, "<request model>")
         except BindError as exc:
             raise ConfigError(f"invalid config: route_configs.{name}.{exc}") from exc
+        except UnknownModel:
+            pass  # a config of only settings ({"cache": ...}): the request's model, per call
     r = settings.routing
     cb = r.circuit_breaker
     policy = BreakerPolicy(cb.failure_threshold, cb.window, cb.cooldown)

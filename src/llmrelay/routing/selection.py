@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from llmrelay.cache.options import DEFAULT_THRESHOLD
 from llmrelay.errors import InternalError, InvalidRequest, PermissionDenied
 from llmrelay.json_limits import check_depth
 from llmrelay.providers.registry import Registry
@@ -42,9 +43,21 @@ def _check_client_config(header: str, raw: str, data: object) -> None:
     ``$regex`` is refused: Python's regular expressions backtrack, so a pattern like
     ``^(a+)+$`` against a 30-character header takes minutes of the event loop's time,
     stalling every request of the process. Stored configs are the operator's and may
-    use it.
+    use it. Nor may a client widen whose cached answers it reads: a ``cache`` block's
+    ``scope`` beyond ``key``, or a semantic ``threshold`` below the default (which would
+    let it harvest shared answers to other questions), is the operator's to set.
     """
     check_depth(raw.encode(), data, header, param=header)
+    cache = data.get("cache") if isinstance(data, dict) else None
+    if isinstance(cache, dict):
+        threshold = cache.get("threshold", DEFAULT_THRESHOLD)
+        if cache.get("scope", "key") != "key" or (
+                isinstance(threshold, int | float) and threshold < DEFAULT_THRESHOLD):
+            raise InvalidRequest(
+                f"{header}: cache.scope and a cache.threshold below {DEFAULT_THRESHOLD} "
+                "decide whose cached answers a call may read: only stored route configs "
+                "may set them; store the config and name it in the header",
+                param=header, code="invalid_route_config")
     stack = [data]
     while stack:
         node = stack.pop()

@@ -37,6 +37,8 @@ def request_row(it: Interaction, bodies: bool) -> dict[str, Any]:
         "attempts": ([*it.attempts, {"guardrails": it.guardrails}] if it.guardrails
                      else it.attempts or None),
         "cost_nanos": it.cost_nanos,
+        "cache": it.cache,
+        "cost_saved_nanos": it.cost_saved_nanos,
     }
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -171,6 +172,10 @@ class RequestRow(Base):
     attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     #: What the call cost, in nano-dollars (1e-9 USD); null when it reached no provider.
     cost_nanos: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: The response cache's verdict: HIT, MISS, BYPASS, REFRESH; null when none applied.
+    cache: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: A cache hit: what the answer cost when it was made, saved by this call.
+    cost_saved_nanos: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ResponseRow(Base):
@@ -254,6 +259,10 @@ class UsageRecord(Base):
     usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
     total_cost_usd: Mapped[Decimal] = mapped_column(Numeric(20, 9), default=Decimal(0))
+    #: Answered from the response cache: ``cost_nanos`` is 0, ``cost_saved_nanos`` what
+    #: the upstream call would have cost.
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    cost_saved_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 Index("ix_usage_records_key_created", UsageRecord.api_key_id, UsageRecord.created_at)
@@ -292,3 +301,21 @@ class SpendCounter(Base):
     period: Mapped[str] = mapped_column(String(10), primary_key=True)
     spent_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CacheVector(Base):
+    """A semantic-cache question, shared by every instance (``cache/shared_vectors.py``).
+
+    ``seq`` orders the rows so each instance reads only what is new since its last poll;
+    ``vector`` is float32 little-endian; ``entry_key`` names the answer in the cache
+    backend (Redis), which expires on its own: the row goes at ``expires_at``.
+    """
+
+    __tablename__ = "cache_vectors"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                     primary_key=True, autoincrement=True)
+    context: Mapped[str] = mapped_column(String(64))
+    entry_key: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

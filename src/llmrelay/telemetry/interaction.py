@@ -47,6 +47,10 @@ class Interaction:
     #: Guardrail findings: ``{"findings": [{stage, guardrail, entity, action, count,
     #: positions}], "ms": ...}``; types, counts and offsets only, never the values.
     guardrails: dict[str, Any] | None = None
+    #: The response cache's verdict (``HIT``, ``MISS``, ``BYPASS``, ``REFRESH``), if any.
+    cache: str | None = None
+    #: A cache hit: what the answer cost when it was made (nano-dollars), now saved.
+    cost_saved_nanos: int | None = None
 
     def token_columns(self) -> dict[str, int]:
         """The token counts as the ``responses`` and ``usage_records`` rows store them."""
@@ -86,6 +90,11 @@ class Interaction:
         if self.cost_nanos is not None:
             # Exact decimal text of integer nano-dollars (never a float).
             entry["cost_usd"] = f"{self.cost_nanos // 10**9}.{self.cost_nanos % 10**9:09d}"
+        if self.cache is not None:
+            entry["cache"] = self.cache
+        if self.cost_saved_nanos is not None:
+            saved = self.cost_saved_nanos
+            entry["cost_saved_usd"] = f"{saved // 10**9}.{saved % 10**9:09d}"
         if self.finish_reason:
             entry["finish_reason"] = self.finish_reason
         if len(self.attempts) > 1 or (self.attempts and self.attempts[0].get("status") != 200):

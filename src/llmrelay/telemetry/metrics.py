@@ -140,6 +140,20 @@ class Metrics:
         self.guardrail_findings = Counter(
             "llmrelay_guardrail_findings", "PII found by guardrails (counts, never values)",
             ["guardrail", "stage", "entity", "action"], registry=self.registry)
+        # The response cache (docs/cache.md): seed 004's cache_requests_total{result}, the
+        # cost hits saved, and backend failures (each one served as a miss).
+        self.cache_requests = Counter("llmrelay_cache_requests",
+                                      "Model calls by response cache result", ["result"],
+                                      registry=self.registry)
+        self.cache_saved = Counter("llmrelay_cache_saved_usd",
+                                   "What cache hits would have cost upstream (USD)",
+                                   registry=self.registry)
+        self.cache_errors = Counter("llmrelay_cache_backend_errors",
+                                    "Cache lookups and stores that failed (served as misses)",
+                                    ["backend"], registry=self.registry)
+        self.cache_embedding_tokens = Counter(
+            "llmrelay_cache_embedding_tokens",
+            "Tokens the semantic cache's own embedding calls used", registry=self.registry)
         self.registry.register(_Live(live))
 
     def observe(self, batch: list[Interaction]) -> None:
@@ -151,6 +165,10 @@ class Metrics:
                 self.key_requests.labels(it.key_name).inc()
             self.latency.labels(it.route, provider).observe(it.latency_ms / 1000)
             self.overhead.labels(it.route).observe(it.overhead_ms / 1000)
+            if it.cache is not None:
+                self.cache_requests.labels(it.cache.lower()).inc()
+                if it.cost_saved_nanos:
+                    self.cache_saved.inc(it.cost_saved_nanos / 1e9)
             if it.usage is not None:
                 self.tokens.labels(provider, model, "prompt").inc(it.usage.prompt_tokens)
                 self.tokens.labels(provider, model, "completion").inc(it.usage.completion_tokens)

@@ -1,0 +1,395 @@
+"""The ``cache`` plug-in: its before-step answers hits, its stream/after steps collect the
+answer, and its finish step stores it once the call has ended well.
+
+Storing waits for the end of the call (the chain's finish step, after the client has
+its answer) so that nothing a later step rejected is kept: an error, a stream cut by the
+upstream or the client, an answer an outer plug-in (a guardrail) ended, or one cut by
+``max_tokens`` (``finish_reason: length``, unless ``store_truncated``). It also keeps the
+store's round trip off the client's time.
+
+A hit sets what the rest of the pipeline reads: the target the entry came from (headers,
+rows), ``call.passthrough`` (how the codec encodes it), cost 0 (budgets and the cost
+header), and ``call.cache`` (the row marks the hit and the cost it saved).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from llmrelay.cache import entry as entries
+from llmrelay.cache.backends import Backend, BackendError, MemoryBackend, RedisBackend
+from llmrelay.cache.embedder import EmbeddingError, ProviderEmbedder
+from llmrelay.cache.options import CacheOptions, CacheOptionsError, parse_cache_options
+from llmrelay.cache.replay import chunks_of, completion_of
+from llmrelay.cache.replay_messages import events_of_message, message_of_events
+from llmrelay.cache.replay_responses import events_of_response, response_of_events
+from llmrelay.cache.request import Directives, cache_key, candidates, directives
+from llmrelay.cache.semantic import SemanticIndex, split
+from llmrelay.cache.shared_vectors import SharedVectors
+from llmrelay.cache.state import BYPASS, HIT, MISS, REFRESH, SEMANTIC, CacheState
+from llmrelay.errors import InvalidRequest
+from llmrelay.governance.pricing import cost_nanos
+from llmrelay.plugins.chain import Answer, Plugin, Replay, StreamStep
+from llmrelay.providers.base import ChatResult, Usage
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from llmrelay.config import Settings
+    from llmrelay.context import Call
+    from llmrelay.governance.governor import Governor
+    from llmrelay.routing.resolve import Resolver, Target
+    from llmrelay.telemetry.metrics import Metrics
+
+log = logging.getLogger("llmrelay.cache")
+
+#: The endpoints whose answers are cached (token counting is not a model answer).
+CACHED_ROUTES = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses",
+                           "/v1/embeddings"})
+#: Pass-through answers are stored as JSON and serve streams too: per endpoint, the
+#: provider's JSON -> its events, and its events -> JSON.
+_CONVERTIBLE: dict[str, tuple[Callable[[bytes], list[bytes] | None],
+                              Callable[[list[bytes]], bytes | None]]] = {
+    "/v1/messages": (events_of_message, message_of_events),
+    "/v1/responses": (events_of_response, response_of_events),
+}
+#: Finish reasons never stored: the answer is not the model's whole answer.
+_NEVER_STORED = frozenset({"error", "content_filter"})
+
+
+def _wants_usage(call: Call) -> bool:
+    """Whether a replayed stream carries a usage chunk: chat clients ask for it with
+    ``stream_options.include_usage``; the Messages and Responses encoders always need it."""
+    if call.route != "/v1/chat/completions":
+        return True
+    assert call.body is not None
+    options = call.body.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+class CacheRuntime:
+    """What every ``cache`` plug-in of a gateway shares: the backend, prices, counters."""
+
+    def __init__(self, settings: Settings, governor: Governor, metrics: Metrics,
+                 resolver: Resolver, engine: AsyncEngine | None = None) -> None:
+        cfg = settings.response_cache
+        self.governor = governor
+        self.metrics = metrics
+        self.resolver = resolver
+        self.max_entry_bytes = cfg.max_entry_bytes
+        self.embedding_model = cfg.embedding_model
+        self.add_metadata = cfg.metadata
+        self.embedding_timeout = cfg.embedding_timeout
+        self.index = SemanticIndex(cfg.max_vectors, cfg.max_vectors_per_context)
+        #: One embedder per model named by a config (the options are bounded already).
+        self._embedders: dict[str, ProviderEmbedder] = {}
+        self.shared: SharedVectors | None = None
+        if cfg.shared_vectors and engine is not None:
+            self.shared = SharedVectors(
+                engine, self.index, cfg.vector_sync_interval, settings.database_timeout,
+                lambda: metrics.cache_errors.labels("database").inc())
+        url = cfg.redis_url or settings.redis_url
+        self.backend: Backend
+        if cfg.backend == "redis" or (cfg.backend == "auto" and url):
+            assert url is not None  # checked with the settings
+            self.backend = RedisBackend(url, settings.redis_prefix + "cache:simple:",
+                                        settings.redis_timeout, settings.redis_retry_interval)
+        else:
+            self.backend = MemoryBackend(cfg.max_bytes)
+
+    def start(self) -> None:
+        if self.shared is not None:
+            self.shared.start()
+
+    def plugin(self, options: Mapping[str, Any]) -> Plugin:
+        """The factory registered as ``cache`` (one plug-in per distinct options)."""
+        try:
+            parsed = parse_cache_options(options)
+        except CacheOptionsError as exc:
+            raise InvalidRequest(f"invalid cache options: {exc}", param=exc.path,
+                                 code="invalid_cache_options") from None
+        if parsed.mode == "semantic" and not (parsed.embedding_model or self.embedding_model):
+            # Seed 004's configs say only {"mode": "semantic"}: they must keep working.
+            log.warning("response cache: semantic mode without an embeddings model (set "
+                        "response_cache.embedding_model or cache.embedding_model); those "
+                        "calls are matched exactly")
+        return ResponseCache(self, parsed)
+
+    async def embed(self, model: str, text: str) -> list[float] | None:
+        """The question's unit vector, or ``None`` when the model failed (counted)."""
+        embedder = self._embedders.get(model)
+        if embedder is None:
+            embedder = self._embedders[model] = ProviderEmbedder(
+                self.resolver, model, self.embedding_timeout)
+        before = embedder.tokens
+        try:
+            vector = await embedder.embed(text)
+        except EmbeddingError as exc:
+            self.metrics.cache_errors.labels("embedding").inc()
+            log.warning("response cache: %s; the call is looked up exactly", exc)
+            return None
+        self.metrics.cache_embedding_tokens.inc(embedder.tokens - before)
+        return vector
+
+    def _failed(self, exc: BackendError) -> None:
+        self.metrics.cache_errors.labels(self.backend.name).inc()
+        log.debug("response cache backend failed: %s", exc)
+
+    async def lookup(self, key: str, stream: bool, route: str) -> entries.Entry | None:
+        """The entry that can answer a call of this form, or ``None`` (a failure too):
+        an internal one, a pass-through one of the same form, or a pass-through JSON
+        answer for a stream (one round trip for all three)."""
+        try:
+            found = await self.backend.get([key, entries.form_key(key, stream),
+                                            entries.form_key(key, not stream)])
+        except BackendError as exc:
+            self._failed(exc)
+            return None
+        for raw in found:
+            entry = entries.decode(raw) if raw is not None else None
+            if entry is None:
+                continue
+            if not entry.passthrough or entry.stream == stream or (
+                    stream and not entry.stream and route in _CONVERTIBLE):
+                return entry
+        return None
+
+    async def store(self, key: str, entry: entries.Entry, ttl: float) -> bool:
+        """Whether the entry was stored (not too big, the backend answered)."""
+        raw = entries.encode(entry)
+        if len(raw) > self.max_entry_bytes:
+            return False
+        try:
+            await self.backend.set(key, raw, ttl)
+        except BackendError as exc:
+            self._failed(exc)
+            return False
+        return True
+
+    def cost(self, call: Call, usage: Usage | None = None) -> int:
+        """What the call's answer cost (nano-dollars): what a hit on it will save."""
+        usage = usage or call.usage
+        if usage is None or call.target is None:
+            return 0
+        price = self.governor.price_of(call.target)
+        return cost_nanos(usage, price) if price is not None else 0
+
+    def status(self) -> dict[str, Any]:
+        return {**self.backend.status(), "semantic": self.index.status()}
+
+    async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
+        await self.backend.close()
+
+
+class ResponseCache(Plugin):
+    name = "cache"
+
+    def __init__(self, runtime: CacheRuntime, options: CacheOptions) -> None:
+        self.runtime = runtime
+        self.options = options
+
+    def applies(self, call: Call) -> bool:
+        return call.route in CACHED_ROUTES and call.key is not None
+
+    async def before(self, call: Call) -> Answer | None:
+        wanted = directives(call.request)
+        state = CacheState()
+        call.cache = state
+        if wanted.bypass:
+            return self._report(call, BYPASS)
+        namespace = wanted.namespace if wanted.namespace is not None else self.options.namespace
+        state.key = cache_key(call, self.options, namespace)
+        state.store = wanted.store
+        state.ttl = min(self.options.ttl, wanted.ttl or math.inf)
+        question = self._question(call, namespace)
+        if not wanted.lookup:
+            if question is not None and state.store:
+                state.context, state.vector = question[0], await self._embed(question[1])
+            return self._report(call, REFRESH)
+        found = await self.runtime.lookup(state.key, call.stream, call.route)
+        answer = self._fresh_hit(call, state, wanted, found, HIT)
+        if answer is not None:
+            return answer
+        if question is not None:
+            state.context, state.vector = question[0], await self._embed(question[1])
+            if state.vector is not None:
+                threshold = max(self.options.threshold, wanted.threshold or 0.0)
+                match = self.runtime.index.search(state.context, state.vector, threshold)
+                if match is not None:
+                    found = await self.runtime.lookup(match[0], call.stream, call.route)
+                    state.similarity = match[1]
+                    answer = self._fresh_hit(call, state, wanted, found, SEMANTIC)
+                    if answer is not None:
+                        return answer
+        return self._report(call, MISS)
+
+    def _question(self, call: Call, namespace: str) -> tuple[str, str] | None:
+        """Semantic mode: ``(context hash, last user turn)``, if the call has one."""
+        if self.options.mode != "semantic" or not (
+                self.options.embedding_model or self.runtime.embedding_model):
+            return None
+        assert call.body is not None
+        parts = split(call.route, call.body)
+        if parts is None:
+            return None
+        return cache_key(call, self.options, namespace, parts[0], "context"), parts[1]
+
+    async def _embed(self, text: str) -> list[float] | None:
+        model = self.options.embedding_model or self.runtime.embedding_model
+        assert model is not None  # checked when the plug-in was built
+        return await self.runtime.embed(model, text)
+
+    def _fresh_hit(self, call: Call, state: CacheState, wanted: Directives,
+                   found: entries.Entry | None, result: str) -> Answer | None:
+        if found is None:
+            return None
+        ages = [a for a in (self.options.max_age, wanted.max_age) if a is not None]
+        age = max(0.0, time.time() - found.created)
+        if ages and age > min(ages):
+            return None
+        return self._hit(call, state, found, age, result)
+
+    @staticmethod
+    def _report(call: Call, result: str) -> None:
+        assert call.cache is not None
+        call.cache.result = result
+        call.extra_headers["x-llmrelay-cache"] = result
+        return None
+
+    @staticmethod
+    def _target(call: Call, entry: entries.Entry) -> Target | None:
+        for target in candidates(call):
+            if target.provider.name == entry.provider and target.model == entry.model:
+                return target
+        return None
+
+    def _hit(self, call: Call, state: CacheState, entry: entries.Entry, age: float,
+             result: str) -> Answer | None:
+        target = self._target(call, entry)
+        if target is None:  # the key names the targets, so only a hash collision lands here
+            return None
+        events: list[bytes] | None = None
+        if call.stream:
+            if entry.stream:
+                events = list(entry.events)
+            elif entry.passthrough:  # the provider's JSON (see lookup)
+                events = _CONVERTIBLE[call.route][0](entry.body)
+            else:
+                events = chunks_of(entry.body, entry.usage, _wants_usage(call))
+            if events is None:
+                return None
+        call.target = target
+        call.passthrough = entry.passthrough
+        call.cost_nanos = 0  # a hit costs nothing: budgets, the cost header, the rows
+        state.result, state.age, state.saved_nanos = result, age, entry.cost_nanos
+        state.store = False
+        call.extra_headers["x-llmrelay-cache"] = result
+        call.extra_headers["x-llmrelay-cache-age"] = str(int(age))
+        if result == SEMANTIC and state.similarity is not None:
+            call.extra_headers["x-llmrelay-cache-similarity"] = f"{state.similarity:.4f}"
+        if events is None:
+            return ChatResult(entry.body, entry.usage, entry.finish_reason)
+        return Replay(events, entry.usage, entry.finish_reason)
+
+    async def after(self, call: Call, answer: ChatResult) -> ChatResult:
+        state = call.cache
+        if state is not None and state.store:
+            state.answer = answer  # stored as it came, without the metadata below
+        if (state is not None and self.runtime.add_metadata
+                and call.route == "/v1/chat/completions" and call.target is not None):
+            body = orjson.loads(answer.body)
+            cost = 0 if state.hit else self.runtime.cost(call, answer.usage)
+            body["metadata"] = {"cache_hit": state.hit, "provider": call.target.provider.name,
+                                "cost_usd": cost / 1e9}
+            return ChatResult(orjson.dumps(body), answer.usage, answer.finish_reason,
+                              answer.extra)
+        return answer
+
+    def stream(self, call: Call) -> StreamStep | None:
+        state = call.cache
+        if state is None or not state.store:
+            return None
+        state.events = []
+        return _Collect(state, self.runtime.max_entry_bytes)
+
+    async def finish(self, call: Call) -> None:
+        state = call.cache
+        if (state is None or not state.store or state.key is None or call.target is None
+                or call.error is not None or call.interrupted is not None
+                or call.status != 200):
+            return
+        if call.guardrails is not None and call.guardrails.counts:
+            return  # a guardrail found something (flagged, redacted): never kept
+        finish = call.finish_reason
+        if finish in _NEVER_STORED or (finish == "length" and not self.options.store_truncated):
+            return
+        target = call.target
+        common: dict[str, Any] = {
+            "created": time.time(), "provider": target.provider.name, "model": target.model,
+            "passthrough": call.passthrough, "usage": call.usage, "finish_reason": finish,
+            "cost_nanos": self.runtime.cost(call)}
+        key = state.key
+        if state.answer is not None:
+            entry = entries.Entry(body=state.answer.body, **common)
+            if call.passthrough:
+                key = entries.form_key(key, False)
+        elif state.ended and state.events is not None:
+            if call.passthrough and call.route in _CONVERTIBLE:
+                message = _CONVERTIBLE[call.route][1](state.events)
+                if message is None:
+                    return
+                entry = entries.Entry(body=message, **common)
+                key = entries.form_key(key, False)
+            elif call.passthrough:
+                entry = entries.Entry(stream=True, events=state.events, **common)
+                key = entries.form_key(key, True)
+            else:
+                body = completion_of(state.events, call.usage)
+                if body is None:
+                    return
+                entry = entries.Entry(body=body, **common)
+        else:
+            return
+        if await self.runtime.store(key, entry, state.ttl) and state.vector is not None:
+            assert state.context is not None
+            self.runtime.index.add(state.context, state.vector, state.key, state.ttl)
+            if self.runtime.shared is not None:
+                await self.runtime.shared.add(state.context, state.vector, state.key,
+                                              state.ttl)
+
+
+class _Collect(StreamStep):
+    """Keeps a copy of the events a stream sends, up to the entry size limit."""
+
+    __slots__ = ("limit", "state")
+
+    def __init__(self, state: CacheState, limit: int) -> None:
+        self.state = state
+        self.limit = limit
+
+    def _keep(self, events: list[bytes]) -> None:
+        state = self.state
+        if state.events is None:
+            return
+        state.events_bytes += sum(len(e) for e in events)
+        if state.events_bytes > self.limit:
+            state.events = None  # too big to store: stop holding it
+        else:
+            state.events.extend(events)
+
+    async def feed(self, call: Call, events: list[bytes]) -> list[bytes]:
+        self._keep(events)
+        return events
+
+    async def end(self, call: Call, events: list[bytes]) -> list[bytes]:
+        self._keep(events)
+        self.state.ended = True
+        return events
