@@ -41,8 +41,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _timed(client: httpx.AsyncClient, n: int, body: Any, headers: dict[str, str],
-                 fresh: bool) -> list[float]:
+async def _timed(
+    client: httpx.AsyncClient, n: int, body: Any, headers: dict[str, str], fresh: bool
+) -> list[float]:
     out = []
     for _ in range(n):
         payload = body(uuid.uuid4().hex) if fresh else body("the same question")
@@ -60,12 +61,19 @@ async def run(n: int, redis_url: str | None) -> None:
     print(f"{'scenario':28} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'calls/s':>8}")
     for name, cache_settings in backends:
         with tempfile.TemporaryDirectory() as tmp:
-            settings = load_settings(env={}, overrides={
-                "database_url": f"sqlite+aiosqlite:///{Path(tmp) / 'b.db'}",
-                "log_file": "none", "log_interactions": False, "auto_providers": False,
-                "provider_reload_interval": 0, "limits_enabled": False,
-                "response_cache": cache_settings,
-                "redis_prefix": f"{{bench-{uuid.uuid4().hex}}}:"})
+            settings = load_settings(
+                env={},
+                overrides={
+                    "database_url": f"sqlite+aiosqlite:///{Path(tmp) / 'b.db'}",
+                    "log_file": "none",
+                    "log_interactions": False,
+                    "auto_providers": False,
+                    "provider_reload_interval": 0,
+                    "limits_enabled": False,
+                    "response_cache": cache_settings,
+                    "redis_prefix": f"{{bench-{uuid.uuid4().hex}}}:",
+                },
+            )
             gateway = Gateway(settings, env={})
             await gateway.startup()
             key, _ = await create_key(gateway.services.sessions, "bench")
@@ -82,16 +90,20 @@ async def run(n: int, redis_url: str | None) -> None:
             async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
                 await _timed(client, 200, chat, auth, fresh=True)  # warm-up
                 base = await _timed(client, n, chat, auth, fresh=True)
-                rows = [("no cache", base),
-                        ("miss (lookup + store)", await _timed(client, n, chat, cached, True)),
-                        ("hit", await _timed(client, n, chat, cached, False)),
-                        ("hit, streamed", await _timed(client, n, streamed, cached, False))]
+                rows = [
+                    ("no cache", base),
+                    ("miss (lookup + store)", await _timed(client, n, chat, cached, True)),
+                    ("hit", await _timed(client, n, chat, cached, False)),
+                    ("hit, streamed", await _timed(client, n, streamed, cached, False)),
+                ]
             await gateway.shutdown()
         p50_base = statistics.median(base)
         for label, values in rows:
             p50 = statistics.median(values)
-            print(f"{name + ': ' + label:28} {p50:8.3f} {_pct(values, 0.99):8.3f} "
-                  f"{p50 - p50_base:+8.3f} {1000 / statistics.fmean(values):8.0f}")
+            print(
+                f"{name + ': ' + label:28} {p50:8.3f} {_pct(values, 0.99):8.3f} "
+                f"{p50 - p50_base:+8.3f} {1000 / statistics.fmean(values):8.0f}"
+            )
 
 
 def main() -> None:

@@ -35,17 +35,32 @@ ROWS, BATCHES = 200, 10
 
 def interaction() -> Interaction:
     return Interaction(
-        id=new_id(), request_id="req_" + new_id(), created_at=datetime.now(UTC),
-        route="/v1/chat/completions", method="POST", status=200, latency_ms=1.2,
-        overhead_ms=0.3, model="gpt-4o-mini", provider="bench", upstream_model="gpt-4o-mini",
-        api_key_id="k" * 32, key_name="bench", client_ip="127.0.0.1", user_agent="wrk",
-        usage=Usage(10, 20, 30), finish_reason="stop", cost_nanos=12345,
+        id=new_id(),
+        request_id="req_" + new_id(),
+        created_at=datetime.now(UTC),
+        route="/v1/chat/completions",
+        method="POST",
+        status=200,
+        latency_ms=1.2,
+        overhead_ms=0.3,
+        model="gpt-4o-mini",
+        provider="bench",
+        upstream_model="gpt-4o-mini",
+        api_key_id="k" * 32,
+        key_name="bench",
+        client_ip="127.0.0.1",
+        user_agent="wrk",
+        usage=Usage(10, 20, 30),
+        finish_reason="stop",
+        cost_nanos=12345,
     )
 
 
 def report(label: str, n: int, cpu: float, main_thread: float) -> None:
-    print(f"{label:40} CPU {1e6 * (time.process_time() - cpu) / n:7.1f} us/request "
-          f"(event-loop thread {1e6 * (time.thread_time() - main_thread) / n:6.1f})")
+    print(
+        f"{label:40} CPU {1e6 * (time.process_time() - cpu) / n:7.1f} us/request "
+        f"(event-loop thread {1e6 * (time.thread_time() - main_thread) / n:6.1f})"
+    )
 
 
 async def main() -> None:
@@ -53,9 +68,15 @@ async def main() -> None:
         engine = database.create_engine(f"sqlite+aiosqlite:///{Path(tmp) / 'w.db'}")
         await database.migrate(engine)
         for sinks in ([], [write_usage]):
-            writer = LogWriter(engine, queue_size=100_000, batch_size=500, flush_interval=0,
-                               log_stream=None, store_bodies=False,
-                               spool_dir=Path(tmp) / f"spool{len(sinks)}")
+            writer = LogWriter(
+                engine,
+                queue_size=100_000,
+                batch_size=500,
+                flush_interval=0,
+                log_stream=None,
+                store_bodies=False,
+                spool_dir=Path(tmp) / f"spool{len(sinks)}",
+            )
             writer.sinks.extend(sinks)
             writer.start()
             batches = [[interaction() for _ in range(ROWS)] for _ in range(BATCHES)]

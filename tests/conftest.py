@@ -91,8 +91,9 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
     """Start gateway processes for one test; they are stopped when it ends."""
     procs: list[GatewayProcess] = []
 
-    def start(config: dict[str, Any] | None = None, env: dict[str, str] | None = None
-              ) -> GatewayProcess:
+    def start(
+        config: dict[str, Any] | None = None, env: dict[str, str] | None = None
+    ) -> GatewayProcess:
         gw = GatewayProcess(tmp_path / f"gw{len(procs)}", config or {}, env)
         procs.append(gw)
         return gw.start()

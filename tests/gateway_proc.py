@@ -24,8 +24,9 @@ def free_port() -> int:
 
 
 class GatewayProcess:
-    def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(
+        self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.config = dict(config)
         self.config.setdefault("database_url", f"sqlite+aiosqlite:///{workdir / 'llmrelay.db'}")
@@ -53,8 +54,13 @@ class GatewayProcess:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LLMRELAY_")}
-        for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY",
-                     "GROQ_API_KEY", "OPENAI_BASE_URL"):
+        for name in (
+            "OPENAI_API_KEY",
+            "ANTHROPIC_API_KEY",
+            "OPENROUTER_API_KEY",
+            "GROQ_API_KEY",
+            "OPENAI_BASE_URL",
+        ):
             env.pop(name, None)
         env.update(self.extra_env)
         return env
@@ -65,9 +71,22 @@ class GatewayProcess:
         self.stdout = open(self.workdir / "stdout.log", "ab")  # noqa: SIM115
         self.stderr = open(self.workdir / "stderr.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llmrelay", "serve", "--config", str(self.config_path),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=self.workdir, env=self.env(), stdout=self.stdout, stderr=self.stderr,
+            [
+                sys.executable,
+                "-m",
+                "llmrelay",
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=self.workdir,
+            env=self.env(),
+            stdout=self.stdout,
+            stderr=self.stderr,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -108,10 +127,21 @@ class GatewayProcess:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "llmrelay", *args, "--config", str(self.config_path)]
-            if args[0] != "keys" else
-            [sys.executable, "-m", "llmrelay", "keys", "--config", str(self.config_path),
-             *args[1:]],
-            cwd=self.workdir, env=self.env(), capture_output=True, text=True, timeout=60,
+            if args[0] != "keys"
+            else [
+                sys.executable,
+                "-m",
+                "llmrelay",
+                "keys",
+                "--config",
+                str(self.config_path),
+                *args[1:],
+            ],
+            cwd=self.workdir,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     def create_key(self, name: str, **kw: Any) -> str:

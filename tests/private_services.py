@@ -56,9 +56,23 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         out = subprocess.run(
-            _as_postgres([initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                          "--no-sync", "-E", "UTF8"]),
-            capture_output=True, text=True, timeout=120,
+            _as_postgres(
+                [
+                    initdb,
+                    "-D",
+                    str(self.data),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ]
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if out.returncode != 0:
             _unavailable("a private PostgreSQL", f"initdb failed: {out.stderr[-500:]}")
@@ -75,19 +89,39 @@ class PrivatePostgres:
     def start(self) -> None:
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off -k {self.dir}"
         out = subprocess.run(
-            _as_postgres([self._pg_ctl, "-D", str(self.data), "-o", opts, "-l",
-                          str(self.dir / "log"), "-w", "-t", "60", "start"]),
-            capture_output=True, text=True, timeout=90,
+            _as_postgres(
+                [
+                    self._pg_ctl,
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(self.dir / "log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            capture_output=True,
+            text=True,
+            timeout=90,
         )
         if out.returncode != 0 or not _wait("127.0.0.1", self.port, 30):
-            log = (self.dir / "log").read_text(errors="replace")[-800:] if (
-                self.dir / "log").exists() else ""
+            log = (
+                (self.dir / "log").read_text(errors="replace")[-800:]
+                if (self.dir / "log").exists()
+                else ""
+            )
             _unavailable("a private PostgreSQL", f"pg_ctl start failed: {out.stderr} {log}")
 
     def stop(self, mode: str = "immediate") -> None:
         subprocess.run(
             _as_postgres([self._pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop"]),
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         deadline = time.monotonic() + 10
         while _reachable("127.0.0.1", self.port) and time.monotonic() < deadline:
@@ -134,9 +168,19 @@ class PrivateRedis:
 
     def start(self) -> None:
         self._proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         if not _wait("127.0.0.1", self.port, 15):
             _unavailable("a private Redis", "redis-server did not start listening")

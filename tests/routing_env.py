@@ -30,8 +30,7 @@ SEED_FALLBACK: dict[str, Any] = {
         {"provider": "anthropic", "model": "claude-3-sonnet", "on_errors": ["timeout"]},
         {"provider": "ollama", "model": "llama3:8b", "on_errors": ["*"]},
     ],
-    "retry": {"attempts": 3, "on_status_codes": [429, 500, 502, 503],
-              "exponential_backoff": True},
+    "retry": {"attempts": 3, "on_status_codes": [429, 500, 502, 503], "exponential_backoff": True},
     "cache": {"mode": "semantic", "ttl": 3600},
 }
 # Seed 004, "Example 2" (load balance in the ``weights`` form), verbatim.
@@ -76,17 +75,31 @@ def seed_mock_fixtures() -> tuple[Any, Any]:
     return mocks, fresh
 
 
-def providers(openai: MockUpstream, anthropic: MockUpstream, ollama: MockUpstream
-              ) -> list[dict[str, Any]]:
+def providers(
+    openai: MockUpstream, anthropic: MockUpstream, ollama: MockUpstream
+) -> list[dict[str, Any]]:
     return [
-        {"name": "openai", "type": "openai_compatible", "base_url": openai.base_url,
-         "api_key": "sk-openai-upstream-1"},
+        {
+            "name": "openai",
+            "type": "openai_compatible",
+            "base_url": openai.base_url,
+            "api_key": "sk-openai-upstream-1",
+        },
         # A short provider timeout, so the seed's ``on_errors: [timeout]`` can be reached.
-        {"name": "anthropic", "type": "openai_compatible", "base_url": anthropic.base_url,
-         "api_key": "sk-anthropic-upstream-1", "timeout": 1.0},
+        {
+            "name": "anthropic",
+            "type": "openai_compatible",
+            "base_url": anthropic.base_url,
+            "api_key": "sk-anthropic-upstream-1",
+            "timeout": 1.0,
+        },
         {"name": "ollama", "type": "openai_compatible", "base_url": ollama.base_url},
-        {"name": "dead", "type": "openai_compatible",
-         "base_url": f"http://127.0.0.1:{free_port()}/v1", "connect_timeout": 1},
+        {
+            "name": "dead",
+            "type": "openai_compatible",
+            "base_url": f"http://127.0.0.1:{free_port()}/v1",
+            "connect_timeout": 1,
+        },
     ]
 
 
@@ -96,16 +109,25 @@ def _client() -> httpx.Client:
     return httpx.Client()
 
 
-def post(gw: GatewayProcess, key: str, body: Any = None, *, config: Any = None,
-         header: str = "x-portkey-config", timeout: float = 20, path: str = "/chat/completions",
-         **headers: str) -> httpx.Response:
+def post(
+    gw: GatewayProcess,
+    key: str,
+    body: Any = None,
+    *,
+    config: Any = None,
+    header: str = "x-portkey-config",
+    timeout: float = 20,
+    path: str = "/chat/completions",
+    **headers: str,
+) -> httpx.Response:
     # Seed 004's example configs carry a cache block, which answers a repeated call;
     # these tests send the same body again and again and watch the upstream attempts.
     h = {"authorization": f"Bearer {key}", "x-llmrelay-cache-bypass": "true", **headers}
     if config is not None:
         h[header] = config if isinstance(config, str) else orjson.dumps(config).decode()
-    return _client().post(gw.base_url + path, content=orjson.dumps(body or CHAT),
-                          headers=h, timeout=timeout)
+    return _client().post(
+        gw.base_url + path, content=orjson.dumps(body or CHAT), headers=h, timeout=timeout
+    )
 
 
 def cli(gw: GatewayProcess, *args: str) -> tuple[int, str, str]:
@@ -121,14 +143,11 @@ def cli(gw: GatewayProcess, *args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def attempts_of(gw: GatewayProcess, request_id: str, timeout: float = 5.0
-                ) -> list[dict[str, Any]]:
+def attempts_of(gw: GatewayProcess, request_id: str, timeout: float = 5.0) -> list[dict[str, Any]]:
     """The ``requests.attempts`` JSON of one request (waits for the batch writer)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = gw.db_query(
-            f"SELECT attempts FROM requests WHERE request_id = '{request_id}'"
-        )
+        rows = gw.db_query(f"SELECT attempts FROM requests WHERE request_id = '{request_id}'")
         if rows:
             raw = rows[0][0]
             return orjson.loads(raw) if isinstance(raw, str | bytes) else raw

@@ -63,9 +63,7 @@ def ensure_postgres() -> None:
     conf = Path("/etc/postgresql")
     if conf.is_dir() and shutil.which("pg_ctlcluster"):
         for version in sorted(p.name for p in conf.iterdir()):
-            detail = _run(
-                ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"]
-            )
+            detail = _run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"])
         if _wait(PG_HOST, PG_PORT, 30):
             return
     _unavailable(f"PostgreSQL at {PG_HOST}:{PG_PORT}", detail)
@@ -77,8 +75,17 @@ def ensure_redis() -> None:
     detail = "redis-server not installed"
     if shutil.which("redis-server"):
         detail = _run(
-            ["redis-server", "--daemonize", "yes", "--port", str(REDIS_PORT), "--save", "",
-             "--appendonly", "no"]
+            [
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--port",
+                str(REDIS_PORT),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
         )
         if _wait(REDIS_HOST, REDIS_PORT, 15):
             return

@@ -49,9 +49,13 @@ class Gateway:
     def _add_routes(self) -> None:
         # OpenAI's endpoints also answer without the /v1 prefix (clients configured with
         # a bare base URL); Anthropic's only with it, as Anthropic serves them.
-        for codec, bare in ((ChatCompletionsCodec(), True), (EmbeddingsCodec(), True),
-                            (self._responses, True), (MessagesCodec(), False),
-                            (CountTokensCodec(), False)):
+        for codec, bare in (
+            (ChatCompletionsCodec(), True),
+            (EmbeddingsCodec(), True),
+            (self._responses, True),
+            (MessagesCodec(), False),
+            (CountTokensCodec(), False),
+        ):
             self.add_codec(codec.route, codec)
             if bare:
                 self.add_codec(codec.route.removeprefix("/v1"), codec)
@@ -101,17 +105,24 @@ class Gateway:
         if scope["method"] != method:
             call = Call.start(request, path)
             wrong = MethodNotAllowed(f"{path} expects {method}, not {scope['method']}")
-            await send_error(send, wrong, [*call.response_headers(), (b"allow", method.encode())],
-                             _shaped(path, wrong))
+            await send_error(
+                send,
+                wrong,
+                [*call.response_headers(), (b"allow", method.encode())],
+                _shaped(path, wrong),
+            )
             return
         codec = self._codecs.get(path)
         if codec is not None:
             call = Call.start(request, path)
             if self.services.draining:
-                closing = ServiceUnavailable("the gateway is shutting down; retry the request",
-                                             headers={"connection": "close"})
-                await send_error(send, closing, call.response_headers(),
-                                 codec.render_error(closing))
+                closing = ServiceUnavailable(
+                    "the gateway is shutting down; retry the request",
+                    headers={"connection": "close"},
+                )
+                await send_error(
+                    send, closing, call.response_headers(), codec.render_error(closing)
+                )
                 return
             await run(self.services, call, codec, send)
         else:

@@ -75,8 +75,10 @@ class Request:
             async with asyncio.timeout(timeout):
                 return await self._read_body(limit)
         except TimeoutError:
-            raise RequestTimeout(f"the request body did not arrive within {timeout:g}s "
-                                 "(body_timeout)", headers={"connection": "close"}) from None
+            raise RequestTimeout(
+                f"the request body did not arrive within {timeout:g}s (body_timeout)",
+                headers={"connection": "close"},
+            ) from None
 
     async def _read_body(self, limit: int) -> bytes:
         chunks: list[bytes] = []
@@ -101,8 +103,11 @@ class ClientDisconnected(Exception):
 
 
 async def send_bytes(
-    send: Send, status: int, body: bytes, headers: RawHeaders, content_type: tuple[bytes, bytes]
-    = JSON_CT,
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: RawHeaders,
+    content_type: tuple[bytes, bytes] = JSON_CT,
 ) -> None:
     await send(
         {
@@ -118,8 +123,7 @@ async def send_error(
     send: Send, exc: GatewayError, headers: RawHeaders, body: bytes | None = None
 ) -> None:
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
-    await send_bytes(send, exc.status, exc.body() if body is None else body,
-                     headers + extra)
+    await send_bytes(send, exc.status, exc.body() if body is None else body, headers + extra)
 
 
 def encode_headers(headers: dict[str, str]) -> RawHeaders:

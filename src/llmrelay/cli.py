@@ -35,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--rpm", type=int, help="requests per minute")
     create.add_argument("--tpm", type=int, help="tokens per minute")
     create.add_argument("--budget", help="monthly budget in USD")
-    create.add_argument("--route-config",
-                        help="name of the route config used when a request brings none")
+    create.add_argument(
+        "--route-config", help="name of the route config used when a request brings none"
+    )
     governance_commands.add_key_options(create)
     ksub.add_parser("list", help="list keys (never shows secrets)")
     revoke = ksub.add_parser("revoke", help="revoke a key by name")
@@ -60,8 +61,11 @@ def _parser() -> argparse.ArgumentParser:
 
     governance_commands.add_parsers(sub)  # teams, usage, catalog
 
-    mock = sub.add_parser("mock-upstream", help="run the mock provider server (OpenAI, "
-                          "Anthropic, Gemini, Bedrock and Azure formats; docs/mock.md)")
+    mock = sub.add_parser(
+        "mock-upstream",
+        help="run the mock provider server (OpenAI, "
+        "Anthropic, Gemini, Bedrock and Azure formats; docs/mock.md)",
+    )
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, default=18080)
 
@@ -104,14 +108,18 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 except InvalidOperation:
                     print(f"error: --budget {args.budget!r} is not a number", file=sys.stderr)
                     return 2
-            models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models \
-                else None
+            models = (
+                [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+            )
             if args.route_config and args.route_config not in settings.route_configs:
                 from llmrelay.routing.store import config_exists
 
                 if not await config_exists(sessions, args.route_config):
-                    print(f"error: no route config named {args.route_config!r} (neither in "
-                          "route_configs nor in the database)", file=sys.stderr)
+                    print(
+                        f"error: no route config named {args.route_config!r} (neither in "
+                        "route_configs nor in the database)",
+                        file=sys.stderr,
+                    )
                     return 1
             try:
                 limits = await governance_commands.key_options(sessions, args)
@@ -120,8 +128,14 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 return 1
             try:
                 key, row = await k.create_key(
-                    sessions, args.name, models=models, rpm=args.rpm, tpm=args.tpm,
-                    budget=budget, route_config=args.route_config, **limits,
+                    sessions,
+                    args.name,
+                    models=models,
+                    rpm=args.rpm,
+                    tpm=args.tpm,
+                    budget=budget,
+                    route_config=args.route_config,
+                    **limits,
                 )
             except Exception as exc:
                 if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
@@ -136,8 +150,10 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{'NAME':24} {'ID':32} {'PREFIX':16} {'STATUS':8} {'RPM':>6} {'BUDGET':>10}")
             for r in rows:
                 status = "active" if r.enabled else "revoked"
-                print(f"{r.name:24} {r.id:32} {r.key_prefix + '…':16} {status:8} "
-                      f"{r.rate_limit or '-':>6} {r.monthly_budget or '-':>10}")
+                print(
+                    f"{r.name:24} {r.id:32} {r.key_prefix + '…':16} {status:8} "
+                    f"{r.rate_limit or '-':>6} {r.monthly_budget or '-':>10}"
+                )
             return 0
         if args.keys_command == "revoke":
             if await k.revoke_key(sessions, args.name):
@@ -183,8 +199,11 @@ async def _route_configs(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"error: cannot read the config: {exc}", file=sys.stderr)
                 return 1
             if args.name in settings.route_configs:
-                print(f"warning: route_configs in the YAML file also defines {args.name!r}; "
-                      "the YAML one wins", file=sys.stderr)
+                print(
+                    f"warning: route_configs in the YAML file also defines {args.name!r}; "
+                    "the YAML one wins",
+                    file=sys.stderr,
+                )
             print(f"{'replaced' if replaced else 'created'} route config {args.name}")
             return 0
         if command == "list":

@@ -212,8 +212,18 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 _ENV_SCALARS = {
     f.name
     for f in msgspec.structs.fields(Settings)
-    if f.name not in ("providers", "models", "aliases", "route_configs", "routing", "prices",
-                      "reserve_output_tokens", "plugins", "response_cache")
+    if f.name
+    not in (
+        "providers",
+        "models",
+        "aliases",
+        "route_configs",
+        "routing",
+        "prices",
+        "reserve_output_tokens",
+        "plugins",
+        "response_cache",
+    )
 }
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -346,22 +356,32 @@ def _check_governance(s: Settings) -> None:
             f"invalid config: redis_fail_mode: {s.redis_fail_mode!r} must be 'open' or 'closed'"
         )
     if s.redis_timeout <= 0 or s.redis_retry_interval <= 0 or s.reservation_ttl <= 0:
-        raise ConfigError("invalid config: redis_timeout, redis_retry_interval and "
-                          "reservation_ttl must be positive")
+        raise ConfigError(
+            "invalid config: redis_timeout, redis_retry_interval and "
+            "reservation_ttl must be positive"
+        )
     for name in ("default_rpm", "default_rph", "default_tpm", "default_max_tokens"):
         value = getattr(s, name)
         if value is not None and value < 0:
             raise ConfigError(f"invalid config: {name} must not be negative")
     for model, tokens in s.reserve_output_tokens.items():
         if tokens < 1:
-            raise ConfigError(f"invalid config: reserve_output_tokens.{model}: {tokens} must "
-                              "be positive (completion tokens to reserve)")
+            raise ConfigError(
+                f"invalid config: reserve_output_tokens.{model}: {tokens} must "
+                "be positive (completion tokens to reserve)"
+            )
     for model, price in s.prices.items():
-        values = [price.input_cost_per_token, price.output_cost_per_token,
-                  price.cache_read_input_token_cost, price.cache_creation_input_token_cost]
+        values = [
+            price.input_cost_per_token,
+            price.output_cost_per_token,
+            price.cache_read_input_token_cost,
+            price.cache_creation_input_token_cost,
+        ]
         if price.input_cost_per_token is None and price.output_cost_per_token is None:
-            raise ConfigError(f"invalid config: prices.{model}: set input_cost_per_token "
-                              "and/or output_cost_per_token (USD per token)")
+            raise ConfigError(
+                f"invalid config: prices.{model}: set input_cost_per_token "
+                "and/or output_cost_per_token (USD per token)"
+            )
         if any(v is not None and (not v.is_finite() or v < 0) for v in values):
             raise ConfigError(f"invalid config: prices.{model}: prices must be >= 0")
 
@@ -377,8 +397,10 @@ def _check_access(s: Settings) -> None:
     if s.key_lookup_concurrency < 1:
         raise ConfigError("invalid config: key_lookup_concurrency must be >= 1")
     if s.metrics_token is not None and len(s.metrics_token) < 16:
-        raise ConfigError("invalid config: metrics_token must be at least 16 characters "
-                          "(it guards per-key usage series)")
+        raise ConfigError(
+            "invalid config: metrics_token must be at least 16 characters "
+            "(it guards per-key usage series)"
+        )
 
 
 def _check_connections(s: Settings) -> None:
@@ -397,18 +419,28 @@ def _check_connections(s: Settings) -> None:
 def _check_cache(s: Settings) -> None:
     c = s.response_cache
     if c.backend not in ("auto", "memory", "redis"):
-        raise ConfigError(f"invalid config: response_cache.backend: {c.backend!r} must be "
-                          "auto, memory or redis")
+        raise ConfigError(
+            f"invalid config: response_cache.backend: {c.backend!r} must be auto, memory or redis"
+        )
     if c.backend == "redis" and not (c.redis_url or s.redis_url):
-        raise ConfigError("invalid config: response_cache.backend: redis needs "
-                          "response_cache.redis_url or redis_url")
-    if (c.embedding_timeout <= 0 or c.max_vectors < 1 or c.max_vectors_per_context < 1
-            or c.vector_sync_interval <= 0):
-        raise ConfigError("invalid config: response_cache.embedding_timeout, max_vectors, "
-                          "max_vectors_per_context and vector_sync_interval must be positive")
+        raise ConfigError(
+            "invalid config: response_cache.backend: redis needs "
+            "response_cache.redis_url or redis_url"
+        )
+    if (
+        c.embedding_timeout <= 0
+        or c.max_vectors < 1
+        or c.max_vectors_per_context < 1
+        or c.vector_sync_interval <= 0
+    ):
+        raise ConfigError(
+            "invalid config: response_cache.embedding_timeout, max_vectors, "
+            "max_vectors_per_context and vector_sync_interval must be positive"
+        )
     if c.max_bytes < 1024 or c.max_entry_bytes < 1024:
-        raise ConfigError("invalid config: response_cache.max_bytes and max_entry_bytes "
-                          "must be at least 1024")
+        raise ConfigError(
+            "invalid config: response_cache.max_bytes and max_entry_bytes must be at least 1024"
+        )
 
 
 def _check(s: Settings) -> None:
@@ -418,8 +450,10 @@ def _check(s: Settings) -> None:
     names = {p.name for p in s.providers}  # each entry is checked by parse_providers
     _check_routing(s)
     if s.mock_provider and "mock" in names:
-        raise ConfigError("invalid config: providers: the name 'mock' is reserved for the built-in "
-                          "mock provider (set mock_provider: false to use it yourself)")
+        raise ConfigError(
+            "invalid config: providers: the name 'mock' is reserved for the built-in "
+            "mock provider (set mock_provider: false to use it yourself)"
+        )
     for i, m in enumerate(s.models):
         builtin = m.provider == "mock" and s.mock_provider
         if m.provider not in names and not builtin and m.provider not in PRESET_NAMES:
@@ -462,12 +496,13 @@ def _check_routing(s: Settings) -> None:
     if r.default_config is not None and not r.default_config:
         raise ConfigError("invalid config: routing.default_config must not be empty")
     if r.retry_after_cap < 0 or r.config_cache_ttl < 0:
-        raise ConfigError("invalid config: routing.retry_after_cap and config_cache_ttl must "
-                          "not be negative")
+        raise ConfigError(
+            "invalid config: routing.retry_after_cap and config_cache_ttl must not be negative"
+        )
     b = r.circuit_breaker
     if b.failure_threshold < 1:
-        raise ConfigError("invalid config: routing.circuit_breaker.failure_threshold must be "
-                          ">= 1")
+        raise ConfigError("invalid config: routing.circuit_breaker.failure_threshold must be >= 1")
     if b.window <= 0 or b.cooldown <= 0:
-        raise ConfigError("invalid config: routing.circuit_breaker.window and cooldown must be "
-                          "positive")
+        raise ConfigError(
+            "invalid config: routing.circuit_breaker.window and cooldown must be positive"
+        )

@@ -94,8 +94,9 @@ class Call:
 
     @classmethod
     def start(cls, request: Request, route: str) -> Call:
-        return cls(request=request, route=route, request_id=_request_id(
-            request.header("x-request-id")))
+        return cls(
+            request=request, route=route, request_id=_request_id(request.header("x-request-id"))
+        )
 
     def overhead_ms(self) -> float:
         return max(0.0, (time.perf_counter() - self.started - self.upstream_seconds) * 1000)
@@ -107,8 +108,12 @@ class Call:
         error in the endpoint's shape (or an error event), and a row recording it. A call
         that has already sent its whole answer is left alone.
         """
-        if (self.interrupted is None and not self.replied and self.task is not None
-                and not self.task.done()):
+        if (
+            self.interrupted is None
+            and not self.replied
+            and self.task is not None
+            and not self.task.done()
+        ):
             self.interrupted = reason
             self.task.cancel()
 
@@ -119,10 +124,11 @@ class Call:
         if self.interrupted is None:
             self.interrupted = "shutdown"
         if self.interrupted == "client":
-            return ClientClosedRequest("the client disconnected before the answer was "
-                                       "complete")
-        return ServiceUnavailable(f"the gateway is shutting down; {what}; retry the request",
-                                  headers={"connection": "close"})
+            return ClientClosedRequest("the client disconnected before the answer was complete")
+        return ServiceUnavailable(
+            f"the gateway is shutting down; {what}; retry the request",
+            headers={"connection": "close"},
+        )
 
     @property
     def attempt_count(self) -> int:
@@ -177,12 +183,14 @@ class Call:
             cost_nanos=self.cost_nanos,
             team_id=self.key.team.id if self.key and self.key.team else None,
             usage_estimated=self.usage_estimated,
-            guardrails=self.guardrails.summary() if self.guardrails is not None
-            and (self.guardrails.counts or self.guardrails.failures
-                 or self.guardrails.safety) else None,
+            guardrails=self.guardrails.summary()
+            if self.guardrails is not None
+            and (self.guardrails.counts or self.guardrails.failures or self.guardrails.safety)
+            else None,
             cache=self.cache.result if self.cache is not None else None,
-            cost_saved_nanos=self.cache.saved_nanos if self.cache is not None and
-            self.cache.hit else None,
+            cost_saved_nanos=self.cache.saved_nanos
+            if self.cache is not None and self.cache.hit
+            else None,
         )
 
     def _logged_response(self) -> bytes | None:

@@ -275,8 +275,10 @@ class UpstreamError(GatewayError):
         #: The provider's own error type (``error_type``), else the usual one for the status.
         self.wire_type = error_type or _type_for_status(status)
         self.provider = provider
-        self.retry_may_help = not self.permanent and not self.out_of_quota and (
-            status in _RETRY_STATUSES or status >= 500
+        self.retry_may_help = (
+            not self.permanent
+            and not self.out_of_quota
+            and (status in _RETRY_STATUSES or status >= 500)
         )
 
     @property
@@ -296,7 +298,10 @@ class UpstreamUnreachable(UpstreamError):
         self, message: str, *, provider: str | None = None, detail: str | None = None
     ) -> None:
         super().__init__(
-            message, status=502, error_type="api_error", code="upstream_unreachable",
+            message,
+            status=502,
+            error_type="api_error",
+            code="upstream_unreachable",
             provider=provider,
         )
         self.detail = detail
@@ -317,7 +322,9 @@ class UpstreamAuthenticationFailed(UpstreamError):
             f"upstream {provider} rejected the credentials llmrelay holds for it (HTTP 401: "
             f"{upstream_message[:300]}); your own API key is fine: the gateway's operator "
             "must fix this provider's key",
-            status=502, error_type="api_error", code="upstream_authentication_failed",
+            status=502,
+            error_type="api_error",
+            code="upstream_authentication_failed",
             provider=provider,
         )
 
@@ -329,7 +336,9 @@ class UpstreamInvalidResponse(UpstreamError):
     def __init__(self, provider: str, what: str) -> None:
         super().__init__(
             f"upstream {provider} answered with {what}; the answer was not passed on",
-            status=502, error_type="api_error", code="upstream_invalid_response",
+            status=502,
+            error_type="api_error",
+            code="upstream_invalid_response",
             provider=provider,
         )
 
@@ -347,7 +356,9 @@ class UpstreamResponseTooLarge(UpstreamError):
         super().__init__(
             f"upstream {provider} sent {what} larger than the gateway's limit of "
             f"{_size(limit)} ({setting}); the answer was not passed on",
-            status=502, error_type="api_error", code="upstream_response_too_large",
+            status=502,
+            error_type="api_error",
+            code="upstream_response_too_large",
             provider=provider,
         )
 
@@ -367,8 +378,11 @@ class CapabilityMissing(UpstreamError):
     def __init__(self, provider: str, what: str, hint: str = "") -> None:
         super().__init__(
             f"provider {provider} cannot serve {what}{'; ' + hint if hint else ''}",
-            status=400, error_type="invalid_request_error", param="model",
-            code="unsupported_endpoint", provider=provider,
+            status=400,
+            error_type="invalid_request_error",
+            param="model",
+            code="unsupported_endpoint",
+            provider=provider,
         )
 
 

@@ -82,8 +82,13 @@ class _Refused(Exception):
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """One client connection, with a bounded head and a bounded time to send it."""
 
-    def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any],
-                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = config.limits if isinstance(config, LimitedConfig) else ConnectionLimits()
         self._head_timer: asyncio.TimerHandle | None = None
@@ -155,18 +160,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
         self._count(len(name) + len(value) + 4)
         if len(self.headers) > self.limits.max_headers:
-            self._stop(RequestHeadersTooLarge(
-                f"the request has more than {self.limits.max_headers} headers "
-                "(max_headers)"))
+            self._stop(
+                RequestHeadersTooLarge(
+                    f"the request has more than {self.limits.max_headers} headers (max_headers)"
+                )
+            )
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
         self._stop_head_timer()
         if self._over_capacity:
-            self._stop(ServiceUnavailable(
-                f"the gateway is at its limit of {self.limits.max_connections} open "
-                "connections (max_connections); retry shortly",
-                code="too_many_connections", headers={"retry-after": "1"}))
+            self._stop(
+                ServiceUnavailable(
+                    f"the gateway is at its limit of {self.limits.max_connections} open "
+                    "connections (max_connections); retry shortly",
+                    code="too_many_connections",
+                    headers={"retry-after": "1"},
+                )
+            )
         super().on_headers_complete()
 
     # -- the head's limits ----------------------------------------------------------------
@@ -174,8 +185,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = True
         self._head_bytes = self._head_size = 0
         if self._head_timer is None:  # a new connection's clock runs from the accept
-            self._head_timer = self.loop.call_later(self.limits.header_timeout,
-                                                    self._head_timed_out)
+            self._head_timer = self.loop.call_later(
+                self.limits.header_timeout, self._head_timed_out
+            )
 
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -189,9 +201,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if not self._received_any:
             self.transport.close()  # a connection that never spoke gets no answer
             return
-        self._refuse(RequestTimeout(
-            f"the request headers did not arrive within {self.limits.header_timeout:g}s "
-            "(header_timeout)"))
+        self._refuse(
+            RequestTimeout(
+                f"the request headers did not arrive within {self.limits.header_timeout:g}s "
+                "(header_timeout)"
+            )
+        )
 
     def _count(self, size: int) -> None:
         self._head_size += size
@@ -201,7 +216,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _too_large(self) -> RequestHeadersTooLarge:
         return RequestHeadersTooLarge(
             f"the request line and headers exceed {self.limits.max_header_bytes} bytes "
-            "(max_header_bytes)")
+            "(max_header_bytes)"
+        )
 
     def _stop(self, refusal: GatewayError) -> None:
         self._refusal = refusal
@@ -217,11 +233,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.logger.warning("refused a request: %s", exc.message)
         body = exc.body()
         status = exc.status
-        head = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
-                "content-type: application/json",
-                f"content-length: {len(body)}",
-                "connection: close",
-                *(f"{k.lower()}: {v}" for k, v in exc.headers.items())]
+        head = [
+            f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}",
+            "content-type: application/json",
+            f"content-length: {len(body)}",
+            "connection: close",
+            *(f"{k.lower()}: {v}" for k, v in exc.headers.items()),
+        ]
         self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
         if self.transport.can_write_eof():
             self.transport.write_eof()

@@ -38,8 +38,9 @@ def too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def check_depth(raw: bytes, value: Any, what: str = "request body", param: str | None = None
-                ) -> None:
+def check_depth(
+    raw: bytes, value: Any, what: str = "request body", param: str | None = None
+) -> None:
     """Refuse ``value`` (parsed from ``raw``) if it nests deeper than the bound.
 
     Counting brackets in the raw bytes is a C-speed upper bound on the depth, so the
@@ -52,7 +53,8 @@ def check_depth(raw: bytes, value: Any, what: str = "request body", param: str |
     if too_deep(value):
         raise InvalidRequest(
             f"{what} nests JSON more than {MAX_JSON_DEPTH} levels deep; flatten it",
-            param=param, code="json_too_deep",
+            param=param,
+            code="json_too_deep",
         )
 
 

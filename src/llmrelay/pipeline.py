@@ -98,8 +98,9 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
     """
     try:
         await authenticate(services, call)
-        call.raw_body = await call.request.body(services.settings.max_body_bytes,
-                                                services.settings.body_timeout)
+        call.raw_body = await call.request.body(
+            services.settings.max_body_bytes, services.settings.body_timeout
+        )
         call.body = parse_json(call.raw_body)
         codec.parse(call, call.body)
         await _plan(services, call, codec)
@@ -126,8 +127,7 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
         call.error = error
         call.status = 500
         if call.bytes_out == 0:
-            await send_error(send, error, finish(services, call, codec),
-                             codec.render_error(error))
+            await send_error(send, error, finish(services, call, codec), codec.render_error(error))
     finally:
         # Plug-ins see the outcome (the cache stores a complete answer here, off the
         # client's time); then exact cost from usage (estimated from what was delivered
@@ -208,8 +208,9 @@ async def _serve(services: Services, call: Call, codec: Codec, send: Send) -> No
     await respond(services, call, codec, send, codec.encode(call, result))
 
 
-async def open_routed(services: Services, call: Call, codec: Codec, *, stream: bool
-                      ) -> UpstreamResponse:
+async def open_routed(
+    services: Services, call: Call, codec: Codec, *, stream: bool
+) -> UpstreamResponse:
     """Open the upstream answer for this call: the routing seam.
 
     The router (``routing/router.py``) tries targets per the route plan, with retries,
@@ -226,8 +227,7 @@ async def open_routed(services: Services, call: Call, codec: Codec, *, stream: b
     def decode(target: Target, raw: bytes) -> ChatResult:
         return codec.decode(call, target, raw)
 
-    resp = await services.router.open(call, build, stream=stream,
-                                      parse=None if stream else decode)
+    resp = await services.router.open(call, build, stream=stream, parse=None if stream else decode)
     call.upstream_request_id = upstream_request_id(resp.headers)
     return resp
 
@@ -244,8 +244,9 @@ def read_answer(call: Call, resp: UpstreamResponse) -> ChatResult:
     return resp.answer
 
 
-async def respond(services: Services, call: Call, codec: Codec, send: Send, body: bytes,
-                  status: int = 200) -> None:
+async def respond(
+    services: Services, call: Call, codec: Codec, send: Send, body: bytes, status: int = 200
+) -> None:
     """Send a whole JSON answer (the finish step sets its headers)."""
     call.response_body = body
     call.status = status
@@ -276,4 +277,3 @@ async def _wait_disconnect(call: Call) -> None:
         if message["type"] == "http.disconnect":
             call.interrupt("client")  # a no-op once the answer is complete
             return
-

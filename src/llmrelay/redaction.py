@@ -73,8 +73,13 @@ class Redactor:
         """A redactor for every credential the configured providers hold."""
         secrets: list[str | None] = []
         for spec in specs:
-            secrets += [spec.api_key, spec.aws_access_key_id, spec.aws_secret_access_key,
-                        spec.aws_session_token, *credential_headers(spec.headers)]
+            secrets += [
+                spec.api_key,
+                spec.aws_access_key_id,
+                spec.aws_secret_access_key,
+                spec.aws_session_token,
+                *credential_headers(spec.headers),
+            ]
         return cls(secrets)
 
     def text(self, text: str) -> str:

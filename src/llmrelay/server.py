@@ -21,8 +21,11 @@ def _uvicorn_config(settings: Settings, app: Any) -> Any:
 
     max_connections = effective_max_connections(settings.max_connections)
     if max_connections < settings.max_connections:
-        log.warning("max_connections lowered from %d to %d to fit the file-descriptor limit "
-                    "(ulimit -n)", settings.max_connections, max_connections)
+        log.warning(
+            "max_connections lowered from %d to %d to fit the file-descriptor limit (ulimit -n)",
+            settings.max_connections,
+            max_connections,
+        )
     limits = ConnectionLimits(
         header_timeout=settings.header_timeout,
         max_header_bytes=settings.max_header_bytes,
@@ -92,7 +95,6 @@ def serve(settings: Settings, env_for_workers: dict[str, str]) -> int:
 
     config = _uvicorn_config(settings, "llmrelay.app:create_app")
     sock = config.bind_socket()
-    log.info("llmrelay listening on %s with %d workers", _address(settings, sock),
-             settings.workers)
+    log.info("llmrelay listening on %s with %d workers", _address(settings, sock), settings.workers)
     Multiprocess(config, sockets=[sock]).run()
     return 0

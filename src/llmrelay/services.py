@@ -134,9 +134,13 @@ class Services:
         self.metrics.watch_keys(self.keys.counters)
         self.cache = CacheRuntime(s, self.governor, self.metrics, self.resolver, self.engine)
         self.cache.start()
-        self.plugins = plugin_selector(s.plugins, self.governor, {"cache": self.cache.plugin},
-                                       Moderation(self.registry, self.http),
-                                       self.metrics.count_guardrail)
+        self.plugins = plugin_selector(
+            s.plugins,
+            self.governor,
+            {"cache": self.cache.plugin},
+            Moderation(self.registry, self.http),
+            self.metrics.count_guardrail,
+        )
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
         self.model_lists.start()
         self._hook_sigterm()
@@ -157,7 +161,8 @@ class Services:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.engine.dispose(), s.log_db_timeout)
         if self._log_stream is not None and self._log_stream not in (
-            sys.stdout.buffer, sys.stderr.buffer
+            sys.stdout.buffer,
+            sys.stderr.buffer,
         ):
             self._log_stream.close()
         if self._previous_sigterm is not None:

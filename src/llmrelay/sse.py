@@ -34,8 +34,9 @@ class EventSplitter:
         # whole events this read completes still go out before the stream is ended.
         if self._max is not None and len(self._buf) > self._max:
             self._buf = b""
-            raise UpstreamResponseTooLarge(self._provider, "a stream event", self._max,
-                                           "max_upstream_event_bytes")
+            raise UpstreamResponseTooLarge(
+                self._provider, "a stream event", self._max, "max_upstream_event_bytes"
+            )
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")
@@ -61,9 +62,7 @@ def event_data(event: bytes) -> bytes | None:
     if event.startswith(b"data: ") and event.count(b"\n") == 2:
         return event[6:-2]
     lines = [
-        line[5:].removeprefix(b" ")
-        for line in event.split(b"\n")
-        if line.startswith(b"data:")
+        line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")
     ]
     if not lines:
         return None

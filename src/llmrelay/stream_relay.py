@@ -36,10 +36,14 @@ if TYPE_CHECKING:
 Finish = Callable[["Services", Call, Codec], list[tuple[bytes, bytes]]]
 
 
-async def _start(services: Services, call: Call, codec: Codec, send: Send,
-                 finish: Finish) -> None:
-    await send({"type": "http.response.start", "status": 200,
-                "headers": SSE_HEADERS + finish(services, call, codec)})
+async def _start(services: Services, call: Call, codec: Codec, send: Send, finish: Finish) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": SSE_HEADERS + finish(services, call, codec),
+        }
+    )
     call.status = 200
     call.bytes_out = 1  # headers are out: errors from now on go in-band
 
@@ -49,7 +53,11 @@ def _encode(encoder: OutputEncoder | None, events: list[bytes]) -> list[bytes]:
 
 
 async def relay_stream(
-    services: Services, call: Call, codec: Codec, resp: UpstreamResponse, send: Send,
+    services: Services,
+    call: Call,
+    codec: Codec,
+    resp: UpstreamResponse,
+    send: Send,
     finish: Finish,
 ) -> None:
     """Relay the answering target's stream to the client as translated events arrive."""
@@ -61,7 +69,8 @@ async def relay_stream(
     error_event = codec.error_event if encoder is None else encoder.error_event
     steps: list[StreamStep] = call.chain.stream_steps(call)
     splitter: FrameSplitter = provider.adapter.splitter(
-        provider.spec, services.settings.max_upstream_event_bytes)
+        provider.spec, services.settings.max_upstream_event_bytes
+    )
     services.streams.add(call)
     await _start(services, call, codec, send, finish)
     #: What goes out with the last write: the end of the stream, or what a read
@@ -142,7 +151,12 @@ async def relay_stream(
 
 
 async def relay_replay(
-    services: Services, call: Call, codec: Codec, replay: Replay, send: Send, finish: Finish,
+    services: Services,
+    call: Call,
+    codec: Codec,
+    replay: Replay,
+    send: Send,
+    finish: Finish,
 ) -> None:
     """A stream a plug-in answered (a cached stream): its events through the stream steps
     of the plug-ins around it and the codec's encoder, in one write."""

@@ -33,10 +33,17 @@ ENCODING = "cl100k_base"
 _DATA = "cl100k_base.tiktoken.gz"
 _SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 #: cl100k_base's pattern and special tokens, as in tiktoken_ext/openai_public.py.
-_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|"""
-            r""" ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
-_SPECIAL = {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
-            "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}
+_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|"""
+    r""" ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+_SPECIAL = {
+    "<|endoftext|>": 100257,
+    "<|fim_prefix|>": 100258,
+    "<|fim_middle|>": 100259,
+    "<|fim_suffix|>": 100260,
+    "<|endofprompt|>": 100276,
+}
 PER_MESSAGE = 3
 REPLY_PRIMING = 3
 
@@ -54,10 +61,13 @@ def encoding() -> tiktoken.Encoding:
     raw = gzip.decompress(packed)
     if hashlib.sha256(raw).hexdigest() != _SHA256:
         raise TokenizerDataError(f"llmrelay/data/{_DATA} does not match {ENCODING}'s hash")
-    ranks = {base64.b64decode(token): int(rank)
-             for token, rank in (line.split() for line in raw.splitlines() if line)}
-    return tiktoken.Encoding(name=ENCODING, pat_str=_PATTERN, mergeable_ranks=ranks,
-                             special_tokens=_SPECIAL)
+    ranks = {
+        base64.b64decode(token): int(rank)
+        for token, rank in (line.split() for line in raw.splitlines() if line)
+    }
+    return tiktoken.Encoding(
+        name=ENCODING, pat_str=_PATTERN, mergeable_ranks=ranks, special_tokens=_SPECIAL
+    )
 
 
 def count_text(text: str) -> int:

@@ -40,7 +40,12 @@ class UpstreamResponse(Protocol):
 
 class Transport(Protocol):
     async def send(
-        self, call: UpstreamCall, *, provider: str, timeout: float, connect_timeout: float,
+        self,
+        call: UpstreamCall,
+        *,
+        provider: str,
+        timeout: float,
+        connect_timeout: float,
         stream: bool,
     ) -> UpstreamResponse: ...
 
@@ -54,8 +59,9 @@ DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 class _HttpResponse:
     __slots__ = ("_max_body", "_provider", "_resp", "_timeout", "headers", "status")
 
-    def __init__(self, resp: aiohttp.ClientResponse, provider: str, timeout: float,
-                 max_body: int) -> None:
+    def __init__(
+        self, resp: aiohttp.ClientResponse, provider: str, timeout: float, max_body: int
+    ) -> None:
         self._resp = resp
         self._provider = provider
         self._timeout = timeout
@@ -74,7 +80,8 @@ class _HttpResponse:
         except (aiohttp.ClientError, HttpProcessingError) as exc:
             raise UpstreamUnreachable(
                 f"upstream {self._provider} failed while sending its answer: {describe(exc)}",
-                provider=self._provider, detail=_detail(exc),
+                provider=self._provider,
+                detail=_detail(exc),
             ) from exc
         finally:
             self._resp.release()
@@ -103,8 +110,9 @@ class _HttpResponse:
             unwatch()
 
     def _too_large(self, limit: int) -> UpstreamResponseTooLarge:
-        return UpstreamResponseTooLarge(self._provider, "an answer", limit,
-                                        "max_upstream_body_bytes")
+        return UpstreamResponseTooLarge(
+            self._provider, "an answer", limit, "max_upstream_body_bytes"
+        )
 
     async def chunks(self) -> AsyncIterator[bytes]:
         content = self._resp.content
@@ -123,7 +131,8 @@ class _HttpResponse:
         except (aiohttp.ClientError, HttpProcessingError) as exc:
             raise UpstreamUnreachable(
                 f"upstream {self._provider} broke off the stream: {describe(exc)}",
-                provider=self._provider, detail=_detail(exc),
+                provider=self._provider,
+                detail=_detail(exc),
             ) from exc
         finally:
             unwatch()
@@ -149,8 +158,11 @@ def _end_body_on_close(resp: aiohttp.ClientResponse) -> Callable[[], None]:
 
     def lost(_: object) -> None:
         if not content.is_eof() and content.exception() is None:
-            content.set_exception(aiohttp.ClientPayloadError(
-                "connection closed before the body was complete (malformed chunk?)"))
+            content.set_exception(
+                aiohttp.ClientPayloadError(
+                    "connection closed before the body was complete (malformed chunk?)"
+                )
+            )
 
     def unhook() -> None:
         closed.remove_done_callback(lost)
@@ -181,8 +193,10 @@ def describe(exc: aiohttp.ClientError | HttpProcessingError) -> str:
     and addresses stay out (they are the operator's network, not the client's).
     """
     if isinstance(exc, aiohttp.ClientPayloadError | HttpProcessingError):
-        return ("the connection broke off in the middle of the answer (the upstream sent "
-                "a truncated or malformed body)")
+        return (
+            "the connection broke off in the middle of the answer (the upstream sent "
+            "a truncated or malformed body)"
+        )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the upstream closed the connection without finishing its answer"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
@@ -234,7 +248,12 @@ class HttpTransport:
         return self._session
 
     async def send(
-        self, call: UpstreamCall, *, provider: str, timeout: float, connect_timeout: float,
+        self,
+        call: UpstreamCall,
+        *,
+        provider: str,
+        timeout: float,
+        connect_timeout: float,
         stream: bool,
     ) -> UpstreamResponse:
         session = self._get_session()
@@ -255,8 +274,12 @@ class HttpTransport:
                 self._urls[call.url] = url
         try:
             resp = await session.request(
-                call.method, url, data=call.body or None, headers=call.headers,
-                timeout=t, allow_redirects=False,
+                call.method,
+                url,
+                data=call.body or None,
+                headers=call.headers,
+                timeout=t,
+                allow_redirects=False,
             )
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(
@@ -264,7 +287,8 @@ class HttpTransport:
             ) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(
-                f"upstream {provider} is unreachable: {describe(exc)}", provider=provider,
+                f"upstream {provider} is unreachable: {describe(exc)}",
+                provider=provider,
                 detail=_detail(exc),
             ) from exc
         return _HttpResponse(resp, provider, timeout, self.max_body_bytes)
@@ -279,7 +303,11 @@ class HttpTransport:
 #: compatible hosts ``x-request-id``; Anthropic ``request-id``; Bedrock
 #: ``x-amzn-requestid``; Azure OpenAI ``apim-request-id``; Google ``x-goog-request-id``.
 UPSTREAM_REQUEST_ID_HEADERS = (
-    "x-request-id", "request-id", "x-amzn-requestid", "apim-request-id", "x-goog-request-id",
+    "x-request-id",
+    "request-id",
+    "x-amzn-requestid",
+    "apim-request-id",
+    "x-goog-request-id",
 )
 
 

@@ -13,13 +13,23 @@ from tests.sdk_streams import read_chat_stream
 
 
 @pytest.fixture(scope="module")
-def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-       ) -> Iterator[GatewayProcess]:
-    proc = GatewayProcess(tmp_path_factory.mktemp("e2e-openai"), {
-        "providers": [{"name": "up", "type": "openai_compatible",
-                       "base_url": upstream.base_url, "api_key": "sk-upstream-abcdefgh"}],
-        "models": [{"name": "gpt-4o-mini", "provider": "up", "model": "gpt-4o-mini"}],
-    })
+def gw(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    proc = GatewayProcess(
+        tmp_path_factory.mktemp("e2e-openai"),
+        {
+            "providers": [
+                {
+                    "name": "up",
+                    "type": "openai_compatible",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-upstream-abcdefgh",
+                }
+            ],
+            "models": [{"name": "gpt-4o-mini", "provider": "up", "model": "gpt-4o-mini"}],
+        },
+    )
     proc.start()
     yield proc
     proc.stop()
@@ -42,8 +52,10 @@ def test_non_stream(client: openai.OpenAI, mock: MockUpstream) -> None:
 
 def test_stream(client: openai.OpenAI, mock: MockUpstream) -> None:
     stream = client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "one two three"}],
-        stream=True, stream_options={"include_usage": True},
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "one two three"}],
+        stream=True,
+        stream_options={"include_usage": True},
     )
     text, usage, _ = read_chat_stream(stream)
     assert text == "one two three"
@@ -55,16 +67,24 @@ def test_builtin_mock_provider(client: openai.OpenAI) -> None:
         model="mock/echo", messages=[{"role": "user", "content": "echo me"}]
     )
     assert r.choices[0].message.content == "echo me"
-    chunks = list(client.chat.completions.create(
-        model="mock/echo", messages=[{"role": "user", "content": "echo me"}], stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="mock/echo", messages=[{"role": "user", "content": "echo me"}], stream=True
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo me"
 
 
 def test_tools_pass_through(client: openai.OpenAI, mock: MockUpstream) -> None:
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {
-        "type": "object", "properties": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
     r = client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "use the tool"}],
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "use the tool"}],
         tools=tools,  # type: ignore[arg-type]
     )
     assert r.choices[0].finish_reason == "tool_calls"
@@ -78,8 +98,9 @@ def test_embeddings_and_models(client: openai.OpenAI) -> None:
     assert {"gpt-4o-mini", "mock/echo"} <= ids
 
 
-def test_errors_are_sdk_exceptions(gw: GatewayProcess, client: openai.OpenAI,
-                                   mock: MockUpstream) -> None:
+def test_errors_are_sdk_exceptions(
+    gw: GatewayProcess, client: openai.OpenAI, mock: MockUpstream
+) -> None:
     msgs = [{"role": "user", "content": "x"}]
     bad = openai.OpenAI(base_url=gw.base_url, api_key="sk-relay-wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as auth:
@@ -97,6 +118,8 @@ def test_errors_are_sdk_exceptions(gw: GatewayProcess, client: openai.OpenAI,
     mock.script(Behaviour(drop_after_chunks=2))
     with pytest.raises(openai.APIError):
         for _ in client.chat.completions.create(
-            model="gpt-4o-mini", messages=msgs, stream=True  # type: ignore[arg-type]
+            model="gpt-4o-mini",
+            messages=msgs,
+            stream=True,  # type: ignore[arg-type]
         ):
             pass

@@ -17,25 +17,53 @@ import pytest
 from llmrelay.mock_upstream import Behaviour, MockUpstream
 from tests.gateway_proc import GatewayProcess
 
-TOOL = {"type": "function", "name": "get_weather", "description": "Current weather",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                       "required": ["city"]}}
+TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
 #: model -> the upstream path it must reach
-MODELS = {"claude/claude-sonnet-4-5": "/v1/messages", "oai/gpt-4o": "/v1/responses",
-          "up/gpt-4o": "/v1/chat/completions"}
+MODELS = {
+    "claude/claude-sonnet-4-5": "/v1/messages",
+    "oai/gpt-4o": "/v1/responses",
+    "up/gpt-4o": "/v1/chat/completions",
+}
 
 
 @pytest.fixture(scope="module")
-def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-       ) -> Iterator[GatewayProcess]:
-    proc = GatewayProcess(tmp_path_factory.mktemp("e2e-responses"), {"providers": [
-        {"name": "claude", "type": "anthropic", "base_url": upstream.base_url,
-         "api_key": "sk-ant-upstream-1234"},
-        {"name": "oai", "type": "openai", "base_url": upstream.base_url,
-         "api_key": "sk-upstream-abcdefgh"},
-        {"name": "up", "type": "openai_compatible", "base_url": upstream.base_url,
-         "api_key": "sk-upstream-abcdefgh"},
-    ]})
+def gw(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    proc = GatewayProcess(
+        tmp_path_factory.mktemp("e2e-responses"),
+        {
+            "providers": [
+                {
+                    "name": "claude",
+                    "type": "anthropic",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-ant-upstream-1234",
+                },
+                {
+                    "name": "oai",
+                    "type": "openai",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-upstream-abcdefgh",
+                },
+                {
+                    "name": "up",
+                    "type": "openai_compatible",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-upstream-abcdefgh",
+                },
+            ]
+        },
+    )
     proc.start()
     yield proc
     proc.stop()
@@ -50,23 +78,24 @@ def client(gw: GatewayProcess) -> Iterator[openai.OpenAI]:
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_non_stream(client: openai.OpenAI, mock: MockUpstream, model: str) -> None:
-    r = client.responses.create(model=model, input="hello responses api",
-                                instructions="Be brief.")
+    r = client.responses.create(model=model, input="hello responses api", instructions="Be brief.")
     assert r.object == "response" and r.status == "completed"
     assert r.output_text == "hello responses api"
     assert r.usage is not None and r.usage.output_tokens == 3
     assert mock.last_request.path == MODELS[model]
     if model.startswith("oai/"):
-        assert mock.last_request.body == {"model": "gpt-4o", "input": "hello responses api",
-                                          "instructions": "Be brief."}
+        assert mock.last_request.body == {
+            "model": "gpt-4o",
+            "input": "hello responses api",
+            "instructions": "Be brief.",
+        }
     else:
         assert r.id.startswith("resp_") and r.instructions == "Be brief."
 
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_stream(client: openai.OpenAI, mock: MockUpstream, model: str) -> None:
-    events = list(client.responses.create(model=model, input="one two three four",
-                                          stream=True))
+    events = list(client.responses.create(model=model, input="one two three four", stream=True))
     kinds = [e.type for e in events]
     assert kinds[:2] == ["response.created", "response.in_progress"]
     assert kinds[-1] == "response.completed"
@@ -89,29 +118,36 @@ def test_stream_helper(client: openai.OpenAI, mock: MockUpstream, model: str) ->
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_tools_multi_turn(client: openai.OpenAI, mock: MockUpstream, model: str) -> None:
-    first = client.responses.create(model=model, input="use the tool for Oslo",
-                                    tools=[TOOL])  # type: ignore[list-item]
+    first = client.responses.create(model=model, input="use the tool for Oslo", tools=[TOOL])  # type: ignore[list-item]
     calls = [o for o in first.output if o.type == "function_call"]
     assert [c.name for c in calls] == ["get_weather"]
     call = calls[0]
     json.loads(call.arguments)  # a JSON string, as the SDK expects
     follow_up: list[Any] = [
         {"role": "user", "content": "use the tool for Oslo"},
-        {"type": "function_call", "call_id": call.call_id, "name": call.name,
-         "arguments": call.arguments},
+        {
+            "type": "function_call",
+            "call_id": call.call_id,
+            "name": call.name,
+            "arguments": call.arguments,
+        },
         {"type": "function_call_output", "call_id": call.call_id, "output": "snowing"},
     ]
-    with client.responses.stream(model=model, input=follow_up,
-                                 tools=[TOOL]) as stream:  # type: ignore[list-item]
+    with client.responses.stream(model=model, input=follow_up, tools=[TOOL]) as stream:  # type: ignore[list-item]
         final = stream.get_final_response()
     assert final.output_text == "snowing"
     assert mock.last_request.path == MODELS[model]
 
 
 def test_streamed_tool_call_translated(client: openai.OpenAI, mock: MockUpstream) -> None:
-    events = list(client.responses.create(model="claude/claude-sonnet-4-5",
-                                          input="tool for Lima", tools=[TOOL],  # type: ignore[list-item]
-                                          stream=True))
+    events = list(
+        client.responses.create(
+            model="claude/claude-sonnet-4-5",
+            input="tool for Lima",
+            tools=[TOOL],  # type: ignore[list-item]
+            stream=True,
+        )
+    )
     args = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
     assert json.loads(args) == {"city": "tool for Lima"}
     done = [e for e in events if e.type == "response.output_item.done"]
@@ -134,21 +170,28 @@ def test_errors_and_unsupported(client: openai.OpenAI, mock: MockUpstream) -> No
         client.responses.create(model="claude/claude-sonnet-4-5", input="x")
     assert limited.value.response.headers["retry-after"] == "2"
     with pytest.raises(openai.BadRequestError) as bad:
-        client.responses.create(model="claude/claude-sonnet-4-5", input="x",
-                                previous_response_id="resp_123")
+        client.responses.create(
+            model="claude/claude-sonnet-4-5", input="x", previous_response_id="resp_123"
+        )
     assert bad.value.body["param"] == "previous_response_id"  # type: ignore[index]
     assert mock.requests[-1].headers.get("x-api-key") == "sk-ant-upstream-1234"  # only the 429
 
 
 def test_usage_is_logged(gw: GatewayProcess, client: openai.OpenAI, mock: MockUpstream) -> None:
     for i, model in enumerate(MODELS):
-        client.responses.create(model=model, input="five words in this input",
-                                extra_headers={"x-request-id": f"resp-log-{i}"})
+        client.responses.create(
+            model=model,
+            input="five words in this input",
+            extra_headers={"x-request-id": f"resp-log-{i}"},
+        )
     wanted = [f"resp-log-{i}" for i in range(len(MODELS))]
     deadline, rows = time.monotonic() + 5, {}
     while len(rows) < len(wanted) and time.monotonic() < deadline:
         time.sleep(0.02)
-        rows = {r["request_id"]: r for r in map(json.loads, gw.interactions().splitlines())
-                if r.get("request_id") in wanted}
+        rows = {
+            r["request_id"]: r
+            for r in map(json.loads, gw.interactions().splitlines())
+            if r.get("request_id") in wanted
+        }
     assert [rows[w]["route"] for w in wanted] == ["/v1/responses"] * 3
     assert [rows[w]["usage"]["completion_tokens"] for w in wanted] == [5, 5, 5]

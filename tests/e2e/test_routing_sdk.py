@@ -17,12 +17,16 @@ mocks, fresh = seed_mock_fixtures()
 
 
 @pytest.fixture(scope="module")
-def gw(mocks: list[MockUpstream], tmp_path_factory: pytest.TempPathFactory
-       ) -> Iterator[GatewayProcess]:
-    proc = GatewayProcess(tmp_path_factory.mktemp("e2e-routing"), {
-        "providers": providers(*mocks),
-        "routing": {"circuit_breaker": {"enabled": False}},
-    }).start()
+def gw(
+    mocks: list[MockUpstream], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    proc = GatewayProcess(
+        tmp_path_factory.mktemp("e2e-routing"),
+        {
+            "providers": providers(*mocks),
+            "routing": {"circuit_breaker": {"enabled": False}},
+        },
+    ).start()
     yield proc
     proc.stop()
 
@@ -36,8 +40,9 @@ def sdk(gw: GatewayProcess, key: str, retries: int = 0) -> openai.OpenAI:
     return openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=retries)
 
 
-def test_seed_fallback_config_non_stream(gw: GatewayProcess, key: str,
-                                         mocks: list[MockUpstream]) -> None:
+def test_seed_fallback_config_non_stream(
+    gw: GatewayProcess, key: str, mocks: list[MockUpstream]
+) -> None:
     a, b, _ = mocks
     a.script(*[Behaviour(status=429, headers={"retry-after": "0"})] * 4)
     with sdk(gw, key) as client:
@@ -54,13 +59,15 @@ def test_seed_fallback_config_non_stream(gw: GatewayProcess, key: str,
     assert len(b.requests) == 1
 
 
-def test_seed_fallback_config_stream(gw: GatewayProcess, key: str,
-                                     mocks: list[MockUpstream]) -> None:
+def test_seed_fallback_config_stream(
+    gw: GatewayProcess, key: str, mocks: list[MockUpstream]
+) -> None:
     a = mocks[0]
     a.script(*[Behaviour(status=429, headers={"retry-after": "0"})] * 4)
     with sdk(gw, key) as client:
         stream = client.chat.completions.create(
-            model="gpt-4o-mini", stream=True,
+            model="gpt-4o-mini",
+            stream=True,
             messages=[{"role": "user", "content": "one two three"}],
             extra_headers={"x-portkey-config": json.dumps(SEED_FALLBACK)},
         )
@@ -73,7 +80,8 @@ def test_seed_loadbalance_config(gw: GatewayProcess, key: str) -> None:
     with sdk(gw, key) as client:
         for _ in range(60):
             r = client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "hi"}],
                 extra_headers={"x-portkey-config": json.dumps(SEED_LOADBALANCE)},
             )
             models[r.model] += 1
@@ -82,14 +90,16 @@ def test_seed_loadbalance_config(gw: GatewayProcess, key: str) -> None:
     assert models["gpt-4o-mini"] >= 44, models
 
 
-def test_sdk_does_not_retry_on_top_of_llmrelay(gw: GatewayProcess, key: str,
-                                               mocks: list[MockUpstream]) -> None:
+def test_sdk_does_not_retry_on_top_of_llmrelay(
+    gw: GatewayProcess, key: str, mocks: list[MockUpstream]
+) -> None:
     a = mocks[0]
     a.script(*[Behaviour(status=500)] * 10)
     config = {"provider": "openai", "model": "amp", "retry": {"attempts": 1, "base_delay": 0.01}}
     with sdk(gw, key, retries=2) as client, pytest.raises(openai.InternalServerError):
         client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
             extra_headers={"x-portkey-config": json.dumps(config)},
         )
     assert len(a.requests) == 2  # llmrelay's try + retry; the SDK added none
@@ -98,6 +108,7 @@ def test_sdk_does_not_retry_on_top_of_llmrelay(gw: GatewayProcess, key: str,
     a.script(*[Behaviour(status=500)] * 10)
     with sdk(gw, key, retries=1) as client, pytest.raises(openai.InternalServerError):
         client.chat.completions.create(
-            model="openai/amp", messages=[{"role": "user", "content": "hi"}],
+            model="openai/amp",
+            messages=[{"role": "user", "content": "hi"}],
         )
     assert len(a.requests) == 2

@@ -53,12 +53,22 @@ def check(person: object, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-       ) -> Iterator[GatewayProcess]:
-    proc = GatewayProcess(tmp_path_factory.mktemp("e2e-structured"), {
-        "providers": [{"name": "up", "type": "openai", "base_url": upstream.base_url,
-                       "api_key": "sk-upstream-abcdefgh"}],
-    })
+def gw(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    proc = GatewayProcess(
+        tmp_path_factory.mktemp("e2e-structured"),
+        {
+            "providers": [
+                {
+                    "name": "up",
+                    "type": "openai",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-upstream-abcdefgh",
+                }
+            ],
+        },
+    )
     proc.start()
     yield proc
     proc.stop()
@@ -77,10 +87,12 @@ def client(gw: GatewayProcess, key: str) -> Iterator[openai.OpenAI]:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_langchain_function_calling(gw: GatewayProcess, key: str, mock: MockUpstream,
-                                    model: str) -> None:
-    llm = ChatOpenAI(model=model, base_url=gw.base_url, api_key=pydantic.SecretStr(key),
-                     max_retries=0)
+def test_langchain_function_calling(
+    gw: GatewayProcess, key: str, mock: MockUpstream, model: str
+) -> None:
+    llm = ChatOpenAI(
+        model=model, base_url=gw.base_url, api_key=pydantic.SecretStr(key), max_retries=0
+    )
     check(llm.with_structured_output(Person, method="function_calling").invoke("Ada"), "Ada")
 
 
@@ -88,30 +100,37 @@ def test_langchain_function_calling(gw: GatewayProcess, key: str, mock: MockUpst
 def test_instructor_tools_mode(client: openai.OpenAI, mock: MockUpstream, model: str) -> None:
     patched = instructor.from_openai(client, mode=instructor.Mode.TOOLS)
     person = patched.chat.completions.create(
-        model=model, response_model=Person, max_retries=0,
-        messages=[{"role": "user", "content": "Grace"}])
+        model=model,
+        response_model=Person,
+        max_retries=0,
+        messages=[{"role": "user", "content": "Grace"}],
+    )
     check(person, "Grace")
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_pydantic_ai_tool_output(gw: GatewayProcess, key: str, mock: MockUpstream,
-                                 model: str) -> None:
+def test_pydantic_ai_tool_output(
+    gw: GatewayProcess, key: str, mock: MockUpstream, model: str
+) -> None:
     provider = OpenAIProvider(base_url=gw.base_url, api_key=key)
     agent = Agent(OpenAIChatModel(model, provider=provider), output_type=Person)
     check(agent.run_sync("Hedy").output, "Hedy")
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_openai_chat_completions_parse(client: openai.OpenAI, mock: MockUpstream,
-                                       model: str) -> None:
+def test_openai_chat_completions_parse(
+    client: openai.OpenAI, mock: MockUpstream, model: str
+) -> None:
     completion = client.chat.completions.parse(
-        model=model, response_format=Person, messages=[{"role": "user", "content": "Ada"}])
+        model=model, response_format=Person, messages=[{"role": "user", "content": "Ada"}]
+    )
     check(completion.choices[0].message.parsed, "Ada")
 
 
 def test_openai_chat_completions_parse_streamed(client: openai.OpenAI) -> None:
     with client.chat.completions.stream(
-        model="mock/echo", response_format=Person,
+        model="mock/echo",
+        response_format=Person,
         messages=[{"role": "user", "content": "Ada"}],
     ) as stream:
         final = stream.get_final_completion()
@@ -129,8 +148,12 @@ def test_anthropic_messages_parse(gw: GatewayProcess, key: str) -> None:
     """Anthropic's ``output_config`` on ``/v1/messages``, served by the built-in mock."""
     claude = anthropic.Anthropic(base_url=gw.url, api_key=key, max_retries=0)
     try:
-        parsed = claude.messages.parse(model="mock/echo", max_tokens=200, output_format=Person,
-                                       messages=[{"role": "user", "content": "Ada"}])
+        parsed = claude.messages.parse(
+            model="mock/echo",
+            max_tokens=200,
+            output_format=Person,
+            messages=[{"role": "user", "content": "Ada"}],
+        )
     finally:
         claude.close()
     check(parsed.parsed_output, "Ada")

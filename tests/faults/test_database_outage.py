@@ -29,24 +29,39 @@ RECOVERY = 45.0
 
 def chat(gw: GatewayProcess, key: str, timeout: float = 30) -> httpx.Response:
     body = {"model": "mock/echo", "messages": [{"role": "user", "content": "still there?"}]}
-    return httpx.post(gw.base_url + "/chat/completions", content=orjson.dumps(body),
-                      headers={"authorization": f"Bearer {key}"}, timeout=timeout)
+    return httpx.post(
+        gw.base_url + "/chat/completions",
+        content=orjson.dumps(body),
+        headers={"authorization": f"Bearer {key}"},
+        timeout=timeout,
+    )
 
 
 def ready(gw: GatewayProcess, timeout: float = 30) -> httpx.Response:
     return httpx.get(gw.url + "/health/ready", timeout=timeout)
 
 
-def start(start_gateway: Callable[..., GatewayProcess], pg: PrivatePostgres
-          ) -> tuple[GatewayProcess, str, str]:
+def start(
+    start_gateway: Callable[..., GatewayProcess], pg: PrivatePostgres
+) -> tuple[GatewayProcess, str, str]:
     """A gateway that has seen two keys; the budgeted one's spend was never read."""
-    gw = start_gateway({"database_url": pg.url, "key_cache_ttl": 0.2,
-                        "key_stale_ttl": 120, "database_timeout": DB_TIMEOUT})
+    gw = start_gateway(
+        {
+            "database_url": pg.url,
+            "key_cache_ttl": 0.2,
+            "key_stale_ttl": 120,
+            "database_timeout": DB_TIMEOUT,
+        }
+    )
     known = gw.create_key("known")
     assert chat(gw, known).status_code == 200
     budgeted = gw.create_key("budgeted", budget=Decimal("5"))
-    r = httpx.post(gw.base_url + "/chat/completions", content=b"{}", timeout=30,
-                   headers={"authorization": f"Bearer {budgeted}"})
+    r = httpx.post(
+        gw.base_url + "/chat/completions",
+        content=b"{}",
+        timeout=30,
+        headers={"authorization": f"Bearer {budgeted}"},
+    )
     assert r.status_code == 400  # authenticated (cached), rejected before admission
     return gw, known, budgeted
 
@@ -69,7 +84,9 @@ def assert_outage_behaviour(gw: GatewayProcess, known: str, budgeted: str) -> No
     # While the database counts as down (a second after each failure) the stale record
     # is served without a lookup: most of the calls did not wait on the database.
     assert during["database_failures"] - before["database_failures"] <= served // 2, (
-        before, during)
+        before,
+        during,
+    )
     for _ in range(3):
         r = chat(gw, generate_key(), FAST)
         assert r.status_code == 503, r.text

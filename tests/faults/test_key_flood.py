@@ -18,19 +18,27 @@ BODY = orjson.dumps({"model": "mock/echo", "messages": [{"role": "user", "conten
 
 
 def chat_ok(client: httpx.Client, gw: GatewayProcess, key: str) -> None:
-    r = client.post(gw.base_url + "/chat/completions", content=BODY,
-                    headers={"authorization": f"Bearer {key}"}, timeout=30)
+    r = client.post(
+        gw.base_url + "/chat/completions",
+        content=BODY,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
 
 
-def flood(gw: GatewayProcess, stop: threading.Event, statuses: Counter[int],
-          concurrency: int = 48) -> None:
+def flood(
+    gw: GatewayProcess, stop: threading.Event, statuses: Counter[int], concurrency: int = 48
+) -> None:
     """Random well-formed keys, ``concurrency`` at a time, until ``stop`` is set."""
 
     async def worker(client: httpx.AsyncClient) -> None:
         while not stop.is_set():
-            r = await client.post(gw.base_url + "/chat/completions", content=BODY,
-                                  headers={"authorization": f"Bearer {generate_key()}"})
+            r = await client.post(
+                gw.base_url + "/chat/completions",
+                content=BODY,
+                headers={"authorization": f"Bearer {generate_key()}"},
+            )
             statuses[r.status_code] += 1
 
     async def main() -> None:
@@ -54,8 +62,14 @@ def test_random_key_flood(
     refused with the flood's 503, so thirty 200s in a row, each refreshing from the
     database while the flood's answers keep arriving, show it never queued.
     """
-    gw = start_gateway({"database_url": make_postgres_db(), "key_cache_ttl": 0.05,
-                        "key_lookup_concurrency": 2, "key_lookup_wait": 0.05})
+    gw = start_gateway(
+        {
+            "database_url": make_postgres_db(),
+            "key_cache_ttl": 0.05,
+            "key_lookup_concurrency": 2,
+            "key_lookup_wait": 0.05,
+        }
+    )
     valid = gw.create_key("valid")
     with httpx.Client() as client:
         for _ in range(5):

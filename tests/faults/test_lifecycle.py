@@ -24,16 +24,27 @@ from tests.gateway_proc import GatewayProcess
 Start = Callable[..., GatewayProcess]
 
 CHAT = {"model": "up/m", "messages": [{"role": "user", "content": "a b c d e f g h"}]}
-MESSAGES = {"model": "up/m", "max_tokens": 64,
-            "messages": [{"role": "user", "content": "a b c d e f g h"}]}
+MESSAGES = {
+    "model": "up/m",
+    "max_tokens": 64,
+    "messages": [{"role": "user", "content": "a b c d e f g h"}],
+}
 
 
 def _gateway(start_gateway: Start, upstream: MockUpstream, **config: Any) -> GatewayProcess:
-    return start_gateway({
-        "providers": [{"name": "up", "type": "openai_compatible",
-                       "base_url": upstream.base_url, "api_key": "k"}],
-        **config,
-    })
+    return start_gateway(
+        {
+            "providers": [
+                {
+                    "name": "up",
+                    "type": "openai_compatible",
+                    "base_url": upstream.base_url,
+                    "api_key": "k",
+                }
+            ],
+            **config,
+        }
+    )
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -58,8 +69,13 @@ class _Client(threading.Thread):
 
     def run(self) -> None:
         try:
-            with httpx.stream("POST", self.url, json=self.body, timeout=self.timeout,
-                              headers={"authorization": f"Bearer {self.key}"}) as r:
+            with httpx.stream(
+                "POST",
+                self.url,
+                json=self.body,
+                timeout=self.timeout,
+                headers={"authorization": f"Bearer {self.key}"},
+            ) as r:
                 self.status, self.headers = r.status_code, dict(r.headers)
                 for chunk in r.iter_bytes():
                     self.content += chunk
@@ -70,14 +86,18 @@ class _Client(threading.Thread):
         return orjson.loads(self.content)
 
     def events(self) -> list[str]:
-        return [line.removeprefix("data: ") for line in self.content.decode().splitlines()
-                if line.startswith("data: ")]
+        return [
+            line.removeprefix("data: ")
+            for line in self.content.decode().splitlines()
+            if line.startswith("data: ")
+        ]
 
 
 def _rows(gw: GatewayProcess) -> list[tuple[Any, ...]]:
     return gw.db_query(
         "SELECT r.route, r.stream, r.status_code, s.status_code, s.error_type, r.attempts "
-        "FROM requests r JOIN responses s ON s.request_id = r.id ORDER BY r.created_at")
+        "FROM requests r JOIN responses s ON s.request_id = r.id ORDER BY r.created_at"
+    )
 
 
 # -- item 8: SIGTERM ----------------------------------------------------------------------
@@ -100,8 +120,7 @@ def test_sigterm_ends_every_call_in_its_endpoint_shape_and_keeps_its_row(
         ("chat", chat_url, CHAT, slow),
         ("messages", gw.base_url + "/messages", MESSAGES, slow),
         ("stream before first byte", chat_url, {**CHAT, "stream": True}, slow),
-        ("stream mid-way", chat_url, {**CHAT, "stream": True},
-         Behaviour(chunk_delay_ms=1500)),
+        ("stream mid-way", chat_url, {**CHAT, "stream": True}, Behaviour(chunk_delay_ms=1500)),
     ]
     clients: dict[str, _Client] = {}
     for name, url, body, behaviour in plan:
@@ -172,8 +191,9 @@ def test_client_disconnect_cancels_the_upstream_call_and_records_499(
     gw = _gateway(start_gateway, upstream)
     key = gw.create_key("gone")
     mock.script(Behaviour(delay_ms=20_000))
-    client = _Client(gw.base_url + "/chat/completions", key, {**CHAT, "stream": stream},
-                     timeout=1.5)
+    client = _Client(
+        gw.base_url + "/chat/completions", key, {**CHAT, "stream": stream}, timeout=1.5
+    )
     client.start()
     client.join(10)
     assert isinstance(client.error, httpx.ReadTimeout)  # the client gave up and hung up
@@ -183,7 +203,11 @@ def test_client_disconnect_cancels_the_upstream_call_and_records_499(
     _wait_for(lambda: bool(_rows(gw)), 10, "the row")
     ((route, streamed, status, response_status, error_type, attempts),) = _rows(gw)
     assert (route, bool(streamed), status, response_status) == (
-        "/v1/chat/completions", stream, 499, 499)
+        "/v1/chat/completions",
+        stream,
+        499,
+        499,
+    )
     assert error_type == "client_closed_request"
     attempts = orjson.loads(attempts) if isinstance(attempts, str) else attempts
     assert [a["status"] for a in attempts] == [499]
@@ -244,8 +268,12 @@ def test_slow_headers_are_cut_off_while_normal_clients_are_served(
                 sock.sendall(b"x")
             except OSError:
                 pass
-        r = httpx.post(gw.base_url + "/chat/completions", json=CHAT, timeout=30,
-                       headers={"authorization": f"Bearer {key}"})
+        r = httpx.post(
+            gw.base_url + "/chat/completions",
+            json=CHAT,
+            timeout=30,
+            headers={"authorization": f"Bearer {key}"},
+        )
         assert r.status_code == 200
         time.sleep(0.3)
     # Closed by the gateway (each read fails if it is not: no timing of the close).
@@ -265,8 +293,11 @@ def test_oversized_and_too_many_headers_are_refused_with_431(
     """A 40 KiB header / 150 headers -> 431 in the OpenAI error shape, at once, conn closed"""
     gw = _gateway(start_gateway, upstream)
     big = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-big: " + b"a" * 40_000
-    many = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(
-        b"x-h%d: v\r\n" % i for i in range(150)) + b"\r\n"
+    many = (
+        b"GET /health HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"x-h%d: v\r\n" % i for i in range(150))
+        + b"\r\n"
+    )
     for request in (big, many):
         sock = _connect(gw)
         sock.sendall(request)  # the big one never ends its head: refused by size alone
@@ -295,8 +326,11 @@ def test_connections_beyond_the_limit_get_a_clean_503(
     assert r.headers["retry-after"] == "1" and r.headers["connection"] == "close"
     for sock in held:
         sock.close()
-    _wait_for(lambda: httpx.get(gw.url + "/health", timeout=10).status_code == 200, 10,
-              "the gateway to serve again")
+    _wait_for(
+        lambda: httpx.get(gw.url + "/health", timeout=10).status_code == 200,
+        10,
+        "the gateway to serve again",
+    )
 
 
 def test_idle_keep_alive_connections_are_closed_after_the_timeout(
@@ -330,8 +364,7 @@ def test_answered_calls_are_never_taken_for_disconnects(
     key = gw.create_key("fine")
     with httpx.Client(timeout=30, headers={"authorization": f"Bearer {key}"}) as client:
         for i in range(30):
-            r = client.post(gw.base_url + "/chat/completions",
-                            json={**CHAT, "stream": i % 2 == 1})
+            r = client.post(gw.base_url + "/chat/completions", json={**CHAT, "stream": i % 2 == 1})
             assert r.status_code == 200
     _wait_for(lambda: len(_rows(gw)) == 30, 20, "30 rows")
     assert {(r[2], r[3], r[4]) for r in _rows(gw)} == {(200, 200, None)}
@@ -347,9 +380,13 @@ def test_client_disconnect_mid_stream_stops_the_upstream_and_bills_what_was_deli
     # ~20 s of words: the abort, awaited 6 s at most (a hang guard), can only come
     # from the hang-up, not from the stream's end, so it needs no timing.
     mock.script(Behaviour(chunk_delay_ms=1000, reply=" ".join(["word"] * 20)))
-    with httpx.stream("POST", gw.base_url + "/chat/completions", timeout=30,
-                      json={**CHAT, "stream": True},
-                      headers={"authorization": f"Bearer {key}"}) as r:
+    with httpx.stream(
+        "POST",
+        gw.base_url + "/chat/completions",
+        timeout=30,
+        json={**CHAT, "stream": True},
+        headers={"authorization": f"Bearer {key}"},
+    ) as r:
         assert r.status_code == 200
         for line in r.iter_lines():
             if '"content":"' in line and '"content":""' not in line:
@@ -358,9 +395,12 @@ def test_client_disconnect_mid_stream_stops_the_upstream_and_bills_what_was_deli
     _wait_for(lambda: bool(_rows(gw)), 10, "the row")
     ((_, streamed, status, response_status, error_type, _),) = _rows(gw)
     assert (bool(streamed), status, response_status, error_type) == (
-        True, 499, 499, "client_closed_request")
-    ((prompt, completion),) = gw.db_query(
-        "SELECT prompt_tokens, completion_tokens FROM responses")
+        True,
+        499,
+        499,
+        "client_closed_request",
+    )
+    ((prompt, completion),) = gw.db_query("SELECT prompt_tokens, completion_tokens FROM responses")
     assert prompt > 0 and 0 < completion < 7  # estimated from what was delivered
 
 
@@ -372,10 +412,11 @@ def test_a_body_sent_too_slowly_is_refused_with_408(
     key = gw.create_key("slow-body")
     body = orjson.dumps(CHAT)
     sock = _connect(gw)
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
-                 b"authorization: Bearer " + key.encode() + b"\r\n"
-                 b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
-                 + body[:10])
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        b"authorization: Bearer " + key.encode() + b"\r\n"
+        b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body[:10]
+    )
     raw = _read_until_closed(sock, 15)
     sock.close()
     status, headers, answer = _answer(raw)

@@ -44,8 +44,11 @@ class Load:
         body = {"model": "up/m", "messages": [{"role": "user", "content": "one two three"}]}
         with httpx.Client(timeout=30) as client:
             while not self._stop.is_set():
-                r = client.post(self._gw.url + "/v1/chat/completions", json=body,
-                                headers={"authorization": f"Bearer {self._key}"})
+                r = client.post(
+                    self._gw.url + "/v1/chat/completions",
+                    json=body,
+                    headers={"authorization": f"Bearer {self._key}"},
+                )
                 with self._lock:
                     self.statuses[r.status_code] += 1
                     if r.status_code != 200:
@@ -69,14 +72,25 @@ class Load:
 
 
 def _gateway(start_gateway: Start, upstream: MockUpstream, redis: PrivateRedis) -> GatewayProcess:
-    return start_gateway({
-        "providers": [{"name": "up", "type": "openai_compatible",
-                       "base_url": upstream.base_url, "api_key": "k"}],
-        "prices": {"up/m": {"input_cost_per_token": "0.000001",
-                            "output_cost_per_token": "0.000002"}},
-        "redis_url": redis.url, "redis_prefix": PREFIX, "redis_timeout": 0.2,
-        "redis_retry_interval": 0.3,
-    })
+    return start_gateway(
+        {
+            "providers": [
+                {
+                    "name": "up",
+                    "type": "openai_compatible",
+                    "base_url": upstream.base_url,
+                    "api_key": "k",
+                }
+            ],
+            "prices": {
+                "up/m": {"input_cost_per_token": "0.000001", "output_cost_per_token": "0.000002"}
+            },
+            "redis_url": redis.url,
+            "redis_prefix": PREFIX,
+            "redis_timeout": 0.2,
+            "redis_retry_interval": 0.3,
+        }
+    )
 
 
 def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -92,23 +106,37 @@ def _governance(gw: GatewayProcess) -> dict[str, Any]:
     return state
 
 
-def _spend(gw: GatewayProcess, redis: PrivateRedis, key_name: str, calls: int
-           ) -> tuple[int, int, int]:
+def _spend(
+    gw: GatewayProcess, redis: PrivateRedis, key_name: str, calls: int
+) -> tuple[int, int, int]:
     """(Redis counter, database counter, sum of usage rows) once every row is written."""
     import redis as redis_client
 
     kid = gw.db_query(f"SELECT id FROM api_keys WHERE name = '{key_name}'")[0][0]
-    _wait_for(lambda: gw.db_query(
-        f"SELECT COUNT(*) FROM usage_records WHERE api_key_id = '{kid}'")[0][0] == calls,
-        30, f"{calls} usage rows")
+    _wait_for(
+        lambda: (
+            gw.db_query(f"SELECT COUNT(*) FROM usage_records WHERE api_key_id = '{kid}'")[0][0]
+            == calls
+        ),
+        30,
+        f"{calls} usage rows",
+    )
     _wait_for(lambda: _governance(gw)["pending_settlements"] == 0, 30, "the replay")
-    rows = int(gw.db_query(
-        f"SELECT SUM(cost_nanos) FROM usage_records WHERE api_key_id = '{kid}'")[0][0])
+    rows = int(
+        gw.db_query(f"SELECT SUM(cost_nanos) FROM usage_records WHERE api_key_id = '{kid}'")[0][0]
+    )
     period = datetime.now(UTC).strftime("%Y-%m")
-    _wait_for(lambda: gw.db_query(
-        "SELECT spent_nanos FROM spend_counters WHERE scope = 'key' "
-        f"AND scope_id = '{kid}' AND period = '{period}'") == [(rows,)], 30,
-        "spend_counters to catch up")
+    _wait_for(
+        lambda: (
+            gw.db_query(
+                "SELECT spent_nanos FROM spend_counters WHERE scope = 'key' "
+                f"AND scope_id = '{kid}' AND period = '{period}'"
+            )
+            == [(rows,)]
+        ),
+        30,
+        "spend_counters to catch up",
+    )
     client = redis_client.Redis.from_url(redis.url)
     try:
         counted = int(client.get(f"{PREFIX}spend:key:{kid}:{period}") or -1)

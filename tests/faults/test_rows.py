@@ -28,12 +28,16 @@ from tests.private_services import PrivatePostgres
 SETTLE = 90.0
 
 
-def chat(client: httpx.Client, gw: GatewayProcess, key: str, rid: str,
-         model: str = "mock/echo") -> httpx.Response:
+def chat(
+    client: httpx.Client, gw: GatewayProcess, key: str, rid: str, model: str = "mock/echo"
+) -> httpx.Response:
     body = {"model": model, "messages": [{"role": "user", "content": "row please"}]}
-    return client.post(gw.base_url + "/chat/completions", content=orjson.dumps(body),
-                       headers={"authorization": f"Bearer {key}", "x-request-id": rid},
-                       timeout=30)
+    return client.post(
+        gw.base_url + "/chat/completions",
+        content=orjson.dumps(body),
+        headers={"authorization": f"Bearer {key}", "x-request-id": rid},
+        timeout=30,
+    )
 
 
 def request_ids(gw: GatewayProcess) -> set[str]:
@@ -88,8 +92,7 @@ def rss_kb(gw: GatewayProcess) -> int:
 class Load:
     """Steady calls from a few threads; remembers the request ids answered 200."""
 
-    def __init__(self, gw: GatewayProcess, key: str, threads: int = 4, pause: float = 0.01
-                 ) -> None:
+    def __init__(self, gw: GatewayProcess, key: str, threads: int = 4, pause: float = 0.01) -> None:
         self.gw, self.key, self.pause = gw, key, pause
         self.ok: set[str] = set()
         self.failed = 0
@@ -157,16 +160,25 @@ def test_model_name_longer_than_its_column_on_postgres(
 
 
 def test_postgres_stopped_under_load(
-    start_gateway: Callable[..., GatewayProcess], private_postgres: PrivatePostgres,
+    start_gateway: Callable[..., GatewayProcess],
+    private_postgres: PrivatePostgres,
     tmp_path: Path,
 ) -> None:
     """PostgreSQL stopped under load -> calls 200, rows spooled, RSS bounded, all rows after start()
 
     A queue of 50 rows in memory: the rest of the outage's rows wait on disk only.
     """
-    gw = start_gateway({"database_url": private_postgres.url, "key_cache_ttl": 0.2,
-                        "key_stale_ttl": 300, "database_timeout": 1.0, "log_db_timeout": 2.0,
-                        "log_queue_size": 50, "log_spool_dir": str(tmp_path / "spool")})
+    gw = start_gateway(
+        {
+            "database_url": private_postgres.url,
+            "key_cache_ttl": 0.2,
+            "key_stale_ttl": 300,
+            "database_timeout": 1.0,
+            "log_db_timeout": 2.0,
+            "log_queue_size": 50,
+            "log_spool_dir": str(tmp_path / "spool"),
+        }
+    )
     key = gw.create_key("outage")
     with httpx.Client() as client:
         assert chat(client, gw, key, "before").status_code == 200
@@ -206,8 +218,13 @@ def test_sigkill_under_steady_load(
     Database batches every 1 s (so the old in-memory queue lost about a second of rows);
     the spool is appended every 50 ms.
     """
-    gw = start_gateway({"log_flush_interval": 1.0, "log_spool_interval": 0.05,
-                        "log_spool_dir": str(tmp_path / "spool")})
+    gw = start_gateway(
+        {
+            "log_flush_interval": 1.0,
+            "log_spool_interval": 0.05,
+            "log_spool_dir": str(tmp_path / "spool"),
+        }
+    )
     key = gw.create_key("kill")
     with Load(gw, key, threads=4, pause=0.005) as load:
         time.sleep(4.0)
@@ -227,27 +244,36 @@ def test_sigkill_under_steady_load(
         time.sleep(0.2)
     assert stats["replayed"] > 0, stats
     missing = load.ok - request_ids(gw)
-    print(f"SIGKILL: {len(missing)} of {len(load.ok)} answered calls without a row, "
-          f"{rate:.0f} calls/s, {stats['replayed']} rows replayed, {stats['duplicates']} "
-          "already written")
+    print(
+        f"SIGKILL: {len(missing)} of {len(load.ok)} answered calls without a row, "
+        f"{rate:.0f} calls/s, {stats['replayed']} rows replayed, {stats['duplicates']} "
+        "already written"
+    )
     # The last 50 ms of rows (plus those whose 200 went out just before their submit).
     bound = max(8, int(rate * 0.2))
     assert len(missing) <= bound, (
         f"{len(missing)} of {len(load.ok)} answered calls have no row (bound {bound}, "
-        f"{rate:.0f} calls/s)")
+        f"{rate:.0f} calls/s)"
+    )
 
 
 def test_sigterm_with_postgres_down(
-    start_gateway: Callable[..., GatewayProcess], private_postgres: PrivatePostgres,
+    start_gateway: Callable[..., GatewayProcess],
+    private_postgres: PrivatePostgres,
     tmp_path: Path,
 ) -> None:
     """SIGTERM with PostgreSQL down -> prompt exit, rows kept in the spool, replayed at next start
 
     None is dropped: the next process (same spool directory) writes every row.
     """
-    config = {"database_url": private_postgres.url, "key_cache_ttl": 0.2,
-              "key_stale_ttl": 300, "database_timeout": 1.0, "log_db_timeout": 2.0,
-              "log_spool_dir": str(tmp_path / "spool")}
+    config = {
+        "database_url": private_postgres.url,
+        "key_cache_ttl": 0.2,
+        "key_stale_ttl": 300,
+        "database_timeout": 1.0,
+        "log_db_timeout": 2.0,
+        "log_spool_dir": str(tmp_path / "spool"),
+    }
     gw = start_gateway(config)
     key = gw.create_key("term")
     with httpx.Client() as client:
@@ -273,7 +299,8 @@ def test_sigterm_with_postgres_down(
 
 
 def test_postgres_hung_then_sigterm(
-    start_gateway: Callable[..., GatewayProcess], private_postgres: PrivatePostgres,
+    start_gateway: Callable[..., GatewayProcess],
+    private_postgres: PrivatePostgres,
     tmp_path: Path,
 ) -> None:
     """PostgreSQL hung (SIGSTOP) then SIGTERM -> writer times out, exit in time, rows replayed later
@@ -281,9 +308,14 @@ def test_postgres_hung_then_sigterm(
     Every database operation of the writer has a timeout, so a server that accepts and
     never answers holds up neither the rows nor the exit.
     """
-    config = {"database_url": private_postgres.url, "key_cache_ttl": 0.2,
-              "key_stale_ttl": 300, "database_timeout": 1.0, "log_db_timeout": 1.0,
-              "log_spool_dir": str(tmp_path / "spool")}
+    config = {
+        "database_url": private_postgres.url,
+        "key_cache_ttl": 0.2,
+        "key_stale_ttl": 300,
+        "database_timeout": 1.0,
+        "log_db_timeout": 1.0,
+        "log_spool_dir": str(tmp_path / "spool"),
+    }
     gw = start_gateway(config)
     key = gw.create_key("hung")
     with httpx.Client() as client:
@@ -311,18 +343,28 @@ def test_postgres_hung_then_sigterm(
 
 
 def test_sigkill_with_calls_in_flight(
-    start_gateway: Callable[..., GatewayProcess], upstream: MockUpstream, mock: MockUpstream,
+    start_gateway: Callable[..., GatewayProcess],
+    upstream: MockUpstream,
+    mock: MockUpstream,
     tmp_path: Path,
 ) -> None:
     """SIGKILL, 5 calls waiting on the upstream -> each has a row at next start (gateway_stopped)
 
     Before, a call cut by SIGKILL left no trace although the provider may bill it.
     """
-    gw = start_gateway({
-        "providers": [{"name": "up", "type": "openai_compatible",
-                       "base_url": upstream.base_url, "api_key": "k"}],
-        "log_spool_dir": str(tmp_path / "spool"),
-    })
+    gw = start_gateway(
+        {
+            "providers": [
+                {
+                    "name": "up",
+                    "type": "openai_compatible",
+                    "base_url": upstream.base_url,
+                    "api_key": "k",
+                }
+            ],
+            "log_spool_dir": str(tmp_path / "spool"),
+        }
+    )
     key = gw.create_key("inflight")
     body = orjson.dumps({"model": "up/m", "messages": [{"role": "user", "content": "wait"}]})
     threads = []
@@ -332,8 +374,12 @@ def test_sigkill_with_calls_in_flight(
 
         def call(rid: str = f"inflight-{i}") -> None:
             with contextlib.suppress(httpx.HTTPError):
-                httpx.post(gw.base_url + "/chat/completions", content=body, timeout=90,
-                           headers={"authorization": f"Bearer {key}", "x-request-id": rid})
+                httpx.post(
+                    gw.base_url + "/chat/completions",
+                    content=body,
+                    timeout=90,
+                    headers={"authorization": f"Bearer {key}", "x-request-id": rid},
+                )
 
         t = threading.Thread(target=call, daemon=True)
         t.start()
@@ -350,23 +396,32 @@ def test_sigkill_with_calls_in_flight(
     ids = {f"inflight-{i}" for i in range(5)}
     present = wait_for_rows(gw, ids)
     assert ids <= present, f"{len(ids - present)} in-flight calls left no row"
-    rows = gw.db_query("SELECT r.status_code, s.error_type FROM requests r "
-                       "JOIN responses s ON s.request_id = r.id")
+    rows = gw.db_query(
+        "SELECT r.status_code, s.error_type FROM requests r JOIN responses s ON s.request_id = r.id"
+    )
     assert rows == [(503, "gateway_stopped")] * 5
     assert writer_stats(gw)["unfinished_calls"] == 5
 
 
 def test_postgres_hung_then_resumed(
-    start_gateway: Callable[..., GatewayProcess], private_postgres: PrivatePostgres,
+    start_gateway: Callable[..., GatewayProcess],
+    private_postgres: PrivatePostgres,
     tmp_path: Path,
 ) -> None:
     """PostgreSQL hung (SIGSTOP) then resumed -> calls 200 meanwhile, the same process writes all
 
     The writes abandoned to their timeout do not keep the writer away once it answers.
     """
-    gw = start_gateway({"database_url": private_postgres.url, "key_cache_ttl": 0.2,
-                        "key_stale_ttl": 300, "database_timeout": 1.0, "log_db_timeout": 1.0,
-                        "log_spool_dir": str(tmp_path / "spool")})
+    gw = start_gateway(
+        {
+            "database_url": private_postgres.url,
+            "key_cache_ttl": 0.2,
+            "key_stale_ttl": 300,
+            "database_timeout": 1.0,
+            "log_db_timeout": 1.0,
+            "log_spool_dir": str(tmp_path / "spool"),
+        }
+    )
     key = gw.create_key("hung-resumed")
     with httpx.Client() as client:
         assert chat(client, gw, key, "before").status_code == 200

@@ -27,8 +27,12 @@ from llmrelay.mock_upstream import MockUpstream
 
 #: Chat-shaped endpoints are tried against each of these models: the built-in mock
 #: (OpenAI shape passed through) and three translating adapters.
-CHAT_MODELS = ["mock/echo", "claude/claude-sonnet-4-5", "gemini/gemini-2.0-flash",
-               "bedrock/anthropic.claude-3-haiku-20240307-v1:0"]
+CHAT_MODELS = [
+    "mock/echo",
+    "claude/claude-sonnet-4-5",
+    "gemini/gemini-2.0-flash",
+    "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
+]
 #: The translating models again, on providers that drop what they cannot honour.
 LAX_MODELS = [m.replace("/", "-lax/", 1) for m in CHAT_MODELS[1:]]
 MAX_BODY = 256 * 1024
@@ -38,13 +42,21 @@ def translating_config(upstream: MockUpstream) -> dict[str, Any]:
     """The built-in mock plus Anthropic, Gemini and Bedrock in front of the mock server."""
     root = upstream.root_url
     providers: list[dict[str, Any]] = [
-        {"name": "claude", "type": "anthropic", "base_url": upstream.base_url,
-         "api_key": "sk-ant-fuzz"},
-        {"name": "gemini", "type": "gemini", "base_url": root + "/v1beta",
-         "api_key": "gm-fuzz"},
-        {"name": "bedrock", "type": "bedrock", "base_url": root, "region": "us-east-1",
-         "aws_access_key_id": MOCK_ACCESS_KEY_ID,
-         "aws_secret_access_key": MOCK_SECRET_ACCESS_KEY},
+        {
+            "name": "claude",
+            "type": "anthropic",
+            "base_url": upstream.base_url,
+            "api_key": "sk-ant-fuzz",
+        },
+        {"name": "gemini", "type": "gemini", "base_url": root + "/v1beta", "api_key": "gm-fuzz"},
+        {
+            "name": "bedrock",
+            "type": "bedrock",
+            "base_url": root,
+            "region": "us-east-1",
+            "aws_access_key_id": MOCK_ACCESS_KEY_ID,
+            "aws_secret_access_key": MOCK_SECRET_ACCESS_KEY,
+        },
     ]
     # The same with drop_params: schema-valid bodies set fields a provider cannot honour
     # so often that without these, few would get past that check into the translation.
@@ -85,12 +97,17 @@ class _Counting:
 
 class InProcessGateway:
     def __init__(self, directory: Path, config: dict[str, Any]) -> None:
-        overrides = {"database_url": f"sqlite+aiosqlite:///{directory / 'fuzz.db'}",
-                     "log_file": "none", "auto_providers": False, **config}
+        overrides = {
+            "database_url": f"sqlite+aiosqlite:///{directory / 'fuzz.db'}",
+            "log_file": "none",
+            "auto_providers": False,
+            **config,
+        }
         self.gateway = Gateway(load_settings(env={}, overrides=overrides), env={})
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fuzz-gateway",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="fuzz-gateway", daemon=True
+        )
         self._seen: list[int] = []
         self._lock = threading.Lock()
         self.key = ""
@@ -104,8 +121,9 @@ class InProcessGateway:
         for provider in self.gateway.services.registry:
             provider.transport = _Counting(provider.transport, self._seen)
         self.key, _ = self._run(create_key(self.gateway.services.sessions, "fuzz"))
-        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.gateway),
-                                         base_url="http://gateway")
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.gateway), base_url="http://gateway"
+        )
         return self
 
     def stop(self) -> None:
@@ -115,11 +133,15 @@ class InProcessGateway:
         self._thread.join(30)
         self._loop.close()
 
-    def post(self, path: str, content: bytes,
-             headers: Mapping[str, str | bytes] | None = None) -> Reply:
+    def post(
+        self, path: str, content: bytes, headers: Mapping[str, str | bytes] | None = None
+    ) -> Reply:
         """One call with the fuzz key (unless ``headers`` bring their own auth)."""
-        sent: dict[str, str | bytes] = {"authorization": f"Bearer {self.key}",
-                                         "content-type": "application/json", **(headers or {})}
+        sent: dict[str, str | bytes] = {
+            "authorization": f"Bearer {self.key}",
+            "content-type": "application/json",
+            **(headers or {}),
+        }
         with self._lock:  # one request at a time, so its upstream calls are its own
             self._seen.clear()
             resp = self._run(self._client.post(path, content=content, headers=sent))
@@ -144,4 +166,5 @@ def assert_clean(path: str, reply: Reply) -> None:
         assert set(error["error"]) == {"message", "type", "param", "code"}, error
     # Refused by the gateway: no upstream call. Relayed from an upstream: it refused.
     assert all(400 <= s < 500 for s in reply.upstream) and (
-        not reply.upstream or reply.status == reply.upstream[-1]), reply
+        not reply.upstream or reply.status == reply.upstream[-1]
+    ), reply

@@ -32,8 +32,11 @@ def fuzz_settings(max_examples: int) -> settings:
         derandomize=IN_CI,
         database=None,
         print_blob=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                               HealthCheck.filter_too_much],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+        ],
     )
 
 
@@ -41,17 +44,49 @@ Path = tuple[str | int, ...]
 
 #: Strings that have broken parsers elsewhere: NUL, lone surrogates cannot be sent
 #: (orjson rejects them), so these are the legal-but-odd ones.
-ODD_STRINGS = st.sampled_from([
-    "", " ", "\x00", "a\x00b", "\u202e", "\ufeff", "😀" * 3, "null", "true", "0", "-1",
-    "1e309", "NaN", "{}", "[]", "data:image/png;base64,", "data:;base64,@@@",
-    "http://", "\n\n", "user", "assistant", "system", "tool", "function",
-    "text", "image_url", "json_schema", "auto", "none", "required", '{"a": [1, {}]}',
-]) | st.sampled_from([
-    # Built on demand (their repr would fill hypothesis' statistics): a huge string,
-    # and JSON nested deep inside a string (tool-call arguments get parsed).
-    lambda: "x" * 70_000, lambda: "[" * 300 + "]" * 300,
-    lambda: '{"a":' * 300 + "1" + "}" * 300,
-]).map(lambda make: make())
+ODD_STRINGS = st.sampled_from(
+    [
+        "",
+        " ",
+        "\x00",
+        "a\x00b",
+        "\u202e",
+        "\ufeff",
+        "😀" * 3,
+        "null",
+        "true",
+        "0",
+        "-1",
+        "1e309",
+        "NaN",
+        "{}",
+        "[]",
+        "data:image/png;base64,",
+        "data:;base64,@@@",
+        "http://",
+        "\n\n",
+        "user",
+        "assistant",
+        "system",
+        "tool",
+        "function",
+        "text",
+        "image_url",
+        "json_schema",
+        "auto",
+        "none",
+        "required",
+        '{"a": [1, {}]}',
+    ]
+) | st.sampled_from(
+    [
+        # Built on demand (their repr would fill hypothesis' statistics): a huge string,
+        # and JSON nested deep inside a string (tool-call arguments get parsed).
+        lambda: "x" * 70_000,
+        lambda: "[" * 300 + "]" * 300,
+        lambda: '{"a":' * 300 + "1" + "}" * 300,
+    ]
+).map(lambda make: make())
 
 #: Text without lone surrogates, which no JSON encoder can send as UTF-8.
 CHARS = st.characters(exclude_categories=("Cs",))
@@ -73,9 +108,14 @@ _leaves = st.one_of(
 #: Any JSON value, kept small so many are tried.
 json_values = st.recursive(
     _leaves,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["type", "text", "role", "content", "name", "x"])
-                      | text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["type", "text", "role", "content", "name", "x"]) | text(max_size=8),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
 
@@ -118,8 +158,9 @@ def _apply(body: Any, path: Path, value: Any, delete: bool) -> None:
 
 
 @st.composite
-def mutated(draw: st.DrawFn, seeds: list[dict[str, Any]],
-            extra_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+def mutated(
+    draw: st.DrawFn, seeds: list[dict[str, Any]], extra_keys: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """A seed body with one to three nodes replaced (or removed), or a field added."""
     body = copy.deepcopy(draw(st.sampled_from(seeds)))
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
@@ -137,37 +178,78 @@ def mutated(draw: st.DrawFn, seeds: list[dict[str, Any]],
 
 #: Route configs a client may send in ``x-llmrelay-config``: the schema's own words,
 #: put together in shapes right and wrong.
-_leaf = st.fixed_dictionaries({}, optional={
-    "provider": st.sampled_from(["claude", "gemini", "bedrock", "mock", "nope"]) | json_values,
-    "model": st.sampled_from(["claude-sonnet-4-5", "echo", "gemini-2.0-flash"]) | json_values,
-    "override_params": st.dictionaries(st.sampled_from(["model", "temperature", "max_tokens",
-                                                        "messages", "stream"]), json_values,
-                                       max_size=2) | json_values,
-    "weight": json_values, "retry": json_values, "timeout": json_values,
-    "on_errors": json_values, "strategy": json_values,
-})
+_leaf = st.fixed_dictionaries(
+    {},
+    optional={
+        "provider": st.sampled_from(["claude", "gemini", "bedrock", "mock", "nope"]) | json_values,
+        "model": st.sampled_from(["claude-sonnet-4-5", "echo", "gemini-2.0-flash"]) | json_values,
+        "override_params": st.dictionaries(
+            st.sampled_from(["model", "temperature", "max_tokens", "messages", "stream"]),
+            json_values,
+            max_size=2,
+        )
+        | json_values,
+        "weight": json_values,
+        "retry": json_values,
+        "timeout": json_values,
+        "on_errors": json_values,
+        "strategy": json_values,
+    },
+)
 #: Condition queries: real field names and operators, any operand.
 QUERIES = st.recursive(
     st.dictionaries(
-        st.sampled_from(["params.model", "params.temperature", "params.metadata.tier",
-                         "metadata.tier", "headers.x-team", "params", "nope.x"]),
-        json_values | st.dictionaries(
-            st.sampled_from(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin",
-                             "$regex", "$x"]), json_values, min_size=1, max_size=2),
-        min_size=1, max_size=2),
-    lambda inner: st.dictionaries(st.sampled_from(["$and", "$or"]),
-                                  st.lists(inner, min_size=1, max_size=2), min_size=1),
+        st.sampled_from(
+            [
+                "params.model",
+                "params.temperature",
+                "params.metadata.tier",
+                "metadata.tier",
+                "headers.x-team",
+                "params",
+                "nope.x",
+            ]
+        ),
+        json_values
+        | st.dictionaries(
+            st.sampled_from(
+                ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$regex", "$x"]
+            ),
+            json_values,
+            min_size=1,
+            max_size=2,
+        ),
+        min_size=1,
+        max_size=2,
+    ),
+    lambda inner: st.dictionaries(
+        st.sampled_from(["$and", "$or"]), st.lists(inner, min_size=1, max_size=2), min_size=1
+    ),
     max_leaves=4,
 )
 ROUTE_CONFIGS = st.recursive(
     _leaf,
-    lambda inner: st.fixed_dictionaries({
-        "strategy": st.fixed_dictionaries({"mode": st.sampled_from(
-            ["single", "fallback", "loadbalance", "conditional", "x"]) | json_values},
-            optional={"conditions": st.lists(st.fixed_dictionaries(
-                {"query": QUERIES | json_values, "then": json_values}), max_size=2),
-                "default": json_values}),
-        "targets": st.lists(inner, max_size=3) | json_values,
-    }),
+    lambda inner: st.fixed_dictionaries(
+        {
+            "strategy": st.fixed_dictionaries(
+                {
+                    "mode": st.sampled_from(
+                        ["single", "fallback", "loadbalance", "conditional", "x"]
+                    )
+                    | json_values
+                },
+                optional={
+                    "conditions": st.lists(
+                        st.fixed_dictionaries(
+                            {"query": QUERIES | json_values, "then": json_values}
+                        ),
+                        max_size=2,
+                    ),
+                    "default": json_values,
+                },
+            ),
+            "targets": st.lists(inner, max_size=3) | json_values,
+        }
+    ),
     max_leaves=4,
 )

@@ -106,11 +106,14 @@ def _strategy(schema: Any, depth: int) -> st.SearchStrategy[Any]:
         high = max(low, min(schema.get("maxLength", 24), 24))
         return text(min_size=low, max_size=high)
     if kind == "integer":
-        return st.integers(min_value=_bound(schema, "minimum"),
-                           max_value=_bound(schema, "maximum"))
+        return st.integers(min_value=_bound(schema, "minimum"), max_value=_bound(schema, "maximum"))
     if kind == "number":
-        return st.floats(min_value=_bound(schema, "minimum"), max_value=_bound(schema, "maximum"),
-                         allow_nan=False, allow_infinity=False)
+        return st.floats(
+            min_value=_bound(schema, "minimum"),
+            max_value=_bound(schema, "maximum"),
+            allow_nan=False,
+            allow_infinity=False,
+        )
     if kind == "boolean":
         return st.booleans()
     if kind == "null":
@@ -127,12 +130,15 @@ def _object(schema: dict[str, Any], depth: int) -> st.SearchStrategy[Any]:
     properties: dict[str, Any] = schema.get("properties") or {}
     required = [name for name in schema.get("required", []) if name in properties]
     fixed = {name: _strategy(properties[name], depth) for name in required}
-    optional = {name: _strategy(sub, depth) for name, sub in properties.items()
-                if name not in fixed}
+    optional = {
+        name: _strategy(sub, depth) for name, sub in properties.items() if name not in fixed
+    }
     extra = schema.get("additionalProperties")
-    extras = (st.dictionaries(text(min_size=1, max_size=8), _strategy(extra, depth),
-                              max_size=2)
-              if isinstance(extra, dict) and not properties else st.just({}))
+    extras = (
+        st.dictionaries(text(min_size=1, max_size=8), _strategy(extra, depth), max_size=2)
+        if isinstance(extra, dict) and not properties
+        else st.just({})
+    )
 
     optional = {name: value for name, value in optional.items() if not value.is_empty}
 

@@ -43,10 +43,16 @@ from tests.fuzz.schema_strategy import request_body
 
 ENDPOINTS = {
     "/v1/chat/completions": (seeds.CHAT, seeds.CHAT_EXTRA, CHAT_MODELS),
-    "/v1/embeddings": (seeds.EMBEDDINGS, ("dimensions", "encoding_format", "user"),
-                       ["mock/text-embedding-3-small", "gemini/text-embedding-004",
-                        "bedrock/amazon.titan-embed-text-v2:0",
-                        "bedrock/cohere.embed-english-v3"]),
+    "/v1/embeddings": (
+        seeds.EMBEDDINGS,
+        ("dimensions", "encoding_format", "user"),
+        [
+            "mock/text-embedding-3-small",
+            "gemini/text-embedding-004",
+            "bedrock/amazon.titan-embed-text-v2:0",
+            "bedrock/cohere.embed-english-v3",
+        ],
+    ),
     "/v1/messages": (seeds.MESSAGES, seeds.MESSAGES_EXTRA, CHAT_MODELS),
     "/v1/messages/count_tokens": (seeds.MESSAGES, seeds.MESSAGES_EXTRA, CHAT_MODELS),
     "/v1/responses": (seeds.RESPONSES, seeds.RESPONSES_EXTRA, CHAT_MODELS),
@@ -54,8 +60,9 @@ ENDPOINTS = {
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[InProcessGateway]:
+def gateway(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InProcessGateway]:
     upstream.reset()  # nothing another test scripted (a 500 to come) may answer here
     gw = InProcessGateway(tmp_path_factory.mktemp("fuzz"), translating_config(upstream)).start()
     yield gw
@@ -79,20 +86,24 @@ def encode(body: Any) -> bytes:
 
 @st.composite
 def schema_valid(draw: st.DrawFn, endpoint: str) -> tuple[str, dict[str, Any]]:
-    name = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings",
-            "/v1/responses": "responses"}[endpoint]
+    name = {
+        "/v1/chat/completions": "chat",
+        "/v1/embeddings": "embeddings",
+        "/v1/responses": "responses",
+    }[endpoint]
     body = draw(request_body(name))
     models = ENDPOINTS[endpoint][2]
-    body["model"] = draw(st.sampled_from(models + LAX_MODELS if models is CHAT_MODELS
-                                         else models))
+    body["model"] = draw(st.sampled_from(models + LAX_MODELS if models is CHAT_MODELS else models))
     return endpoint, body
 
 
 @fuzz_settings(120)
-@given(st.sampled_from(["/v1/chat/completions", "/v1/embeddings", "/v1/responses"])
-       .flatmap(schema_valid))
-def test_schema_valid_bodies(gateway: InProcessGateway, case: tuple[str, dict[str, Any]]
-                             ) -> None:
+@given(
+    st.sampled_from(["/v1/chat/completions", "/v1/embeddings", "/v1/responses"]).flatmap(
+        schema_valid
+    )
+)
+def test_schema_valid_bodies(gateway: InProcessGateway, case: tuple[str, dict[str, Any]]) -> None:
     path, body = case
     check(path, gateway.post(path, encode(body)))
 
@@ -111,35 +122,59 @@ def mutated_case(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
 @fuzz_settings(400)
 @given(mutated_case())
-def test_type_mutated_bodies(gateway: InProcessGateway, case: tuple[str, dict[str, Any]]
-                             ) -> None:
+def test_type_mutated_bodies(gateway: InProcessGateway, case: tuple[str, dict[str, Any]]) -> None:
     path, body = case
     check(path, gateway.post(path, encode(body)))
 
 
 JUNK = st.one_of(
     st.binary(max_size=64),
-    st.sampled_from([
-        b"", b" ", b"null", b"[]", b"[1,2]", b'"text"', b"42", b"{", b'{"model":',
-        b"\xef\xbb\xbf{}", b'{"model": "mock/echo"}\x00', b"\xff\xfe{\x00}\x00",
-        b'{"model": "\xff\xfe"}', b'{"a": NaN}', b'{"a": 1e400}', b'{"a": "\\ud800"}',
-        b"[" * 1100 + b"]" * 1100, b'{"a":' * 1100 + b"1" + b"}" * 1100,
-        b'{"model":"mock/echo","messages":[{"role":"user","content":"x"}]' + b" " * 10,
-        b"x" * (MAX_BODY + 1), b"model=mock/echo&messages=x",
-    ]),
+    st.sampled_from(
+        [
+            b"",
+            b" ",
+            b"null",
+            b"[]",
+            b"[1,2]",
+            b'"text"',
+            b"42",
+            b"{",
+            b'{"model":',
+            b"\xef\xbb\xbf{}",
+            b'{"model": "mock/echo"}\x00',
+            b"\xff\xfe{\x00}\x00",
+            b'{"model": "\xff\xfe"}',
+            b'{"a": NaN}',
+            b'{"a": 1e400}',
+            b'{"a": "\\ud800"}',
+            b"[" * 1100 + b"]" * 1100,
+            b'{"a":' * 1100 + b"1" + b"}" * 1100,
+            b'{"model":"mock/echo","messages":[{"role":"user","content":"x"}]' + b" " * 10,
+            b"x" * (MAX_BODY + 1),
+            b"model=mock/echo&messages=x",
+        ]
+    ),
     st.integers(min_value=129, max_value=1000).map(
-        lambda depth: orjson.dumps({"model": "mock/echo", "messages": "DEEP"})
-        .replace(b'"DEEP"', b"[" * depth + b"]" * depth)),
+        lambda depth: orjson.dumps({"model": "mock/echo", "messages": "DEEP"}).replace(
+            b'"DEEP"', b"[" * depth + b"]" * depth
+        )
+    ),
 )
-CONTENT_TYPES = st.sampled_from(["application/json", "text/plain", "application/x-www-form-"
-                                 "urlencoded", "multipart/form-data; boundary=x", "",
-                                 "application/json; charset=latin-1"])
+CONTENT_TYPES = st.sampled_from(
+    [
+        "application/json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "",
+        "application/json; charset=latin-1",
+    ]
+)
 
 
 @fuzz_settings(120)
 @given(st.sampled_from(sorted(ENDPOINTS)), JUNK, CONTENT_TYPES)
-def test_junk_bytes(gateway: InProcessGateway, path: str, raw: bytes, content_type: str
-                    ) -> None:
+def test_junk_bytes(gateway: InProcessGateway, path: str, raw: bytes, content_type: str) -> None:
     reply = gateway.post(path, raw, {"content-type": content_type})
     check(path, reply)
     assert 400 <= reply.status < 500 and not reply.upstream, reply
@@ -151,8 +186,15 @@ HEADER_VALUES = st.one_of(
     json_values.map(lambda v: json.dumps(v, ensure_ascii=False).encode()),
     st.binary(max_size=40).map(lambda b: b.translate(None, b"\r\n\x00").strip()),
 )
-HEADERS = st.sampled_from(["x-llmrelay-config", "x-portkey-config", "x-llmrelay-metadata",
-                           "anthropic-beta", "anthropic-version"])
+HEADERS = st.sampled_from(
+    [
+        "x-llmrelay-config",
+        "x-portkey-config",
+        "x-llmrelay-metadata",
+        "anthropic-beta",
+        "anthropic-version",
+    ]
+)
 
 
 @st.composite
@@ -168,10 +210,12 @@ def seed_case(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
 
 @fuzz_settings(250)
-@given(seed_case() | mutated_case(),
-       st.dictionaries(HEADERS, HEADER_VALUES, min_size=1, max_size=2))
-def test_hostile_headers(gateway: InProcessGateway, case: tuple[str, dict[str, Any]],
-                         headers: dict[str, bytes]) -> None:
+@given(
+    seed_case() | mutated_case(), st.dictionaries(HEADERS, HEADER_VALUES, min_size=1, max_size=2)
+)
+def test_hostile_headers(
+    gateway: InProcessGateway, case: tuple[str, dict[str, Any]], headers: dict[str, bytes]
+) -> None:
     path, body = case
     check(path, gateway.post(path, encode(body), headers))
 
@@ -179,8 +223,12 @@ def test_hostile_headers(gateway: InProcessGateway, case: tuple[str, dict[str, A
 @pytest.mark.parametrize("path", sorted(ENDPOINTS))
 def test_deep_nesting_is_a_clean_400(gateway: InProcessGateway, path: str) -> None:
     """A field nested past the bound -> 400 json_too_deep, nothing sent upstream."""
-    body = {"model": "mock/echo", "max_tokens": 5, "input": "x",
-            "messages": [{"role": "user", "content": nested(300)}]}
+    body = {
+        "model": "mock/echo",
+        "max_tokens": 5,
+        "input": "x",
+        "messages": [{"role": "user", "content": nested(300)}],
+    }
     reply = gateway.post(path, encode(body))
     check(path, reply, fuzzing=False)
     assert reply.status == 400 and not reply.upstream, reply

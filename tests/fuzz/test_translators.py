@@ -37,24 +37,60 @@ from tests.fuzz import seeds
 from tests.fuzz.mutations import ROUTE_CONFIGS, fuzz_settings, json_values, mutated
 
 ADAPTERS: list[tuple[Adapter, ProviderSpec]] = [
-    (OpenAICompatAdapter(), ProviderSpec(name="up", type="openai_compatible",
-                                         base_url="https://api.example.test/v1", api_key="k")),
-    (AnthropicAdapter(), ProviderSpec(name="claude", type="anthropic",
-                                      base_url="https://api.anthropic.com/v1", api_key="k")),
-    (GeminiAdapter(), ProviderSpec(name="gemini", type="gemini",
-                                   base_url="https://generativelanguage.googleapis.com/v1beta",
-                                   api_key="k")),
-    (VertexAdapter(), ProviderSpec(name="vertex", type="vertex",
-                                   base_url="https://us-central1-aiplatform.googleapis.com/v1",
-                                   api_key=None, project="p", location="us-central1")),
-    (BedrockAdapter(), ProviderSpec(name="bedrock", type="bedrock",
-                                    base_url="https://bedrock-runtime.us-east-1.amazonaws.com",
-                                    api_key=None, region="us-east-1",
-                                    aws_access_key_id="AKIDEXAMPLE",
-                                    aws_secret_access_key="secret")),
-    (AzureOpenAIAdapter(), ProviderSpec(name="azure", type="azure",
-                                        base_url="https://r.openai.azure.com/openai/",
-                                        api_key="k", api_version="2024-10-21")),
+    (
+        OpenAICompatAdapter(),
+        ProviderSpec(
+            name="up", type="openai_compatible", base_url="https://api.example.test/v1", api_key="k"
+        ),
+    ),
+    (
+        AnthropicAdapter(),
+        ProviderSpec(
+            name="claude", type="anthropic", base_url="https://api.anthropic.com/v1", api_key="k"
+        ),
+    ),
+    (
+        GeminiAdapter(),
+        ProviderSpec(
+            name="gemini",
+            type="gemini",
+            base_url="https://generativelanguage.googleapis.com/v1beta",
+            api_key="k",
+        ),
+    ),
+    (
+        VertexAdapter(),
+        ProviderSpec(
+            name="vertex",
+            type="vertex",
+            base_url="https://us-central1-aiplatform.googleapis.com/v1",
+            api_key=None,
+            project="p",
+            location="us-central1",
+        ),
+    ),
+    (
+        BedrockAdapter(),
+        ProviderSpec(
+            name="bedrock",
+            type="bedrock",
+            base_url="https://bedrock-runtime.us-east-1.amazonaws.com",
+            api_key=None,
+            region="us-east-1",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="secret",
+        ),
+    ),
+    (
+        AzureOpenAIAdapter(),
+        ProviderSpec(
+            name="azure",
+            type="azure",
+            base_url="https://r.openai.azure.com/openai/",
+            api_key="k",
+            api_version="2024-10-21",
+        ),
+    ),
 ]
 
 
@@ -126,8 +162,9 @@ def test_messages_body_translates_or_is_refused(body: dict[str, Any]) -> None:
     if body is None:
         return
     try:
-        native = AnthropicAdapter().messages_request(ADAPTERS[1][1], body, "m",
-                                                     bool(body.get("stream")), None)
+        native = AnthropicAdapter().messages_request(
+            ADAPTERS[1][1], body, "m", bool(body.get("stream")), None
+        )
         orjson.loads(native.body)
     except GatewayError as exc:
         assert 400 <= exc.status < 500, exc
@@ -157,9 +194,11 @@ def test_responses_body_translates_or_is_refused(body: dict[str, Any]) -> None:
         _sendable(adapter, spec, chat, bool(chat.get("stream")))
 
 
-@pytest.mark.parametrize("endpoint", [ChatCompletionsCodec(), EmbeddingsCodec(),
-                                      MessagesCodec(), ResponsesCodec()],
-                         ids=["chat", "embeddings", "messages", "responses"])
+@pytest.mark.parametrize(
+    "endpoint",
+    [ChatCompletionsCodec(), EmbeddingsCodec(), MessagesCodec(), ResponsesCodec()],
+    ids=["chat", "embeddings", "messages", "responses"],
+)
 @fuzz_settings(100)
 @given(body=json_values)
 def test_any_json_is_validated_cleanly(endpoint: Any, body: Any) -> None:

@@ -34,8 +34,9 @@ ROW_POLLS = 500
 class InProcessGateway:
     """One application instance, started with its lifespan, and a client bound to it."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any],
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.database_url = f"sqlite+aiosqlite:///{workdir / 'llmrelay.db'}"
@@ -58,8 +59,8 @@ class InProcessGateway:
         await self._stack.enter_async_context(lifespan(self.app))
         transport = httpx.ASGITransport(app=self.app, client=("127.0.0.1", 50000))
         self.client = await self._stack.enter_async_context(
-            httpx.AsyncClient(transport=transport, base_url="http://gateway.test",
-                              timeout=30))
+            httpx.AsyncClient(transport=transport, base_url="http://gateway.test", timeout=30)
+        )
         self._engine = database.create_engine(self.database_url)
         return self
 
@@ -85,8 +86,9 @@ class InProcessGateway:
             await asyncio.sleep(0.02)
         raise AssertionError(f"{len(rows)} of {count} rows: {sql}")
 
-    async def post(self, path: str, body: Any, key: str | None = None,
-                   **headers: str) -> httpx.Response:
+    async def post(
+        self, path: str, body: Any, key: str | None = None, **headers: str
+    ) -> httpx.Response:
         h = dict(headers)
         if key is not None:
             h["authorization"] = f"Bearer {key}"

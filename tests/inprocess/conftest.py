@@ -15,18 +15,27 @@ from tests.inprocess.app_client import InProcessGateway
 def base_config(upstream: MockUpstream) -> dict[str, Any]:
     return {
         "providers": [
-            {"name": "up", "type": "openai_compatible", "base_url": upstream.base_url,
-             "api_key": "upstream-secret-key-123"},
-            {"name": "claude", "type": "anthropic", "base_url": upstream.base_url,
-             "api_key": "sk-ant-test"},
+            {
+                "name": "up",
+                "type": "openai_compatible",
+                "base_url": upstream.base_url,
+                "api_key": "upstream-secret-key-123",
+            },
+            {
+                "name": "claude",
+                "type": "anthropic",
+                "base_url": upstream.base_url,
+                "api_key": "sk-ant-test",
+            },
         ],
         "models": [{"name": "gpt-4o-mini", "provider": "up", "model": "gpt-4o-mini"}],
     }
 
 
 @pytest.fixture(scope="module")
-async def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-             ) -> AsyncIterator[InProcessGateway]:
+async def gw(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[InProcessGateway]:
     gateway = InProcessGateway(tmp_path_factory.mktemp("inprocess"), base_config(upstream))
     await gateway.start()
     yield gateway

@@ -13,8 +13,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 Message = MutableMapping[str, Any]
-ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Message]],
-                    Callable[[Message], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [dict[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    Awaitable[None],
+]
 
 
 class LifespanFailed(RuntimeError):
@@ -30,8 +32,7 @@ async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
     async def send(message: Message) -> None:
         await outbox.put(message)
 
-    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
-             "state": {}}
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
     task = asyncio.create_task(app(scope, inbox.get, send))
 
     async def reply(expected: str) -> None:

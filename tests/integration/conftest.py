@@ -16,12 +16,26 @@ def core_config(upstream: MockUpstream) -> dict[str, Any]:
     return {
         "max_body_bytes": 65536,
         "providers": [
-            {"name": "up", "type": "openai_compatible", "base_url": upstream.base_url,
-             "api_key": "upstream-secret-key-123"},
-            {"name": "slow", "type": "openai_compatible", "base_url": upstream.base_url,
-             "api_key": "upstream-secret-key-123", "timeout": 0.5},
-            {"name": "dead", "type": "openai_compatible", "base_url": dead,
-             "api_key": "x", "connect_timeout": 1},
+            {
+                "name": "up",
+                "type": "openai_compatible",
+                "base_url": upstream.base_url,
+                "api_key": "upstream-secret-key-123",
+            },
+            {
+                "name": "slow",
+                "type": "openai_compatible",
+                "base_url": upstream.base_url,
+                "api_key": "upstream-secret-key-123",
+                "timeout": 0.5,
+            },
+            {
+                "name": "dead",
+                "type": "openai_compatible",
+                "base_url": dead,
+                "api_key": "x",
+                "connect_timeout": 1,
+            },
         ],
         "models": [{"name": "gpt-4o-mini", "provider": "up", "model": "gpt-4o-mini"}],
         "aliases": {"my-gpt4": "up/gpt-4"},

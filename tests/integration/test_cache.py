@@ -36,32 +36,48 @@ from tests.sdk_streams import read_chat_stream
 
 
 class Harness:
-    def __init__(self, gateway: Gateway, http: httpx.AsyncClient, key: str,
-                 upstream: MockUpstream, http2: httpx2.AsyncClient) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        http: httpx.AsyncClient,
+        key: str,
+        upstream: MockUpstream,
+        http2: httpx2.AsyncClient,
+    ) -> None:
         self.gateway, self.http, self.key, self.upstream = gateway, http, key, upstream
         self.mock_calls = 0
-        self.oai = openai.AsyncOpenAI(base_url="http://gateway/v1", api_key=key,
-                                      http_client=http, max_retries=0)
-        self.claude = anthropic.AsyncAnthropic(base_url="http://gateway", api_key=key,
-                                               http_client=http2, max_retries=0)
+        self.oai = openai.AsyncOpenAI(
+            base_url="http://gateway/v1", api_key=key, http_client=http, max_retries=0
+        )
+        self.claude = anthropic.AsyncAnthropic(
+            base_url="http://gateway", api_key=key, http_client=http2, max_retries=0
+        )
 
     def calls(self) -> int:
         """Upstream calls so far: the built-in mock's and the mock server's."""
         return self.mock_calls + len(self.upstream.requests)
 
-    async def post(self, path: str, body: dict[str, Any], key: str | None = None,
-                   **headers: str) -> httpx.Response:
-        return await self.http.post(path, json=body, headers={
-            "authorization": f"Bearer {key or self.key}", "anthropic-version": "2023-06-01",
-            **{k.replace("_", "-"): v for k, v in headers.items()}})
+    async def post(
+        self, path: str, body: dict[str, Any], key: str | None = None, **headers: str
+    ) -> httpx.Response:
+        return await self.http.post(
+            path,
+            json=body,
+            headers={
+                "authorization": f"Bearer {key or self.key}",
+                "anthropic-version": "2023-06-01",
+                **{k.replace("_", "-"): v for k, v in headers.items()},
+            },
+        )
 
     async def rows(self, request_id: str) -> tuple[RequestRow, UsageRecord | None]:
         """The call's requests row and usage row, once the writer has flushed them."""
         services = self.gateway.services
         for _ in range(200):
             async with services.sessions() as session:
-                row = await session.scalar(select(RequestRow).where(
-                    RequestRow.request_id == request_id))
+                row = await session.scalar(
+                    select(RequestRow).where(RequestRow.request_id == request_id)
+                )
                 usage = await session.get(UsageRecord, row.id) if row is not None else None
             if row is not None:
                 return row, usage
@@ -79,32 +95,64 @@ class _Counting:
 
 
 @pytest.fixture(scope="module")
-async def gw(tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream
-             ) -> AsyncIterator[Harness]:
+async def gw(
+    tmp_path_factory: pytest.TempPathFactory, upstream: MockUpstream
+) -> AsyncIterator[Harness]:
     directory: Path = tmp_path_factory.mktemp("cache")
-    settings = load_settings(env={}, overrides={
-        "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}", "log_file": "none",
-        "auto_providers": False, "provider_reload_interval": 0, "log_flush_interval": 0.02,
-        "plugins": {"cache": {"ttl": 600}}, "aliases": {"fast-echo": "mock/echo"},
-        # Widening whose answers a call reads is the operator's: stored configs only.
-        "route_configs": {
-            "shared": {"cache": {"scope": "global"}},
-            "loose": {"cache": {"mode": "semantic", "threshold": 0.8,
-                                "embedding_model": "mock/bag-of-words"}}},
-        "prices": {"mock/echo": {"input_cost_per_token": "0.000001",
-                                 "output_cost_per_token": "0.000002"}},
-        "providers": [
-            {"name": "claude", "type": "anthropic", "base_url": upstream.base_url,
-             "api_key": "sk-ant-upstream-1234"},
-            {"name": "oai", "type": "openai", "base_url": upstream.base_url,
-             "api_key": "sk-upstream-abcdefgh"},
-        ]})
+    settings = load_settings(
+        env={},
+        overrides={
+            "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}",
+            "log_file": "none",
+            "auto_providers": False,
+            "provider_reload_interval": 0,
+            "log_flush_interval": 0.02,
+            "plugins": {"cache": {"ttl": 600}},
+            "aliases": {"fast-echo": "mock/echo"},
+            # Widening whose answers a call reads is the operator's: stored configs only.
+            "route_configs": {
+                "shared": {"cache": {"scope": "global"}},
+                "loose": {
+                    "cache": {
+                        "mode": "semantic",
+                        "threshold": 0.8,
+                        "embedding_model": "mock/bag-of-words",
+                    }
+                },
+            },
+            "prices": {
+                "mock/echo": {
+                    "input_cost_per_token": "0.000001",
+                    "output_cost_per_token": "0.000002",
+                }
+            },
+            "providers": [
+                {
+                    "name": "claude",
+                    "type": "anthropic",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-ant-upstream-1234",
+                },
+                {
+                    "name": "oai",
+                    "type": "openai",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-upstream-abcdefgh",
+                },
+            ],
+        },
+    )
     gateway = Gateway(settings, env={})
     await gateway.startup()
     key, _ = await create_key(gateway.services.sessions, "cache")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway),
-                                 base_url="http://gateway") as http, httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=gateway), base_url="http://gateway") as http2:
+    async with (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=gateway), base_url="http://gateway"
+        ) as http,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=gateway), base_url="http://gateway"
+        ) as http2,
+    ):
         # The anthropic SDK is built on httpx2 and refuses an httpx client.
         harness = Harness(gateway, http, key, upstream, http2)
         mock = gateway.services.registry.get("mock")
@@ -127,12 +175,14 @@ async def test_chat_miss_then_hit_in_both_forms_from_one_entry(gw: Harness) -> N
     text = _question()
     before = gw.calls()
     first = await gw.oai.chat.completions.with_raw_response.create(
-        model="mock/echo", messages=[{"role": "user", "content": text}])
+        model="mock/echo", messages=[{"role": "user", "content": text}]
+    )
     assert first.headers["x-llmrelay-cache"] == "MISS"
     answer = first.parse().choices[0].message.content
     assert answer == text and gw.calls() == before + 1
     second = await gw.oai.chat.completions.with_raw_response.create(
-        model="mock/echo", messages=[{"role": "user", "content": text}])
+        model="mock/echo", messages=[{"role": "user", "content": text}]
+    )
     assert second.headers["x-llmrelay-cache"] == "HIT"
     assert int(second.headers["x-llmrelay-cache-age"]) >= 0
     assert second.headers["x-llmrelay-provider"] == "mock"
@@ -141,8 +191,11 @@ async def test_chat_miss_then_hit_in_both_forms_from_one_entry(gw: Harness) -> N
     assert hit.choices[0].message.content == answer and hit.usage is not None
     # The same entry, replayed as a stream the SDK parses, usage included when asked.
     stream = await gw.oai.chat.completions.create(
-        model="mock/echo", messages=[{"role": "user", "content": text}], stream=True,
-        stream_options={"include_usage": True})
+        model="mock/echo",
+        messages=[{"role": "user", "content": text}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = [c async for c in stream]
     got, usage, finish = read_chat_stream(chunks)
     assert (got, finish) == (answer, "stop")
@@ -154,7 +207,8 @@ async def test_a_streamed_answer_is_stored_and_serves_both_forms(gw: Harness) ->
     text = _question()
     before = gw.calls()
     async with gw.oai.chat.completions.stream(
-            model="mock/echo", messages=[{"role": "user", "content": text}]) as stream:
+        model="mock/echo", messages=[{"role": "user", "content": text}]
+    ) as stream:
         streamed = (await stream.get_final_completion()).choices[0].message.content
     assert streamed == text
     whole = await gw.post("/v1/chat/completions", _chat(text))
@@ -162,7 +216,8 @@ async def test_a_streamed_answer_is_stored_and_serves_both_forms(gw: Harness) ->
     assert whole.json()["choices"][0]["message"]["content"] == text
     assert whole.json()["usage"]["completion_tokens"] > 0  # usage known though not asked
     async with gw.oai.chat.completions.stream(
-            model="mock/echo", messages=[{"role": "user", "content": text}]) as again:
+        model="mock/echo", messages=[{"role": "user", "content": text}]
+    ) as again:
         replayed = await again.get_final_completion()
     assert replayed.choices[0].message.content == text
     assert gw.calls() == before + 1
@@ -173,17 +228,25 @@ async def test_the_key_is_the_resolved_target_not_the_name_asked_for(gw: Harness
     assert (await gw.post("/v1/chat/completions", body)).headers["x-llmrelay-cache"] == "MISS"
     alias = await gw.post("/v1/chat/completions", {**body, "model": "fast-echo"})
     assert alias.headers["x-llmrelay-cache"] == "HIT"
-    routed = orjson.dumps({"provider": "mock", "model": "echo",
-                           "override_params": {"temperature": 0}}).decode()
+    routed = orjson.dumps(
+        {"provider": "mock", "model": "echo", "override_params": {"temperature": 0}}
+    ).decode()
     changed = await gw.post("/v1/chat/completions", body, x_llmrelay_config=routed)
     assert changed.headers["x-llmrelay-cache"] == "MISS"  # another parameter: another answer
 
 
 async def test_tool_calls_replay_as_stream_deltas(gw: Harness) -> None:
-    tool = {"type": "function", "function": {
-        "name": "get_weather", "parameters": {
-            "type": "object", "properties": {"city": {"type": "string"}},
-            "required": ["city"]}}}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
     body = _chat(f"weather in Paris {_question()}", tools=[tool], tool_choice="required")
     first = await gw.post("/v1/chat/completions", body)
     call = first.json()["choices"][0]["message"]["tool_calls"][0]
@@ -198,8 +261,11 @@ async def test_tool_calls_replay_as_stream_deltas(gw: Harness) -> None:
 async def test_messages_translated_hit_and_stream_replay(gw: Harness) -> None:
     text = _question()
     before = gw.calls()
-    kwargs: dict[str, Any] = {"model": "mock/echo", "max_tokens": 100,
-                              "messages": [{"role": "user", "content": text}]}
+    kwargs: dict[str, Any] = {
+        "model": "mock/echo",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": text}],
+    }
     first = await gw.claude.messages.with_raw_response.create(**kwargs)
     assert first.headers["x-llmrelay-cache"] == "MISS"
     second = await gw.claude.messages.with_raw_response.create(**kwargs)
@@ -214,8 +280,11 @@ async def test_messages_translated_hit_and_stream_replay(gw: Harness) -> None:
 
 
 async def test_messages_passed_through_serve_both_forms_from_one_message(gw: Harness) -> None:
-    kwargs: dict[str, Any] = {"model": "claude/claude-sonnet-4-5", "max_tokens": 100,
-                              "messages": [{"role": "user", "content": _question()}]}
+    kwargs: dict[str, Any] = {
+        "model": "claude/claude-sonnet-4-5",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": _question()}],
+    }
     before = gw.calls()
     first = await gw.claude.messages.create(**kwargs)
     second = await gw.claude.messages.with_raw_response.create(**kwargs)
@@ -271,10 +340,13 @@ async def test_embeddings_hit(gw: Harness) -> None:
     first = await gw.oai.embeddings.with_raw_response.create(model="mock/echo", input=text)
     second = await gw.oai.embeddings.with_raw_response.create(model="mock/echo", input=text)
     assert (first.headers["x-llmrelay-cache"], second.headers["x-llmrelay-cache"]) == (
-        "MISS", "HIT")
+        "MISS",
+        "HIT",
+    )
     assert second.parse().data[0].embedding == first.parse().data[0].embedding
     other = await gw.oai.embeddings.with_raw_response.create(  # the SDK asks for base64
-        model="mock/echo", input=text, encoding_format="float")
+        model="mock/echo", input=text, encoding_format="float"
+    )
     assert other.headers["x-llmrelay-cache"] == "MISS"  # another format: another entry
     assert gw.calls() == before + 2
 
@@ -287,8 +359,12 @@ async def test_keys_never_see_each_others_entries_unless_the_config_widens_scope
     assert (await gw.post("/v1/chat/completions", body)).headers["x-llmrelay-cache"] == "MISS"
     theirs = await gw.post("/v1/chat/completions", body, key=other)
     assert theirs.headers["x-llmrelay-cache"] == "MISS"
-    refused = await gw.post("/v1/chat/completions", body, key=other, x_llmrelay_config=(
-        orjson.dumps({"cache": {"scope": "global"}}).decode()))
+    refused = await gw.post(
+        "/v1/chat/completions",
+        body,
+        key=other,
+        x_llmrelay_config=(orjson.dumps({"cache": {"scope": "global"}}).decode()),
+    )
     assert refused.status_code == 400  # a client may not widen it in a header config
     shared = "shared"  # a stored config: the operator's
     body = _chat(_question())
@@ -301,6 +377,7 @@ async def test_keys_never_see_each_others_entries_unless_the_config_widens_scope
 
 async def test_request_headers_bypass_no_store_refresh_and_namespace(gw: Harness) -> None:
     body = _chat(_question())
+
     async def result(**headers: str) -> str:
         resp = await gw.post("/v1/chat/completions", body, **headers)
         assert resp.status_code == 200, resp.text
@@ -336,8 +413,11 @@ async def test_an_entry_expires_after_its_ttl(gw: Harness) -> None:
 
 async def test_answers_cut_by_max_tokens_are_not_stored(gw: Harness) -> None:
     # The mock upstream's Anthropic cuts the reply at max_tokens words: finish "length".
-    body = {"model": "claude/claude-sonnet-4-5", "max_tokens": 2,
-            "messages": [{"role": "user", "content": "one two three four " + _question()}]}
+    body = {
+        "model": "claude/claude-sonnet-4-5",
+        "max_tokens": 2,
+        "messages": [{"role": "user", "content": "one two three four " + _question()}],
+    }
     first = await gw.post("/v1/messages", body)
     assert first.json()["stop_reason"] == "max_tokens"
     assert (await gw.post("/v1/messages", body)).headers["x-llmrelay-cache"] == "MISS"
@@ -349,10 +429,12 @@ async def test_answers_cut_by_max_tokens_are_not_stored(gw: Harness) -> None:
 
 async def test_a_hit_leaves_a_row_with_cost_zero_and_the_cost_saved(gw: Harness) -> None:
     body = _chat(_question())
-    miss = await gw.post("/v1/chat/completions", body, x_request_id="cache-miss-row-"
-                         + uuid.uuid4().hex)
-    hit = await gw.post("/v1/chat/completions", body, x_request_id="cache-hit-row-"
-                        + uuid.uuid4().hex)
+    miss = await gw.post(
+        "/v1/chat/completions", body, x_request_id="cache-miss-row-" + uuid.uuid4().hex
+    )
+    hit = await gw.post(
+        "/v1/chat/completions", body, x_request_id="cache-hit-row-" + uuid.uuid4().hex
+    )
     miss_row, miss_usage = await gw.rows(miss.headers["x-request-id"])
     hit_row, hit_usage = await gw.rows(hit.headers["x-request-id"])
     assert miss_row.cache == "MISS" and miss_row.cost_nanos and miss_row.cost_nanos > 0
@@ -376,8 +458,11 @@ async def test_invalid_cache_options_in_a_config_are_refused(gw: Harness) -> Non
 
 
 async def test_errors_and_cut_streams_are_not_stored(gw: Harness) -> None:
-    body = {"model": "claude/claude-sonnet-4-5", "max_tokens": 100,
-            "messages": [{"role": "user", "content": _question()}]}
+    body = {
+        "model": "claude/claude-sonnet-4-5",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": _question()}],
+    }
     gw.upstream.script(Behaviour(status=529))
     failed = await gw.post("/v1/messages", body)
     assert failed.status_code >= 500
@@ -412,7 +497,9 @@ async def test_an_answer_an_outer_plugin_ended_is_not_stored(gw: Harness) -> Non
     normal = services.plugins
     services.plugins = PluginSelector(
         {"ender": lambda options: _EndStreams(), "cache": services.cache.plugin},
-        normal.builtins, {"ender": {}, "cache": {}})
+        normal.builtins,
+        {"ender": {}, "cache": {}},
+    )
     body = _chat(_question(), stream=True)
     try:
         flagged = await gw.post("/v1/chat/completions", body)
@@ -425,8 +512,7 @@ async def test_an_answer_an_outer_plugin_ended_is_not_stored(gw: Harness) -> Non
 
 
 async def test_hits_count_against_rate_limits(gw: Harness) -> None:
-    limited, _ = await create_key(gw.gateway.services.sessions, f"rpm-{uuid.uuid4().hex}",
-                                  rpm=2)
+    limited, _ = await create_key(gw.gateway.services.sessions, f"rpm-{uuid.uuid4().hex}", rpm=2)
     body = _chat(_question())
     results = [await gw.post("/v1/chat/completions", body, key=limited) for _ in range(3)]
     assert [r.headers.get("x-llmrelay-cache") for r in results[:2]] == ["MISS", "HIT"]
@@ -440,13 +526,18 @@ async def test_a_key_selects_the_cache_in_its_metadata(gw: Harness) -> None:
     try:
         plain = await gw.post("/v1/chat/completions", _chat(_question()))
         assert "x-llmrelay-cache" not in plain.headers  # no cache selected
-        key, _ = await create_key(services.sessions, f"meta-{uuid.uuid4().hex}",
-                                  metadata={"plugins": {"cache": {"ttl": 60}}})
+        key, _ = await create_key(
+            services.sessions,
+            f"meta-{uuid.uuid4().hex}",
+            metadata={"plugins": {"cache": {"ttl": 60}}},
+        )
         body = _chat(_question())
         first = await gw.post("/v1/chat/completions", body, key=key)
         second = await gw.post("/v1/chat/completions", body, key=key)
         assert (first.headers["x-llmrelay-cache"], second.headers["x-llmrelay-cache"]) == (
-            "MISS", "HIT")
+            "MISS",
+            "HIT",
+        )
         config = orjson.dumps({"cache": {"mode": "simple"}}).decode()
         routed = await gw.post("/v1/chat/completions", body, x_llmrelay_config=config)
         assert routed.headers["x-llmrelay-cache"] == "MISS"  # a route config selects it too
@@ -454,8 +545,9 @@ async def test_a_key_selects_the_cache_in_its_metadata(gw: Harness) -> None:
         services.plugins = normal
 
 
-SEMANTIC = orjson.dumps({"cache": {"mode": "semantic",
-                                   "embedding_model": "mock/bag-of-words"}}).decode()
+SEMANTIC = orjson.dumps(
+    {"cache": {"mode": "semantic", "embedding_model": "mock/bag-of-words"}}
+).decode()
 
 
 async def test_semantic_hit_on_a_paraphrase_and_miss_on_a_near_miss(gw: Harness) -> None:
@@ -466,23 +558,33 @@ async def test_semantic_hit_on_a_paraphrase_and_miss_on_a_near_miss(gw: Harness)
     first = await gw.post("/v1/chat/completions", _chat(asked), x_llmrelay_config=SEMANTIC)
     assert first.headers["x-llmrelay-cache"] == "MISS"
     before = gw.calls()
-    paraphrase = await gw.post("/v1/chat/completions", _chat(f"the CAPITAL of {topic} is what"),
-                               x_llmrelay_config=SEMANTIC)
+    paraphrase = await gw.post(
+        "/v1/chat/completions", _chat(f"the CAPITAL of {topic} is what"), x_llmrelay_config=SEMANTIC
+    )
     assert paraphrase.headers["x-llmrelay-cache"] == "SEMANTIC"
     assert float(paraphrase.headers["x-llmrelay-cache-similarity"]) > 0.99
     assert paraphrase.json()["choices"][0]["message"]["content"] == asked  # the stored one
     assert gw.calls() == before + 1  # the question's embedding; no chat call upstream
-    near = await gw.post("/v1/chat/completions", _chat(f"What is the population of {topic}?"),
-                         x_llmrelay_config=SEMANTIC)
+    near = await gw.post(
+        "/v1/chat/completions",
+        _chat(f"What is the population of {topic}?"),
+        x_llmrelay_config=SEMANTIC,
+    )
     assert near.headers["x-llmrelay-cache"] == "MISS"
     # A lower threshold in the config lets it match; a request may only raise it.
     loose = "loose"  # a stored config: a client may not lower the threshold in a header
     other = _chat(f"What is the capital city of {topic}?")  # 6 of 7 words shared: ~0.93
-    tight = await gw.post("/v1/chat/completions", other, x_llmrelay_config=loose,
-                          x_llmrelay_cache_threshold="0.97", cache_control="no-store")
+    tight = await gw.post(
+        "/v1/chat/completions",
+        other,
+        x_llmrelay_config=loose,
+        x_llmrelay_cache_threshold="0.97",
+        cache_control="no-store",
+    )
     assert tight.headers["x-llmrelay-cache"] == "MISS"
-    matched = await gw.post("/v1/chat/completions", other, x_llmrelay_config=loose,
-                            cache_control="no-store")
+    matched = await gw.post(
+        "/v1/chat/completions", other, x_llmrelay_config=loose, cache_control="no-store"
+    )
     assert matched.headers["x-llmrelay-cache"] == "SEMANTIC"
     # The same question in another context (another system prompt) is not a match.
     system = {"role": "system", "content": "Answer in French."}
@@ -494,26 +596,36 @@ async def test_semantic_hit_on_a_paraphrase_and_miss_on_a_near_miss(gw: Harness)
 
 async def test_semantic_hits_on_messages_and_responses_streams(gw: Harness) -> None:
     topic = uuid.uuid4().hex[:8]
-    await gw.post("/v1/responses", {"model": "mock/echo", "input": f"Who founded {topic}?"},
-                  x_llmrelay_config=SEMANTIC)
-    similar = await gw.post("/v1/responses", {"model": "mock/echo", "stream": True,
-                                              "input": f"who FOUNDED {topic}"},
-                            x_llmrelay_config=SEMANTIC)
+    await gw.post(
+        "/v1/responses",
+        {"model": "mock/echo", "input": f"Who founded {topic}?"},
+        x_llmrelay_config=SEMANTIC,
+    )
+    similar = await gw.post(
+        "/v1/responses",
+        {"model": "mock/echo", "stream": True, "input": f"who FOUNDED {topic}"},
+        x_llmrelay_config=SEMANTIC,
+    )
     assert similar.headers["x-llmrelay-cache"] == "SEMANTIC"
     assert b"response.completed" in similar.content
-    body = {"model": "mock/echo", "max_tokens": 50,
-            "messages": [{"role": "user", "content": f"Where is {topic} based?"}]}
+    body = {
+        "model": "mock/echo",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": f"Where is {topic} based?"}],
+    }
     await gw.post("/v1/messages", body, x_llmrelay_config=SEMANTIC)
-    body["messages"] = [{"role": "user", "content": [
-        {"type": "text", "text": f"{topic} is based where?"}]}]
+    body["messages"] = [
+        {"role": "user", "content": [{"type": "text", "text": f"{topic} is based where?"}]}
+    ]
     again = await gw.post("/v1/messages", body, x_llmrelay_config=SEMANTIC)
     assert again.headers["x-llmrelay-cache"] == "SEMANTIC"
     assert again.json()["content"][0]["text"] == f"Where is {topic} based?"
 
 
 async def test_semantic_mode_without_a_working_embedder_is_exact(gw: Harness) -> None:
-    broken = orjson.dumps({"cache": {"mode": "semantic",
-                                     "embedding_model": "nowhere/none"}}).decode()
+    broken = orjson.dumps(
+        {"cache": {"mode": "semantic", "embedding_model": "nowhere/none"}}
+    ).decode()
     body = _chat(_question())
     first = await gw.post("/v1/chat/completions", body, x_llmrelay_config=broken)
     second = await gw.post("/v1/chat/completions", body, x_llmrelay_config=broken)
@@ -525,7 +637,9 @@ async def test_semantic_mode_without_a_working_embedder_is_exact(gw: Harness) ->
     first = await gw.post("/v1/chat/completions", body, x_llmrelay_config=seed)
     second = await gw.post("/v1/chat/completions", body, x_llmrelay_config=seed)
     assert (first.headers["x-llmrelay-cache"], second.headers["x-llmrelay-cache"]) == (
-        "MISS", "HIT")
+        "MISS",
+        "HIT",
+    )
 
 
 async def test_seed_004_metadata_in_chat_bodies_when_configured(gw: Harness) -> None:
@@ -547,17 +661,28 @@ async def test_seed_004_metadata_in_chat_bodies_when_configured(gw: Harness) -> 
 async def test_reasoning_is_replayed_in_a_chat_stream(gw: Harness) -> None:
     # Anthropic's thinking, translated to chat (reasoning_content), stored once, then
     # replayed as chat chunks carrying the reasoning deltas.
-    body = _chat(_question(), model="claude/claude-sonnet-4-5", max_tokens=200,
-                 thinking={"type": "enabled", "budget_tokens": 100})
+    body = _chat(
+        _question(),
+        model="claude/claude-sonnet-4-5",
+        max_tokens=200,
+        thinking={"type": "enabled", "budget_tokens": 100},
+    )
     first = (await gw.post("/v1/chat/completions", body)).json()
     reasoning = first["choices"][0]["message"]["reasoning_content"]
     assert reasoning.startswith("The user wrote")
     replay = await gw.post("/v1/chat/completions", {**body, "stream": True})
     assert replay.headers["x-llmrelay-cache"] == "HIT"
-    chunks = [orjson.loads(event_data(e) or b"{}") for e in EventSplitter().feed(
-        replay.content) if event_data(e) not in (None, b"[DONE]")]
-    assert "".join(c["choices"][0]["delta"].get("reasoning_content") or ""
-                   for c in chunks if c["choices"]) == reasoning
+    chunks = [
+        orjson.loads(event_data(e) or b"{}")
+        for e in EventSplitter().feed(replay.content)
+        if event_data(e) not in (None, b"[DONE]")
+    ]
+    assert (
+        "".join(
+            c["choices"][0]["delta"].get("reasoning_content") or "" for c in chunks if c["choices"]
+        )
+        == reasoning
+    )
 
 
 async def test_a_hit_costs_nothing_against_the_keys_budget(gw: Harness) -> None:
@@ -566,19 +691,20 @@ async def test_a_hit_costs_nothing_against_the_keys_budget(gw: Harness) -> None:
     from llmrelay.store.schema import MonthlyUsageSummary
 
     services = gw.gateway.services
-    budgeted, record = await create_key(services.sessions, f"budget-{uuid.uuid4().hex}",
-                                        budget=Decimal("1"))
+    budgeted, record = await create_key(
+        services.sessions, f"budget-{uuid.uuid4().hex}", budget=Decimal("1")
+    )
     body = _chat(_question())
     miss = await gw.post("/v1/chat/completions", body, key=budgeted)
     hit = await gw.post("/v1/chat/completions", body, key=budgeted)
-    assert (miss.headers["x-llmrelay-cache"], hit.headers["x-llmrelay-cache"]) == (
-        "MISS", "HIT")
+    assert (miss.headers["x-llmrelay-cache"], hit.headers["x-llmrelay-cache"]) == ("MISS", "HIT")
     miss_row, _ = await gw.rows(miss.headers["x-request-id"])
     await gw.rows(hit.headers["x-request-id"])
     for _ in range(100):  # the summary is written with the rows' batch
         async with services.sessions() as session:
-            summary = await session.scalar(select(MonthlyUsageSummary).where(
-                MonthlyUsageSummary.api_key_id == record.id))
+            summary = await session.scalar(
+                select(MonthlyUsageSummary).where(MonthlyUsageSummary.api_key_id == record.id)
+            )
         if summary is not None and summary.total_requests == 2:
             break
         await asyncio.sleep(0.05)
@@ -589,8 +715,9 @@ async def test_a_hit_costs_nothing_against_the_keys_budget(gw: Harness) -> None:
 async def test_an_answer_a_guardrail_found_pii_in_is_not_stored(gw: Harness) -> None:
     """Issue 10: "anything a guardrail flagged" is never kept (the cache is the outer
     plug-in; its finish step sees the guardrails' findings)."""
-    config = orjson.dumps({"guardrails": {"input": [
-        {"type": "pii_detection", "action": "flag"}]}}).decode()
+    config = orjson.dumps(
+        {"guardrails": {"input": [{"type": "pii_detection", "action": "flag"}]}}
+    ).decode()
     body = _chat(f"write to ana@example.com {_question()}")
     first = await gw.post("/v1/chat/completions", body, x_llmrelay_config=config)
     assert first.status_code == 200 and first.headers["x-llmrelay-cache"] == "MISS"
@@ -598,5 +725,6 @@ async def test_an_answer_a_guardrail_found_pii_in_is_not_stored(gw: Harness) -> 
     assert again.headers["x-llmrelay-cache"] == "MISS"
     clean = _chat(_question())
     await gw.post("/v1/chat/completions", clean, x_llmrelay_config=config)
-    assert (await gw.post("/v1/chat/completions", clean, x_llmrelay_config=config)
-            ).headers["x-llmrelay-cache"] == "HIT"
+    assert (await gw.post("/v1/chat/completions", clean, x_llmrelay_config=config)).headers[
+        "x-llmrelay-cache"
+    ] == "HIT"

@@ -26,22 +26,23 @@ from tests.private_services import PrivateRedis
 from tests.services import REDIS_HOST, REDIS_PORT
 
 
-def _ask(client: openai.OpenAI, text: str, stream: bool = False,
-         headers: dict[str, str] | None = None) -> tuple[str, str]:
+def _ask(
+    client: openai.OpenAI, text: str, stream: bool = False, headers: dict[str, str] | None = None
+) -> tuple[str, str]:
     """``(answer text, x-llmrelay-cache)`` of one chat call."""
     messages: Any = [{"role": "user", "content": text}]
     if stream:
         with client.chat.completions.with_streaming_response.create(
-                model="mock/echo", messages=messages, stream=True,
-                extra_headers=headers) as resp:
+            model="mock/echo", messages=messages, stream=True, extra_headers=headers
+        ) as resp:
             parts = []
             for chunk in resp.parse():
                 if chunk.choices:
                     parts.append(chunk.choices[0].delta.content or "")
             return "".join(parts), resp.headers["x-llmrelay-cache"]
-    raw = client.chat.completions.with_raw_response.create(model="mock/echo",
-                                                           messages=messages,
-                                                           extra_headers=headers)
+    raw = client.chat.completions.with_raw_response.create(
+        model="mock/echo", messages=messages, extra_headers=headers
+    )
     return raw.parse().choices[0].message.content or "", raw.headers["x-llmrelay-cache"]
 
 
@@ -57,14 +58,17 @@ def _until(check: Callable[[], bool], seconds: float = 10.0) -> bool:
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_two_instances_share_one_cache(
-    make_postgres_db: Callable[[], str], redis_server: None,
+    make_postgres_db: Callable[[], str],
+    redis_server: None,
     start_gateway: Callable[..., GatewayProcess],
 ) -> None:
     config: dict[str, Any] = {
         "database_url": make_postgres_db(),
         "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
-        "redis_prefix": f"{{cache-{uuid.uuid4().hex}}}:", "redis_timeout": 2.0,
-        "plugins": {"cache": {"ttl": 600}}, "auto_providers": False,
+        "redis_prefix": f"{{cache-{uuid.uuid4().hex}}}:",
+        "redis_timeout": 2.0,
+        "plugins": {"cache": {"ttl": 600}},
+        "auto_providers": False,
     }
     thread = threading.Thread(target=asyncio.run, args=(migrate_url(config["database_url"]),))
     thread.start()
@@ -79,8 +83,9 @@ def test_two_instances_share_one_cache(
     # Stored after the answer went out (the finish step): the other instance sees it soon.
     assert _until(lambda: _ask(b, text, stream=True) == (text, "HIT"))
     assert _ask(a, text, stream=True) == (text, "HIT")
-    other = openai.OpenAI(base_url=second.base_url, api_key=second.create_key("other"),
-                          max_retries=0)
+    other = openai.OpenAI(
+        base_url=second.base_url, api_key=second.create_key("other"), max_retries=0
+    )
     assert _ask(other, text) == (text, "MISS")  # another key: another scope
     ready = a.get("/../health/ready", cast_to=object)
     assert isinstance(ready, dict) and ready["cache"]["backend"] == "redis"
@@ -88,14 +93,19 @@ def test_two_instances_share_one_cache(
 
 @pytest.mark.redis
 def test_redis_down_turns_the_cache_into_misses_and_it_recovers(
-    private_redis: PrivateRedis, start_gateway: Callable[..., GatewayProcess],
+    private_redis: PrivateRedis,
+    start_gateway: Callable[..., GatewayProcess],
 ) -> None:
-    gw = start_gateway({
-        "response_cache": {"redis_url": private_redis.url}, "redis_timeout": 0.2,
-        "redis_retry_interval": 0.2, "plugins": {"cache": {}}, "auto_providers": False,
-    })
-    client = openai.OpenAI(base_url=gw.base_url, api_key=gw.create_key("outage"),
-                           max_retries=0)
+    gw = start_gateway(
+        {
+            "response_cache": {"redis_url": private_redis.url},
+            "redis_timeout": 0.2,
+            "redis_retry_interval": 0.2,
+            "plugins": {"cache": {}},
+            "auto_providers": False,
+        }
+    )
+    client = openai.OpenAI(base_url=gw.base_url, api_key=gw.create_key("outage"), max_retries=0)
     text = f"outage {uuid.uuid4().hex}"
     assert _ask(client, text) == (text, "MISS")
     assert _until(lambda: _ask(client, text) == (text, "HIT"))
@@ -112,20 +122,23 @@ def test_redis_down_turns_the_cache_into_misses_and_it_recovers(
 
     assert _until(lambda: errors() >= 1)
     private_redis.start()
-    assert _until(lambda: _ask(client, text) == (text, "MISS")
-                  and _ask(client, text) == (text, "HIT"))
+    assert _until(
+        lambda: _ask(client, text) == (text, "MISS") and _ask(client, text) == (text, "HIT")
+    )
 
 
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_semantic_questions_are_shared_through_the_database(
-    make_postgres_db: Callable[[], str], redis_server: None,
+    make_postgres_db: Callable[[], str],
+    redis_server: None,
     start_gateway: Callable[..., GatewayProcess],
 ) -> None:
     config: dict[str, Any] = {
         "database_url": make_postgres_db(),
         "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
-        "redis_prefix": f"{{semantic-{uuid.uuid4().hex}}}:", "redis_timeout": 2.0,
+        "redis_prefix": f"{{semantic-{uuid.uuid4().hex}}}:",
+        "redis_timeout": 2.0,
         "plugins": {"cache": {"mode": "semantic", "embedding_model": "mock/bag-of-words"}},
         "response_cache": {"shared_vectors": True, "vector_sync_interval": 0.1},
         "auto_providers": False,
@@ -143,7 +156,11 @@ def test_semantic_questions_are_shared_through_the_database(
     assert _ask(a, asked) == (asked, "MISS")
     # Another instance, other words in another order: a semantic hit once it has polled.
     # (no-store: its own misses meanwhile must not become exact hits)
-    assert _until(lambda: _ask(b, f"the capital of {topic} is WHAT",
-                               headers={"cache-control": "no-store"}) == (asked, "SEMANTIC"))
+    assert _until(
+        lambda: (
+            _ask(b, f"the capital of {topic} is WHAT", headers={"cache-control": "no-store"})
+            == (asked, "SEMANTIC")
+        )
+    )
     rows = first.db_query("SELECT count(*) FROM cache_vectors")
     assert rows[0][0] >= 1

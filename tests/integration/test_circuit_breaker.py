@@ -16,8 +16,13 @@ from tests.gateway_proc import GatewayProcess
 from tests.routing_env import post, providers, seed_mock_fixtures
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-FALLBACK = {"strategy": "fallback", "targets": [
-    {"provider": "openai", "model": "brk"}, {"provider": "anthropic", "model": "spare"}]}
+FALLBACK = {
+    "strategy": "fallback",
+    "targets": [
+        {"provider": "openai", "model": "brk"},
+        {"provider": "anthropic", "model": "spare"},
+    ],
+}
 # The cooldown leaves room for a loaded CI machine between tripping and checking.
 BREAKER = {"failure_threshold": 3, "window": 30, "cooldown": 2.0}
 
@@ -43,8 +48,9 @@ def trip(gw: GatewayProcess, key: str, a: MockUpstream) -> None:
 
 
 @pytest.fixture(scope="module")
-def local_gw(mocks: list[MockUpstream], tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[GatewayProcess]:
+def local_gw(
+    mocks: list[MockUpstream], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
     proc = GatewayProcess(tmp_path_factory.mktemp("breaker"), config(mocks)).start()
     yield proc
     proc.stop()
@@ -71,8 +77,9 @@ def test_breaker_opens_skips_then_probes_and_closes(
     assert r.status_code == 503 and r.json()["error"]["code"] == "circuit_open"
     assert r.headers["x-should-retry"] == "false" and int(r.headers["retry-after"]) >= 1
     # a direct call (no config) still reaches the provider: only routing skips
-    direct = post(gw, key, {"model": "anthropic/spare",
-                            "messages": [{"role": "user", "content": "x"}]})
+    direct = post(
+        gw, key, {"model": "anthropic/spare", "messages": [{"role": "user", "content": "x"}]}
+    )
     assert direct.status_code == 200
     time.sleep(2.1)  # cooldown over: the next call probes openai, and it is healthy now
     r = post(gw, key, config=FALLBACK)
@@ -86,8 +93,13 @@ def test_client_errors_do_not_trip_the_breaker(
 ) -> None:
     a = mocks[0]
     key = local_gw.create_key("brk4xx")
-    fallback = {"strategy": "fallback", "targets": [
-        {"provider": "openai", "model": "brk4xx"}, {"provider": "anthropic", "model": "s"}]}
+    fallback = {
+        "strategy": "fallback",
+        "targets": [
+            {"provider": "openai", "model": "brk4xx"},
+            {"provider": "anthropic", "model": "s"},
+        ],
+    }
     a.script(*[Behaviour(status=400)] * 4)
     for _ in range(4):
         r = post(local_gw, key, config=fallback)
@@ -98,15 +110,21 @@ def test_client_errors_do_not_trip_the_breaker(
 
 @pytest.mark.redis
 def test_breaker_state_is_shared_through_redis(
-    redis_server: None, start_gateway: Callable[..., GatewayProcess],
-    mocks: list[MockUpstream], tmp_path: Path
+    redis_server: None,
+    start_gateway: Callable[..., GatewayProcess],
+    mocks: list[MockUpstream],
+    tmp_path: Path,
 ) -> None:
     import redis
 
     a = mocks[0]
     prefix = f"llmrelay-test:{uuid.uuid4().hex}:"
-    shared = {**config(mocks), "redis_url": REDIS_URL, "redis_prefix": prefix,
-              "database_url": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"}
+    shared = {
+        **config(mocks),
+        "redis_url": REDIS_URL,
+        "redis_prefix": prefix,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
+    }
     try:
         one, two = start_gateway(shared), start_gateway(shared)
         key = one.create_key("shared")

@@ -14,8 +14,13 @@ from tests.gateway_proc import GatewayProcess
 CHAT = {"model": "up/gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
 
 
-def post(gw: GatewayProcess, key: str | None, body: object, path: str = "/v1/chat/completions",
-         **headers: str) -> httpx.Response:
+def post(
+    gw: GatewayProcess,
+    key: str | None,
+    body: object,
+    path: str = "/v1/chat/completions",
+    **headers: str,
+) -> httpx.Response:
     h = dict(headers)
     if key is not None:
         h["authorization"] = f"Bearer {key}"
@@ -59,8 +64,7 @@ def test_auth_errors(core_gw: GatewayProcess, headers: dict[str, str], message: 
 
 
 def test_x_api_key_header_works(core_gw: GatewayProcess, core_key: str) -> None:
-    r = httpx.post(core_gw.url + "/v1/chat/completions", json=CHAT,
-                   headers={"x-api-key": core_key})
+    r = httpx.post(core_gw.url + "/v1/chat/completions", json=CHAT, headers={"x-api-key": core_key})
     assert r.status_code == 200, r.text
 
 
@@ -69,19 +73,37 @@ def test_x_api_key_header_works(core_gw: GatewayProcess, core_key: str) -> None:
     [
         (b"{not json", "request body is not valid JSON", None),
         (b"[1, 2]", "request body must be a JSON object", None),
-        ({"messages": [{"role": "user", "content": "x"}]}, "missing required field: model",
-         "model"),
+        (
+            {"messages": [{"role": "user", "content": "x"}]},
+            "missing required field: model",
+            "model",
+        ),
         ({"model": "up/gpt-4o-mini"}, "missing required field: messages", "messages"),
-        ({"model": "up/gpt-4o-mini", "messages": []}, "field messages must be a non-empty array",
-         "messages"),
-        ({"model": "gpt-99", "messages": [{"role": "user", "content": "x"}]},
-         "unknown model: gpt-99", "model"),
-        ({"model": "up/x", "stream": "yes", "messages": [{"role": "user", "content": "x"}]},
-         "field stream must be a boolean", "stream"),
+        (
+            {"model": "up/gpt-4o-mini", "messages": []},
+            "field messages must be a non-empty array",
+            "messages",
+        ),
+        (
+            {"model": "gpt-99", "messages": [{"role": "user", "content": "x"}]},
+            "unknown model: gpt-99",
+            "model",
+        ),
+        (
+            {"model": "up/x", "stream": "yes", "messages": [{"role": "user", "content": "x"}]},
+            "field stream must be a boolean",
+            "stream",
+        ),
     ],
 )
-def test_bad_requests(core_gw: GatewayProcess, core_key: str, mock: MockUpstream,
-                      body: object, message: str, param: str | None) -> None:
+def test_bad_requests(
+    core_gw: GatewayProcess,
+    core_key: str,
+    mock: MockUpstream,
+    body: object,
+    message: str,
+    param: str | None,
+) -> None:
     r = post(core_gw, core_key, body)
     assert r.status_code == 400
     err = error_of(r)
@@ -91,8 +113,7 @@ def test_bad_requests(core_gw: GatewayProcess, core_key: str, mock: MockUpstream
 
 
 def test_body_too_large(core_gw: GatewayProcess, core_key: str) -> None:
-    big = {"model": "up/gpt-4o-mini",
-           "messages": [{"role": "user", "content": "x" * 70000}]}
+    big = {"model": "up/gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 70000}]}
     r = post(core_gw, core_key, big)
     assert r.status_code == 413
     assert "exceeds the limit" in str(error_of(r)["message"])
@@ -104,8 +125,9 @@ def test_key_restricted_to_models(core_gw: GatewayProcess, mock: MockUpstream) -
     r = post(core_gw, key, {**CHAT, "model": "my-gpt4"})
     assert r.status_code == 403
     assert error_of(r)["type"] == "permission_error"
-    models = httpx.get(core_gw.base_url + "/models",
-                       headers={"authorization": f"Bearer {key}"}).json()
+    models = httpx.get(
+        core_gw.base_url + "/models", headers={"authorization": f"Bearer {key}"}
+    ).json()
     assert [m["id"] for m in models["data"]] == ["gpt-4o-mini"]
 
 
@@ -142,8 +164,12 @@ def test_client_cannot_redirect_upstream(
     core_gw: GatewayProcess, core_key: str, mock: MockUpstream
 ) -> None:
     body = {**CHAT, "base_url": "http://evil.invalid", "api_key": "stolen"}
-    r = post(core_gw, core_key, body, **{"x-llmrelay-base-url": "http://evil.invalid",
-                                         "host": "evil.invalid"})
+    r = post(
+        core_gw,
+        core_key,
+        body,
+        **{"x-llmrelay-base-url": "http://evil.invalid", "host": "evil.invalid"},
+    )
     assert r.status_code == 200
     assert mock.last_request.headers["authorization"] == "Bearer upstream-secret-key-123"
 
@@ -211,8 +237,12 @@ def test_cut_stream_ends_with_error_event_and_no_done(
 
 
 def test_embeddings_and_models(core_gw: GatewayProcess, core_key: str) -> None:
-    r = post(core_gw, core_key, {"model": "up/text-embedding-3-small", "input": ["a", "b"]},
-             path="/v1/embeddings")
+    r = post(
+        core_gw,
+        core_key,
+        {"model": "up/text-embedding-3-small", "input": ["a", "b"]},
+        path="/v1/embeddings",
+    )
     assert r.status_code == 200, r.text
     assert len(r.json()["data"]) == 2
     r = post(core_gw, core_key, {"model": "up/text-embedding-3-small"}, path="/v1/embeddings")
@@ -247,9 +277,7 @@ def test_revoked_key_rejected_within_a_second(core_gw: GatewayProcess) -> None:
     assert [post(core_gw, key, CHAT).status_code for _ in range(3)] == [401] * 3
 
 
-def test_requests_and_responses_are_recorded(
-    core_gw: GatewayProcess, mock: MockUpstream
-) -> None:
+def test_requests_and_responses_are_recorded(core_gw: GatewayProcess, mock: MockUpstream) -> None:
     key = core_gw.create_key("recorded")
     for _ in range(3):
         assert post(core_gw, key, CHAT).status_code == 200
@@ -288,8 +316,10 @@ def test_prometheus_metrics(core_gw: GatewayProcess, mock: MockUpstream) -> None
         if 'model="metered-model"' in text:
             break
         time.sleep(0.05)
-    assert ('llmrelay_requests_total{model="metered-model",provider="up",'
-            'route="/v1/chat/completions",status="200"} 1.0') in text
+    assert (
+        'llmrelay_requests_total{model="metered-model",provider="up",'
+        'route="/v1/chat/completions",status="200"} 1.0'
+    ) in text
     assert 'llmrelay_tokens_total{kind="prompt",model="metered-model",provider="up"} 2.0' in text
     assert 'llmrelay_key_requests_total{key="metered"} 1.0' in text
     assert "llmrelay_open_streams 0.0" in text

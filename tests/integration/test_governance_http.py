@@ -31,8 +31,11 @@ PRICE_OUT = Decimal("0.0000012345678")
 PRICE_CACHED = Decimal("0.0000000123")
 #: gpt-4o-mini in the bundled LiteLLM snapshot.
 MINI_IN, MINI_OUT = Decimal("0.00000015"), Decimal("0.0000006")
-USAGE = {"prompt_tokens": 1000, "completion_tokens": 7,
-         "prompt_tokens_details": {"cached_tokens": 600}}
+USAGE = {
+    "prompt_tokens": 1000,
+    "completion_tokens": 7,
+    "prompt_tokens_details": {"cached_tokens": 600},
+}
 LONG_REPLY = " ".join(f"word{i}" for i in range(40))
 
 
@@ -42,8 +45,12 @@ def behaviour(**fields: Any) -> dict[str, str]:
 
 def governance_config(upstream: MockUpstream) -> dict[str, Any]:
     def provider(name: str, **fields: Any) -> dict[str, Any]:
-        p: dict[str, Any] = {"name": name, "type": "openai_compatible",
-                             "base_url": upstream.base_url, "api_key": "upstream-key"}
+        p: dict[str, Any] = {
+            "name": name,
+            "type": "openai_compatible",
+            "base_url": upstream.base_url,
+            "api_key": "upstream-key",
+        }
         if fields:
             p["headers"] = behaviour(**fields)
         return p
@@ -55,9 +62,13 @@ def governance_config(upstream: MockUpstream) -> dict[str, Any]:
             provider("cut", reply=LONG_REPLY, drop_after_chunks=6),
             provider("slow", reply=LONG_REPLY, chunk_delay_ms=150),
         ],
-        "prices": {"metered/priced-model": {
-            "input_cost_per_token": str(PRICE_IN), "output_cost_per_token": str(PRICE_OUT),
-            "cache_read_input_token_cost": str(PRICE_CACHED)}},
+        "prices": {
+            "metered/priced-model": {
+                "input_cost_per_token": str(PRICE_IN),
+                "output_cost_per_token": str(PRICE_OUT),
+                "cache_read_input_token_cost": str(PRICE_CACHED),
+            }
+        },
     }
 
 
@@ -69,10 +80,12 @@ def chat(model: str, content: str = "hello there", **extra: Any) -> dict[str, An
     return {"model": model, "messages": [{"role": "user", "content": content}], **extra}
 
 
-def post(gw: GatewayProcess, key: str, body: dict[str, Any],
-         path: str = "/v1/chat/completions") -> httpx.Response:
-    return httpx.post(gw.url + path, json=body, headers={"authorization": f"Bearer {key}"},
-                      timeout=15)
+def post(
+    gw: GatewayProcess, key: str, body: dict[str, Any], path: str = "/v1/chat/completions"
+) -> httpx.Response:
+    return httpx.post(
+        gw.url + path, json=body, headers={"authorization": f"Bearer {key}"}, timeout=15
+    )
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -91,7 +104,8 @@ def usage_rows(gw: GatewayProcess, key: str) -> list[tuple[Any, ...]]:
     return gw.db_query(
         "SELECT prompt_tokens, completion_tokens, cached_tokens, cost_nanos, usage_estimated, "
         f"status_code FROM usage_records WHERE api_key_id = '{key_id(gw, key)}' "
-        "ORDER BY created_at")
+        "ORDER BY created_at"
+    )
 
 
 def rows_for(gw: GatewayProcess, key: str, count: int) -> list[tuple[Any, ...]]:
@@ -101,8 +115,7 @@ def rows_for(gw: GatewayProcess, key: str, count: int) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture(scope="module")
-def gov_gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-           ) -> GatewayProcess:
+def gov_gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> GatewayProcess:
     gw = GatewayProcess(tmp_path_factory.mktemp("gov-sqlite"), governance_config(upstream))
     gw.start()
     yield gw  # type: ignore[misc]
@@ -119,8 +132,7 @@ def test_rpm_admits_exactly_the_limit_and_rejections_leave_no_trace(
     refused = [r for r in answers if r.status_code == 429]
     assert len(ok) == 3 and len(refused) == 5
     err = refused[0].json()["error"]
-    assert err["message"].startswith("rate limit exceeded: key 'rpm3' allows 3 requests per "
-                                     "minute")
+    assert err["message"].startswith("rate limit exceeded: key 'rpm3' allows 3 requests per minute")
     assert err["type"] == "rate_limit_error" and err["code"] == "rate_limit_exceeded"
     h = refused[0].headers
     assert h["x-ratelimit-limit-requests"] == "3"
@@ -150,18 +162,25 @@ def test_cost_is_exact_in_header_usage_row_request_row_and_summary(
     assert not any(row[4] for row in rows)
     kid = key_id(gov_gw, "metered")
     assert gov_gw.db_query(f"SELECT cost_nanos FROM requests WHERE api_key_id = '{kid}'") == [
-        (expected,), (expected,)]
+        (expected,),
+        (expected,),
+    ]
     summary = gov_gw.db_query(
         "SELECT total_requests, prompt_tokens, completion_tokens, total_cost_nanos, "
-        f"total_cost_usd FROM monthly_usage_summary WHERE api_key_id = '{kid}'")
+        f"total_cost_usd FROM monthly_usage_summary WHERE api_key_id = '{kid}'"
+    )
     assert summary[0][:4] == (2, 2000, 14, 2 * expected)
     assert Decimal(str(summary[0][4])) == Decimal(2 * expected) / NANOS_PER_USD
 
 
 def test_embeddings_are_priced_by_the_catalog(gov_gw: GatewayProcess) -> None:
     key = gov_gw.create_key("embed")
-    r = post(gov_gw, key, {"model": "up/text-embedding-3-small", "input": "one two three"},
-             path="/v1/embeddings")
+    r = post(
+        gov_gw,
+        key,
+        {"model": "up/text-embedding-3-small", "input": "one two three"},
+        path="/v1/embeddings",
+    )
     assert r.status_code == 200, r.text
     tokens = r.json()["usage"]["prompt_tokens"]
     expected = nanos(tokens * Decimal("0.00000002"))
@@ -201,10 +220,15 @@ def test_a_stream_the_client_abandons_is_charged_for_what_was_delivered(
     key = gov_gw.create_key("gone")
     body = chat("slow/gpt-4o-mini", "a long answer please", stream=True)
     seen = ""
-    with httpx.Client(timeout=15) as client, client.stream(
-        "POST", gov_gw.url + "/v1/chat/completions", json=body,
-        headers={"authorization": f"Bearer {key}"},
-    ) as resp:
+    with (
+        httpx.Client(timeout=15) as client,
+        client.stream(
+            "POST",
+            gov_gw.url + "/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {key}"},
+        ) as resp,
+    ):
         for line in resp.iter_lines():
             seen += line + "\n\n"
             if seen.count('"content"') >= 4:
@@ -252,7 +276,8 @@ def test_team_limit_is_shared_by_its_keys_and_named_when_hit(gov_gw: GatewayProc
     assert statuses == [200, 200, 200, 429, 429]
     refused = post(gov_gw, b, chat("up/gpt-4o-mini"))
     assert refused.json()["error"]["message"].startswith(
-        "rate limit exceeded: team 'research' allows 3 requests per minute")
+        "rate limit exceeded: team 'research' allows 3 requests per minute"
+    )
     listing = gov_gw.cli("teams", "list")
     assert "research" in listing.stdout and listing.stdout.rstrip().endswith("2")
 
@@ -261,15 +286,18 @@ def test_summary_equals_the_sum_of_usage_rows(gov_gw: GatewayProcess) -> None:
     time.sleep(0.1)
     per_key = gov_gw.db_query(
         "SELECT api_key_id, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), "
-        "SUM(cost_nanos) FROM usage_records GROUP BY api_key_id ORDER BY api_key_id")
+        "SUM(cost_nanos) FROM usage_records GROUP BY api_key_id ORDER BY api_key_id"
+    )
     summary = gov_gw.db_query(
         "SELECT api_key_id, total_requests, prompt_tokens, completion_tokens, total_cost_nanos "
-        "FROM monthly_usage_summary ORDER BY api_key_id")
+        "FROM monthly_usage_summary ORDER BY api_key_id"
+    )
     assert per_key and per_key == summary
     # Seed 000's reporting query works as written.
     seed = gov_gw.db_query(
         "SELECT ak.name, COUNT(ur.id), SUM(ur.total_cost_usd) FROM api_keys ak "
-        "LEFT JOIN usage_records ur ON ur.api_key_id = ak.id GROUP BY ak.id, ak.name")
+        "LEFT JOIN usage_records ur ON ur.api_key_id = ak.id GROUP BY ak.id, ak.name"
+    )
     assert {name for name, count, _ in seed if count} >= {"metered", "rpm3"}
     report = gov_gw.cli("usage")
     assert report.returncode == 0 and "metered" in report.stdout
@@ -286,7 +314,10 @@ def test_daily_budget_is_enforced(gov_gw: GatewayProcess) -> None:
 def test_several_workers_without_redis_refuse_to_start(tmp_path: Any) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "llmrelay", "serve", "--workers", "2", "--port", "0"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert out.returncode == 2
@@ -303,8 +334,9 @@ def test_monthly_budget_holds_and_survives_a_restart(gov_gw: GatewayProcess) -> 
     refused = post(gw, key, chat("metered/priced-model"))
     assert refused.status_code == 402
     err = refused.json()["error"]
-    assert err["message"].startswith("monthly budget exceeded: key 'budget' has used its "
-                                     "$0.000100000 budget for ")
+    assert err["message"].startswith(
+        "monthly budget exceeded: key 'budget' has used its $0.000100000 budget for "
+    )
     assert err["code"] == "budget_exceeded"
     rows = rows_for(gw, "budget", 2)
     assert sum(r[3] for r in rows) == 2 * cost  # overshoot below one call's cost

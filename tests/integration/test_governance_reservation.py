@@ -43,8 +43,13 @@ def _behaviour(**fields: Any) -> dict[str, str]:
 
 def _config(upstream: MockUpstream) -> dict[str, Any]:
     def provider(name: str, **behaviour: Any) -> dict[str, Any]:
-        return {"name": name, "type": "openai_compatible", "base_url": upstream.base_url,
-                "api_key": "k", "headers": _behaviour(**behaviour)}
+        return {
+            "name": name,
+            "type": "openai_compatible",
+            "base_url": upstream.base_url,
+            "api_key": "k",
+            "headers": _behaviour(**behaviour),
+        }
 
     return {
         "providers": [
@@ -53,8 +58,12 @@ def _config(upstream: MockUpstream) -> dict[str, Any]:
             # An upstream that ignores max_tokens and talks on.
             provider("long", reply=LONG_REPLY, chunk_delay_ms=5),
         ],
-        "prices": {"slow/configured": PRICE, "slow/default": PRICE, "slow/learnt": PRICE,
-                   "long/m": PRICE},
+        "prices": {
+            "slow/configured": PRICE,
+            "slow/default": PRICE,
+            "slow/learnt": PRICE,
+            "long/m": PRICE,
+        },
         "reserve_output_tokens": {"slow/config*": 10},
     }
 
@@ -68,11 +77,15 @@ def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture(scope="module")
-def redis_gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory,
-             redis_server: None) -> Any:
+def redis_gw(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory, redis_server: None
+) -> Any:
     """The same gateway counting its budgets in Redis (the EXTEND script)."""
-    config = {**_config(upstream), "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
-              "redis_prefix": f"{{reservation-{uuid.uuid4().hex}}}:"}
+    config = {
+        **_config(upstream),
+        "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
+        "redis_prefix": f"{{reservation-{uuid.uuid4().hex}}}:",
+    }
     gateway = GatewayProcess(tmp_path_factory.mktemp("reservation-redis"), config)
     gateway.start()
     yield gateway
@@ -90,8 +103,11 @@ def _burst(gw: GatewayProcess, key: str, body: dict[str, Any], n: int = 100) -> 
     def one(_: int) -> int:
         with httpx.Client(timeout=60) as client:
             ready.wait(60)
-            r = client.post(gw.url + "/v1/chat/completions", json=body,
-                            headers={"authorization": f"Bearer {key}"})
+            r = client.post(
+                gw.url + "/v1/chat/completions",
+                json=body,
+                headers={"authorization": f"Bearer {key}"},
+            )
         return r.status_code
 
     with ThreadPoolExecutor(n) as pool:
@@ -130,23 +146,32 @@ def test_without_max_tokens_the_learnt_estimate_is_reserved(gw: GatewayProcess) 
 
 
 def post_ok(gw: GatewayProcess, key: str, body: dict[str, Any]) -> int:
-    r = httpx.post(gw.url + "/v1/chat/completions", json=body,
-                   headers={"authorization": f"Bearer {key}"}, timeout=60)
+    r = httpx.post(
+        gw.url + "/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=60,
+    )
     return r.status_code
 
 
 @pytest.mark.parametrize("backend", ["local", pytest.param("redis", marks=pytest.mark.redis)])
 def test_a_stream_that_outgrows_its_reservation_is_stopped_at_the_budget(
-    backend: str, request: pytest.FixtureRequest,
+    backend: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """An upstream ignoring max_tokens=20 streams ~$0.0036 into a $0.0006 budget: the stream
     ends with a budget_exceeded error event once the budget has no room for another
     reservation step, and the spend is the budget plus at most one step and two reads."""
     gw: GatewayProcess = request.getfixturevalue("gw" if backend == "local" else "redis_gw")
     key = gw.create_key("stopped", budget=BUDGET)
-    with httpx.stream("POST", gw.url + "/v1/chat/completions", timeout=60,
-                      json=_chat("long/m", max_tokens=20, stream=True),
-                      headers={"authorization": f"Bearer {key}"}) as r:
+    with httpx.stream(
+        "POST",
+        gw.url + "/v1/chat/completions",
+        timeout=60,
+        json=_chat("long/m", max_tokens=20, stream=True),
+        headers={"authorization": f"Bearer {key}"},
+    ) as r:
         assert r.status_code == 200
         lines = [line for line in r.iter_lines() if line.startswith("data: ")]
     assert lines[-1] != "data: [DONE]"
@@ -159,18 +184,27 @@ def test_a_stream_that_outgrows_its_reservation_is_stopped_at_the_budget(
     # loaded machine: five events' worth for the two reads the bound allows.
     assert budget < spent <= budget + STEP_NANOS + 5 * EVENT_NANOS, spent
     assert spent < 2 * budget  # before: the whole answer, ~6x the budget
-    refused = httpx.post(gw.url + "/v1/chat/completions", json=_chat("long/m", max_tokens=20),
-                         headers={"authorization": f"Bearer {key}"}, timeout=60)
+    refused = httpx.post(
+        gw.url + "/v1/chat/completions",
+        json=_chat("long/m", max_tokens=20),
+        headers={"authorization": f"Bearer {key}"},
+        timeout=60,
+    )
     assert refused.status_code == 402
 
 
 def test_a_messages_stream_is_stopped_in_anthropics_error_shape(gw: GatewayProcess) -> None:
     """The same stop on /v1/messages: an Anthropic ``event: error`` (not an OpenAI body)."""
     key = gw.create_key("stopped-messages", budget=BUDGET)
-    body = {"model": "long/m", "max_tokens": 20, "stream": True,
-            "messages": [{"role": "user", "content": "hello there"}]}
-    with httpx.stream("POST", gw.url + "/v1/messages", json=body, timeout=60,
-                      headers={"x-api-key": key}) as r:
+    body = {
+        "model": "long/m",
+        "max_tokens": 20,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hello there"}],
+    }
+    with httpx.stream(
+        "POST", gw.url + "/v1/messages", json=body, timeout=60, headers={"x-api-key": key}
+    ) as r:
         assert r.status_code == 200
         text = "".join(r.iter_text())
     last = text.strip().split("\n\n")[-1]

@@ -87,8 +87,12 @@ def test_two_instances_admit_exactly_the_limit_between_them(pair: Pair) -> None:
     statuses = hammer(pair, [key], chat("up/gpt-4o-mini"), 36)
     assert statuses.count(200) == 12 and statuses.count(429) == 24
     kid = key_id(pair[0], "shared-rpm")
-    wait_for(lambda: db_count(pair[1], f"SELECT COUNT(*) FROM usage_records "
-                                       f"WHERE api_key_id = '{kid}'") >= 12)
+    wait_for(
+        lambda: (
+            db_count(pair[1], f"SELECT COUNT(*) FROM usage_records WHERE api_key_id = '{kid}'")
+            >= 12
+        )
+    )
     assert db_count(pair[0], f"SELECT COUNT(*) FROM requests WHERE api_key_id = '{kid}'") == 12
 
 
@@ -114,17 +118,26 @@ def test_budget_is_overshot_by_at_most_one_call_under_concurrency(pair: Pair) ->
     else:
         raise AssertionError("the budget was never exhausted")
     kid = key_id(pair[0], "shared-budget")
-    accepted = db_count(pair[0], f"SELECT COUNT(*) FROM requests WHERE api_key_id = '{kid}' "
-                                 "AND status_code = 200")
-    wait_for(lambda: db_count(pair[1], f"SELECT COUNT(*) FROM usage_records "
-                                       f"WHERE api_key_id = '{kid}'") >= accepted)
+    accepted = db_count(
+        pair[0], f"SELECT COUNT(*) FROM requests WHERE api_key_id = '{kid}' AND status_code = 200"
+    )
+    wait_for(
+        lambda: (
+            db_count(pair[1], f"SELECT COUNT(*) FROM usage_records WHERE api_key_id = '{kid}'")
+            >= accepted
+        )
+    )
     one_call = nanos(2 * MINI_IN + 2 * MINI_OUT)  # "hello there" echoed: 2 + 2 tokens
-    spent = db_count(pair[0], f"SELECT SUM(cost_nanos) FROM usage_records "
-                              f"WHERE api_key_id = '{kid}'")
+    spent = db_count(
+        pair[0], f"SELECT SUM(cost_nanos) FROM usage_records WHERE api_key_id = '{kid}'"
+    )
     limit = nanos(budget)
     assert limit <= spent <= limit + one_call
-    persisted = db_count(pair[1], "SELECT spent_nanos FROM spend_counters WHERE scope = 'key' "
-                                  f"AND scope_id = '{kid}' AND period LIKE '____-__'")
+    persisted = db_count(
+        pair[1],
+        "SELECT spent_nanos FROM spend_counters WHERE scope = 'key' "
+        f"AND scope_id = '{kid}' AND period LIKE '____-__'",
+    )
     assert persisted == spent
 
 
@@ -132,17 +145,27 @@ def test_monthly_summary_equals_the_sum_of_usage_rows(pair: Pair) -> None:
     statuses = hammer(pair, [pair[0].create_key("summed")], chat("metered/priced-model"), 12)
     assert statuses == [200] * 12
     kid = key_id(pair[0], "summed")
-    wait_for(lambda: db_count(pair[0], f"SELECT total_requests FROM monthly_usage_summary "
-                                       f"WHERE api_key_id = '{kid}'") == 12)
+    wait_for(
+        lambda: (
+            db_count(
+                pair[0],
+                f"SELECT total_requests FROM monthly_usage_summary WHERE api_key_id = '{kid}'",
+            )
+            == 12
+        )
+    )
     per_key = pair[0].db_query(
         "SELECT api_key_id, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), "
         "SUM(cost_nanos), SUM(total_cost_usd) FROM usage_records GROUP BY api_key_id "
-        "ORDER BY api_key_id")
+        "ORDER BY api_key_id"
+    )
     summary = pair[0].db_query(
         "SELECT api_key_id, total_requests, prompt_tokens, completion_tokens, "
-        "total_cost_nanos, total_cost_usd FROM monthly_usage_summary ORDER BY api_key_id")
+        "total_cost_nanos, total_cost_usd FROM monthly_usage_summary ORDER BY api_key_id"
+    )
     assert [tuple(int(v) for v in row[1:5]) for row in per_key] == [
-        tuple(int(v) for v in row[1:5]) for row in summary]
+        tuple(int(v) for v in row[1:5]) for row in summary
+    ]
     # On PostgreSQL the dollar columns are exact decimals too.
     assert [row[5] for row in per_key] == [row[5] for row in summary]
     r = httpx.get(pair[1].url + "/health/ready", timeout=5).json()

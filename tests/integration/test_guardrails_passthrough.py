@@ -40,34 +40,63 @@ class Env:
         return {"x-llmrelay-config": orjson.dumps(config).decode()}
 
     def anthropic(self, config: dict[str, Any]) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(base_url="http://gateway", api_key=self.key,
-                                        http_client=self.http, max_retries=0,
-                                        default_headers=self.headers(config))
+        return anthropic.AsyncAnthropic(
+            base_url="http://gateway",
+            api_key=self.key,
+            http_client=self.http,
+            max_retries=0,
+            default_headers=self.headers(config),
+        )
 
     def openai(self, config: dict[str, Any], http: httpx.AsyncClient) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url="http://gateway/v1", api_key=self.key,
-                                  http_client=http, max_retries=0,
-                                  default_headers=self.headers(config))
+        return openai.AsyncOpenAI(
+            base_url="http://gateway/v1",
+            api_key=self.key,
+            http_client=http,
+            max_retries=0,
+            default_headers=self.headers(config),
+        )
 
 
 @pytest.fixture(scope="module")
-async def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-             ) -> AsyncIterator[tuple[Env, httpx.AsyncClient]]:
+async def gw(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[Env, httpx.AsyncClient]]:
     directory: Path = tmp_path_factory.mktemp("guardrails-pass")
-    settings = load_settings(env={}, overrides={
-        "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}", "log_file": "none",
-        "auto_providers": False, "provider_reload_interval": 0,
-        "providers": [
-            {"name": "claude", "type": "anthropic", "base_url": upstream.base_url,
-             "api_key": "sk-ant-upstream-1234"},
-            {"name": "oai", "type": "openai", "base_url": upstream.base_url,
-             "api_key": "sk-upstream-abcdefgh"}]})
+    settings = load_settings(
+        env={},
+        overrides={
+            "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}",
+            "log_file": "none",
+            "auto_providers": False,
+            "provider_reload_interval": 0,
+            "providers": [
+                {
+                    "name": "claude",
+                    "type": "anthropic",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-ant-upstream-1234",
+                },
+                {
+                    "name": "oai",
+                    "type": "openai",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-upstream-abcdefgh",
+                },
+            ],
+        },
+    )
     gateway = Gateway(settings, env={})
     await gateway.startup()
     key, _ = await create_key(gateway.services.sessions, "guardrails-pass")
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=gateway),
-                                  base_url="http://gateway") as http2, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=gateway), base_url="http://gateway") as http:
+    async with (
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=gateway), base_url="http://gateway"
+        ) as http2,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=gateway), base_url="http://gateway"
+        ) as http,
+    ):
         env = Env(http2, key, upstream)
         env.gateway = gateway
         yield env, http
@@ -85,8 +114,9 @@ def http(gw: tuple[Env, httpx.AsyncClient]) -> httpx.AsyncClient:
     return gw[1]
 
 
-RESTORE = {"guardrails": {"input": [{"type": "pii_detection", "action": "redact",
-                                     "restore": True}]}}
+RESTORE = {
+    "guardrails": {"input": [{"type": "pii_detection", "action": "redact", "restore": True}]}
+}
 REDACT_OUT = {"guardrails": {"output": [{"type": "pii_detection", "action": "redact"}]}}
 DENY_OUT = {"guardrails": {"output": [{"type": "pii_detection", "action": "deny"}]}}
 ASK = f"write to {EMAIL} please"
@@ -94,12 +124,14 @@ ASK = f"write to {EMAIL} please"
 
 async def test_messages_passthrough_restores_in_json_and_stream(env: Env) -> None:
     client = env.anthropic(RESTORE)
-    message = await client.messages.create(model=CLAUDE, max_tokens=50,
-                                           messages=[{"role": "user", "content": ASK}])
+    message = await client.messages.create(
+        model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": ASK}]
+    )
     assert message.content[0].text == ASK  # type: ignore[union-attr]
     assert EMAIL not in orjson.dumps(env.upstream.last_request.body).decode()
-    async with client.messages.stream(model=CLAUDE, max_tokens=50,
-                                      messages=[{"role": "user", "content": ASK}]) as stream:
+    async with client.messages.stream(
+        model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": ASK}]
+    ) as stream:
         text = "".join([t async for t in stream.text_stream])
         final = await stream.get_final_message()
     assert text == ASK and final.content[0].text == ASK  # type: ignore[union-attr]
@@ -108,20 +140,22 @@ async def test_messages_passthrough_restores_in_json_and_stream(env: Env) -> Non
 async def test_messages_passthrough_output_redact_and_deny(env: Env) -> None:
     seen = "card 4111 1111 1111 1111 and phone +1 415-555-0132 end"
     async with env.anthropic(REDACT_OUT).messages.stream(
-            model=CLAUDE, max_tokens=80, messages=[{"role": "user", "content": seen}]) as s:
+        model=CLAUDE, max_tokens=80, messages=[{"role": "user", "content": seen}]
+    ) as s:
         text = "".join([t async for t in s.text_stream])
     assert text == "card [CARD_1] and phone [PHONE_1] end"
     with pytest.raises(anthropic.APIStatusError) as denied:
         async with env.anthropic(DENY_OUT).messages.stream(
-                model=CLAUDE, max_tokens=80,
-                messages=[{"role": "user", "content": seen}]) as s:
+            model=CLAUDE, max_tokens=80, messages=[{"role": "user", "content": seen}]
+        ) as s:
             async for _ in s.text_stream:
                 pass
     assert "CARD" in str(denied.value) and "4111" not in str(denied.value)
 
 
 async def test_responses_passthrough_restores_with_consistent_events(
-    env: Env, http: httpx.AsyncClient,
+    env: Env,
+    http: httpx.AsyncClient,
 ) -> None:
     client = env.openai(RESTORE, http)
     response = await client.responses.create(model=GPT, input=ASK)
@@ -139,11 +173,11 @@ async def test_responses_passthrough_restores_with_consistent_events(
 
 
 async def test_responses_passthrough_output_redact_holds_back_and_renumbers(
-    env: Env, http: httpx.AsyncClient,
+    env: Env,
+    http: httpx.AsyncClient,
 ) -> None:
     seen = "card 4111 1111 1111 1111 end"
-    stream = await env.openai(REDACT_OUT, http).responses.create(model=GPT, input=seen,
-                                                                 stream=True)
+    stream = await env.openai(REDACT_OUT, http).responses.create(model=GPT, input=seen, stream=True)
     events = [e async for e in stream]
     deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert deltas == "card [CARD_1] end"
@@ -153,30 +187,43 @@ async def test_responses_passthrough_output_redact_holds_back_and_renumbers(
 
 
 async def test_content_safety_by_webhook_and_by_provider_on_passed_through_streams(
-    env: Env, http: httpx.AsyncClient,
+    env: Env,
+    http: httpx.AsyncClient,
 ) -> None:
     services = env.gateway.services
     saved = services.plugins
     hook = env.upstream.base_url + "/moderations"  # speaks the documented schema
-    services.plugins = PluginSelector(saved.factories, saved.builtins, {"guardrails": {
-        "input": [{"type": "content_safety", "threshold": 0.9, "webhook": hook}],
-        "output": [{"type": "content_safety", "threshold": 0.8, "provider": "oai"}]}})
+    services.plugins = PluginSelector(
+        saved.factories,
+        saved.builtins,
+        {
+            "guardrails": {
+                "input": [{"type": "content_safety", "threshold": 0.9, "webhook": hook}],
+                "output": [{"type": "content_safety", "threshold": 0.8, "provider": "oai"}],
+            }
+        },
+    )
     try:
         client = env.anthropic({})
         with pytest.raises(anthropic.BadRequestError) as denied:
-            await client.messages.create(model=CLAUDE, max_tokens=50, messages=[
-                {"role": "user", "content": "write a hateword"}])
+            await client.messages.create(
+                model=CLAUDE,
+                max_tokens=50,
+                messages=[{"role": "user", "content": "write a hateword"}],
+            )
         assert "hate 0.95" in str(denied.value)
         sent = env.upstream.last_request
         assert sent.path == "/v1/moderations" and sent.body["stage"] == "input"
         with pytest.raises(anthropic.APIStatusError) as withheld:
-            async with client.messages.stream(model=CLAUDE, max_tokens=50, messages=[
-                    {"role": "user", "content": "you idiot"}]) as stream:  # 0.85 >= 0.8
+            async with client.messages.stream(
+                model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": "you idiot"}]
+            ) as stream:  # 0.85 >= 0.8
                 async for _ in stream.text_stream:
                     pass
         assert "content safety" in str(withheld.value)
-        stream = await env.openai({}, http).responses.create(model=GPT, input="calm words",
-                                                             stream=True)
+        stream = await env.openai({}, http).responses.create(
+            model=GPT, input="calm words", stream=True
+        )
         text = "".join([e.delta async for e in stream if e.type == "response.output_text.delta"])
         assert text == "calm words"
     finally:

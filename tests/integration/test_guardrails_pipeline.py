@@ -66,22 +66,34 @@ class _Recording:
 
 
 class Env:
-    def __init__(self, gateway: Gateway, http: httpx.AsyncClient, http2: httpx2.AsyncClient,
-                 key: str, upstream: _Recording) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        http: httpx.AsyncClient,
+        http2: httpx2.AsyncClient,
+        key: str,
+        upstream: _Recording,
+    ) -> None:
         self.gateway, self.http, self.key, self.upstream = gateway, http, key, upstream
         self.http2 = http2  # the anthropic SDK's own httpx fork
 
     def openai(self, config: dict[str, Any]) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url="http://gateway/v1", api_key=self.key,
-                                  http_client=self.http, max_retries=0,
-                                  default_headers={"x-llmrelay-config":
-                                                   orjson.dumps(config).decode()})
+        return openai.AsyncOpenAI(
+            base_url="http://gateway/v1",
+            api_key=self.key,
+            http_client=self.http,
+            max_retries=0,
+            default_headers={"x-llmrelay-config": orjson.dumps(config).decode()},
+        )
 
     def anthropic(self, config: dict[str, Any]) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(base_url="http://gateway", api_key=self.key,
-                                        http_client=self.http2, max_retries=0,
-                                        default_headers={"x-llmrelay-config":
-                                                         orjson.dumps(config).decode()})
+        return anthropic.AsyncAnthropic(
+            base_url="http://gateway",
+            api_key=self.key,
+            http_client=self.http2,
+            max_retries=0,
+            default_headers={"x-llmrelay-config": orjson.dumps(config).decode()},
+        )
 
     def sent(self) -> bytes:
         """What the model was sent last."""
@@ -91,15 +103,27 @@ class Env:
 @pytest.fixture(scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     directory: Path = tmp_path_factory.mktemp("guardrails")
-    settings = load_settings(env={}, overrides={
-        "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}", "log_file": "none",
-        "auto_providers": False, "provider_reload_interval": 0, "log_bodies": True})
+    settings = load_settings(
+        env={},
+        overrides={
+            "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}",
+            "log_file": "none",
+            "auto_providers": False,
+            "provider_reload_interval": 0,
+            "log_bodies": True,
+        },
+    )
     gateway = Gateway(settings, env={})
     await gateway.startup()
     key, _ = await create_key(gateway.services.sessions, "guardrails")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway),
-                                 base_url="http://gateway") as http, httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=gateway), base_url="http://gateway") as http2:
+    async with (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=gateway), base_url="http://gateway"
+        ) as http,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=gateway), base_url="http://gateway"
+        ) as http2,
+    ):
         mock = gateway.services.registry.get("mock")
         assert mock is not None
         upstream = _Recording(mock.transport)
@@ -124,7 +148,8 @@ USER = [{"role": "user", "content": f"mail {EMAIL} today"}]
 async def test_seed_004_example_reaches_the_model_redacted(env: Env) -> None:
     client = env.openai(_guard("input", "redact", placeholder="redacted"))
     raw = await client.chat.completions.with_raw_response.create(
-        model="mock/echo", messages=[{"role": "user", "content": SEED}])
+        model="mock/echo", messages=[{"role": "user", "content": SEED}]
+    )
     answer = raw.parse()
     want = "Nhân viên [NAME_REDACTED], CMND [CMND_REDACTED]"
     assert answer.choices[0].message.content == want  # the model echoed what it saw
@@ -145,20 +170,22 @@ async def test_input_deny_is_a_400_in_each_endpoint_shape_with_no_upstream_call(
     assert chat.value.response.headers["x-llmrelay-guardrails"] == "input.deny.EMAIL=1"
     assert "EMAIL" in error["message"] and EMAIL not in error["message"]
     with pytest.raises(anthropic.BadRequestError) as messages:
-        await env.anthropic(config).messages.create(model="mock/echo", max_tokens=50,
-                                                    messages=USER)  # type: ignore[arg-type]
+        await env.anthropic(config).messages.create(model="mock/echo", max_tokens=50, messages=USER)  # type: ignore[arg-type]
     assert "EMAIL" in str(messages.value) and EMAIL not in str(messages.value)
     with pytest.raises(openai.BadRequestError):
         await env.openai(config).responses.create(model="mock/echo", input=USER[0]["content"])
     with pytest.raises(openai.BadRequestError):
         await env.openai(config).embeddings.create(model="mock/echo", input=[EMAIL])
     with pytest.raises(openai.BadRequestError):  # streamed: refused before the stream opens
-        await env.openai(config).chat.completions.create(model="mock/echo", messages=USER,
-                                                         stream=True)
+        await env.openai(config).chat.completions.create(
+            model="mock/echo", messages=USER, stream=True
+        )
     assert len(env.upstream.bodies) == before
     metrics = env.gateway.services.metrics.render().decode()
-    assert ('llmrelay_guardrail_findings_total{action="deny",entity="EMAIL",'
-            'guardrail="input_0_pii",stage="input"} 5.0') in metrics  # no rows: still counted
+    assert (
+        'llmrelay_guardrail_findings_total{action="deny",entity="EMAIL",'
+        'guardrail="input_0_pii",stage="input"} 5.0'
+    ) in metrics  # no rows: still counted
 
 
 async def test_input_redact_on_every_endpoint(env: Env) -> None:
@@ -166,12 +193,16 @@ async def test_input_redact_on_every_endpoint(env: Env) -> None:
     chat = await env.openai(config).chat.completions.create(model="mock/echo", messages=USER)
     assert chat.choices[0].message.content == "mail [EMAIL_1] today"
     message = await env.anthropic(config).messages.create(
-        model="mock/echo", max_tokens=50, system=f"the user is {EMAIL}",
-        messages=[{"role": "user", "content": [{"type": "text", "text": USER[0]["content"]}]}])
+        model="mock/echo",
+        max_tokens=50,
+        system=f"the user is {EMAIL}",
+        messages=[{"role": "user", "content": [{"type": "text", "text": USER[0]["content"]}]}],
+    )
     assert message.content[0].text == "mail [EMAIL_1] today"  # type: ignore[union-attr]
     assert EMAIL.encode() not in env.sent()
     response = await env.openai(config).responses.create(
-        model="mock/echo", instructions=f"reply to {EMAIL}", input=USER[0]["content"])
+        model="mock/echo", instructions=f"reply to {EMAIL}", input=USER[0]["content"]
+    )
     assert response.output_text == "mail [EMAIL_1] today"
     assert EMAIL.encode() not in env.sent()
     await env.openai(config).embeddings.create(model="mock/echo", input=[f"x {EMAIL}", "y"])
@@ -182,11 +213,13 @@ async def test_restore_puts_the_originals_back_for_the_client_only(env: Env) -> 
     chat = await env.openai(RESTORE).chat.completions.create(model="mock/echo", messages=USER)
     assert chat.choices[0].message.content == f"mail {EMAIL} today"
     assert EMAIL.encode() not in env.sent()
-    message = await env.anthropic(RESTORE).messages.create(model="mock/echo", max_tokens=50,
-                                                           messages=USER)  # type: ignore[arg-type]
+    message = await env.anthropic(RESTORE).messages.create(
+        model="mock/echo", max_tokens=50, messages=USER
+    )  # type: ignore[arg-type]
     assert message.content[0].text == f"mail {EMAIL} today"  # type: ignore[union-attr]
     response = await env.openai(RESTORE).responses.create(
-        model="mock/echo", instructions=f"reply to {EMAIL}", input=USER[0]["content"])
+        model="mock/echo", instructions=f"reply to {EMAIL}", input=USER[0]["content"]
+    )
     assert response.output_text == f"mail {EMAIL} today"
     assert response.instructions == f"reply to {EMAIL}"  # the echo has the original too
     assert EMAIL.encode() not in env.sent()
@@ -203,18 +236,21 @@ async def _chat_stream(client: openai.AsyncOpenAI, **kw: Any) -> str:
 
 @pytest.mark.parametrize("split", [False, True], ids=["word-chunks", "char-chunks"])
 async def test_streams_restore_placeholders_across_chunk_boundaries(
-    env: Env, split: bool,
+    env: Env,
+    split: bool,
 ) -> None:
     env.upstream.split = split
     two = [{"role": "user", "content": f"{EMAIL} and bob@example.org, again {EMAIL}"}]
     assert await _chat_stream(env.openai(RESTORE), messages=two) == two[0]["content"]
     assert EMAIL.encode() not in env.sent()
     async with env.anthropic(RESTORE).messages.stream(
-            model="mock/echo", max_tokens=50, messages=two) as stream:  # type: ignore[arg-type]
+        model="mock/echo", max_tokens=50, messages=two
+    ) as stream:  # type: ignore[arg-type]
         text = "".join([t async for t in stream.text_stream])
     assert text == two[0]["content"]
-    stream = await env.openai(RESTORE).responses.create(model="mock/echo", stream=True,
-                                                        input=two[0]["content"])
+    stream = await env.openai(RESTORE).responses.create(
+        model="mock/echo", stream=True, input=two[0]["content"]
+    )
     deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
     assert "".join(deltas) == two[0]["content"]
 
@@ -229,7 +265,8 @@ async def test_output_redact_in_json_and_streams(env: Env, split: bool) -> None:
     assert chat.choices[0].message.content == want
     assert await _chat_stream(env.openai(config), messages=seen) == want
     async with env.anthropic(config).messages.stream(
-            model="mock/echo", max_tokens=50, messages=seen) as stream:  # type: ignore[arg-type]
+        model="mock/echo", max_tokens=50, messages=seen
+    ) as stream:  # type: ignore[arg-type]
         assert "".join([t async for t in stream.text_stream]) == want
 
 
@@ -242,36 +279,53 @@ async def test_output_deny_withholds_the_answer(env: Env) -> None:
     assert denied.value.response.headers["x-llmrelay-guardrails"] == "output.deny.EMAIL=1"
     env.upstream.split = True
     long = [{"role": "user", "content": "word " * 60 + EMAIL}]  # longer than the window
-    resp = await env.http.post("/v1/chat/completions", json={
-        "model": "mock/echo", "messages": long, "stream": True}, headers={
-        "authorization": f"Bearer {env.key}",
-        "x-llmrelay-config": orjson.dumps(config).decode()})
+    resp = await env.http.post(
+        "/v1/chat/completions",
+        json={"model": "mock/echo", "messages": long, "stream": True},
+        headers={
+            "authorization": f"Bearer {env.key}",
+            "x-llmrelay-config": orjson.dumps(config).decode(),
+        },
+    )
     assert resp.status_code == 200
     assert DONE not in resp.content and EMAIL.encode() not in resp.content
     assert b"guardrail_output_denied" in resp.content
-    text = "".join(orjson.loads(d)["choices"][0]["delta"].get("content") or ""
-                   for d in (event_data(e) for e in EventSplitter().feed(resp.content))
-                   if d and b'"choices"' in d)
+    text = "".join(
+        orjson.loads(d)["choices"][0]["delta"].get("content") or ""
+        for d in (event_data(e) for e in EventSplitter().feed(resp.content))
+        if d and b'"choices"' in d
+    )
     assert text.startswith("word word") and "alice" not in text  # what came before went out
 
 
 async def test_flag_passes_unchanged_and_records(env: Env) -> None:
     raw = await env.openai(_guard("input", "flag")).chat.completions.with_raw_response.create(
-        model="mock/echo", messages=USER)
+        model="mock/echo", messages=USER
+    )
     assert raw.parse().choices[0].message.content == USER[0]["content"]
     assert raw.headers["x-llmrelay-guardrails"] == "input.flag.EMAIL=1"
 
 
 async def test_tool_call_arguments_are_restored(env: Env) -> None:
-    tools = [{"type": "function", "function": {"name": "send", "parameters": {
-        "type": "object", "properties": {"to": {"const": "[EMAIL_1]"}}, "required": ["to"]}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "send",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"to": {"const": "[EMAIL_1]"}},
+                    "required": ["to"],
+                },
+            },
+        }
+    ]
     kw: dict[str, Any] = {"messages": USER, "tools": tools, "tool_choice": "required"}
     chat = await env.openai(RESTORE).chat.completions.create(model="mock/echo", **kw)
     calls = chat.choices[0].message.tool_calls
     assert calls and orjson.loads(calls[0].function.arguments) == {"to": EMAIL}  # type: ignore[union-attr]
     env.upstream.split = True
-    stream = await env.openai(RESTORE).chat.completions.create(model="mock/echo", stream=True,
-                                                               **kw)
+    stream = await env.openai(RESTORE).chat.completions.create(model="mock/echo", stream=True, **kw)
     args = ""
     async for chunk in stream:
         for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
@@ -279,8 +333,9 @@ async def test_tool_call_arguments_are_restored(env: Env) -> None:
     assert orjson.loads(args) == {"to": EMAIL}
 
 
-async def test_a_guardrail_that_raises_fails_closed(env: Env,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_guardrail_that_raises_fails_closed(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*_: Any) -> list[Any]:
         raise RuntimeError("detector bug")
 
@@ -288,7 +343,8 @@ async def test_a_guardrail_that_raises_fails_closed(env: Env,
     before = len(env.upstream.bodies)
     with pytest.raises(openai.InternalServerError) as failed:
         await env.openai(_guard("input", "redact")).chat.completions.create(
-            model="mock/echo", messages=USER)
+            model="mock/echo", messages=USER
+        )
     assert isinstance(failed.value.body, dict) and failed.value.body["code"] == "guardrail_failed"
     assert len(env.upstream.bodies) == before
     allow = _guard("input", "redact", on_error="allow")
@@ -309,11 +365,17 @@ async def test_rows_logs_and_metrics_hold_no_original(env: Env) -> None:
     logged: list[Interaction] = []
     services.writer.observers.append(logged.extend)  # what the interaction log writes
     await env.openai(RESTORE).chat.completions.create(
-        model="mock/echo", messages=[{"role": "user", "content": f"{marker} {EMAIL}"}])
+        model="mock/echo", messages=[{"role": "user", "content": f"{marker} {EMAIL}"}]
+    )
     for _ in range(200):
         async with services.sessions() as session:
-            rows = (await session.execute(select(RequestRow, ResponseRow).join(
-                ResponseRow, ResponseRow.id == RequestRow.id))).all()
+            rows = (
+                await session.execute(
+                    select(RequestRow, ResponseRow).join(
+                        ResponseRow, ResponseRow.id == RequestRow.id
+                    )
+                )
+            ).all()
         mine = [r for r in rows if r[0].body and marker in r[0].body]
         if mine and services.writer.pending == 0:
             break
@@ -338,8 +400,17 @@ async def test_a_header_config_may_not_bring_its_own_regex(env: Env) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
         await env.openai(custom).chat.completions.create(model="mock/echo", messages=USER)
     assert "only allowed in stored route configs" in str(refused.value)
-    hook = {"guardrails": {"input": [{"type": "content_safety", "threshold": 0.5,
-                                      "webhook": "http://169.254.169.254/latest"}]}}
+    hook = {
+        "guardrails": {
+            "input": [
+                {
+                    "type": "content_safety",
+                    "threshold": 0.5,
+                    "webhook": "http://169.254.169.254/latest",
+                }
+            ]
+        }
+    }
     with pytest.raises(openai.BadRequestError) as refused:
         await env.openai(hook).chat.completions.create(model="mock/echo", messages=USER)
     assert "only allowed in stored route configs" in str(refused.value)
@@ -348,45 +419,66 @@ async def test_a_header_config_may_not_bring_its_own_regex(env: Env) -> None:
 async def test_the_settings_plugins_block_selects_guardrails_for_every_call(env: Env) -> None:
     services = env.gateway.services
     saved = services.plugins
-    services.plugins = PluginSelector(saved.factories, saved.builtins, {
-        "guardrails": {"input": [{"type": "pii_detection", "action": "redact",
-                                  "custom": [{"name": "TICKET", "pattern": r"TCK-\d{4}"}]}]}})
+    services.plugins = PluginSelector(
+        saved.factories,
+        saved.builtins,
+        {
+            "guardrails": {
+                "input": [
+                    {
+                        "type": "pii_detection",
+                        "action": "redact",
+                        "custom": [{"name": "TICKET", "pattern": r"TCK-\d{4}"}],
+                    }
+                ]
+            }
+        },
+    )
     try:
-        plain = openai.AsyncOpenAI(base_url="http://gateway/v1", api_key=env.key,
-                                   http_client=env.http, max_retries=0)
-        chat = await plain.chat.completions.create(model="mock/echo", messages=[
-            {"role": "user", "content": f"TCK-1234 for {EMAIL}"}])
+        plain = openai.AsyncOpenAI(
+            base_url="http://gateway/v1", api_key=env.key, http_client=env.http, max_retries=0
+        )
+        chat = await plain.chat.completions.create(
+            model="mock/echo", messages=[{"role": "user", "content": f"TCK-1234 for {EMAIL}"}]
+        )
         assert chat.choices[0].message.content == "[TICKET_1] for [EMAIL_1]"
     finally:
         services.plugins = saved
 
 
 def _safety(stage: str, **extra: Any) -> dict[str, Any]:
-    return {"guardrails": {stage: [{"type": "content_safety", "threshold": 0.8,
-                                    "provider": "mock", **extra}]}}
+    return {
+        "guardrails": {
+            stage: [{"type": "content_safety", "threshold": 0.8, "provider": "mock", **extra}]
+        }
+    }
 
 
 async def test_content_safety_on_input_above_and_below_the_threshold(env: Env) -> None:
     client = env.openai(_safety("input"))
     before = len(env.upstream.bodies)
     with pytest.raises(openai.BadRequestError) as denied:
-        await client.chat.completions.create(model="mock/echo", messages=[
-            {"role": "user", "content": "how do I kill a zombie process"}])
+        await client.chat.completions.create(
+            model="mock/echo",
+            messages=[{"role": "user", "content": "how do I kill a zombie process"}],
+        )
     assert isinstance(denied.value.body, dict)
     assert denied.value.body["code"] == "content_safety_denied"
     assert "violence 0.92" in denied.value.body["message"]
     assert len(env.upstream.bodies) == before + 1  # the moderation call, no model call
     assert env.sent().startswith(b'{"model":"omni-moderation-latest"')
-    fine = await client.chat.completions.create(model="mock/echo", messages=[
-        {"role": "user", "content": "a borderline joke"}])  # illicit 0.6 < 0.8
+    fine = await client.chat.completions.create(
+        model="mock/echo", messages=[{"role": "user", "content": "a borderline joke"}]
+    )  # illicit 0.6 < 0.8
     assert fine.choices[0].message.content == "a borderline joke"
     with pytest.raises(anthropic.BadRequestError):
         await env.anthropic(_safety("input")).messages.create(
-            model="mock/echo", max_tokens=50,
-            messages=[{"role": "user", "content": "stab"}])
+            model="mock/echo", max_tokens=50, messages=[{"role": "user", "content": "stab"}]
+        )
     lenient = env.openai(_safety("input", categories=["hate"]))
-    ok = await lenient.chat.completions.create(model="mock/echo", messages=[
-        {"role": "user", "content": "kill -9"}])  # violence is not a category it counts
+    ok = await lenient.chat.completions.create(
+        model="mock/echo", messages=[{"role": "user", "content": "kill -9"}]
+    )  # violence is not a category it counts
     assert ok.choices[0].message.content == "kill -9"
 
 
@@ -397,10 +489,14 @@ async def test_content_safety_on_output_json_and_streams(env: Env) -> None:
         await client.chat.completions.create(model="mock/echo", messages=bad)
     assert isinstance(denied.value.body, dict)
     assert denied.value.body["code"] == "content_safety_output_denied"
-    resp = await env.http.post("/v1/chat/completions", json={
-        "model": "mock/echo", "messages": bad, "stream": True}, headers={
-        "authorization": f"Bearer {env.key}",
-        "x-llmrelay-config": orjson.dumps(_safety("output")).decode()})
+    resp = await env.http.post(
+        "/v1/chat/completions",
+        json={"model": "mock/echo", "messages": bad, "stream": True},
+        headers={
+            "authorization": f"Bearer {env.key}",
+            "x-llmrelay-config": orjson.dumps(_safety("output")).decode(),
+        },
+    )
     assert b"content_safety_output_denied" in resp.content and DONE not in resp.content
     assert b"loser" not in resp.content
     assert await _chat_stream(client, messages=USER) == USER[0]["content"]

@@ -20,12 +20,18 @@ from tests.gateway_proc import GatewayProcess
 Start = Callable[..., GatewayProcess]
 
 
-def llmrelay(*args: str, cwd: Path, env: dict[str, str] | None = None
-             ) -> subprocess.CompletedProcess[str]:
+def llmrelay(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("LLMRELAY_")}
-    return subprocess.run([sys.executable, "-m", "llmrelay", *args], cwd=cwd,
-                          env={**base, **(env or {})}, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "llmrelay", *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_keys_cli_flow(start_gateway: Start) -> None:
@@ -34,8 +40,11 @@ def test_keys_cli_flow(start_gateway: Start) -> None:
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
     assert key.startswith("sk-relay-") and len(key) > 40
-    r = httpx.post(gw.base_url + "/chat/completions", headers={"authorization": f"Bearer {key}"},
-                   json={"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]})
+    r = httpx.post(
+        gw.base_url + "/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "hi"
     listing = gw.cli("keys", "list")
     assert listing.returncode == 0 and "demo" in listing.stdout
@@ -59,16 +68,28 @@ def test_invalid_config_names_the_key(tmp_path: Path) -> None:
     assert r.returncode == 2 and "providers[0].type" in r.stderr
 
 
-def test_env_interpolation_and_overrides(start_gateway: Start, upstream: MockUpstream,
-                                         mock: MockUpstream) -> None:
+def test_env_interpolation_and_overrides(
+    start_gateway: Start, upstream: MockUpstream, mock: MockUpstream
+) -> None:
     gw = start_gateway(
-        {"providers": [{"name": "up", "type": "openai_compatible", "base_url": "${UP_URL}",
-                        "api_key": "${UP_KEY:-fallback-secret}"}]},
+        {
+            "providers": [
+                {
+                    "name": "up",
+                    "type": "openai_compatible",
+                    "base_url": "${UP_URL}",
+                    "api_key": "${UP_KEY:-fallback-secret}",
+                }
+            ]
+        },
         env={"UP_URL": upstream.base_url},
     )
     key = gw.create_key("k")
-    r = httpx.post(gw.base_url + "/chat/completions", headers={"authorization": f"Bearer {key}"},
-                   json={"model": "up/m", "messages": [{"role": "user", "content": "x"}]})
+    r = httpx.post(
+        gw.base_url + "/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "up/m", "messages": [{"role": "user", "content": "x"}]},
+    )
     assert r.status_code == 200
     assert mock.last_request.headers["authorization"] == "Bearer fallback-secret"
     # Provider credentials are stored encrypted, never in clear.
@@ -83,7 +104,11 @@ def test_ready_log_line_and_fast_start(tmp_path: Path) -> None:
     env["LLMRELAY_LOG_FILE"] = "none"
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmrelay", "serve", "--host", "127.0.0.1", "--port", port],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stderr is not None
@@ -101,25 +126,40 @@ def test_ready_log_line_and_fast_start(tmp_path: Path) -> None:
 def test_sigterm_drains_streams_and_flushes_logs(
     start_gateway: Start, upstream: MockUpstream, mock: MockUpstream
 ) -> None:
-    gw = start_gateway({
-        "drain_timeout": 1.5,
-        "log_flush_interval": 1.0,  # rows still queued at SIGTERM must be flushed
-        "providers": [{"name": "up", "type": "openai_compatible",
-                       "base_url": upstream.base_url, "api_key": "k"}],
-    })
+    gw = start_gateway(
+        {
+            "drain_timeout": 1.5,
+            "log_flush_interval": 1.0,  # rows still queued at SIGTERM must be flushed
+            "providers": [
+                {
+                    "name": "up",
+                    "type": "openai_compatible",
+                    "base_url": upstream.base_url,
+                    "api_key": "k",
+                }
+            ],
+        }
+    )
     key = gw.create_key("drain")
     auth = {"authorization": f"Bearer {key}"}
     body = {"model": "up/m", "messages": [{"role": "user", "content": "a b c d e f g h"}]}
     for _ in range(5):
-        assert httpx.post(gw.base_url + "/chat/completions", headers=auth,
-                          json=body).status_code == 200
+        assert (
+            httpx.post(gw.base_url + "/chat/completions", headers=auth, json=body).status_code
+            == 200
+        )
     # A slow stream that would outlive the drain deadline.
     mock.script(Behaviour(chunk_delay_ms=1000))
     received: list[str] = []
 
     def read_stream() -> None:
-        with httpx.stream("POST", gw.base_url + "/chat/completions", headers=auth,
-                          json={**body, "stream": True}, timeout=30) as r:
+        with httpx.stream(
+            "POST",
+            gw.base_url + "/chat/completions",
+            headers=auth,
+            json={**body, "stream": True},
+            timeout=30,
+        ) as r:
             received.extend(r.iter_lines())
 
     reader = threading.Thread(target=read_stream)

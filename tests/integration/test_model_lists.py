@@ -43,16 +43,28 @@ def lister() -> Iterator[tuple[Lister, MockUpstream]]:
 
 
 def listed(gw: GatewayProcess, key: str, query: str = "") -> list[str]:
-    r = httpx.get(f"{gw.base_url}/models?provider=lst{query}",
-                  headers={"authorization": f"Bearer {key}"}, timeout=10)
+    r = httpx.get(
+        f"{gw.base_url}/models?provider=lst{query}",
+        headers={"authorization": f"Bearer {key}"},
+        timeout=10,
+    )
     assert r.status_code == 200, r.text
     return [m["id"] for m in r.json()["data"]]
 
 
 def config(upstream: MockUpstream, interval: Any) -> dict[str, Any]:
-    return {"provider_reload_interval": interval, "providers": [
-        {"name": "lst", "type": "openai_compatible", "base_url": upstream.base_url,
-         "api_key": "x", "models": ["pinned"]}]}
+    return {
+        "provider_reload_interval": interval,
+        "providers": [
+            {
+                "name": "lst",
+                "type": "openai_compatible",
+                "base_url": upstream.base_url,
+                "api_key": "x",
+                "models": ["pinned"],
+            }
+        ],
+    }
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> bool:
@@ -100,12 +112,10 @@ def test_on_demand_refresh(
     assert listed(gw, key, "&refresh=true") == ["lst/pinned", "lst/delta"]
     assert state.calls == calls + 1
     # ?gateway= is the seed's synonym; refreshing every provider works too.
-    r = httpx.get(f"{gw.base_url}/models?gateway=lst",
-                  headers={"authorization": f"Bearer {key}"})
+    r = httpx.get(f"{gw.base_url}/models?gateway=lst", headers={"authorization": f"Bearer {key}"})
     assert [m["id"] for m in r.json()["data"]] == ["lst/pinned", "lst/delta"]
     state.status = 500
     assert listed(gw, key, "&refresh=true") == ["lst/pinned", "lst/delta"]
     assert state.calls == calls + 2
     r = httpx.get(f"{gw.base_url}/models?refresh=true")  # refreshing needs a valid key
     assert r.status_code == 401 and state.calls == calls + 2
-

@@ -72,9 +72,11 @@ CHAT = {
     "gemini": "gemini/gemini-2.0-flash",
     "bedrock": "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
 }
-EMBEDDINGS = {"pass-through": "up/text-embedding-3-small",
-              "gemini": "gemini/text-embedding-004",
-              "bedrock-cohere": "bedrock/cohere.embed-english-v3"}
+EMBEDDINGS = {
+    "pass-through": "up/text-embedding-3-small",
+    "gemini": "gemini/text-embedding-004",
+    "bedrock-cohere": "bedrock/cohere.embed-english-v3",
+}
 RESPONSES = {"pass-through": "oai/gpt-4o", "anthropic": "claude/claude-sonnet-4-5"}
 
 
@@ -98,27 +100,48 @@ def check(component: str, instance: Any) -> None:
         lines = []
         for e in errors[:5]:
             lines.append(f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}")
-            lines.extend(f"    - {'/'.join(map(str, c.absolute_path))}: {c.message[:200]}"
-                         for c in sorted(e.context, key=lambda c: len(c.absolute_path))[-3:])
+            lines.extend(
+                f"    - {'/'.join(map(str, c.absolute_path))}: {c.message[:200]}"
+                for c in sorted(e.context, key=lambda c: len(c.absolute_path))[-3:]
+            )
         pytest.fail(f"{component} violated:\n" + "\n".join(lines) + f"\n{instance!r:.1500}")
 
 
 @pytest.fixture(scope="module")
-def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-       ) -> Iterator[GatewayProcess]:
+def gw(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
     directory = tmp_path_factory.mktemp("openai-spec")
-    proc = GatewayProcess(directory, {
-        "providers": [
-            {"name": "up", "type": "openai_compatible", "base_url": upstream.base_url,
-             "api_key": "sk-upstream-abcdefgh"},
-            {"name": "oai", "type": "openai", "base_url": upstream.base_url,
-             "api_key": "sk-upstream-abcdefgh"},
-            {"name": "claude", "type": "anthropic", "base_url": upstream.base_url,
-             "api_key": "sk-ant-upstream-1234"},
-            *[p for p in native_providers(upstream, directory)
-              if p["name"] in ("gemini", "bedrock")],
-        ],
-    })
+    proc = GatewayProcess(
+        directory,
+        {
+            "providers": [
+                {
+                    "name": "up",
+                    "type": "openai_compatible",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-upstream-abcdefgh",
+                },
+                {
+                    "name": "oai",
+                    "type": "openai",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-upstream-abcdefgh",
+                },
+                {
+                    "name": "claude",
+                    "type": "anthropic",
+                    "base_url": upstream.base_url,
+                    "api_key": "sk-ant-upstream-1234",
+                },
+                *[
+                    p
+                    for p in native_providers(upstream, directory)
+                    if p["name"] in ("gemini", "bedrock")
+                ],
+            ],
+        },
+    )
     proc.start()
     yield proc
     proc.stop()
@@ -127,8 +150,9 @@ def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def client(gw: GatewayProcess) -> Iterator[httpx.Client]:
     key = gw.create_key("openai-spec")
-    with httpx.Client(base_url=gw.base_url, timeout=60,
-                      headers={"authorization": f"Bearer {key}"}) as c:
+    with httpx.Client(
+        base_url=gw.base_url, timeout=60, headers={"authorization": f"Bearer {key}"}
+    ) as c:
         # Tests turn background list refreshes off; fetch the provider lists once.
         c.get("/models?refresh=true").raise_for_status()
         yield c
@@ -146,21 +170,37 @@ def events(resp: httpx.Response) -> list[Any]:
 HELLO = [{"role": "user", "content": "Say hello to the spec"}]
 #: The mock answers with a call of the first tool when the prompt says "tool".
 TOOL_ASK = [{"role": "user", "content": "use the weather tool for Paris"}]
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Current weather",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                   "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
 
 
 @pytest.mark.parametrize("model", CHAT.values(), ids=CHAT.keys())
 def test_chat_completion(client: httpx.Client, mock: MockUpstream, model: str) -> None:
-    resp = client.post("/chat/completions", json={"model": model, "messages": HELLO,
-                                                  "max_tokens": 50})
+    resp = client.post(
+        "/chat/completions", json={"model": model, "messages": HELLO, "max_tokens": 50}
+    )
     assert resp.status_code == 200, resp.text
     check("CreateChatCompletionResponse", resp.json())
-    tool = client.post("/chat/completions", json={
-        "model": model, "messages": TOOL_ASK,
-        "tools": [WEATHER], "tool_choice": "required", "max_tokens": 50})
+    tool = client.post(
+        "/chat/completions",
+        json={
+            "model": model,
+            "messages": TOOL_ASK,
+            "tools": [WEATHER],
+            "tool_choice": "required",
+            "max_tokens": 50,
+        },
+    )
     assert tool.status_code == 200, tool.text
     check("CreateChatCompletionResponse", tool.json())
     assert tool.json()["choices"][0]["message"]["tool_calls"]
@@ -168,15 +208,14 @@ def test_chat_completion(client: httpx.Client, mock: MockUpstream, model: str) -
 
 @pytest.mark.parametrize("model", CHAT.values(), ids=CHAT.keys())
 @pytest.mark.parametrize("kind", ["usage", "no-usage", "tools"])
-def test_chat_stream_chunks(client: httpx.Client, mock: MockUpstream, model: str,
-                            kind: str) -> None:
-    body: dict[str, Any] = {"model": model, "messages": HELLO, "stream": True,
-                            "max_tokens": 50}
+def test_chat_stream_chunks(
+    client: httpx.Client, mock: MockUpstream, model: str, kind: str
+) -> None:
+    body: dict[str, Any] = {"model": model, "messages": HELLO, "stream": True, "max_tokens": 50}
     if kind != "no-usage":
         body["stream_options"] = {"include_usage": True}
     if kind == "tools":
-        body.update(messages=TOOL_ASK,
-                    tools=[WEATHER], tool_choice="required")
+        body.update(messages=TOOL_ASK, tools=[WEATHER], tool_choice="required")
     with client.stream("POST", "/chat/completions", json=body) as resp:
         assert resp.status_code == 200
         chunks = events(resp)
@@ -185,15 +224,17 @@ def test_chat_stream_chunks(client: httpx.Client, mock: MockUpstream, model: str
         check("CreateChatCompletionStreamResponse", chunk)
     assert any(c.get("usage") for c in chunks) is (kind != "no-usage")
     if kind == "tools":
-        assert any(choice["delta"].get("tool_calls")
-                   for c in chunks for choice in c["choices"]), chunks
+        assert any(choice["delta"].get("tool_calls") for c in chunks for choice in c["choices"]), (
+            chunks
+        )
 
 
 @pytest.mark.parametrize("model", EMBEDDINGS.values(), ids=EMBEDDINGS.keys())
 def test_embeddings(client: httpx.Client, mock: MockUpstream, model: str) -> None:
     for encoding in ("float", "base64"):
-        resp = client.post("/embeddings", json={"model": model, "input": ["a", "b"],
-                                                "encoding_format": encoding})
+        resp = client.post(
+            "/embeddings", json={"model": model, "input": ["a", "b"], "encoding_format": encoding}
+        )
         assert resp.status_code == 200, resp.text
         body = resp.json()
         if encoding == "base64":  # the spec knows only float arrays (see above)
@@ -214,18 +255,24 @@ def test_model_list_and_model(client: httpx.Client) -> None:
     check("Model", one.json())
 
 
-RESPONSES_TOOL = {"type": "function", "name": "get_weather", "description": "Current weather",
-                  "parameters": WEATHER["function"]["parameters"]}  # type: ignore[index]
+RESPONSES_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather",
+    "parameters": WEATHER["function"]["parameters"],
+}  # type: ignore[index]
 
 
 @pytest.mark.parametrize("model", RESPONSES.values(), ids=RESPONSES.keys())
 @pytest.mark.parametrize("tools", [False, True], ids=["text", "tools"])
-def test_responses_object_and_stream_events(client: httpx.Client, mock: MockUpstream,
-                                            model: str, tools: bool) -> None:
+def test_responses_object_and_stream_events(
+    client: httpx.Client, mock: MockUpstream, model: str, tools: bool
+) -> None:
     body: dict[str, Any] = {"model": model, "input": "Say hello", "max_output_tokens": 50}
     if tools:
-        body.update(input="use the weather tool for Paris", tools=[RESPONSES_TOOL],
-                    tool_choice="required")
+        body.update(
+            input="use the weather tool for Paris", tools=[RESPONSES_TOOL], tool_choice="required"
+        )
     resp = client.post("/responses", json=body)
     assert resp.status_code == 200, resp.text
     check("Response", _tolerated(model, resp.json()))
@@ -274,12 +321,16 @@ def test_error_bodies(client: httpx.Client, gw: GatewayProcess, mock: MockUpstre
 
 
 @pytest.mark.parametrize("model", RESPONSES.values(), ids=RESPONSES.keys())
-def test_responses_stream_failing_midway(client: httpx.Client, mock: MockUpstream,
-                                         model: str) -> None:
+def test_responses_stream_failing_midway(
+    client: httpx.Client, mock: MockUpstream, model: str
+) -> None:
     """A provider's in-stream error still ends the stream with events of the spec."""
     mock.script(Behaviour(error_after_chunks=3))
-    with client.stream("POST", "/responses", json={
-            "model": model, "input": "Say hello to everyone here", "stream": True}) as resp:
+    with client.stream(
+        "POST",
+        "/responses",
+        json={"model": model, "input": "Say hello to everyone here", "stream": True},
+    ) as resp:
         assert resp.status_code == 200
         stream_events = events(resp)
     assert stream_events[-1]["type"] in ("error", "response.failed"), stream_events[-1]
@@ -290,13 +341,20 @@ def test_responses_stream_failing_midway(client: httpx.Client, mock: MockUpstrea
 
 
 @pytest.mark.parametrize("model", CHAT.values(), ids=CHAT.keys())
-def test_chat_stream_cut_midway_ends_with_an_error_body(client: httpx.Client,
-                                                        mock: MockUpstream, model: str) -> None:
+def test_chat_stream_cut_midway_ends_with_an_error_body(
+    client: httpx.Client, mock: MockUpstream, model: str
+) -> None:
     """The in-band error event that ends a broken stream is an ``ErrorResponse``."""
     mock.script(Behaviour(drop_after_chunks=2))
-    with client.stream("POST", "/chat/completions", json={
-            "model": model, "messages": [{"role": "user", "content": "one two three four"}],
-            "stream": True}) as resp:
+    with client.stream(
+        "POST",
+        "/chat/completions",
+        json={
+            "model": model,
+            "messages": [{"role": "user", "content": "one two three four"}],
+            "stream": True,
+        },
+    ) as resp:
         assert resp.status_code == 200
         payloads = events(resp)
     *chunks, last = payloads

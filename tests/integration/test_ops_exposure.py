@@ -20,8 +20,12 @@ def bearer(token: str) -> dict[str, str]:
 
 def chat(gw: GatewayProcess, key: str) -> httpx.Response:
     body = {"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]}
-    return httpx.post(gw.base_url + "/chat/completions", content=orjson.dumps(body),
-                      headers=bearer(key), timeout=20)
+    return httpx.post(
+        gw.base_url + "/chat/completions",
+        content=orjson.dumps(body),
+        headers=bearer(key),
+        timeout=20,
+    )
 
 
 def test_metrics_and_readiness_detail_need_the_token_or_master_key(
@@ -32,8 +36,7 @@ def test_metrics_and_readiness_detail_need_the_token_or_master_key(
     gw = start_gateway({"master_key": MASTER, "metrics_token": TOKEN})
     key = gw.create_key("secretive")
     assert chat(gw, key).status_code == 200
-    for headers in ({}, bearer("wrong-token-0123456789"), bearer(key),
-                    {"authorization": TOKEN}):
+    for headers in ({}, bearer("wrong-token-0123456789"), bearer(key), {"authorization": TOKEN}):
         r = httpx.get(gw.url + "/metrics", headers=headers, timeout=10)
         assert r.status_code == 401, headers
         assert r.headers["www-authenticate"] == "Bearer"
@@ -49,9 +52,7 @@ def test_metrics_and_readiness_detail_need_the_token_or_master_key(
     assert httpx.get(gw.url + "/health", timeout=10).status_code == 200
 
 
-def test_a_master_key_alone_guards_metrics(
-    start_gateway: Callable[..., GatewayProcess]
-) -> None:
+def test_a_master_key_alone_guards_metrics(start_gateway: Callable[..., GatewayProcess]) -> None:
     gw = start_gateway({"master_key": MASTER})
     assert httpx.get(gw.url + "/metrics", timeout=10).status_code == 401
     assert httpx.get(gw.url + "/metrics", headers=bearer(MASTER), timeout=10).status_code == 200

@@ -36,19 +36,34 @@ TRACE: list[str] = []
 
 
 def _completion(text: str) -> bytes:
-    return orjson.dumps({
-        "id": "chatcmpl-plugin", "object": "chat.completion", "created": 1, "model": "echo",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": text}}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    })
+    return orjson.dumps(
+        {
+            "id": "chatcmpl-plugin",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "echo",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": text},
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+    )
 
 
 def _chunk(text: str) -> bytes:
-    return encode_json({"id": "chatcmpl-plugin", "object": "chat.completion.chunk",
-                        "created": 1, "model": "echo",
-                        "choices": [{"index": 0, "delta": {"content": text},
-                                     "finish_reason": None}]})
+    return encode_json(
+        {
+            "id": "chatcmpl-plugin",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "echo",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+        }
+    )
 
 
 class _Upper(StreamStep):
@@ -108,22 +123,27 @@ class Harness:
     def use(self, configured: dict[str, dict[str, Any]]) -> None:
         """Select plug-ins as the settings' ``plugins`` block would."""
         services = self.gateway.services
-        services.plugins = PluginSelector({"recorder": _factory, "second": _factory},
-                                          services.plugins.builtins, configured)
+        services.plugins = PluginSelector(
+            {"recorder": _factory, "second": _factory}, services.plugins.builtins, configured
+        )
         TRACE.clear()
 
-    async def post(self, path: str, body: dict[str, Any], key: str | None = None
-                   ) -> httpx.Response:
-        return await self.client.post(path, json=body, headers={
-            "authorization": f"Bearer {key or self.key}", "anthropic-version": "2023-06-01"})
+    async def post(self, path: str, body: dict[str, Any], key: str | None = None) -> httpx.Response:
+        return await self.client.post(
+            path,
+            json=body,
+            headers={
+                "authorization": f"Bearer {key or self.key}",
+                "anthropic-version": "2023-06-01",
+            },
+        )
 
     async def rows(self, at_least: int = 0) -> int:
         """Rows in the database, once there are ``at_least`` (the writer batches)."""
         services = self.gateway.services
         for _ in range(200):
             async with services.sessions() as session:
-                count = int(await session.scalar(
-                    select(func.count()).select_from(RequestRow)) or 0)
+                count = int(await session.scalar(select(func.count()).select_from(RequestRow)) or 0)
             if count >= at_least and services.writer.pending == 0:
                 return count
             await asyncio.sleep(0.05)
@@ -142,14 +162,21 @@ class _CountingTransport:
 @pytest.fixture(scope="module")
 async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
     directory: Path = tmp_path_factory.mktemp("plugins")
-    settings = load_settings(env={}, overrides={
-        "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}", "log_file": "none",
-        "auto_providers": False, "provider_reload_interval": 0})
+    settings = load_settings(
+        env={},
+        overrides={
+            "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}",
+            "log_file": "none",
+            "auto_providers": False,
+            "provider_reload_interval": 0,
+        },
+    )
     gateway = Gateway(settings, env={})
     await gateway.startup()
     key, _ = await create_key(gateway.services.sessions, "plugins")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway),
-                                 base_url="http://gateway") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=gateway), base_url="http://gateway"
+    ) as client:
         harness = Harness(gateway, client, key)
         mock = gateway.services.registry.get("mock")
         assert mock is not None
@@ -159,8 +186,11 @@ async def gw(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]
 
 
 CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "hello there"}]}
-MESSAGES = {"model": "mock/echo", "max_tokens": 50,
-            "messages": [{"role": "user", "content": "hello there"}]}
+MESSAGES = {
+    "model": "mock/echo",
+    "max_tokens": 50,
+    "messages": [{"role": "user", "content": "hello there"}],
+}
 RESPONSES = {"model": "mock/echo", "input": "hello there"}
 
 
@@ -213,13 +243,15 @@ async def test_an_after_step_replaces_the_answer_before_it_is_encoded(gw: Harnes
 async def test_a_stream_step_rewrites_events_before_they_are_encoded(gw: Harness) -> None:
     gw.use({"recorder": {"upper": True}})
     chat = await gw.post("/v1/chat/completions", {**CHAT, "stream": True})
-    text = "".join(orjson.loads(e)["choices"][0]["delta"].get("content") or ""
-                   for e in _events(chat.content) if e != b"[DONE]" and b"choices" in e)
+    text = "".join(
+        orjson.loads(e)["choices"][0]["delta"].get("content") or ""
+        for e in _events(chat.content)
+        if e != b"[DONE]" and b"choices" in e
+    )
     assert "HELLO there" in text
     message = await gw.post("/v1/messages", {**MESSAGES, "stream": True})
     deltas = [orjson.loads(e) for e in _events(message.content)]
-    text = "".join(d["delta"].get("text", "") for d in deltas
-                   if d["type"] == "content_block_delta")
+    text = "".join(d["delta"].get("text", "") for d in deltas if d["type"] == "content_block_delta")
     assert "HELLO there" in text
     assert deltas[-1]["type"] == "message_stop"
     assert TRACE == ["r.before", "r.stream"] * 2
@@ -252,8 +284,11 @@ async def test_a_replayed_stream_is_encoded_for_each_client(gw: Harness) -> None
 
 async def test_a_key_selects_plugins_in_its_metadata(gw: Harness) -> None:
     gw.use({})
-    key, _ = await create_key(gw.gateway.services.sessions, "with-plugin",
-                              metadata={"plugins": {"recorder": {"tag": "key", "upper": True}}})
+    key, _ = await create_key(
+        gw.gateway.services.sessions,
+        "with-plugin",
+        metadata={"plugins": {"recorder": {"tag": "key", "upper": True}}},
+    )
     resp = await gw.post("/v1/chat/completions", CHAT, key=key)
     assert "HELLO there" in resp.json()["choices"][0]["message"]["content"]
     assert TRACE == ["key.before", "key.after"]
@@ -264,8 +299,9 @@ async def test_a_key_selects_plugins_in_its_metadata(gw: Harness) -> None:
 
 async def test_a_key_naming_an_unknown_plugin_is_refused_before_any_call(gw: Harness) -> None:
     gw.use({})
-    key, _ = await create_key(gw.gateway.services.sessions, "bad-plugin",
-                              metadata={"plugins": {"nope": {}}})
+    key, _ = await create_key(
+        gw.gateway.services.sessions, "bad-plugin", metadata={"plugins": {"nope": {}}}
+    )
     calls = gw.upstream_calls
     resp = await gw.post("/v1/chat/completions", CHAT, key=key)
     assert resp.status_code == 400
@@ -287,15 +323,31 @@ async def test_keys_create_plugins_selects_plugins_for_that_key(
     config = tmp_path / "cli.yaml"
     config.write_text(f"database_url: {gw.gateway.settings.database_url}\n")
     code, out, err = await asyncio.to_thread(
-        _cli, "keys", "--config", str(config), "create", "--name", "cli-plugins",
-        "--plugins", '{"recorder": {"tag": "cli", "upper": true}}')
+        _cli,
+        "keys",
+        "--config",
+        str(config),
+        "create",
+        "--name",
+        "cli-plugins",
+        "--plugins",
+        '{"recorder": {"tag": "cli", "upper": true}}',
+    )
     assert code == 0, err
     resp = await gw.post("/v1/chat/completions", CHAT, key=out.strip().splitlines()[-1])
     assert "HELLO there" in resp.json()["choices"][0]["message"]["content"]
     assert TRACE == ["cli.before", "cli.after"]
     code, _, err = await asyncio.to_thread(
-        _cli, "keys", "--config", str(config), "create", "--name", "cli-bad",
-        "--plugins", '["recorder"]')
+        _cli,
+        "keys",
+        "--config",
+        str(config),
+        "create",
+        "--name",
+        "cli-bad",
+        "--plugins",
+        '["recorder"]',
+    )
     assert code == 1 and "--plugins must map plug-in names" in err
 
 
@@ -312,9 +364,11 @@ def _contributing_example() -> dict[str, Any]:
 async def test_the_contributing_example_plugin_works_on_every_endpoint(gw: Harness) -> None:
     example = _contributing_example()
     services = gw.gateway.services
-    services.plugins = PluginSelector({"word_block": example["WordBlock"]},
-                                      services.plugins.builtins,
-                                      {"word_block": {"word": "hello"}})
+    services.plugins = PluginSelector(
+        {"word_block": example["WordBlock"]},
+        services.plugins.builtins,
+        {"word_block": {"word": "hello"}},
+    )
     chat = await gw.post("/v1/chat/completions", CHAT)
     assert chat.status_code == 403 and chat.json()["error"]["code"] == "word_blocked"
     message = await gw.post("/v1/messages", MESSAGES)
@@ -322,21 +376,26 @@ async def test_the_contributing_example_plugin_works_on_every_endpoint(gw: Harne
     stream = await gw.post("/v1/chat/completions", {**CHAT, "stream": True})
     assert stream.status_code == 200 and b"word_blocked" in stream.content
     assert b"hello" not in stream.content
-    fine = await gw.post("/v1/chat/completions",
-                         {**CHAT, "messages": [{"role": "user", "content": "hi"}]})
+    fine = await gw.post(
+        "/v1/chat/completions", {**CHAT, "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert fine.status_code == 200
 
 
 async def test_a_config_of_only_a_cache_block_routes_the_requested_model(gw: Harness) -> None:
     gw.use({})
     config = orjson.dumps({"cache": {"mode": "simple", "ttl": 60}}).decode()
-    resp = await gw.client.post("/v1/chat/completions", json=CHAT, headers={
-        "authorization": f"Bearer {gw.key}", "x-llmrelay-config": config})
+    resp = await gw.client.post(
+        "/v1/chat/completions",
+        json=CHAT,
+        headers={"authorization": f"Bearer {gw.key}", "x-llmrelay-config": config},
+    )
     assert resp.status_code == 200, resp.text
     assert resp.headers["x-llmrelay-provider"] == "mock"
-    unknown = await gw.client.post("/v1/chat/completions",
-                                   json={**CHAT, "model": "nowhere/none"}, headers={
-                                       "authorization": f"Bearer {gw.key}",
-                                       "x-llmrelay-config": config})
+    unknown = await gw.client.post(
+        "/v1/chat/completions",
+        json={**CHAT, "model": "nowhere/none"},
+        headers={"authorization": f"Bearer {gw.key}", "x-llmrelay-config": config},
+    )
     assert unknown.status_code == 400
     assert unknown.json()["error"]["code"] == "model_not_found"

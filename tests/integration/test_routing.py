@@ -41,22 +41,36 @@ mocks, fresh = seed_mock_fixtures()
 
 
 @pytest.fixture(scope="module")
-def gw(mocks: list[MockUpstream], tmp_path_factory: pytest.TempPathFactory
-       ) -> Iterator[GatewayProcess]:
+def gw(
+    mocks: list[MockUpstream], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
     a, b, c = mocks
-    proc = GatewayProcess(tmp_path_factory.mktemp("routing"), {
-        "providers": [*providers(a, b, c),
-                      # A real Anthropic-type provider: it has no embeddings endpoint.
-                      {"name": "claude", "type": "anthropic", "base_url": b.base_url,
-                       "api_key": "sk-ant-upstream-1"}],
-        "route_configs": {
-            "smart": {"strategy": "fallback", "targets": [
-                {"provider": "openai", "model": "smart-a"},
-                {"provider": "anthropic", "model": "smart-b"}]},
-            "by-key": {"provider": "anthropic", "model": "keyed-model"},
+    proc = GatewayProcess(
+        tmp_path_factory.mktemp("routing"),
+        {
+            "providers": [
+                *providers(a, b, c),
+                # A real Anthropic-type provider: it has no embeddings endpoint.
+                {
+                    "name": "claude",
+                    "type": "anthropic",
+                    "base_url": b.base_url,
+                    "api_key": "sk-ant-upstream-1",
+                },
+            ],
+            "route_configs": {
+                "smart": {
+                    "strategy": "fallback",
+                    "targets": [
+                        {"provider": "openai", "model": "smart-a"},
+                        {"provider": "anthropic", "model": "smart-b"},
+                    ],
+                },
+                "by-key": {"provider": "anthropic", "model": "keyed-model"},
+            },
+            "routing": {"circuit_breaker": {"enabled": False}, "config_cache_ttl": 0.2},
         },
-        "routing": {"circuit_breaker": {"enabled": False}, "config_cache_ttl": 0.2},
-    })
+    )
     proc.start()
     yield proc
     proc.stop()
@@ -88,7 +102,8 @@ def test_seed_fallback_retries_then_falls_back_on_rate_limit(
     assert b.last_request.body["model"] == "claude-3-sonnet"
     attempts = attempts_of(gw, r.headers["x-request-id"])
     assert [(x["provider"], x["status"]) for x in attempts] == [("openai", 429)] * 4 + [
-        ("anthropic", 200)]
+        ("anthropic", 200)
+    ]
     assert attempts[0]["error"] == "rate_limit_exceeded"
 
 
@@ -136,10 +151,14 @@ def test_seed_loadbalance_example(gw: GatewayProcess, key: str) -> None:
 
 
 def test_weights_hold_over_2000_requests(gw: GatewayProcess, key: str) -> None:
-    config = {"strategy": "loadbalance", "targets": [
-        {"provider": "mock", "model": "w-five", "weight": 5},
-        {"provider": "mock", "model": "w-three", "weight": 3},
-        {"provider": "mock", "model": "w-two", "weight": 2}]}
+    config = {
+        "strategy": "loadbalance",
+        "targets": [
+            {"provider": "mock", "model": "w-five", "weight": 5},
+            {"provider": "mock", "model": "w-three", "weight": 3},
+            {"provider": "mock", "model": "w-two", "weight": 2},
+        ],
+    }
     header = orjson.dumps(config).decode()
     body = orjson.dumps(CHAT)
     counts: Counter[str] = Counter()
@@ -167,9 +186,13 @@ def test_fallback_on_explicit_status_codes(
     gw: GatewayProcess, key: str, mocks: list[MockUpstream]
 ) -> None:
     a, b, _ = mocks
-    config = {"strategy": "fallback", "targets": [
-        {"provider": "openai", "model": "codes-a", "on_errors": [503]},
-        {"provider": "anthropic", "model": "codes-b"}]}
+    config = {
+        "strategy": "fallback",
+        "targets": [
+            {"provider": "openai", "model": "codes-a", "on_errors": [503]},
+            {"provider": "anthropic", "model": "codes-b"},
+        ],
+    }
     a.script(Behaviour(status=500))
     r = post(gw, key, config=config)
     assert r.status_code == 500 and not b.requests
@@ -184,10 +207,14 @@ def test_connection_refused_and_timeouts_fall_back(
     gw: GatewayProcess, key: str, mocks: list[MockUpstream]
 ) -> None:
     a, b, _ = mocks
-    config = {"strategy": "fallback", "targets": [
-        {"provider": "dead", "model": "gone", "on_errors": ["connection"]},
-        {"provider": "openai", "model": "slow", "timeout": 0.3, "on_errors": ["timeout"]},
-        {"provider": "anthropic", "model": "fine"}]}
+    config = {
+        "strategy": "fallback",
+        "targets": [
+            {"provider": "dead", "model": "gone", "on_errors": ["connection"]},
+            {"provider": "openai", "model": "slow", "timeout": 0.3, "on_errors": ["timeout"]},
+            {"provider": "anthropic", "model": "fine"},
+        ],
+    }
     # openai's provider timeout is the default (minutes): only the target's 0.3 s one
     # can turn its 2 s answer into the 504 below, so no timing of the call is needed.
     a.script(Behaviour(delay_ms=2000))
@@ -196,8 +223,10 @@ def test_connection_refused_and_timeouts_fall_back(
     assert b.last_request.body["model"] == "fine"
     attempts = attempts_of(gw, r.headers["x-request-id"])
     assert [(x["provider"], x["status"], x.get("error")) for x in attempts] == [
-        ("dead", 502, "upstream_unreachable"), ("openai", 504, "upstream_timeout"),
-        ("anthropic", 200, None)]
+        ("dead", 502, "upstream_unreachable"),
+        ("openai", 504, "upstream_timeout"),
+        ("anthropic", 200, None),
+    ]
 
 
 def test_retries_back_off_and_stop_at_the_deadline(
@@ -205,8 +234,12 @@ def test_retries_back_off_and_stop_at_the_deadline(
 ) -> None:
     a = mocks[0]
     a.script(*[Behaviour(status=500)] * 20)
-    config = {"provider": "openai", "model": "deadline-m", "deadline": 1.0,
-              "retry": {"attempts": 10, "base_delay": 0.1, "max_delay": 5}}
+    config = {
+        "provider": "openai",
+        "model": "deadline-m",
+        "deadline": 1.0,
+        "retry": {"attempts": 10, "base_delay": 0.1, "max_delay": 5},
+    }
     r = post(gw, key, config=config)
     assert r.status_code == 500
     assert r.headers["x-should-retry"] == "false"
@@ -247,27 +280,42 @@ def test_quota_errors_are_not_retried_but_fall_back(
     gw: GatewayProcess, key: str, mocks: list[MockUpstream]
 ) -> None:
     a, b, _ = mocks
-    quota = Behaviour(status=429, error_type="insufficient_quota",
-                      error_code="insufficient_quota")
+    quota = Behaviour(status=429, error_type="insufficient_quota", error_code="insufficient_quota")
     a.script(quota, quota)
     r = post(gw, key, config={"provider": "openai", "model": "q", "retry": {"attempts": 3}})
     assert r.status_code == 429 and r.headers["x-should-retry"] == "false"
     assert r.headers["x-llmrelay-attempts"] == "1"
-    r = post(gw, key, config={"strategy": "fallback", "retry": {"attempts": 3}, "targets": [
-        {"provider": "openai", "model": "q"}, {"provider": "anthropic", "model": "q2"}]})
+    r = post(
+        gw,
+        key,
+        config={
+            "strategy": "fallback",
+            "retry": {"attempts": 3},
+            "targets": [
+                {"provider": "openai", "model": "q"},
+                {"provider": "anthropic", "model": "q2"},
+            ],
+        },
+    )
     assert r.status_code == 200 and served_by(r)[0] == "anthropic"
     assert r.headers["x-llmrelay-attempts"] == "2" and len(b.requests) == 1
 
 
 def test_conditional_routing_by_metadata(gw: GatewayProcess, key: str) -> None:
     config = {
-        "strategy": {"mode": "conditional", "conditions": [
-            {"query": {"metadata.user_plan": {"$eq": "paid"}}, "then": "paid"},
-            {"query": {"params.temperature": {"$gte": 1}}, "then": "creative"}],
-            "default": "free"},
-        "targets": [{"name": "paid", "provider": "mock", "model": "big"},
-                    {"name": "creative", "provider": "mock", "model": "wild"},
-                    {"name": "free", "provider": "mock", "model": "small"}],
+        "strategy": {
+            "mode": "conditional",
+            "conditions": [
+                {"query": {"metadata.user_plan": {"$eq": "paid"}}, "then": "paid"},
+                {"query": {"params.temperature": {"$gte": 1}}, "then": "creative"},
+            ],
+            "default": "free",
+        },
+        "targets": [
+            {"name": "paid", "provider": "mock", "model": "big"},
+            {"name": "creative", "provider": "mock", "model": "wild"},
+            {"name": "free", "provider": "mock", "model": "small"},
+        ],
     }
     meta = orjson.dumps({"user_plan": "paid"}).decode()
     r = post(gw, key, config=config, **{"x-portkey-metadata": meta})
@@ -284,15 +332,18 @@ def test_model_and_parameter_overrides_reach_the_upstream(
     gw: GatewayProcess, key: str, mocks: list[MockUpstream]
 ) -> None:
     a = mocks[0]
-    config = {"strategy": "fallback", "override_params": {"temperature": 0.1, "max_tokens": 7},
-              "targets": [{"provider": "openai", "override_params": {"model": "gpt-4.1",
-                                                                     "temperature": 0.7}}]}
+    config = {
+        "strategy": "fallback",
+        "override_params": {"temperature": 0.1, "max_tokens": 7},
+        "targets": [
+            {"provider": "openai", "override_params": {"model": "gpt-4.1", "temperature": 0.7}}
+        ],
+    }
     r = post(gw, key, {**CHAT, "temperature": 1.5}, config=config)
     assert r.status_code == 200 and served_by(r) == ("openai", "gpt-4.1")
     sent = a.last_request.body
     assert (sent["model"], sent["temperature"], sent["max_tokens"]) == ("gpt-4.1", 0.7, 7)
-    r = post(gw, key, {**CHAT, "model": "openai/from-request"},
-             config={"provider": "openai"})
+    r = post(gw, key, {**CHAT, "model": "openai/from-request"}, config={"provider": "openai"})
     assert a.last_request.body["model"] == "from-request"
 
 
@@ -312,12 +363,20 @@ def test_named_configs_by_header_model_and_key_default(
     assert served_by(post(gw, keyed)) == ("anthropic", "keyed-model")
     # a header still wins over the key's default
     assert served_by(post(gw, keyed, config={"provider": "mock", "model": "echo"})) == (
-        "mock", "echo")
+        "mock",
+        "echo",
+    )
 
 
 def test_database_configs_apply_while_running(gw: GatewayProcess, key: str) -> None:
-    code, _, err = cli(gw, "route-configs", "set", "from-db", "--json",
-                       orjson.dumps({"provider": "mock", "model": "db-model"}).decode())
+    code, _, err = cli(
+        gw,
+        "route-configs",
+        "set",
+        "from-db",
+        "--json",
+        orjson.dumps({"provider": "mock", "model": "db-model"}).decode(),
+    )
     assert code == 0, err
     deadline = time.monotonic() + 3
     while True:
@@ -330,8 +389,7 @@ def test_database_configs_apply_while_running(gw: GatewayProcess, key: str) -> N
     assert served_by(r) == ("mock", "db-model")
     code, _, err = cli(gw, "route-configs", "set", "broken", "--json", '{"strategy": "nope"}')
     assert code == 1 and "strategy" in err
-    code, out, err = cli(gw, "keys", "create", "--name", "cli-routed", "--route-config",
-                         "from-db")
+    code, out, err = cli(gw, "keys", "create", "--name", "cli-routed", "--route-config", "from-db")
     assert code == 0, err
     assert served_by(post(gw, out.strip().splitlines()[-1])) == ("mock", "db-model")
     code, _, err = cli(gw, "keys", "create", "--name", "cli-bad", "--route-config", "absent")
@@ -342,8 +400,17 @@ def test_a_config_cannot_route_a_key_past_its_allowed_models(
     gw: GatewayProcess, mocks: list[MockUpstream]
 ) -> None:
     limited = gw.create_key("only-mock", models=["mock/*"])
-    r = post(gw, limited, config={"strategy": "fallback", "targets": [
-        {"provider": "mock", "model": "echo"}, {"provider": "openai", "model": "gpt-4o"}]})
+    r = post(
+        gw,
+        limited,
+        config={
+            "strategy": "fallback",
+            "targets": [
+                {"provider": "mock", "model": "echo"},
+                {"provider": "openai", "model": "gpt-4o"},
+            ],
+        },
+    )
     assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
     assert "openai/gpt-4o (targets[1]" in r.json()["error"]["message"]
     assert not mocks[0].requests
@@ -356,23 +423,41 @@ def test_a_config_cannot_route_a_key_past_its_allowed_models(
 @pytest.mark.parametrize(
     ("config", "param", "words"),
     [
-        ({"strategy": "loadbalance", "targets": [{"provider": "openai", "weight": 1},
-                                                 {"provider": "anthropic", "weight": -1}]},
-         "targets[1].weight", "must be a number >= 0"),
-        ({"strategy": "fallback", "targets": [{"provider": "openai", "on_error": ["5xx"]}]},
-         "targets[0].on_error", "unknown field"),
-        ({"strategy": "fallback", "targets": [{"provider": "openai"},
-                                              {"provider": "bedrock-eu", "model": "x"}]},
-         "targets[1].provider", "no provider named"),
-        ({"strategy": "fallback", "targets": [{"model": "no-such-model"}]},
-         "targets[0].model", "unknown model"),
+        (
+            {
+                "strategy": "loadbalance",
+                "targets": [
+                    {"provider": "openai", "weight": 1},
+                    {"provider": "anthropic", "weight": -1},
+                ],
+            },
+            "targets[1].weight",
+            "must be a number >= 0",
+        ),
+        (
+            {"strategy": "fallback", "targets": [{"provider": "openai", "on_error": ["5xx"]}]},
+            "targets[0].on_error",
+            "unknown field",
+        ),
+        (
+            {
+                "strategy": "fallback",
+                "targets": [{"provider": "openai"}, {"provider": "bedrock-eu", "model": "x"}],
+            },
+            "targets[1].provider",
+            "no provider named",
+        ),
+        (
+            {"strategy": "fallback", "targets": [{"model": "no-such-model"}]},
+            "targets[0].model",
+            "unknown model",
+        ),
         ('{"strategy": "fallback",', "x-portkey-config", "not valid JSON"),
         ("no-such-config", "x-portkey-config", "no route config named"),
     ],
 )
 def test_invalid_configs_are_400_naming_the_field(
-    gw: GatewayProcess, key: str, mocks: list[MockUpstream], config: Any, param: str,
-    words: str
+    gw: GatewayProcess, key: str, mocks: list[MockUpstream], config: Any, param: str, words: str
 ) -> None:
     r = post(gw, key, config=config, **{"x-request-id": f"bad-{param}"})
     assert r.status_code == 400, r.text
@@ -390,11 +475,19 @@ def test_stream_falls_back_before_the_first_byte(
     gw: GatewayProcess, key: str, mocks: list[MockUpstream]
 ) -> None:
     a, b, _ = mocks
-    config = {"strategy": "fallback", "targets": [
-        {"provider": "openai", "model": "s-a"}, {"provider": "anthropic", "model": "s-b"}]}
+    config = {
+        "strategy": "fallback",
+        "targets": [
+            {"provider": "openai", "model": "s-a"},
+            {"provider": "anthropic", "model": "s-b"},
+        ],
+    }
     body = {**CHAT, "stream": True}
-    for failure in (Behaviour(status=500), Behaviour(drop_after_chunks=0),
-                    Behaviour(close_connection=True)):
+    for failure in (
+        Behaviour(status=500),
+        Behaviour(drop_after_chunks=0),
+        Behaviour(close_connection=True),
+    ):
         a.script(failure)
         r = post(gw, key, body, config=config)
         assert r.status_code == 200 and served_by(r) == ("anthropic", "s-b")
@@ -408,8 +501,14 @@ def test_stream_time_to_first_token_timeout_falls_back(
 ) -> None:
     a = mocks[0]
     a.script(Behaviour(delay_ms=2000))
-    config = {"strategy": "fallback", "ttft_timeout": 0.3, "targets": [
-        {"provider": "openai", "model": "ttft-a"}, {"provider": "anthropic", "model": "ttft-b"}]}
+    config = {
+        "strategy": "fallback",
+        "ttft_timeout": 0.3,
+        "targets": [
+            {"provider": "openai", "model": "ttft-a"},
+            {"provider": "anthropic", "model": "ttft-b"},
+        ],
+    }
     # (openai's provider timeout is minutes: only the 0.3 s TTFT bound falls back)
     r = post(gw, key, {**CHAT, "stream": True}, config=config)
     assert r.status_code == 200 and served_by(r) == ("anthropic", "ttft-b")
@@ -423,8 +522,13 @@ def test_stream_cut_after_the_first_byte_ends_with_an_error_event(
 ) -> None:
     a, b, _ = mocks
     a.script(Behaviour(drop_after_chunks=2))
-    config = {"strategy": "fallback", "targets": [
-        {"provider": "openai", "model": "cut-a"}, {"provider": "anthropic", "model": "cut-b"}]}
+    config = {
+        "strategy": "fallback",
+        "targets": [
+            {"provider": "openai", "model": "cut-a"},
+            {"provider": "anthropic", "model": "cut-b"},
+        ],
+    }
     r = post(gw, key, {**CHAT, "stream": True}, config=config)
     assert r.status_code == 200 and served_by(r) == ("openai", "cut-a")
     events = sse_events(r.text)
@@ -439,9 +543,13 @@ EMBED = {"model": "text-embedding-3-small", "input": ["a", "b"]}
 
 
 def embed_fallback(on_errors: list[Any]) -> dict[str, Any]:
-    return {"strategy": "fallback", "targets": [
-        {"provider": "claude", "model": "claude-sonnet-4-5", "on_errors": on_errors},
-        {"provider": "openai", "model": "text-embedding-3-small"}]}
+    return {
+        "strategy": "fallback",
+        "targets": [
+            {"provider": "claude", "model": "claude-sonnet-4-5", "on_errors": on_errors},
+            {"provider": "openai", "model": "text-embedding-3-small"},
+        ],
+    }
 
 
 def test_embeddings_fall_back_past_a_provider_that_cannot_embed(
@@ -456,7 +564,11 @@ def test_embeddings_fall_back_past_a_provider_that_cannot_embed(
     assert len(a.requests) == 1 and not b.requests
     skip, served = attempts_of(gw, r.headers["x-request-id"])
     assert (skip["provider"], skip["model"], skip["skipped"], skip["error"]) == (
-        "claude", "claude-sonnet-4-5", "unsupported", "unsupported_endpoint")
+        "claude",
+        "claude-sonnet-4-5",
+        "unsupported",
+        "unsupported_endpoint",
+    )
     assert "status" not in skip and "claude cannot serve embeddings" in skip["message"]
     assert (served["provider"], served["status"]) == ("openai", 200)
 
@@ -469,7 +581,10 @@ def test_embeddings_on_a_provider_that_cannot_embed_are_a_400_unless_on_errors_a
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert (error["type"], error["code"], error["param"]) == (
-        "invalid_request_error", "unsupported_endpoint", "model")
+        "invalid_request_error",
+        "unsupported_endpoint",
+        "model",
+    )
     assert "provider claude cannot serve embeddings" in error["message"]
     assert r.headers["x-should-retry"] == "false"
     assert r.headers["x-llmrelay-provider"] == "claude"

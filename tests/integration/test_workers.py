@@ -33,9 +33,24 @@ def test_two_workers_share_one_limit(redis_server: None, tmp_path: Path) -> None
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMRELAY_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmrelay", "serve", "--config", str(path), "--host",
-         "127.0.0.1", "--port", str(port), "--workers", "2"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "llmrelay",
+            "serve",
+            "--config",
+            str(path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -57,8 +72,11 @@ def test_two_workers_share_one_limit(redis_server: None, tmp_path: Path) -> None
 
         def call(_: int) -> int:
             with httpx.Client() as client:  # a connection each: spread over both workers
-                return client.post(base + "/v1/chat/completions", json=body,
-                                   headers={"authorization": f"Bearer {key}"}).status_code
+                return client.post(
+                    base + "/v1/chat/completions",
+                    json=body,
+                    headers={"authorization": f"Bearer {key}"},
+                ).status_code
 
         with ThreadPoolExecutor(max_workers=10) as pool:
             codes = list(pool.map(call, range(30)))

@@ -27,13 +27,16 @@ from llmrelay.sse import EventSplitter, event_data
 GOLDEN = Path(__file__).parent.parent / "golden" / "anthropic"
 CREATED = 1700000000
 MODEL = "claude-sonnet-4-5"
-SPEC = ProviderSpec(name="claude", type="anthropic", base_url="https://api.anthropic.com/v1",
-                    api_key="sk-ant-test")
+SPEC = ProviderSpec(
+    name="claude", type="anthropic", base_url="https://api.anthropic.com/v1", api_key="sk-ant-test"
+)
 
 
 def _load(kind: str) -> list[Any]:
-    return [pytest.param(json.loads(p.read_text()), id=p.stem)
-            for p in sorted((GOLDEN / kind).glob("*.json"))]
+    return [
+        pytest.param(json.loads(p.read_text()), id=p.stem)
+        for p in sorted((GOLDEN / kind).glob("*.json"))
+    ]
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -72,8 +75,7 @@ def test_response_anthropic_to_openai(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", _load("responses"))
 def test_response_adapter_bills_usage(case: dict[str, Any]) -> None:
-    result = AnthropicAdapter().chat_response(SPEC, json.dumps(case["anthropic"]).encode(),
-                                              MODEL)
+    result = AnthropicAdapter().chat_response(SPEC, json.dumps(case["anthropic"]).encode(), MODEL)
     usage = case["openai"]["usage"]
     assert result.usage is not None
     assert result.usage.prompt_tokens == usage["prompt_tokens"]
@@ -100,16 +102,21 @@ def test_response_roundtrip_from_anthropic(case: dict[str, Any]) -> None:
     original = case["anthropic"]
     back = to_message(to_openai_completion(original, created=CREATED))
     assert back["id"] == original["id"] and back["model"] == original["model"]
-    expected_stop = {"stop_sequence": "end_turn"}.get(original["stop_reason"],
-                                                      original["stop_reason"])
+    expected_stop = {"stop_sequence": "end_turn"}.get(
+        original["stop_reason"], original["stop_reason"]
+    )
     if any(b.get("name") == "llmrelay_json_output" for b in original["content"]):
         assert back["content"] == [{"type": "text", "text": '{"name":"Jane","age":54}'}]
         assert back["stop_reason"] == "end_turn"
     else:
         assert back["stop_reason"] == expected_stop
         assert _strip_signatures(back["content"]) == _strip_signatures(original["content"])
-    for key in ("input_tokens", "output_tokens", "cache_read_input_tokens",
-                "cache_creation_input_tokens"):
+    for key in (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+    ):
         assert back["usage"][key] == original["usage"].get(key, 0)
 
 
@@ -119,8 +126,9 @@ def _strip_signatures(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # -- streams -----------------------------------------------------------------------------
 
-STREAMS = sorted(p.name.removesuffix(".anthropic.sse")
-                 for p in (GOLDEN / "streams").glob("*.anthropic.sse"))
+STREAMS = sorted(
+    p.name.removesuffix(".anthropic.sse") for p in (GOLDEN / "streams").glob("*.anthropic.sse")
+)
 
 
 def _translate(name: str, wants_usage: bool = True) -> tuple[bytes, AnthropicStreamTranslator]:
@@ -209,8 +217,7 @@ def test_stream_roundtrip_through_messages_encoder(name: str) -> None:
 
 @pytest.mark.parametrize("case", _load("errors")[0].values[0], ids=lambda c: c["description"])
 def test_errors(case: dict[str, Any]) -> None:
-    error = AnthropicAdapter().error(SPEC, case["status"], case["body"].encode(),
-                                     case["headers"])
+    error = AnthropicAdapter().error(SPEC, case["status"], case["body"].encode(), case["headers"])
     assert error.status == case["openai_status"]
     assert error.to_dict() == case["openai"]
     assert error.headers == case["openai_headers"]

@@ -13,7 +13,8 @@ from llmrelay.providers.aws_eventstream import EventStreamSplitter, decode_frame
 
 def test_encoded_frames_parse_with_botocore() -> None:
     raw = event_frame("contentBlockDelta", {"delta": {"text": "héllo"}}) + exception_frame(
-        "throttlingException", "slow down")
+        "throttlingException", "slow down"
+    )
     buffer = EventStreamBuffer()
     buffer.add_data(raw)
     first, second = list(buffer)
@@ -25,9 +26,11 @@ def test_encoded_frames_parse_with_botocore() -> None:
 
 @pytest.mark.parametrize("step", [1, 5, 13, 1000])
 def test_splitter_cuts_whole_frames_at_any_read_size(step: int) -> None:
-    frames = [event_frame("messageStart", {"role": "assistant"}),
-              encode_frame({":event-type": "x"}, b""),
-              event_frame("metadata", {"usage": {"inputTokens": 1}})]
+    frames = [
+        event_frame("messageStart", {"role": "assistant"}),
+        encode_frame({":event-type": "x"}, b""),
+        event_frame("metadata", {"usage": {"inputTokens": 1}}),
+    ]
     raw = b"".join(frames)
     splitter = EventStreamSplitter("bedrock")
     out: list[bytes] = []

@@ -117,9 +117,12 @@ def test_redis_breaker_falls_back_to_local_state_when_redis_is_down() -> None:
     async def scenario() -> None:
         from tests.gateway_proc import free_port
 
-        down = RedisBreaker(f"redis://127.0.0.1:{free_port()}/0",
-                            BreakerPolicy(failure_threshold=1, window=10, cooldown=30), "x:",
-                            timeout=0.1)
+        down = RedisBreaker(
+            f"redis://127.0.0.1:{free_port()}/0",
+            BreakerPolicy(failure_threshold=1, window=10, cooldown=30),
+            "x:",
+            timeout=0.1,
+        )
         try:
             assert (await down.acquire("k")).allowed
             await down.failure("k")  # counted in process

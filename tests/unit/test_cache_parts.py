@@ -18,17 +18,37 @@ from llmrelay.cache.semantic import QUESTION, SemanticIndex, split
 from llmrelay.providers.base import Usage
 from llmrelay.sse import DONE, event_data
 
-COMPLETION = orjson.dumps({
-    "id": "chatcmpl-1", "object": "chat.completion", "created": 7, "model": "m",
-    "choices": [
-        {"index": 0, "finish_reason": "tool_calls", "message": {
-            "role": "assistant", "content": "thinking aloud", "reasoning_content": "hmm",
-            "tool_calls": [{"id": "call_1", "type": "function",
-                            "function": {"name": "f", "arguments": "{\"a\": 1}"}}]}},
-        {"index": 1, "finish_reason": "stop",
-         "message": {"role": "assistant", "content": "second"}},
-    ],
-})
+COMPLETION = orjson.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 7,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": "thinking aloud",
+                    "reasoning_content": "hmm",
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": '{"a": 1}'},
+                        }
+                    ],
+                },
+            },
+            {
+                "index": 1,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "second"},
+            },
+        ],
+    }
+)
 USAGE = Usage(prompt_tokens=3, completion_tokens=4, total_tokens=7, reasoning_tokens=1)
 
 
@@ -48,14 +68,22 @@ def test_a_completion_round_trips_through_its_chunks() -> None:
 def test_no_usage_chunk_unless_asked_and_non_chunks_are_not_assembled() -> None:
     events = chunks_of(COMPLETION, USAGE, include_usage=False)
     assert not any(b'"usage"' in e for e in events)
-    assert completion_of([b'event: message_start\ndata: {"type":"message_start"}\n\n'],
-                         None) is None
+    assert (
+        completion_of([b'event: message_start\ndata: {"type":"message_start"}\n\n'], None) is None
+    )
     assert completion_of([DONE], None) is None
 
 
 def test_entries_round_trip_and_foreign_bytes_are_no_entry() -> None:
-    entry = Entry(created=1.0, provider="p", model="m", body=b"{}", usage=USAGE,
-                  finish_reason="stop", cost_nanos=5)
+    entry = Entry(
+        created=1.0,
+        provider="p",
+        model="m",
+        body=b"{}",
+        usage=USAGE,
+        finish_reason="stop",
+        cost_nanos=5,
+    )
     assert decode(encode(entry)) == entry
     assert decode(b"not msgpack at all") is None
 
@@ -76,14 +104,20 @@ def test_the_memory_backend_stays_within_its_bytes_and_drops_the_oldest() -> Non
     asyncio.run(run())
 
 
-@pytest.mark.parametrize(("raw", "path"), [
-    ({"mode": "fuzzy"}, "cache.mode"), ({"scope": "everyone"}, "cache.scope"),
-    ({"ttl": 0}, "cache.ttl"), ({"ttl": "1h"}, "cache.ttl"), ({"threshold": 1.5},
-                                                              "cache.threshold"),
-    ({"embedding_model": "nomodel"}, "cache.embedding_model"), ({"colour": 1}, "cache.colour"),
-    ({"namespace": "x\n"}, "cache.namespace"), ({"store_truncated": "yes"},
-                                                "cache.store_truncated"),
-])
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        ({"mode": "fuzzy"}, "cache.mode"),
+        ({"scope": "everyone"}, "cache.scope"),
+        ({"ttl": 0}, "cache.ttl"),
+        ({"ttl": "1h"}, "cache.ttl"),
+        ({"threshold": 1.5}, "cache.threshold"),
+        ({"embedding_model": "nomodel"}, "cache.embedding_model"),
+        ({"colour": 1}, "cache.colour"),
+        ({"namespace": "x\n"}, "cache.namespace"),
+        ({"store_truncated": "yes"}, "cache.store_truncated"),
+    ],
+)
 def test_bad_options_name_their_field(raw: dict[str, object], path: str) -> None:
     with pytest.raises(CacheOptionsError) as info:
         parse_cache_options(raw)
@@ -91,16 +125,25 @@ def test_bad_options_name_their_field(raw: dict[str, object], path: str) -> None
 
 
 def test_the_semantic_split_keeps_everything_but_the_last_user_turn() -> None:
-    body = {"model": "m", "messages": [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "first"},
-        {"role": "assistant", "content": "ok"},
-        {"role": "user", "content": [{"type": "text", "text": "second"}]}]}
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "second"}]},
+        ],
+    }
     context, text = split("/v1/chat/completions", body) or ({}, "")
     assert text == "second"
     assert context["messages"][3]["content"] == QUESTION
     assert context["messages"][1]["content"] == "first"
-    image = {"model": "m", "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:,"}}]}]}
+    image = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}
+        ],
+    }
     assert split("/v1/chat/completions", image) is None  # nothing to match words on
     assert split("/v1/responses", {"input": "hi"}) == ({"input": QUESTION}, "hi")
     assert split("/v1/embeddings", {"input": "hi"}) is None
@@ -111,8 +154,10 @@ def test_the_index_finds_the_best_match_above_the_threshold_per_context() -> Non
     a, b = normalised([1.0, 0.0]), normalised([0.8, 0.6])
     index.add("ctx", a, "key-a", ttl=60)
     index.add("ctx", b, "key-b", ttl=60)
-    assert index.search("ctx", normalised([0.9, 0.1]), 0.9) == ("key-a", pytest.approx(
-        0.9939, abs=1e-4))
+    assert index.search("ctx", normalised([0.9, 0.1]), 0.9) == (
+        "key-a",
+        pytest.approx(0.9939, abs=1e-4),
+    )
     assert index.search("ctx", normalised([0.0, 1.0]), 0.9) is None
     assert index.search("other", a, 0.5) is None
     index.add("ctx2", a, "key-c", ttl=60)
@@ -121,16 +166,27 @@ def test_the_index_finds_the_best_match_above_the_threshold_per_context() -> Non
 
 
 MESSAGE = {
-    "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-5",
     "content": [
         {"type": "thinking", "thinking": "let me see", "signature": "sig=="},
-        {"type": "text", "text": "It is sunny.", "citations": [{"type": "char_location",
-                                                              "cited_text": "sunny"}]},
+        {
+            "type": "text",
+            "text": "It is sunny.",
+            "citations": [{"type": "char_location", "cited_text": "sunny"}],
+        },
         {"type": "server_tool_use", "id": "srv_1", "name": "web_search", "input": {"q": "x"}},
-        {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
-         "input": {"city": "Paris", "days": [1, 2]}},
+        {
+            "type": "tool_use",
+            "id": "toolu_1",
+            "name": "get_weather",
+            "input": {"city": "Paris", "days": [1, 2]},
+        },
     ],
-    "stop_reason": "tool_use", "stop_sequence": None,
+    "stop_reason": "tool_use",
+    "stop_sequence": None,
     "usage": {"input_tokens": 12, "output_tokens": 34, "cache_read_input_tokens": 5},
 }
 
@@ -148,15 +204,33 @@ def test_an_anthropic_message_round_trips_through_its_events() -> None:
 
 
 RESPONSE = {
-    "id": "resp_1", "object": "response", "created_at": 1, "status": "completed",
-    "model": "gpt-4o", "incomplete_details": None,
+    "id": "resp_1",
+    "object": "response",
+    "created_at": 1,
+    "status": "completed",
+    "model": "gpt-4o",
+    "incomplete_details": None,
     "output": [
-        {"id": "rs_1", "type": "reasoning", "summary": [{"type": "summary_text",
-                                                        "text": "thought"}]},
-        {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
-         "content": [{"type": "output_text", "text": "hello", "annotations": []}]},
-        {"id": "fc_1", "type": "function_call", "status": "completed", "call_id": "c1",
-         "name": "f", "arguments": "{\"a\":1}"},
+        {
+            "id": "rs_1",
+            "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": "thought"}],
+        },
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "hello", "annotations": []}],
+        },
+        {
+            "id": "fc_1",
+            "type": "function_call",
+            "status": "completed",
+            "call_id": "c1",
+            "name": "f",
+            "arguments": '{"a":1}',
+        },
         {"id": "ws_1", "type": "web_search_call", "status": "completed"},
     ],
     "usage": {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7},

@@ -46,8 +46,10 @@ def test_interpolation() -> None:
         ("port: nope\n", "port"),
         ("providers:\n  - name: a\n    type: openai\n    extra: 1\n", "providers[0]"),
         ("providers:\n  - name: a\n    type: what\n", "providers[0].type"),
-        ("providers:\n  - {name: a, type: openai}\n  - {name: a, type: groq}\n",
-         "providers[1].name"),
+        (
+            "providers:\n  - {name: a, type: openai}\n  - {name: a, type: groq}\n",
+            "providers[1].name",
+        ),
         ("models:\n  - {name: m, provider: nobody, model: x}\n", "models[0].provider"),
         ("providers:\n  - {name: c, type: openai_compatible}\n", "providers[0].base_url"),
         ("- 1\n- 2\n", "mapping"),

@@ -25,8 +25,19 @@ from llmrelay.mock_upstream import Behaviour, MockUpstream
 from tests.inprocess.app_client import InProcessGateway
 from tests.native_providers import CHAT_MODELS, native_providers
 
-ALL = frozenset({"json_object", "json_schema", "seed", "stop", "images", "embeddings",
-                 "models", "image_urls", "translates"})
+ALL = frozenset(
+    {
+        "json_object",
+        "json_schema",
+        "seed",
+        "stop",
+        "images",
+        "embeddings",
+        "models",
+        "image_urls",
+        "translates",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -46,9 +57,12 @@ class Case:
 CASES = [
     Case("gemini", "gemini-2.0-flash", ALL - {"image_urls"}, "text-embedding-004"),
     Case("vertex", "gemini-2.0-flash", ALL - {"image_urls"}, "text-embedding-004"),
-    Case("bedrock", "anthropic.claude-3-haiku-20240307-v1:0",
-         ALL - {"json_object", "json_schema", "seed", "image_urls"},
-         "amazon.titan-embed-text-v2:0"),
+    Case(
+        "bedrock",
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        ALL - {"json_object", "json_schema", "seed", "image_urls"},
+        "amazon.titan-embed-text-v2:0",
+    ),
     Case("azure", "gpt-4o-prod", ALL - {"translates", "models"}, "embed-prod"),
     Case("ollama", "llama3:8b", ALL - {"translates"}, "text-embedding-3-small"),
     Case("anthropic", "claude-sonnet-4-5", ALL - {"seed", "embeddings"}),
@@ -63,16 +77,26 @@ def cases(*needs: str) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-async def gw(upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-             ) -> AsyncIterator[InProcessGateway]:
+async def gw(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[InProcessGateway]:
     directory = tmp_path_factory.mktemp("conformance")
-    families = [*native_providers(upstream, directory),
-                {"name": "anthropic", "type": "anthropic", "base_url": upstream.base_url,
-                 "api_key": "sk-ant-test"}]
+    families = [
+        *native_providers(upstream, directory),
+        {
+            "name": "anthropic",
+            "type": "anthropic",
+            "base_url": upstream.base_url,
+            "api_key": "sk-ant-test",
+        },
+    ]
     twins = [{**p, "name": p["name"] + DROP, "drop_params": True} for p in families]
     # Scripted upstream failures must reach the client as they are: no breaker trips.
-    config = {"providers": [*families, *twins], "mock_provider": False,
-              "routing": {"circuit_breaker": {"enabled": False}}}
+    config = {
+        "providers": [*families, *twins],
+        "mock_provider": False,
+        "routing": {"circuit_breaker": {"enabled": False}},
+    }
     gateway = InProcessGateway(directory / "gw", config)
     await gateway.start()
     yield gateway
@@ -86,16 +110,16 @@ async def client(gw: InProcessGateway) -> AsyncIterator[httpx.AsyncClient]:
     yield gw.client
 
 
-async def chat(client: httpx.AsyncClient, model: str, body: dict[str, Any]
-               ) -> dict[str, Any]:
+async def chat(client: httpx.AsyncClient, model: str, body: dict[str, Any]) -> dict[str, Any]:
     r = await client.post("/v1/chat/completions", json={**body, "model": model})
     assert r.status_code == 200, r.text
     parsed: dict[str, Any] = r.json()
     return parsed
 
 
-async def refused(client: httpx.AsyncClient, model: str, body: dict[str, Any],
-                  status: int = 400) -> dict[str, Any]:
+async def refused(
+    client: httpx.AsyncClient, model: str, body: dict[str, Any], status: int = 400
+) -> dict[str, Any]:
     """The error a client gets (OpenAI's shape) for a call that must fail."""
     r = await client.post("/v1/chat/completions", json={**body, "model": model})
     assert r.status_code == status, r.text
@@ -104,16 +128,18 @@ async def refused(client: httpx.AsyncClient, model: str, body: dict[str, Any],
     return error
 
 
-async def stream(client: httpx.AsyncClient, model: str, body: dict[str, Any],
-                 usage: bool = False) -> list[Any]:
+async def stream(
+    client: httpx.AsyncClient, model: str, body: dict[str, Any], usage: bool = False
+) -> list[Any]:
     body = {**body, "model": model, "stream": True}
     if usage:
         body["stream_options"] = {"include_usage": True}
     r = await client.post("/v1/chat/completions", json=body)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/event-stream")
-    events = [line.removeprefix("data: ") for line in r.text.split("\n")
-              if line.startswith("data: ")]
+    events = [
+        line.removeprefix("data: ") for line in r.text.split("\n") if line.startswith("data: ")
+    ]
     assert events[-1] == "[DONE]"
     return [orjson.loads(e) for e in events[:-1]]
 
@@ -122,15 +148,31 @@ def user(text: str) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}]}
 
 
-TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {
-    "type": "object", "properties": {"word": {"type": "string"}}, "required": ["word"]}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "parameters": {
+                "type": "object",
+                "properties": {"word": {"type": "string"}},
+                "required": ["word"],
+            },
+        },
+    }
+]
 
 
 @pytest.mark.parametrize("case", cases())
 async def test_text(client: httpx.AsyncClient, mock: MockUpstream, case: Case) -> None:
-    body = {"messages": [
-        {"role": "system", "content": "sys prompt"}, {"role": "user", "content": "first"},
-        {"role": "assistant", "content": "ok"}, {"role": "user", "content": "hello world"}]}
+    body = {
+        "messages": [
+            {"role": "system", "content": "sys prompt"},
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "hello world"},
+        ]
+    }
     r = await chat(client, case.qualified(), body)
     assert r["object"] == "chat.completion" and isinstance(r["id"], str) and r["id"]
     message = r["choices"][0]["message"]
@@ -167,14 +209,20 @@ async def test_tools(client: httpx.AsyncClient, case: Case) -> None:
     assert call["type"] == "function" and call["function"]["name"] == "lookup"
     assert isinstance(orjson.loads(call["function"]["arguments"]), dict)
     chunks = await stream(client, case.qualified(), body)
-    calls = [t for c in chunks if c["choices"] for t in c["choices"][0]["delta"].get(
-        "tool_calls") or ()]
+    calls = [
+        t for c in chunks if c["choices"] for t in c["choices"][0]["delta"].get("tool_calls") or ()
+    ]
     assert calls[0]["id"] and calls[0]["function"]["name"] == "lookup"
     arguments = "".join(t["function"].get("arguments") or "" for t in calls)
     assert orjson.loads(arguments) == orjson.loads(call["function"]["arguments"])
-    follow = {"messages": [*body["messages"], choice["message"],
-                           {"role": "tool", "tool_call_id": call["id"], "content": "42"}],
-              "tools": TOOLS}
+    follow = {
+        "messages": [
+            *body["messages"],
+            choice["message"],
+            {"role": "tool", "tool_call_id": call["id"], "content": "42"},
+        ],
+        "tools": TOOLS,
+    }
     again = await chat(client, case.qualified(), follow)
     assert again["choices"][0]["message"]["role"] == "assistant"
 
@@ -182,32 +230,45 @@ async def test_tools(client: httpx.AsyncClient, case: Case) -> None:
 @pytest.mark.parametrize("case", cases("images"))
 async def test_image_inline(client: httpx.AsyncClient, mock: MockUpstream, case: Case) -> None:
     data = base64.b64encode(b"GIF89a" + bytes(10)).decode()
-    content = [{"type": "text", "text": "look"},
-               {"type": "image_url", "image_url": {"url": f"data:image/gif;base64,{data}"}}]
+    content = [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": f"data:image/gif;base64,{data}"}},
+    ]
     r = await chat(client, case.qualified(), {"messages": [{"role": "user", "content": content}]})
     assert r["choices"][0]["message"]["content"] == "look"
     assert data in orjson.dumps(mock.last_request.body).decode()
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.provider) for c in CASES
-                                  if "image_urls" not in c.caps])
-async def test_image_url_refused_by_name(client: httpx.AsyncClient, mock: MockUpstream,
-                                         case: Case) -> None:
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=c.provider) for c in CASES if "image_urls" not in c.caps]
+)
+async def test_image_url_refused_by_name(
+    client: httpx.AsyncClient, mock: MockUpstream, case: Case
+) -> None:
     content = [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]
-    error = await refused(client, case.qualified(),
-                          {"messages": [{"role": "user", "content": content}]})
+    error = await refused(
+        client, case.qualified(), {"messages": [{"role": "user", "content": content}]}
+    )
     assert error["param"] == "messages[0].content[0].image_url"
     assert mock.requests == []  # refused before any upstream call
 
 
 @pytest.mark.parametrize("feature", ["json_object", "json_schema", "seed", "stop"])
 @pytest.mark.parametrize("case", cases())
-async def test_parameters_honoured_or_refused(client: httpx.AsyncClient, case: Case,
-                                              feature: str) -> None:
+async def test_parameters_honoured_or_refused(
+    client: httpx.AsyncClient, case: Case, feature: str
+) -> None:
     options: dict[str, dict[str, Any]] = {
         "json_object": {"response_format": {"type": "json_object"}},
-        "json_schema": {"response_format": {"type": "json_schema", "json_schema": {
-            "name": "x", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}}},
+        "json_schema": {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "x",
+                    "schema": {"type": "object", "properties": {"a": {"type": "string"}}},
+                },
+            }
+        },
         "seed": {"seed": 1},
         "stop": {"stop": ["zzz"]},
     }
@@ -234,11 +295,13 @@ async def test_unknown_parameter_refused(client: httpx.AsyncClient, case: Case) 
 
 
 # An upstream 401 is the gateway's own credentials failing, not the client's: a 502.
-@pytest.mark.parametrize(("status", "expected"), [
-    (401, 502), (403, 403), (404, 404), (429, 429), (500, 500), (503, 503)])
+@pytest.mark.parametrize(
+    ("status", "expected"), [(401, 502), (403, 403), (404, 404), (429, 429), (500, 500), (503, 503)]
+)
 @pytest.mark.parametrize("case", cases())
-async def test_errors(client: httpx.AsyncClient, mock: MockUpstream, case: Case,
-                      status: int, expected: int) -> None:
+async def test_errors(
+    client: httpx.AsyncClient, mock: MockUpstream, case: Case, status: int, expected: int
+) -> None:
     headers = {"retry-after": "3"} if status == 429 else {}
     mock.script(Behaviour(status=status, headers=headers, error_message="scripted failure"))
     r = await client.post("/v1/chat/completions", json={**user("x"), "model": case.qualified()})
@@ -256,8 +319,10 @@ async def test_errors(client: httpx.AsyncClient, mock: MockUpstream, case: Case,
 async def test_embeddings(client: httpx.AsyncClient, mock: MockUpstream, case: Case) -> None:
     assert case.embedding_model is not None
     single = "titan" in case.embedding_model
-    body = {"model": f"{case.provider}/{case.embedding_model}",
-            "input": "hello" if single else ["hello", "world"]}
+    body = {
+        "model": f"{case.provider}/{case.embedding_model}",
+        "input": "hello" if single else ["hello", "world"],
+    }
     r = await client.post("/v1/embeddings", json=body)
     assert r.status_code == 200, r.text
     data = r.json()
@@ -266,10 +331,12 @@ async def test_embeddings(client: httpx.AsyncClient, mock: MockUpstream, case: C
     assert mock.requests, "the embeddings call did not reach the upstream"
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.provider) for c in CASES
-                                  if "embeddings" not in c.caps])
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=c.provider) for c in CASES if "embeddings" not in c.caps]
+)
 async def test_embeddings_refused_by_a_family_without_them(
-        client: httpx.AsyncClient, mock: MockUpstream, case: Case) -> None:
+    client: httpx.AsyncClient, mock: MockUpstream, case: Case
+) -> None:
     r = await client.post("/v1/embeddings", json={"model": case.qualified(), "input": "x"})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "unsupported_endpoint"
@@ -285,5 +352,6 @@ async def test_model_list(client: httpx.AsyncClient, mock: MockUpstream, case: C
         assert mock.requests == []  # a family without a list endpoint is not asked
         return
     assert mock.requests, "the list was not fetched from the upstream"
-    assert ids and all(i.startswith(case.provider + "/") and len(i) > len(case.provider) + 1
-                       for i in ids)
+    assert ids and all(
+        i.startswith(case.provider + "/") and len(i) > len(case.provider) + 1 for i in ids
+    )

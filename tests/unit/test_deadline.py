@@ -49,8 +49,7 @@ async def test_the_caller_waits_no_longer_than_the_deadline() -> None:
     assert abandoned == set()
 
 
-async def test_results_and_errors_pass_through_and_cancelling_the_caller_cancels_the_work(
-) -> None:
+async def test_results_and_errors_pass_through_and_cancelling_the_caller_cancels_the_work() -> None:
     async def answer() -> int:
         return 42
 

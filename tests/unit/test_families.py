@@ -38,7 +38,8 @@ def test_every_type_has_exactly_one_family() -> None:
     for kind, family in fam.BY_TYPE.items():
         assert family.configs[kind] is CONFIG_TYPES[kind]
     assert {t for t in PRESETS if t not in ("openai", "anthropic")} <= set(
-        fam.OPENAI_COMPATIBLE.configs)
+        fam.OPENAI_COMPATIBLE.configs
+    )
 
 
 def test_capabilities_are_declared_per_family() -> None:
@@ -53,27 +54,47 @@ def test_capabilities_are_declared_per_family() -> None:
 
 def _service_account(path: Path) -> Path:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "from-file", "private_key_id": "k1",
-        "private_key": pem, "client_email": "r@p.iam.gserviceaccount.com",
-        "token_uri": "http://127.0.0.1:9/token",
-    }))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "from-file",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "r@p.iam.gserviceaccount.com",
+                "token_uri": "http://127.0.0.1:9/token",
+            }
+        )
+    )
     return path
 
 
 def test_registry_builds_each_provider_from_its_family(tmp_path: Path) -> None:
     sa = _service_account(tmp_path / "sa.json")
     path = tmp_path / "c.yaml"
-    path.write_text(json.dumps({"providers": [
-        {"name": "oa", "type": "openai", "api_key": "sk"},
-        {"name": "an", "type": "anthropic", "api_key": "k"},
-        {"name": "v", "type": "vertex", "credentials_file": str(sa)},
-        {"name": "b", "type": "bedrock", "region": "us-east-1", "aws_access_key_id": "A",
-         "aws_secret_access_key": "S"},
-        {"name": "off", "type": "groq", "enabled": False},
-    ], "auto_providers": False}))
+    path.write_text(
+        json.dumps(
+            {
+                "providers": [
+                    {"name": "oa", "type": "openai", "api_key": "sk"},
+                    {"name": "an", "type": "anthropic", "api_key": "k"},
+                    {"name": "v", "type": "vertex", "credentials_file": str(sa)},
+                    {
+                        "name": "b",
+                        "type": "bedrock",
+                        "region": "us-east-1",
+                        "aws_access_key_id": "A",
+                        "aws_secret_access_key": "S",
+                    },
+                    {"name": "off", "type": "groq", "enabled": False},
+                ],
+                "auto_providers": False,
+            }
+        )
+    )
     http, mock = Sentinel("http"), Sentinel("mock")
     registry = build_registry(load_settings(path, env={}), {}, http, mock)  # type: ignore[arg-type]
     assert {p.name for p in registry} == {"oa", "an", "v", "b", "mock"}
@@ -88,9 +109,11 @@ def test_registry_builds_each_provider_from_its_family(tmp_path: Path) -> None:
 
 
 def test_a_configured_mock_uses_the_in_process_transport() -> None:
-    settings = Settings(providers=[parse_provider({"name": "mock", "type": "mock",
-                                                   "models": ["m1"]})],
-                        mock_provider=False, auto_providers=False)
+    settings = Settings(
+        providers=[parse_provider({"name": "mock", "type": "mock", "models": ["m1"]})],
+        mock_provider=False,
+        auto_providers=False,
+    )
     http, mock = Sentinel("http"), Sentinel("mock")
     provider = build_registry(settings, {}, http, mock).get("mock")  # type: ignore[arg-type]
     assert provider is not None and provider.transport is mock
@@ -99,8 +122,12 @@ def test_a_configured_mock_uses_the_in_process_transport() -> None:
 
 def test_presets_switch_on_from_their_key_variable() -> None:
     settings = Settings()
-    registry = build_registry(settings, {"GROQ_API_KEY": "gk", "OLLAMA_BASE_URL": "http://o/v1"},
-                              Sentinel("http"), Sentinel("mock"))  # type: ignore[arg-type]
+    registry = build_registry(
+        settings,
+        {"GROQ_API_KEY": "gk", "OLLAMA_BASE_URL": "http://o/v1"},
+        Sentinel("http"),
+        Sentinel("mock"),
+    )  # type: ignore[arg-type]
     groq, ollama = registry.get("groq"), registry.get("ollama")
     assert groq is not None and groq.spec.api_key == "gk" and groq.family is fam.OPENAI_COMPATIBLE
     assert ollama is not None and ollama.spec.base_url == "http://o/v1"
@@ -133,17 +160,20 @@ def _imports(path: Path) -> set[str]:
 
 def _within(names: set[str], allowed: tuple[str, ...]) -> set[str]:
     """The llmrelay imports among ``names`` outside the ``allowed`` modules."""
-    return {n for n in names if n.startswith("llmrelay")
-            and not any(n == a or n.startswith(a + ".") for a in allowed)}
+    return {
+        n
+        for n in names
+        if n.startswith("llmrelay") and not any(n == a or n.startswith(a + ".") for a in allowed)
+    }
 
 
 def test_config_and_providers_do_not_import_each_other() -> None:
     for path in sorted((SRC / "providers").glob("*.py")):
-        config = {n for n in _imports(path) if n == "llmrelay.config"
-                  or n.startswith("llmrelay.config.")}
+        config = {
+            n for n in _imports(path) if n == "llmrelay.config" or n.startswith("llmrelay.config.")
+        }
         assert not config, path.name
-    from_providers = {n for n in _imports(SRC / "config.py")
-                      if n.startswith("llmrelay.providers")}
+    from_providers = {n for n in _imports(SRC / "config.py") if n.startswith("llmrelay.providers")}
     assert from_providers and not _within(from_providers, ("llmrelay.providers.config_types",))
 
 

@@ -22,8 +22,9 @@ def token_calls(mock: MockUpstream) -> int:
 
 
 async def test_tokens_are_minted_once_and_cached(mock: MockUpstream, tmp_path: Path) -> None:
-    source = GoogleTokenSource("vertex", load_credentials(str(service_account_file(
-        mock, tmp_path))))
+    source = GoogleTokenSource(
+        "vertex", load_credentials(str(service_account_file(mock, tmp_path)))
+    )
     tokens = await asyncio.gather(*(source.token() for _ in range(5)))
     assert len(set(tokens)) == 1 and tokens[0].startswith("ya29.mock-")
     assert token_calls(mock) == 1
@@ -40,8 +41,9 @@ async def test_a_token_near_expiry_is_refreshed(mock: MockUpstream, tmp_path: Pa
     assert await source.token() != first and token_calls(mock) == 2
 
 
-async def test_a_key_the_endpoint_does_not_trust_is_a_401(mock: MockUpstream,
-                                                         tmp_path: Path) -> None:
+async def test_a_key_the_endpoint_does_not_trust_is_a_401(
+    mock: MockUpstream, tmp_path: Path
+) -> None:
     path = service_account_file(mock, tmp_path)
     info = json.loads(path.read_text())
     info["private_key_id"] = "unregistered-key"

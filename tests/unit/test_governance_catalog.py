@@ -13,14 +13,20 @@ from llmrelay.governance.catalog import catalog_state, load_db_catalog, sync_cat
 from llmrelay.governance.startup import GovernanceRuntime
 from llmrelay.store import database
 
-CATALOG = orjson.dumps({
-    "sample_spec": {"input_cost_per_token": 0.0},
-    "custom-model": {"input_cost_per_token": 1.41953125e-07,
-                     "output_cost_per_token": 2.9999900000000002e-06,
-                     "cache_read_input_token_cost": 7.5e-08,
-                     "litellm_provider": "custom", "mode": "chat", "max_input_tokens": 8192},
-    "image-only": {"output_cost_per_image": 0.04, "mode": "image_generation"},
-})
+CATALOG = orjson.dumps(
+    {
+        "sample_spec": {"input_cost_per_token": 0.0},
+        "custom-model": {
+            "input_cost_per_token": 1.41953125e-07,
+            "output_cost_per_token": 2.9999900000000002e-06,
+            "cache_read_input_token_cost": 7.5e-08,
+            "litellm_provider": "custom",
+            "mode": "chat",
+            "max_input_tokens": 8192,
+        },
+        "image-only": {"output_cost_per_image": 0.04, "mode": "image_generation"},
+    }
+)
 
 
 async def test_sync_upserts_and_reads_back_exact_prices(tmp_path: Path) -> None:

@@ -23,9 +23,13 @@ from llmrelay.providers.base import Usage
 
 
 def usage(prompt: int, completion: int, cached: int = 0, written: int = 0) -> Usage:
-    return Usage(prompt_tokens=prompt, completion_tokens=completion,
-                 total_tokens=prompt + completion, cached_tokens=cached,
-                 cache_write_tokens=written)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cached_tokens=cached,
+        cache_write_tokens=written,
+    )
 
 
 def test_cost_is_exact_with_many_decimal_places() -> None:
@@ -38,12 +42,20 @@ def test_cost_is_exact_with_many_decimal_places() -> None:
 
 
 def test_cached_and_cache_write_tokens_have_their_own_prices() -> None:
-    price = Price(input=Decimal("0.000003"), output=Decimal("0.000015"),
-                  cache_read=Decimal("0.0000003"), cache_write=Decimal("0.00000375"))
+    price = Price(
+        input=Decimal("0.000003"),
+        output=Decimal("0.000015"),
+        cache_read=Decimal("0.0000003"),
+        cache_write=Decimal("0.00000375"),
+    )
     # 1000 prompt tokens of which 600 read from cache and 300 written to it.
     got = cost_usd(usage(1000, 10, cached=600, written=300), price)
-    assert got == (100 * Decimal("0.000003") + 600 * Decimal("0.0000003")
-                   + 300 * Decimal("0.00000375") + 10 * Decimal("0.000015"))
+    assert got == (
+        100 * Decimal("0.000003")
+        + 600 * Decimal("0.0000003")
+        + 300 * Decimal("0.00000375")
+        + 10 * Decimal("0.000015")
+    )
     assert got == Decimal("0.001755")
 
 
@@ -88,13 +100,15 @@ def test_price_lookup_tries_catalog_name_variants_and_overrides_win() -> None:
         "gpt-4o": Price(Decimal("5"), Decimal("5")),
     }
     book = PriceBook(catalog, {"up/gpt-4o-mini": Price(Decimal("9"), Decimal("9"))})
-    assert book.lookup("up", "openai_compatible", "gpt-4o-mini") == Price(Decimal("9"),
-                                                                          Decimal("9"))
+    assert book.lookup("up", "openai_compatible", "gpt-4o-mini") == Price(
+        Decimal("9"), Decimal("9")
+    )
     assert book.lookup("other", "openai", "gpt-4o-mini") == catalog["gpt-4o-mini"]
-    assert book.lookup("tg", "together", "meta-llama/Llama-3-8b") == catalog[
-        "together_ai/meta-llama/Llama-3-8b"]
-    assert book.lookup("groq", "groq", "openai/gpt-oss-20b") == catalog[
-        "groq/openai/gpt-oss-20b"]
+    assert (
+        book.lookup("tg", "together", "meta-llama/Llama-3-8b")
+        == catalog["together_ai/meta-llama/Llama-3-8b"]
+    )
+    assert book.lookup("groq", "groq", "openai/gpt-oss-20b") == catalog["groq/openai/gpt-oss-20b"]
     assert book.lookup("openrouter", "openrouter", "openai/gpt-4o") == catalog["gpt-4o"]
     assert book.lookup("mock", "mock", "echo") is None
 
@@ -113,20 +127,37 @@ def test_parse_catalog_rejects_other_formats() -> None:
         parse_catalog(b"{nope")
     with pytest.raises(CatalogError, match="LiteLLM format"):
         parse_catalog(orjson.dumps({"gpt-x": {"price": 1}}))
-    parsed = parse_catalog(orjson.dumps({"m": {"input_cost_per_token": 1e-6,
-                                               "litellm_provider": "openai"}}))
+    parsed = parse_catalog(
+        orjson.dumps({"m": {"input_cost_per_token": 1e-6, "litellm_provider": "openai"}})
+    )
     assert parsed["m"].output == 0 and parsed["m"].provider == "openai"
 
 
 def test_prompt_estimate_counts_text_not_parameters() -> None:
-    body = {"model": "a-very-long-model-name-that-is-not-prompt", "temperature": 0.5,
-            "max_tokens": 100,
-            "messages": [{"role": "user", "content": "x" * 36}]}
+    body = {
+        "model": "a-very-long-model-name-that-is-not-prompt",
+        "temperature": 0.5,
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "x" * 36}],
+    }
     assert estimate.prompt_tokens(body) == 10  # ("user" + 36 chars) / 4
-    image = {"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 9999}}]}]}
-    assert estimate.prompt_tokens(image) == estimate.tokens_for_chars(
-        len("user") + len("image_url")) + estimate.IMAGE_TOKENS
+    image = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "data:image/png;base64," + "A" * 9999},
+                    }
+                ],
+            }
+        ]
+    }
+    assert (
+        estimate.prompt_tokens(image)
+        == estimate.tokens_for_chars(len("user") + len("image_url")) + estimate.IMAGE_TOKENS
+    )
     assert estimate.completion_allowance({"max_completion_tokens": 7, "max_tokens": 9}, 99) == 7
     assert estimate.completion_allowance({"max_output_tokens": 5}, 99) == 5
     assert estimate.completion_allowance({}, 99) == 99
@@ -145,8 +176,9 @@ def test_seed_quota_switches_map_to_settings() -> None:
 def test_several_workers_without_redis_are_refused() -> None:
     with pytest.raises(ConfigError, match="need redis_url"):
         load_settings(env={"LLMRELAY_WORKERS": "2"})
-    s = load_settings(env={"LLMRELAY_WORKERS": "2",
-                           "LLMRELAY_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    s = load_settings(
+        env={"LLMRELAY_WORKERS": "2", "LLMRELAY_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    )
     assert s.workers == 2
 
 
@@ -155,6 +187,9 @@ def test_governance_settings_are_validated(tmp_path: object) -> None:
         load_settings(env={"LLMRELAY_REDIS_FAIL_MODE": "maybe"})
     with pytest.raises(ConfigError, match=r"prices\.m"):
         load_settings(overrides={"prices": {"m": {"cache_read_input_token_cost": 1e-7}}})
-    s = load_settings(overrides={"prices": {"m": {"input_cost_per_token": 1.5e-07,
-                                                  "output_cost_per_token": "0.0000006"}}})
+    s = load_settings(
+        overrides={
+            "prices": {"m": {"input_cost_per_token": 1.5e-07, "output_cost_per_token": "0.0000006"}}
+        }
+    )
     assert s.prices["m"].input_cost_per_token == Decimal("1.5E-7")

@@ -34,8 +34,7 @@ def budget(nanos: int) -> Budget:
     return Budget("key", "k1", "monthly", period, ends, nanos, "key 'k1'")
 
 
-def plan(*limits: Limit, budgets: tuple[Budget, ...] = (), tokens: int = 1, cost: int = 0
-         ) -> Plan:
+def plan(*limits: Limit, budgets: tuple[Budget, ...] = (), tokens: int = 1, cost: int = 0) -> Plan:
     return Plan(uuid.uuid4().hex, list(limits), list(budgets), tokens=tokens, cost=cost)
 
 
@@ -63,8 +62,9 @@ async def test_concurrent_admissions_pass_exactly_the_limit(
     redis: tuple[RedisBackend, Spend],
 ) -> None:
     backend, _ = redis
-    results = await asyncio.gather(*(backend.admit(plan(limit("requests", 37)))
-                                     for _ in range(120)))
+    results = await asyncio.gather(
+        *(backend.admit(plan(limit("requests", 37))) for _ in range(120))
+    )
     assert sum(r.admitted for r in results) == 37
     refused = next(r for r in results if not r.admitted)
     assert 59 < refused.retry_after <= 60
@@ -113,8 +113,9 @@ async def test_budget_is_seeded_once_and_holds_under_concurrency(
 
 
 async def test_expired_reservations_stop_holding_budget(redis_server: None) -> None:
-    backend = RedisBackend(REDIS_URL, Spend(), prefix=f"{{test-{uuid.uuid4().hex}}}:",
-                           reservation_ttl=0.05)
+    backend = RedisBackend(
+        REDIS_URL, Spend(), prefix=f"{{test-{uuid.uuid4().hex}}}:", reservation_ttl=0.05
+    )
     try:
         cap = budget(100)
         assert (await backend.admit(plan(budgets=(cap,), cost=100))).admitted
@@ -129,8 +130,7 @@ async def test_expired_reservations_stop_holding_budget(redis_server: None) -> N
 def spare_redis_port() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
     if shutil.which("redis-server") is None:
         if in_ci():
-            pytest.fail("redis-server is not installed (CI=true: refusing to skip)",
-                        pytrace=False)
+            pytest.fail("redis-server is not installed (CI=true: refusing to skip)", pytrace=False)
         pytest.skip("redis-server is not installed")
     procs: list[subprocess.Popen[bytes]] = []
     yield free_port(), procs
@@ -140,10 +140,13 @@ def spare_redis_port() -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
 
 
 def start_redis(port: int, procs: list[subprocess.Popen[bytes]]) -> None:
-    procs.append(subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    ))
+    procs.append(
+        subprocess.Popen(
+            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
 
 
 async def test_fail_open_counts_spend_made_during_the_outage_when_redis_returns(
@@ -191,8 +194,9 @@ async def test_fail_closed_refuses_with_503(spare_redis_port: tuple[int, list[ob
         writer.close()
 
     server = await asyncio.start_server(hang_up, "127.0.0.1", port)
-    backend = RedisBackend(f"redis://127.0.0.1:{port}/0", Spend(), fail_mode="closed",
-                           retry_interval=30)
+    backend = RedisBackend(
+        f"redis://127.0.0.1:{port}/0", Spend(), fail_mode="closed", retry_interval=30
+    )
     try:
         with pytest.raises(ServiceUnavailable, match="Redis"):
             await backend.admit(plan(limit("requests", 1)))
@@ -274,7 +278,8 @@ async def test_concurrent_recovery_replays_each_settlement_exactly_once(
 
 
 async def test_pooled_connections_from_before_an_outage_do_not_reopen_the_breaker(
-    private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture,
+    private_redis: PrivateRedis,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Redis killed and restarted with 30 idle pooled connections -> after the probe,
     every call is counted again (the stale connections are dropped, not tried)."""

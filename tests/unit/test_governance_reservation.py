@@ -84,8 +84,9 @@ async def test_watch_raises_the_reservation_step_by_step_then_stops_at_the_budge
 def test_reserve_settings_are_checked_and_named() -> None:
     from llmrelay.config import ConfigError, load_settings
 
-    s = load_settings(env={}, overrides={"reserve_output_tokens": {"gpt-4o*": 400},
-                                         "reserve_learn": False})
+    s = load_settings(
+        env={}, overrides={"reserve_output_tokens": {"gpt-4o*": 400}, "reserve_learn": False}
+    )
     assert s.reserve_output_tokens == {"gpt-4o*": 400} and s.reserve_learn is False
     with pytest.raises(ConfigError, match=r"reserve_output_tokens\.up/m: 0 must be positive"):
         load_settings(env={}, overrides={"reserve_output_tokens": {"up/m": 0}})

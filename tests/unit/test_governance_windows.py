@@ -45,8 +45,7 @@ def backend(clock: Clock, load: object = no_spend) -> LocalBackend:
 _tickets = iter(range(10**9))
 
 
-def plan(*limits: Limit, budgets: tuple[Budget, ...] = (), tokens: int = 1, cost: int = 0
-         ) -> Plan:
+def plan(*limits: Limit, budgets: tuple[Budget, ...] = (), tokens: int = 1, cost: int = 0) -> Plan:
     return Plan(f"t{next(_tickets)}", list(limits), list(budgets), tokens=tokens, cost=cost)
 
 
@@ -192,15 +191,18 @@ def test_sliding_log_adjust_and_retry_after() -> None:
 
 def test_periods_are_utc_calendar_boundaries() -> None:
     assert month_period(datetime(2026, 12, 31, 23, 59, tzinfo=UTC)) == (
-        "2026-12", datetime(2027, 1, 1, tzinfo=UTC))
+        "2026-12",
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
     assert day_period(datetime(2026, 2, 28, 12, tzinfo=UTC)) == (
-        "2026-02-28", datetime(2026, 3, 1, tzinfo=UTC))
+        "2026-02-28",
+        datetime(2026, 3, 1, tzinfo=UTC),
+    )
 
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (0.25, "250ms"), (1.5, "1.5s"), (59.9, "59.9s"), (360, "6m0s"),
-     (3725, "1h2m5s")],
+    [(0, "0s"), (0.25, "250ms"), (1.5, "1.5s"), (59.9, "59.9s"), (360, "6m0s"), (3725, "1h2m5s")],
 )
 def test_reset_header_format(seconds: float, text: str) -> None:
     assert format_reset(seconds) == text

@@ -22,71 +22,90 @@ PII = ALL.input[0]
 
 
 def _found(text: str) -> list[tuple[str, str]]:
-    return [(f.entity, text[f.start:f.end]) for f in detect(text, PII)]
+    return [(f.entity, text[f.start : f.end]) for f in detect(text, PII)]
 
 
-@pytest.mark.parametrize(("text", "entity", "value"), [
-    ("mail bob.smith+x@mail.example.co.uk now", "EMAIL", "bob.smith+x@mail.example.co.uk"),
-    ("call +1 415-555-0132 today", "PHONE", "+1 415-555-0132"),
-    ("gọi 0912 345 678 nhé", "PHONE", "0912 345 678"),
-    ("visa 4111 1111 1111 1111.", "CARD", "4111 1111 1111 1111"),
-    ("amex 378282246310005", "CARD", "378282246310005"),
-    ("mc 5555-5555-5555-4444", "CARD", "5555-5555-5555-4444"),
-    ("iban DE89 3704 0044 0532 0130 00 OK", "IBAN", "DE89 3704 0044 0532 0130 00"),
-    ("iban GB82WEST12345698765432", "IBAN", "GB82WEST12345698765432"),
-    ("ssn 536-90-4399", "SSN", "536-90-4399"),
-    ("SSN: 536904399", "SSN", "536904399"),
-    ("CMND 123456789", "CMND", "123456789"),
-    ("số chứng minh nhân dân: 023456789", "CMND", "023456789"),
-    ("CCCD 001099012345", "CCCD", "001099012345"),
-    ("from 192.168.10.20 and", "IP", "192.168.10.20"),
-    ("v6 2001:db8::8a2e:370:7334 here", "IP", "2001:db8::8a2e:370:7334"),
-    ("key sk-proj-abcdefghijklmnop1234", "SECRET", "sk-proj-abcdefghijklmnop1234"),
-    ("gh ghp_" + "a" * 36, "SECRET", "ghp_" + "a" * 36),
-    ("aws AKIAIOSFODNN7EXAMPLE", "SECRET", "AKIAIOSFODNN7EXAMPLE"),
-    ("slack xoxb-1234567890-abcdefghij", "SECRET", "xoxb-1234567890-abcdefghij"),
-    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abcdefghijklmnop", "SECRET",
-     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abcdefghijklmnop"),
-    ("Nhân viên Nguyễn Văn A, CMND", "NAME", "Nguyễn Văn A"),
-    ("gặp bà Trần Thị Bích hôm nay", "NAME", "Trần Thị Bích"),
-])
+@pytest.mark.parametrize(
+    ("text", "entity", "value"),
+    [
+        ("mail bob.smith+x@mail.example.co.uk now", "EMAIL", "bob.smith+x@mail.example.co.uk"),
+        ("call +1 415-555-0132 today", "PHONE", "+1 415-555-0132"),
+        ("gọi 0912 345 678 nhé", "PHONE", "0912 345 678"),
+        ("visa 4111 1111 1111 1111.", "CARD", "4111 1111 1111 1111"),
+        ("amex 378282246310005", "CARD", "378282246310005"),
+        ("mc 5555-5555-5555-4444", "CARD", "5555-5555-5555-4444"),
+        ("iban DE89 3704 0044 0532 0130 00 OK", "IBAN", "DE89 3704 0044 0532 0130 00"),
+        ("iban GB82WEST12345698765432", "IBAN", "GB82WEST12345698765432"),
+        ("ssn 536-90-4399", "SSN", "536-90-4399"),
+        ("SSN: 536904399", "SSN", "536904399"),
+        ("CMND 123456789", "CMND", "123456789"),
+        ("số chứng minh nhân dân: 023456789", "CMND", "023456789"),
+        ("CCCD 001099012345", "CCCD", "001099012345"),
+        ("from 192.168.10.20 and", "IP", "192.168.10.20"),
+        ("v6 2001:db8::8a2e:370:7334 here", "IP", "2001:db8::8a2e:370:7334"),
+        ("key sk-proj-abcdefghijklmnop1234", "SECRET", "sk-proj-abcdefghijklmnop1234"),
+        ("gh ghp_" + "a" * 36, "SECRET", "ghp_" + "a" * 36),
+        ("aws AKIAIOSFODNN7EXAMPLE", "SECRET", "AKIAIOSFODNN7EXAMPLE"),
+        ("slack xoxb-1234567890-abcdefghij", "SECRET", "xoxb-1234567890-abcdefghij"),
+        (
+            "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abcdefghijklmnop",
+            "SECRET",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abcdefghijklmnop",
+        ),
+        ("Nhân viên Nguyễn Văn A, CMND", "NAME", "Nguyễn Văn A"),
+        ("gặp bà Trần Thị Bích hôm nay", "NAME", "Trần Thị Bích"),
+    ],
+)
 def test_each_entity_is_found(text: str, entity: str, value: str) -> None:
     assert (entity, value) in _found(text)
 
 
-@pytest.mark.parametrize("decoy", [
-    "at 2024-05-01 12:30:45 UTC",
-    "timestamp 1714566645123 ms",
-    "order #1234567890123456",               # Luhn-invalid, and no issuer length
-    "order 4111111111111112",               # Visa prefix, Luhn fails
-    "invoice 9999999999999995",             # Luhn ok, no issuer
-    "id 550e8400-e29b-41d4-a716-446655440000",
-    "version 1.2.3.4 and v10.0.0.1",
-    "build 2.14.1, python 3.11.9",
-    "time 12:30:45, ratio 3:2:1",
-    "ssn-like 000-12-3456 and 666-12-3456",  # area 000 and 666 are never issued
-    "account 123456789 without context",
-    "price 1,234,567,890 VND",
-    "Lê is a pear, the word Nguyễn alone",
-])
+@pytest.mark.parametrize(
+    "decoy",
+    [
+        "at 2024-05-01 12:30:45 UTC",
+        "timestamp 1714566645123 ms",
+        "order #1234567890123456",  # Luhn-invalid, and no issuer length
+        "order 4111111111111112",  # Visa prefix, Luhn fails
+        "invoice 9999999999999995",  # Luhn ok, no issuer
+        "id 550e8400-e29b-41d4-a716-446655440000",
+        "version 1.2.3.4 and v10.0.0.1",
+        "build 2.14.1, python 3.11.9",
+        "time 12:30:45, ratio 3:2:1",
+        "ssn-like 000-12-3456 and 666-12-3456",  # area 000 and 666 are never issued
+        "account 123456789 without context",
+        "price 1,234,567,890 VND",
+        "Lê is a pear, the word Nguyễn alone",
+    ],
+)
 def test_decoys_are_not_pii(decoy: str) -> None:
     assert _found(decoy) == []
 
 
 def test_card_needs_an_issuer_prefix_and_length() -> None:
     assert card_issuer_ok("4111111111111111") and card_issuer_ok("378282246310005")
-    assert not card_issuer_ok("37828224631000")   # Amex is 15 digits
+    assert not card_issuer_ok("37828224631000")  # Amex is 15 digits
     assert not card_issuer_ok("9111111111111111")
 
 
 def test_custom_patterns_and_entity_subsets() -> None:
-    config = parse_guardrails({"input": [{"type": "pii_detection", "entities": ["email"],
-                                          "custom": [{"name": "TICKET",
-                                                      "pattern": r"TCK-\d{4}"}]}]})
+    config = parse_guardrails(
+        {
+            "input": [
+                {
+                    "type": "pii_detection",
+                    "entities": ["email"],
+                    "custom": [{"name": "TICKET", "pattern": r"TCK-\d{4}"}],
+                }
+            ]
+        }
+    )
     state = GuardState(config)
     text = "TCK-1234 from a@b.io, card 4111 1111 1111 1111"
-    assert scan_text("input", config.input, text, state) == \
-        "[TICKET_1] from [EMAIL_1], card 4111 1111 1111 1111"
+    assert (
+        scan_text("input", config.input, text, state)
+        == "[TICKET_1] from [EMAIL_1], card 4111 1111 1111 1111"
+    )
 
 
 def test_numbered_placeholders_repeat_for_the_same_value() -> None:
@@ -97,8 +116,10 @@ def test_numbered_placeholders_repeat_for_the_same_value() -> None:
     assert state.header() == "input.redact.EMAIL=3"
 
 
-TEXT = ("Dear Nguyễn Văn Bình, your card 4111 1111 1111 1111 and mail binh@example.vn; "
-        "call +84 912 345 678. CMND 123456789. Build v1.2.3.4 at 2024-05-01 12:30:45.")
+TEXT = (
+    "Dear Nguyễn Văn Bình, your card 4111 1111 1111 1111 and mail binh@example.vn; "
+    "call +84 912 345 678. CMND 123456789. Build v1.2.3.4 at 2024-05-01 12:30:45."
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -133,26 +154,50 @@ def test_the_stream_holds_back_no_more_than_the_window() -> None:
     assert len(released) == 150
 
 
-@pytest.mark.parametrize(("block", "path"), [
-    ({"input": [{"type": "pii_detection", "acton": "deny"}]}, "guardrails.input[0].acton"),
-    ({"input": [{"type": "pii_detection", "action": "block"}]}, "guardrails.input[0].action"),
-    ({"output": [{"type": "pii_detection", "restore": True}]}, "guardrails.output[0].restore"),
-    ({"input": [{"type": "pii_detection", "restore": True, "placeholder": "redacted"}]},
-     "guardrails.input[0].placeholder"),
-    ({"input": [{"type": "pii_detection", "entities": ["DNA"]}]},
-     "guardrails.input[0].entities[0]"),
-    ({"input": [{"type": "pii_detection", "custom": [{"name": "X", "pattern": "("}]}]},
-     "guardrails.input[0].custom[0].pattern"),
-    ({"input": [{"type": "pii_detection", "countries": ["FR"]}]},
-     "guardrails.input[0].countries[0]"),
-    ({"output": [{"type": "content_safety", "threshold": 1.5}]},
-     "guardrails.output[0].threshold"),
-    ({"output": [{"type": "content_safety", "threshold": 0.8, "provider": "oai",
-                  "webhook": "https://x"}]}, "guardrails.output[0].webhook"),
-    ({"output": [{"type": "moderation"}]}, "guardrails.output[0].type"),
-    ({"inputs": []}, "guardrails.inputs"),
-    ({}, "guardrails"),
-])
+@pytest.mark.parametrize(
+    ("block", "path"),
+    [
+        ({"input": [{"type": "pii_detection", "acton": "deny"}]}, "guardrails.input[0].acton"),
+        ({"input": [{"type": "pii_detection", "action": "block"}]}, "guardrails.input[0].action"),
+        ({"output": [{"type": "pii_detection", "restore": True}]}, "guardrails.output[0].restore"),
+        (
+            {"input": [{"type": "pii_detection", "restore": True, "placeholder": "redacted"}]},
+            "guardrails.input[0].placeholder",
+        ),
+        (
+            {"input": [{"type": "pii_detection", "entities": ["DNA"]}]},
+            "guardrails.input[0].entities[0]",
+        ),
+        (
+            {"input": [{"type": "pii_detection", "custom": [{"name": "X", "pattern": "("}]}]},
+            "guardrails.input[0].custom[0].pattern",
+        ),
+        (
+            {"input": [{"type": "pii_detection", "countries": ["FR"]}]},
+            "guardrails.input[0].countries[0]",
+        ),
+        (
+            {"output": [{"type": "content_safety", "threshold": 1.5}]},
+            "guardrails.output[0].threshold",
+        ),
+        (
+            {
+                "output": [
+                    {
+                        "type": "content_safety",
+                        "threshold": 0.8,
+                        "provider": "oai",
+                        "webhook": "https://x",
+                    }
+                ]
+            },
+            "guardrails.output[0].webhook",
+        ),
+        ({"output": [{"type": "moderation"}]}, "guardrails.output[0].type"),
+        ({"inputs": []}, "guardrails.inputs"),
+        ({}, "guardrails"),
+    ],
+)
 def test_bad_blocks_name_the_field(block: dict[str, object], path: str) -> None:
     with pytest.raises(GuardrailConfigError) as bad:
         parse_guardrails(block)
@@ -163,9 +208,15 @@ def test_bad_blocks_name_the_field(block: dict[str, object], path: str) -> None:
 
 
 def test_seed_004_block_parses_with_content_safety() -> None:
-    config = parse_guardrails({"input": [{"type": "pii_detection", "action": "redact"}],
-                               "output": [{"type": "pii_detection", "action": "deny"},
-                                          {"type": "content_safety", "threshold": 0.8}]})
+    config = parse_guardrails(
+        {
+            "input": [{"type": "pii_detection", "action": "redact"}],
+            "output": [
+                {"type": "pii_detection", "action": "deny"},
+                {"type": "content_safety", "threshold": 0.8},
+            ],
+        }
+    )
     assert [g.action for g in config.output] == ["deny"]
     assert config.output_safety[0].threshold == 0.8
     assert config.output_safety[0].provider == "openai"
@@ -174,19 +225,24 @@ def test_seed_004_block_parses_with_content_safety() -> None:
 def test_route_configs_carry_the_block_at_the_top_level_only() -> None:
     block = {"input": [{"type": "pii_detection", "action": "redact"}]}
     assert parse_route_config({"guardrails": block}).guardrails == block
-    group = parse_route_config({"strategy": "fallback", "guardrails": block,
-                                "targets": [{"model": "a"}, {"model": "b"}]})
+    group = parse_route_config(
+        {"strategy": "fallback", "guardrails": block, "targets": [{"model": "a"}, {"model": "b"}]}
+    )
     assert group.guardrails == block
     with pytest.raises(RouteConfigError) as nested:
-        parse_route_config({"strategy": "fallback", "targets": [
-            {"model": "a", "guardrails": block}]})
+        parse_route_config(
+            {"strategy": "fallback", "targets": [{"model": "a", "guardrails": block}]}
+        )
     assert nested.value.path == "targets[0].guardrails"
 
 
 def test_only_input_values_meant_to_be_restored_come_back() -> None:
-    config = parse_guardrails({
-        "input": [{"type": "pii_detection", "action": "redact", "restore": True}],
-        "output": [{"type": "pii_detection", "action": "redact"}]})
+    config = parse_guardrails(
+        {
+            "input": [{"type": "pii_detection", "action": "redact", "restore": True}],
+            "output": [{"type": "pii_detection", "action": "redact"}],
+        }
+    )
     state = GuardState(config)
     sent = scan_text("input", config.input, "mine: a@b.io", state)
     answer = scan_text("output", config.output, f"{sent}; theirs: x@y.io", state)

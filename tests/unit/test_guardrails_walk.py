@@ -13,41 +13,70 @@ def _marked(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_chat_messages_parts_tool_calls_and_results() -> None:
-    body = _marked({
-        "model": "m", "tools": [{"type": "function", "function": {"name": "f",
-                                                                   "description": "d"}}],
-        "messages": [
-            {"role": "system", "content": "sys"},
-            {"role": "user", "content": [{"type": "text", "text": "hi"},
-                                         {"type": "image_url",
-                                          "image_url": {"url": "data:image/png;base64,AAA"}}]},
-            {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function",
-                                                  "function": {"name": "f",
-                                                               "arguments": "{\"a\":1}"}}]},
-            {"role": "tool", "tool_call_id": "call_1", "content": "result"},
-        ]})
+    body = _marked(
+        {
+            "model": "m",
+            "tools": [{"type": "function", "function": {"name": "f", "description": "d"}}],
+            "messages": [
+                {"role": "system", "content": "sys"},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "hi"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}},
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": '{"a":1}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "result"},
+            ],
+        }
+    )
     m = body["messages"]
     assert m[0] == {"role": "system", "content": "<sys>"}
     assert m[1]["content"][0]["text"] == "<hi>"
     assert m[1]["content"][1]["image_url"]["url"] == "data:image/png;base64,AAA"
-    assert m[2]["tool_calls"][0]["function"] == {"name": "f", "arguments": "<{\"a\":1}>"}
+    assert m[2]["tool_calls"][0]["function"] == {"name": "f", "arguments": '<{"a":1}>'}
     assert m[2]["tool_calls"][0]["id"] == "call_1"
     assert m[3]["content"] == "<result>" and m[3]["tool_call_id"] == "call_1"
     assert body["model"] == "m" and body["tools"][0]["function"]["description"] == "d"
 
 
 def test_messages_system_blocks_tool_use_input_and_tool_results() -> None:
-    body = _marked({
-        "system": [{"type": "text", "text": "sys"}],
-        "messages": [
-            {"role": "assistant", "content": [
-                {"type": "thinking", "thinking": "hmm", "signature": "sig"},
-                {"type": "tool_use", "id": "toolu_1", "name": "send",
-                 "input": {"to": "a@b.io", "cc": ["c@d.io"], "n": 2}}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sent"},
-                {"type": "image", "source": {"type": "base64", "data": "AAAA"}}]},
-        ]})
+    body = _marked(
+        {
+            "system": [{"type": "text", "text": "sys"}],
+            "messages": [
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                        {
+                            "type": "tool_use",
+                            "id": "toolu_1",
+                            "name": "send",
+                            "input": {"to": "a@b.io", "cc": ["c@d.io"], "n": 2},
+                        },
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sent"},
+                        {"type": "image", "source": {"type": "base64", "data": "AAAA"}},
+                    ],
+                },
+            ],
+        }
+    )
     assert body["system"][0]["text"] == "<sys>"
     thinking, tool_use = body["messages"][0]["content"]
     assert thinking == {"type": "thinking", "thinking": "hmm", "signature": "sig"}
@@ -58,13 +87,17 @@ def test_messages_system_blocks_tool_use_input_and_tool_results() -> None:
 
 
 def test_responses_input_items_and_embeddings_input() -> None:
-    body = _marked({"instructions": "be brief", "text": {"format": {"type": "text"}},
-                    "input": [{"role": "user", "content": [{"type": "input_text",
-                                                             "text": "hi"}]},
-                              {"type": "function_call", "call_id": "c1", "name": "f",
-                               "arguments": "{}"},
-                              {"type": "function_call_output", "call_id": "c1",
-                               "output": "ok"}]})
+    body = _marked(
+        {
+            "instructions": "be brief",
+            "text": {"format": {"type": "text"}},
+            "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+                {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+            ],
+        }
+    )
     assert body["instructions"] == "<be brief>"
     assert body["text"] == {"format": {"type": "text"}}
     items = body["input"]
@@ -77,14 +110,38 @@ def test_responses_input_items_and_embeddings_input() -> None:
 
 
 def test_answers_in_the_internal_and_passed_through_shapes() -> None:
-    chat = _marked({"id": "chatcmpl-1", "choices": [{"message": {
-        "role": "assistant", "content": "x",
-        "tool_calls": [{"id": "call_1", "function": {"name": "f", "arguments": "{}"}}]}}]})
+    chat = _marked(
+        {
+            "id": "chatcmpl-1",
+            "choices": [
+                {
+                    "message": {
+                        "role": "assistant",
+                        "content": "x",
+                        "tool_calls": [
+                            {"id": "call_1", "function": {"name": "f", "arguments": "{}"}}
+                        ],
+                    }
+                }
+            ],
+        }
+    )
     message = chat["choices"][0]["message"]
-    assert message["content"] == "<x>" and message["tool_calls"][0]["function"]["arguments"] \
-        == "<{}>"
+    assert (
+        message["content"] == "<x>" and message["tool_calls"][0]["function"]["arguments"] == "<{}>"
+    )
     assert chat["id"] == "chatcmpl-1"
-    response = _marked({"id": "resp_1", "output": [
-        {"type": "message", "id": "msg_1", "content": [{"type": "output_text", "text": "y"}]}]})
+    response = _marked(
+        {
+            "id": "resp_1",
+            "output": [
+                {
+                    "type": "message",
+                    "id": "msg_1",
+                    "content": [{"type": "output_text", "text": "y"}],
+                }
+            ],
+        }
+    )
     assert response["output"][0]["content"][0]["text"] == "<y>"
     assert response["output"][0]["id"] == "msg_1"

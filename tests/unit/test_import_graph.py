@@ -32,7 +32,8 @@ def module_names(root: Path, package: str) -> dict[str, Path]:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
@@ -87,8 +88,9 @@ def import_graph(root: Path, package: str) -> dict[str, set[str]]:
                 targets = [alias.name for alias in node.names]
             else:
                 base = _resolve(name, is_package, node)
-                targets = [base] + [f"{base}.{alias.name}" for alias in node.names
-                                    if alias.name != "*"]
+                targets = [base] + [
+                    f"{base}.{alias.name}" for alias in node.names if alias.name != "*"
+                ]
             for target in targets:
                 parts = target.split(".")
                 for i in range(1, len(parts) + 1):  # parent packages' __init__ run too
@@ -165,18 +167,22 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def test_graph_builder_resolves_every_import_form(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": "from . import b\n",
-        "pkg/b.py": "def f():\n    from pkg.sub.c import thing\n",
-        "pkg/sub/__init__.py": "from .c import thing\n",
-        "pkg/sub/c.py": "import json\nimport pkg.d\nthing = 1\n",
-        "pkg/d.py": "from .sub import c\nfrom ..outside import x\n",
-        "pkg/e.py": (
-            "from typing import TYPE_CHECKING\n"
-            "if TYPE_CHECKING:\n    from pkg import a\nelse:\n    from pkg import f\n"),
-        "pkg/f.py": "import typing\nif typing.TYPE_CHECKING:\n    import pkg.e\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "from . import b\n",
+            "pkg/b.py": "def f():\n    from pkg.sub.c import thing\n",
+            "pkg/sub/__init__.py": "from .c import thing\n",
+            "pkg/sub/c.py": "import json\nimport pkg.d\nthing = 1\n",
+            "pkg/d.py": "from .sub import c\nfrom ..outside import x\n",
+            "pkg/e.py": (
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n    from pkg import a\nelse:\n    from pkg import f\n"
+            ),
+            "pkg/f.py": "import typing\nif typing.TYPE_CHECKING:\n    import pkg.e\n",
+        },
+    )
     graph = import_graph(tmp_path, "pkg")
     assert graph["pkg.a"] == {"pkg", "pkg.b"}
     assert graph["pkg.b"] == {"pkg", "pkg.sub", "pkg.sub.c"}  # inside a function counts

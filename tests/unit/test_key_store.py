@@ -76,8 +76,12 @@ async def make_key(sessions: Sessions) -> str:
 
 async def test_malformed_keys_never_reach_the_database(sessions: Sessions) -> None:
     store = make_store(sessions, KeyCachePolicy())
-    for bad in ("sk-relay-short", "sk-other-" + "a" * 43, generate_key() + "x",
-                generate_key()[:-1] + "!"):
+    for bad in (
+        "sk-relay-short",
+        "sk-other-" + "a" * 43,
+        generate_key() + "x",
+        generate_key()[:-1] + "!",
+    ):
         assert not well_formed(bad)
         with pytest.raises(AuthenticationError):
             await store.authenticate(bad)
@@ -179,9 +183,14 @@ async def test_a_hung_database_costs_one_timeout_not_one_per_call(sessions: Sess
     assert sessions.calls == calls + 1 and store.database_down
     # Counted, not timed: the calls after it answer without opening a session to the
     # hung database (one that did would wait its own timeout).
-    results = await asyncio.wait_for(asyncio.gather(
-        *(store.authenticate(valid) for _ in range(20)),
-        *(store.authenticate(generate_key()) for _ in range(20)), return_exceptions=True), 10)
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(store.authenticate(valid) for _ in range(20)),
+            *(store.authenticate(generate_key()) for _ in range(20)),
+            return_exceptions=True,
+        ),
+        10,
+    )
     assert sessions.calls == calls + 1
     assert results[:20] == [record] * 20
     assert all(isinstance(r, ServiceUnavailable) for r in results[20:])

@@ -9,9 +9,18 @@ from llmrelay.telemetry.metrics import MAX_MODEL_LABELS, Metrics
 
 
 def _row(model: str) -> Any:
-    return SimpleNamespace(provider="mock", upstream_model=model, route="/v1/chat/completions",
-                           status=200, key_name="k", latency_ms=1.0, overhead_ms=0.1, usage=None,
-                           cache=None, cost_saved_nanos=None)
+    return SimpleNamespace(
+        provider="mock",
+        upstream_model=model,
+        route="/v1/chat/completions",
+        status=200,
+        key_name="k",
+        latency_ms=1.0,
+        overhead_ms=0.1,
+        usage=None,
+        cache=None,
+        cost_saved_nanos=None,
+    )
 
 
 def test_distinct_model_names_beyond_the_cap_are_counted_as_other() -> None:

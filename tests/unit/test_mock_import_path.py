@@ -15,31 +15,40 @@ import sys
 
 import pytest
 
-PROBE = (
-    "import json, sys\n"
-    "import {module}\n"
-    "print(json.dumps(sorted(sys.modules)))\n"
-)
+PROBE = "import json, sys\nimport {module}\nprint(json.dumps(sorted(sys.modules)))\n"
 
 
 def modules_after_import(module: str) -> list[str]:
     out = subprocess.run(
         [sys.executable, "-c", PROBE.format(module=module)],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     loaded: list[str] = json.loads(out)
     return loaded
 
 
 def server_modules(loaded: list[str]) -> list[str]:
-    return [name for name in loaded
-            if name == "aiohttp.web" or name.startswith(("aiohttp.web_", "llmrelay.mock_upstream"))]
+    return [
+        name
+        for name in loaded
+        if name == "aiohttp.web" or name.startswith(("aiohttp.web_", "llmrelay.mock_upstream"))
+    ]
 
 
-@pytest.mark.parametrize("module", ["llmrelay.app", "llmrelay.cli", "llmrelay.providers.mock",
-                                    "llmrelay.mock_answers.anthropic_format",
-                                    "llmrelay.mock_answers.responses_format",
-                                    "llmrelay.mock_answers.bedrock_format"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "llmrelay.app",
+        "llmrelay.cli",
+        "llmrelay.providers.mock",
+        "llmrelay.mock_answers.anthropic_format",
+        "llmrelay.mock_answers.responses_format",
+        "llmrelay.mock_answers.bedrock_format",
+    ],
+)
 def test_no_server_modules_on_import(module: str) -> None:
     assert server_modules(modules_after_import(module)) == []
 

@@ -626,9 +626,14 @@ def test_usage_override_keeps_total_consistent() -> None:
 def test_a_request_the_client_abandons_is_recorded_as_aborted(mock: MockUpstream) -> None:
     mock.script(Behaviour(delay_ms=10_000))
     conn = http.client.HTTPConnection("127.0.0.1", mock.port, timeout=5)
-    conn.request("POST", "/v1/chat/completions", body=orjson.dumps(
-        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
-        headers={"content-type": "application/json"})
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        body=orjson.dumps(
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        ),
+        headers={"content-type": "application/json"},
+    )
     for _ in range(250):  # until the mock has the request and waits out delay_ms
         if mock.requests:
             break

@@ -27,28 +27,60 @@ from llmrelay.sse import EventSplitter, event_data
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 SPECS: dict[str, tuple[Adapter, ProviderSpec]] = {
-    "gemini": (GeminiAdapter(), ProviderSpec(
-        name="gemini", type="gemini", base_url="https://generativelanguage.googleapis.com/v1beta",
-        api_key="gm-key")),
-    "vertex": (VertexAdapter(), ProviderSpec(
-        name="vertex", type="vertex", base_url="https://us-central1-aiplatform.googleapis.com/v1",
-        api_key=None, project="my-proj", location="us-central1")),
-    "bedrock": (BedrockAdapter(), ProviderSpec(
-        name="bedrock", type="bedrock", base_url="https://bedrock-runtime.us-east-1.amazonaws.com",
-        api_key=None, region="us-east-1", aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        aws_session_token="FwoGZXIvYXdzEXAMPLE")),
-    "azure": (AzureOpenAIAdapter(), ProviderSpec(
-        name="azure", type="azure", base_url="https://my-resource.openai.azure.com/openai/",
-        api_key="az-key", api_version="2024-10-21")),
+    "gemini": (
+        GeminiAdapter(),
+        ProviderSpec(
+            name="gemini",
+            type="gemini",
+            base_url="https://generativelanguage.googleapis.com/v1beta",
+            api_key="gm-key",
+        ),
+    ),
+    "vertex": (
+        VertexAdapter(),
+        ProviderSpec(
+            name="vertex",
+            type="vertex",
+            base_url="https://us-central1-aiplatform.googleapis.com/v1",
+            api_key=None,
+            project="my-proj",
+            location="us-central1",
+        ),
+    ),
+    "bedrock": (
+        BedrockAdapter(),
+        ProviderSpec(
+            name="bedrock",
+            type="bedrock",
+            base_url="https://bedrock-runtime.us-east-1.amazonaws.com",
+            api_key=None,
+            region="us-east-1",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            aws_session_token="FwoGZXIvYXdzEXAMPLE",
+        ),
+    ),
+    "azure": (
+        AzureOpenAIAdapter(),
+        ProviderSpec(
+            name="azure",
+            type="azure",
+            base_url="https://my-resource.openai.azure.com/openai/",
+            api_key="az-key",
+            api_version="2024-10-21",
+        ),
+    ),
 }
 
 
 def load(kind: str) -> list[Any]:
-    return [pytest.param(p.parent.parent.name, json.loads(p.read_text()),
-                         id=f"{p.parent.parent.name}-{p.stem}")
-            for p in sorted(GOLDEN.glob(f"*/{kind}/*.json"))
-            if p.parent.parent.name in SPECS]
+    return [
+        pytest.param(
+            p.parent.parent.name, json.loads(p.read_text()), id=f"{p.parent.parent.name}-{p.stem}"
+        )
+        for p in sorted(GOLDEN.glob(f"*/{kind}/*.json"))
+        if p.parent.parent.name in SPECS
+    ]
 
 
 def matches(actual: Any, expected: Any) -> bool:
@@ -56,11 +88,17 @@ def matches(actual: Any, expected: Any) -> bool:
     if isinstance(expected, str) and expected.startswith("<any>"):
         return isinstance(actual, str | int) and str(actual).endswith(expected[5:])
     if isinstance(expected, dict):
-        return (isinstance(actual, dict) and actual.keys() == expected.keys()
-                and all(matches(actual[k], v) for k, v in expected.items()))
+        return (
+            isinstance(actual, dict)
+            and actual.keys() == expected.keys()
+            and all(matches(actual[k], v) for k, v in expected.items())
+        )
     if isinstance(expected, list):
-        return (isinstance(actual, list) and len(actual) == len(expected)
-                and all(matches(a, e) for a, e in zip(actual, expected, strict=True)))
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(matches(a, e) for a, e in zip(actual, expected, strict=True))
+        )
     return bool(actual == expected and type(actual) is type(expected))
 
 
@@ -71,8 +109,12 @@ def test_request(provider: str, case: dict[str, Any]) -> None:
         call = adapter.embeddings_request(spec, case["openai"], case["model"])
     else:
         call = adapter.chat_request(spec, case["openai"], case["model"], case["stream"])
-    actual = {"method": call.method, "url": call.url, "headers": call.headers,
-              "body": orjson.loads(call.body)}
+    actual = {
+        "method": call.method,
+        "url": call.url,
+        "headers": call.headers,
+        "body": orjson.loads(call.body),
+    }
     assert matches(actual, case["expected"]), json.dumps(actual, indent=1)
 
 
@@ -90,10 +132,17 @@ def test_response(provider: str, case: dict[str, Any]) -> None:
 
 def _raw_stream(provider: str, case: dict[str, Any]) -> bytes:
     if provider == "bedrock":
-        return b"".join(encode_frame(
-            {":event-type" if kind == "event" else ":exception-type": name,
-             ":content-type": "application/json", ":message-type": kind},
-            orjson.dumps(body)) for kind, name, body in case["upstream_frames"])
+        return b"".join(
+            encode_frame(
+                {
+                    ":event-type" if kind == "event" else ":exception-type": name,
+                    ":content-type": "application/json",
+                    ":message-type": kind,
+                },
+                orjson.dumps(body),
+            )
+            for kind, name, body in case["upstream_frames"]
+        )
     return b"".join(b"data: " + orjson.dumps(e) + b"\r\n\r\n" for e in case["upstream_events"])
 
 
@@ -144,18 +193,22 @@ def _round_trip(provider: str, upstream: dict[str, Any]) -> dict[str, Any]:
     answer = orjson.loads(adapter.chat_response(spec, orjson.dumps(upstream), "m").body)
     message = answer["choices"][0]["message"]
     follow = {"messages": [{"role": "user", "content": "go"}, message]}
-    follow["messages"] += [{"role": "tool", "tool_call_id": c["id"], "content": "{}"}
-                           for c in message.get("tool_calls") or ()]
+    follow["messages"] += [
+        {"role": "tool", "tool_call_id": c["id"], "content": "{}"}
+        for c in message.get("tool_calls") or ()
+    ]
     return orjson.loads(adapter.chat_request(spec, follow, "m", False).body)
 
 
-@pytest.mark.parametrize("name", ["parallel_function_calls_with_signature",
-                                  "text_with_thoughts_and_cache"])
+@pytest.mark.parametrize(
+    "name", ["parallel_function_calls_with_signature", "text_with_thoughts_and_cache"]
+)
 def test_gemini_round_trip_keeps_parts(name: str) -> None:
     upstream = json.loads((GOLDEN / "gemini" / "responses" / f"{name}.json").read_text())
     sent = _round_trip("gemini", upstream["upstream"])
-    original = [p for p in upstream["upstream"]["candidates"][0]["content"]["parts"]
-                if not p.get("thought")]
+    original = [
+        p for p in upstream["upstream"]["candidates"][0]["content"]["parts"] if not p.get("thought")
+    ]
     model_turn = sent["contents"][1]
     assert model_turn["role"] == "model"
     if any("functionCall" in p for p in original):
@@ -165,8 +218,9 @@ def test_gemini_round_trip_keeps_parts(name: str) -> None:
 
 
 def test_bedrock_round_trip_keeps_blocks() -> None:
-    upstream = json.loads((GOLDEN / "bedrock" / "responses" / "text_and_tool_use.json"
-                           ).read_text())["upstream"]
+    upstream = json.loads(
+        (GOLDEN / "bedrock" / "responses" / "text_and_tool_use.json").read_text()
+    )["upstream"]
     sent = _round_trip("bedrock", upstream)
     assert sent["messages"][1] == upstream["output"]["message"]
     results = sent["messages"][2]["content"]

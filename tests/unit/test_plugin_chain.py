@@ -57,8 +57,7 @@ class Deny(StreamStep):
         raise PermissionDenied("no")
 
 
-async def test_steps_run_innermost_first_and_outer_steps_see_what_inner_ones_let_through(
-) -> None:
+async def test_steps_run_innermost_first_and_outer_steps_see_what_inner_ones_let_through() -> None:
     out, error = await run_stream_steps([Tag(b"<in"), Tag(b"<out")], CALL, [b"e"])
     assert out == [b"e<in<out"] and error is None
 
@@ -89,14 +88,18 @@ class Named(Plugin):
 
 
 def _selector(configured: dict[str, dict[str, Any]] | None = None) -> PluginSelector:
-    return PluginSelector({"a": Named, "b": Named, "cache": Named, "guardrails": Named}, (),
-                          configured)
+    return PluginSelector(
+        {"a": Named, "b": Named, "cache": Named, "guardrails": Named}, (), configured
+    )
 
 
 def _call(metadata: Any = None, cache: Any = None, guardrails: Any = None) -> Any:
     key = SimpleNamespace(metadata=metadata)
-    plan = (SimpleNamespace(cache=cache, guardrails=guardrails)
-            if cache is not None or guardrails is not None else None)
+    plan = (
+        SimpleNamespace(cache=cache, guardrails=guardrails)
+        if cache is not None or guardrails is not None
+        else None
+    )
     return SimpleNamespace(key=key, plan=plan, stream=False)
 
 

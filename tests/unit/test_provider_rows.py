@@ -33,10 +33,17 @@ def settings(*entries: dict[str, Any]) -> Settings:
 
 async def test_configured_providers_are_stored_with_sealed_secrets(sessions: Any) -> None:
     box = CredentialBox("s" * 32)
-    s = settings({"name": "b", "type": "bedrock", "region": "us-west-2",
-                  "aws_access_key_id": "AKID", "aws_secret_access_key": "top-secret",
-                  "drop_params": True},
-                 {"name": "g", "type": "groq", "api_key": "gsk-1", "models": ["llama"]})
+    s = settings(
+        {
+            "name": "b",
+            "type": "bedrock",
+            "region": "us-west-2",
+            "aws_access_key_id": "AKID",
+            "aws_secret_access_key": "top-secret",
+            "drop_params": True,
+        },
+        {"name": "g", "type": "groq", "api_key": "gsk-1", "models": ["llama"]},
+    )
     assert await sync_providers(sessions, box, s, {}) == []
     async with sessions() as session:
         rows = {r.name: r for r in (await session.scalars(select(Row))).all()}
@@ -51,9 +58,20 @@ async def test_rows_the_config_does_not_name_come_back_as_typed_configs(
     sessions: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     box = CredentialBox("s" * 32)
-    await sync_providers(sessions, box, settings(
-        {"name": "b", "type": "bedrock", "region": "eu-west-1", "aws_access_key_id": "AKID",
-         "aws_secret_access_key": "sec"}), {})
+    await sync_providers(
+        sessions,
+        box,
+        settings(
+            {
+                "name": "b",
+                "type": "bedrock",
+                "region": "eu-west-1",
+                "aws_access_key_id": "AKID",
+                "aws_secret_access_key": "sec",
+            }
+        ),
+        {},
+    )
     async with sessions() as session, session.begin():
         row = (await session.scalars(select(Row))).one()
         row.source = "db"  # as if added by an operator, not by the config
@@ -63,5 +81,8 @@ async def test_rows_the_config_does_not_name_come_back_as_typed_configs(
         extra = await sync_providers(sessions, box, settings(), {})
     assert len(extra) == 1 and isinstance(extra[0], BedrockConfig)
     assert (extra[0].name, extra[0].region, extra[0].aws_secret_access_key) == (
-        "b", "eu-west-1", "sec")
+        "b",
+        "eu-west-1",
+        "sec",
+    )
     assert "provider nosuch skipped" in caplog.text and "unknown provider type" in caplog.text

@@ -49,11 +49,18 @@ async def _relay(chunks: list[bytes]) -> tuple[bytes, Call]:
             sent.append(message["body"])
 
     services: Any = SimpleNamespace(
-        streams=set(), settings=SimpleNamespace(max_upstream_event_bytes=1 << 20),
-        router=SimpleNamespace(redactor=Redactor(["k-secret-01234"])))
-    await relay_stream(services, call, MessagesCodec(),
-                       CannedResponse(200, chunks, "text/event-stream"), send,
-                       lambda services, call, codec: call.response_headers())
+        streams=set(),
+        settings=SimpleNamespace(max_upstream_event_bytes=1 << 20),
+        router=SimpleNamespace(redactor=Redactor(["k-secret-01234"])),
+    )
+    await relay_stream(
+        services,
+        call,
+        MessagesCodec(),
+        CannedResponse(200, chunks, "text/event-stream"),
+        send,
+        lambda services, call, codec: call.response_headers(),
+    )
     return b"".join(sent), call
 
 
@@ -63,8 +70,7 @@ def _types(body: bytes) -> list[str]:
 
 async def test_events_before_an_error_in_the_same_read_are_kept() -> None:
     body, call = await _relay([UPSTREAM])  # everything, error included, in one read
-    assert _types(body) == ["message_start", "content_block_start", "content_block_delta",
-                            "error"]
+    assert _types(body) == ["message_start", "content_block_start", "content_block_delta", "error"]
     assert b'"text":"Partial"' in body
     assert call.error is not None and call.error.status == 529
     assert call.usage is not None and call.usage.prompt_tokens == 7
@@ -74,9 +80,16 @@ async def test_clean_stream_is_re_encoded_and_billed() -> None:
     clean = UPSTREAM.split(b"event: error")[0] + (
         b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
         b'"end_turn","stop_sequence":null},"usage":{"output_tokens":2}}\n\n'
-        b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
     body, call = await _relay([clean[i : i + 50] for i in range(0, len(clean), 50)])
-    assert _types(body) == ["message_start", "content_block_start", "content_block_delta",
-                            "content_block_stop", "message_delta", "message_stop"]
+    assert _types(body) == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
     assert call.error is None and call.finish_reason == "stop"
     assert call.usage is not None and call.usage.completion_tokens == 2

@@ -11,15 +11,21 @@ from llmrelay.upstream import HttpTransport
 
 
 def make(env: dict[str, str] | None = None) -> Resolver:
-    settings = load_settings(env={}, overrides={
-        "providers": [{"name": "openrouter", "type": "openrouter", "api_key": "k"},
-                      {"name": "main", "type": "openai", "api_key": "k"}],
-        "models": [{"name": "fast", "provider": "main", "model": "gpt-4o-mini"}],
-        "aliases": {"my-gpt4": "main/gpt-4o", "chain": "my-gpt4", "loop": "loop"},
-    })
+    settings = load_settings(
+        env={},
+        overrides={
+            "providers": [
+                {"name": "openrouter", "type": "openrouter", "api_key": "k"},
+                {"name": "main", "type": "openai", "api_key": "k"},
+            ],
+            "models": [{"name": "fast", "provider": "main", "model": "gpt-4o-mini"}],
+            "aliases": {"my-gpt4": "main/gpt-4o", "chain": "my-gpt4", "loop": "loop"},
+        },
+    )
     registry = build_registry(settings, env or {}, HttpTransport(), MockTransport())
-    return Resolver(registry, {m.name: (m.provider, m.model) for m in settings.models},
-                    dict(settings.aliases))
+    return Resolver(
+        registry, {m.name: (m.provider, m.model) for m in settings.models}, dict(settings.aliases)
+    )
 
 
 def test_provider_prefix_keeps_slashes_in_model_ids() -> None:

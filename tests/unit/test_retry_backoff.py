@@ -14,14 +14,19 @@ from llmrelay.routing.retry import RetryPolicy, backoff_bounds, backoff_delay, d
 POLICY = RetryPolicy(attempts=5, base_delay=0.5, max_delay=3.0)
 
 
-def upstream(status: int, headers: dict[str, str] | None = None,
-             code: str | None = None) -> UpstreamError:
+def upstream(
+    status: int, headers: dict[str, str] | None = None, code: str | None = None
+) -> UpstreamError:
     return UpstreamError("x", status=status, headers=headers, code=code)
 
 
 def test_exponential_backoff_doubles_up_to_the_cap_with_equal_jitter() -> None:
     assert [backoff_bounds(POLICY, n) for n in (1, 2, 3, 4, 5)] == [
-        (0.25, 0.5), (0.5, 1.0), (1.0, 2.0), (1.5, 3.0), (1.5, 3.0)
+        (0.25, 0.5),
+        (0.5, 1.0),
+        (1.0, 2.0),
+        (1.5, 3.0),
+        (1.5, 3.0),
     ]
     rng = random.Random(7)
     for n in range(1, 6):
@@ -41,10 +46,14 @@ def test_decide_retries_only_retryable_statuses_until_exhausted() -> None:
     rng = random.Random(1)
     d = decide(POLICY, upstream(503), 1, rng, retry_after_cap=60, remaining=None)
     assert d.retry and 0.25 <= (d.delay or 0) <= 0.5
-    assert decide(POLICY, upstream(503), 6, rng, retry_after_cap=60,
-                  remaining=None).why == "retries_exhausted"
-    assert decide(POLICY, upstream(400), 1, rng, retry_after_cap=60,
-                  remaining=None).why == "not_retryable"
+    assert (
+        decide(POLICY, upstream(503), 6, rng, retry_after_cap=60, remaining=None).why
+        == "retries_exhausted"
+    )
+    assert (
+        decide(POLICY, upstream(400), 1, rng, retry_after_cap=60, remaining=None).why
+        == "not_retryable"
+    )
     quota = upstream(429, code="insufficient_quota")
     assert decide(POLICY, quota, 1, rng, retry_after_cap=60, remaining=None).why == (
         "not_retryable"
@@ -55,18 +64,22 @@ def test_decide_retries_only_retryable_statuses_until_exhausted() -> None:
 
 def test_decide_honours_retry_after_up_to_the_cap() -> None:
     rng = random.Random(2)
-    d = decide(POLICY, upstream(429, {"retry-after": "2"}), 1, rng, retry_after_cap=60,
-               remaining=None)
+    d = decide(
+        POLICY, upstream(429, {"retry-after": "2"}), 1, rng, retry_after_cap=60, remaining=None
+    )
     assert d.delay == 2.0
-    d = decide(POLICY, upstream(429, {"retry-after-ms": "150"}), 1, rng, retry_after_cap=60,
-               remaining=None)
+    d = decide(
+        POLICY, upstream(429, {"retry-after-ms": "150"}), 1, rng, retry_after_cap=60, remaining=None
+    )
     assert d.delay == pytest.approx(0.15)
-    d = decide(POLICY, upstream(429, {"retry-after": "61"}), 1, rng, retry_after_cap=60,
-               remaining=None)
+    d = decide(
+        POLICY, upstream(429, {"retry-after": "61"}), 1, rng, retry_after_cap=60, remaining=None
+    )
     assert not d.retry and d.why == "retry_after_too_long"
     ignore = RetryPolicy(attempts=2, use_retry_after=False, base_delay=0.1)
-    d = decide(ignore, upstream(429, {"retry-after": "61"}), 1, rng, retry_after_cap=60,
-               remaining=None)
+    d = decide(
+        ignore, upstream(429, {"retry-after": "61"}), 1, rng, retry_after_cap=60, remaining=None
+    )
     assert d.retry and (d.delay or 0) <= 0.1
 
 

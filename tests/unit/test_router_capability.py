@@ -31,9 +31,12 @@ from llmrelay.routing.selection import PlanSelector
 from llmrelay.routing.store import RouteConfigStore
 
 EMBED = {"model": "text-embedding-3-small", "input": "hello"}
-ANSWER = {"object": "list", "model": "text-embedding-3-small",
-          "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
-          "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+ANSWER = {
+    "object": "list",
+    "model": "text-embedding-3-small",
+    "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+}
 
 
 class Answer:
@@ -61,8 +64,15 @@ class Upstream:
         self.sent: list[str] = []
         self.fail: dict[str, int] = {}
 
-    async def send(self, call: UpstreamCall, *, provider: str, timeout: float,
-                   connect_timeout: float, stream: bool) -> Answer:
+    async def send(
+        self,
+        call: UpstreamCall,
+        *,
+        provider: str,
+        timeout: float,
+        connect_timeout: float,
+        stream: bool,
+    ) -> Answer:
         self.sent.append(provider)
         status = self.fail.get(provider)
         if status is not None:
@@ -91,12 +101,21 @@ class SpyBreaker(LocalBreaker):
 
 
 def registry(upstream: Upstream) -> Registry:
-    settings = load_settings(env={}, overrides={"providers": [
-        {"name": "claude", "type": "anthropic", "api_key": "sk-ant-1"},
-        {"name": "claude2", "type": "anthropic", "api_key": "sk-ant-2"},
-        {"name": "oai", "type": "openai_compatible", "base_url": "http://up.invalid/v1",
-         "api_key": "sk-1"},
-    ]})
+    settings = load_settings(
+        env={},
+        overrides={
+            "providers": [
+                {"name": "claude", "type": "anthropic", "api_key": "sk-ant-1"},
+                {"name": "claude2", "type": "anthropic", "api_key": "sk-ant-2"},
+                {
+                    "name": "oai",
+                    "type": "openai_compatible",
+                    "base_url": "http://up.invalid/v1",
+                    "api_key": "sk-1",
+                },
+            ]
+        },
+    )
     return build_registry(settings, {}, upstream, MockTransport())  # type: ignore[arg-type]
 
 
@@ -111,8 +130,9 @@ class Harness:
         self.router = Router(selector=selector, breaker=self.breaker, rng=random.Random(7))
 
     def call(self, config: dict[str, Any]) -> Call:
-        request = Request({"type": "http", "path": "/v1/embeddings", "method": "POST",
-                           "headers": []}, _no_body)
+        request = Request(
+            {"type": "http", "path": "/v1/embeddings", "method": "POST", "headers": []}, _no_body
+        )
         call = Call(request=request, route="/v1/embeddings", request_id="req-1")
         root = bind(parse_route_config(config), self.registry, self.resolver, EMBED["model"])
         call.plan = RoutePlan(root, source="header", enforce_breaker=True)
@@ -130,9 +150,14 @@ async def _no_body() -> dict[str, Any]:
 
 
 def fallback(first_on_errors: list[Any], *, retry: int = 0) -> dict[str, Any]:
-    return {"strategy": "fallback", "retry": {"attempts": retry}, "targets": [
-        {"provider": "claude", "model": "claude-sonnet-4-5", "on_errors": first_on_errors},
-        {"provider": "oai", "model": "text-embedding-3-small"}]}
+    return {
+        "strategy": "fallback",
+        "retry": {"attempts": retry},
+        "targets": [
+            {"provider": "claude", "model": "claude-sonnet-4-5", "on_errors": first_on_errors},
+            {"provider": "oai", "model": "text-embedding-3-small"},
+        ],
+    }
 
 
 def skip_of(attempt: dict[str, Any]) -> tuple[Any, ...]:
@@ -167,15 +192,20 @@ def test_a_fallback_not_admitting_it_answers_the_400(on_errors: list[Any]) -> No
     assert exc.headers["x-should-retry"] == "false"  # the same call can never succeed
     assert h.upstream.sent == [] and h.breaker.asked == []
     assert [skip_of(a) for a in call.attempts] == [
-        ("claude", "unsupported", "unsupported_endpoint", False)]
+        ("claude", "unsupported", "unsupported_endpoint", False)
+    ]
     assert call.target is not None and call.target.provider.name == "claude"
 
 
 def test_loadbalance_draws_around_a_target_that_cannot_serve_the_call() -> None:
     h = Harness()
-    config = {"strategy": "loadbalance", "targets": [
-        {"provider": "claude", "model": "claude-sonnet-4-5", "weight": 1000},
-        {"provider": "oai", "model": "text-embedding-3-small", "weight": 1}]}
+    config = {
+        "strategy": "loadbalance",
+        "targets": [
+            {"provider": "claude", "model": "claude-sonnet-4-5", "weight": 1000},
+            {"provider": "oai", "model": "text-embedding-3-small", "weight": 1},
+        ],
+    }
     for _ in range(5):
         call = h.call(config)
         assert h.embed(call).status == 200
@@ -186,8 +216,10 @@ def test_loadbalance_draws_around_a_target_that_cannot_serve_the_call() -> None:
 
 def test_when_no_target_can_serve_the_call_the_client_gets_the_400() -> None:
     h = Harness()
-    config = {"strategy": "loadbalance", "targets": [
-        {"provider": "claude", "model": "a"}, {"provider": "claude2", "model": "b"}]}
+    config = {
+        "strategy": "loadbalance",
+        "targets": [{"provider": "claude", "model": "a"}, {"provider": "claude2", "model": "b"}],
+    }
     call = h.call(config)
     with pytest.raises(CapabilityMissing, match="cannot serve embeddings"):
         h.embed(call)
@@ -199,23 +231,35 @@ def test_a_real_failure_is_answered_over_a_missing_capability() -> None:
     """oai failed, claude could never have served it: the client hears of oai's 503."""
     h = Harness()
     h.upstream.fail["oai"] = 503
-    call = h.call({"strategy": "fallback", "targets": [
-        {"provider": "oai", "model": "text-embedding-3-small"},
-        {"provider": "claude", "model": "claude-sonnet-4-5"}]})
+    call = h.call(
+        {
+            "strategy": "fallback",
+            "targets": [
+                {"provider": "oai", "model": "text-embedding-3-small"},
+                {"provider": "claude", "model": "claude-sonnet-4-5"},
+            ],
+        }
+    )
     with pytest.raises(UpstreamError) as caught:
         h.embed(call)
     assert not isinstance(caught.value, CapabilityMissing) and caught.value.status == 503
     assert [(a["provider"], a.get("status")) for a in call.attempts] == [
-        ("oai", 503), ("claude", None)]
+        ("oai", 503),
+        ("claude", None),
+    ]
 
 
 def test_an_open_circuit_is_answered_over_a_missing_capability() -> None:
     """oai can serve the call once its circuit closes: 503 circuit_open, not the 400."""
     h = Harness()
     h.upstream.fail["oai"] = 500
-    config = {"strategy": "fallback", "targets": [
-        {"provider": "oai", "model": "text-embedding-3-small"},
-        {"provider": "claude", "model": "claude-sonnet-4-5"}]}
+    config = {
+        "strategy": "fallback",
+        "targets": [
+            {"provider": "oai", "model": "text-embedding-3-small"},
+            {"provider": "claude", "model": "claude-sonnet-4-5"},
+        ],
+    }
     with pytest.raises(UpstreamError):
         h.embed(h.call(config))  # the one failure that opens oai's circuit
     call = h.call(config)

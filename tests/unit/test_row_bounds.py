@@ -51,8 +51,16 @@ def test_json_is_serialisable_and_bounded() -> None:
 
 def test_every_string_column_of_a_row_is_bounded_by_its_declared_length() -> None:
     table = RequestRow.__table__
-    row = clean_row(table, {"model": "m" * 10_000, "route": "r" * 500, "request_id": "i\x00" * 300,
-                            "body": "b" * (TEXT_LIMIT + 10), "status_code": 10**12})
+    row = clean_row(
+        table,
+        {
+            "model": "m" * 10_000,
+            "route": "r" * 500,
+            "request_id": "i\x00" * 300,
+            "body": "b" * (TEXT_LIMIT + 10),
+            "status_code": 10**12,
+        },
+    )
     assert len(row["model"]) == table.c.model.type.length
     assert len(row["route"]) == table.c.route.type.length
     assert "\x00" not in row["request_id"]
@@ -80,19 +88,39 @@ async def test_hostile_values_are_inserted_not_refused(engine: AsyncEngine) -> N
     for _ in range(300):
         deep = [deep]
     hostile = {
-        "id": "a" * 32, "request_id": "x" * 5000, "created_at": now, "route": "/v1/" * 100,
-        "method": "POST", "model": "m" * 10_000, "provider": "p\x00", "upstream_model": "\ud83d",
-        "api_key_id": None, "stream": False, "status_code": 200, "client_ip": "1" * 200,
-        "user_agent": "ua\x00" * 500, "body": None,
+        "id": "a" * 32,
+        "request_id": "x" * 5000,
+        "created_at": now,
+        "route": "/v1/" * 100,
+        "method": "POST",
+        "model": "m" * 10_000,
+        "provider": "p\x00",
+        "upstream_model": "\ud83d",
+        "api_key_id": None,
+        "stream": False,
+        "status_code": 200,
+        "client_ip": "1" * 200,
+        "user_agent": "ua\x00" * 500,
+        "body": None,
         "attempts": [{"error": "nul\x00 and \ud800", "deep": deep}],
         "cost_nanos": 10**25,
     }
     response = {
-        "id": "a" * 32, "request_id": "a" * 32, "created_at": now, "status_code": 200,
-        "latency_ms": float("nan"), "overhead_ms": float("inf"), "prompt_tokens": 10**12,
-        "completion_tokens": -(10**12), "total_tokens": 5, "cached_tokens": 0,
-        "finish_reason": "f" * 1000, "error_type": "\x00" * 200, "error_message": "e\x00",
-        "body": None, "bytes_out": 10**30,
+        "id": "a" * 32,
+        "request_id": "a" * 32,
+        "created_at": now,
+        "status_code": 200,
+        "latency_ms": float("nan"),
+        "overhead_ms": float("inf"),
+        "prompt_tokens": 10**12,
+        "completion_tokens": -(10**12),
+        "total_tokens": 5,
+        "cached_tokens": 0,
+        "finish_reason": "f" * 1000,
+        "error_type": "\x00" * 200,
+        "error_message": "e\x00",
+        "body": None,
+        "bytes_out": 10**30,
     }
     async with engine.begin() as conn:
         await insert_rows(conn, RequestRow, [hostile])

@@ -13,12 +13,12 @@ SPEC = ProviderSpec(name="p", type="openai", base_url="http://x/v1/", api_key="s
 
 
 def test_splitter_handles_any_chunking_and_crlf() -> None:
-    stream = b"data: {\"a\":1}\r\n\r\ndata: {\"b\":2}\n\n: ping\n\ndata: [DONE]\n\n"
+    stream = b'data: {"a":1}\r\n\r\ndata: {"b":2}\n\n: ping\n\ndata: [DONE]\n\n'
     for size in (1, 2, 3, 7, len(stream)):
         splitter = EventSplitter()
         events: list[bytes] = []
         for i in range(0, len(stream), size):
-            events.extend(splitter.feed(stream[i:i + size]))
+            events.extend(splitter.feed(stream[i : i + size]))
         assert [event_data(e) for e in events] == [b'{"a":1}', b'{"b":2}', None, b"[DONE]"]
         assert splitter.rest() == b""
 
@@ -33,8 +33,9 @@ def chunk(**kw: object) -> bytes:
 
 def test_relay_drops_injected_usage_chunk_only_when_not_asked() -> None:
     events = [
-        chunk(choices=[{"index": 0, "delta": {"content": "hey"}, "finish_reason": None}],
-              usage=None),
+        chunk(
+            choices=[{"index": 0, "delta": {"content": "hey"}, "finish_reason": None}], usage=None
+        ),
         chunk(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}], usage=None),
         chunk(choices=[], usage={"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}),
         DONE,
@@ -50,7 +51,8 @@ def test_relay_drops_injected_usage_chunk_only_when_not_asked() -> None:
 
 def test_request_rewrites_model_and_asks_for_usage() -> None:
     call = OpenAICompatAdapter().chat_request(
-        SPEC, {"model": "main/x", "messages": [], "stream": True}, "x", True)
+        SPEC, {"model": "main/x", "messages": [], "stream": True}, "x", True
+    )
     assert call.url == "http://x/v1/chat/completions"
     assert call.headers["authorization"] == "Bearer sk-up"
     body = orjson.loads(call.body)
@@ -59,8 +61,11 @@ def test_request_rewrites_model_and_asks_for_usage() -> None:
 
 def test_error_mapping_keeps_status_message_and_retry_after() -> None:
     err = OpenAICompatAdapter().error(
-        SPEC, 429, b'{"error":{"message":"slow","type":"requests","code":"rate_limit"}}',
-        {"retry-after": "3"})
+        SPEC,
+        429,
+        b'{"error":{"message":"slow","type":"requests","code":"rate_limit"}}',
+        {"retry-after": "3"},
+    )
     assert isinstance(err, UpstreamError)
     assert err.status == 429 and err.message == "slow" and err.headers == {"retry-after": "3"}
     assert err.retry_may_help
@@ -69,8 +74,10 @@ def test_error_mapping_keeps_status_message_and_retry_after() -> None:
 
 
 def test_redaction() -> None:
-    text = ('Authorization: Bearer sk-relay-abcdefghijklmnop and key sk-ant-api03-xyzxyzxyz '
-            'AIzaSyA1234567890abcdefghijk')
+    text = (
+        "Authorization: Bearer sk-relay-abcdefghijklmnop and key sk-ant-api03-xyzxyzxyz "
+        "AIzaSyA1234567890abcdefghijk"
+    )
     out = redact(text)
     assert "abcdefghijklmnop" not in out and "xyzxyzxyz" not in out
     assert "1234567890abcdefghijk" not in out

@@ -18,15 +18,28 @@ def test_chat_counting_rules() -> None:
     text = "hello there gateway"  # 3 tokens
     one = tokenizer.count_chat({"messages": [{"role": "user", "content": text}]})
     assert one == 3 + 3 + 1 + 3
-    two = tokenizer.count_chat({"messages": [
-        {"role": "user", "content": [{"type": "text", "text": text}]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
-    ]})
+    two = tokenizer.count_chat(
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": text}]},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                        }
+                    ],
+                },
+            ]
+        }
+    )
     calls = tokenizer.count_text("get_weather") + tokenizer.count_text('{"city": "Paris"}')
     assert two == 3 + (3 + 1 + 3) + (3 + 1 + calls)
     tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
-    with_tools = tokenizer.count_chat({"messages": [{"role": "user", "content": text}],
-                                       "tools": tools})
+    with_tools = tokenizer.count_chat(
+        {"messages": [{"role": "user", "content": text}], "tools": tools}
+    )
     assert with_tools > one

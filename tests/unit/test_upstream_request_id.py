@@ -7,15 +7,18 @@ import pytest
 from llmrelay.upstream import upstream_request_id
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({"x-request-id": "req_openai"}, "req_openai"),
-    ({"request-id": "req_011CAnthropic"}, "req_011CAnthropic"),
-    ({"x-amzn-requestid": "3f1c-bedrock"}, "3f1c-bedrock"),
-    ({"apim-request-id": "azure-1"}, "azure-1"),
-    ({"request-id": "second", "x-request-id": "first"}, "first"),  # a fixed order
-    ({}, None),
-    ({"x-request-id": ""}, None),
-])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"x-request-id": "req_openai"}, "req_openai"),
+        ({"request-id": "req_011CAnthropic"}, "req_011CAnthropic"),
+        ({"x-amzn-requestid": "3f1c-bedrock"}, "3f1c-bedrock"),
+        ({"apim-request-id": "azure-1"}, "azure-1"),
+        ({"request-id": "second", "x-request-id": "first"}, "first"),  # a fixed order
+        ({}, None),
+        ({"x-request-id": ""}, None),
+    ],
+)
 def test_known_headers(headers: dict[str, str], expected: str | None) -> None:
     assert upstream_request_id(headers) == expected
 

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _script() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "vendor_openai_schemas", ROOT / "scripts" / "vendor_openai_schemas.py")
+        "vendor_openai_schemas", ROOT / "scripts" / "vendor_openai_schemas.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -24,12 +25,20 @@ def _script() -> ModuleType:
 def test_closure_rewrites_refs_nullable_recursion_and_annotations() -> None:
     vendor = _script()
     schemas = {
-        "Root": {"type": "object", "x-oaiMeta": {"name": "Root"},
-                 "properties": {"child": {"$ref": "#/components/schemas/Child"},
-                                "x-literal": {"type": "string"}}},
+        "Root": {
+            "type": "object",
+            "x-oaiMeta": {"name": "Root"},
+            "properties": {
+                "child": {"$ref": "#/components/schemas/Child"},
+                "x-literal": {"type": "string"},
+            },
+        },
         "Child": {"type": "string", "nullable": True},
-        "Tree": {"$recursiveAnchor": True, "type": "object",
-                 "properties": {"kids": {"type": "array", "items": {"$recursiveRef": "#"}}}},
+        "Tree": {
+            "$recursiveAnchor": True,
+            "type": "object",
+            "properties": {"kids": {"type": "array", "items": {"$recursiveRef": "#"}}},
+        },
         "Unused": {"type": "integer"},
     }
     defs = vendor.closure(schemas, ("Root", "Tree"))

@@ -12,8 +12,9 @@ CHI2_CRITICAL_P001 = {1: 10.83, 2: 13.82, 3: 16.27}
 
 def chi_square(counts: list[int], weights: list[float]) -> float:
     n, total = sum(counts), sum(weights)
-    return sum((c - n * w / total) ** 2 / (n * w / total) for c, w in zip(counts, weights,
-                                                                           strict=True))
+    return sum(
+        (c - n * w / total) ** 2 / (n * w / total) for c, w in zip(counts, weights, strict=True)
+    )
 
 
 def test_draws_follow_weights_that_do_not_sum_to_one() -> None:

@@ -29,10 +29,20 @@ from llmrelay.telemetry.interaction import Interaction
 
 def row(model: str = "gpt-4o-mini", key: str | None = "k" * 32) -> Interaction:
     return Interaction(
-        id=new_id(), request_id="req_" + new_id(), created_at=datetime.now(UTC),
-        route="/v1/chat/completions", method="POST", status=200, latency_ms=1.0,
-        overhead_ms=0.1, model=model, provider="up", upstream_model=model, api_key_id=key,
-        usage=Usage(10, 20, 30), cost_nanos=1000,
+        id=new_id(),
+        request_id="req_" + new_id(),
+        created_at=datetime.now(UTC),
+        route="/v1/chat/completions",
+        method="POST",
+        status=200,
+        latency_ms=1.0,
+        overhead_ms=0.1,
+        model=model,
+        provider="up",
+        upstream_model=model,
+        api_key_id=key,
+        usage=Usage(10, 20, 30),
+        cost_nanos=1000,
     )
 
 
@@ -50,9 +60,16 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 
 def writer(engine: AsyncEngine, spool: Path, **kw: Any) -> LogWriter:
-    opts: dict[str, Any] = {"queue_size": 1000, "batch_size": 50, "flush_interval": 0,
-                            "log_stream": None, "store_bodies": False, "spool_dir": spool,
-                            "spool_interval": 0.01, "db_timeout": 10.0}
+    opts: dict[str, Any] = {
+        "queue_size": 1000,
+        "batch_size": 50,
+        "flush_interval": 0,
+        "log_stream": None,
+        "store_bodies": False,
+        "spool_dir": spool,
+        "spool_interval": 0.01,
+        "db_timeout": 10.0,
+    }
     opts.update(kw)
     w = LogWriter(engine, **opts)
     w.sinks.append(write_usage)
@@ -120,8 +137,9 @@ async def test_hostile_values_pass_the_whole_writer(engine: AsyncEngine, tmp_pat
     assert await count(engine, RequestRow) == 2 and w.stats.dead_lettered == 0
     async with engine.connect() as conn:
         model = await conn.scalar(select(RequestRow.model).where(RequestRow.id == bad.id))
-        tokens = await conn.scalar(select(UsageRecord.prompt_tokens)
-                                   .where(UsageRecord.id == bad.id))
+        tokens = await conn.scalar(
+            select(UsageRecord.prompt_tokens).where(UsageRecord.id == bad.id)
+        )
     assert model is not None and model.startswith("m?m") and len(model) == 300
     assert tokens == 2**31 - 1
     assert len(log.getvalue().splitlines()) == 2
@@ -195,8 +213,9 @@ async def _is(value: bool) -> bool:
     return value
 
 
-def _orphan(spool_dir: Path, records: list[Interaction], torn: bool = False,
-            kinds: list[int] | None = None) -> None:
+def _orphan(
+    spool_dir: Path, records: list[Interaction], torn: bool = False, kinds: list[int] | None = None
+) -> None:
     """The files a process killed mid-write leaves behind (its lock released)."""
     spool_dir.mkdir(parents=True, exist_ok=True)
     owner = "0000000000001-1-dead00"
@@ -243,16 +262,18 @@ async def test_calls_a_killed_process_never_finished_get_a_row_at_replay(
     """Begun + row: the row; begun + ended: nothing; begun alone: a gateway_stopped row."""
     answered, rejected, cut = row(), row(), row()
     cut.status = 0
-    _orphan(tmp_path / "spool", [answered, rejected, cut, answered, rejected],
-            kinds=[BEGUN, BEGUN, BEGUN, ROW, ENDED])
+    _orphan(
+        tmp_path / "spool",
+        [answered, rejected, cut, answered, rejected],
+        kinds=[BEGUN, BEGUN, BEGUN, ROW, ENDED],
+    )
     w = writer(engine, tmp_path / "spool")
     w.start()
     await wait_until(lambda: _is(w.stats.unfinished_calls == 1))
     await w.close(timeout=60)
     async with engine.connect() as conn:
         rows = dict((await conn.execute(select(RequestRow.id, RequestRow.status_code))).all())
-        error = await conn.scalar(select(ResponseRow.error_type)
-                                  .where(ResponseRow.id == cut.id))
+        error = await conn.scalar(select(ResponseRow.error_type).where(ResponseRow.id == cut.id))
     assert rows == {answered.id: 200, cut.id: 503}
     assert error == "gateway_stopped"
 
@@ -286,8 +307,9 @@ async def test_a_long_call_survives_the_removal_of_the_segment_it_began_in(
     await wait_until(lambda: _is(w2.stats.unfinished_calls == 1))
     await w2.close(timeout=60)
     async with engine.connect() as conn:
-        status = await conn.scalar(select(RequestRow.status_code)
-                                   .where(RequestRow.id == long_call.id))
+        status = await conn.scalar(
+            select(RequestRow.status_code).where(RequestRow.id == long_call.id)
+        )
     assert status == 503
     assert await count(engine, RequestRow) == 201
 

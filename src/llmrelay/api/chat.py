@@ -47,14 +47,12 @@ class ChatCompletionsCodec(OpenAIErrors):
         call.stream = stream_flag(body)
         options = body.get("stream_options")
         if options is not None and not isinstance(options, dict):
-            raise InvalidRequest("field stream_options must be an object",
-                                 param="stream_options")
+            raise InvalidRequest("field stream_options must be an object", param="stream_options")
 
     def build(self, call: Call, target: Target) -> UpstreamCall:
         assert call.body is not None
         p = target.provider
-        return p.adapter.chat_request(p.spec, target.body_for(call.body), target.model,
-                                      call.stream)
+        return p.adapter.chat_request(p.spec, target.body_for(call.body), target.model, call.stream)
 
     def decode(self, call: Call, target: Target, raw: bytes) -> ChatResult:
         p = target.provider

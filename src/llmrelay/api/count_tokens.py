@@ -58,8 +58,7 @@ class CountTokensCodec(AnthropicErrors):
         # The count takes a Messages body without max_tokens (Anthropic refuses one); the
         # rest is checked alike.
         if "max_tokens" in body:
-            raise InvalidRequest("max_tokens: Extra inputs are not permitted",
-                                 param="max_tokens")
+            raise InvalidRequest("max_tokens: Extra inputs are not permitted", param="max_tokens")
         validate({**body, "max_tokens": 1})
         call.stream = False
         call.codec_state = CountState(body, beta_header(call.request))

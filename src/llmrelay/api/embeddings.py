@@ -31,17 +31,16 @@ class EmbeddingsCodec(OpenAIErrors):
             raise InvalidRequest("missing required field: input", param="input")
         value = body["input"]
         if not isinstance(value, str | list) or (isinstance(value, list) and not value):
-            raise InvalidRequest(
-                "field input must be a string or a non-empty array", param="input"
-            )
+            raise InvalidRequest("field input must be a string or a non-empty array", param="input")
         call.stream = False
 
     def build(self, call: Call, target: Target) -> UpstreamCall:
         assert call.body is not None
         p = target.provider
         if not p.caps.embeddings:
-            raise CapabilityMissing(p.name, "embeddings",
-                                    "use an embeddings model of another provider")
+            raise CapabilityMissing(
+                p.name, "embeddings", "use an embeddings model of another provider"
+            )
         return p.adapter.embeddings_request(p.spec, target.body_for(call.body), target.model)
 
     def decode(self, call: Call, target: Target, raw: bytes) -> ChatResult:

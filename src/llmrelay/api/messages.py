@@ -47,8 +47,10 @@ def beta_header(request: Request) -> str | None:
     """
     beta = request.header("anthropic-beta")
     if beta is not None and _BETA.fullmatch(beta) is None:
-        raise InvalidRequest("anthropic-beta: only printable ASCII is allowed (beta names "
-                             "separated by commas)", param="anthropic-beta")
+        raise InvalidRequest(
+            "anthropic-beta: only printable ASCII is allowed (beta names separated by commas)",
+            param="anthropic-beta",
+        )
     return beta
 
 
@@ -104,12 +106,14 @@ class MessagesCodec(AnthropicErrors):
         p = target.provider
         call.passthrough = native(target)
         if call.passthrough:
-            return p.adapter.messages_request(p.spec, call.body, target.model, call.stream,
-                                              state.beta)
+            return p.adapter.messages_request(
+                p.spec, call.body, target.model, call.stream, state.beta
+            )
         if state.chat is None:
             state.chat = to_chat(call.body)
-        return p.adapter.chat_request(p.spec, target.body_for(state.chat), target.model,
-                                      call.stream)
+        return p.adapter.chat_request(
+            p.spec, target.body_for(state.chat), target.model, call.stream
+        )
 
     def decode(self, call: Call, target: Target, raw: bytes) -> ChatResult:
         p = target.provider
@@ -131,5 +135,4 @@ class MessagesCodec(AnthropicErrors):
     def encoder(self, call: Call) -> OutputEncoder | None:
         if call.passthrough:
             return PassthroughEncoder(anthropic_error_event)
-        return AnthropicEncoder(call.target.model if call.target is not None
-                                else call.model or "")
+        return AnthropicEncoder(call.target.model if call.target is not None else call.model or "")

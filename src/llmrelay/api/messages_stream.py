@@ -77,27 +77,30 @@ class AnthropicEncoder:
     def _message_start(self, chunk: dict[str, Any]) -> bytes:
         self._started = True
         self._model = str(chunk.get("model") or self._model)
-        return _event({
-            "type": "message_start",
-            "message": {
-                "id": message_id(str(chunk.get("id") or "")),
-                "type": "message",
-                "role": "assistant",
-                "model": self._model,
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": {"input_tokens": 0, "output_tokens": 0},
-            },
-        })
+        return _event(
+            {
+                "type": "message_start",
+                "message": {
+                    "id": message_id(str(chunk.get("id") or "")),
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self._model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                },
+            }
+        )
 
     def _choice(self, choice: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning:
-            index = self._ensure(out, "thinking", {"type": "thinking", "thinking": "",
-                                                   "signature": ""})
+            index = self._ensure(
+                out, "thinking", {"type": "thinking", "thinking": "", "signature": ""}
+            )
             out.append(self._delta(index, {"type": "thinking_delta", "thinking": reasoning}))
         content = delta.get("content")
         if isinstance(content, str) and content:
@@ -117,14 +120,19 @@ class AnthropicEncoder:
         index = self._tools.get(position)
         if index is None:
             self._close(out)
-            index = self._tools[position] = self._open_block(out, "tool", {
-                "type": "tool_use", "id": call.get("id"), "name": function.get("name"),
-                "input": {},
-            })
+            index = self._tools[position] = self._open_block(
+                out,
+                "tool",
+                {
+                    "type": "tool_use",
+                    "id": call.get("id"),
+                    "name": function.get("name"),
+                    "input": {},
+                },
+            )
         arguments = function.get("arguments")
         if arguments:
-            out.append(self._delta(index, {"type": "input_json_delta",
-                                           "partial_json": arguments}))
+            out.append(self._delta(index, {"type": "input_json_delta", "partial_json": arguments}))
         return out
 
     def _finish(self) -> list[bytes]:
@@ -134,11 +142,15 @@ class AnthropicEncoder:
             out.append(self._message_start({}))
         self._close(out)
         usage = anthropic_usage(self._usage)
-        out.append(_event({
-            "type": "message_delta",
-            "delta": {"stop_reason": self._stop or "end_turn", "stop_sequence": None},
-            "usage": usage,
-        }))
+        out.append(
+            _event(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": self._stop or "end_turn", "stop_sequence": None},
+                    "usage": usage,
+                }
+            )
+        )
         out.append(_event({"type": "message_stop"}))
         return out
 
@@ -153,8 +165,7 @@ class AnthropicEncoder:
         index = self._next_index
         self._next_index += 1
         self._open = (kind, index)
-        out.append(_event({"type": "content_block_start", "index": index,
-                           "content_block": start}))
+        out.append(_event({"type": "content_block_start", "index": index, "content_block": start}))
         return index
 
     def _close(self, out: list[bytes]) -> None:

@@ -27,18 +27,42 @@ from llmrelay.providers.anthropic_convert import (
 )
 
 #: Anthropic request fields and what happens to them here.
-_MAPPED = frozenset({
-    "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
-    "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "output_config",
-    "output_format",
-    # Prompt caching is a cost hint: OpenAI-shaped hosts cache (or not) on their own.
-    "cache_control",
-})
+_MAPPED = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "metadata",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "output_format",
+        # Prompt caching is a cost hint: OpenAI-shaped hosts cache (or not) on their own.
+        "cache_control",
+    }
+)
 #: Fields that change what Anthropic does in ways no translation can reproduce.
-_ANTHROPIC_ONLY = frozenset({
-    "service_tier", "container", "mcp_servers", "context_management", "thread",
-    "inference_geo", "speed", "diagnostics", "user_profile_id", "workspace_id",
-})
+_ANTHROPIC_ONLY = frozenset(
+    {
+        "service_tier",
+        "container",
+        "mcp_servers",
+        "context_management",
+        "thread",
+        "inference_geo",
+        "speed",
+        "diagnostics",
+        "user_profile_id",
+        "workspace_id",
+    }
+)
 #: Anthropic's effort levels above OpenAI's highest.
 _EFFORT = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 
@@ -53,23 +77,27 @@ def validate(body: dict[str, Any]) -> None:
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
         raise InvalidRequest("max_tokens: Field required", param="max_tokens")
     if max_tokens < 1:
-        raise InvalidRequest("max_tokens: Input should be greater than or equal to 1",
-                             param="max_tokens")
+        raise InvalidRequest(
+            "max_tokens: Input should be greater than or equal to 1", param="max_tokens"
+        )
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages: Field required", param="messages")
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise InvalidRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'",
-                                 param=f"messages.{i}.role")
+            raise InvalidRequest(
+                f"messages.{i}.role: Input should be 'user' or 'assistant'",
+                param=f"messages.{i}.role",
+            )
 
 
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     """Translate a validated Anthropic Messages request to an OpenAI chat body."""
     for key in body:
         if key in _ANTHROPIC_ONLY:
-            raise InvalidRequest(f"{key}: only available when the model is served by "
-                                 "Anthropic", param=key)
+            raise InvalidRequest(
+                f"{key}: only available when the model is served by Anthropic", param=key
+            )
         if key not in _MAPPED:
             raise InvalidRequest(f"{key}: Extra inputs are not permitted", param=key)
     messages: list[dict[str, Any]] = []
@@ -82,8 +110,11 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
             messages.extend(_user(message.get("content"), where))
         else:
             messages.append(_assistant(message.get("content"), where))
-    out: dict[str, Any] = {"model": body["model"], "messages": messages,
-                           "max_tokens": body["max_tokens"]}
+    out: dict[str, Any] = {
+        "model": body["model"],
+        "messages": messages,
+        "max_tokens": body["max_tokens"],
+    }
     for name in ("temperature", "top_p", "top_k"):
         if body.get(name) is not None:
             out[name] = body[name]
@@ -116,8 +147,10 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     if schema is not None:
         # Not ``strict``: OpenAI's strict mode refuses schemas with optional properties,
         # which Anthropic's structured outputs allow.
-        out["response_format"] = {"type": "json_schema",
-                                  "json_schema": {"name": "output", "schema": schema}}
+        out["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": schema},
+        }
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
@@ -129,16 +162,20 @@ def _output_config(config: Any) -> dict[str, Any]:
     if config is None:
         return {}
     if not isinstance(config, dict):
-        raise InvalidRequest("output_config: Input should be a valid dictionary",
-                             param="output_config")
+        raise InvalidRequest(
+            "output_config: Input should be a valid dictionary", param="output_config"
+        )
     for key in config:
         if key not in ("effort", "format"):
-            raise InvalidRequest(f"output_config.{key}: Extra inputs are not permitted",
-                                 param=f"output_config.{key}")
+            raise InvalidRequest(
+                f"output_config.{key}: Extra inputs are not permitted", param=f"output_config.{key}"
+            )
     effort = config.get("effort")
     if effort is not None and (not isinstance(effort, str) or effort not in _EFFORT):
-        raise InvalidRequest("output_config.effort: Input should be 'low', 'medium', 'high', "
-                             "'xhigh' or 'max'", param="output_config.effort")
+        raise InvalidRequest(
+            "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'",
+            param="output_config.effort",
+        )
     return config
 
 
@@ -160,8 +197,10 @@ def _reasoning_effort(thinking: Any) -> str | None:
         return None
     budget = thinking.get("budget_tokens") or 0
     if isinstance(budget, bool) or not isinstance(budget, int):
-        raise InvalidRequest("thinking.budget_tokens: Input should be a valid integer",
-                             param="thinking.budget_tokens")
+        raise InvalidRequest(
+            "thinking.budget_tokens: Input should be a valid integer",
+            param="thinking.budget_tokens",
+        )
     return "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
 
 
@@ -176,8 +215,7 @@ def _user(content: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     if not isinstance(content, list):
-        raise InvalidRequest(f"{where} must be a string or an array of content blocks",
-                             param=where)
+        raise InvalidRequest(f"{where} must be a string or an array of content blocks", param=where)
     results: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for j, block in enumerate(content):
@@ -216,19 +254,25 @@ def _assistant(content: Any, where: str) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
     if not isinstance(content, list):
-        raise InvalidRequest(f"{where} must be a string or an array of content blocks",
-                             param=where)
+        raise InvalidRequest(f"{where} must be a string or an array of content blocks", param=where)
     calls = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_use"]
     if not calls:
         return {"role": "assistant", "content": blocks_to_content(content, where)}
-    text = "".join(str(b.get("text", "")) for b in content
-                   if isinstance(b, dict) and b.get("type") == "text")
+    text = "".join(
+        str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text"
+    )
     return {
         "role": "assistant",
         "content": text or None,
         "tool_calls": [
-            {"id": b.get("id"), "type": "function",
-             "function": {"name": b.get("name"), "arguments": input_to_arguments(b.get("input"))}}
+            {
+                "id": b.get("id"),
+                "type": "function",
+                "function": {
+                    "name": b.get("name"),
+                    "arguments": input_to_arguments(b.get("input")),
+                },
+            }
             for b in calls
         ],
     }
@@ -247,16 +291,21 @@ def to_message(completion: dict[str, Any]) -> dict[str, Any]:
     if isinstance(content, str) and content:
         blocks.append({"type": "text", "text": content})
     elif isinstance(content, list):
-        blocks.extend({"type": "text", "text": p["text"]} for p in content
-                      if isinstance(p, dict) and p.get("type") == "text" and p.get("text"))
+        blocks.extend(
+            {"type": "text", "text": p["text"]}
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text" and p.get("text")
+        )
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        blocks.append({
-            "type": "tool_use",
-            "id": call.get("id"),
-            "name": function.get("name"),
-            "input": arguments_to_input_lenient(function.get("arguments")),
-        })
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "input": arguments_to_input_lenient(function.get("arguments")),
+            }
+        )
     return {
         "id": message_id(str(completion.get("id") or "")),
         "type": "message",

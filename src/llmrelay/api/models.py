@@ -54,8 +54,12 @@ async def list_models(services: Services, request: Request, send: Send) -> None:
         body = anthropic_model_list(data) if anthropic else {"object": "list", "data": data}
         await send_bytes(send, 200, orjson.dumps(body), call.response_headers())
     except GatewayError as exc:
-        await send_error(send, exc, call.response_headers(),
-                         orjson.dumps(anthropic_error(exc)) if anthropic else None)
+        await send_error(
+            send,
+            exc,
+            call.response_headers(),
+            orjson.dumps(anthropic_error(exc)) if anthropic else None,
+        )
 
 
 async def retrieve_model(services: Services, request: Request, send: Send) -> None:
@@ -73,13 +77,20 @@ async def retrieve_model(services: Services, request: Request, send: Send) -> No
         await services.model_lists.first_fetch([p.name for p in services.registry])
         found = next((m for m in visible_models(services, call, None) if m["id"] == model_id), None)
         if found is None:
-            raise NotFound(f"The model '{model_id}' does not exist or you do not have "
-                           "access to it.", param="model", code="model_not_found")
+            raise NotFound(
+                f"The model '{model_id}' does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
         body = anthropic_model(found) if anthropic else found
         await send_bytes(send, 200, orjson.dumps(body), call.response_headers())
     except GatewayError as exc:
-        await send_error(send, exc, call.response_headers(),
-                         orjson.dumps(anthropic_error(exc)) if anthropic else None)
+        await send_error(
+            send,
+            exc,
+            call.response_headers(),
+            orjson.dumps(anthropic_error(exc)) if anthropic else None,
+        )
 
 
 def visible_models(services: Services, call: Call, only: str | None) -> list[dict[str, Any]]:

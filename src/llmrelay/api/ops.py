@@ -85,22 +85,25 @@ async def ready(services: Services, request: Request, send: Send) -> None:
     if not may_see_details(services, request):
         await send_bytes(send, status, orjson.dumps(body), [])
         return
-    body.update({
-        "draining": services.draining,
-        "database": db,
-        "providers": {p.name: {"type": p.spec.type, **p.state.as_dict()}
-                      for p in services.registry},
-        # Circuit breakers per target; an open one is skipped by routing, not a failure.
-        "circuits": await _circuits(services),
-        # Limits/budgets backend: "local" or "redis" (with its breaker state and fail mode).
-        "governance": services.governor.status(),
-        "log_queue": services.writer.pending,
-        # Key lookups: what the caches spared the database, and whether it counts as down.
-        "keys": {"database_down": services.keys.database_down, **services.keys.stats.as_dict()},
-        "route_configs": services.router.selector.configs.status(),
-        # The response cache's store: "memory" (entries, bytes) or "redis" (available).
-        "cache": services.cache.status(),
-    })
+    body.update(
+        {
+            "draining": services.draining,
+            "database": db,
+            "providers": {
+                p.name: {"type": p.spec.type, **p.state.as_dict()} for p in services.registry
+            },
+            # Circuit breakers per target; an open one is skipped by routing, not a failure.
+            "circuits": await _circuits(services),
+            # Limits/budgets backend: "local" or "redis" (with its breaker state and fail mode).
+            "governance": services.governor.status(),
+            "log_queue": services.writer.pending,
+            # Key lookups: what the caches spared the database, and whether it counts as down.
+            "keys": {"database_down": services.keys.database_down, **services.keys.stats.as_dict()},
+            "route_configs": services.router.selector.configs.status(),
+            # The response cache's store: "memory" (entries, bytes) or "redis" (available).
+            "cache": services.cache.status(),
+        }
+    )
     await send_bytes(send, status, orjson.dumps(body), [])
 
 
@@ -108,7 +111,8 @@ async def metrics(services: Services, request: Request, send: Send) -> None:
     """Prometheus text exposition (per process; scrape every worker or run one)."""
     if not may_see_details(services, request):
         exc = AuthenticationError(
-            "/metrics needs Authorization: Bearer <metrics_token> (or the master key)")
+            "/metrics needs Authorization: Bearer <metrics_token> (or the master key)"
+        )
         await send_bytes(send, exc.status, exc.body(), [(b"www-authenticate", b"Bearer")])
         return
     content_type = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
@@ -123,21 +127,24 @@ async def db_stats(services: Services, request: Request, send: Send) -> None:
     master = services.settings.master_key
     if master:
         auth = request.header("authorization") or ""
-        if not hmac.compare_digest(auth.removeprefix("Bearer ").strip().encode(),
-                                   master.encode()):
+        if not hmac.compare_digest(auth.removeprefix("Bearer ").strip().encode(), master.encode()):
             exc = AuthenticationError("this endpoint needs the master key")
             await send_bytes(send, exc.status, exc.body(), [])
             return
+
     async def count() -> tuple[int | None, int | None]:
         async with services.engine.connect() as conn:
-            return (await conn.scalar(select(func.count()).select_from(RequestRow)),
-                    await conn.scalar(select(func.count()).select_from(ResponseRow)))
+            return (
+                await conn.scalar(select(func.count()).select_from(RequestRow)),
+                await conn.scalar(select(func.count()).select_from(ResponseRow)),
+            )
 
     try:
         requests, responses = await within(services.settings.database_timeout, count())
     except Exception as exc:  # timed out, refused, reset: all "the database is away"
-        down = ServiceUnavailable(f"the database did not answer ({type(exc).__name__})",
-                                  code="database_unavailable")
+        down = ServiceUnavailable(
+            f"the database did not answer ({type(exc).__name__})", code="database_unavailable"
+        )
         await send_bytes(send, down.status, down.body(), [])
         return
     body = {

@@ -71,8 +71,9 @@ class ResponsesCodec(OpenAIErrors):
             return answer.body
         assert call.body is not None
         state: ResponsesState = call.codec_state
-        return orjson.dumps(to_response(call.body, orjson.loads(answer.body),
-                                        state.response_id, state.created))
+        return orjson.dumps(
+            to_response(call.body, orjson.loads(answer.body), state.response_id, state.created)
+        )
 
     def translator(self, call: Call, target: Target) -> StreamTranslator:
         p = target.provider

@@ -82,8 +82,9 @@ class ResponsesEncoder:
 
     def error_event(self, exc: GatewayError) -> bytes:
         self._finished = True
-        return self._emit("error", code=exc.code or type(exc).wire_type, message=exc.message,
-                          param=exc.param)
+        return self._emit(
+            "error", code=exc.code or type(exc).wire_type, message=exc.message, param=exc.param
+        )
 
     # -- states ----------------------------------------------------------------------------
     def _emit(self, kind: str, **fields: Any) -> bytes:
@@ -93,8 +94,10 @@ class ResponsesEncoder:
 
     def _start(self, model: str) -> list[bytes]:
         self._response = skeleton(self._request, self._id, self._created, model)
-        return [self._emit("response.created", response=self._response),
-                self._emit("response.in_progress", response=self._response)]
+        return [
+            self._emit("response.created", response=self._response),
+            self._emit("response.in_progress", response=self._response),
+        ]
 
     def _open_item(self, out: list[bytes], kind: str, item: dict[str, Any]) -> dict[str, Any]:
         self._close(out)
@@ -110,28 +113,50 @@ class ResponsesEncoder:
             if kind == "message":
                 item = {**message_item("msg_" + self._suffix, "", "in_progress"), "content": []}
                 current = self._open_item(out, kind, item)
-                out.append(self._emit(
-                    "response.content_part.added", item_id=item["id"],
-                    output_index=current["index"], content_index=0,
-                    part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
-                ))
+                out.append(
+                    self._emit(
+                        "response.content_part.added",
+                        item_id=item["id"],
+                        output_index=current["index"],
+                        content_index=0,
+                        part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+                    )
+                )
             else:
                 item = {**reasoning_item("rs_" + self._suffix, ""), "summary": []}
                 current = self._open_item(out, kind, item)
-                out.append(self._emit(
-                    "response.reasoning_summary_part.added", item_id=item["id"],
-                    output_index=current["index"], summary_index=0,
-                    part={"type": "summary_text", "text": ""},
-                ))
+                out.append(
+                    self._emit(
+                        "response.reasoning_summary_part.added",
+                        item_id=item["id"],
+                        output_index=current["index"],
+                        summary_index=0,
+                        part={"type": "summary_text", "text": ""},
+                    )
+                )
         current["text"] += text
         item_id = current["item"]["id"]
         if kind == "message":
-            out.append(self._emit("response.output_text.delta", item_id=item_id,
-                                  output_index=current["index"], content_index=0,
-                                  delta=text, logprobs=[]))
+            out.append(
+                self._emit(
+                    "response.output_text.delta",
+                    item_id=item_id,
+                    output_index=current["index"],
+                    content_index=0,
+                    delta=text,
+                    logprobs=[],
+                )
+            )
         else:
-            out.append(self._emit("response.reasoning_summary_text.delta", item_id=item_id,
-                                  output_index=current["index"], summary_index=0, delta=text))
+            out.append(
+                self._emit(
+                    "response.reasoning_summary_text.delta",
+                    item_id=item_id,
+                    output_index=current["index"],
+                    summary_index=0,
+                    delta=text,
+                )
+            )
         return out
 
     def _tool_call(self, call: dict[str, Any]) -> list[bytes]:
@@ -146,35 +171,79 @@ class ResponsesEncoder:
         arguments = function.get("arguments")
         if arguments and current is not None and current["index"] == self._tools[position]:
             current["text"] += arguments
-            out.append(self._emit("response.function_call_arguments.delta",
-                                  item_id=current["item"]["id"],
-                                  output_index=current["index"], delta=arguments))
+            out.append(
+                self._emit(
+                    "response.function_call_arguments.delta",
+                    item_id=current["item"]["id"],
+                    output_index=current["index"],
+                    delta=arguments,
+                )
+            )
         return out
 
     def _close(self, out: list[bytes]) -> None:
         current, self._open = self._open, None
         if current is None:
             return
-        kind, index, item, text = (current["kind"], current["index"], current["item"],
-                                   current["text"])
+        kind, index, item, text = (
+            current["kind"],
+            current["index"],
+            current["item"],
+            current["text"],
+        )
         if kind == "message":
             done = message_item(item["id"], text)
             part = done["content"][0]
-            out.append(self._emit("response.output_text.done", item_id=item["id"],
-                                  output_index=index, content_index=0, text=text, logprobs=[]))
-            out.append(self._emit("response.content_part.done", item_id=item["id"],
-                                  output_index=index, content_index=0, part=part))
+            out.append(
+                self._emit(
+                    "response.output_text.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    text=text,
+                    logprobs=[],
+                )
+            )
+            out.append(
+                self._emit(
+                    "response.content_part.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    part=part,
+                )
+            )
         elif kind == "reasoning":
             done = reasoning_item(item["id"], text)
-            out.append(self._emit("response.reasoning_summary_text.done", item_id=item["id"],
-                                  output_index=index, summary_index=0, text=text))
-            out.append(self._emit("response.reasoning_summary_part.done", item_id=item["id"],
-                                  output_index=index, summary_index=0,
-                                  part=done["summary"][0]))
+            out.append(
+                self._emit(
+                    "response.reasoning_summary_text.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    text=text,
+                )
+            )
+            out.append(
+                self._emit(
+                    "response.reasoning_summary_part.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    part=done["summary"][0],
+                )
+            )
         else:
             done = call_item(item["call_id"], item["name"], text)
-            out.append(self._emit("response.function_call_arguments.done", item_id=item["id"],
-                                  output_index=index, name=item["name"], arguments=text))
+            out.append(
+                self._emit(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    name=item["name"],
+                    arguments=text,
+                )
+            )
         self._items.append(done)
         out.append(self._emit("response.output_item.done", output_index=index, item=done))
 

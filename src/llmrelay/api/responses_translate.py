@@ -26,20 +26,48 @@ from typing import Any
 
 from llmrelay.errors import InvalidRequest, UnsupportedParameter
 
-_MAPPED = frozenset({
-    "model", "input", "instructions", "stream", "max_output_tokens", "temperature", "top_p",
-    "tools", "tool_choice", "parallel_tool_calls", "text", "reasoning", "user",
-    "safety_identifier", "top_logprobs",
-})
+_MAPPED = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "stream",
+        "max_output_tokens",
+        "temperature",
+        "top_p",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "text",
+        "reasoning",
+        "user",
+        "safety_identifier",
+        "top_logprobs",
+    }
+)
 #: Fields that do not change what the model generates here.
-_IGNORED = frozenset({
-    "store", "include", "truncation", "metadata", "service_tier", "prompt_cache_key",
-    "prompt_cache_retention", "stream_options",
-})
+_IGNORED = frozenset(
+    {
+        "store",
+        "include",
+        "truncation",
+        "metadata",
+        "service_tier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "stream_options",
+    }
+)
 #: Fields that need OpenAI's server-side state or hosted machinery.
-_STATEFUL = frozenset({
-    "previous_response_id", "conversation", "prompt", "background", "max_tool_calls",
-})
+_STATEFUL = frozenset(
+    {
+        "previous_response_id",
+        "conversation",
+        "prompt",
+        "background",
+        "max_tool_calls",
+    }
+)
 
 
 def new_response_id() -> str:
@@ -50,8 +78,7 @@ def validate(body: dict[str, Any]) -> None:
     """What every target needs; ``input`` may be absent for OpenAI (stored prompts)."""
     value = body.get("input")
     if value is not None and not isinstance(value, str | list):
-        raise InvalidRequest("input must be a string or an array of input items",
-                             param="input")
+        raise InvalidRequest("input must be a string or an array of input items", param="input")
     # Read on every path (also to echo the request's settings in stream events).
     for name in ("text", "reasoning", "metadata"):
         if body.get(name) is not None and not isinstance(body[name], dict):
@@ -68,8 +95,11 @@ def to_chat(body: dict[str, Any], provider: str) -> dict[str, Any]:
     """Translate a Responses request to an OpenAI chat body (for a non-OpenAI target)."""
     for key, value in body.items():
         if key in _STATEFUL and value not in (None, False):
-            raise UnsupportedParameter(key, provider, "llmrelay keeps no response state; "
-                                       "send the whole conversation in input")
+            raise UnsupportedParameter(
+                key,
+                provider,
+                "llmrelay keeps no response state; send the whole conversation in input",
+            )
         # A field sent as null is a field not set (OpenAI's SDKs send some that way).
         if value is not None and key not in _MAPPED | _IGNORED | _STATEFUL:
             raise InvalidRequest(f"Unrecognized request argument supplied: {key}", param=key)
@@ -119,16 +149,20 @@ def _part(part: Any, where: str) -> dict[str, Any]:
     if kind == "input_image":
         url = part.get("image_url")
         if not isinstance(url, str):
-            raise InvalidRequest(f"{where}: only image_url images can be translated "
-                                 "(file_id needs OpenAI's file store)", param=where)
+            raise InvalidRequest(
+                f"{where}: only image_url images can be translated "
+                "(file_id needs OpenAI's file store)",
+                param=where,
+            )
         image: dict[str, Any] = {"url": url}
         if part.get("detail") is not None:
             image["detail"] = part["detail"]
         return {"type": "image_url", "image_url": image}
     if kind == "input_file":
         if not isinstance(part.get("file_data"), str):
-            raise InvalidRequest(f"{where}: only inline file_data files can be translated",
-                                 param=where)
+            raise InvalidRequest(
+                f"{where}: only inline file_data files can be translated", param=where
+            )
         file = {"file_data": part["file_data"]}
         if isinstance(part.get("filename"), str):
             file["filename"] = part["filename"]
@@ -161,13 +195,18 @@ def _messages(value: Any) -> list[dict[str, Any]]:
         if kind == "message":
             role = item.get("role")
             if role not in ("user", "assistant", "system", "developer"):
-                raise InvalidRequest(f"{where}.role {role!r} is not supported",
-                                     param=f"{where}.role")
-            out.append({"role": role,
-                        "content": _content(item.get("content"), role, f"{where}.content")})
+                raise InvalidRequest(
+                    f"{where}.role {role!r} is not supported", param=f"{where}.role"
+                )
+            out.append(
+                {"role": role, "content": _content(item.get("content"), role, f"{where}.content")}
+            )
         elif kind == "function_call":
-            call = {"id": item.get("call_id"), "type": "function",
-                    "function": {"name": item.get("name"), "arguments": item.get("arguments", "")}}
+            call = {
+                "id": item.get("call_id"),
+                "type": "function",
+                "function": {"name": item.get("name"), "arguments": item.get("arguments", "")},
+            }
             last = out[-1] if out else None
             if last is not None and last["role"] == "assistant":  # one turn: text + calls
                 last.setdefault("tool_calls", []).append(call)
@@ -180,8 +219,11 @@ def _messages(value: Any) -> list[dict[str, Any]]:
         elif kind == "reasoning":
             continue  # the model's own notes: meaningless to another model
         else:
-            raise InvalidRequest(f"{where}: input item type {kind!r} is not supported "
-                                 "(llmrelay keeps no server-side items)", param=where)
+            raise InvalidRequest(
+                f"{where}: input item type {kind!r} is not supported "
+                "(llmrelay keeps no server-side items)",
+                param=where,
+            )
     return out
 
 
@@ -191,8 +233,9 @@ def _messages(value: Any) -> list[dict[str, Any]]:
 def _tool(tool: Any, where: str, provider: str) -> dict[str, Any]:
     kind = tool.get("type") if isinstance(tool, dict) else None
     if kind != "function":
-        raise UnsupportedParameter(f"{where}.type", provider,
-                                   f"hosted tool {kind!r} exists only on OpenAI")
+        raise UnsupportedParameter(
+            f"{where}.type", provider, f"hosted tool {kind!r} exists only on OpenAI"
+        )
     function: dict[str, Any] = {"name": tool.get("name")}
     for key in ("description", "parameters", "strict"):
         if tool.get(key) is not None:
@@ -205,8 +248,9 @@ def _tool_choice(choice: Any) -> Any:
         return choice
     if isinstance(choice, dict) and choice.get("type") == "function":
         return {"type": "function", "function": {"name": choice.get("name")}}
-    raise InvalidRequest("tool_choice must be auto, none, required or a function",
-                         param="tool_choice")
+    raise InvalidRequest(
+        "tool_choice must be auto, none, required or a function", param="tool_choice"
+    )
 
 
 def _response_format(fmt: Any) -> dict[str, Any]:
@@ -216,8 +260,9 @@ def _response_format(fmt: Any) -> dict[str, Any]:
     if kind == "json_schema":
         schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
         return {"type": "json_schema", "json_schema": schema}
-    raise InvalidRequest("text.format.type must be text, json_object or json_schema",
-                         param="text.format")
+    raise InvalidRequest(
+        "text.format.type must be text, json_object or json_schema", param="text.format"
+    )
 
 
 # -- the answer: chat completion → response object ---------------------------------------
@@ -253,8 +298,7 @@ def status_of(finish: str | None) -> tuple[str, dict[str, Any] | None]:
     return "completed", None
 
 
-def skeleton(request: dict[str, Any], response_id: str, created: int, model: str
-             ) -> dict[str, Any]:
+def skeleton(request: dict[str, Any], response_id: str, created: int, model: str) -> dict[str, Any]:
     """The ``response`` object before any output: the request's settings echoed."""
     fmt = (request.get("text") or {}).get("format") or {"type": "text"}
     out: dict[str, Any] = {
@@ -297,24 +341,33 @@ def echoed_tool(tool: Any) -> Any:
 
 
 def message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
-    return {"id": item_id, "type": "message", "status": status, "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": [],
-                         "logprobs": []}]}
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    }
 
 
-def call_item(call_id: str, name: str, arguments: str, status: str = "completed"
-              ) -> dict[str, Any]:
-    return {"id": "fc_" + call_id, "type": "function_call", "status": status,
-            "call_id": call_id, "name": name, "arguments": arguments}
+def call_item(call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
+    return {
+        "id": "fc_" + call_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
 
 
 def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
-    return {"id": item_id, "type": "reasoning",
-            "summary": [{"type": "summary_text", "text": text}]}
+    return {"id": item_id, "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
 
 
-def to_response(request: dict[str, Any], completion: dict[str, Any], response_id: str,
-                created: int) -> dict[str, Any]:
+def to_response(
+    request: dict[str, Any], completion: dict[str, Any], response_id: str, created: int
+) -> dict[str, Any]:
     """A ``chat.completion`` as a finished ``response`` object."""
     out = skeleton(request, response_id, created, str(completion.get("model") or ""))
     choice = (completion.get("choices") or [{}])[0]
@@ -326,13 +379,22 @@ def to_response(request: dict[str, Any], completion: dict[str, Any], response_id
     if message.get("content"):
         items.append(message_item("msg_" + suffix, str(message["content"])))
     elif message.get("refusal"):
-        items.append({"id": "msg_" + suffix, "type": "message", "status": "completed",
-                      "role": "assistant",
-                      "content": [{"type": "refusal", "refusal": str(message["refusal"])}]})
+        items.append(
+            {
+                "id": "msg_" + suffix,
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "refusal", "refusal": str(message["refusal"])}],
+            }
+        )
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        items.append(call_item(str(call.get("id")), str(function.get("name")),
-                               str(function.get("arguments") or "")))
+        items.append(
+            call_item(
+                str(call.get("id")), str(function.get("name")), str(function.get("arguments") or "")
+            )
+        )
     out["output"] = items
     out["status"], out["incomplete_details"] = status_of(choice.get("finish_reason"))
     usage = response_usage(completion.get("usage"))

@@ -92,8 +92,13 @@ class MemoryBackend:
             self._drop(key)
 
     def status(self) -> dict[str, Any]:
-        return {"backend": self.name, "entries": len(self._items), "bytes": self.bytes,
-                "max_bytes": self.max_bytes, "evicted": self.evicted}
+        return {
+            "backend": self.name,
+            "entries": len(self._items),
+            "bytes": self.bytes,
+            "max_bytes": self.max_bytes,
+            "evicted": self.evicted,
+        }
 
     async def close(self) -> None:
         self._items.clear()
@@ -108,8 +113,9 @@ class RedisBackend:
     def __init__(self, url: str, prefix: str, timeout: float, retry_interval: float) -> None:
         from redis.asyncio import Redis  # imported only when a Redis cache is configured
 
-        self._client: Any = Redis.from_url(url, socket_timeout=timeout,
-                                           socket_connect_timeout=timeout)
+        self._client: Any = Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
         self._pool = StalePool(self._client)
         self.prefix = prefix
         self.timeout = timeout
@@ -129,8 +135,12 @@ class RedisBackend:
         self._pool.outage()
         if now - self._last_warning > 30:
             self._last_warning = now
-            log.warning("response cache: redis unavailable (%s: %s); calls are served as "
-                        "misses until it answers again", type(exc).__name__, exc)
+            log.warning(
+                "response cache: redis unavailable (%s: %s); calls are served as "
+                "misses until it answers again",
+                type(exc).__name__,
+                exc,
+            )
         return BackendError(f"redis: {type(exc).__name__}")
 
     async def _run(self, command: Any) -> Any:
@@ -157,8 +167,11 @@ class RedisBackend:
         await self._run(lambda: self._client.delete(self.prefix + key))
 
     def status(self) -> dict[str, Any]:
-        return {"backend": self.name, "available": time.monotonic() >= self._down_until,
-                "failures": self.failures}
+        return {
+            "backend": self.name,
+            "available": time.monotonic() >= self._down_until,
+            "failures": self.failures,
+        }
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -61,10 +61,15 @@ class ProviderEmbedder:
         try:
             async with asyncio.timeout(self.timeout):
                 request = provider.adapter.embeddings_request(
-                    spec, {"model": target.model, "input": text}, target.model)
+                    spec, {"model": target.model, "input": text}, target.model
+                )
                 resp = await provider.transport.send(
-                    request, provider=spec.name, timeout=self.timeout,
-                    connect_timeout=min(spec.connect_timeout, self.timeout), stream=False)
+                    request,
+                    provider=spec.name,
+                    timeout=self.timeout,
+                    connect_timeout=min(spec.connect_timeout, self.timeout),
+                    stream=False,
+                )
                 body = await resp.read()
             if resp.status >= 400:
                 raise provider.adapter.error(spec, resp.status, body, resp.headers)
@@ -73,8 +78,9 @@ class ProviderEmbedder:
         except EmbeddingError:
             raise
         except Exception as exc:  # timeout, refused, an error status, an unexpected shape
-            raise EmbeddingError(f"embedding with {self.model} failed: "
-                                 f"{type(exc).__name__}") from exc
+            raise EmbeddingError(
+                f"embedding with {self.model} failed: {type(exc).__name__}"
+            ) from exc
         if result.usage is not None:
             self.tokens += result.usage.prompt_tokens
         if not isinstance(data, list) or not all(isinstance(v, int | float) for v in data):

@@ -23,8 +23,16 @@ DEFAULT_TTL = 3600.0
 DEFAULT_THRESHOLD = 0.95
 MODES = ("simple", "semantic")
 SCOPES = ("key", "team", "global")
-_FIELDS = ("embedding_model", "max_age", "mode", "namespace", "scope", "store_truncated",
-           "threshold", "ttl")
+_FIELDS = (
+    "embedding_model",
+    "max_age",
+    "mode",
+    "namespace",
+    "scope",
+    "store_truncated",
+    "threshold",
+    "ttl",
+)
 MAX_NAMESPACE_CHARS = 200
 
 
@@ -56,16 +64,21 @@ def _seconds(raw: Mapping[str, Any], key: str, path: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CacheOptionsError(f"{path}.{key}", "must be a number of seconds")
     if not 0 < value <= MAX_CACHE_SECONDS:
-        raise CacheOptionsError(f"{path}.{key}",
-                                f"must be above 0 and at most {MAX_CACHE_SECONDS:g} seconds")
+        raise CacheOptionsError(
+            f"{path}.{key}", f"must be above 0 and at most {MAX_CACHE_SECONDS:g} seconds"
+        )
     return float(value)
 
 
 def check_namespace(value: object, where: str) -> str:
-    if not isinstance(value, str) or len(value) > MAX_NAMESPACE_CHARS or not (
-            value.isprintable() and value.isascii()):
-        raise CacheOptionsError(where, f"must be printable ASCII text of at most "
-                                       f"{MAX_NAMESPACE_CHARS} characters")
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_NAMESPACE_CHARS
+        or not (value.isprintable() and value.isascii())
+    ):
+        raise CacheOptionsError(
+            where, f"must be printable ASCII text of at most {MAX_NAMESPACE_CHARS} characters"
+        )
     return value
 
 
@@ -75,8 +88,9 @@ def parse_cache_options(raw: object, path: str = "cache") -> CacheOptions:
         raise CacheOptionsError(path, "must be an object")
     for key in raw:
         if key not in _FIELDS:
-            raise CacheOptionsError(f"{path}.{key}",
-                                    f"unknown field; allowed: {', '.join(_FIELDS)}")
+            raise CacheOptionsError(
+                f"{path}.{key}", f"unknown field; allowed: {', '.join(_FIELDS)}"
+            )
     mode = raw.get("mode", "simple")
     if mode not in MODES:
         raise CacheOptionsError(f"{path}.mode", "must be simple or semantic")
@@ -92,12 +106,19 @@ def parse_cache_options(raw: object, path: str = "cache") -> CacheOptions:
     threshold = check_threshold(raw.get("threshold", DEFAULT_THRESHOLD), f"{path}.threshold")
     model = raw.get("embedding_model")
     if model is not None and (not isinstance(model, str) or "/" not in model.strip("/")):
-        raise CacheOptionsError(f"{path}.embedding_model",
-                                "must name an embeddings model as provider/model")
-    return CacheOptions(mode=str(mode), ttl=DEFAULT_TTL if ttl is None else ttl,
-                        max_age=_seconds(raw, "max_age", path), scope=str(scope),
-                        namespace=str(namespace), store_truncated=truncated,
-                        threshold=threshold, embedding_model=model)
+        raise CacheOptionsError(
+            f"{path}.embedding_model", "must name an embeddings model as provider/model"
+        )
+    return CacheOptions(
+        mode=str(mode),
+        ttl=DEFAULT_TTL if ttl is None else ttl,
+        max_age=_seconds(raw, "max_age", path),
+        scope=str(scope),
+        namespace=str(namespace),
+        store_truncated=truncated,
+        threshold=threshold,
+        embedding_model=model,
+    )
 
 
 def check_threshold(value: object, where: str) -> float:

@@ -50,12 +50,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmrelay.cache")
 
 #: The endpoints whose answers are cached (token counting is not a model answer).
-CACHED_ROUTES = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses",
-                           "/v1/embeddings"})
+CACHED_ROUTES = frozenset(
+    {"/v1/chat/completions", "/v1/messages", "/v1/responses", "/v1/embeddings"}
+)
 #: Pass-through answers are stored as JSON and serve streams too: per endpoint, the
 #: provider's JSON -> its events, and its events -> JSON.
-_CONVERTIBLE: dict[str, tuple[Callable[[bytes], list[bytes] | None],
-                              Callable[[list[bytes]], bytes | None]]] = {
+_CONVERTIBLE: dict[
+    str, tuple[Callable[[bytes], list[bytes] | None], Callable[[list[bytes]], bytes | None]]
+] = {
     "/v1/messages": (events_of_message, message_of_events),
     "/v1/responses": (events_of_response, response_of_events),
 }
@@ -76,8 +78,14 @@ def _wants_usage(call: Call) -> bool:
 class CacheRuntime:
     """What every ``cache`` plug-in of a gateway shares: the backend, prices, counters."""
 
-    def __init__(self, settings: Settings, governor: Governor, metrics: Metrics,
-                 resolver: Resolver, engine: AsyncEngine | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        governor: Governor,
+        metrics: Metrics,
+        resolver: Resolver,
+        engine: AsyncEngine | None = None,
+    ) -> None:
         cfg = settings.response_cache
         self.governor = governor
         self.metrics = metrics
@@ -92,14 +100,22 @@ class CacheRuntime:
         self.shared: SharedVectors | None = None
         if cfg.shared_vectors and engine is not None:
             self.shared = SharedVectors(
-                engine, self.index, cfg.vector_sync_interval, settings.database_timeout,
-                lambda: metrics.cache_errors.labels("database").inc())
+                engine,
+                self.index,
+                cfg.vector_sync_interval,
+                settings.database_timeout,
+                lambda: metrics.cache_errors.labels("database").inc(),
+            )
         url = cfg.redis_url or settings.redis_url
         self.backend: Backend
         if cfg.backend == "redis" or (cfg.backend == "auto" and url):
             assert url is not None  # checked with the settings
-            self.backend = RedisBackend(url, settings.redis_prefix + "cache:simple:",
-                                        settings.redis_timeout, settings.redis_retry_interval)
+            self.backend = RedisBackend(
+                url,
+                settings.redis_prefix + "cache:simple:",
+                settings.redis_timeout,
+                settings.redis_retry_interval,
+            )
         else:
             self.backend = MemoryBackend(cfg.max_bytes)
 
@@ -112,13 +128,16 @@ class CacheRuntime:
         try:
             parsed = parse_cache_options(options)
         except CacheOptionsError as exc:
-            raise InvalidRequest(f"invalid cache options: {exc}", param=exc.path,
-                                 code="invalid_cache_options") from None
+            raise InvalidRequest(
+                f"invalid cache options: {exc}", param=exc.path, code="invalid_cache_options"
+            ) from None
         if parsed.mode == "semantic" and not (parsed.embedding_model or self.embedding_model):
             # Seed 004's configs say only {"mode": "semantic"}: they must keep working.
-            log.warning("response cache: semantic mode without an embeddings model (set "
-                        "response_cache.embedding_model or cache.embedding_model); those "
-                        "calls are matched exactly")
+            log.warning(
+                "response cache: semantic mode without an embeddings model (set "
+                "response_cache.embedding_model or cache.embedding_model); those "
+                "calls are matched exactly"
+            )
         return ResponseCache(self, parsed)
 
     async def embed(self, model: str, text: str) -> list[float] | None:
@@ -126,7 +145,8 @@ class CacheRuntime:
         embedder = self._embedders.get(model)
         if embedder is None:
             embedder = self._embedders[model] = ProviderEmbedder(
-                self.resolver, model, self.embedding_timeout)
+                self.resolver, model, self.embedding_timeout
+            )
         before = embedder.tokens
         try:
             vector = await embedder.embed(text)
@@ -146,8 +166,9 @@ class CacheRuntime:
         an internal one, a pass-through one of the same form, or a pass-through JSON
         answer for a stream (one round trip for all three)."""
         try:
-            found = await self.backend.get([key, entries.form_key(key, stream),
-                                            entries.form_key(key, not stream)])
+            found = await self.backend.get(
+                [key, entries.form_key(key, stream), entries.form_key(key, not stream)]
+            )
         except BackendError as exc:
             self._failed(exc)
             return None
@@ -155,8 +176,11 @@ class CacheRuntime:
             entry = entries.decode(raw) if raw is not None else None
             if entry is None:
                 continue
-            if not entry.passthrough or entry.stream == stream or (
-                    stream and not entry.stream and route in _CONVERTIBLE):
+            if (
+                not entry.passthrough
+                or entry.stream == stream
+                or (stream and not entry.stream and route in _CONVERTIBLE)
+            ):
                 return entry
         return None
 
@@ -234,7 +258,8 @@ class ResponseCache(Plugin):
     def _question(self, call: Call, namespace: str) -> tuple[str, str] | None:
         """Semantic mode: ``(context hash, last user turn)``, if the call has one."""
         if self.options.mode != "semantic" or not (
-                self.options.embedding_model or self.runtime.embedding_model):
+            self.options.embedding_model or self.runtime.embedding_model
+        ):
             return None
         assert call.body is not None
         parts = split(call.route, call.body)
@@ -247,8 +272,14 @@ class ResponseCache(Plugin):
         assert model is not None  # checked when the plug-in was built
         return await self.runtime.embed(model, text)
 
-    def _fresh_hit(self, call: Call, state: CacheState, wanted: Directives,
-                   found: entries.Entry | None, result: str) -> Answer | None:
+    def _fresh_hit(
+        self,
+        call: Call,
+        state: CacheState,
+        wanted: Directives,
+        found: entries.Entry | None,
+        result: str,
+    ) -> Answer | None:
         if found is None:
             return None
         ages = [a for a in (self.options.max_age, wanted.max_age) if a is not None]
@@ -271,8 +302,9 @@ class ResponseCache(Plugin):
                 return target
         return None
 
-    def _hit(self, call: Call, state: CacheState, entry: entries.Entry, age: float,
-             result: str) -> Answer | None:
+    def _hit(
+        self, call: Call, state: CacheState, entry: entries.Entry, age: float, result: str
+    ) -> Answer | None:
         target = self._target(call, entry)
         if target is None:  # the key names the targets, so only a hash collision lands here
             return None
@@ -303,14 +335,20 @@ class ResponseCache(Plugin):
         state = call.cache
         if state is not None and state.store:
             state.answer = answer  # stored as it came, without the metadata below
-        if (state is not None and self.runtime.add_metadata
-                and call.route == "/v1/chat/completions" and call.target is not None):
+        if (
+            state is not None
+            and self.runtime.add_metadata
+            and call.route == "/v1/chat/completions"
+            and call.target is not None
+        ):
             body = orjson.loads(answer.body)
             cost = 0 if state.hit else self.runtime.cost(call, answer.usage)
-            body["metadata"] = {"cache_hit": state.hit, "provider": call.target.provider.name,
-                                "cost_usd": cost / 1e9}
-            return ChatResult(orjson.dumps(body), answer.usage, answer.finish_reason,
-                              answer.extra)
+            body["metadata"] = {
+                "cache_hit": state.hit,
+                "provider": call.target.provider.name,
+                "cost_usd": cost / 1e9,
+            }
+            return ChatResult(orjson.dumps(body), answer.usage, answer.finish_reason, answer.extra)
         return answer
 
     def stream(self, call: Call) -> StreamStep | None:
@@ -322,9 +360,15 @@ class ResponseCache(Plugin):
 
     async def finish(self, call: Call) -> None:
         state = call.cache
-        if (state is None or not state.store or state.key is None or call.target is None
-                or call.error is not None or call.interrupted is not None
-                or call.status != 200):
+        if (
+            state is None
+            or not state.store
+            or state.key is None
+            or call.target is None
+            or call.error is not None
+            or call.interrupted is not None
+            or call.status != 200
+        ):
             return
         if call.guardrails is not None and call.guardrails.counts:
             return  # a guardrail found something (flagged, redacted): never kept
@@ -333,9 +377,14 @@ class ResponseCache(Plugin):
             return
         target = call.target
         common: dict[str, Any] = {
-            "created": time.time(), "provider": target.provider.name, "model": target.model,
-            "passthrough": call.passthrough, "usage": call.usage, "finish_reason": finish,
-            "cost_nanos": self.runtime.cost(call)}
+            "created": time.time(),
+            "provider": target.provider.name,
+            "model": target.model,
+            "passthrough": call.passthrough,
+            "usage": call.usage,
+            "finish_reason": finish,
+            "cost_nanos": self.runtime.cost(call),
+        }
         key = state.key
         if state.answer is not None:
             entry = entries.Entry(body=state.answer.body, **common)
@@ -362,8 +411,7 @@ class ResponseCache(Plugin):
             assert state.context is not None
             self.runtime.index.add(state.context, state.vector, state.key, state.ttl)
             if self.runtime.shared is not None:
-                await self.runtime.shared.add(state.context, state.vector, state.key,
-                                              state.ttl)
+                await self.runtime.shared.add(state.context, state.vector, state.key, state.ttl)
 
 
 class _Collect(StreamStep):

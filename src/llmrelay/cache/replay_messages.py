@@ -28,16 +28,29 @@ def events_of_message(body: bytes) -> list[bytes] | None:
     if not isinstance(message, dict) or message.get("type") != "message":
         return None
     usage = dict(message.get("usage") or {})
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
-             "usage": {**usage, "output_tokens": 1}}
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
     events = [encode_event("message_start", {"type": "message_start", "message": start})]
     for index, block in enumerate(message.get("content") or []):
         events.extend(_block(index, block))
-    events.append(encode_event("message_delta", {
-        "type": "message_delta",
-        "delta": {"stop_reason": message.get("stop_reason"),
-                  "stop_sequence": message.get("stop_sequence")},
-        "usage": usage}))
+    events.append(
+        encode_event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {
+                    "stop_reason": message.get("stop_reason"),
+                    "stop_sequence": message.get("stop_sequence"),
+                },
+                "usage": usage,
+            },
+        )
+    )
     events.append(encode_event("message_stop", {"type": "message_stop"}))
     return events
 
@@ -51,18 +64,28 @@ def _block(index: int, block: Any) -> list[bytes]:
 
     kind = block.get("type") if isinstance(block, dict) else None
     if kind == "text":
-        out = [event("content_block_start", content_block={**block, "text": ""}),
-               delta(type="text_delta", text=block.get("text") or "")]
+        out = [
+            event("content_block_start", content_block={**block, "text": ""}),
+            delta(type="text_delta", text=block.get("text") or ""),
+        ]
     elif kind == "thinking":
-        out = [event("content_block_start",
-                     content_block={"type": "thinking", "thinking": "", "signature": ""}),
-               delta(type="thinking_delta", thinking=block.get("thinking") or "")]
+        out = [
+            event(
+                "content_block_start",
+                content_block={"type": "thinking", "thinking": "", "signature": ""},
+            ),
+            delta(type="thinking_delta", thinking=block.get("thinking") or ""),
+        ]
         if block.get("signature"):
             out.append(delta(type="signature_delta", signature=block["signature"]))
     elif kind == "tool_use":
-        out = [event("content_block_start", content_block={**block, "input": {}}),
-               delta(type="input_json_delta",
-                     partial_json=orjson.dumps(block.get("input") or {}).decode())]
+        out = [
+            event("content_block_start", content_block={**block, "input": {}}),
+            delta(
+                type="input_json_delta",
+                partial_json=orjson.dumps(block.get("input") or {}).decode(),
+            ),
+        ]
     else:
         out = [event("content_block_start", content_block=block)]
     out.append(event("content_block_stop"))

@@ -49,12 +49,18 @@ def _reasoning(ev: _Events, index: int, item: dict[str, Any]) -> None:
     for k, part in enumerate(item.get("summary") or []):
         text = str(part.get("text") or "") if isinstance(part, dict) else ""
         where = {"item_id": item.get("id"), "output_index": index, "summary_index": k}
-        ev.emit("response.reasoning_summary_part.added", **where,
-                part={"type": "summary_text", "text": ""})
+        ev.emit(
+            "response.reasoning_summary_part.added",
+            **where,
+            part={"type": "summary_text", "text": ""},
+        )
         ev.emit("response.reasoning_summary_text.delta", **where, delta=text)
         ev.emit("response.reasoning_summary_text.done", **where, text=text)
-        ev.emit("response.reasoning_summary_part.done", **where,
-                part={"type": "summary_text", "text": text})
+        ev.emit(
+            "response.reasoning_summary_part.done",
+            **where,
+            part={"type": "summary_text", "text": text},
+        )
 
 
 def events_of_response(body: bytes) -> list[bytes] | None:
@@ -63,12 +69,20 @@ def events_of_response(body: bytes) -> list[bytes] | None:
         response = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(response, dict) or response.get("object") != "response" or (
-            response.get("status") not in ("completed", "incomplete")):
+    if (
+        not isinstance(response, dict)
+        or response.get("object") != "response"
+        or (response.get("status") not in ("completed", "incomplete"))
+    ):
         return None
     ev = _Events()
-    pending = {**response, "status": "in_progress", "output": [], "usage": None,
-               "incomplete_details": None}
+    pending = {
+        **response,
+        "status": "in_progress",
+        "output": [],
+        "usage": None,
+        "incomplete_details": None,
+    }
     ev.emit("response.created", response=pending)
     ev.emit("response.in_progress", response=pending)
     for index, item in enumerate(response.get("output") or []):
@@ -93,8 +107,7 @@ def events_of_response(body: bytes) -> list[bytes] | None:
         elif kind == "reasoning":
             _reasoning(ev, index, item)
         ev.emit("response.output_item.done", output_index=index, item=item)
-    final = "response.completed" if response["status"] == "completed" else (
-        "response.incomplete")
+    final = "response.completed" if response["status"] == "completed" else ("response.incomplete")
     ev.emit(final, response=response)
     return ev.out
 

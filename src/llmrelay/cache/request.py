@@ -78,9 +78,12 @@ def _seconds(value: str, where: str, *, allow_zero: bool) -> float:
         seconds = -1.0
     low_ok = seconds >= 0 if allow_zero else seconds > 0
     if not (low_ok and seconds <= MAX_CACHE_SECONDS):  # NaN fails too
-        raise InvalidRequest(f"{where}: must be a number of seconds from "
-                             f"{0 if allow_zero else 'above 0'} to {MAX_CACHE_SECONDS:g}",
-                             param=where, code="invalid_cache_header")
+        raise InvalidRequest(
+            f"{where}: must be a number of seconds from "
+            f"{0 if allow_zero else 'above 0'} to {MAX_CACHE_SECONDS:g}",
+            param=where,
+            code="invalid_cache_header",
+        )
     return seconds
 
 
@@ -104,10 +107,14 @@ def directives(request: Request) -> Directives:
             elif name == "max-age":
                 max_age = _seconds(value.strip('" '), "cache-control max-age", allow_zero=True)
     ttl_header = request.header("x-llmrelay-cache-ttl")
-    ttl = None if ttl_header is None else _seconds(ttl_header, "x-llmrelay-cache-ttl",
-                                                   allow_zero=False)
-    namespace = (request.header("x-llmrelay-cache-namespace")
-                 or request.header("x-portkey-cache-namespace"))
+    ttl = (
+        None
+        if ttl_header is None
+        else _seconds(ttl_header, "x-llmrelay-cache-ttl", allow_zero=False)
+    )
+    namespace = request.header("x-llmrelay-cache-namespace") or request.header(
+        "x-portkey-cache-namespace"
+    )
     if namespace is not None:
         try:
             check_namespace(namespace, "x-llmrelay-cache-namespace")
@@ -119,11 +126,19 @@ def directives(request: Request) -> Directives:
         try:
             threshold = check_threshold(float(raw_threshold), "x-llmrelay-cache-threshold")
         except (ValueError, CacheOptionsError):
-            raise InvalidRequest("x-llmrelay-cache-threshold: must be a cosine similarity "
-                                 "above 0 and at most 1", param="x-llmrelay-cache-threshold",
-                                 code="invalid_cache_header") from None
-    return Directives(lookup=lookup, store=store, max_age=max_age, ttl=ttl, namespace=namespace,
-                      threshold=threshold)
+            raise InvalidRequest(
+                "x-llmrelay-cache-threshold: must be a cosine similarity above 0 and at most 1",
+                param="x-llmrelay-cache-threshold",
+                code="invalid_cache_header",
+            ) from None
+    return Directives(
+        lookup=lookup,
+        store=store,
+        max_age=max_age,
+        ttl=ttl,
+        namespace=namespace,
+        threshold=threshold,
+    )
 
 
 def scope_of(call: Call, options: CacheOptions) -> str:
@@ -146,18 +161,29 @@ def candidates(call: Call) -> list[Target]:
     return [call.target]
 
 
-def cache_key(call: Call, options: CacheOptions, namespace: str,
-              body: dict[str, Any] | None = None, kind: str = "exact") -> str:
+def cache_key(
+    call: Call,
+    options: CacheOptions,
+    namespace: str,
+    body: dict[str, Any] | None = None,
+    kind: str = "exact",
+) -> str:
     """The hex SHA-256 of the normalised request (see the module docstring); ``body`` and
     ``kind`` give a semantic call's context hash (its body without the last user turn)."""
     assert call.body is not None
-    body = {k: v for k, v in (call.body if body is None else body).items()
-            if k not in NOT_KEYED}
-    targets = sorted(([t.qualified, dict(t.overrides or {})] for t in candidates(call)),
-                     key=lambda t: orjson.dumps(t, option=orjson.OPT_SORT_KEYS))
+    body = {k: v for k, v in (call.body if body is None else body).items() if k not in NOT_KEYED}
+    targets = sorted(
+        ([t.qualified, dict(t.overrides or {})] for t in candidates(call)),
+        key=lambda t: orjson.dumps(t, option=orjson.OPT_SORT_KEYS),
+    )
     material: dict[str, Any] = {
-        "v": KEY_VERSION, "kind": kind, "route": call.route, "targets": targets,
-        "scope": scope_of(call, options), "namespace": namespace, "body": body,
+        "v": KEY_VERSION,
+        "kind": kind,
+        "route": call.route,
+        "targets": targets,
+        "scope": scope_of(call, options),
+        "namespace": namespace,
+        "body": body,
     }
     beta = call.request.header("anthropic-beta")
     if beta:  # Anthropic's beta features change what a Messages call answers

@@ -47,15 +47,16 @@ def _text(content: Any, kinds: tuple[str, ...]) -> str | None:
     return "\n".join(parts)
 
 
-def _last_user(items: list[Any], kinds: tuple[str, ...], replace: Any
-               ) -> tuple[list[Any], str] | None:
+def _last_user(
+    items: list[Any], kinds: tuple[str, ...], replace: Any
+) -> tuple[list[Any], str] | None:
     for i in range(len(items) - 1, -1, -1):
         item = items[i]
         if isinstance(item, dict) and item.get("role") == "user":
             text = _text(item.get("content"), kinds)
             if text is None or not text.strip():
                 return None
-            return [*items[:i], {**item, "content": replace}, *items[i + 1:]], text
+            return [*items[:i], {**item, "content": replace}, *items[i + 1 :]], text
     return None
 
 
@@ -94,8 +95,9 @@ class SemanticIndex:
         self.count = 0
         self._contexts: OrderedDict[str, list[_Stored]] = OrderedDict()
 
-    def search(self, context: str, vector: list[float], threshold: float
-               ) -> tuple[str, float] | None:
+    def search(
+        self, context: str, vector: list[float], threshold: float
+    ) -> tuple[str, float] | None:
         """The entry key of the most similar live question at or above ``threshold``."""
         stored = self._contexts.get(context)
         if not stored:

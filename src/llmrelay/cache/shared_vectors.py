@@ -49,8 +49,14 @@ def unpack(raw: bytes) -> list[float]:
 
 
 class SharedVectors:
-    def __init__(self, engine: AsyncEngine, index: SemanticIndex, interval: float,
-                 timeout: float, failed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        index: SemanticIndex,
+        interval: float,
+        timeout: float,
+        failed: Callable[[], None],
+    ) -> None:
         self.engine = engine
         self.index = index
         self.interval = interval
@@ -68,15 +74,19 @@ class SharedVectors:
 
         async def insert() -> None:
             async with self.engine.begin() as conn:
-                await conn.execute(sa.insert(self._table).values(
-                    context=context, entry_key=key, vector=pack(vector), expires_at=expires))
+                await conn.execute(
+                    sa.insert(self._table).values(
+                        context=context, entry_key=key, vector=pack(vector), expires_at=expires
+                    )
+                )
 
         try:
             await within(self.timeout, insert())
         except Exception as exc:
             self.failed()
-            log.warning("response cache: could not share a question vector (%s)",
-                        type(exc).__name__)
+            log.warning(
+                "response cache: could not share a question vector (%s)", type(exc).__name__
+            )
 
     async def poll(self) -> int:
         """Add the rows not seen yet to the local index; returns how many were read."""
@@ -89,7 +99,9 @@ class SharedVectors:
                 result = await conn.execute(
                     sa.select(t.c.seq, t.c.context, t.c.entry_key, t.c.vector, t.c.expires_at)
                     .where(t.c.seq > max(0, self.seen - _OVERLAP), t.c.expires_at > now)
-                    .order_by(t.c.seq).limit(_BATCH))
+                    .order_by(t.c.seq)
+                    .limit(_BATCH)
+                )
                 return [(r[0], r[1], r[2], r[3], r[4]) for r in result.all()]
 
         rows = await within(self.timeout, read())
@@ -116,8 +128,10 @@ class SharedVectors:
                     pass
             except Exception as exc:
                 self.failed()
-                log.warning("response cache: reading shared question vectors failed (%s)",
-                            type(exc).__name__)
+                log.warning(
+                    "response cache: reading shared question vectors failed (%s)",
+                    type(exc).__name__,
+                )
             await asyncio.sleep(self.interval)
 
     async def close(self) -> None:

@@ -40,8 +40,11 @@ def day_period(now: datetime) -> tuple[str, datetime]:
 # Every request asks; the answer changes once a day. (Cached: formatting cost ~9 us.)
 @functools.lru_cache(maxsize=64)
 def _month(year: int, month: int) -> tuple[str, datetime]:
-    end = (datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12
-           else datetime(year, month + 1, 1, tzinfo=UTC))
+    end = (
+        datetime(year + 1, 1, 1, tzinfo=UTC)
+        if month == 12
+        else datetime(year, month + 1, 1, tzinfo=UTC)
+    )
     return f"{year:04d}-{month:02d}", end
 
 

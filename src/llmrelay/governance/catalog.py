@@ -44,8 +44,10 @@ def parse_catalog(raw: bytes) -> dict[str, Price]:
         if price is not None:
             out[name] = price
     if data and not out:
-        raise CatalogError("the catalog has no entry with input_cost_per_token or "
-                           "output_cost_per_token; is it the LiteLLM format?")
+        raise CatalogError(
+            "the catalog has no entry with input_cost_per_token or "
+            "output_cost_per_token; is it the LiteLLM format?"
+        )
     return out
 
 
@@ -122,23 +124,27 @@ def catalog_rows(raw: bytes) -> list[dict[str, Any]]:
     rows = []
     for name, price in prices.items():
         entry = data[name]
-        rows.append({
-            "model_name": name[:300],
-            "litellm_provider": price.provider,
-            "input_cost_per_token": price.input,
-            "output_cost_per_token": price.output,
-            "cache_read_input_token_cost": price.cache_read,
-            "cache_creation_input_token_cost": price.cache_write,
-            "mode": price.mode,
-            "max_input_tokens": _limits(entry, "max_input_tokens"),
-            "max_output_tokens": _limits(entry, "max_output_tokens"),
-            "updated_at": now,
-        })
+        rows.append(
+            {
+                "model_name": name[:300],
+                "litellm_provider": price.provider,
+                "input_cost_per_token": price.input,
+                "output_cost_per_token": price.output,
+                "cache_read_input_token_cost": price.cache_read,
+                "cache_creation_input_token_cost": price.cache_write,
+                "mode": price.mode,
+                "max_input_tokens": _limits(entry, "max_input_tokens"),
+                "max_output_tokens": _limits(entry, "max_output_tokens"),
+                "updated_at": now,
+            }
+        )
     return rows
 
 
 _PRICE_COLUMNS = (
-    "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "cache_read_input_token_cost",
     "cache_creation_input_token_cost",
 )
 
@@ -151,14 +157,21 @@ async def sync_catalog(engine: AsyncEngine, raw: bytes) -> int:
     rows = catalog_rows(raw)
     async with engine.begin() as conn:
         for start in range(0, len(rows), 500):
-            chunk = [{"id": new_id(), **r} for r in rows[start:start + 500]]
+            chunk = [{"id": new_id(), **r} for r in rows[start : start + 500]]
             stmt = dialect_insert(engine.dialect.name, Model).values(chunk)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["model_name"],
-                set_={c: stmt.excluded[c] for c in (
-                    *_PRICE_COLUMNS, "litellm_provider", "mode", "max_input_tokens",
-                    "max_output_tokens", "updated_at",
-                )},
+                set_={
+                    c: stmt.excluded[c]
+                    for c in (
+                        *_PRICE_COLUMNS,
+                        "litellm_provider",
+                        "mode",
+                        "max_input_tokens",
+                        "max_output_tokens",
+                        "updated_at",
+                    )
+                },
             )
             await conn.execute(stmt)
     return len(rows)
@@ -175,9 +188,12 @@ async def load_db_catalog(engine: AsyncEngine) -> LazyCatalog:
     async with engine.connect() as conn:
         for name, inp, outp, read, write, mode, provider in (await conn.execute(sql)).all():
             entries[name] = {
-                "input_cost_per_token": inp, "output_cost_per_token": outp,
-                "cache_read_input_token_cost": read, "cache_creation_input_token_cost": write,
-                "mode": mode, "litellm_provider": provider,
+                "input_cost_per_token": inp,
+                "output_cost_per_token": outp,
+                "cache_read_input_token_cost": read,
+                "cache_creation_input_token_cost": write,
+                "mode": mode,
+                "litellm_provider": provider,
             }
     return LazyCatalog(entries)
 
@@ -194,8 +210,10 @@ async def fetch(url: str, timeout: float = 60.0) -> bytes:
     import aiohttp
 
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s, \
-                s.get(url) as resp:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s,
+            s.get(url) as resp,
+        ):
             if resp.status != 200:
                 raise CatalogError(f"GET {url} answered HTTP {resp.status}")
             return await resp.read()

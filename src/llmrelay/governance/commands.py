@@ -48,8 +48,10 @@ def add_parsers(sub: Any) -> None:
     catalog = sub.add_parser("catalog", help="the model price catalog (LiteLLM format)")
     catalog.add_argument("--config", help="YAML config file (for database_url)")
     csub = catalog.add_subparsers(dest="catalog_command", required=True)
-    sync = csub.add_parser("sync", help="load the catalog into the models table "
-                                        "(default: the snapshot bundled with llmrelay)")
+    sync = csub.add_parser(
+        "sync",
+        help="load the catalog into the models table (default: the snapshot bundled with llmrelay)",
+    )
     source = sync.add_mutually_exclusive_group()
     source.add_argument("--url", help="download model_prices_and_context_window.json from here")
     source.add_argument("--file", help="read a catalog file in the LiteLLM format")
@@ -64,11 +66,15 @@ def add_key_options(create: argparse.ArgumentParser) -> None:
     create.add_argument("--rph", type=int, help="requests per hour")
     create.add_argument("--daily-budget", help="daily budget in USD (UTC days)")
     create.add_argument(
-        "--model-limit", action="append", default=[], metavar="PATTERN:rpm=N,tpm=N",
+        "--model-limit",
+        action="append",
+        default=[],
+        metavar="PATTERN:rpm=N,tpm=N",
         help="a limit for this key on matching models (repeatable), e.g. 'gpt-4o*:rpm=10'",
     )
     create.add_argument(
-        "--plugins", metavar="JSON",
+        "--plugins",
+        metavar="JSON",
         help='plug-ins for this key\'s calls, e.g. \'{"cache": {"ttl": 60}}\' (docs/plugins.md)',
     )
 
@@ -98,15 +104,17 @@ def parse_model_limits(values: list[str]) -> dict[str, dict[str, int]] | None:
         for part in match["limits"].split(","):
             name, _, number = part.strip().partition("=")
             if name not in ("rpm", "rph", "tpm") or not number.isdigit():
-                raise CommandError(f"--model-limit {value!r}: {part!r} is not rpm=N, rph=N "
-                                   "or tpm=N")
+                raise CommandError(
+                    f"--model-limit {value!r}: {part!r} is not rpm=N, rph=N or tpm=N"
+                )
             limits[name] = int(number)
         out[match["pattern"].strip()] = limits
     return out or None
 
 
-async def key_options(sessions: async_sessionmaker[Any], args: argparse.Namespace
-                      ) -> dict[str, Any]:
+async def key_options(
+    sessions: async_sessionmaker[Any], args: argparse.Namespace
+) -> dict[str, Any]:
     """``create_key`` arguments for the governance options of ``keys create``."""
     from llmrelay.store.schema import Team
 
@@ -115,8 +123,9 @@ async def key_options(sessions: async_sessionmaker[Any], args: argparse.Namespac
         async with sessions() as session:
             team_id = await session.scalar(select(Team.id).where(Team.name == args.team))
         if team_id is None:
-            raise CommandError(f"no team named {args.team!r} (create it with "
-                               "`llmrelay teams create`)")
+            raise CommandError(
+                f"no team named {args.team!r} (create it with `llmrelay teams create`)"
+            )
     return {
         "rph": args.rph,
         "daily_budget": usd(args.daily_budget, "--daily-budget"),
@@ -137,8 +146,9 @@ def plugin_metadata(raw: str | None) -> dict[str, Any] | None:
     if not isinstance(plugins, dict) or not all(
         isinstance(name, str) and isinstance(options, dict) for name, options in plugins.items()
     ):
-        raise CommandError('--plugins must map plug-in names to option objects, e.g. '
-                           '\'{"cache": {"ttl": 60}}\'')
+        raise CommandError(
+            '--plugins must map plug-in names to option objects, e.g. \'{"cache": {"ttl": 60}}\''
+        )
     return {"plugins": plugins}
 
 
@@ -169,8 +179,12 @@ async def _teams(args: argparse.Namespace, sessions: async_sessionmaker[Any]) ->
             if value is not None and value < 0:
                 raise CommandError(f"--{flag} must not be negative")
         team = Team(
-            id=new_id(), name=args.name, rate_limit=args.rpm, rph_limit=args.rph,
-            tpm_limit=args.tpm, monthly_budget=usd(args.budget, "--budget"),
+            id=new_id(),
+            name=args.name,
+            rate_limit=args.rpm,
+            rph_limit=args.rph,
+            tpm_limit=args.tpm,
+            monthly_budget=usd(args.budget, "--budget"),
             daily_budget=usd(args.daily_budget, "--daily-budget"),
         )
         async with sessions() as session:
@@ -181,15 +195,25 @@ async def _teams(args: argparse.Namespace, sessions: async_sessionmaker[Any]) ->
         print(f"created team {team.name} (id {team.id})")
         return 0
     async with sessions() as session:
-        rows = (await session.execute(text(
-            "SELECT name, id, rate_limit, rph_limit, tpm_limit, monthly_budget, daily_budget, "
-            "(SELECT COUNT(*) FROM api_keys k WHERE k.team_id = t.id) FROM teams t "
-            "ORDER BY name"))).all()
-    print(f"{'NAME':24} {'ID':32} {'RPM':>6} {'RPH':>7} {'TPM':>8} {'BUDGET':>10} "
-          f"{'DAILY':>8} {'KEYS':>5}")
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT name, id, rate_limit, rph_limit, tpm_limit, monthly_budget, "
+                    "daily_budget, "
+                    "(SELECT COUNT(*) FROM api_keys k WHERE k.team_id = t.id) FROM teams t "
+                    "ORDER BY name"
+                )
+            )
+        ).all()
+    print(
+        f"{'NAME':24} {'ID':32} {'RPM':>6} {'RPH':>7} {'TPM':>8} {'BUDGET':>10} "
+        f"{'DAILY':>8} {'KEYS':>5}"
+    )
     for name, team_id, rpm, rph, tpm, budget, daily, keys in rows:
-        print(f"{name:24} {team_id:32} {_cell(rpm):>6} {_cell(rph):>7} {_cell(tpm):>8} "
-              f"{_cell(budget):>10} {_cell(daily):>8} {keys:>5}")
+        print(
+            f"{name:24} {team_id:32} {_cell(rpm):>6} {_cell(rph):>7} {_cell(tpm):>8} "
+            f"{_cell(budget):>10} {_cell(daily):>8} {keys:>5}"
+        )
     return 0
 
 
@@ -202,9 +226,11 @@ def _cell(value: Any) -> str:
 
 
 async def _usage(args: argparse.Namespace, engine: AsyncEngine) -> int:
-    sql = ("SELECT k.name, s.year, s.month, s.total_requests, s.total_tokens, "
-           "s.total_cost_nanos FROM monthly_usage_summary s "
-           "JOIN api_keys k ON k.id = s.api_key_id WHERE 1 = 1")
+    sql = (
+        "SELECT k.name, s.year, s.month, s.total_requests, s.total_tokens, "
+        "s.total_cost_nanos FROM monthly_usage_summary s "
+        "JOIN api_keys k ON k.id = s.api_key_id WHERE 1 = 1"
+    )
     params: dict[str, Any] = {}
     if args.month:
         match = re.fullmatch(r"(\d{4})-(\d{2})", args.month)
@@ -222,8 +248,10 @@ async def _usage(args: argparse.Namespace, engine: AsyncEngine) -> int:
 
     print(f"{'KEY':24} {'MONTH':7} {'REQUESTS':>9} {'TOKENS':>12} {'COST USD':>18}")
     for name, year, month, requests, tokens, nanos in rows:
-        print(f"{name:24} {year:04d}-{month:02d} {requests:>9} {tokens:>12} "
-              f"{format_usd(int(nanos)):>18}")
+        print(
+            f"{name:24} {year:04d}-{month:02d} {requests:>9} {tokens:>12} "
+            f"{format_usd(int(nanos)):>18}"
+        )
     return 0
 
 
@@ -261,8 +289,10 @@ async def _catalog(args: argparse.Namespace, engine: AsyncEngine, settings: Sett
     for name in names:
         price = book.get(name)
         if price is not None:
-            print(f"{name}: input {price.input:f} output {price.output:f} "
-                  f"cache_read {_cell(price.cache_read)} cache_write {_cell(price.cache_write)} "
-                  f"USD/token ({price.provider or '-'}, {price.mode or '-'})")
+            print(
+                f"{name}: input {price.input:f} output {price.output:f} "
+                f"cache_read {_cell(price.cache_read)} cache_write {_cell(price.cache_write)} "
+                f"USD/token ({price.provider or '-'}, {price.mode or '-'})"
+            )
             return 0
     raise CommandError(f"no price for {args.model} (tried: {', '.join(names)})")

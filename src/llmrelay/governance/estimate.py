@@ -17,11 +17,27 @@ CHARS_PER_TOKEN = 4
 #: An inline image (data URL) is not text; count it as one high-detail tile.
 IMAGE_TOKENS = 765
 #: Body fields whose values are not prompt text.
-_NOT_PROMPT = frozenset({
-    "model", "stream", "stream_options", "max_tokens", "max_completion_tokens",
-    "max_output_tokens", "temperature", "top_p", "n", "user", "metadata", "seed",
-    "response_format", "encoding_format", "dimensions", "service_tier", "store",
-})
+_NOT_PROMPT = frozenset(
+    {
+        "model",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "max_output_tokens",
+        "temperature",
+        "top_p",
+        "n",
+        "user",
+        "metadata",
+        "seed",
+        "response_format",
+        "encoding_format",
+        "dimensions",
+        "service_tier",
+        "store",
+    }
+)
 _MAX_DEPTH = 32
 
 
@@ -39,8 +55,7 @@ def _text_chars(value: Any, depth: int = 0) -> tuple[int, int]:
             return 0, 1
         return len(value), 0
     chars = images = 0
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) \
-        else ()
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     for item in items:
         c, i = _text_chars(item, depth + 1)
         chars += c

@@ -42,7 +42,9 @@ log = logging.getLogger("llmrelay.governance")
 
 #: (field in a limits mapping, kind, window) for rpm / rph / tpm.
 _LIMIT_FIELDS: tuple[tuple[str, Kind, float], ...] = (
-    ("rpm", "requests", MINUTE), ("rph", "requests", HOUR), ("tpm", "tokens", MINUTE),
+    ("rpm", "requests", MINUTE),
+    ("rph", "requests", HOUR),
+    ("tpm", "tokens", MINUTE),
 )
 
 
@@ -60,8 +62,9 @@ class Governor:
         self.backend = backend
         self.prices = prices
         self._unpriced: set[str] = set()
-        self.outputs = OutputEstimates(settings.default_max_tokens,
-                                       settings.reserve_output_tokens, settings.reserve_learn)
+        self.outputs = OutputEstimates(
+            settings.default_max_tokens, settings.reserve_output_tokens, settings.reserve_learn
+        )
 
     # -- plan -----------------------------------------------------------------------
     def plan(self, call: Call) -> Plan:
@@ -78,8 +81,9 @@ class Governor:
             allowances = [cap] * len(targets)
         else:
             names = [call.model] if call.model else []
-            allowances = [self.outputs.allowance([*names, t.qualified], t.qualified)
-                          for t in targets]
+            allowances = [
+                self.outputs.allowance([*names, t.qualified], t.qualified) for t in targets
+            ]
         completion = max(allowances, default=self.outputs.default if cap is None else cap)
         plan.tokens = max(1, prompt + completion)
         plan.prompt_tokens = prompt
@@ -88,8 +92,9 @@ class Governor:
             for target, allowance in zip(targets, allowances, strict=True):
                 price = self.price_of(target)
                 if price is not None:
-                    costs.append(cost_nanos(Usage(prompt_tokens=prompt,
-                                                  completion_tokens=allowance), price))
+                    costs.append(
+                        cost_nanos(Usage(prompt_tokens=prompt, completion_tokens=allowance), price)
+                    )
             plan.cost = max(costs, default=0)
         return plan
 
@@ -99,25 +104,37 @@ class Governor:
             return []
         out: list[Limit] = []
         owner = f"key '{key.name}'"
-        own = {"rpm": _first(key.rate_limit, s.default_rpm),
-               "rph": _first(key.rph_limit, s.default_rph),
-               "tpm": _first(key.tpm_limit, s.default_tpm)}
+        own = {
+            "rpm": _first(key.rate_limit, s.default_rpm),
+            "rph": _first(key.rph_limit, s.default_rph),
+            "tpm": _first(key.tpm_limit, s.default_tpm),
+        }
         self._add(out, "key", key.id, own, owner)
         names = [call.model or ""] + ([call.target.qualified] if call.target else [])
         for pattern, spec in (key.model_limits or {}).items():
             if isinstance(spec, dict) and any(fnmatchcase(n, pattern) for n in names):
-                self._add(out, "key+model", f"{key.id}:{pattern}", spec,
-                          f"key '{key.name}' for models {pattern!r}")
+                self._add(
+                    out,
+                    "key+model",
+                    f"{key.id}:{pattern}",
+                    spec,
+                    f"key '{key.name}' for models {pattern!r}",
+                )
         team = key.team
         if team is not None:
-            self._add(out, "team", team.id,
-                      {"rpm": team.rate_limit, "rph": team.rph_limit, "tpm": team.tpm_limit},
-                      f"team '{team.name}'")
+            self._add(
+                out,
+                "team",
+                team.id,
+                {"rpm": team.rate_limit, "rph": team.rph_limit, "tpm": team.tpm_limit},
+                f"team '{team.name}'",
+            )
         return out
 
     @staticmethod
-    def _add(out: list[Limit], scope: str, scope_id: str, values: dict[str, Any],
-             owner: str) -> None:
+    def _add(
+        out: list[Limit], scope: str, scope_id: str, values: dict[str, Any], owner: str
+    ) -> None:
         for name, kind, window in _LIMIT_FIELDS:
             value = values.get(name)
             if isinstance(value, int) and not isinstance(value, bool):
@@ -125,22 +142,26 @@ class Governor:
 
     def _budgets(self, call: Call, key: KeyRecord) -> list[Budget]:
         team = key.team
-        if key.monthly_budget is None and key.daily_budget is None and (
-            team is None or (team.monthly_budget is None and team.daily_budget is None)
+        if (
+            key.monthly_budget is None
+            and key.daily_budget is None
+            and (team is None or (team.monthly_budget is None and team.daily_budget is None))
         ):
             return []
         month, month_end = month_period(call.created_at.astimezone(UTC))
         day, day_end = day_period(call.created_at.astimezone(UTC))
         owners: list[tuple[str, str, str, Any, Any]] = [
-            ("key", key.id, f"key '{key.name}'", key.monthly_budget, key.daily_budget)]
+            ("key", key.id, f"key '{key.name}'", key.monthly_budget, key.daily_budget)
+        ]
         if key.team is not None:
             t = key.team
             owners.append(("team", t.id, f"team '{t.name}'", t.monthly_budget, t.daily_budget))
         out: list[Budget] = []
         for scope, scope_id, owner, monthly, daily in owners:
             if monthly is not None:
-                out.append(Budget(scope, scope_id, "monthly", month, month_end,
-                                  _nanos(monthly), owner))
+                out.append(
+                    Budget(scope, scope_id, "monthly", month, month_end, _nanos(monthly), owner)
+                )
             if daily is not None:
                 out.append(Budget(scope, scope_id, "daily", day, day_end, _nanos(daily), owner))
         return out
@@ -159,9 +180,11 @@ class Governor:
         price = self.prices.lookup(p.name, p.spec.type, target.model)
         if price is None and p.spec.type != "mock" and target.qualified not in self._unpriced:
             self._unpriced.add(target.qualified)
-            log.warning("no price for %s: its calls cost 0 and budgets do not see them; add "
-                        "it under prices: in the config or run `llmrelay catalog sync`",
-                        target.qualified)
+            log.warning(
+                "no price for %s: its calls cost 0 and budgets do not see them; add "
+                "it under prices: in the config or run `llmrelay catalog sync`",
+                target.qualified,
+            )
         return price
 
     # -- admit ----------------------------------------------------------------------
@@ -185,8 +208,9 @@ class Governor:
         wait = max(1, math.ceil(admission.retry_after))
         headers["retry-after"] = str(wait)
         headers["retry-after-ms"] = str(max(1, math.ceil(admission.retry_after * 1000)))
-        raise RateLimited(f"rate limit exceeded: {rejected.describe()}; retry in {wait}s",
-                          headers=headers)
+        raise RateLimited(
+            f"rate limit exceeded: {rejected.describe()}; retry in {wait}s", headers=headers
+        )
 
     # -- streams --------------------------------------------------------------------
     def stream_watch(self, call: Call) -> BudgetWatch | None:
@@ -223,8 +247,9 @@ class Governor:
                 chars = estimate.text_chars(answer)
         prompt = estimate.prompt_tokens(call.body)
         completion = estimate.tokens_for_chars(chars)
-        call.usage = Usage(prompt_tokens=prompt, completion_tokens=completion,
-                           total_tokens=prompt + completion)
+        call.usage = Usage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        )
         call.usage_estimated = True
 
     async def settle(self, call: Call) -> None:
@@ -240,16 +265,25 @@ class Governor:
             usage = call.usage
             # Every uncapped completion teaches the estimate (a few dict operations;
             # the percentile is re-sorted every 10th call), governed by a budget or not.
-            if (reached and not hit and usage is not None and not call.usage_estimated
-                    and call.target is not None and call.body is not None
-                    and "embeddings" not in call.route
-                    and estimate.output_cap(call.body) is None):
+            if (
+                reached
+                and not hit
+                and usage is not None
+                and not call.usage_estimated
+                and call.target is not None
+                and call.body is not None
+                and "embeddings" not in call.route
+                and estimate.output_cap(call.body) is None
+            ):
                 self.outputs.record(call.target.qualified, usage.completion_tokens)
             plan, call.ticket = call.ticket, None
             if plan is None:
                 return
-            tokens = (usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-                      ) if usage is not None else 0
+            tokens = (
+                (usage.total_tokens or usage.prompt_tokens + usage.completion_tokens)
+                if usage is not None
+                else 0
+            )
             await self.backend.settle(plan, Outcome(tokens, cost or 0, reached))
         except Exception:
             log.exception("settling call %s failed", call.id)
@@ -275,8 +309,7 @@ def ratelimit_headers(plan: Plan, admission: Admission) -> dict[str, str]:
             continue
         amount = (1 if kind == "requests" else plan.tokens) if admission.admitted else 0
         hit = [s for s in states if s.limit is admission.rejected]
-        chosen = hit[0] if hit else min(
-            states, key=lambda s: (s.remaining(amount), s.limit.limit))
+        chosen = hit[0] if hit else min(states, key=lambda s: (s.remaining(amount), s.limit.limit))
         remaining = 0 if hit else chosen.remaining(amount)
         reset = chosen.reset
         if admission.admitted and reset <= 0:

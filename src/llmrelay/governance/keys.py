@@ -59,8 +59,12 @@ class TeamRecord:
     @classmethod
     def from_row(cls, row: Team) -> TeamRecord:
         return cls(
-            id=row.id, name=row.name, rate_limit=row.rate_limit, rph_limit=row.rph_limit,
-            tpm_limit=row.tpm_limit, monthly_budget=row.monthly_budget,
+            id=row.id,
+            name=row.name,
+            rate_limit=row.rate_limit,
+            rph_limit=row.rph_limit,
+            tpm_limit=row.tpm_limit,
+            monthly_budget=row.monthly_budget,
             daily_budget=row.daily_budget,
         )
 
@@ -116,9 +120,10 @@ _URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 
 def well_formed(key: str) -> bool:
     """Whether ``key`` has the shape :func:`generate_key` gives (a free first filter)."""
-    body = key[len(KEY_PREFIX):]
-    return (key.startswith(KEY_PREFIX) and len(body) == _KEY_BODY
-            and all(c in _URLSAFE for c in body))
+    body = key[len(KEY_PREFIX) :]
+    return (
+        key.startswith(KEY_PREFIX) and len(body) == _KEY_BODY and all(c in _URLSAFE for c in body)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +145,14 @@ class KeyCachePolicy:
 
     @classmethod
     def from_settings(cls, s: Settings) -> KeyCachePolicy:
-        return cls(ttl=s.key_cache_ttl, negative_ttl=s.key_negative_cache_ttl,
-                   stale_ttl=s.key_stale_ttl, concurrency=s.key_lookup_concurrency,
-                   wait=s.key_lookup_wait, timeout=s.database_timeout)
+        return cls(
+            ttl=s.key_cache_ttl,
+            negative_ttl=s.key_negative_cache_ttl,
+            stale_ttl=s.key_stale_ttl,
+            concurrency=s.key_lookup_concurrency,
+            wait=s.key_lookup_wait,
+            timeout=s.database_timeout,
+        )
 
 
 @dataclass(slots=True)
@@ -189,8 +199,9 @@ class KeyStore:
       working and an unknown one gets a fast 503, never a 401 (it may be valid).
     """
 
-    def __init__(self, sessions: async_sessionmaker[Any], policy: KeyCachePolicy | None = None
-                 ) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[Any], policy: KeyCachePolicy | None = None
+    ) -> None:
         self._sessions = sessions
         self.policy = policy or KeyCachePolicy()
         self.stats = KeyStoreStats()
@@ -257,7 +268,9 @@ class KeyStore:
             return known.record
         raise ServiceUnavailable(
             "the gateway cannot check API keys right now (its database is unavailable); "
-            "retry shortly", code="key_store_unavailable", headers={"retry-after": "1"},
+            "retry shortly",
+            code="key_store_unavailable",
+            headers={"retry-after": "1"},
         )
 
     async def _query(self, digest: str, known: bool) -> KeyRecord | None:
@@ -269,7 +282,8 @@ class KeyStore:
             self.stats.busy_rejected += 1
             raise ServiceUnavailable(
                 "too many API key lookups at once; retry shortly",
-                code="key_lookups_saturated", headers={"retry-after": "1"},
+                code="key_lookups_saturated",
+                headers={"retry-after": "1"},
             ) from None
         try:
             return await self._select(digest)

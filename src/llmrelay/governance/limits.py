@@ -45,8 +45,13 @@ class Limit:
         return f"{self.scope}:{self.scope_id}:{self.kind}:{int(self.window)}"
 
     def describe(self) -> str:
-        unit = "minute" if self.window == MINUTE else "hour" if self.window == HOUR else (
-            f"{self.window:g} seconds")
+        unit = (
+            "minute"
+            if self.window == MINUTE
+            else "hour"
+            if self.window == HOUR
+            else (f"{self.window:g} seconds")
+        )
         return f"{self.owner} allows {self.limit} {self.kind} per {unit}"
 
 

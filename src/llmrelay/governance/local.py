@@ -25,8 +25,9 @@ _SWEEP_EVERY = 10_000
 class LocalBackend:
     name = "local"
 
-    def __init__(self, load_spend: SpendLoader, clock: Callable[[], float] = time.monotonic
-                 ) -> None:
+    def __init__(
+        self, load_spend: SpendLoader, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._load_spend = load_spend
         self._clock = clock
         self._logs: dict[str, SlidingLog] = {}
@@ -73,8 +74,7 @@ class LocalBackend:
         now = self._clock()
         windows = [self._log(limit).state(limit, now) for limit in plan.limits]
         budgets = [
-            BudgetState(b, self._spent.get(b.id, 0),
-                        sum(self._reserved.get(b.id, {}).values()))
+            BudgetState(b, self._spent.get(b.id, 0), sum(self._reserved.get(b.id, {}).values()))
             for b in plan.budgets
         ]
         for spend in budgets:
@@ -84,7 +84,8 @@ class LocalBackend:
         for state in windows:
             if state.used >= state.limit.limit:
                 wait = self._log(state.limit).retry_after(
-                    state.limit.limit, now, unit=state.limit.kind == "requests")
+                    state.limit.limit, now, unit=state.limit.kind == "requests"
+                )
                 if worst is None or wait > worst[0]:
                     worst = (wait, state.limit)
         if worst is not None:

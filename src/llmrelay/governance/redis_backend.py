@@ -89,9 +89,14 @@ class RedisBackend:
             # client-side retries: they would multiply the timeout on every call, and
             # the breaker below is the retry policy.
             pool = BlockingConnectionPool.from_url(
-                url, max_connections=max_connections, timeout=max(1.0, 8 * timeout),
-                socket_timeout=timeout, socket_connect_timeout=max(0.5, 2 * timeout),
-                retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0,
+                url,
+                max_connections=max_connections,
+                timeout=max(1.0, 8 * timeout),
+                socket_timeout=timeout,
+                socket_connect_timeout=max(0.5, 2 * timeout),
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+                health_check_interval=0,
             )
             client = Redis(connection_pool=pool)
         self.url = url
@@ -133,8 +138,7 @@ class RedisBackend:
         if not self._available():
             return self._unavailable()
         keys = self._keys(plan)
-        args: list[str | int] = [plan.ticket, len(plan.limits), len(plan.budgets),
-                                 self._res_ttl_ms]
+        args: list[str | int] = [plan.ticket, len(plan.limits), len(plan.budgets), self._res_ttl_ms]
         for limit in plan.limits:
             args += [limit.limit, int(limit.window * 1000), plan.amount(limit), limit.kind]
         for budget in plan.budgets:
@@ -173,8 +177,9 @@ class RedisBackend:
             return Admission(windows, budgets)
         if index >= len(plan.limits):
             return Admission(windows, budgets, rejected=plan.budgets[index - len(plan.limits)])
-        return Admission(windows, budgets, rejected=plan.limits[index],
-                         retry_after=max(0.0, retry_ms / 1000))
+        return Admission(
+            windows, budgets, rejected=plan.limits[index], retry_after=max(0.0, retry_ms / 1000)
+        )
 
     async def _seed(self, budgets: list[Budget]) -> None:
         """Start absent spend counters from the database's persisted spend.
@@ -195,8 +200,13 @@ class RedisBackend:
     async def settle(self, plan: Plan, outcome: Outcome) -> None:
         keys = self._keys(plan)
         keys.append(f"{self._prefix}settled:{plan.ticket}")
-        args: list[str | int] = [plan.ticket, len(plan.limits), len(plan.budgets),
-                                 _SETTLED_TTL_MS, 1]
+        args: list[str | int] = [
+            plan.ticket,
+            len(plan.limits),
+            len(plan.budgets),
+            _SETTLED_TTL_MS,
+            1,
+        ]
         for limit in plan.limits:
             reserved = plan.amount(limit)
             if limit.kind == "tokens":
@@ -287,18 +297,28 @@ class RedisBackend:
         if self.down_since is None and _is_timeout(exc) and self._failures < _TRIP_AFTER:
             # One slow answer (a burst, a busy host) fails only this call; a refused
             # connection, or several timeouts in a row, open the breaker.
-            log.warning("Redis at %s timed out (%s); this call %s", _safe_url(self.url),
-                        self.last_error, "is served uncounted" if self.fail_mode == "open"
-                        else "is refused with 503")
+            log.warning(
+                "Redis at %s timed out (%s); this call %s",
+                _safe_url(self.url),
+                self.last_error,
+                "is served uncounted" if self.fail_mode == "open" else "is refused with 503",
+            )
             return
         self._down_until = time.monotonic() + self._retry_interval
         self._pool.outage()
         if self.down_since is None:
             self.down_since = time.time()
-            effect = ("limits and budgets are NOT enforced (fail-open)" if self.fail_mode == "open"
-                      else "model calls are refused with 503 (fail-closed)")
-            log.error("Redis at %s is unreachable (%s): %s until it answers again",
-                      _safe_url(self.url), self.last_error, effect)
+            effect = (
+                "limits and budgets are NOT enforced (fail-open)"
+                if self.fail_mode == "open"
+                else "model calls are refused with 503 (fail-closed)"
+            )
+            log.error(
+                "Redis at %s is unreachable (%s): %s until it answers again",
+                _safe_url(self.url),
+                self.last_error,
+                effect,
+            )
 
     def _answered(self) -> None:
         """Redis answered a command: close the breaker, replay what waits (one task)."""
@@ -307,11 +327,16 @@ class RedisBackend:
             outage = time.time() - self.down_since
             self.down_since = None
             self._down_until = 0.0
-            log.warning("Redis at %s answers again after %.1fs; replaying %d settlements",
-                        _safe_url(self.url), outage, len(self._pending))
+            log.warning(
+                "Redis at %s answers again after %.1fs; replaying %d settlements",
+                _safe_url(self.url),
+                outage,
+                len(self._pending),
+            )
             if self._pending and (self._replay is None or self._replay.done()):
-                self._replay = asyncio.create_task(self._drain(self._settle_lag),
-                                                   name="llmrelay-redis-replay")
+                self._replay = asyncio.create_task(
+                    self._drain(self._settle_lag), name="llmrelay-redis-replay"
+                )
         if self._pending and (self._replay is None or self._replay.done()):
             self._replay = asyncio.create_task(self._drain(), name="llmrelay-redis-replay")
 
@@ -326,8 +351,7 @@ class RedisBackend:
             await asyncio.sleep(lag)
         replayed = 0
         while self._pending and self.down_since is None:
-            batch = [self._pending.popleft()
-                     for _ in range(min(_REPLAY_BATCH, len(self._pending)))]
+            batch = [self._pending.popleft() for _ in range(min(_REPLAY_BATCH, len(self._pending)))]
             pipe = self._redis.pipeline(transaction=False)
             for keys, args in batch:
                 await self._settle_script(keys=keys, args=args, client=pipe)
@@ -342,8 +366,11 @@ class RedisBackend:
                     return
                 # Not an outage (a bug): retrying would fail the same way on every call.
                 self._dropped += len(batch)
-                log.exception("replaying %d settlements failed; they are dropped (their "
-                              "usage rows and persisted spend are in the database)", len(batch))
+                log.exception(
+                    "replaying %d settlements failed; they are dropped (their "
+                    "usage rows and persisted spend are in the database)",
+                    len(batch),
+                )
                 continue
             retry: list[tuple[list[str], list[str | int]]] = []
             for entry, result in zip(batch, results, strict=True):
@@ -356,12 +383,15 @@ class RedisBackend:
                     log.error("a replayed settlement was refused by Redis (%s); dropped", result)
             if retry:
                 self._pending.extendleft(reversed(retry))
-                self._failed(next(r for r in results if isinstance(r, Exception)
-                                  and _is_outage(r)))
+                self._failed(next(r for r in results if isinstance(r, Exception) and _is_outage(r)))
                 return
         if not self._pending:
-            log.warning("Redis at %s: replayed %d settlements%s", _safe_url(self.url),
-                        replayed, f" ({self._dropped} dropped)" if self._dropped else "")
+            log.warning(
+                "Redis at %s: replayed %d settlements%s",
+                _safe_url(self.url),
+                replayed,
+                f" ({self._dropped} dropped)" if self._dropped else "",
+            )
             self._dropped = 0
 
     def _unavailable(self) -> Admission:
@@ -379,8 +409,11 @@ class RedisBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await replay
         if self._pending:
-            log.warning("%d settlements were never replayed into Redis (their usage rows "
-                        "are in the database)", len(self._pending))
+            log.warning(
+                "%d settlements were never replayed into Redis (their usage rows "
+                "are in the database)",
+                len(self._pending),
+            )
         await self._redis.aclose()
 
     def status(self) -> dict[str, object]:
@@ -408,8 +441,9 @@ def _is_outage(exc: BaseException) -> bool:
         return True
     if isinstance(exc, ResponseError):
         text = str(exc)
-        return text.startswith(("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN",
-                                "CLUSTERDOWN", "NOREPLICAS"))
+        return text.startswith(
+            ("OOM", "LOADING", "BUSY", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS")
+        )
     return False
 
 
@@ -425,4 +459,3 @@ def _safe_url(url: str) -> str:
         host += f":{parts.port}"
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
-

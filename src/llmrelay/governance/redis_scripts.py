@@ -44,7 +44,9 @@ end
 #: Returns {1, -1, 0, used, reset ms, ..., spent, reserved, ...} when admitted,
 #: {0, index of the refusing limit or budget, retry ms, ...same...} when refused,
 #: {-1, budget index, ...} when budget spend counters must be seeded first.
-ADMIT = _COMMON + """
+ADMIT = (
+    _COMMON
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ticket = ARGV[1]
@@ -139,6 +141,7 @@ for j = 1, nb do
 end
 return out
 """
+)
 
 #: KEYS: as ADMIT, then the ticket's "settled" marker.
 #: ARGV: ticket, #limits, #budgets, marker ttl ms, live (1) or replayed (0),
@@ -150,7 +153,9 @@ return out
 #: not hold its cost yet: a missing counter is seeded first and the cost added to it.
 #: A replayed one ran after its row was queued: a missing counter will be seeded from
 #: the database, which holds the cost, so it is added only to a counter that exists.
-SETTLE = _COMMON + """
+SETTLE = (
+    _COMMON
+    + """
 local ticket = ARGV[1]
 local nl = tonumber(ARGV[2])
 local nb = tonumber(ARGV[3])
@@ -193,13 +198,16 @@ for j = 1, nb do
 end
 return 1
 """
+)
 
 #: KEYS: per budget (spend, reservations, reservations sum).
 #: ARGV: ticket, #budgets, reservation ttl ms, per budget (limit nanos, held nanos,
 #:       new nanos). Raises a running call's reservation from ``held`` to ``new`` when
 #: every budget still has room (``spent + reserved`` below the limit: the admission
 #: rule). Returns -1 when raised, else the index of the budget with no room left.
-EXTEND = _COMMON + """
+EXTEND = (
+    _COMMON
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ticket = ARGV[1]
@@ -224,3 +232,4 @@ for j = 1, nb do
 end
 return -1
 """
+)

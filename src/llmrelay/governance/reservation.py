@@ -110,8 +110,9 @@ class OutputEstimates:
         # hot path while following a model whose answers get longer within ~10 calls.
         if count == _MIN_SAMPLES or (count > _MIN_SAMPLES and count % 10 == 0):
             ordered = sorted(samples)
-            self._learnt[model] = max(1, ordered[min(count - 1,
-                                                     math.ceil(_PERCENTILE * count) - 1)])
+            self._learnt[model] = max(
+                1, ordered[min(count - 1, math.ceil(_PERCENTILE * count) - 1)]
+            )
 
     def learnt(self, model: str) -> int | None:
         return self._learnt.get(model)
@@ -154,15 +155,19 @@ class BudgetWatch:
     async def extend(self, translator: Progress) -> None:
         """Reserve one more step beyond the running cost, or raise :class:`BudgetExceeded`."""
         usage = translator.usage
-        completion = max(usage.completion_tokens if usage is not None else 0,
-                         -(-translator.content_chars // CHARS_PER_TOKEN))
-        running = cost_nanos(Usage(prompt_tokens=self._prompt, completion_tokens=completion),
-                             self._price)
+        completion = max(
+            usage.completion_tokens if usage is not None else 0,
+            -(-translator.content_chars // CHARS_PER_TOKEN),
+        )
+        running = cost_nanos(
+            Usage(prompt_tokens=self._prompt, completion_tokens=completion), self._price
+        )
         try:
             refused = await self._backend.extend(self._plan, running + self._step)
         except ServiceUnavailable as exc:  # redis_fail_mode: closed, and Redis is away
-            raise BudgetExceeded(f"the stream was stopped at its budget reservation: "
-                                 f"{exc.message}") from exc
+            raise BudgetExceeded(
+                f"the stream was stopped at its budget reservation: {exc.message}"
+            ) from exc
         if refused is not None:
             raise BudgetExceeded(f"{refused.message()}; the stream was stopped there")
         self._set_limits()

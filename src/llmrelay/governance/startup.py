@@ -48,9 +48,13 @@ def build_backend(settings: Settings, engine: AsyncEngine) -> Backend:
     from llmrelay.governance.redis_backend import RedisBackend
 
     return RedisBackend(
-        settings.redis_url, load, prefix=settings.redis_prefix,
-        fail_mode=settings.redis_fail_mode, timeout=settings.redis_timeout,
-        retry_interval=settings.redis_retry_interval, reservation_ttl=settings.reservation_ttl,
+        settings.redis_url,
+        load,
+        prefix=settings.redis_prefix,
+        fail_mode=settings.redis_fail_mode,
+        timeout=settings.redis_timeout,
+        retry_interval=settings.redis_retry_interval,
+        reservation_ttl=settings.reservation_ttl,
         settle_lag=2 * settings.log_flush_interval + 0.1,
     )
 
@@ -66,10 +70,12 @@ class GovernanceRuntime:
         self._state: tuple[int, str | None] | None = None
 
     @classmethod
-    async def start(cls, settings: Settings, engine: AsyncEngine, refresh: float = 60.0
-                    ) -> GovernanceRuntime:
-        governor = Governor(settings, build_backend(settings, engine),
-                            await load_prices(settings, engine))
+    async def start(
+        cls, settings: Settings, engine: AsyncEngine, refresh: float = 60.0
+    ) -> GovernanceRuntime:
+        governor = Governor(
+            settings, build_backend(settings, engine), await load_prices(settings, engine)
+        )
         runtime = cls(governor, engine, refresh)
         runtime._state = await catalog_state(engine)
         runtime._task = asyncio.create_task(runtime._watch(), name="llmrelay-price-refresh")
@@ -81,8 +87,7 @@ class GovernanceRuntime:
             try:
                 state = await catalog_state(self._engine)
                 if state != self._state:
-                    self.governor.prices = await load_prices(self.governor.settings,
-                                                             self._engine)
+                    self.governor.prices = await load_prices(self.governor.settings, self._engine)
                     self._state = state
                     log.info("price catalog reloaded (%d models in the database)", state[0])
             except Exception as exc:  # database briefly away: keep the current prices

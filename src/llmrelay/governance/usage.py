@@ -104,11 +104,20 @@ async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
     for it, row in zip((it for it in batch if it.api_key_id is not None), rows, strict=True):
         key_id = row["api_key_id"]
         created = it.created_at
-        m = months.setdefault((key_id, created.year, created.month), {
-            "api_key_id": key_id, "year": created.year, "month": created.month,
-            "team_id": row["team_id"], "total_requests": 0, "prompt_tokens": 0,
-            "completion_tokens": 0, "total_tokens": 0, "total_cost_nanos": 0,
-        })
+        m = months.setdefault(
+            (key_id, created.year, created.month),
+            {
+                "api_key_id": key_id,
+                "year": created.year,
+                "month": created.month,
+                "team_id": row["team_id"],
+                "total_requests": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+                "total_cost_nanos": 0,
+            },
+        )
         m["team_id"] = row["team_id"]
         m["total_requests"] += 1
         m["prompt_tokens"] += row["prompt_tokens"]
@@ -126,32 +135,52 @@ async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
 
     summary = MonthlyUsageSummary.__table__
     for key in sorted(months):
-        values = {k: clean_int(v, INT64) if isinstance(v, int) else v
-                  for k, v in months[key].items()}
+        values = {
+            k: clean_int(v, INT64) if isinstance(v, int) else v for k, v in months[key].items()
+        }
         stmt = dialect_insert(conn.dialect.name, summary).values(
-            **values, total_cost_usd=nanos_to_usd(values["total_cost_nanos"]), updated_at=now,
+            **values,
+            total_cost_usd=nanos_to_usd(values["total_cost_nanos"]),
+            updated_at=now,
         )
-        added = {c: _saturating_sum(conn, summary.c[c], stmt.excluded[c]) for c in (
-            "total_requests", "prompt_tokens", "completion_tokens", "total_tokens",
-            "total_cost_nanos")}
+        added = {
+            c: _saturating_sum(conn, summary.c[c], stmt.excluded[c])
+            for c in (
+                "total_requests",
+                "prompt_tokens",
+                "completion_tokens",
+                "total_tokens",
+                "total_cost_nanos",
+            )
+        }
         stmt = stmt.on_conflict_do_update(
             index_elements=["api_key_id", "year", "month"],
-            set_={**added, "team_id": stmt.excluded.team_id, "updated_at": now,
-                  "total_cost_usd": _usd_of(conn, added["total_cost_nanos"])},
+            set_={
+                **added,
+                "team_id": stmt.excluded.team_id,
+                "updated_at": now,
+                "total_cost_usd": _usd_of(conn, added["total_cost_nanos"]),
+            },
         )
         await conn.execute(stmt)
 
     counters = SpendCounter.__table__
-    for (scope, scope_id, period) in sorted(spend):
+    for scope, scope_id, period in sorted(spend):
         stmt = dialect_insert(conn.dialect.name, counters).values(
-            scope=scope, scope_id=scope_id, period=period,
-            spent_nanos=clean_int(spend[(scope, scope_id, period)], INT64), updated_at=now,
+            scope=scope,
+            scope_id=scope_id,
+            period=period,
+            spent_nanos=clean_int(spend[(scope, scope_id, period)], INT64),
+            updated_at=now,
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=["scope", "scope_id", "period"],
-            set_={"spent_nanos": _saturating_sum(conn, counters.c.spent_nanos,
-                                                 stmt.excluded.spent_nanos),
-                  "updated_at": now},
+            set_={
+                "spent_nanos": _saturating_sum(
+                    conn, counters.c.spent_nanos, stmt.excluded.spent_nanos
+                ),
+                "updated_at": now,
+            },
         )
         await conn.execute(stmt)
 
@@ -167,8 +196,10 @@ def spend_loader(engine: AsyncEngine, timeout: float = 2.0) -> Any:
     async def read(budget: Budget) -> Any:
         async with engine.connect() as conn:
             return await conn.scalar(
-                text("SELECT spent_nanos FROM spend_counters "
-                     "WHERE scope = :scope AND scope_id = :id AND period = :period"),
+                text(
+                    "SELECT spent_nanos FROM spend_counters "
+                    "WHERE scope = :scope AND scope_id = :id AND period = :period"
+                ),
                 {"scope": budget.scope, "id": budget.scope_id, "period": budget.period},
             )
 
@@ -178,7 +209,8 @@ def spend_loader(engine: AsyncEngine, timeout: float = 2.0) -> Any:
         except Exception as exc:  # refused, reset, timed out: the database is away
             raise ServiceUnavailable(
                 "the gateway cannot read this budget's spend right now (its database is "
-                "unavailable); retry shortly", code="budget_state_unavailable",
+                "unavailable); retry shortly",
+                code="budget_state_unavailable",
                 headers={"retry-after": "1"},
             ) from exc
         return int(value or 0)

@@ -20,8 +20,9 @@ from typing import Any
 
 #: The entity types the detectors know (:mod:`.entities`; kept here so validating a
 #: route config does not import ``phonenumbers`` and ``stdnum``: ~90 ms).
-ENTITIES = frozenset({"EMAIL", "PHONE", "CARD", "IBAN", "SSN", "CMND", "CCCD", "IP",
-                      "SECRET", "NAME"})
+ENTITIES = frozenset(
+    {"EMAIL", "PHONE", "CARD", "IBAN", "SSN", "CMND", "CCCD", "IP", "SECRET", "NAME"}
+)
 DEFAULT_ENTITIES = ENTITIES
 #: Countries whose national id numbers are known (``countries`` option).
 NATIONAL_ID_COUNTRIES = frozenset({"VN"})
@@ -29,11 +30,34 @@ ACTIONS = ("deny", "redact", "flag")
 #: ``numbered``: ``[EMAIL_1]`` (the default, needed to restore); ``redacted``: seed
 #: 004's ``[EMAIL_REDACTED]``, the same for every value of a type.
 PLACEHOLDERS = ("numbered", "redacted")
-_PII_KEYS = frozenset({"type", "action", "restore", "placeholder", "entities", "regions",
-                       "countries", "custom", "on_error", "name"})
+_PII_KEYS = frozenset(
+    {
+        "type",
+        "action",
+        "restore",
+        "placeholder",
+        "entities",
+        "regions",
+        "countries",
+        "custom",
+        "on_error",
+        "name",
+    }
+)
 _CUSTOM_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,30}")
-_SAFETY_KEYS = frozenset({"type", "threshold", "provider", "model", "webhook", "categories",
-                          "on_error", "name", "timeout"})
+_SAFETY_KEYS = frozenset(
+    {
+        "type",
+        "threshold",
+        "provider",
+        "model",
+        "webhook",
+        "categories",
+        "on_error",
+        "name",
+        "timeout",
+    }
+)
 MAX_CUSTOM = 20
 MAX_PATTERN_CHARS = 500
 
@@ -120,20 +144,22 @@ def parse_guardrails(raw: object, path: str = "guardrails") -> GuardrailsConfig:
     return GuardrailsConfig(pii["input"], pii["output"], safety["input"], safety["output"])
 
 
-def _guardrail(raw: object, path: str, stage: str, index: int
-               ) -> PiiGuardrail | ContentSafety:
+def _guardrail(raw: object, path: str, stage: str, index: int) -> PiiGuardrail | ContentSafety:
     if not isinstance(raw, Mapping):
         raise GuardrailConfigError(path, "must be an object with a type")
     kind = raw.get("type")
     if kind == "content_safety":
         return _safety(raw, path, stage, index)
     if kind != "pii_detection":
-        raise GuardrailConfigError(f"{path}.type", f"unknown guardrail type {kind!r} "
-                                   "(one of: pii_detection, content_safety)")
+        raise GuardrailConfigError(
+            f"{path}.type",
+            f"unknown guardrail type {kind!r} (one of: pii_detection, content_safety)",
+        )
     for key in raw:
         if key not in _PII_KEYS:
-            raise GuardrailConfigError(f"{path}.{key}", "unknown field; allowed: "
-                                       + ", ".join(sorted(_PII_KEYS)))
+            raise GuardrailConfigError(
+                f"{path}.{key}", "unknown field; allowed: " + ", ".join(sorted(_PII_KEYS))
+            )
     action = raw.get("action", "redact")
     if action not in ACTIONS:
         raise GuardrailConfigError(f"{path}.action", f"must be one of: {', '.join(ACTIONS)}")
@@ -141,15 +167,20 @@ def _guardrail(raw: object, path: str, stage: str, index: int
     if not isinstance(restore, bool):
         raise GuardrailConfigError(f"{path}.restore", "must be true or false")
     if restore and (stage != "input" or action != "redact"):
-        raise GuardrailConfigError(f"{path}.restore", "only an input guardrail that redacts "
-                                   "can restore the originals in the answer")
+        raise GuardrailConfigError(
+            f"{path}.restore",
+            "only an input guardrail that redacts can restore the originals in the answer",
+        )
     placeholder = raw.get("placeholder", "numbered")
     if placeholder not in PLACEHOLDERS:
-        raise GuardrailConfigError(f"{path}.placeholder",
-                                   f"must be one of: {', '.join(PLACEHOLDERS)}")
+        raise GuardrailConfigError(
+            f"{path}.placeholder", f"must be one of: {', '.join(PLACEHOLDERS)}"
+        )
     if restore and placeholder != "numbered":
-        raise GuardrailConfigError(f"{path}.placeholder", "restore needs numbered "
-                                   "placeholders: [EMAIL_REDACTED] cannot say which value it was")
+        raise GuardrailConfigError(
+            f"{path}.placeholder",
+            "restore needs numbered placeholders: [EMAIL_REDACTED] cannot say which value it was",
+        )
     on_error = raw.get("on_error", "block")
     if on_error not in ("block", "allow"):
         raise GuardrailConfigError(f"{path}.on_error", "must be block (fail closed) or allow")
@@ -160,23 +191,34 @@ def _guardrail(raw: object, path: str, stage: str, index: int
     entities = _entities(raw.get("entities"), f"{path}.entities")
     entities |= {c.name for c in custom}
     return PiiGuardrail(
-        name=name, action=action, entities=frozenset(entities),
+        name=name,
+        action=action,
+        entities=frozenset(entities),
         regions=_codes(raw.get("regions"), f"{path}.regions", ("US", "VN", "GB", "DE", "FR")),
-        countries=_countries(raw.get("countries"), f"{path}.countries"), custom=custom,
-        restore=restore, placeholder=placeholder, on_error=on_error,
+        countries=_countries(raw.get("countries"), f"{path}.countries"),
+        custom=custom,
+        restore=restore,
+        placeholder=placeholder,
+        on_error=on_error,
     )
 
 
 def _safety(raw: Mapping[str, Any], path: str, stage: str, index: int) -> ContentSafety:
     for key in raw:
         if key not in _SAFETY_KEYS:
-            raise GuardrailConfigError(f"{path}.{key}", "unknown field; allowed: "
-                                       + ", ".join(sorted(_SAFETY_KEYS)))
+            raise GuardrailConfigError(
+                f"{path}.{key}", "unknown field; allowed: " + ", ".join(sorted(_SAFETY_KEYS))
+            )
     threshold = raw.get("threshold")
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not (
-            0 < threshold <= 1):
-        raise GuardrailConfigError(f"{path}.threshold", "required: a score in (0, 1]; a "
-                                   "category scoring at or above it denies the call")
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not (0 < threshold <= 1)
+    ):
+        raise GuardrailConfigError(
+            f"{path}.threshold",
+            "required: a score in (0, 1]; a category scoring at or above it denies the call",
+        )
     strings: dict[str, str | None] = {}
     for key in ("provider", "model", "webhook", "name"):
         value = raw.get(key)
@@ -189,21 +231,24 @@ def _safety(raw: Mapping[str, Any], path: str, stage: str, index: int) -> Conten
     if webhook is not None and strings["provider"] is not None:
         raise GuardrailConfigError(f"{path}.webhook", "give provider or webhook, not both")
     categories = raw.get("categories", [])
-    if not isinstance(categories, list) or not all(
-            isinstance(c, str) and c for c in categories):
+    if not isinstance(categories, list) or not all(isinstance(c, str) and c for c in categories):
         raise GuardrailConfigError(f"{path}.categories", "must be an array of category names")
     on_error = raw.get("on_error", "block")
     if on_error not in ("block", "allow"):
         raise GuardrailConfigError(f"{path}.on_error", "must be block (fail closed) or allow")
     timeout = raw.get("timeout", 10.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
-            0 < timeout <= 60):
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (0 < timeout <= 60):
         raise GuardrailConfigError(f"{path}.timeout", "must be seconds in (0, 60]")
     return ContentSafety(
-        name=strings["name"] or f"{stage}_{index}_content_safety", threshold=float(threshold),
+        name=strings["name"] or f"{stage}_{index}_content_safety",
+        threshold=float(threshold),
         provider=strings["provider"] or "openai",
-        model=strings["model"] or "omni-moderation-latest", webhook=webhook,
-        categories=frozenset(categories), on_error=on_error, timeout=float(timeout))
+        model=strings["model"] or "omni-moderation-latest",
+        webhook=webhook,
+        categories=frozenset(categories),
+        on_error=on_error,
+        timeout=float(timeout),
+    )
 
 
 def _entities(value: object, path: str) -> set[str]:
@@ -214,8 +259,9 @@ def _entities(value: object, path: str) -> set[str]:
     out: set[str] = set()
     for i, item in enumerate(value):
         if not isinstance(item, str) or item.upper() not in ENTITIES:
-            raise GuardrailConfigError(f"{path}[{i}]", f"unknown entity {item!r} (one of: "
-                                       f"{', '.join(sorted(ENTITIES))})")
+            raise GuardrailConfigError(
+                f"{path}[{i}]", f"unknown entity {item!r} (one of: {', '.join(sorted(ENTITIES))})"
+            )
         out.add(item.upper())
     return out
 
@@ -223,10 +269,14 @@ def _entities(value: object, path: str) -> set[str]:
 def _codes(value: object, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
     if value is None:
         return default
-    if not isinstance(value, list) or not value or not all(
-            isinstance(v, str) and len(v) == 2 and v.isalpha() for v in value):
-        raise GuardrailConfigError(path, "must be a non-empty array of two-letter region "
-                                   "codes (US, VN, ...)")
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and len(v) == 2 and v.isalpha() for v in value)
+    ):
+        raise GuardrailConfigError(
+            path, "must be a non-empty array of two-letter region codes (US, VN, ...)"
+        )
     return tuple(v.upper() for v in value)
 
 
@@ -234,15 +284,18 @@ def _countries(value: object, path: str) -> tuple[str, ...]:
     codes = _codes(value, path, ("VN",))
     for i, code in enumerate(codes):
         if code not in NATIONAL_ID_COUNTRIES:
-            raise GuardrailConfigError(f"{path}[{i}]", "national ids are known for: "
-                                       + ", ".join(sorted(NATIONAL_ID_COUNTRIES)))
+            raise GuardrailConfigError(
+                f"{path}[{i}]",
+                "national ids are known for: " + ", ".join(sorted(NATIONAL_ID_COUNTRIES)),
+            )
     return codes
 
 
 def _custom(value: object, path: str) -> tuple[CustomPattern, ...]:
     if not isinstance(value, list) or len(value) > MAX_CUSTOM:
-        raise GuardrailConfigError(path, f"must be an array of at most {MAX_CUSTOM} "
-                                   "{name, pattern} objects")
+        raise GuardrailConfigError(
+            path, f"must be an array of at most {MAX_CUSTOM} {{name, pattern}} objects"
+        )
     out: list[CustomPattern] = []
     for i, item in enumerate(value):
         here = f"{path}[{i}]"
@@ -250,13 +303,16 @@ def _custom(value: object, path: str) -> tuple[CustomPattern, ...]:
             raise GuardrailConfigError(here, "must be an object with exactly name and pattern")
         name, pattern = item["name"], item["pattern"]
         if not isinstance(name, str) or _CUSTOM_NAME.fullmatch(name) is None:
-            raise GuardrailConfigError(f"{here}.name", "must be upper case letters, digits "
-                                       "and _ (it names the placeholder: [NAME_1])")
+            raise GuardrailConfigError(
+                f"{here}.name",
+                "must be upper case letters, digits and _ (it names the placeholder: [NAME_1])",
+            )
         if name in ENTITIES:
             raise GuardrailConfigError(f"{here}.name", f"{name} is a built-in entity")
         if not isinstance(pattern, str) or not pattern or len(pattern) > MAX_PATTERN_CHARS:
-            raise GuardrailConfigError(f"{here}.pattern",
-                                       f"must be a regex of 1..{MAX_PATTERN_CHARS} characters")
+            raise GuardrailConfigError(
+                f"{here}.pattern", f"must be a regex of 1..{MAX_PATTERN_CHARS} characters"
+            )
         try:
             compiled = re.compile(pattern)
         except re.error as exc:

@@ -46,8 +46,18 @@ if TYPE_CHECKING:
 #: (the longest of the enabled types) so an entity split across chunks is still seen
 #: whole. Emails are capped at a realistic 100 (RFC 5321 allows 254), secrets at 200
 #: (API keys, JWTs of ordinary size; a PEM block is longer: see docs/guardrails.md).
-MAX_CHARS = {"EMAIL": 100, "PHONE": 32, "CARD": 23, "IBAN": 42, "SSN": 11, "CMND": 9,
-             "CCCD": 12, "IP": 45, "SECRET": 200, "NAME": 48}
+MAX_CHARS = {
+    "EMAIL": 100,
+    "PHONE": 32,
+    "CARD": 23,
+    "IBAN": 42,
+    "SSN": 11,
+    "CMND": 9,
+    "CCCD": 12,
+    "IP": 45,
+    "SECRET": 200,
+    "NAME": 48,
+}
 CUSTOM_MAX_CHARS = 100
 #: Text before a chunk that context words (``CMND``, ``SSN``) are looked for in.
 CONTEXT_CHARS = 40
@@ -60,56 +70,137 @@ class Finding:
     end: int
 
 
-_EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
-                    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
-                    r"(?![\w-])")
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
+    r"(?![\w-])"
+)
 _CARD = re.compile(r"(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}")
 _SSN = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
 _DIGITS9 = re.compile(r"(?<![\d.,-])\d{9}(?![\d.,-])")
 _DIGITS12 = re.compile(r"(?<![\d.,-])\d{12}(?![\d.,-])")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)")
-_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|"
-                   r"(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|"
+    r"(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
+)
 _SECRET_MORE = re.compile(
     r"gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|xox[abposr]-[A-Za-z0-9-]{10,}"
-    r"|eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}")
-_CMND_CONTEXT = re.compile(r"(?i)(?:cmnd|cmt|ch[uứ]ng minh(?: nh[aâ]n d[aâ]n)?|id card|"
-                           r"identity card)\W{0,20}$")
-_CCCD_CONTEXT = re.compile(r"(?i)(?:cccd|c[aă]n c[uư][oớ]c(?: c[oô]ng d[aâ]n)?|citizen id)"
-                           r"\W{0,20}$")
+    r"|eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}"
+)
+_CMND_CONTEXT = re.compile(
+    r"(?i)(?:cmnd|cmt|ch[uứ]ng minh(?: nh[aâ]n d[aâ]n)?|id card|"
+    r"identity card)\W{0,20}$"
+)
+_CCCD_CONTEXT = re.compile(
+    r"(?i)(?:cccd|c[aă]n c[uư][oớ]c(?: c[oô]ng d[aâ]n)?|citizen id)"
+    r"\W{0,20}$"
+)
 _SSN_CONTEXT = re.compile(r"(?i)(?:ssn|social security(?: number)?)\W{0,20}$")
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+:/.])\+?\(?\d[\d \t().-]{5,24}\d(?![\w:/]|\.\d)")
 _DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
-_PHONE_CONTEXT = re.compile(r"(?i)(?:phone|mobile|cell|tel|call|fax|whatsapp|zalo|"
-                            r"s[oố] đi[eệ]n tho[aạ]i|sđt|sdt|g[oọ]i)\W{0,20}$")
+_PHONE_CONTEXT = re.compile(
+    r"(?i)(?:phone|mobile|cell|tel|call|fax|whatsapp|zalo|"
+    r"s[oố] đi[eệ]n tho[aạ]i|sđt|sdt|g[oọ]i)\W{0,20}$"
+)
 _VERSION_BEFORE = re.compile(r"(?i)(?:v|version\s?|ver\.?\s?)$")
 #: Common Vietnamese surnames (about 90% of the population carry one of them).
-_SURNAMES = ("Nguyễn|Trần|Lê|Phạm|Hoàng|Huỳnh|Phan|Vũ|Võ|Đặng|Bùi|Đỗ|Hồ|Ngô|Dương|Lý|"
-             "Đinh|Trương|Đoàn|Lương|Trịnh|Mai|Cao|Lâm|Tô|Hà|Tạ|Chu")
+_SURNAMES = (
+    "Nguyễn|Trần|Lê|Phạm|Hoàng|Huỳnh|Phan|Vũ|Võ|Đặng|Bùi|Đỗ|Hồ|Ngô|Dương|Lý|"
+    "Đinh|Trương|Đoàn|Lương|Trịnh|Mai|Cao|Lâm|Tô|Hà|Tạ|Chu"
+)
 _WORD = r"[^\W\d_]+"
 _LETTERS = re.compile(_WORD)
 _NAME = re.compile(rf"(?<![\w])(?:{_SURNAMES})(?:[ \t]+{_WORD}){{1,3}}")
-_HONORIFIC = re.compile(rf"(?:Nhân viên|Ông|Bà|Anh|Chị|Mr\.|Mrs\.|Ms\.|Dr\.)[ \t]+"
-                        rf"({_WORD}(?:[ \t]+{_WORD}){{0,3}})")
+_HONORIFIC = re.compile(
+    rf"(?:Nhân viên|Ông|Bà|Anh|Chị|Mr\.|Mrs\.|Ms\.|Dr\.)[ \t]+"
+    rf"({_WORD}(?:[ \t]+{_WORD}){{0,3}})"
+)
 #: Issuer prefixes and the lengths each allows (ISO/IEC 7812 assignments in use).
 _ISSUERS: tuple[tuple[tuple[int, int], int, frozenset[int]], ...] = (
-    ((4, 4), 1, frozenset({13, 16, 19})),                  # Visa
-    ((51, 55), 2, frozenset({16})),                        # Mastercard
-    ((2221, 2720), 4, frozenset({16})),                    # Mastercard 2-series
-    ((34, 34), 2, frozenset({15})), ((37, 37), 2, frozenset({15})),  # Amex
-    ((6011, 6011), 4, frozenset(range(16, 20))),           # Discover
-    ((644, 649), 3, frozenset(range(16, 20))), ((65, 65), 2, frozenset(range(16, 20))),
-    ((3528, 3589), 4, frozenset(range(16, 20))),           # JCB
-    ((300, 305), 3, frozenset(range(14, 20))), ((36, 36), 2, frozenset(range(14, 20))),
-    ((38, 39), 2, frozenset(range(16, 20))),               # Diners
-    ((62, 62), 2, frozenset(range(16, 20))),               # UnionPay
+    ((4, 4), 1, frozenset({13, 16, 19})),  # Visa
+    ((51, 55), 2, frozenset({16})),  # Mastercard
+    ((2221, 2720), 4, frozenset({16})),  # Mastercard 2-series
+    ((34, 34), 2, frozenset({15})),
+    ((37, 37), 2, frozenset({15})),  # Amex
+    ((6011, 6011), 4, frozenset(range(16, 20))),  # Discover
+    ((644, 649), 3, frozenset(range(16, 20))),
+    ((65, 65), 2, frozenset(range(16, 20))),
+    ((3528, 3589), 4, frozenset(range(16, 20))),  # JCB
+    ((300, 305), 3, frozenset(range(14, 20))),
+    ((36, 36), 2, frozenset(range(14, 20))),
+    ((38, 39), 2, frozenset(range(16, 20))),  # Diners
+    ((62, 62), 2, frozenset(range(16, 20))),  # UnionPay
 )
 #: Vietnam's province / city codes that open a CCCD number (Circular 07/2016/TT-BCA).
-_VN_PROVINCES = frozenset({
-    1, 2, 4, 6, 8, 10, 11, 12, 14, 15, 17, 19, 20, 22, 24, 25, 26, 27, 30, 31, 33, 34, 35,
-    36, 37, 38, 40, 42, 44, 45, 46, 48, 49, 51, 52, 54, 56, 58, 60, 62, 64, 66, 67, 68, 70,
-    72, 74, 75, 77, 79, 80, 82, 83, 84, 86, 87, 89, 91, 92, 93, 94, 95, 96})
+_VN_PROVINCES = frozenset(
+    {
+        1,
+        2,
+        4,
+        6,
+        8,
+        10,
+        11,
+        12,
+        14,
+        15,
+        17,
+        19,
+        20,
+        22,
+        24,
+        25,
+        26,
+        27,
+        30,
+        31,
+        33,
+        34,
+        35,
+        36,
+        37,
+        38,
+        40,
+        42,
+        44,
+        45,
+        46,
+        48,
+        49,
+        51,
+        52,
+        54,
+        56,
+        58,
+        60,
+        62,
+        64,
+        66,
+        67,
+        68,
+        70,
+        72,
+        74,
+        75,
+        77,
+        79,
+        80,
+        82,
+        83,
+        84,
+        86,
+        87,
+        89,
+        91,
+        92,
+        93,
+        94,
+        95,
+        96,
+    }
+)
 
 
 def card_issuer_ok(digits: str) -> bool:
@@ -144,13 +235,14 @@ def _ssns(text: str) -> Iterator[Finding]:
         if ssn.is_valid(m.group(1) + m.group(3) + m.group(4)):
             yield Finding("SSN", m.start(), m.end())
     for m in _DIGITS9.finditer(text):
-        if _SSN_CONTEXT.search(text, max(0, m.start() - CONTEXT_CHARS), m.start()) and \
-                ssn.is_valid(m.group(0)):
+        if _SSN_CONTEXT.search(text, max(0, m.start() - CONTEXT_CHARS), m.start()) and ssn.is_valid(
+            m.group(0)
+        ):
             yield Finding("SSN", m.start(), m.end())
 
 
 def _context(pattern: re.Pattern[str], text: str, start: int) -> bool:
-    return pattern.search(text[max(0, start - CONTEXT_CHARS):start]) is not None
+    return pattern.search(text[max(0, start - CONTEXT_CHARS) : start]) is not None
 
 
 def _vietnam(text: str, wanted: frozenset[str]) -> Iterator[Finding]:
@@ -162,14 +254,16 @@ def _vietnam(text: str, wanted: frozenset[str]) -> Iterator[Finding]:
         for m in _DIGITS12.finditer(text):
             digits = m.group(0)
             if _context(_CCCD_CONTEXT, text, m.start()) or (
-                    int(digits[:3]) in _VN_PROVINCES and digits[3] in "0123"
-                    and _context(_CMND_CONTEXT, text, m.start())):
+                int(digits[:3]) in _VN_PROVINCES
+                and digits[3] in "0123"
+                and _context(_CMND_CONTEXT, text, m.start())
+            ):
                 yield Finding("CCCD", m.start(), m.end())
 
 
 def _ips(text: str) -> Iterator[Finding]:
     for m in _IPV4.finditer(text):
-        if _VERSION_BEFORE.search(text[max(0, m.start() - 9):m.start()]):
+        if _VERSION_BEFORE.search(text[max(0, m.start() - 9) : m.start()]):
             continue
         try:
             ipaddress.IPv4Address(m.group(0))
@@ -194,17 +288,23 @@ def _phones(text: str, regions: tuple[str, ...]) -> Iterator[Finding]:
     number or millisecond timestamp is some region's valid number."""
     for m in _PHONE_CANDIDATE.finditer(text):
         raw = m.group(0)
-        if raw.isdigit() and not raw.startswith("0") and not _context(
-                _PHONE_CONTEXT, text, m.start()):
+        if (
+            raw.isdigit()
+            and not raw.startswith("0")
+            and not _context(_PHONE_CONTEXT, text, m.start())
+        ):
             continue
         if _DATE.match(raw):
             continue
         # An international number parses the same in every region: one pass is enough;
         # a national one is taken in the first region it is valid in.
         for region in regions[:1] if raw.startswith("+") else regions:
-            found = [Finding("PHONE", m.start() + f.start, m.start() + f.end)
-                     for f in phonenumbers.PhoneNumberMatcher(
-                         raw, region, leniency=phonenumbers.Leniency.VALID)]
+            found = [
+                Finding("PHONE", m.start() + f.start, m.start() + f.end)
+                for f in phonenumbers.PhoneNumberMatcher(
+                    raw, region, leniency=phonenumbers.Leniency.VALID
+                )
+            ]
             if found:
                 yield from found
                 break
@@ -224,8 +324,10 @@ def _capitalised(text: str, start: int, end: int, first: int) -> int:
 def _names(text: str) -> Iterator[Finding]:
     for m in _NAME.finditer(text):
         stop = _capitalised(text, m.start(), m.end(), 1)
-        if _LETTERS.search(text, m.start(), stop) is not None and \
-                len(_LETTERS.findall(text, m.start(), stop)) >= 2:
+        if (
+            _LETTERS.search(text, m.start(), stop) is not None
+            and len(_LETTERS.findall(text, m.start(), stop)) >= 2
+        ):
             yield Finding("NAME", m.start(), stop)
     for m in _HONORIFIC.finditer(text):
         stop = _capitalised(text, m.start(1), m.end(1), 0)

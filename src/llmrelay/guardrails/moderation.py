@@ -43,50 +43,67 @@ class Moderation:
         self.registry = registry
         self.http = http
 
-    async def scores(self, guard: ContentSafety, stage: str, texts: list[str]
-                     ) -> dict[str, float]:
+    async def scores(self, guard: ContentSafety, stage: str, texts: list[str]) -> dict[str, float]:
         """The highest score of each category over ``texts``."""
-        pieces = [t[i:i + MAX_TEXT_CHARS] for t in texts if t.strip()
-                  for i in range(0, len(t), MAX_TEXT_CHARS)]
+        pieces = [
+            t[i : i + MAX_TEXT_CHARS]
+            for t in texts
+            if t.strip()
+            for i in range(0, len(t), MAX_TEXT_CHARS)
+        ]
         best: dict[str, float] = {}
         for start in range(0, len(pieces), MAX_TEXTS):
-            batch = pieces[start:start + MAX_TEXTS]
+            batch = pieces[start : start + MAX_TEXTS]
             for result in await self._results(guard, stage, batch):
                 for category, score in result.items():
                     if score > best.get(category, -1.0):
                         best[category] = score
         return best
 
-    async def _results(self, guard: ContentSafety, stage: str, texts: list[str]
-                       ) -> list[dict[str, float]]:
+    async def _results(
+        self, guard: ContentSafety, stage: str, texts: list[str]
+    ) -> list[dict[str, float]]:
         if guard.webhook is not None:
-            call = UpstreamCall("POST", guard.webhook, {"content-type": "application/json"},
-                                orjson.dumps({"model": guard.model, "input": texts,
-                                              "stage": stage}))
+            call = UpstreamCall(
+                "POST",
+                guard.webhook,
+                {"content-type": "application/json"},
+                orjson.dumps({"model": guard.model, "input": texts, "stage": stage}),
+            )
             transport, label = self.http, "guardrail webhook"
         else:
             provider = find_provider(self.registry, guard.provider)
             if provider is None:
-                raise ModerationFailed(f"no provider {guard.provider!r} is configured for "
-                                       "moderation")
+                raise ModerationFailed(
+                    f"no provider {guard.provider!r} is configured for moderation"
+                )
             if type(provider.adapter) is not OpenAICompatAdapter:
-                raise ModerationFailed(f"provider {provider.name} ({provider.spec.type}) has "
-                                       "no OpenAI-compatible /moderations endpoint")
+                raise ModerationFailed(
+                    f"provider {provider.name} ({provider.spec.type}) has "
+                    "no OpenAI-compatible /moderations endpoint"
+                )
             spec = provider.spec
-            call = UpstreamCall("POST", spec.base_url.rstrip("/") + "/moderations",
-                                spec.json_headers(spec.auth_header, spec.auth_prefix),
-                                orjson.dumps({"model": guard.model, "input": texts}))
+            call = UpstreamCall(
+                "POST",
+                spec.base_url.rstrip("/") + "/moderations",
+                spec.json_headers(spec.auth_header, spec.auth_prefix),
+                orjson.dumps({"model": guard.model, "input": texts}),
+            )
             transport, label = provider.transport, f"provider {provider.name}"
         try:
-            resp = await transport.send(call, provider=label, timeout=guard.timeout,
-                                        connect_timeout=min(5.0, guard.timeout), stream=False)
+            resp = await transport.send(
+                call,
+                provider=label,
+                timeout=guard.timeout,
+                connect_timeout=min(5.0, guard.timeout),
+                stream=False,
+            )
             try:
                 raw = await resp.read()
             finally:
                 resp.close()
         except Exception as exc:  # timeouts, refused connections: the guardrail's error
-            raise ModerationFailed(f"{label} could not be reached ({type(exc).__name__})"
-                                   ) from None
+            raise ModerationFailed(f"{label} could not be reached ({type(exc).__name__})") from None
         if resp.status != 200:
             raise ModerationFailed(f"{label} answered {resp.status}")
         return _parse(raw, label, len(texts))
@@ -104,7 +121,8 @@ def _parse(raw: bytes, label: str, count: int) -> list[dict[str, float]]:
     for result in results:
         scores = result.get("category_scores") if isinstance(result, dict) else None
         if not isinstance(scores, dict) or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in scores.values()):
+            isinstance(v, int | float) and not isinstance(v, bool) for v in scores.values()
+        ):
             raise ModerationFailed(f"{label} answered results without category_scores")
         out.append({str(k): float(v) for k, v in scores.items()})
     return out

@@ -100,8 +100,12 @@ class AnthropicGuard(_Guard):
             return []
         kind = self.kinds.get(index, "text_delta")
         delta = {"type": kind, self._FIELDS[kind]: held}
-        return [encode_event("content_block_delta",
-                             {"type": "content_block_delta", "index": index, "delta": delta})]
+        return [
+            encode_event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": index, "delta": delta},
+            )
+        ]
 
 
 class ResponsesGuard(_Guard):
@@ -109,8 +113,10 @@ class ResponsesGuard(_Guard):
     held rest goes out as one more delta before the ``.done`` event, and every event
     after an added one is renumbered so ``sequence_number`` still counts up by one."""
 
-    _DELTAS = {"response.output_text.delta": "response.output_text.done",
-               "response.function_call_arguments.delta": "response.function_call_arguments.done"}
+    _DELTAS = {
+        "response.output_text.delta": "response.output_text.done",
+        "response.function_call_arguments.delta": "response.function_call_arguments.done",
+    }
 
     def __init__(self, config: GuardrailsConfig, state: GuardState, restoring: bool) -> None:
         super().__init__(config, state, restoring)
@@ -138,10 +144,16 @@ class ResponsesGuard(_Guard):
             key = self._key(obj)
             held = self._flush(key)
             if held:
-                delta_kind = ("response.output_text.delta" if kind.endswith("text.done")
-                              else "response.function_call_arguments.delta")
-                added = {k: v for k, v in obj.items()
-                         if k not in ("text", "arguments", "type", "logprobs")}
+                delta_kind = (
+                    "response.output_text.delta"
+                    if kind.endswith("text.done")
+                    else "response.function_call_arguments.delta"
+                )
+                added = {
+                    k: v
+                    for k, v in obj.items()
+                    if k not in ("text", "arguments", "type", "logprobs")
+                }
                 added.update(type=delta_kind, delta=held)
                 self._number(added)
                 out.append(encode_event(delta_kind, added))

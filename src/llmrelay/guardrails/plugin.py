@@ -45,20 +45,29 @@ TIME_HEADER = "x-llmrelay-guardrails-ms"
 class Guardrails(Plugin):
     name = "guardrails"
 
-    def __init__(self, config: GuardrailsConfig, moderation: Moderation | None = None,
-                 count: CountFinding | None = None) -> None:
+    def __init__(
+        self,
+        config: GuardrailsConfig,
+        moderation: Moderation | None = None,
+        count: CountFinding | None = None,
+    ) -> None:
         self.config = config
         self.moderation = moderation
         self.count = count
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], moderation: Moderation | None = None,
-                     count: CountFinding | None = None) -> Guardrails:
+    def from_options(
+        cls,
+        options: Mapping[str, Any],
+        moderation: Moderation | None = None,
+        count: CountFinding | None = None,
+    ) -> Guardrails:
         try:
             return cls(parse_guardrails(options), moderation, count)
         except GuardrailConfigError as exc:
-            raise InvalidRequest(f"plug-in guardrails: {exc}", param=exc.path,
-                                 code="invalid_guardrails") from None
+            raise InvalidRequest(
+                f"plug-in guardrails: {exc}", param=exc.path, code="invalid_guardrails"
+            ) from None
 
     def _state(self, call: Call) -> GuardState:
         state: GuardState | None = call.guardrails
@@ -88,8 +97,9 @@ class Guardrails(Plugin):
                 # The logged request is what the model was sent, never the original.
                 call.raw_body = orjson.dumps(body)
         if self.config.input_safety:
-            await safety_check("input", self.config.input_safety, _texts(body), state,
-                               self.moderation)
+            await safety_check(
+                "input", self.config.input_safety, _texts(body), state, self.moderation
+            )
 
     async def after(self, call: Call, answer: ChatResult) -> ChatResult:
         state = self._state(call)
@@ -104,19 +114,23 @@ class Guardrails(Plugin):
         if restoring:
             _unredact_request(call, state)
         if (not outputs and not restoring and not self.config.output_safety) or (
-                call.route == "/v1/embeddings"):
+            call.route == "/v1/embeddings"
+        ):
             return answer  # vectors hold no text to check
         try:
             body = orjson.loads(answer.body)
         except orjson.JSONDecodeError:
-            raise InternalError("guardrails: the answer is not JSON, so it could not be "
-                                "checked (guardrails fail closed)",
-                                code="guardrail_failed") from None
+            raise InternalError(
+                "guardrails: the answer is not JSON, so it could not be "
+                "checked (guardrails fail closed)",
+                code="guardrail_failed",
+            ) from None
         if not isinstance(body, dict):
             return answer
         if self.config.output_safety:
-            await safety_check("output", self.config.output_safety, _texts(body), state,
-                               self.moderation)
+            await safety_check(
+                "output", self.config.output_safety, _texts(body), state, self.moderation
+            )
         if outputs:
             rewrite_body(body, lambda text: scan_text("output", outputs, text, state))
         checked = orjson.dumps(body)

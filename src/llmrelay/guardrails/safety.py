@@ -35,16 +35,25 @@ OVERLAP_CHARS = 80
 def _denial(stage: str, guard: ContentSafety, over: dict[str, float]) -> GatewayError:
     named = ", ".join(f"{c} {s:.2f}" for c, s in sorted(over.items()))
     if stage == "input":
-        return InvalidRequest(f"the request was blocked by content safety guardrail "
-                              f"{guard.name}: {named} (threshold {guard.threshold:g})",
-                              code="content_safety_denied")
-    return InvalidRequest(f"the answer was withheld by content safety guardrail "
-                          f"{guard.name}: {named} (threshold {guard.threshold:g})",
-                          code="content_safety_output_denied")
+        return InvalidRequest(
+            f"the request was blocked by content safety guardrail "
+            f"{guard.name}: {named} (threshold {guard.threshold:g})",
+            code="content_safety_denied",
+        )
+    return InvalidRequest(
+        f"the answer was withheld by content safety guardrail "
+        f"{guard.name}: {named} (threshold {guard.threshold:g})",
+        code="content_safety_output_denied",
+    )
 
 
-async def check(stage: str, guards: tuple[ContentSafety, ...], texts: list[str],
-                state: GuardState, moderation: Moderation | None) -> None:
+async def check(
+    stage: str,
+    guards: tuple[ContentSafety, ...],
+    texts: list[str],
+    state: GuardState,
+    moderation: Moderation | None,
+) -> None:
     """Raise the denial of the first guard any category of ``texts`` reaches."""
     texts = [t for t in texts if t.strip()]
     if not guards or not texts:
@@ -61,15 +70,25 @@ async def check(stage: str, guards: tuple[ContentSafety, ...], texts: list[str],
                 if guard.on_error == "allow":
                     state.failures.append(f"{guard.name}: {exc}")
                     continue
-                raise InternalError(f"content safety guardrail {guard.name} failed ({exc}), "
-                                    "so the call was blocked (guardrails fail closed; set "
-                                    "on_error: allow to let calls pass)",
-                                    code="guardrail_failed") from None
-            over = {c: s for c, s in scores.items() if s >= guard.threshold
-                    and (not guard.categories or c in guard.categories)}
-            state.safety.append({"stage": stage, "guardrail": guard.name,
-                                 "denied": bool(over),
-                                 "max": round(max(scores.values(), default=0.0), 4)})
+                raise InternalError(
+                    f"content safety guardrail {guard.name} failed ({exc}), "
+                    "so the call was blocked (guardrails fail closed; set "
+                    "on_error: allow to let calls pass)",
+                    code="guardrail_failed",
+                ) from None
+            over = {
+                c: s
+                for c, s in scores.items()
+                if s >= guard.threshold and (not guard.categories or c in guard.categories)
+            }
+            state.safety.append(
+                {
+                    "stage": stage,
+                    "guardrail": guard.name,
+                    "denied": bool(over),
+                    "max": round(max(scores.values(), default=0.0), 4),
+                }
+            )
             if over:
                 for category in over:
                     state.add((stage, guard.name, category, "deny"))
@@ -99,8 +118,7 @@ def event_texts(event: bytes) -> list[str]:
                     out.append(function["arguments"])
     delta = obj.get("delta")
     if obj.get("type") == "content_block_delta" and isinstance(delta, dict):
-        out += [v for k, v in delta.items() if k in ("text", "partial_json")
-                and isinstance(v, str)]
+        out += [v for k, v in delta.items() if k in ("text", "partial_json") and isinstance(v, str)]
     elif str(obj.get("type", "")).endswith(".delta") and isinstance(delta, str):
         out.append(delta)
     return out
@@ -109,8 +127,9 @@ def event_texts(event: bytes) -> list[str]:
 class SafetyStream(StreamStep):
     __slots__ = ("guards", "held", "moderation", "previous", "state", "text")
 
-    def __init__(self, guards: tuple[ContentSafety, ...], state: GuardState,
-                 moderation: Moderation | None) -> None:
+    def __init__(
+        self, guards: tuple[ContentSafety, ...], state: GuardState, moderation: Moderation | None
+    ) -> None:
         self.guards, self.state, self.moderation = guards, state, moderation
         self.held: list[bytes] = []
         self.text = ""
@@ -126,8 +145,9 @@ class SafetyStream(StreamStep):
 
     async def _release(self) -> list[bytes]:
         if self.text.strip():
-            await check("output", self.guards, [self.previous + self.text], self.state,
-                        self.moderation)
+            await check(
+                "output", self.guards, [self.previous + self.text], self.state, self.moderation
+            )
         self.previous = self.text[-OVERLAP_CHARS:]
         out, self.held, self.text = self.held, [], ""
         return out

@@ -64,14 +64,24 @@ class GuardState:
     def header(self) -> str:
         """``input.redact.EMAIL=1, output.flag.PHONE=2``: counts, never values."""
         # A moderation service names its categories: keep the header printable ASCII.
-        return ", ".join(f"{stage}.{action}.{_ascii(entity)}={n}"
-                         for (stage, _, entity, action), n in sorted(self.counts.items()))
+        return ", ".join(
+            f"{stage}.{action}.{_ascii(entity)}={n}"
+            for (stage, _, entity, action), n in sorted(self.counts.items())
+        )
 
     def summary(self) -> dict[str, Any]:
         """The findings for the interaction row: types, counts, positions."""
-        findings = [{"stage": s, "guardrail": g, "entity": e, "action": a, "count": n,
-                     "positions": self.positions.get((s, g, e, a), [])}
-                    for (s, g, e, a), n in sorted(self.counts.items())]
+        findings = [
+            {
+                "stage": s,
+                "guardrail": g,
+                "entity": e,
+                "action": a,
+                "count": n,
+                "positions": self.positions.get((s, g, e, a), []),
+            }
+            for (s, g, e, a), n in sorted(self.counts.items())
+        ]
         out: dict[str, Any] = {"findings": findings, "ms": round(self.seconds * 1000, 3)}
         if self.failures:
             out["failures"] = self.failures
@@ -95,33 +105,46 @@ def _detect(guardrail: PiiGuardrail, text: str, state: GuardState) -> list[Findi
         raise InternalError(
             f"guardrail {guardrail.name} failed ({type(exc).__name__}), so the call was "
             "blocked (guardrails fail closed; set on_error: allow to let calls pass)",
-            code="guardrail_failed") from None
+            code="guardrail_failed",
+        ) from None
 
 
 def denial(stage: str, guardrail: PiiGuardrail, entities: set[str]) -> GatewayError:
     found = ", ".join(sorted(entities))
     if stage == "input":
-        return InvalidRequest(f"the request was blocked by guardrail {guardrail.name}: it "
-                              f"contains {found}", code="guardrail_denied")
-    return InvalidRequest(f"the answer was withheld by guardrail {guardrail.name}: it "
-                          f"contains {found}", code="guardrail_output_denied")
+        return InvalidRequest(
+            f"the request was blocked by guardrail {guardrail.name}: it contains {found}",
+            code="guardrail_denied",
+        )
+    return InvalidRequest(
+        f"the answer was withheld by guardrail {guardrail.name}: it contains {found}",
+        code="guardrail_output_denied",
+    )
 
 
-def hits_of(guardrails: tuple[PiiGuardrail, ...], text: str, state: GuardState
-            ) -> list[tuple[PiiGuardrail, Finding]]:
+def hits_of(
+    guardrails: tuple[PiiGuardrail, ...], text: str, state: GuardState
+) -> list[tuple[PiiGuardrail, Finding]]:
     return [(g, f) for g in guardrails for f in _detect(g, text, state)]
 
 
-def act(stage: str, text: str, hits: list[tuple[PiiGuardrail, Finding]], state: GuardState,
-        offset: int = 0) -> str:
+def act(
+    stage: str,
+    text: str,
+    hits: list[tuple[PiiGuardrail, Finding]],
+    state: GuardState,
+    offset: int = 0,
+) -> str:
     """Record ``hits`` in ``text``, then deny (raise), redact or let them pass."""
     for guardrail, hit in hits:
         state.record(stage, guardrail, hit, offset)
     for guardrail, _ in hits:
         if guardrail.action == "deny":
             raise denial(stage, guardrail, {h.entity for g, h in hits if g is guardrail})
-    redact = sorted(((h, g) for g, h in hits if g.action == "redact"),
-                    key=lambda p: (p[0].start, p[0].start - p[0].end))
+    redact = sorted(
+        ((h, g) for g, h in hits if g.action == "redact"),
+        key=lambda p: (p[0].start, p[0].start - p[0].end),
+    )
     if not redact:
         return text
     parts: list[str] = []
@@ -129,17 +152,23 @@ def act(stage: str, text: str, hits: list[tuple[PiiGuardrail, Finding]], state: 
     for hit, guardrail in redact:
         if hit.start < at:
             continue  # overlaps a span another guardrail redacted
-        parts.append(text[at:hit.start])
-        parts.append(state.vault.placeholder(hit.entity, text[hit.start:hit.end],
-                                             guardrail.placeholder,
-                                             restore=stage == "input" and guardrail.restore))
+        parts.append(text[at : hit.start])
+        parts.append(
+            state.vault.placeholder(
+                hit.entity,
+                text[hit.start : hit.end],
+                guardrail.placeholder,
+                restore=stage == "input" and guardrail.restore,
+            )
+        )
         at = hit.end
     parts.append(text[at:])
     return "".join(parts)
 
 
-def scan_text(stage: str, guardrails: tuple[PiiGuardrail, ...], text: str,
-              state: GuardState) -> str:
+def scan_text(
+    stage: str, guardrails: tuple[PiiGuardrail, ...], text: str, state: GuardState
+) -> str:
     if not guardrails or not text:
         return text
     started = time.perf_counter()

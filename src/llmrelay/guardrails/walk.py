@@ -14,11 +14,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-TEXT_KEYS = frozenset({"content", "text", "arguments", "output", "system", "instructions",
-                       "input", "partial_json", "refusal"})
+TEXT_KEYS = frozenset(
+    {
+        "content",
+        "text",
+        "arguments",
+        "output",
+        "system",
+        "instructions",
+        "input",
+        "partial_json",
+        "refusal",
+    }
+)
 #: Top-level request fields that hold no conversation text (tool definitions, formats).
-_SKIP = frozenset({"tools", "tool_choice", "response_format", "text", "metadata", "model",
-                   "stream_options", "reasoning", "thinking", "functions"})
+_SKIP = frozenset(
+    {
+        "tools",
+        "tool_choice",
+        "response_format",
+        "text",
+        "metadata",
+        "model",
+        "stream_options",
+        "reasoning",
+        "thinking",
+        "functions",
+    }
+)
 
 Rewrite = Callable[[str], str]
 

@@ -107,11 +107,22 @@ def _tool_to_call(
     """The tool this request gets a call to, if any (the rule of :mod:`.tool_choice`)."""
     tools = [t for t in body.get("tools") or [] if isinstance(t, Mapping)]
     choice = body.get("tool_choice") or {"type": "auto"}
-    called = {str(b.get("name")) for m in body.get("messages") or []
-              if m.get("role") == "assistant" for b in blocks_of(m) if b.get("type") == "tool_use"}
+    called = {
+        str(b.get("name"))
+        for m in body.get("messages") or []
+        if m.get("role") == "assistant"
+        for b in blocks_of(m)
+        if b.get("type") == "tool_use"
+    }
     mode = _MODES.get(str(choice.get("type")), "auto")
-    index = pick_tool([str(t.get("name")) for t in tools], mode=mode, text=text,
-                      forced=choice.get("name"), called=called, after_results=after_results)
+    index = pick_tool(
+        [str(t.get("name")) for t in tools],
+        mode=mode,
+        text=text,
+        forced=choice.get("name"),
+        called=called,
+        after_results=after_results,
+    )
     return None if index is None else tools[index]
 
 
@@ -146,24 +157,32 @@ def plan_reply(
     content: list[dict[str, Any]] = []
     thinking = body.get("thinking")
     if isinstance(thinking, Mapping) and thinking.get("type") == "enabled":
-        content.append({"type": "thinking", "thinking": f"The user wrote: {text}",
-                        "signature": "c2lnbmF0dXJl"})
+        content.append(
+            {"type": "thinking", "thinking": f"The user wrote: {text}", "signature": "c2lnbmF0dXJl"}
+        )
     tool = None if reply is not None else _tool_to_call(body, text, after_results=after_tools)
     if tool is not None:
         arguments = instance(tool.get("input_schema") or {"type": "object"}, text)
-        call = {"type": "tool_use", "id": tool_use_id, "name": tool["name"],
-                "input": arguments if isinstance(arguments, dict) else {}}
+        call = {
+            "type": "tool_use",
+            "id": tool_use_id,
+            "name": tool["name"],
+            "input": arguments if isinstance(arguments, dict) else {},
+        }
         content.append(call)
         out = count_words(call["name"]) + count_words(orjson.dumps(call["input"]).decode())
-        return Reply(content, "tool_use", None,
-                     usage_block(prompt_tokens(body), out, usage))
+        return Reply(content, "tool_use", None, usage_block(prompt_tokens(body), out, usage))
     schema = _output_schema(body)
     if schema is not None and reply is None:  # structured outputs: JSON of that schema
         answer = orjson.dumps(instance(schema, text)).decode()
         content.append({"type": "text", "text": answer})
-        return Reply(content, "end_turn", None,
-                     usage_block(prompt_tokens(body), count_words(answer), usage),
-                     structured=True)
+        return Reply(
+            content,
+            "end_turn",
+            None,
+            usage_block(prompt_tokens(body), count_words(answer), usage),
+            structured=True,
+        )
     answer = text if reply is None else reply
     stop_reason, stop_sequence = "end_turn", None
     if reply is None and _REFUSE_WORD.search(answer):
@@ -179,8 +198,12 @@ def plan_reply(
         answer, stop_reason, stop_sequence = "".join(pieces[:limit]), "max_tokens", None
     if answer:
         content.append({"type": "text", "text": answer})
-    return Reply(content, stop_reason, stop_sequence,
-                 usage_block(prompt_tokens(body), count_words(answer), usage))
+    return Reply(
+        content,
+        stop_reason,
+        stop_sequence,
+        usage_block(prompt_tokens(body), count_words(answer), usage),
+    )
 
 
 # -- responses -------------------------------------------------------------------------
@@ -209,27 +232,47 @@ def stream_events(*, message_id: str, model: str, reply: Reply) -> list[bytes]:
     usage = reply.usage
     start_usage = {k: v for k, v in usage.items() if k != "output_tokens"}
     start_usage["output_tokens"] = 1
-    events = [encode_event({
-        "type": "message_start",
-        "message": {
-            "id": message_id, "type": "message", "role": "assistant", "model": model,
-            "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage,
-        },
-    })]
+    events = [
+        encode_event(
+            {
+                "type": "message_start",
+                "message": {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": start_usage,
+                },
+            }
+        )
+    ]
     for index, block in enumerate(reply.content):
         block_events = _block_events(index, block, structured=reply.structured)
         if index == 0:
             block_events.insert(1, PING)  # Anthropic pings right after the first block start
         events.extend(block_events)
     delta_usage = {
-        k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens",
-                              "cache_read_input_tokens", "output_tokens") if k in usage
+        k: usage[k]
+        for k in (
+            "input_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+            "output_tokens",
+        )
+        if k in usage
     }
-    events.append(encode_event({
-        "type": "message_delta",
-        "delta": {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence},
-        "usage": delta_usage,
-    }))
+    events.append(
+        encode_event(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence},
+                "usage": delta_usage,
+            }
+        )
+    )
     return events
 
 
@@ -246,8 +289,9 @@ def _block_events(index: int, block: Mapping[str, Any], *, structured: bool) -> 
         start = {"type": "thinking", "thinking": "", "signature": ""}
     else:
         start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-    events.append(encode_event({"type": "content_block_start", "index": index,
-                                "content_block": start}))
+    events.append(
+        encode_event({"type": "content_block_start", "index": index, "content_block": start})
+    )
     if kind == "text":
         pieces = fragments(block["text"]) if structured else split_words(block["text"])
         for piece in pieces:
@@ -272,12 +316,13 @@ STOP = encode_event({"type": "message_stop"})
 ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request."),
     401: ("authentication_error", "invalid x-api-key"),
-    403: ("permission_error", "Your API key does not have permission to use the specified "
-                              "resource."),
+    403: (
+        "permission_error",
+        "Your API key does not have permission to use the specified resource.",
+    ),
     404: ("not_found_error", "Not found."),
     413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate "
-                              "limit."),
+    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
     500: ("api_error", "Internal server error"),
     529: ("overloaded_error", "Overloaded"),
 }
@@ -286,8 +331,11 @@ ERRORS: dict[int, tuple[str, str]] = {
 def error_body(
     status: int, *, message: str | None = None, error_type: str | None = None
 ) -> dict[str, Any]:
-    fallback = ("api_error", "Internal server error") if status >= 500 else (
-        "invalid_request_error", "Invalid request.")
+    fallback = (
+        ("api_error", "Internal server error")
+        if status >= 500
+        else ("invalid_request_error", "Invalid request.")
+    )
     default_type, default_message = ERRORS.get(status, fallback)
     return {
         "type": "error",

@@ -14,11 +14,28 @@ from collections.abc import Mapping
 from typing import Any
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
-KNOWN_FIELDS = frozenset({
-    "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
-    "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "service_tier",
-    "container", "mcp_servers", "context_management", "output_config",
-})
+KNOWN_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "metadata",
+        "stop_sequences",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "service_tier",
+        "container",
+        "mcp_servers",
+        "context_management",
+        "output_config",
+    }
+)
 
 
 class RequestError(Exception):
@@ -41,7 +58,8 @@ def validate(body: Any) -> None:
         raise RequestError("max_tokens: Input should be greater than or equal to 1")
     temperature = body.get("temperature")
     if temperature is not None and (
-        isinstance(temperature, bool) or not isinstance(temperature, int | float)
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
         or not 0 <= temperature <= 1
     ):
         raise RequestError("temperature: range: 0..1")
@@ -65,12 +83,17 @@ def validate(body: Any) -> None:
         names.add(tool["name"])
     choice = body.get("tool_choice")
     if choice is not None:
-        if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool",
-                                                                      "none"):
+        if not isinstance(choice, dict) or choice.get("type") not in (
+            "auto",
+            "any",
+            "tool",
+            "none",
+        ):
             raise RequestError("tool_choice: Input tag does not match any of the expected tags")
         if choice["type"] == "tool" and choice.get("name") not in names:
-            raise RequestError(f"tool_choice.tool.name: tool {choice.get('name')!r} not found "
-                               "in tools")
+            raise RequestError(
+                f"tool_choice.tool.name: tool {choice.get('name')!r} not found in tools"
+            )
     stops = body.get("stop_sequences")
     if stops is not None and (
         not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)
@@ -93,8 +116,10 @@ def _validate_message(message: Any, i: int, *, last: bool) -> None:
         raise RequestError(f"messages.{i}.role: Input should be 'user' or 'assistant'")
     content = message.get("content")
     if not content and not (last and message["role"] == "assistant"):
-        raise RequestError(f"messages.{i}: all messages must have non-empty content except "
-                           "for the optional final assistant message")
+        raise RequestError(
+            f"messages.{i}: all messages must have non-empty content except "
+            "for the optional final assistant message"
+        )
     if isinstance(content, str):
         return
     if not isinstance(content, list):
@@ -113,7 +138,8 @@ def _validate_block(block: Any, role: str, where: str) -> None:
     elif kind == "document":
         source = block.get("source")
         if not isinstance(source, dict) or (source.get("type"), source.get("media_type")) != (
-            "base64", "application/pdf"
+            "base64",
+            "application/pdf",
         ):
             raise RequestError(f"{where}.source: only base64 PDF documents are supported")
     elif kind == "tool_use":
@@ -134,8 +160,10 @@ def _validate_block(block: Any, role: str, where: str) -> None:
         if role != "assistant":
             raise RequestError(f"{where}: thinking blocks are only allowed in assistant turns")
     else:
-        raise RequestError(f"{where}.type: Input tag {kind!r} found using 'type' does not "
-                           "match any of the expected tags")
+        raise RequestError(
+            f"{where}.type: Input tag {kind!r} found using 'type' does not "
+            "match any of the expected tags"
+        )
 
 
 def _validate_image(source: Any, where: str) -> None:
@@ -148,8 +176,10 @@ def _validate_image(source: Any, where: str) -> None:
     if source.get("type") != "base64":
         raise RequestError(f"{where}.source.type: Input should be 'base64' or 'url'")
     if source.get("media_type") not in IMAGE_TYPES:
-        raise RequestError(f"{where}.source.media_type: Input should be 'image/jpeg', "
-                           "'image/png', 'image/gif' or 'image/webp'")
+        raise RequestError(
+            f"{where}.source.media_type: Input should be 'image/jpeg', "
+            "'image/png', 'image/gif' or 'image/webp'"
+        )
     try:
         base64.b64decode(str(source.get("data", "")), validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -160,13 +190,17 @@ def _validate_tool_pairs(messages: list[dict[str, Any]]) -> None:
     for i, message in enumerate(messages):
         ids = [b["id"] for b in blocks_of(message) if b.get("type") == "tool_use"]
         following = messages[i + 1] if i + 1 < len(messages) else None
-        results = {b.get("tool_use_id") for b in blocks_of(following or {})
-                   if b.get("type") == "tool_result"}
+        results = {
+            b.get("tool_use_id")
+            for b in blocks_of(following or {})
+            if b.get("type") == "tool_result"
+        }
         missing = [x for x in ids if x not in results]
         if missing and following is not None:
-            raise RequestError(f"messages.{i + 1}: `tool_use` ids were found without "
-                               "`tool_result` blocks immediately after: "
-                               + ", ".join(missing))
+            raise RequestError(
+                f"messages.{i + 1}: `tool_use` ids were found without "
+                "`tool_result` blocks immediately after: " + ", ".join(missing)
+            )
         if message.get("role") == "user":
             previous = messages[i - 1] if i else {}
             known = {b.get("id") for b in blocks_of(previous) if b.get("type") == "tool_use"}

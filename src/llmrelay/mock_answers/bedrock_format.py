@@ -35,18 +35,22 @@ FOUNDATION_MODELS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...]
     ("meta.llama3-8b-instruct-v1:0", "Meta", ("TEXT",), ("ON_DEMAND",)),
     ("amazon.titan-embed-text-v2:0", "Amazon", ("EMBEDDING",), ("ON_DEMAND",)),
     ("cohere.embed-english-v3", "Cohere", ("EMBEDDING",), ("ON_DEMAND",)),
-    ("anthropic.claude-3-7-sonnet-20250219-v1:0", "Anthropic", ("TEXT",),
-     ("INFERENCE_PROFILE",)),
+    ("anthropic.claude-3-7-sonnet-20250219-v1:0", "Anthropic", ("TEXT",), ("INFERENCE_PROFILE",)),
 )
 _ERRORS = {
-    400: ("ValidationException", "Malformed input request, please reformat your input "
-          "and try again."),
-    401: ("UnrecognizedClientException", "The security token included in the request is "
-          "invalid."),
-    403: ("AccessDeniedException", "You don't have access to the model with the specified "
-          "model ID."),
-    404: ("ResourceNotFoundException", "Could not resolve the foundation model from the "
-          "provided model identifier."),
+    400: (
+        "ValidationException",
+        "Malformed input request, please reformat your input and try again.",
+    ),
+    401: ("UnrecognizedClientException", "The security token included in the request is invalid."),
+    403: (
+        "AccessDeniedException",
+        "You don't have access to the model with the specified model ID.",
+    ),
+    404: (
+        "ResourceNotFoundException",
+        "Could not resolve the foundation model from the provided model identifier.",
+    ),
     408: ("ModelTimeoutException", "Model has timed out in processing the request."),
     424: ("ModelErrorException", "The model returned an error."),
     429: ("ThrottlingException", "Too many requests, please wait before trying again."),
@@ -55,15 +59,19 @@ _ERRORS = {
 }
 
 
-def error(status: int, message: str | None = None, kind: str | None = None
-          ) -> tuple[int, dict[str, Any], dict[str, str]]:
+def error(
+    status: int, message: str | None = None, kind: str | None = None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
     """``(http status, body, headers)`` of a Bedrock error; 401 is sent as AWS's 403."""
     default_kind, default_message = _ERRORS.get(
-        status, ("InternalServerException" if status >= 500 else "ValidationException",
-                 "Request failed."))
+        status,
+        ("InternalServerException" if status >= 500 else "ValidationException", "Request failed."),
+    )
     kind = kind or default_kind
-    headers = {"x-amzn-ErrorType": f"{kind}:{_ERROR_NAMESPACE}",
-               "x-amzn-RequestId": new_request_id()}
+    headers = {
+        "x-amzn-ErrorType": f"{kind}:{_ERROR_NAMESPACE}",
+        "x-amzn-RequestId": new_request_id(),
+    }
     return (403 if status == 401 else status), {"message": message or default_message}, headers
 
 
@@ -77,8 +85,13 @@ def new_request_id() -> str:
 
 def _header(name: str, value: str) -> bytes:
     raw_name, raw_value = name.encode(), value.encode()
-    return (struct.pack("B", len(raw_name)) + raw_name + b"\x07"
-            + struct.pack(">H", len(raw_value)) + raw_value)
+    return (
+        struct.pack("B", len(raw_name))
+        + raw_name
+        + b"\x07"
+        + struct.pack(">H", len(raw_value))
+        + raw_value
+    )
 
 
 def encode_frame(headers: Mapping[str, str], payload: bytes) -> bytes:
@@ -93,14 +106,21 @@ def encode_frame(headers: Mapping[str, str], payload: bytes) -> bytes:
 
 def event_frame(event_type: str, body: Mapping[str, Any]) -> bytes:
     payload = orjson.dumps({**body, "p": _PADDING[: 1 + len(event_type)]})
-    return encode_frame({":event-type": event_type, ":content-type": "application/json",
-                         ":message-type": "event"}, payload)
+    return encode_frame(
+        {":event-type": event_type, ":content-type": "application/json", ":message-type": "event"},
+        payload,
+    )
 
 
 def exception_frame(exception_type: str, message: str) -> bytes:
-    return encode_frame({":exception-type": exception_type,
-                         ":content-type": "application/json",
-                         ":message-type": "exception"}, orjson.dumps({"message": message}))
+    return encode_frame(
+        {
+            ":exception-type": exception_type,
+            ":content-type": "application/json",
+            ":message-type": "exception",
+        },
+        orjson.dumps({"message": message}),
+    )
 
 
 # -- Converse -------------------------------------------------------------------------
@@ -127,22 +147,29 @@ def request_error(body: object) -> str | None:
         if role not in ("user", "assistant"):
             return "Malformed input request: messages.role must be user or assistant"
         if role == previous:
-            return ("A conversation must alternate between user and assistant roles. Make sure "
-                    "the conversation alternates between user and assistant roles and try again.")
+            return (
+                "A conversation must alternate between user and assistant roles. Make sure "
+                "the conversation alternates between user and assistant roles and try again."
+            )
         previous = role
         for block in message.get("content") or ():
             if isinstance(block, Mapping) and block.get("text") == "":
-                return "The text field in the ContentBlock object is blank. Add text to the " \
-                       "text field, and try again."
+                return (
+                    "The text field in the ContentBlock object is blank. Add text to the "
+                    "text field, and try again."
+                )
     if messages[0].get("role") != "user":
-        return "A conversation must start with a user message. Try again with a conversation " \
-               "that starts with a user message."
+        return (
+            "A conversation must start with a user message. Try again with a conversation "
+            "that starts with a user message."
+        )
     return None
 
 
 def _texts(blocks: Any) -> list[str]:
-    return [b["text"] for b in blocks or () if isinstance(b, Mapping)
-            and isinstance(b.get("text"), str)]
+    return [
+        b["text"] for b in blocks or () if isinstance(b, Mapping) and isinstance(b.get("text"), str)
+    ]
 
 
 def plan_reply(body: Mapping[str, Any], reply: str | None = None) -> Reply:
@@ -150,8 +177,11 @@ def plan_reply(body: Mapping[str, Any], reply: str | None = None) -> Reply:
     prompt = sum(oa.count_words(t) for m in messages for t in _texts(m.get("content")))
     prompt += sum(oa.count_words(t) for t in _texts(body.get("system")))
     blocks = messages[-1].get("content") or [] if messages else []
-    results = [b["toolResult"] for b in blocks
-               if isinstance(b, Mapping) and isinstance(b.get("toolResult"), Mapping)]
+    results = [
+        b["toolResult"]
+        for b in blocks
+        if isinstance(b, Mapping) and isinstance(b.get("toolResult"), Mapping)
+    ]
     text = " ".join(_texts(blocks))
     tool = _tool_to_use(body, text)
     if reply is None and tool is not None and not results:
@@ -161,8 +191,10 @@ def plan_reply(body: Mapping[str, Any], reply: str | None = None) -> Reply:
         completion = oa.count_words(str(spec["name"])) + len(args)
         return Reply(None, (use_id, str(spec["name"]), args), "tool_use", prompt, completion)
     if reply is None and results:
-        reply = "; ".join(f"{r.get('toolUseId')} returned "
-                          f"{orjson.dumps(r.get('content')).decode()}" for r in results)
+        reply = "; ".join(
+            f"{r.get('toolUseId')} returned {orjson.dumps(r.get('content')).decode()}"
+            for r in results
+        )
     content = text if reply is None else reply
     limit = (body.get("inferenceConfig") or {}).get("maxTokens")
     words = oa.split_words(content)
@@ -179,14 +211,18 @@ def _tool_to_use(body: Mapping[str, Any], text: str) -> Mapping[str, Any] | None
     choice = config.get("toolChoice") or {"auto": {}}
     mode: Mode = "named" if "tool" in choice else "required" if "any" in choice else "auto"
     forced = (choice.get("tool") or {}).get("name")
-    index = pick_tool([str(t["toolSpec"].get("name")) for t in tools], mode=mode, text=text,
-                      forced=forced)
+    index = pick_tool(
+        [str(t["toolSpec"].get("name")) for t in tools], mode=mode, text=text, forced=forced
+    )
     return None if index is None else tools[index]
 
 
 def usage(reply: Reply, override: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"inputTokens": reply.prompt, "outputTokens": reply.completion,
-                           "totalTokens": reply.prompt + reply.completion}
+    out: dict[str, Any] = {
+        "inputTokens": reply.prompt,
+        "outputTokens": reply.completion,
+        "totalTokens": reply.prompt + reply.completion,
+    }
     if override:
         out.update(override)
     return out
@@ -211,22 +247,34 @@ def stream_frames(reply: Reply, override: Mapping[str, Any] | None = None) -> li
     frames = [event_frame("messageStart", {"role": "assistant"})]
     if reply.tool is not None:
         use_id, name, args = reply.tool
-        frames.append(event_frame("contentBlockStart", {
-            "contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": use_id, "name": name}}}))
+        frames.append(
+            event_frame(
+                "contentBlockStart",
+                {"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": use_id, "name": name}}},
+            )
+        )
         arguments = orjson.dumps(args).decode()
         size = max(1, min(8, len(arguments) // 2))
         for i in range(0, len(arguments), size):
-            frames.append(event_frame("contentBlockDelta", {
-                "contentBlockIndex": 0,
-                "delta": {"toolUse": {"input": arguments[i : i + size]}}}))
+            frames.append(
+                event_frame(
+                    "contentBlockDelta",
+                    {
+                        "contentBlockIndex": 0,
+                        "delta": {"toolUse": {"input": arguments[i : i + size]}},
+                    },
+                )
+            )
     else:
         for piece in oa.split_words(reply.text or ""):
-            frames.append(event_frame("contentBlockDelta", {
-                "contentBlockIndex": 0, "delta": {"text": piece}}))
+            frames.append(
+                event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
+            )
     frames.append(event_frame("contentBlockStop", {"contentBlockIndex": 0}))
     frames.append(event_frame("messageStop", {"stopReason": reply.stop}))
-    frames.append(event_frame("metadata", {"usage": usage(reply, override),
-                                           "metrics": {"latencyMs": 42}}))
+    frames.append(
+        event_frame("metadata", {"usage": usage(reply, override), "metrics": {"latencyMs": 42}})
+    )
     return frames
 
 
@@ -242,25 +290,39 @@ def invoke_embeddings(model: str, body: Mapping[str, Any]) -> dict[str, Any] | s
         dims = body.get("dimensions", 1024 if "v2" in model else 1536)
         if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
             return "Malformed input request: #/dimensions: expected type: Integer"
-        return {"embedding": oa.embedding_vector(text, min(int(dims), 64)),
-                "embeddingsByType": None, "inputTextTokenCount": oa.count_words(text)}
+        return {
+            "embedding": oa.embedding_vector(text, min(int(dims), 64)),
+            "embeddingsByType": None,
+            "inputTextTokenCount": oa.count_words(text),
+        }
     if "cohere.embed" in model:
         texts = body.get("texts")
         if not isinstance(texts, list) or not texts:
             return "Malformed input request: #: required key [texts] not found"
-        return {"embeddings": [oa.embedding_vector(str(t), 16) for t in texts],
-                "id": secrets.token_hex(8), "response_type": "embeddings_floats",
-                "texts": texts}
+        return {
+            "embeddings": [oa.embedding_vector(str(t), 16) for t in texts],
+            "id": secrets.token_hex(8),
+            "response_type": "embeddings_floats",
+            "texts": texts,
+        }
     return f"The provided model identifier is invalid for InvokeModel: {model}"
 
 
 def foundation_models(region: str) -> dict[str, Any]:
-    return {"modelSummaries": [
-        {"modelArn": f"arn:aws:bedrock:{region}::foundation-model/{model_id}",
-         "modelId": model_id, "modelName": model_id.split(".", 1)[1].split(":")[0],
-         "providerName": provider, "inputModalities": ["TEXT"],
-         "outputModalities": list(outputs), "responseStreamingSupported": outputs == ("TEXT",),
-         "customizationsSupported": [], "inferenceTypesSupported": list(kinds),
-         "modelLifecycle": {"status": "ACTIVE"}}
-        for model_id, provider, outputs, kinds in FOUNDATION_MODELS
-    ]}
+    return {
+        "modelSummaries": [
+            {
+                "modelArn": f"arn:aws:bedrock:{region}::foundation-model/{model_id}",
+                "modelId": model_id,
+                "modelName": model_id.split(".", 1)[1].split(":")[0],
+                "providerName": provider,
+                "inputModalities": ["TEXT"],
+                "outputModalities": list(outputs),
+                "responseStreamingSupported": outputs == ("TEXT",),
+                "customizationsSupported": [],
+                "inferenceTypesSupported": list(kinds),
+                "modelLifecycle": {"status": "ACTIVE"},
+            }
+            for model_id, provider, outputs, kinds in FOUNDATION_MODELS
+        ]
+    }

@@ -28,28 +28,42 @@ from .json_instance import instance
 from .tool_choice import Mode, pick_tool
 
 DEFAULT_MODELS: tuple[str, ...] = (
-    "gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash", "text-embedding-004",
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
+    "gemini-2.0-flash",
+    "text-embedding-004",
 )
 _STATUS = {
     400: ("INVALID_ARGUMENT", "Request contains an invalid argument."),
-    401: ("UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 "
-          "access token, login cookie or other valid authentication credential."),
+    401: (
+        "UNAUTHENTICATED",
+        "Request had invalid authentication credentials. Expected OAuth 2 "
+        "access token, login cookie or other valid authentication credential.",
+    ),
     403: ("PERMISSION_DENIED", "The caller does not have permission"),
     404: ("NOT_FOUND", "Requested entity was not found."),
     429: ("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
-    500: ("INTERNAL", "An internal error has occurred. Please retry or report in "
-          "https://developers.generativeai.google/guide/troubleshooting"),
+    500: (
+        "INTERNAL",
+        "An internal error has occurred. Please retry or report in "
+        "https://developers.generativeai.google/guide/troubleshooting",
+    ),
     503: ("UNAVAILABLE", "The model is overloaded. Please try again later."),
     504: ("DEADLINE_EXCEEDED", "The request timed out. Please try again."),
 }
 
 
 def error_body(
-    status: int, message: str | None = None, *, google_status: str | None = None,
-    retry_seconds: str | None = None, reason: str | None = None,
+    status: int,
+    message: str | None = None,
+    *,
+    google_status: str | None = None,
+    retry_seconds: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     default_status, default_message = _STATUS.get(
-        status, ("INTERNAL" if status >= 500 else "FAILED_PRECONDITION", "Request failed."))
+        status, ("INTERNAL" if status >= 500 else "FAILED_PRECONDITION", "Request failed.")
+    )
     error: dict[str, Any] = {
         "code": status,
         "message": message or default_message,
@@ -57,12 +71,18 @@ def error_body(
     }
     details: list[dict[str, Any]] = []
     if reason:
-        details.append({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
-                        "domain": "googleapis.com",
-                        "metadata": {"service": "generativelanguage.googleapis.com"}})
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            }
+        )
     if retry_seconds:
-        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                        "retryDelay": f"{retry_seconds}s"})
+        details.append(
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_seconds}s"}
+        )
     if details:
         error["details"] = details
     return {"error": error}
@@ -83,21 +103,24 @@ def request_error(body: object) -> str | None:
         return "* GenerateContentRequest.contents: contents is not specified"
     for i, content in enumerate(contents):
         if not isinstance(content, Mapping) or not content.get("parts"):
-            return f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be " \
-                   "empty."
+            return (
+                f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty."
+            )
         if content.get("role") not in ("user", "model", "function", None):
             return f"Please use a valid role: user, model. (contents[{i}].role)"
     return None
 
 
 def _texts(parts: Any) -> list[str]:
-    return [p["text"] for p in parts or () if isinstance(p, Mapping)
-            and isinstance(p.get("text"), str)]
+    return [
+        p["text"] for p in parts or () if isinstance(p, Mapping) and isinstance(p.get("text"), str)
+    ]
 
 
 def prompt_tokens(body: Mapping[str, Any]) -> int:
-    words = sum(oa.count_words(t) for c in body.get("contents") or ()
-                for t in _texts(c.get("parts")))
+    words = sum(
+        oa.count_words(t) for c in body.get("contents") or () for t in _texts(c.get("parts"))
+    )
     system = body.get("systemInstruction") or {}
     return words + sum(oa.count_words(t) for t in _texts(system.get("parts")))
 
@@ -123,8 +146,11 @@ def plan_reply(body: Mapping[str, Any], reply: str | None = None) -> Reply:
     last = contents[-1] if contents else {}
     parts = last.get("parts") or []
     prompt = prompt_tokens(body)
-    responses = [p["functionResponse"] for p in parts
-                 if isinstance(p, Mapping) and isinstance(p.get("functionResponse"), Mapping)]
+    responses = [
+        p["functionResponse"]
+        for p in parts
+        if isinstance(p, Mapping) and isinstance(p.get("functionResponse"), Mapping)
+    ]
     text = " ".join(_texts(parts))
     function = _function_to_call(body, text)
     if reply is None and function is not None and not responses:
@@ -132,8 +158,10 @@ def plan_reply(body: Mapping[str, Any], reply: str | None = None) -> Reply:
         completion = oa.count_words(str(function["name"])) + len(args)
         return Reply(None, (str(function["name"]), args), "STOP", prompt, completion)
     if reply is None and responses:
-        reply = "; ".join(f"{r.get('name')} returned {orjson.dumps(r.get('response')).decode()}"
-                          for r in responses)
+        reply = "; ".join(
+            f"{r.get('name')} returned {orjson.dumps(r.get('response')).decode()}"
+            for r in responses
+        )
     config = body.get("generationConfig") or {}
     schema = config.get("responseJsonSchema") or config.get("responseSchema")
     if reply is None and isinstance(schema, Mapping):  # JSON mode with a schema
@@ -148,11 +176,12 @@ def plan_reply(body: Mapping[str, Any], reply: str | None = None) -> Reply:
 
 
 def _function_to_call(body: Mapping[str, Any], text: str) -> Mapping[str, Any] | None:
-    declarations = [d for tool in body.get("tools") or ()
-                    for d in (tool.get("functionDeclarations") or ())]
+    declarations = [
+        d for tool in body.get("tools") or () for d in (tool.get("functionDeclarations") or ())
+    ]
     if not declarations:
         return None
-    config = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {})
+    config = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
     mode = config.get("mode", "AUTO")
     allowed = config.get("allowedFunctionNames")
     if allowed:
@@ -184,13 +213,20 @@ def _parts(reply: Reply, text: str | None) -> list[dict[str, Any]]:
 
 
 def generate_content(
-    reply: Reply, model: str, response_id: str, candidates: int = 1,
+    reply: Reply,
+    model: str,
+    response_id: str,
+    candidates: int = 1,
     usage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "candidates": [
-            {"content": {"parts": _parts(reply, reply.text), "role": "model"},
-             "finishReason": reply.finish, "avgLogprobs": -0.0421, "index": i}
+            {
+                "content": {"parts": _parts(reply, reply.text), "role": "model"},
+                "finishReason": reply.finish,
+                "avgLogprobs": -0.0421,
+                "index": i,
+            }
             for i in range(candidates)
         ],
         "usageMetadata": usage_metadata(reply, usage),
@@ -204,21 +240,27 @@ def stream_chunks(
 ) -> list[dict[str, Any]]:
     """One chunk per word; the last one carries ``finishReason`` and the full usage."""
     pieces: list[str | None] = (
-        [None] if reply.call is not None else list(oa.split_words(reply.text or "")) or [""])
+        [None] if reply.call is not None else list(oa.split_words(reply.text or "")) or [""]
+    )
     chunks = []
     for i, piece in enumerate(pieces):
         last = i == len(pieces) - 1
         candidate: dict[str, Any] = {
-            "content": {"parts": _parts(reply, piece), "role": "model"}, "index": 0}
+            "content": {"parts": _parts(reply, piece), "role": "model"},
+            "index": 0,
+        }
         if last:
             candidate["finishReason"] = reply.finish
-        chunks.append({
-            "candidates": [candidate],
-            "usageMetadata": usage_metadata(reply, usage) if last else {
-                "promptTokenCount": reply.prompt, "totalTokenCount": reply.prompt},
-            "modelVersion": model,
-            "responseId": response_id,
-        })
+        chunks.append(
+            {
+                "candidates": [candidate],
+                "usageMetadata": usage_metadata(reply, usage)
+                if last
+                else {"promptTokenCount": reply.prompt, "totalTokenCount": reply.prompt},
+                "modelVersion": model,
+                "responseId": response_id,
+            }
+        )
     return chunks
 
 
@@ -240,18 +282,33 @@ def content_text(content: Any) -> str:
 
 
 def models_list(models: tuple[str, ...]) -> dict[str, Any]:
-    return {"models": [
-        {"name": f"models/{m}", "version": "001", "displayName": m,
-         "inputTokenLimit": 1048576, "outputTokenLimit": 8192,
-         "supportedGenerationMethods": (
-             ["embedContent"] if "embedding" in m else ["generateContent", "countTokens"])}
-        for m in models
-    ] + [{"name": "models/aqa", "supportedGenerationMethods": ["generateAnswer"]}]}
+    return {
+        "models": [
+            {
+                "name": f"models/{m}",
+                "version": "001",
+                "displayName": m,
+                "inputTokenLimit": 1048576,
+                "outputTokenLimit": 8192,
+                "supportedGenerationMethods": (
+                    ["embedContent"] if "embedding" in m else ["generateContent", "countTokens"]
+                ),
+            }
+            for m in models
+        ]
+        + [{"name": "models/aqa", "supportedGenerationMethods": ["generateAnswer"]}]
+    }
 
 
 def publisher_models(models: tuple[str, ...]) -> dict[str, Any]:
-    return {"publisherModels": [
-        {"name": f"publishers/google/models/{m}", "versionId": "001",
-         "openSourceCategory": "PROPRIETARY", "launchStage": "GA"}
-        for m in models
-    ]}
+    return {
+        "publisherModels": [
+            {
+                "name": f"publishers/google/models/{m}",
+                "versionId": "001",
+                "openSourceCategory": "PROPRIETARY",
+                "launchStage": "GA",
+            }
+            for m in models
+        ]
+    }

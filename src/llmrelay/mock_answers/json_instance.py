@@ -68,8 +68,19 @@ _FORMATS: dict[str, str] = {
 #: Keywords the Anthropic SDK's ``transform_schema`` (anthropic/lib/_parse/_transform.py)
 #: drops from a structured-output schema and appends to its description instead, as
 #: ``{minimum: 18, maximum: 120}``, "so that the model *might* follow them".
-_HINTED = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-           "minLength", "maxLength", "pattern", "format", "minItems", "maxItems")
+_HINTED = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "format",
+    "minItems",
+    "maxItems",
+)
 _HINT_BLOCK = re.compile(r"(?:\A|\n\n)\{(\w+: .*)\}\Z", re.DOTALL)
 _HINT_SPLIT = re.compile(r", (?=\w+: )")
 
@@ -216,8 +227,7 @@ class _Builder:
             prefix, items = items, schema.get("additionalItems", True)
         prefix = prefix if isinstance(prefix, list) else []
         values = [
-            self.value(prefix[i] if i < len(prefix) else items, depth + 1, i)
-            for i in range(count)
+            self.value(prefix[i] if i < len(prefix) else items, depth + 1, i) for i in range(count)
         ]
         contains = schema.get("contains")
         if isinstance(contains, Mapping) and (high is None or high > 0):
@@ -283,13 +293,16 @@ def _kind(schema: Mapping[str, Any]) -> str:
         return next((t for t in named if t != "null"), "null" if named else "any")
     if isinstance(declared, str):
         return declared.lower()  # Gemini's OpenAPI schemas spell types in capitals
-    if any(k in schema for k in ("properties", "required", "additionalProperties",
-                                 "minProperties")):
+    if any(
+        k in schema for k in ("properties", "required", "additionalProperties", "minProperties")
+    ):
         return "object"
     if any(k in schema for k in ("items", "prefixItems", "minItems", "maxItems", "contains")):
         return "array"
-    if any(k in schema for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                                 "multipleOf")):
+    if any(
+        k in schema
+        for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+    ):
         return "number"
     return "any"
 
@@ -359,8 +372,9 @@ def _fits(value: float, schema: Mapping[str, Any]) -> bool:
     return True
 
 
-def _onto_multiple(value: float, step: float, low: float | None, low_ex: bool,
-                   high: float | None, high_ex: bool) -> float:
+def _onto_multiple(
+    value: float, step: float, low: float | None, low_ex: bool, high: float | None, high_ex: bool
+) -> float:
     """The multiple of ``step`` nearest above ``value`` that stays within the bounds.
 
     Computed in decimal so ``3 * 0.1`` is 0.3, not 0.30000000000000004.

@@ -27,16 +27,19 @@ def moderation_request_error(body: object) -> str | None:
     if not isinstance(body, Mapping):
         return "The request body must be a JSON object."
     value = body.get("input")
-    if isinstance(value, str) or (isinstance(value, list) and value and all(
-            isinstance(v, str) for v in value)):
+    if isinstance(value, str) or (
+        isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+    ):
         return None
     return "input must be a string or a non-empty array of strings."
 
 
 def _scores(text: str) -> dict[str, float]:
     lowered = text.lower()
-    return {category: (score if any(w in lowered for w in words) else LOW)
-            for category, (words, score) in TRIGGERS.items()}
+    return {
+        category: (score if any(w in lowered for w in words) else LOW)
+        for category, (words, score) in TRIGGERS.items()
+    }
 
 
 def moderation_response(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,7 +49,15 @@ def moderation_response(body: Mapping[str, Any]) -> dict[str, Any]:
     for text in texts:
         scores = _scores(text)
         categories = {c: s >= 0.5 for c, s in scores.items()}
-        results.append({"flagged": any(categories.values()), "categories": categories,
-                        "category_scores": scores})
-    return {"id": "modr-mock", "model": body.get("model") or "omni-moderation-latest",
-            "results": results}
+        results.append(
+            {
+                "flagged": any(categories.values()),
+                "categories": categories,
+                "category_scores": scores,
+            }
+        )
+    return {
+        "id": "modr-mock",
+        "model": body.get("model") or "omni-moderation-latest",
+        "results": results,
+    }

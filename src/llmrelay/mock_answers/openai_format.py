@@ -196,8 +196,11 @@ def _tool_choice(choice: object) -> tuple[Mode, str | None, set[str] | None]:
     if isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
         spec = choice.get("allowed_tools")
         spec = spec if isinstance(spec, Mapping) else {}
-        allowed = {str((t.get("function") or {}).get("name")) for t in spec.get("tools") or []
-                   if isinstance(t, Mapping)}
+        allowed = {
+            str((t.get("function") or {}).get("name"))
+            for t in spec.get("tools") or []
+            if isinstance(t, Mapping)
+        }
         return ("required" if spec.get("mode") == "required" else "auto"), None, allowed
     return "auto", None, None
 
@@ -208,8 +211,10 @@ def _tool_to_call(
     """The ``function`` object of the tool this request gets a call to, if any
     (the rule of :mod:`.tool_choice`)."""
     functions = [
-        tool["function"] for tool in body.get("tools") or []
-        if isinstance(tool, Mapping) and tool.get("type", "function") == "function"
+        tool["function"]
+        for tool in body.get("tools") or []
+        if isinstance(tool, Mapping)
+        and tool.get("type", "function") == "function"
         and isinstance(tool.get("function"), Mapping)
         and isinstance(tool["function"].get("name"), str)
     ]
@@ -218,11 +223,19 @@ def _tool_to_call(
         functions = [f for f in functions if f["name"] in allowed]
     called = {
         str((call.get("function") or {}).get("name"))
-        for message in messages if isinstance(message, Mapping)
-        for call in message.get("tool_calls") or [] if isinstance(call, Mapping)
+        for message in messages
+        if isinstance(message, Mapping)
+        for call in message.get("tool_calls") or []
+        if isinstance(call, Mapping)
     }
-    index = pick_tool([f["name"] for f in functions], mode=mode, text=text, forced=forced,
-                      called=called, after_results=after_results)
+    index = pick_tool(
+        [f["name"] for f in functions],
+        mode=mode,
+        text=text,
+        forced=forced,
+        called=called,
+        after_results=after_results,
+    )
     return None if index is None else functions[index]
 
 
@@ -272,8 +285,9 @@ def plan_chat_reply(
     prompt = prompt_tokens(messages)
     text = last_user_text(messages)
     results = [m for m in reversed(messages) if isinstance(m, Mapping)]
-    results = results[: next((i for i, m in enumerate(results) if m.get("role") != "tool"),
-                             len(results))]
+    results = results[
+        : next((i for i, m in enumerate(results) if m.get("role") != "tool"), len(results))
+    ]
     function = None
     if reply is None:
         function = _tool_to_call(body, messages, text, after_results=bool(results))
@@ -289,8 +303,13 @@ def plan_chat_reply(
         reply = "".join(content_text(m.get("content")) for m in reversed(results))
     structured = structured_content(body, text) if reply is None else None
     if structured is not None:
-        return ChatReply(structured, None, "stop",
-                         usage_block(prompt, count_words(structured), usage), structured=True)
+        return ChatReply(
+            structured,
+            None,
+            "stop",
+            usage_block(prompt, count_words(structured), usage),
+            structured=True,
+        )
     content = text if reply is None else reply
     return ChatReply(content, None, "stop", usage_block(prompt, count_words(content), usage))
 
@@ -488,8 +507,11 @@ def embeddings_response(body: Mapping[str, Any]) -> dict[str, Any]:
     data: list[dict[str, Any]] = []
     tokens = 0
     for index, item in enumerate(_embedding_inputs(body.get("input"))):
-        vector = (bag_of_words_vector(item, dims) if bag and isinstance(item, str)
-                  else embedding_vector(item, dims))
+        vector = (
+            bag_of_words_vector(item, dims)
+            if bag and isinstance(item, str)
+            else embedding_vector(item, dims)
+        )
         embedding: list[float] | str = (
             base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
         )

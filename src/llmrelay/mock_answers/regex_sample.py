@@ -17,13 +17,28 @@ from dataclasses import dataclass
 
 #: Characters a negated class or a wildcard may pick, most readable first.
 _POOL = "aA0b1 -_.xyz"
-_ESCAPES = {"d": "0", "w": "a", "s": " ", "D": "a", "W": "-", "S": "a", "n": "\n",
-            "t": "\t", "r": "\r", "f": "\f", "v": "\v", "0": "\0"}
+_ESCAPES = {
+    "d": "0",
+    "w": "a",
+    "s": " ",
+    "D": "a",
+    "W": "-",
+    "S": "a",
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "f": "\f",
+    "v": "\v",
+    "0": "\0",
+}
 _EMPTY_ESCAPES = frozenset("bBAZzG")
 #: ECMA-262 (and pydantic's Rust regex) spell a named group ``(?<name>``; Python ``(?P<``.
 _ECMA_NAMED_GROUP = re.compile(r"\(\?<(?=[A-Za-z_])")
-_CLASS_ESCAPES = {"d": "0123456789", "w": "abcdefghijklmnopqrstuvwxyz"
-                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", "s": " \t\n\r\f\v"}
+_CLASS_ESCAPES = {
+    "d": "0123456789",
+    "w": "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_",
+    "s": " \t\n\r\f\v",
+}
 
 
 def sample_matching(pattern: str, text: str, low: int = 0, high: int | None = None) -> str:

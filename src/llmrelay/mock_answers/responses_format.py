@@ -51,7 +51,8 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(
-        str(p.get("text", "")) for p in content or []
+        str(p.get("text", ""))
+        for p in content or []
         if isinstance(p, Mapping) and p.get("type") in ("input_text", "output_text")
     )
 
@@ -64,13 +65,21 @@ def _messages(items: list[Any]) -> list[dict[str, Any]]:
         if not isinstance(item, Mapping):
             continue
         if item.get("type") == "function_call":
-            call = {"id": item.get("call_id"), "type": "function",
-                    "function": {"name": item.get("name"), "arguments": item.get("arguments")}}
+            call = {
+                "id": item.get("call_id"),
+                "type": "function",
+                "function": {"name": item.get("name"), "arguments": item.get("arguments")},
+            }
             messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif item.get("type") == "function_call_output":
             output = item.get("output")
-            messages.append({"role": "tool", "tool_call_id": item.get("call_id"),
-                             "content": output if isinstance(output, str) else _text(output)})
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": item.get("call_id"),
+                    "content": output if isinstance(output, str) else _text(output),
+                }
+            )
         elif "role" in item:
             messages.append({"role": item.get("role"), "content": _text(item.get("content"))})
     return messages
@@ -82,10 +91,17 @@ def _tool_choice(choice: Any) -> Any:
     if isinstance(choice, Mapping) and choice.get("type") == "function":
         return {"type": "function", "function": {"name": choice.get("name")}}
     if isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
-        return {"type": "allowed_tools", "allowed_tools": {
-            "mode": choice.get("mode"),
-            "tools": [{"type": "function", "function": {"name": t.get("name")}}
-                      for t in choice.get("tools") or [] if isinstance(t, Mapping)]}}
+        return {
+            "type": "allowed_tools",
+            "allowed_tools": {
+                "mode": choice.get("mode"),
+                "tools": [
+                    {"type": "function", "function": {"name": t.get("name")}}
+                    for t in choice.get("tools") or []
+                    if isinstance(t, Mapping)
+                ],
+            },
+        }
     return choice
 
 
@@ -96,23 +112,30 @@ def _response_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
     if not isinstance(fmt, Mapping):
         return None
     if fmt.get("type") == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": fmt.get("name"),
-                                                       "schema": fmt.get("schema")}}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": fmt.get("name"), "schema": fmt.get("schema")},
+        }
     return dict(fmt)
 
 
-def plan(body: Mapping[str, Any], *, reply: str | None, usage: Mapping[str, Any] | None,
-         call_id: str) -> oa.ChatReply:
+def plan(
+    body: Mapping[str, Any], *, reply: str | None, usage: Mapping[str, Any] | None, call_id: str
+) -> oa.ChatReply:
     """The chat mock's reply for the equivalent chat request (tools with their
     parameters, ``tool_choice``, ``text.format`` as ``response_format``)."""
     value = body.get("input")
     items = [{"role": "user", "content": value}] if isinstance(value, str) else list(value or [])
-    tools = [{"type": "function", "function": {"name": t.get("name"),
-                                               "parameters": t.get("parameters")}}
-             for t in body.get("tools") or []
-             if isinstance(t, Mapping) and t.get("type") == "function"]
-    chat: dict[str, Any] = {"messages": _messages(items) or [{"role": "user", "content": ""}],
-                            "tools": tools, "tool_choice": _tool_choice(body.get("tool_choice"))}
+    tools = [
+        {"type": "function", "function": {"name": t.get("name"), "parameters": t.get("parameters")}}
+        for t in body.get("tools") or []
+        if isinstance(t, Mapping) and t.get("type") == "function"
+    ]
+    chat: dict[str, Any] = {
+        "messages": _messages(items) or [{"role": "user", "content": ""}],
+        "tools": tools,
+        "tool_choice": _tool_choice(body.get("tool_choice")),
+    }
     fmt = _response_format(body)
     if fmt is not None:
         chat["response_format"] = fmt
@@ -125,9 +148,10 @@ def _usage(chat_usage: Mapping[str, Any]) -> dict[str, Any]:
     details = chat_usage.get("prompt_tokens_details") or {}
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": int(details.get("cached_tokens") or 0),
-                                 "cache_write_tokens": int(details.get("cache_write_tokens")
-                                                           or 0)},
+        "input_tokens_details": {
+            "cached_tokens": int(details.get("cached_tokens") or 0),
+            "cache_write_tokens": int(details.get("cache_write_tokens") or 0),
+        },
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": int(chat_usage.get("total_tokens") or prompt + completion),
@@ -137,18 +161,41 @@ def _usage(chat_usage: Mapping[str, Any]) -> dict[str, Any]:
 def _items(reply: oa.ChatReply, item_id: str, status: str) -> list[dict[str, Any]]:
     call = reply.tool_call
     if call is not None:
-        return [{"id": item_id, "type": "function_call", "status": status,
-                 "arguments": call.arguments if status == "completed" else "",
-                 "call_id": call.id, "name": call.name}]
+        return [
+            {
+                "id": item_id,
+                "type": "function_call",
+                "status": status,
+                "arguments": call.arguments if status == "completed" else "",
+                "call_id": call.id,
+                "name": call.name,
+            }
+        ]
     text = reply.content or "" if status == "completed" else None
-    content = [] if text is None else [
-        {"type": "output_text", "annotations": [], "logprobs": [], "text": text}]
-    return [{"id": item_id, "type": "message", "status": status, "content": content,
-             "role": "assistant"}]
+    content = (
+        []
+        if text is None
+        else [{"type": "output_text", "annotations": [], "logprobs": [], "text": text}]
+    )
+    return [
+        {
+            "id": item_id,
+            "type": "message",
+            "status": status,
+            "content": content,
+            "role": "assistant",
+        }
+    ]
 
 
-def response(body: Mapping[str, Any], *, response_id: str, created: int,
-             reply: oa.ChatReply | None, item_id: str) -> dict[str, Any]:
+def response(
+    body: Mapping[str, Any],
+    *,
+    response_id: str,
+    created: int,
+    reply: oa.ChatReply | None,
+    item_id: str,
+) -> dict[str, Any]:
     """The ``response`` object; ``reply=None`` gives the in-progress one of a stream."""
     done = reply is not None
     return {
@@ -173,8 +220,10 @@ def response(body: Mapping[str, Any], *, response_id: str, created: int,
         "text": {"format": _echoed_format(body), "verbosity": "medium"},
         "tool_choice": body.get("tool_choice", "auto"),
         # OpenAI lists function tools normalised: strict (its default true), parameters.
-        "tools": [{"strict": True, "parameters": None, **t} if t.get("type") == "function"
-                  else t for t in body.get("tools") or []],
+        "tools": [
+            {"strict": True, "parameters": None, **t} if t.get("type") == "function" else t
+            for t in body.get("tools") or []
+        ],
         "top_logprobs": 0,
         "top_p": body.get("top_p", 1.0),
         "truncation": "disabled",
@@ -199,8 +248,9 @@ def encode_event(obj: Mapping[str, Any]) -> bytes:
     return b"event: " + str(obj["type"]).encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
-def stream_events(body: Mapping[str, Any], *, response_id: str, created: int,
-                  reply: oa.ChatReply, item_id: str) -> list[bytes]:
+def stream_events(
+    body: Mapping[str, Any], *, response_id: str, created: int, reply: oa.ChatReply, item_id: str
+) -> list[bytes]:
     """The typed events of a streamed response, ``response.completed`` last."""
     seq = iter(range(1_000_000))
     events: list[dict[str, Any]] = []
@@ -208,8 +258,7 @@ def stream_events(body: Mapping[str, Any], *, response_id: str, created: int,
     def emit(kind: str, **fields: Any) -> None:
         events.append({"type": kind, "sequence_number": next(seq), **fields})
 
-    pending = response(body, response_id=response_id, created=created, reply=None,
-                       item_id=item_id)
+    pending = response(body, response_id=response_id, created=created, reply=None, item_id=item_id)
     emit("response.created", response=pending)
     emit("response.in_progress", response=pending)
     added = _items(reply, item_id, "in_progress")[0]
@@ -217,31 +266,71 @@ def stream_events(body: Mapping[str, Any], *, response_id: str, created: int,
     emit("response.output_item.added", output_index=0, item=added)
     if reply.tool_call is not None:
         for fragment in oa.fragments(reply.tool_call.arguments):
-            emit("response.function_call_arguments.delta", item_id=item_id, output_index=0,
-                 delta=fragment)
-        emit("response.function_call_arguments.done", item_id=item_id, output_index=0,
-             name=reply.tool_call.name, arguments=reply.tool_call.arguments)
+            emit(
+                "response.function_call_arguments.delta",
+                item_id=item_id,
+                output_index=0,
+                delta=fragment,
+            )
+        emit(
+            "response.function_call_arguments.done",
+            item_id=item_id,
+            output_index=0,
+            name=reply.tool_call.name,
+            arguments=reply.tool_call.arguments,
+        )
     else:
         text = reply.content or ""
         empty = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
-        emit("response.content_part.added", item_id=item_id, output_index=0, content_index=0,
-             part=empty)
+        emit(
+            "response.content_part.added",
+            item_id=item_id,
+            output_index=0,
+            content_index=0,
+            part=empty,
+        )
         for piece in oa.content_pieces(reply):
-            emit("response.output_text.delta", item_id=item_id, output_index=0,
-                 content_index=0, delta=piece, logprobs=[])
-        emit("response.output_text.done", item_id=item_id, output_index=0, content_index=0,
-             text=text, logprobs=[])
-        emit("response.content_part.done", item_id=item_id, output_index=0, content_index=0,
-             part={**empty, "text": text})
+            emit(
+                "response.output_text.delta",
+                item_id=item_id,
+                output_index=0,
+                content_index=0,
+                delta=piece,
+                logprobs=[],
+            )
+        emit(
+            "response.output_text.done",
+            item_id=item_id,
+            output_index=0,
+            content_index=0,
+            text=text,
+            logprobs=[],
+        )
+        emit(
+            "response.content_part.done",
+            item_id=item_id,
+            output_index=0,
+            content_index=0,
+            part={**empty, "text": text},
+        )
     emit("response.output_item.done", output_index=0, item=done)
-    emit("response.completed", response=response(body, response_id=response_id,
-                                                  created=created, reply=reply,
-                                                  item_id=item_id))
+    emit(
+        "response.completed",
+        response=response(
+            body, response_id=response_id, created=created, reply=reply, item_id=item_id
+        ),
+    )
     return [encode_event(e) for e in events]
 
 
 def error_event(*, message: str | None, code: str | None, sequence_number: int) -> bytes:
-    return encode_event({"type": "error", "code": code or "server_error",
-                         "message": message or "The server had an error while processing "
-                         "your request. Sorry about that!", "param": None,
-                         "sequence_number": sequence_number})
+    return encode_event(
+        {
+            "type": "error",
+            "code": code or "server_error",
+            "message": message
+            or "The server had an error while processing your request. Sorry about that!",
+            "param": None,
+            "sequence_number": sequence_number,
+        }
+    )

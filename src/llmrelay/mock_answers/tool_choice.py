@@ -26,8 +26,13 @@ _TOOL_WORD = re.compile(r"\btool\b", re.IGNORECASE)
 
 
 def pick_tool(
-    names: Sequence[str], *, mode: Mode, text: str, forced: str | None = None,
-    called: Collection[str] = (), after_results: bool = False,
+    names: Sequence[str],
+    *,
+    mode: Mode,
+    text: str,
+    forced: str | None = None,
+    called: Collection[str] = (),
+    after_results: bool = False,
 ) -> int | None:
     """Index in ``names`` of the tool to call, or ``None`` for a text reply."""
     if not names or mode == "none":

@@ -32,11 +32,11 @@ class _AnthropicHandlers(WireHandlers):
         headers.update(behaviour.headers)
         return headers
 
-    def _error(self, status: int, behaviour: Behaviour | None = None, *,
-               message: str | None = None) -> web.Response:
+    def _error(
+        self, status: int, behaviour: Behaviour | None = None, *, message: str | None = None
+    ) -> web.Response:
         b = behaviour or Behaviour()
-        body = af.error_body(status, message=message or b.error_message,
-                             error_type=b.error_type)
+        body = af.error_body(status, message=message or b.error_message, error_type=b.error_type)
         return json_response(body, status=status, headers=self._headers(b))
 
     def _authenticate(self, request: web.Request, body: bytes) -> web.Response | None:
@@ -54,8 +54,9 @@ class _AnthropicHandlers(WireHandlers):
             af.validate(body)
         except af.RequestError as exc:
             return self._error(400, message=str(exc))
-        reply = af.plan_reply(body, reply=behaviour.reply, usage=behaviour.usage,
-                              tool_use_id=af.new_tool_use_id())
+        reply = af.plan_reply(
+            body, reply=behaviour.reply, usage=behaviour.usage, tool_use_id=af.new_tool_use_id()
+        )
         message_id, model = af.new_message_id(), str(body["model"])
         if body.get("stream") is not True:
             obj = af.message(message_id=message_id, model=model, reply=reply)
@@ -68,9 +69,9 @@ class _AnthropicHandlers(WireHandlers):
                 af.error_event(message=behaviour.error_message, error_type=behaviour.error_type),
             ]
             terminator = None
-        return await send_event_stream(request, events, behaviour, terminator=terminator,
-                                       headers=self._headers(behaviour))
-
+        return await send_event_stream(
+            request, events, behaviour, terminator=terminator, headers=self._headers(behaviour)
+        )
 
     async def count_tokens(
         self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
@@ -85,12 +86,15 @@ class _AnthropicHandlers(WireHandlers):
             af.validate({**body, "max_tokens": 1})
         except af.RequestError as exc:
             return self._error(400, message=str(exc))
-        return json_response({"input_tokens": af.prompt_tokens(body)},
-                             headers=self._headers(behaviour))
+        return json_response(
+            {"input_tokens": af.prompt_tokens(body)}, headers=self._headers(behaviour)
+        )
 
 
 def anthropic_routes(state: MockState) -> list[web.RouteDef]:
     """Route factory for Anthropic's Messages API."""
     h = _AnthropicHandlers(state)
-    return [web.post("/v1/messages", h.scripted(h.messages)),
-            web.post("/v1/messages/count_tokens", h.scripted(h.count_tokens))]
+    return [
+        web.post("/v1/messages", h.scripted(h.messages)),
+        web.post("/v1/messages/count_tokens", h.scripted(h.count_tokens)),
+    ]

@@ -28,24 +28,25 @@ FILTER_RESULTS = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence"
 PROMPT_FILTER = [{"prompt_index": 0, "content_filter_results": FILTER_RESULTS}]
 _MESSAGES = {
     401: "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
-         "provide a valid key for an active subscription and use a correct regional API "
-         "endpoint for your resource.",
+    "provide a valid key for an active subscription and use a correct regional API "
+    "endpoint for your resource.",
     404: "Resource not found",
     429: "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
-         "2024-10-21 have exceeded token rate limit of your current pricing tier. Please "
-         "retry after 1 second.",
+    "2024-10-21 have exceeded token rate limit of your current pricing tier. Please "
+    "retry after 1 second.",
 }
 
 
-def _json(obj: object, status: int = 200, headers: dict[str, str] | None = None
-          ) -> web.Response:
-    return json_response(obj, status=status,
-                         headers={"apim-request-id": oa.new_request_id(), **(headers or {})})
+def _json(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response(
+        obj, status=status, headers={"apim-request-id": oa.new_request_id(), **(headers or {})}
+    )
 
 
 class _AzureHandlers(WireHandlers):
-    def _error(self, status: int, behaviour: Behaviour | None = None, *,
-               message: str | None = None) -> web.Response:
+    def _error(
+        self, status: int, behaviour: Behaviour | None = None, *, message: str | None = None
+    ) -> web.Response:
         b = behaviour or Behaviour()
         error: dict[str, Any] = {
             "code": b.error_code or str(status),
@@ -71,23 +72,37 @@ class _AzureHandlers(WireHandlers):
         problem = oa.chat_request_error(body)
         if problem is not None:
             return self._error(400, message=problem[0])
-        reply = oa.plan_chat_reply(body, reply=behaviour.reply, usage=behaviour.usage,
-                                   tool_call_id=oa.new_tool_call_id())
+        reply = oa.plan_chat_reply(
+            body, reply=behaviour.reply, usage=behaviour.usage, tool_call_id=oa.new_tool_call_id()
+        )
         completion_id, created = oa.new_completion_id(), int(time.time())
         if body.get("stream") is not True:
-            obj = oa.chat_completion(completion_id=completion_id, created=created, model=model,
-                                     reply=reply)
+            obj = oa.chat_completion(
+                completion_id=completion_id, created=created, model=model, reply=reply
+            )
             obj["prompt_filter_results"] = PROMPT_FILTER
             for choice in obj["choices"]:
                 choice["content_filter_results"] = FILTER_RESULTS
             return _json(obj, headers=dict(behaviour.headers))
-        chunks = oa.chat_chunks(completion_id=completion_id, created=created, model=model,
-                                reply=reply, include_usage=oa.include_usage_requested(body))
-        lead = {"choices": [], "created": 0, "id": "", "model": "", "object": "",
-                "prompt_filter_results": PROMPT_FILTER}
+        chunks = oa.chat_chunks(
+            completion_id=completion_id,
+            created=created,
+            model=model,
+            reply=reply,
+            include_usage=oa.include_usage_requested(body),
+        )
+        lead = {
+            "choices": [],
+            "created": 0,
+            "id": "",
+            "model": "",
+            "object": "",
+            "prompt_filter_results": PROMPT_FILTER,
+        }
         events = [oa.encode_sse(lead), *(oa.encode_sse(c) for c in chunks)]
-        return await send_event_stream(request, events, behaviour, terminator=oa.SSE_DONE,
-                                       headers=dict(behaviour.headers))
+        return await send_event_stream(
+            request, events, behaviour, terminator=oa.SSE_DONE, headers=dict(behaviour.headers)
+        )
 
     async def embeddings(
         self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]

@@ -34,8 +34,12 @@ _AUTH = re.compile(
 MAX_SKEW = 300
 
 
-def _error(status: int, message: str | None = None, kind: str | None = None,
-           extra: dict[str, str] | None = None) -> web.Response:
+def _error(
+    status: int,
+    message: str | None = None,
+    kind: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> web.Response:
     code, body, headers = bf.error(status, message, kind)
     return json_response(body, status=code, headers={**headers, **(extra or {})})
 
@@ -51,8 +55,12 @@ def verify_sigv4(request: web.Request, body: bytes) -> web.Response | None:
         return _error(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
     match = _AUTH.match(header)
     if match is None:
-        return _error(403, "Authorization header requires 'Credential', 'Signature' and "
-                      "'SignedHeaders' parameters.", "IncompleteSignatureException")
+        return _error(
+            403,
+            "Authorization header requires 'Credential', 'Signature' and "
+            "'SignedHeaders' parameters.",
+            "IncompleteSignatureException",
+        )
     secret = bf.CREDENTIALS.get(match["key"])
     if secret is None:
         return _error(401)
@@ -67,19 +75,24 @@ def verify_sigv4(request: web.Request, body: bytes) -> web.Response | None:
     if "host" not in names or "x-amz-date" not in names:
         return _error(403, "host and x-amz-date must be signed", "IncompleteSignatureException")
     url = f"{request.scheme}://{request.host}{request.raw_path}"
-    signed = AWSRequest(method=request.method, url=url, data=body,
-                        headers={n: request.headers.get(n, "") for n in names})
+    signed = AWSRequest(
+        method=request.method,
+        url=url,
+        data=body,
+        headers={n: request.headers.get(n, "") for n in names},
+    )
     signed.context["timestamp"] = amz_date
     token = request.headers.get("X-Amz-Security-Token")
-    auth = SigV4Auth(Credentials(match["key"], secret, token), match["service"],
-                     match["region"])
-    expected = auth.signature(auth.string_to_sign(signed, auth.canonical_request(signed)),
-                              signed)
+    auth = SigV4Auth(Credentials(match["key"], secret, token), match["service"], match["region"])
+    expected = auth.signature(auth.string_to_sign(signed, auth.canonical_request(signed)), signed)
     if expected != match["signature"]:
-        return _error(403, "The request signature we calculated does not match the signature "
-                      "you provided. Check your AWS Secret Access Key and signing method. "
-                      "Consult the service documentation for details.",
-                      "InvalidSignatureException")
+        return _error(
+            403,
+            "The request signature we calculated does not match the signature "
+            "you provided. Check your AWS Secret Access Key and signing method. "
+            "Consult the service documentation for details.",
+            "InvalidSignatureException",
+        )
     return None
 
 
@@ -87,12 +100,14 @@ class _BedrockHandlers(WireHandlers):
     bad_json = "Malformed input request, please reformat your input and try again."
     not_an_object = "Malformed input request: expected a JSON object"
 
-    def _error(self, status: int, behaviour: Behaviour | None = None, *,
-               message: str | None = None) -> web.Response:
+    def _error(
+        self, status: int, behaviour: Behaviour | None = None, *, message: str | None = None
+    ) -> web.Response:
         if behaviour is None:
             return _error(status, message)
-        return _error(status, behaviour.error_message, behaviour.error_type,
-                      dict(behaviour.headers))
+        return _error(
+            status, behaviour.error_message, behaviour.error_type, dict(behaviour.headers)
+        )
 
     def _authenticate(self, request: web.Request, body: bytes) -> web.Response | None:
         return verify_sigv4(request, body)
@@ -109,12 +124,21 @@ class _BedrockHandlers(WireHandlers):
             return json_response(bf.converse(reply, behaviour.usage), headers=headers)
         frames = bf.stream_frames(reply, behaviour.usage)
         if behaviour.error_after_chunks is not None:
-            frames = [*itertools.islice(frames, behaviour.error_after_chunks),
-                      bf.exception_frame(behaviour.error_type or "throttlingException",
-                                         behaviour.error_message or "Too many requests, "
-                                         "please wait before trying again.")]
-        return await send_event_stream(request, frames, behaviour, headers=headers,
-                                       content_type="application/vnd.amazon.eventstream")
+            frames = [
+                *itertools.islice(frames, behaviour.error_after_chunks),
+                bf.exception_frame(
+                    behaviour.error_type or "throttlingException",
+                    behaviour.error_message
+                    or "Too many requests, please wait before trying again.",
+                ),
+            ]
+        return await send_event_stream(
+            request,
+            frames,
+            behaviour,
+            headers=headers,
+            content_type="application/vnd.amazon.eventstream",
+        )
 
     async def invoke(
         self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
@@ -122,8 +146,9 @@ class _BedrockHandlers(WireHandlers):
         answer = bf.invoke_embeddings(request.match_info["model"], body)
         if isinstance(answer, str):
             return _error(400, answer)
-        return json_response(answer, headers={"x-amzn-RequestId": bf.new_request_id(),
-                                              **behaviour.headers})
+        return json_response(
+            answer, headers={"x-amzn-RequestId": bf.new_request_id(), **behaviour.headers}
+        )
 
     async def foundation_models(
         self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]
@@ -139,6 +164,7 @@ def bedrock_routes(state: MockState) -> list[web.RouteDef]:
     return [
         web.post("/model/{model}/{action:converse|converse-stream}", h.scripted(h.converse)),
         web.post("/model/{model}/invoke", h.scripted(h.invoke)),
-        web.get("/foundation-models", h.scripted(h.foundation_models, use_queue=False),
-                allow_head=False),
+        web.get(
+            "/foundation-models", h.scripted(h.foundation_models, use_queue=False), allow_head=False
+        ),
     ]

@@ -64,8 +64,11 @@ class _OpenAIHandlers(WireHandlers):
         # Like OpenAI, the refusal quotes the key it got (the worst case: in full), which
         # is what a gateway must not pass on to its own clients.
         token = header.removeprefix("Bearer ")
-        message = ("You didn't provide an API key." if not header
-                   else f"Incorrect API key provided: {token}.")
+        message = (
+            "You didn't provide an API key."
+            if not header
+            else f"Incorrect API key provided: {token}."
+        )
         return self._error(401, message=message)
 
     async def chat_completions(
@@ -128,22 +131,29 @@ class _OpenAIHandlers(WireHandlers):
         invalid = rf.request_error(body)
         if invalid is not None:
             return self._error(400, message=invalid[0], param=invalid[1])
-        reply = rf.plan(body, reply=behaviour.reply, usage=behaviour.usage,
-                        call_id=oa.new_tool_call_id())
+        reply = rf.plan(
+            body, reply=behaviour.reply, usage=behaviour.usage, call_id=oa.new_tool_call_id()
+        )
         item_id = rf.new_item_id("fc_" if reply.tool_call is not None else "msg_")
         response_id, created = rf.new_response_id(), int(time.time())
         if body.get("stream") is not True:
-            obj = rf.response(body, response_id=response_id, created=created, reply=reply,
-                              item_id=item_id)
+            obj = rf.response(
+                body, response_id=response_id, created=created, reply=reply, item_id=item_id
+            )
             return json_response(obj, headers=self._headers(behaviour))
-        events = rf.stream_events(body, response_id=response_id, created=created, reply=reply,
-                                  item_id=item_id)
+        events = rf.stream_events(
+            body, response_id=response_id, created=created, reply=reply, item_id=item_id
+        )
         if behaviour.error_after_chunks is not None:
             events = events[: behaviour.error_after_chunks]
-            events.append(rf.error_event(message=behaviour.error_message,
-                                         code=behaviour.error_code, sequence_number=len(events)))
-        return await send_event_stream(request, events, behaviour,
-                                       headers=self._headers(behaviour))
+            events.append(
+                rf.error_event(
+                    message=behaviour.error_message,
+                    code=behaviour.error_code,
+                    sequence_number=len(events),
+                )
+            )
+        return await send_event_stream(request, events, behaviour, headers=self._headers(behaviour))
 
     async def models(
         self, request: web.Request, behaviour: Behaviour, body: dict[str, Any]

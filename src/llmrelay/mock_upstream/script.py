@@ -299,8 +299,9 @@ async def record_request(request: web.Request) -> RecordedRequest:
     )
 
 
-async def send_raw_body(request: web.Request, behaviour: Behaviour, content_type: str
-                        ) -> web.StreamResponse:
+async def send_raw_body(
+    request: web.Request, behaviour: Behaviour, content_type: str
+) -> web.StreamResponse:
     """Carry out ``raw_body``: the scripted bytes as a 200, chunked when repeated."""
     assert behaviour.raw_body is not None
     data = behaviour.raw_body.encode()

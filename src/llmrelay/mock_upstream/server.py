@@ -60,7 +60,11 @@ SHUTDOWN_TIMEOUT = 0.25
 CONTROL_PREFIX = "/_mock/"
 
 DEFAULT_PROVIDERS: tuple[RouteFactory, ...] = (
-    openai_routes, anthropic_routes, gemini_routes, bedrock_routes, azure_routes,
+    openai_routes,
+    anthropic_routes,
+    gemini_routes,
+    bedrock_routes,
+    azure_routes,
 )
 
 

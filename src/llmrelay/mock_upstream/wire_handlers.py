@@ -32,7 +32,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def json_response(
-    obj: object, *, status: int = 200, headers: Mapping[str, str] | None = None,
+    obj: object,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
     content_type: str = "application/json",
 ) -> web.Response:
     """orjson-encoded response; extra headers may override the content type."""
@@ -65,7 +68,10 @@ class WireHandlers(abc.ABC):
         return None
 
     async def _begin(
-        self, request: web.Request, *, use_queue: bool = True,
+        self,
+        request: web.Request,
+        *,
+        use_queue: bool = True,
         authenticate: Authenticator | None = None,
     ) -> tuple[Behaviour, dict[str, Any]] | web.StreamResponse:
         """The prologue: the behaviour and the JSON body (``{}`` for a GET), or the
@@ -94,11 +100,15 @@ class WireHandlers(abc.ABC):
         if behaviour.raw_body is not None:
             streamed = body.get("stream") is True or "stream" in request.path.lower()
             return await send_raw_body(
-                request, behaviour, "text/event-stream" if streamed else "application/json")
+                request, behaviour, "text/event-stream" if streamed else "application/json"
+            )
         return behaviour, body
 
     def scripted(
-        self, handler: BodyHandler, *, use_queue: bool = True,
+        self,
+        handler: BodyHandler,
+        *,
+        use_queue: bool = True,
         authenticate: Authenticator | None = None,
     ) -> Handler:
         """``handler`` behind the prologue: it runs only for requests that got through."""

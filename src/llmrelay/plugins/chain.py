@@ -198,8 +198,11 @@ class PluginSelector:
         factory = self.factories.get(name)
         if factory is None:
             known = ", ".join(sorted(self.factories)) or "none yet"
-            raise InvalidRequest(f"{where}: unknown plug-in {name!r} (known: {known})",
-                                 param=where, code="unknown_plugin")
+            raise InvalidRequest(
+                f"{where}: unknown plug-in {name!r} (known: {known})",
+                param=where,
+                code="unknown_plugin",
+            )
         return factory
 
     def _plugin(self, name: str, options: Mapping[str, Any], where: str) -> Plugin:
@@ -220,15 +223,19 @@ class PluginSelector:
         from_key = metadata.get("plugins") if isinstance(metadata, dict) else None
         if isinstance(from_key, dict):
             for name, options in from_key.items():
-                chosen[name] = (options if isinstance(options, dict) else {},
-                                "key metadata.plugins")
+                chosen[name] = (
+                    options if isinstance(options, dict) else {},
+                    "key metadata.plugins",
+                )
         if call.plan is not None and call.plan.cache is not None and "cache" in self.factories:
             chosen["cache"] = (call.plan.cache, "route config cache")
-        if (call.plan is not None and call.plan.guardrails is not None
-                and "guardrails" in self.factories):
+        if (
+            call.plan is not None
+            and call.plan.guardrails is not None
+            and "guardrails" in self.factories
+        ):
             chosen["guardrails"] = (call.plan.guardrails, "route config guardrails")
-        plugins = [self._plugin(name, options, where)
-                   for name, (options, where) in chosen.items()]
+        plugins = [self._plugin(name, options, where) for name, (options, where) in chosen.items()]
         plugins.extend(self.builtins)
         active = tuple(p for p in plugins if p.applies(call))
         return Chain(active) if active else EMPTY

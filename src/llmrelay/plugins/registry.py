@@ -22,18 +22,22 @@ from llmrelay.plugins.chain import PluginFactory, PluginSelector
 FACTORIES: dict[str, PluginFactory] = {}
 
 
-def plugin_selector(configured: Mapping[str, Mapping[str, Any]], governor: Governor,
-                    services: Mapping[str, PluginFactory] | None = None,
-                    moderation: Moderation | None = None,
-                    count: CountFinding | None = None) -> PluginSelector:
+def plugin_selector(
+    configured: Mapping[str, Mapping[str, Any]],
+    governor: Governor,
+    services: Mapping[str, PluginFactory] | None = None,
+    moderation: Moderation | None = None,
+    count: CountFinding | None = None,
+) -> PluginSelector:
     """The gateway's selector: the configured plug-ins, then the built-ins.
 
     ``services`` are factories bound to state the gateway builds at start (the response
     cache's backend: ``{"cache": CacheRuntime.plugin}``), beside the stateless ones; the
     guardrails get the moderation client their content safety checks call and the
     metrics' counter of their findings."""
-    guardrails: PluginFactory = functools.partial(Guardrails.from_options,
-                                                  moderation=moderation, count=count)
+    guardrails: PluginFactory = functools.partial(
+        Guardrails.from_options, moderation=moderation, count=count
+    )
     factories = {**FACTORIES, "guardrails": guardrails, **(services or {})}
     if "guardrails" in configured:
         guardrails(configured["guardrails"])  # a bad settings block fails the start

@@ -60,14 +60,16 @@ def to_openai_completion(message: dict[str, Any], created: int | None = None) ->
         elif kind == "tool_use" and block.get("name") == JSON_TOOL:
             texts.append(input_to_arguments(block.get("input")))
         elif kind == "tool_use":
-            calls.append({
-                "id": block.get("id"),
-                "type": "function",
-                "function": {
-                    "name": block.get("name"),
-                    "arguments": input_to_arguments(block.get("input")),
-                },
-            })
+            calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name"),
+                        "arguments": input_to_arguments(block.get("input")),
+                    },
+                }
+            )
         elif kind == "thinking":
             thinking.append(str(block.get("thinking") or ""))
     stop = message.get("stop_reason")
@@ -129,7 +131,11 @@ class AnthropicAdapter(AdapterBase):
 
     # -- pass-through for /v1/messages ---------------------------------------------------
     def messages_request(
-        self, spec: ProviderSpec, body: dict[str, Any], model: str, stream: bool,
+        self,
+        spec: ProviderSpec,
+        body: dict[str, Any],
+        model: str,
+        stream: bool,
         beta: str | None = None,
     ) -> UpstreamCall:
         """The client's own Messages body, for this target's model.
@@ -147,12 +153,17 @@ class AnthropicAdapter(AdapterBase):
         return UpstreamCall("POST", _url(spec, "/messages"), headers, orjson.dumps(payload))
 
     def count_tokens_request(
-        self, spec: ProviderSpec, body: dict[str, Any], model: str, beta: str | None = None,
+        self,
+        spec: ProviderSpec,
+        body: dict[str, Any],
+        model: str,
+        beta: str | None = None,
     ) -> UpstreamCall:
         """``/v1/messages/count_tokens`` as is: only Anthropic knows Claude's tokenizer."""
         messages = self.messages_request(spec, body, model, False, beta)
-        return UpstreamCall("POST", _url(spec, "/messages/count_tokens"), messages.headers,
-                            messages.body)
+        return UpstreamCall(
+            "POST", _url(spec, "/messages/count_tokens"), messages.headers, messages.body
+        )
 
     def messages_response(self, spec: ProviderSpec, body: bytes) -> ChatResult:
         message = _parse(body, spec.name)
@@ -169,8 +180,9 @@ class AnthropicAdapter(AdapterBase):
     def models_request(self, spec: ProviderSpec) -> UpstreamCall | None:
         if not spec.lists_models:
             return None
-        return UpstreamCall("GET", _url(spec, "/models?limit=1000"),
-                            _headers(spec, json_body=False))
+        return UpstreamCall(
+            "GET", _url(spec, "/models?limit=1000"), _headers(spec, json_body=False)
+        )
 
     def parse_models(self, body: bytes) -> list[str]:
         parsed = orjson.loads(body)
@@ -190,4 +202,3 @@ class AnthropicAdapter(AdapterBase):
             if text:
                 error.message = f"{error.message}: {text}"
         return error
-

@@ -79,8 +79,9 @@ def image_block(url: str, where: str) -> dict[str, Any]:
         }
     if url.startswith(("https://", "http://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
-    raise InvalidRequest(f"{where}: image_url.url must be an http(s) URL or a base64 data URL",
-                         param=where)
+    raise InvalidRequest(
+        f"{where}: image_url.url must be an http(s) URL or a base64 data URL", param=where
+    )
 
 
 def part_to_block(part: Any, where: str) -> dict[str, Any]:
@@ -103,8 +104,9 @@ def part_to_block(part: Any, where: str) -> dict[str, Any]:
     elif kind == "file":
         block = _file_block(part.get("file"), where)
     else:
-        raise InvalidRequest(f"{where}: content part type {kind!r} is not supported by "
-                             "Anthropic models", param=where)
+        raise InvalidRequest(
+            f"{where}: content part type {kind!r} is not supported by Anthropic models", param=where
+        )
     if "cache_control" in part:  # Anthropic prompt caching, passed on as given
         block["cache_control"] = part["cache_control"]
     return block
@@ -114,8 +116,11 @@ def _file_block(file: Any, where: str) -> dict[str, Any]:
     data = file.get("file_data") if isinstance(file, dict) else None
     match = _DATA_URL.match(data) if isinstance(data, str) else None
     if match is None:
-        raise InvalidRequest(f"{where}: file parts need file_data as a base64 data URL "
-                             "(uploaded file ids cannot be sent to Anthropic)", param=where)
+        raise InvalidRequest(
+            f"{where}: file parts need file_data as a base64 data URL "
+            "(uploaded file ids cannot be sent to Anthropic)",
+            param=where,
+        )
     block: dict[str, Any] = {
         "type": "document",
         "source": {"type": "base64", "media_type": match.group(1), "data": match.group(2)},
@@ -157,14 +162,18 @@ def block_to_part(block: Any, where: str) -> dict[str, Any] | None:
         elif source.get("type") == "url":
             url = str(source.get("url"))
         else:
-            raise InvalidRequest(f"{where}: image source type {source.get('type')!r} is not "
-                                 "supported for this model", param=where)
+            raise InvalidRequest(
+                f"{where}: image source type {source.get('type')!r} is not "
+                "supported for this model",
+                param=where,
+            )
         return {"type": "image_url", "image_url": {"url": url}}
     if kind == "document":
         source = _source(block, where)
         if source.get("type") != "base64":
-            raise InvalidRequest(f"{where}: only base64 documents can be sent to this model",
-                                 param=where)
+            raise InvalidRequest(
+                f"{where}: only base64 documents can be sent to this model", param=where
+            )
         file: dict[str, Any] = {
             "file_data": f"data:{source.get('media_type')};base64,{source.get('data')}"
         }
@@ -173,8 +182,9 @@ def block_to_part(block: Any, where: str) -> dict[str, Any] | None:
         return {"type": "file", "file": file}
     if kind in ("thinking", "redacted_thinking"):
         return None
-    raise InvalidRequest(f"{where}: content block type {kind!r} is not supported for this "
-                         "model", param=where)
+    raise InvalidRequest(
+        f"{where}: content block type {kind!r} is not supported for this model", param=where
+    )
 
 
 def _source(block: dict[str, Any], where: str) -> dict[str, Any]:
@@ -189,8 +199,7 @@ def blocks_to_content(content: Any, where: str) -> str | list[dict[str, Any]]:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise InvalidRequest(f"{where} must be a string or an array of content blocks",
-                             param=where)
+        raise InvalidRequest(f"{where} must be a string or an array of content blocks", param=where)
     parts = [block_to_part(b, f"{where}[{i}]") for i, b in enumerate(content)]
     return [p for p in parts if p is not None]
 
@@ -202,8 +211,11 @@ def tool_to_anthropic(tool: Any, where: str) -> dict[str, Any]:
     """An OpenAI function tool as an Anthropic client tool."""
     if not isinstance(tool, dict) or tool.get("type", "function") != "function":
         kind = tool.get("type") if isinstance(tool, dict) else None
-        raise InvalidRequest(f"{where}: tool type {kind!r} is not supported by Anthropic "
-                             "models; only function tools are", param=where)
+        raise InvalidRequest(
+            f"{where}: tool type {kind!r} is not supported by Anthropic "
+            "models; only function tools are",
+            param=where,
+        )
     function = tool.get("function")
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
         raise InvalidRequest(f"{where}.function.name is required", param=where)
@@ -221,8 +233,10 @@ def tool_to_openai(tool: Any, where: str) -> dict[str, Any]:
     if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
         raise InvalidRequest(f"{where}.name is required", param=where)
     if tool.get("type") not in (None, "custom"):
-        raise InvalidRequest(f"{where}: server tool {tool.get('type')!r} is only available on "
-                             "Anthropic models", param=where)
+        raise InvalidRequest(
+            f"{where}: server tool {tool.get('type')!r} is only available on Anthropic models",
+            param=where,
+        )
     function: dict[str, Any] = {"name": tool["name"]}
     if tool.get("description") is not None:
         function["description"] = tool["description"]
@@ -241,14 +255,18 @@ def tool_choice_to_anthropic(choice: Any, parallel: Any) -> dict[str, Any] | Non
         out = {"type": "any"}
     elif choice == "none":
         out = {"type": "none"}
-    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict) and isinstance(
-        choice["function"].get("name"), str
+    elif (
+        isinstance(choice, dict)
+        and isinstance(choice.get("function"), dict)
+        and isinstance(choice["function"].get("name"), str)
     ):
         out = {"type": "tool", "name": choice["function"]["name"]}
     else:
-        raise InvalidRequest("tool_choice must be 'auto', 'none', 'required' or "
-                             '{"type": "function", "function": {"name": ...}}',
-                             param="tool_choice")
+        raise InvalidRequest(
+            "tool_choice must be 'auto', 'none', 'required' or "
+            '{"type": "function", "function": {"name": ...}}',
+            param="tool_choice",
+        )
     if parallel is False:
         out = out or {"type": "auto"}
         if out["type"] != "none":
@@ -286,8 +304,9 @@ def arguments_to_input(arguments: Any, where: str) -> dict[str, Any]:
     try:
         value = loads_nested(arguments, where, param=where)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"{where} must be a JSON object encoded as a string",
-                             param=where) from exc
+        raise InvalidRequest(
+            f"{where} must be a JSON object encoded as a string", param=where
+        ) from exc
     if not isinstance(value, dict):
         raise InvalidRequest(f"{where} must encode a JSON object", param=where)
     return value
@@ -396,8 +415,11 @@ def upstream_error(
         k: headers[k] for k in ("retry-after", "retry-after-ms") if k in headers
     }
     return UpstreamError(
-        message, status=status, error_type=kind if isinstance(kind, str) else None,
-        headers=passed, provider=provider,
+        message,
+        status=status,
+        error_type=kind if isinstance(kind, str) else None,
+        headers=passed,
+        provider=provider,
     )
 
 

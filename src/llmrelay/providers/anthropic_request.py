@@ -64,12 +64,30 @@ _UNSUPPORTED: dict[str, object] = {
 }
 
 #: Consumed by the translation itself (or meaningless upstream): never forwarded as is.
-_HANDLED = frozenset({
-    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
-    "temperature", "top_p", "stop", "user", "tools", "tool_choice", "parallel_tool_calls",
-    "response_format", "store", "metadata", "modalities", "service_tier",
-    "prompt_cache_key", "safety_identifier",
-})
+_HANDLED = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "user",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "store",
+        "metadata",
+        "modalities",
+        "service_tier",
+        "prompt_cache_key",
+        "safety_identifier",
+    }
+)
 
 
 def to_anthropic(
@@ -94,11 +112,13 @@ def to_anthropic(
         if tools or not _is_object_schema(json_schema):
             system.append({"type": "text", "text": _json_instruction(fmt, json_schema)})
         else:
-            tools = [{
-                "name": JSON_TOOL,
-                "description": "Respond with the answer as this tool's input.",
-                "input_schema": json_schema,
-            }]
+            tools = [
+                {
+                    "name": JSON_TOOL,
+                    "description": "Respond with the answer as this tool's input.",
+                    "input_schema": json_schema,
+                }
+            ]
             choice = {"type": "tool", "name": JSON_TOOL}
     if system:
         plain = len(system) == 1 and set(system[0]) == {"type", "text"}
@@ -178,8 +198,9 @@ def _messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str,
                 results = {"role": "user", "content": [result]}
                 out.append(results)
         else:
-            raise InvalidRequest(f"{where}.role {role!r} is not supported by Anthropic models",
-                                 param=f"{where}.role")
+            raise InvalidRequest(
+                f"{where}.role {role!r} is not supported by Anthropic models", param=f"{where}.role"
+            )
     return system, out
 
 
@@ -204,20 +225,23 @@ def _assistant(message: dict[str, Any], where: str) -> dict[str, Any]:
             raise InvalidRequest(f"{cw}.function.name is required", param=cw)
         if not isinstance(call.get("id"), str):
             raise InvalidRequest(f"{cw}.id is required", param=cw)
-        blocks.append({
-            "type": "tool_use",
-            "id": call["id"],
-            "name": function["name"],
-            "input": arguments_to_input(function.get("arguments"), f"{cw}.function.arguments"),
-        })
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call["id"],
+                "name": function["name"],
+                "input": arguments_to_input(function.get("arguments"), f"{cw}.function.arguments"),
+            }
+        )
     return {"role": "assistant", "content": blocks}
 
 
 def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:
     call_id = message.get("tool_call_id")
     if not isinstance(call_id, str):
-        raise InvalidRequest(f"{where}.tool_call_id is required for tool messages",
-                             param=f"{where}.tool_call_id")
+        raise InvalidRequest(
+            f"{where}.tool_call_id is required for tool messages", param=f"{where}.tool_call_id"
+        )
     content = message.get("content")
     result: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
     if content is None:
@@ -242,5 +266,7 @@ def _is_object_schema(schema: dict[str, Any]) -> bool:
 def _json_instruction(fmt: dict[str, Any], schema: dict[str, Any]) -> str:
     if fmt.get("type") == "json_object":
         return "Respond only with a single valid JSON object, without any other text."
-    return ("Respond only with a single valid JSON value that follows this JSON schema, "
-            "without any other text: " + orjson.dumps(schema).decode())
+    return (
+        "Respond only with a single valid JSON value that follows this JSON schema, "
+        "without any other text: " + orjson.dumps(schema).decode()
+    )

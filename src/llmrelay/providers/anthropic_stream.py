@@ -200,9 +200,7 @@ class AnthropicStreamTranslator(StreamProgress):
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         chunk = self._base()
-        chunk["choices"] = [
-            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        ]
+        chunk["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
         if self._wants_usage:
             chunk["usage"] = None
         return encode_json(chunk)

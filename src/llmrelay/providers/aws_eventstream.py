@@ -43,7 +43,9 @@ class EventStreamSplitter:
             if total < _PRELUDE + 4 or total > self._max_frame:
                 raise UpstreamError(
                     f"upstream {self._provider} sent a malformed event stream "
-                    f"(frame length {total})", status=502, provider=self._provider,
+                    f"(frame length {total})",
+                    status=502,
+                    provider=self._provider,
                 )
             if len(buf) - start < total:
                 break
@@ -78,6 +80,7 @@ def decode_frame(frame: bytes, provider: str) -> Frame:
     except (ParserError, StopIteration) as exc:
         raise UpstreamError(
             f"upstream {provider} sent a corrupt event-stream frame ({type(exc).__name__})",
-            status=502, provider=provider,
+            status=502,
+            provider=provider,
         ) from exc
     return Frame(dict(message.headers), bytes(message.payload))

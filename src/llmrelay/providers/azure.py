@@ -31,22 +31,26 @@ class AzureOpenAIAdapter(OpenAICompatAdapter):
 
     def _url(self, spec: ProviderSpec, deployment: str, operation: str) -> str:
         version = quote(spec.api_version or AZURE_API_VERSION, safe="-.")
-        return (f"{_endpoint(spec)}/openai/deployments/{quote(deployment, safe='-._')}/"
-                f"{operation}?api-version={version}")
+        return (
+            f"{_endpoint(spec)}/openai/deployments/{quote(deployment, safe='-._')}/"
+            f"{operation}?api-version={version}"
+        )
 
     def chat_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str, stream: bool
     ) -> UpstreamCall:
         call = super().chat_request(spec, body, model, stream)
-        return UpstreamCall("POST", self._url(spec, model, "chat/completions"),
-                            self._headers(spec), call.body)
+        return UpstreamCall(
+            "POST", self._url(spec, model, "chat/completions"), self._headers(spec), call.body
+        )
 
     def embeddings_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str
     ) -> UpstreamCall:
         call = super().embeddings_request(spec, body, model)
-        return UpstreamCall("POST", self._url(spec, model, "embeddings"), self._headers(spec),
-                            call.body)
+        return UpstreamCall(
+            "POST", self._url(spec, model, "embeddings"), self._headers(spec), call.body
+        )
 
     def models_request(self, spec: ProviderSpec) -> UpstreamCall | None:
         return None

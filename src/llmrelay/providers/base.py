@@ -188,7 +188,11 @@ class Adapter(Protocol):
     def splitter(self, spec: ProviderSpec, max_event_bytes: int) -> FrameSplitter: ...
 
     def messages_request(
-        self, spec: ProviderSpec, body: dict[str, Any], model: str, stream: bool,
+        self,
+        spec: ProviderSpec,
+        body: dict[str, Any],
+        model: str,
+        stream: bool,
         beta: str | None = None,
     ) -> UpstreamCall: ...
 
@@ -197,7 +201,11 @@ class Adapter(Protocol):
     def messages_stream(self, spec: ProviderSpec, model: str) -> StreamTranslator: ...
 
     def count_tokens_request(
-        self, spec: ProviderSpec, body: dict[str, Any], model: str, beta: str | None = None,
+        self,
+        spec: ProviderSpec,
+        body: dict[str, Any],
+        model: str,
+        beta: str | None = None,
     ) -> UpstreamCall: ...
 
     def responses_request(
@@ -216,14 +224,19 @@ class AdapterBase:
     def embeddings_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str
     ) -> UpstreamCall:
-        raise CapabilityMissing(spec.name, "embeddings",
-                                "use an embeddings model of another provider")
+        raise CapabilityMissing(
+            spec.name, "embeddings", "use an embeddings model of another provider"
+        )
 
     def embeddings_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
         raise CapabilityMissing(spec.name, "embeddings")
 
     def messages_request(
-        self, spec: ProviderSpec, body: dict[str, Any], model: str, stream: bool,
+        self,
+        spec: ProviderSpec,
+        body: dict[str, Any],
+        model: str,
+        stream: bool,
         beta: str | None = None,
     ) -> UpstreamCall:
         raise CapabilityMissing(spec.name, "Anthropic Messages bodies as is")
@@ -235,7 +248,11 @@ class AdapterBase:
         raise CapabilityMissing(spec.name, "Anthropic Messages streams as is")
 
     def count_tokens_request(
-        self, spec: ProviderSpec, body: dict[str, Any], model: str, beta: str | None = None,
+        self,
+        spec: ProviderSpec,
+        body: dict[str, Any],
+        model: str,
+        beta: str | None = None,
     ) -> UpstreamCall:
         raise CapabilityMissing(spec.name, "token counting")
 

@@ -40,28 +40,44 @@ from llmrelay.providers.chat_input import (
 )
 
 HANDLED = frozenset(
-    {"temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "tools",
-     "tool_choice", "parallel_tool_calls", "n"}
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "n",
+    }
 )
 HINTS = {
     "seed": "Converse has no seed",
-    "response_format": "Converse has no JSON mode; describe the format in the prompt or "
-                       "use a tool",
+    "response_format": "Converse has no JSON mode; describe the format in the prompt or use a tool",
     "presence_penalty": "Converse has no penalties",
     "frequency_penalty": "Converse has no penalties",
     "reasoning_effort": "reasoning settings are model-specific on Bedrock",
     "top_k": "Converse has no top_k",
 }
-_IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg",
-                  "image/gif": "gif", "image/webp": "webp"}
-_DOCUMENT_FORMATS = {"application/pdf": "pdf", "text/csv": "csv", "text/plain": "txt",
-                     "text/html": "html", "text/markdown": "md",
-                     "application/msword": "doc",
-                     "application/vnd.openxmlformats-officedocument.wordprocessingml.document":
-                         "docx",
-                     "application/vnd.ms-excel": "xls",
-                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet":
-                         "xlsx"}
+_IMAGE_FORMATS = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+_DOCUMENT_FORMATS = {
+    "application/pdf": "pdf",
+    "text/csv": "csv",
+    "text/plain": "txt",
+    "text/html": "html",
+    "text/markdown": "md",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+}
 
 
 # -- messages --------------------------------------------------------------------------
@@ -78,11 +94,15 @@ def _image_block(spec: ProviderSpec, part: dict[str, Any], param: str) -> dict[s
         raise InvalidRequest(
             f"{param}.image_url.url: provider {spec.name} does not fetch image URLs; send the "
             "image inline as a data URL (data:image/png;base64,...) or as an s3:// URI "
-            "ending in .png/.jpeg/.gif/.webp", param=f"{param}.image_url")
+            "ending in .png/.jpeg/.gif/.webp",
+            param=f"{param}.image_url",
+        )
     fmt = _IMAGE_FORMATS.get(inline[0])
     if fmt is None:
-        raise InvalidRequest(f"{param}: image type {inline[0]} is not supported by Bedrock "
-                             "(png, jpeg, gif, webp)", param=f"{param}.image_url")
+        raise InvalidRequest(
+            f"{param}: image type {inline[0]} is not supported by Bedrock (png, jpeg, gif, webp)",
+            param=f"{param}.image_url",
+        )
     return {"image": {"format": fmt, "source": {"bytes": inline[1]}}}
 
 
@@ -94,11 +114,19 @@ def _document_block(spec: ProviderSpec, part: dict[str, Any], param: str) -> dic
     inline = parse_data_url(data, f"{param}.file.file_data") if isinstance(data, str) else None
     fmt = _DOCUMENT_FORMATS.get(inline[0]) if inline else None
     if inline is None or fmt is None:
-        raise InvalidRequest(f"{param}.file: provider {spec.name} takes files as file_data "
-                             "data URLs of a document type (pdf, csv, txt, html, md, doc, "
-                             "docx, xls, xlsx)", param=f"{param}.file")
-    return {"document": {"format": fmt, "name": out.document_name(file.get("filename")),
-                         "source": {"bytes": inline[1]}}}
+        raise InvalidRequest(
+            f"{param}.file: provider {spec.name} takes files as file_data "
+            "data URLs of a document type (pdf, csv, txt, html, md, doc, "
+            "docx, xls, xlsx)",
+            param=f"{param}.file",
+        )
+    return {
+        "document": {
+            "format": fmt,
+            "name": out.document_name(file.get("filename")),
+            "source": {"bytes": inline[1]},
+        }
+    }
 
 
 def _user_blocks(spec: ProviderSpec, content: Any, param: str) -> list[dict[str, Any]]:
@@ -114,8 +142,10 @@ def _user_blocks(spec: ProviderSpec, content: Any, param: str) -> list[dict[str,
         elif kind == "file":
             blocks.append(_document_block(spec, part, where))
         else:
-            raise InvalidRequest(f"{where}: content part type {kind!r} is not supported "
-                                 f"by provider {spec.name}", param=f"{where}.type")
+            raise InvalidRequest(
+                f"{where}: content part type {kind!r} is not supported by provider {spec.name}",
+                param=f"{where}.type",
+            )
     return blocks
 
 
@@ -124,8 +154,11 @@ def _tool_result(message: dict[str, Any], param: str) -> dict[str, Any]:
     if not isinstance(call_id, str) or not call_id:
         raise InvalidRequest(f"{param}.tool_call_id is required", param=f"{param}.tool_call_id")
     value = tool_result_value(message.get("content"), f"{param}.content")
-    content = [{"json": value}] if isinstance(value, dict) else [
-        {"text": value if isinstance(value, str) else orjson.dumps(value).decode()}]
+    content = (
+        [{"json": value}]
+        if isinstance(value, dict)
+        else [{"text": value if isinstance(value, str) else orjson.dumps(value).decode()}]
+    )
     return {"toolResult": {"toolUseId": call_id, "content": content, "status": "success"}}
 
 
@@ -135,8 +168,9 @@ def build_messages(
     """``(system blocks, messages, uses tools)``; consecutive same-role turns merged,
     because Converse wants user and assistant turns to alternate."""
 
-    def turn(i: int, role: Any, message: dict[str, Any], param: str
-             ) -> tuple[str, list[dict[str, Any]]] | None:
+    def turn(
+        i: int, role: Any, message: dict[str, Any], param: str
+    ) -> tuple[str, list[dict[str, Any]]] | None:
         content = message.get("content")
         if role == "user":
             return "user", _user_blocks(spec, content, f"{param}.content")
@@ -144,37 +178,47 @@ def build_messages(
             blocks = assistant_text_blocks(content, f"{param}.content")
             for j, call in enumerate(tool_calls_of(message, param)):
                 function = call["function"]
-                blocks.append({"toolUse": {
-                    "toolUseId": str(call.get("id") or f"call_{i}_{j}"),
-                    "name": function["name"],
-                    "input": json_arguments(function.get("arguments"),
-                                            f"{param}.tool_calls[{j}].function.arguments"),
-                }})
+                blocks.append(
+                    {
+                        "toolUse": {
+                            "toolUseId": str(call.get("id") or f"call_{i}_{j}"),
+                            "name": function["name"],
+                            "input": json_arguments(
+                                function.get("arguments"),
+                                f"{param}.tool_calls[{j}].function.arguments",
+                            ),
+                        }
+                    }
+                )
             return "assistant", blocks
         if role == "tool":
             return "user", [_tool_result(message, param)]
         return None
 
     system, turns = alternating_turns(messages, turn, "content")
-    tool_history = any("toolUse" in block or "toolResult" in block
-                       for t in turns for block in t["content"])
+    tool_history = any(
+        "toolUse" in block or "toolResult" in block for t in turns for block in t["content"]
+    )
     return system, turns, tool_history
 
 
-def _tool_config(spec: ProviderSpec, body: dict[str, Any], history: bool
-                 ) -> dict[str, Any] | None:
+def _tool_config(spec: ProviderSpec, body: dict[str, Any], history: bool) -> dict[str, Any] | None:
     tools = [
-        {"toolSpec": {
-            "name": f["name"],
-            **({"description": f["description"]} if f.get("description") else {}),
-            "inputSchema": {"json": f.get("parameters") or {"type": "object",
-                                                             "properties": {}}},
-        }}
+        {
+            "toolSpec": {
+                "name": f["name"],
+                **({"description": f["description"]} if f.get("description") else {}),
+                "inputSchema": {
+                    "json": f.get("parameters") or {"type": "object", "properties": {}}
+                },
+            }
+        }
         for f in tools_of(body)
     ]
     if body.get("parallel_tool_calls") is False:
-        unsupported(spec, "parallel_tool_calls",
-                    "Converse cannot be told to call at most one tool per turn")
+        unsupported(
+            spec, "parallel_tool_calls", "Converse cannot be told to call at most one tool per turn"
+        )
     if not tools:
         return None
     choice = tool_choice_of(body)
@@ -187,8 +231,11 @@ def _tool_config(spec: ProviderSpec, body: dict[str, Any], history: bool
         # conversation already used tools (then Converse demands the toolConfig).
         if not history:
             return None
-        unsupported(spec, "tool_choice", "Converse has no tool_choice none once tools were "
-                    "used in the conversation")
+        unsupported(
+            spec,
+            "tool_choice",
+            "Converse has no tool_choice none once tools were used in the conversation",
+        )
         return config
     config["toolChoice"] = {"any": {}} if mode == "required" else {"tool": {"name": name}}
     return config
@@ -242,8 +289,9 @@ def signed_call(
         headers["content-type"] = "application/json"
     headers.update(spec.headers)
     request = AWSRequest(method=method, url=url, data=body, headers=headers)
-    credentials = Credentials(spec.aws_access_key_id or "", spec.aws_secret_access_key or "",
-                              spec.aws_session_token)
+    credentials = Credentials(
+        spec.aws_access_key_id or "", spec.aws_secret_access_key or "", spec.aws_session_token
+    )
     SigV4Auth(credentials, service, spec.region or "").add_auth(request)
     return UpstreamCall(method, url, dict(request.headers.items()), body)
 
@@ -270,10 +318,16 @@ class BedrockAdapter(AdapterBase):
     ) -> UpstreamCall:
         payload = orjson.dumps(converse_body(spec, body))
         if stream:
-            return signed_call(spec, "POST", _model_url(spec, model, "converse-stream"),
-                               payload, "application/vnd.amazon.eventstream")
-        return signed_call(spec, "POST", _model_url(spec, model, "converse"), payload,
-                           "application/json")
+            return signed_call(
+                spec,
+                "POST",
+                _model_url(spec, model, "converse-stream"),
+                payload,
+                "application/vnd.amazon.eventstream",
+            )
+        return signed_call(
+            spec, "POST", _model_url(spec, model, "converse"), payload, "application/json"
+        )
 
     def chat_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
         return out.chat_result(spec, body, model)
@@ -290,8 +344,9 @@ class BedrockAdapter(AdapterBase):
         self, spec: ProviderSpec, body: dict[str, Any], model: str
     ) -> UpstreamCall:
         payload = orjson.dumps(out.embeddings_body(spec, body, model))
-        return signed_call(spec, "POST", _model_url(spec, model, "invoke"), payload,
-                           "application/json")
+        return signed_call(
+            spec, "POST", _model_url(spec, model, "invoke"), payload, "application/json"
+        )
 
     def embeddings_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
         return out.embeddings_result(spec, body, model)
@@ -299,8 +354,9 @@ class BedrockAdapter(AdapterBase):
     def models_request(self, spec: ProviderSpec) -> UpstreamCall | None:
         if not spec.lists_models:
             return None
-        return signed_call(spec, "GET", control_plane_url(spec) + "/foundation-models", b"",
-                           "application/json")
+        return signed_call(
+            spec, "GET", control_plane_url(spec) + "/foundation-models", b"", "application/json"
+        )
 
     def parse_models(self, body: bytes) -> list[str]:
         return out.parse_models(body)

@@ -43,9 +43,14 @@ STOP_REASONS = {
 }
 #: AWS answers these with 403, but they mean "who are you?": 401 for OpenAI clients.
 _AUTH_ERRORS = frozenset(
-    {"unrecognizedclientexception", "invalidsignatureexception", "incompletesignatureexception",
-     "missingauthenticationtokenexception", "expiredtokenexception",
-     "invalidclienttokenidexception"}
+    {
+        "unrecognizedclientexception",
+        "invalidsignatureexception",
+        "incompletesignatureexception",
+        "missingauthenticationtokenexception",
+        "expiredtokenexception",
+        "invalidclienttokenidexception",
+    }
 )
 #: Exception frames inside a ConverseStream (lowerCamel names) -> HTTP status.
 _STREAM_ERRORS = {
@@ -75,9 +80,13 @@ def usage_of(raw: Any) -> Usage | None:
     write = int(raw.get("cacheWriteInputTokens") or 0)
     prompt = int(raw.get("inputTokens") or 0) + read + write
     completion_tokens = int(raw.get("outputTokens") or 0)
-    return Usage(prompt_tokens=prompt, completion_tokens=completion_tokens,
-                 total_tokens=prompt + completion_tokens, cached_tokens=read,
-                 cache_write_tokens=write)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt + completion_tokens,
+        cached_tokens=read,
+        cache_write_tokens=write,
+    )
 
 
 def stop_reason(reason: Any) -> str:
@@ -99,9 +108,13 @@ def chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
             texts.append(block["text"])
         elif isinstance(block.get("toolUse"), dict):
             use = block["toolUse"]
-            choice.tool_calls.append(ToolCallOut(
-                str(use.get("toolUseId")), str(use.get("name")),
-                orjson.dumps(use.get("input") or {}).decode()))
+            choice.tool_calls.append(
+                ToolCallOut(
+                    str(use.get("toolUseId")),
+                    str(use.get("name")),
+                    orjson.dumps(use.get("input") or {}).decode(),
+                )
+            )
     choice.text = "".join(texts) if texts or not choice.tool_calls else None
     choice.finish_reason = stop_reason(parsed.get("stopReason"))
     usage = usage_of(parsed.get("usage"))
@@ -140,7 +153,8 @@ class BedrockStream(StreamProgress):
             start = (body.get("start") or {}).get("toolUse")
             if isinstance(start, dict):
                 position, events = self._out.tool_start(
-                    str(start.get("toolUseId")), str(start.get("name")))
+                    str(start.get("toolUseId")), str(start.get("name"))
+                )
                 self._blocks[int(body.get("contentBlockIndex") or 0)] = position
                 return events
             return []
@@ -169,8 +183,9 @@ class BedrockStream(StreamProgress):
 
     def _failure(self, frame: Any) -> UpstreamError:
         payload = upstream_json(self._provider, frame.payload) if frame.payload else {}
-        message = payload.get("message") or payload.get("Message") if isinstance(
-            payload, dict) else None
+        message = (
+            payload.get("message") or payload.get("Message") if isinstance(payload, dict) else None
+        )
         if frame.message_type == "error":
             code = str(frame.headers.get(":error-code") or "error")
             message = message or frame.headers.get(":error-message")
@@ -179,7 +194,9 @@ class BedrockStream(StreamProgress):
         status = _STREAM_ERRORS.get(code.lower(), 502)
         return UpstreamError(
             str(message or f"upstream {self._provider} failed mid-stream ({code})"),
-            status=status, code=code, provider=self._provider,
+            status=status,
+            code=code,
+            provider=self._provider,
         )
 
     def end(self) -> list[bytes]:
@@ -196,7 +213,9 @@ def _family(model: str) -> str:
         return "cohere"
     raise InvalidRequest(
         f"embeddings on Bedrock support amazon.titan-embed-* and cohere.embed-* models, "
-        f"not {model!r}", param="model")
+        f"not {model!r}",
+        param="model",
+    )
 
 
 def embeddings_body(spec: ProviderSpec, body: dict[str, Any], model: str) -> dict[str, Any]:
@@ -205,30 +224,35 @@ def embeddings_body(spec: ProviderSpec, body: dict[str, Any], model: str) -> dic
     value = body.get("input")
     texts = [value] if isinstance(value, str) else value
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise InvalidRequest(f"provider {spec.name} embeds text only: input must be a string "
-                             "or an array of strings", param="input")
+        raise InvalidRequest(
+            f"provider {spec.name} embeds text only: input must be a string or an array of strings",
+            param="input",
+        )
     dims = body.get("dimensions")
     if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool) or dims < 1):
         raise InvalidRequest("dimensions must be a positive integer", param="dimensions")
     if family == "titan":
         if len(texts) != 1:
-            raise InvalidRequest("Titan embedding models take one input per request; send "
-                                 "one string", param="input")
+            raise InvalidRequest(
+                "Titan embedding models take one input per request; send one string", param="input"
+            )
         request: dict[str, Any] = {"inputText": texts[0]}
         if dims is not None:
             request["dimensions"] = dims
             request["normalize"] = True
         return request
     if dims is not None:
-        raise InvalidRequest("Cohere embedding models on Bedrock have fixed dimensions",
-                             param="dimensions")
+        raise InvalidRequest(
+            "Cohere embedding models on Bedrock have fixed dimensions", param="dimensions"
+        )
     return {"texts": texts, "input_type": "search_document"}
 
 
 def embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
     parsed = upstream_object(spec.name, body)
     if not isinstance(parsed.get("embedding"), list) and not isinstance(
-            parsed.get("embeddings"), list | dict):
+        parsed.get("embeddings"), list | dict
+    ):
         raise UpstreamInvalidResponse(spec.name, "JSON that is not an embeddings answer")
     tokens = 0
     if isinstance(parsed.get("embedding"), list):  # Titan
@@ -256,8 +280,7 @@ def parse_models(body: bytes) -> list[str]:
     return names
 
 
-def aws_error(provider: str, status: int, body: bytes, headers: dict[str, str]
-              ) -> UpstreamError:
+def aws_error(provider: str, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
     kind = headers.get("x-amzn-errortype", "").split(":", 1)[0]
     message = f"upstream {provider} returned HTTP {status}"
     try:
@@ -272,5 +295,6 @@ def aws_error(provider: str, status: int, body: bytes, headers: dict[str, str]
     if kind.lower() in _AUTH_ERRORS:
         status = 401
     passed = {"retry-after": headers["retry-after"]} if "retry-after" in headers else {}
-    return UpstreamError(message, status=status, code=kind or None, headers=passed,
-                         provider=provider)
+    return UpstreamError(
+        message, status=status, code=kind or None, headers=passed, provider=provider
+    )

@@ -26,8 +26,18 @@ from llmrelay.providers.base import ProviderSpec
 #: Request fields every translating adapter may ignore: routing, transport and
 #: bookkeeping fields that do not change what the model generates.
 IGNORED_PARAMS = frozenset(
-    {"model", "messages", "stream", "stream_options", "user", "metadata", "store",
-     "service_tier", "prompt_cache_key", "safety_identifier"}
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "user",
+        "metadata",
+        "store",
+        "service_tier",
+        "prompt_cache_key",
+        "safety_identifier",
+    }
 )
 
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)(?:;[\w=.+-]+)*;base64,", re.ASCII)
@@ -75,8 +85,9 @@ def text_of(content: Any, param: str) -> str:
         texts: list[str] = []
         for j, part in enumerate(content):
             if not isinstance(part, dict) or part.get("type") != "text":
-                raise InvalidRequest(f"{param}[{j}] must be a text part here",
-                                     param=f"{param}[{j}]")
+                raise InvalidRequest(
+                    f"{param}[{j}] must be a text part here", param=f"{param}[{j}]"
+                )
             texts.append(str(part.get("text", "")))
         return "".join(texts)
     raise InvalidRequest(f"{param} must be a string or an array of parts", param=param)
@@ -105,9 +116,7 @@ def assistant_text_blocks(content: Any, param: str) -> list[dict[str, Any]]:
 
 #: ``(index, role, message, "messages[i]") -> (turn role, blocks)``, None for a role the
 #: API has no turn for.
-TurnTranslator = Callable[
-    [int, Any, dict[str, Any], str], tuple[str, list[dict[str, Any]]] | None
-]
+TurnTranslator = Callable[[int, Any, dict[str, Any], str], tuple[str, list[dict[str, Any]]] | None]
 
 
 def alternating_turns(
@@ -140,8 +149,10 @@ def alternating_turns(
         else:
             turns.append({"role": turn, blocks_key: blocks})
     if not turns:
-        raise InvalidRequest("messages must hold at least one user or assistant message "
-                             "with content", param="messages")
+        raise InvalidRequest(
+            "messages must hold at least one user or assistant message with content",
+            param="messages",
+        )
     return system, turns
 
 
@@ -149,8 +160,9 @@ def image_url_of(part: Mapping[str, Any], param: str) -> str:
     image = part.get("image_url")
     url = image.get("url") if isinstance(image, dict) else image
     if not isinstance(url, str) or not url:
-        raise InvalidRequest(f"{param}.image_url.url must be a non-empty string",
-                             param=f"{param}.image_url")
+        raise InvalidRequest(
+            f"{param}.image_url.url must be a non-empty string", param=f"{param}.image_url"
+        )
     return url
 
 
@@ -159,10 +171,12 @@ def parse_data_url(url: str, param: str) -> tuple[str, str] | None:
     match = _DATA_URL.match(url)
     if match is None:
         if url.startswith("data:"):
-            raise InvalidRequest(f"{param}: a data URL must be base64 encoded "
-                                 "(data:<mime>;base64,<data>)", param=param)
+            raise InvalidRequest(
+                f"{param}: a data URL must be base64 encoded (data:<mime>;base64,<data>)",
+                param=param,
+            )
         return None
-    data = url[match.end():]
+    data = url[match.end() :]
     try:
         base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -202,8 +216,9 @@ def tool_calls_of(message: Mapping[str, Any], param: str) -> list[dict[str, Any]
     for j, call in enumerate(calls):
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise InvalidRequest(f"{param}.tool_calls[{j}] needs function.name",
-                                 param=f"{param}.tool_calls[{j}]")
+            raise InvalidRequest(
+                f"{param}.tool_calls[{j}] needs function.name", param=f"{param}.tool_calls[{j}]"
+            )
     return calls
 
 
@@ -228,12 +243,14 @@ def tools_of(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-            raise InvalidRequest(f"tools[{i}]: only function tools are supported",
-                                 param=f"tools[{i}].type")
+            raise InvalidRequest(
+                f"tools[{i}]: only function tools are supported", param=f"tools[{i}].type"
+            )
         function = tool.get("function")
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise InvalidRequest(f"tools[{i}].function.name is required",
-                                 param=f"tools[{i}].function")
+            raise InvalidRequest(
+                f"tools[{i}].function.name is required", param=f"tools[{i}].function"
+            )
         out.append(function)
     return out
 
@@ -247,8 +264,11 @@ def tool_choice_of(body: Mapping[str, Any]) -> tuple[str, str | None] | None:
         return str(choice), None
     if isinstance(choice, dict):
         function = choice.get("function")
-        if (choice.get("type") == "function" and isinstance(function, dict)
-                and isinstance(function.get("name"), str)):
+        if (
+            choice.get("type") == "function"
+            and isinstance(function, dict)
+            and isinstance(function.get("name"), str)
+        ):
             return "function", function["name"]
     raise InvalidRequest(
         "tool_choice must be none, auto, required or {type: function, function: {name}}",
@@ -269,11 +289,13 @@ def response_format_of(body: Mapping[str, Any]) -> tuple[str, dict[str, Any] | N
         spec = fmt.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, dict) else None
         if not isinstance(schema, dict):
-            raise InvalidRequest("response_format.json_schema.schema must be an object",
-                                 param="response_format")
+            raise InvalidRequest(
+                "response_format.json_schema.schema must be an object", param="response_format"
+            )
         return "json_schema", schema
-    raise InvalidRequest("response_format.type must be text, json_object or json_schema",
-                         param="response_format")
+    raise InvalidRequest(
+        "response_format.type must be text, json_object or json_schema", param="response_format"
+    )
 
 
 def stop_list(body: Mapping[str, Any]) -> list[str] | None:

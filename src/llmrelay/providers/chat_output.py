@@ -69,19 +69,28 @@ class ChoiceOut:
 
     def message(self) -> dict[str, Any]:
         message: dict[str, Any] = {
-            "role": "assistant", "content": self.text, "refusal": None, "annotations": [],
+            "role": "assistant",
+            "content": self.text,
+            "refusal": None,
+            "annotations": [],
         }
         if self.tool_calls:
             message["tool_calls"] = [
-                {"id": c.id, "type": "function",
-                 "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for c in self.tool_calls
             ]
         return message
 
 
 def completion(
-    completion_id: str, model: str, choices: list[ChoiceOut], usage: Usage | None,
+    completion_id: str,
+    model: str,
+    choices: list[ChoiceOut],
+    usage: Usage | None,
     created: int | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
@@ -90,8 +99,12 @@ def completion(
         "created": int(time.time()) if created is None else created,
         "model": model,
         "choices": [
-            {"index": c.index, "message": c.message(), "logprobs": None,
-             "finish_reason": c.finish_reason}
+            {
+                "index": c.index,
+                "message": c.message(),
+                "logprobs": None,
+                "finish_reason": c.finish_reason,
+            }
             for c in choices
         ],
     }
@@ -139,13 +152,22 @@ class ChunkWriter:
             return []
         return [*self.start(index), self._chunk(index, {"content": text})]
 
-    def tool_start(self, call_id: str, name: str, arguments: str = "", index: int = 0
-                   ) -> tuple[int, list[bytes]]:
+    def tool_start(
+        self, call_id: str, name: str, arguments: str = "", index: int = 0
+    ) -> tuple[int, list[bytes]]:
         """A tool call begins; returns its position among the choice's tool calls."""
         position = self._tool_counts.get(index, 0)
         self._tool_counts[index] = position + 1
-        delta = {"tool_calls": [{"index": position, "id": call_id, "type": "function",
-                                 "function": {"name": name, "arguments": arguments}}]}
+        delta = {
+            "tool_calls": [
+                {
+                    "index": position,
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
+            ]
+        }
         return position, [*self.start(index), self._chunk(index, delta)]
 
     def tool_arguments(self, position: int, fragment: str, index: int = 0) -> list[bytes]:
@@ -161,10 +183,18 @@ class ChunkWriter:
         """The usage chunk (when the client asked and usage is known), then ``[DONE]``."""
         out: list[bytes] = []
         if self._wants_usage and usage is not None:
-            out.append(encode_json({
-                "id": self._id, "object": "chat.completion.chunk", "created": self._created,
-                "model": self._model, "choices": [], "usage": usage_json(usage),
-            }))
+            out.append(
+                encode_json(
+                    {
+                        "id": self._id,
+                        "object": "chat.completion.chunk",
+                        "created": self._created,
+                        "model": self._model,
+                        "choices": [],
+                        "usage": usage_json(usage),
+                    }
+                )
+            )
         out.append(DONE)
         return out
 
@@ -179,8 +209,9 @@ def embeddings_list(vectors: list[Any], model: str, tokens: int) -> ChatResult:
     usage = Usage(prompt_tokens=tokens, total_tokens=tokens)
     obj = {
         "object": "list",
-        "data": [{"object": "embedding", "index": i, "embedding": v}
-                 for i, v in enumerate(vectors)],
+        "data": [
+            {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+        ],
         "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
@@ -193,6 +224,5 @@ def embeddings_as_base64(body: bytes) -> bytes:
     for item in parsed.get("data") or ():
         vector = item.get("embedding")
         if isinstance(vector, list):
-            item["embedding"] = base64.b64encode(
-                struct.pack(f"<{len(vector)}f", *vector)).decode()
+            item["embedding"] = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
     return orjson.dumps(parsed)

@@ -139,25 +139,43 @@ class AzureConfig(ProviderConfig, tag="azure", frozen=True):
 
     def problem(self) -> str | None:
         if not self.base_url:
-            return ("base_url is required for type azure: the resource endpoint, "
-                    "e.g. https://NAME.openai.azure.com")
+            return (
+                "base_url is required for type azure: the resource endpoint, "
+                "e.g. https://NAME.openai.azure.com"
+            )
         return ProviderConfig.problem(self)
 
 
 _NATIVE: dict[str, type[ProviderConfig]] = {
     str(cls.__struct_config__.tag): cls
-    for cls in (OpenAICompatibleConfig, AnthropicConfig, GeminiConfig, MockConfig,
-                VertexConfig, BedrockConfig, AzureConfig)
+    for cls in (
+        OpenAICompatibleConfig,
+        AnthropicConfig,
+        GeminiConfig,
+        MockConfig,
+        VertexConfig,
+        BedrockConfig,
+        AzureConfig,
+    )
 }
 
 
 def _preset_config(name: str) -> type[ProviderConfig]:
     """The struct of one OpenAI-compatible preset type: the common fields, its own tag."""
     struct_name = "".join(part.capitalize() for part in name.split("_")) + "Config"
-    return cast(type[ProviderConfig], msgspec.defstruct(
-        struct_name, [], bases=(ProviderConfig,), tag=name, module=__name__,
-        forbid_unknown_fields=True, frozen=True, kw_only=True,
-    ))
+    return cast(
+        type[ProviderConfig],
+        msgspec.defstruct(
+            struct_name,
+            [],
+            bases=(ProviderConfig,),
+            tag=name,
+            module=__name__,
+            forbid_unknown_fields=True,
+            frozen=True,
+            kw_only=True,
+        ),
+    )
 
 
 #: provider ``type`` -> its config struct. The ``anthropic`` preset row only supplies
@@ -173,6 +191,7 @@ PRESET_NAMES: frozenset[str] = frozenset(PRESETS)
 
 #: The tagged union msgspec decodes a provider entry into (dispatching on ``type``).
 ProviderConfigUnion: Any = Union[tuple(CONFIG_TYPES.values())]  # noqa: UP007
+
 
 def _fields(cls: type[ProviderConfig]) -> frozenset[str]:
     return frozenset(f.name for f in msgspec.structs.fields(cls))
@@ -217,8 +236,11 @@ def _decode(raw: Any, path: str) -> ProviderConfig:
         if key == "type" or key in allowed:
             continue
         readers = _readers(str(key))
-        why = (f"only provider type {' / '.join(readers)} reads it" if readers
-               else f"known keys: {', '.join(sorted(allowed))}")
+        why = (
+            f"only provider type {' / '.join(readers)} reads it"
+            if readers
+            else f"known keys: {', '.join(sorted(allowed))}"
+        )
         raise ConfigError(f"invalid config: {path}.{key}: not allowed for type {kind!r} ({why})")
     try:
         cfg: ProviderConfig = msgspec.convert(dict(raw), ProviderConfigUnion, strict=False)

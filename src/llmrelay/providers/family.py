@@ -77,36 +77,67 @@ def _types(*names: str) -> dict[str, type[ProviderConfig]]:
 
 
 OPENAI = Family(
-    "openai", Capabilities(responses_passthrough=True), OpenAICompatAdapter,
-    _types("openai"), specs.openai_compatible_spec,
+    "openai",
+    Capabilities(responses_passthrough=True),
+    OpenAICompatAdapter,
+    _types("openai"),
+    specs.openai_compatible_spec,
 )
 OPENAI_COMPATIBLE = Family(
-    "openai-compatible", Capabilities(), OpenAICompatAdapter,
+    "openai-compatible",
+    Capabilities(),
+    OpenAICompatAdapter,
     _types("openai_compatible", *(p for p in PRESETS if p not in ("openai", "anthropic"))),
     specs.openai_compatible_spec,
 )
 ANTHROPIC = Family(
-    "anthropic", Capabilities(embeddings=False, messages_passthrough=True, count_tokens=True),
-    AnthropicAdapter, _types("anthropic"), specs.openai_compatible_spec,
+    "anthropic",
+    Capabilities(embeddings=False, messages_passthrough=True, count_tokens=True),
+    AnthropicAdapter,
+    _types("anthropic"),
+    specs.openai_compatible_spec,
 )
 GEMINI = Family("gemini", Capabilities(), GeminiAdapter, _types("gemini"), specs.gemini_spec)
 VERTEX = Family(
-    "vertex", Capabilities(), VertexAdapter, _types("vertex"), specs.vertex_spec, vertex_oauth,
+    "vertex",
+    Capabilities(),
+    VertexAdapter,
+    _types("vertex"),
+    specs.vertex_spec,
+    vertex_oauth,
 )
 BEDROCK = Family(
-    "bedrock", Capabilities(stream_framing="aws-eventstream"), BedrockAdapter,
-    _types("bedrock"), specs.bedrock_spec,
+    "bedrock",
+    Capabilities(stream_framing="aws-eventstream"),
+    BedrockAdapter,
+    _types("bedrock"),
+    specs.bedrock_spec,
 )
 AZURE = Family(
-    "azure", Capabilities(models=False), AzureOpenAIAdapter, _types("azure"), specs.azure_spec,
+    "azure",
+    Capabilities(models=False),
+    AzureOpenAIAdapter,
+    _types("azure"),
+    specs.azure_spec,
 )
 MOCK = Family(
-    "mock", Capabilities(models=False), OpenAICompatAdapter, _types("mock"), specs.mock_spec,
+    "mock",
+    Capabilities(models=False),
+    OpenAICompatAdapter,
+    _types("mock"),
+    specs.mock_spec,
     in_process_mock,
 )
 
 FAMILIES: tuple[Family, ...] = (
-    OPENAI, OPENAI_COMPATIBLE, ANTHROPIC, GEMINI, VERTEX, BEDROCK, AZURE, MOCK,
+    OPENAI,
+    OPENAI_COMPATIBLE,
+    ANTHROPIC,
+    GEMINI,
+    VERTEX,
+    BEDROCK,
+    AZURE,
+    MOCK,
 )
 
 #: provider ``type`` -> its family.

@@ -44,9 +44,23 @@ from llmrelay.providers.gemini_schema import to_gemini_schema
 
 #: OpenAI chat fields this adapter translates (everything else set is refused).
 HANDLED = frozenset(
-    {"temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "n",
-     "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice",
-     "parallel_tool_calls", "reasoning_effort", "top_k"}
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "seed",
+        "n",
+        "presence_penalty",
+        "frequency_penalty",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning_effort",
+        "top_k",
+    }
 )
 HINTS = {
     "logprobs": "Gemini's logprobs are not translated",
@@ -56,8 +70,14 @@ HINTS = {
 THINKING_BUDGETS = {"none": 0, "minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
 #: Gemini Files API URIs and Cloud Storage URIs are fetched by Google itself.
 _FETCHABLE = ("gs://", "https://generativelanguage.googleapis.com/")
-_AUDIO_MIME = {"wav": "audio/wav", "mp3": "audio/mp3", "flac": "audio/flac",
-               "aac": "audio/aac", "ogg": "audio/ogg", "pcm16": "audio/pcm"}
+_AUDIO_MIME = {
+    "wav": "audio/wav",
+    "mp3": "audio/mp3",
+    "flac": "audio/flac",
+    "aac": "audio/aac",
+    "ogg": "audio/ogg",
+    "pcm16": "audio/pcm",
+}
 
 
 # -- messages ------------------------------------------------------------------------
@@ -96,21 +116,28 @@ def _user_parts(spec: ProviderSpec, content: Any, param: str) -> list[dict[str, 
                 audio = {}
             mime = _AUDIO_MIME.get(str(audio.get("format")))
             if mime is None or not isinstance(audio.get("data"), str):
-                raise InvalidRequest(f"{where}.input_audio needs data and a known format",
-                                     param=f"{where}.input_audio")
+                raise InvalidRequest(
+                    f"{where}.input_audio needs data and a known format",
+                    param=f"{where}.input_audio",
+                )
             parts.append({"inlineData": {"mimeType": mime, "data": audio["data"]}})
         elif kind == "file":
             file = part.get("file")
             data = file.get("file_data") if isinstance(file, dict) else None
-            inline = parse_data_url(data, f"{where}.file.file_data") if isinstance(
-                data, str) else None
+            inline = (
+                parse_data_url(data, f"{where}.file.file_data") if isinstance(data, str) else None
+            )
             if inline is None:
-                raise InvalidRequest(f"{where}.file: provider {spec.name} takes files as "
-                                     "file_data data URLs only", param=f"{where}.file")
+                raise InvalidRequest(
+                    f"{where}.file: provider {spec.name} takes files as file_data data URLs only",
+                    param=f"{where}.file",
+                )
             parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
         else:
-            raise InvalidRequest(f"{where}: content part type {kind!r} is not supported "
-                                 f"by provider {spec.name}", param=f"{where}.type")
+            raise InvalidRequest(
+                f"{where}: content part type {kind!r} is not supported by provider {spec.name}",
+                param=f"{where}.type",
+            )
     return parts
 
 
@@ -140,15 +167,18 @@ def build_contents(
     """``(systemInstruction parts, contents)``; consecutive same-role turns merged."""
     names = tool_names(messages)
 
-    def turn(i: int, role: Any, message: dict[str, Any], param: str
-             ) -> tuple[str, list[dict[str, Any]]] | None:
+    def turn(
+        i: int, role: Any, message: dict[str, Any], param: str
+    ) -> tuple[str, list[dict[str, Any]]] | None:
         content = message.get("content")
         if role == "user":
             return "user", _user_parts(spec, content, f"{param}.content")
         if role == "assistant":
             parts = assistant_text_blocks(content, f"{param}.content")
-            parts.extend(_function_call_part(call, f"{param}.tool_calls[{j}]")
-                         for j, call in enumerate(tool_calls_of(message, param)))
+            parts.extend(
+                _function_call_part(call, f"{param}.tool_calls[{j}]")
+                for j, call in enumerate(tool_calls_of(message, param))
+            )
             return "model", parts
         if role in ("tool", "function"):
             call_id = str(message.get("tool_call_id") or "")
@@ -156,7 +186,9 @@ def build_contents(
             if not name:
                 raise InvalidRequest(
                     f"{param}.tool_call_id {call_id!r} matches no tool call of an earlier "
-                    "assistant message", param=f"{param}.tool_call_id")
+                    "assistant message",
+                    param=f"{param}.tool_call_id",
+                )
             value = tool_result_value(content, f"{param}.content")
             return "user", [_function_response(value, str(name))]
         return None
@@ -169,9 +201,13 @@ def build_contents(
 
 def generation_config(spec: ProviderSpec, body: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {}
-    for name, key in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"),
-                      ("presence_penalty", "presencePenalty"),
-                      ("frequency_penalty", "frequencyPenalty")):
+    for name, key in (
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("top_k", "topK"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ):
         value = number_of(body, name)
         if value is not None:
             config[key] = value
@@ -196,13 +232,15 @@ def generation_config(spec: ProviderSpec, body: dict[str, Any]) -> dict[str, Any
         config["responseMimeType"] = "application/json"
         if fmt[1] is not None:
             config["responseSchema"] = to_gemini_schema(
-                fmt[1], "response_format.json_schema.schema")
+                fmt[1], "response_format.json_schema.schema"
+            )
     effort = body.get("reasoning_effort")
     if effort is not None:
         if not isinstance(effort, str) or effort not in THINKING_BUDGETS:
             raise InvalidRequest(
                 f"reasoning_effort must be one of {', '.join(THINKING_BUDGETS)}",
-                param="reasoning_effort")
+                param="reasoning_effort",
+            )
         config["thinkingConfig"] = {"thinkingBudget": THINKING_BUDGETS[effort]}
     return config
 
@@ -218,8 +256,7 @@ def tool_fields(spec: ProviderSpec, body: dict[str, Any]) -> dict[str, Any]:
         # Gemini refuses an OBJECT schema without properties: a no-argument function
         # is declared without ``parameters``.
         if isinstance(params, dict) and params.get("properties"):
-            declaration["parameters"] = to_gemini_schema(
-                params, f"tools[{i}].function.parameters")
+            declaration["parameters"] = to_gemini_schema(params, f"tools[{i}].function.parameters")
         declarations.append(declaration)
     if declarations:
         fields["tools"] = [{"functionDeclarations": declarations}]
@@ -233,8 +270,11 @@ def tool_fields(spec: ProviderSpec, body: dict[str, Any]) -> dict[str, Any]:
             config["allowedFunctionNames"] = [name]
         fields["toolConfig"] = {"functionCallingConfig": config}
     if body.get("parallel_tool_calls") is False:
-        unsupported(spec, "parallel_tool_calls",
-                    "Gemini cannot be told to call at most one function per turn")
+        unsupported(
+            spec,
+            "parallel_tool_calls",
+            "Gemini cannot be told to call at most one function per turn",
+        )
     return fields
 
 
@@ -277,7 +317,8 @@ class GeminiAdapter(AdapterBase):
         self, spec: ProviderSpec, body: dict[str, Any], model: str, stream: bool
     ) -> UpstreamCall:
         url = self._model_url(
-            spec, model, "streamGenerateContent?alt=sse" if stream else "generateContent")
+            spec, model, "streamGenerateContent?alt=sse" if stream else "generateContent"
+        )
         return UpstreamCall("POST", url, self._headers(spec), orjson.dumps(chat_body(spec, body)))
 
     def chat_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
@@ -300,14 +341,15 @@ class GeminiAdapter(AdapterBase):
             return UpstreamCall("POST", url, self._headers(spec), orjson.dumps(single))
         requests = []
         for text in texts:
-            item: dict[str, Any] = {"model": _model_path(model),
-                                    "content": {"parts": [{"text": text}]}}
+            item: dict[str, Any] = {
+                "model": _model_path(model),
+                "content": {"parts": [{"text": text}]},
+            }
             if dims:
                 item["outputDimensionality"] = dims
             requests.append(item)
         url = self._model_url(spec, model, "batchEmbedContents")
-        return UpstreamCall("POST", url, self._headers(spec),
-                            orjson.dumps({"requests": requests}))
+        return UpstreamCall("POST", url, self._headers(spec), orjson.dumps({"requests": requests}))
 
     def embeddings_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
         return out.embeddings_result(spec, body, model)
@@ -337,10 +379,13 @@ class VertexAdapter(GeminiAdapter):
         return spec.json_headers(None)
 
     def _model_url(self, spec: ProviderSpec, model: str, method: str) -> str:
-        resource = model if "/" in model else "publishers/google/models/" + quote(
-            model, safe="-._@")
-        return (f"{spec.base_url.rstrip('/')}/projects/{spec.project}/locations/"
-                f"{spec.location}/{resource}:{method}")
+        resource = (
+            model if "/" in model else "publishers/google/models/" + quote(model, safe="-._@")
+        )
+        return (
+            f"{spec.base_url.rstrip('/')}/projects/{spec.project}/locations/"
+            f"{spec.location}/{resource}:{method}"
+        )
 
     def embeddings_request(
         self, spec: ProviderSpec, body: dict[str, Any], model: str
@@ -349,8 +394,12 @@ class VertexAdapter(GeminiAdapter):
         request: dict[str, Any] = {"instances": [{"content": text} for text in texts]}
         if dims:
             request["parameters"] = {"outputDimensionality": dims}
-        return UpstreamCall("POST", self._model_url(spec, model, "predict"),
-                            self._headers(spec), orjson.dumps(request))
+        return UpstreamCall(
+            "POST",
+            self._model_url(spec, model, "predict"),
+            self._headers(spec),
+            orjson.dumps(request),
+        )
 
     def models_request(self, spec: ProviderSpec) -> UpstreamCall | None:
         if not spec.lists_models:

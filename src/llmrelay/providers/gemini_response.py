@@ -72,8 +72,7 @@ def finish_reason(reason: str | None, called_tools: bool) -> str:
 def usage_of(meta: Any) -> Usage | None:
     if not isinstance(meta, dict):
         return None
-    prompt = int(meta.get("promptTokenCount") or 0) + int(
-        meta.get("toolUsePromptTokenCount") or 0)
+    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
     thoughts = int(meta.get("thoughtsTokenCount") or 0)
     completion_tokens = int(meta.get("candidatesTokenCount") or 0) + thoughts
     return Usage(
@@ -95,10 +94,13 @@ def _choice(candidate: dict[str, Any], position: int) -> ChoiceOut:
             texts.append(part["text"])
         elif isinstance(part.get("functionCall"), dict):
             call = part["functionCall"]
-            choice.tool_calls.append(ToolCallOut(
-                _call_id(call, part), str(call.get("name")),
-                orjson.dumps(call.get("args") or {}).decode(),
-            ))
+            choice.tool_calls.append(
+                ToolCallOut(
+                    _call_id(call, part),
+                    str(call.get("name")),
+                    orjson.dumps(call.get("args") or {}).decode(),
+                )
+            )
     choice.text = "".join(texts) if texts or not choice.tool_calls else None
     choice.finish_reason = finish_reason(candidate.get("finishReason"), bool(choice.tool_calls))
     return choice
@@ -139,8 +141,7 @@ class GeminiStream(StreamProgress):
             return []
         if isinstance(chunk.get("error"), dict):
             status = chunk["error"].get("code")
-            raise google_error(self._provider, status if isinstance(status, int) else 500,
-                               data, {})
+            raise google_error(self._provider, status if isinstance(status, int) else 500, data, {})
         usage = usage_of(chunk.get("usageMetadata"))
         if usage is not None:
             self.usage = usage
@@ -177,7 +178,8 @@ class GeminiStream(StreamProgress):
             self.content_chars += len(arguments)
             self._called.add(index)
             _, events = self._out.tool_start(
-                _call_id(call, part), str(call.get("name")), arguments, index)
+                _call_id(call, part), str(call.get("name")), arguments, index
+            )
             return events
         return []
 
@@ -194,8 +196,10 @@ def embedding_inputs(spec: ProviderSpec, body: dict[str, Any]) -> tuple[list[str
     value = body.get("input")
     texts = [value] if isinstance(value, str) else value
     if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-        raise InvalidRequest(f"provider {spec.name} embeds text only: input must be a "
-                             "string or an array of strings", param="input")
+        raise InvalidRequest(
+            f"provider {spec.name} embeds text only: input must be a string or an array of strings",
+            param="input",
+        )
     dims = body.get("dimensions")
     if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool) or dims < 1):
         raise InvalidRequest("dimensions must be a positive integer", param="dimensions")
@@ -250,9 +254,7 @@ def _retry_seconds(details: Any) -> str | None:
     return None
 
 
-def google_error(
-    provider: str, status: int, body: bytes, headers: dict[str, str]
-) -> UpstreamError:
+def google_error(provider: str, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
     """``{"error": {code, message, status, details}}`` -> the OpenAI error shape.
 
     An invalid API key is a 400 ``API_KEY_INVALID`` at Google; it leaves as the 401 an

@@ -15,9 +15,26 @@ from llmrelay.errors import InvalidRequest
 
 #: Keywords of Gemini's ``Schema`` object (ai.google.dev/api/caching#Schema).
 _SCALAR_KEYS = frozenset(
-    {"format", "title", "description", "nullable", "enum", "maxItems", "minItems",
-     "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern",
-     "example", "propertyOrdering", "default", "minimum", "maximum"}
+    {
+        "format",
+        "title",
+        "description",
+        "nullable",
+        "enum",
+        "maxItems",
+        "minItems",
+        "required",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "example",
+        "propertyOrdering",
+        "default",
+        "minimum",
+        "maximum",
+    }
 )
 _MAX_DEPTH = 32
 
@@ -34,20 +51,23 @@ def to_gemini_schema(schema: Any, param: str) -> dict[str, Any]:
 
 def _resolve(ref: str, defs: dict[str, Any], param: str) -> Any:
     for prefix in ("#/$defs/", "#/definitions/"):
-        if ref.startswith(prefix) and ref[len(prefix):] in defs:
-            target = defs[ref[len(prefix):]]
+        if ref.startswith(prefix) and ref[len(prefix) :] in defs:
+            target = defs[ref[len(prefix) :]]
             if not isinstance(target, dict):
-                raise InvalidRequest(f"{param}: $ref {ref!r} is not a schema object",
-                                     param=param)
+                raise InvalidRequest(f"{param}: $ref {ref!r} is not a schema object", param=param)
             return target
-    raise InvalidRequest(f"{param}: cannot resolve $ref {ref!r} (only local $defs are "
-                         "supported for this provider)", param=param)
+    raise InvalidRequest(
+        f"{param}: cannot resolve $ref {ref!r} (only local $defs are supported for this provider)",
+        param=param,
+    )
 
 
 def _convert(node: Any, defs: dict[str, Any], param: str, depth: int) -> dict[str, Any]:
     if depth > _MAX_DEPTH:
-        raise InvalidRequest(f"{param}: schema nests too deep (recursive $ref is not "
-                             "supported by this provider)", param=param)
+        raise InvalidRequest(
+            f"{param}: schema nests too deep (recursive $ref is not supported by this provider)",
+            param=param,
+        )
     if not isinstance(node, dict):
         return {}
     if isinstance(node.get("$ref"), str):

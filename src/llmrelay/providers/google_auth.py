@@ -53,8 +53,10 @@ def load_credentials(credentials_file: str | None) -> Any:
         return Credentials.from_authorized_user_info(  # type: ignore[no-untyped-call]
             info, scopes=SCOPES
         )
-    raise ValueError(f"credentials type {info['type']!r} is not supported; use a service "
-                     "account key file or application default credentials")
+    raise ValueError(
+        f"credentials type {info['type']!r} is not supported; use a service "
+        "account key file or application default credentials"
+    )
 
 
 class GoogleTokenSource:
@@ -100,18 +102,25 @@ class GoogleTokenSource:
             try:
                 await asyncio.to_thread(self._refresh_blocking)
             except Exception as exc:  # google.auth.exceptions.*, urllib3 errors
-                log.warning("provider %s: access token refresh failed: %s",
-                            self._provider, type(exc).__name__)
+                log.warning(
+                    "provider %s: access token refresh failed: %s",
+                    self._provider,
+                    type(exc).__name__,
+                )
                 raise UpstreamError(
                     f"provider {self._provider}: could not obtain a Google access token "
                     f"({type(exc).__name__}: {_first_line(exc)})",
-                    status=401, code="upstream_credentials", provider=self._provider,
+                    status=401,
+                    code="upstream_credentials",
+                    provider=self._provider,
                 ) from exc
             token = self._credentials.token
             if not token:
                 raise UpstreamError(
                     f"provider {self._provider}: the token endpoint returned no access token",
-                    status=401, code="upstream_credentials", provider=self._provider,
+                    status=401,
+                    code="upstream_credentials",
+                    provider=self._provider,
                 )
             return str(token)
 
@@ -129,15 +138,25 @@ class BearerTransport:
         self._tokens = tokens
 
     async def send(
-        self, call: UpstreamCall, *, provider: str, timeout: float, connect_timeout: float,
+        self,
+        call: UpstreamCall,
+        *,
+        provider: str,
+        timeout: float,
+        connect_timeout: float,
         stream: bool,
     ) -> UpstreamResponse:
         token = await self._tokens.token()
         headers = dict(call.headers)
         headers["authorization"] = "Bearer " + token
         signed = UpstreamCall(call.method, call.url, headers, call.body)
-        resp = await self._inner.send(signed, provider=provider, timeout=timeout,
-                                      connect_timeout=connect_timeout, stream=stream)
+        resp = await self._inner.send(
+            signed,
+            provider=provider,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            stream=stream,
+        )
         if resp.status == 401:
             self._tokens.invalidate()
         return resp

@@ -52,7 +52,12 @@ class MockTransport:
     """Answers OpenAI-shaped calls in process, deterministically."""
 
     async def send(
-        self, call: UpstreamCall, *, provider: str, timeout: float, connect_timeout: float,
+        self,
+        call: UpstreamCall,
+        *,
+        provider: str,
+        timeout: float,
+        connect_timeout: float,
         stream: bool,
     ) -> CannedResponse:
         try:
@@ -66,14 +71,16 @@ class MockTransport:
             problem = fmt.embeddings_request_error(body)
             if problem is not None:
                 return _error(400, problem[0], problem[1])
-            return CannedResponse(200, [orjson.dumps(fmt.embeddings_response(body))],
-                                 "application/json")
+            return CannedResponse(
+                200, [orjson.dumps(fmt.embeddings_response(body))], "application/json"
+            )
         if path == "moderations":
             invalid = moderation_format.moderation_request_error(body)
             if invalid is not None:
                 return _error(400, invalid, "input")
-            return CannedResponse(200, [orjson.dumps(moderation_format.moderation_response(
-                body))], "application/json")
+            return CannedResponse(
+                200, [orjson.dumps(moderation_format.moderation_response(body))], "application/json"
+            )
         return _error(404, f"Unknown path {path}")
 
     def _chat(self, body: Any, stream: bool) -> CannedResponse:
@@ -89,7 +96,10 @@ class MockTransport:
             )
             return CannedResponse(200, [orjson.dumps(obj)], "application/json")
         chunks = fmt.chat_chunks(
-            completion_id=completion_id, created=created, model=model, reply=reply,
+            completion_id=completion_id,
+            created=created,
+            model=model,
+            reply=reply,
             include_usage=fmt.include_usage_requested(body),
         )
         events = [fmt.encode_sse(c) for c in chunks]

@@ -87,9 +87,11 @@ class ModelLists:
 
     async def first_fetch(self, names: Iterable[str], timeout: float = 10.0) -> None:
         """Wait (bounded) for lists that were never fetched and are being fetched now."""
-        pending = [self._inflight[n] for n in names
-                   if n in self._inflight and (self.status.get(n) or ListStatus()).refreshed_at
-                   is None]
+        pending = [
+            self._inflight[n]
+            for n in names
+            if n in self._inflight and (self.status.get(n) or ListStatus()).refreshed_at is None
+        ]
         if pending:
             await asyncio.wait([asyncio.shield(t) for t in pending], timeout=timeout)
 
@@ -102,8 +104,11 @@ class ModelLists:
         spec = provider.spec
         try:
             resp = await provider.transport.send(
-                ucall, provider=spec.name, timeout=min(spec.timeout, LIST_TIMEOUT),
-                connect_timeout=spec.connect_timeout, stream=False,
+                ucall,
+                provider=spec.name,
+                timeout=min(spec.timeout, LIST_TIMEOUT),
+                connect_timeout=spec.connect_timeout,
+                stream=False,
             )
             body = await resp.read()
             if resp.status >= 400:
@@ -125,8 +130,12 @@ class ModelLists:
 
     def _failed(self, provider: Provider, status: ListStatus, message: str) -> None:
         status.error = message
-        log.warning("model list of provider %s not refreshed (keeping %d models): %s",
-                    provider.name, len(provider.listed_models), message)
+        log.warning(
+            "model list of provider %s not refreshed (keeping %d models): %s",
+            provider.name,
+            len(provider.listed_models),
+            message,
+        )
 
     async def close(self) -> None:
         tasks = [t for t in (self._loop, *self._inflight.values()) if t is not None]

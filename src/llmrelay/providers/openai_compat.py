@@ -32,7 +32,10 @@ def _url(spec: ProviderSpec, path: str) -> str:
 
 
 def _post(
-    spec: ProviderSpec, path: str, body: dict[str, Any], model: str,
+    spec: ProviderSpec,
+    path: str,
+    body: dict[str, Any],
+    model: str,
     overrides: dict[str, Any] | None = None,
 ) -> UpstreamCall:
     """The client's body as is, but naming the provider's ``model`` (plus ``overrides``)."""
@@ -106,8 +109,9 @@ class OpenAICompatAdapter(AdapterBase):
         choices = parsed["choices"]
         if choices and isinstance(choices[0], dict):
             finish = choices[0].get("finish_reason")
-        return ChatResult(body=body, usage=Usage.from_openai(parsed.get("usage")),
-                          finish_reason=finish)
+        return ChatResult(
+            body=body, usage=Usage.from_openai(parsed.get("usage")), finish_reason=finish
+        )
 
     def chat_stream(
         self, spec: ProviderSpec, model: str, client_wants_usage: bool
@@ -175,9 +179,7 @@ def answer_object(provider: str, body: bytes, key: str, what: str) -> dict[str, 
     return parsed
 
 
-def openai_error(
-    provider: str, status: int, body: bytes, headers: dict[str, str]
-) -> UpstreamError:
+def openai_error(provider: str, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
     """Map an OpenAI-shaped error body to an :class:`UpstreamError` with the same fields."""
     message = f"upstream {provider} returned HTTP {status}"
     error_type: str | None = None
@@ -205,6 +207,11 @@ def openai_error(
         if name in headers:
             passed[name] = headers[name]
     return UpstreamError(
-        message, status=status, error_type=error_type, code=code, param=param,
-        headers=passed, provider=provider,
+        message,
+        status=status,
+        error_type=error_type,
+        code=code,
+        param=param,
+        headers=passed,
+        provider=provider,
     )

@@ -20,8 +20,12 @@ from llmrelay.sse import event_data
 
 _FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 #: Responses API error codes → HTTP status, for an ``error`` event inside a 200 stream.
-_CODE_STATUS = {"rate_limit_exceeded": 429, "insufficient_quota": 429,
-                "invalid_request_error": 400, "server_error": 500}
+_CODE_STATUS = {
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "invalid_request_error": 400,
+    "server_error": 500,
+}
 
 
 def finish_of(response: dict[str, Any]) -> str | None:
@@ -41,8 +45,9 @@ def finish_of(response: dict[str, Any]) -> str | None:
 def responses_result(body: bytes, provider: str) -> ChatResult:
     """A passed-through ``response`` object (checked to be one: see ``answer_object``)."""
     parsed = answer_object(provider, body, "output", "a response object")
-    return ChatResult(body=body, usage=Usage.from_openai(parsed.get("usage")),
-                      finish_reason=finish_of(parsed))
+    return ChatResult(
+        body=body, usage=Usage.from_openai(parsed.get("usage")), finish_reason=finish_of(parsed)
+    )
 
 
 class ResponsesStreamRelay(StreamProgress):
@@ -82,7 +87,9 @@ class ResponsesStreamRelay(StreamProgress):
             code = payload.get("code")
             raise UpstreamError(
                 str(payload.get("message") or f"upstream {self._provider} failed mid-stream"),
-                status=_CODE_STATUS.get(str(code), 500), code=code, provider=self._provider,
+                status=_CODE_STATUS.get(str(code), 500),
+                code=code,
+                provider=self._provider,
                 error_type=str(code) if code else None,
             )
         return [event]

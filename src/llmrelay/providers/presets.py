@@ -45,16 +45,25 @@ _ROWS = [
     # Anthropic is native (family.ANTHROPIC, its own config struct); the row gives
     # its defaults and switches it on when ANTHROPIC_API_KEY is set. The adapter sends
     # x-api-key and anthropic-version itself.
-    Preset("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-           auth_header="x-api-key", auth_prefix=""),
+    Preset(
+        "anthropic",
+        "https://api.anthropic.com/v1",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        auth_header="x-api-key",
+        auth_prefix="",
+    ),
     # Local servers: no key; switched on by their base-URL variable.
     Preset("ollama", "http://localhost:11434/v1", "", "OLLAMA_BASE_URL"),
     Preset("vllm", "http://localhost:8000/v1", "VLLM_API_KEY", "VLLM_BASE_URL"),
     # Portkey as an upstream gateway: its key travels in x-portkey-api-key, and the
     # caller picks Portkey's provider with x-portkey-provider / a config (extra headers).
     Preset(
-        "portkey", "https://api.portkey.ai/v1", "PORTKEY_API_KEY",
-        auth_header="x-portkey-api-key", auth_prefix="",
+        "portkey",
+        "https://api.portkey.ai/v1",
+        "PORTKEY_API_KEY",
+        auth_header="x-portkey-api-key",
+        auth_prefix="",
     ),
 ]
 

@@ -149,8 +149,12 @@ def build_registry(
         providers[cfg.name] = Provider(spec, family.adapter(), transport)
     if settings.mock_provider and "mock" not in providers:
         spec = ProviderSpec(
-            name="mock", type="mock", base_url="http://mock.invalid/v1", api_key=None,
-            lists_models=False, static_models=MOCK_MODELS,
+            name="mock",
+            type="mock",
+            base_url="http://mock.invalid/v1",
+            api_key=None,
+            lists_models=False,
+            static_models=MOCK_MODELS,
         )
         providers["mock"] = Provider(spec, MOCK.adapter(), mock)
     return Registry(providers)

@@ -29,14 +29,20 @@ GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 VERTEX_LOCATION = "us-central1"
 
 
-def _spec(cfg: ProviderConfig, base_url: str | None, api_key: str | None,
-          **family: Any) -> ProviderSpec:
+def _spec(
+    cfg: ProviderConfig, base_url: str | None, api_key: str | None, **family: Any
+) -> ProviderSpec:
     """The spec's common part from ``cfg``; ``family`` adds or overrides fields."""
     fields: dict[str, Any] = {
-        "name": cfg.name, "type": cfg.type, "base_url": base_url or "",
-        "api_key": api_key or None, "headers": tuple(cfg.headers.items()),
-        "timeout": cfg.timeout, "connect_timeout": cfg.connect_timeout,
-        "static_models": tuple(cfg.models), "drop_params": cfg.drop_params,
+        "name": cfg.name,
+        "type": cfg.type,
+        "base_url": base_url or "",
+        "api_key": api_key or None,
+        "headers": tuple(cfg.headers.items()),
+        "timeout": cfg.timeout,
+        "connect_timeout": cfg.connect_timeout,
+        "static_models": tuple(cfg.models),
+        "drop_params": cfg.drop_params,
     }
     fields.update(family)
     return ProviderSpec(**fields)
@@ -56,9 +62,14 @@ def openai_compatible_spec(cfg: ProviderConfig, env: Mapping[str, str]) -> Provi
     headers = dict(preset.extra_headers)
     headers.update(cfg.headers)
     return _spec(
-        cfg, base_url, api_key, headers=tuple(headers.items()),
-        auth_header=preset.auth_header, auth_prefix=preset.auth_prefix,
-        stream_usage=preset.stream_usage, lists_models=preset.lists_models,
+        cfg,
+        base_url,
+        api_key,
+        headers=tuple(headers.items()),
+        auth_header=preset.auth_header,
+        auth_prefix=preset.auth_prefix,
+        stream_usage=preset.stream_usage,
+        lists_models=preset.lists_models,
     )
 
 
@@ -77,8 +88,11 @@ def azure_spec(cfg: ProviderConfig, env: Mapping[str, str]) -> ProviderSpec:
     so Azure models come from the config's ``models`` list only."""
     assert isinstance(cfg, AzureConfig)
     return _spec(
-        cfg, (cfg.base_url or "").rstrip("/"), cfg.api_key or env.get("AZURE_OPENAI_API_KEY"),
-        api_version=cfg.api_version or AZURE_API_VERSION, lists_models=False,
+        cfg,
+        (cfg.base_url or "").rstrip("/"),
+        cfg.api_key or env.get("AZURE_OPENAI_API_KEY"),
+        api_version=cfg.api_version or AZURE_API_VERSION,
+        lists_models=False,
     )
 
 
@@ -97,11 +111,17 @@ def vertex_spec(cfg: ProviderConfig, env: Mapping[str, str]) -> ProviderSpec:
         )
     location = cfg.location or env.get("GOOGLE_CLOUD_LOCATION") or VERTEX_LOCATION
     host = (
-        "aiplatform.googleapis.com" if location == "global"
+        "aiplatform.googleapis.com"
+        if location == "global"
         else f"{location}-aiplatform.googleapis.com"
     )
-    return _spec(cfg, (cfg.base_url or f"https://{host}/v1").rstrip("/"), None,
-                 project=project, location=location)
+    return _spec(
+        cfg,
+        (cfg.base_url or f"https://{host}/v1").rstrip("/"),
+        None,
+        project=project,
+        location=location,
+    )
 
 
 def bedrock_spec(cfg: ProviderConfig, env: Mapping[str, str]) -> ProviderSpec:
@@ -124,7 +144,11 @@ def bedrock_spec(cfg: ProviderConfig, env: Mapping[str, str]) -> ProviderSpec:
     if token is None and cfg.aws_access_key_id is None:  # never mix file and env creds
         token = env.get("AWS_SESSION_TOKEN")
     return _spec(
-        cfg, (cfg.base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/"),
-        None, region=region, aws_access_key_id=key_id, aws_secret_access_key=secret,
+        cfg,
+        (cfg.base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/"),
+        None,
+        region=region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
         aws_session_token=token or None,
     )

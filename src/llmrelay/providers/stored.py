@@ -30,8 +30,7 @@ from llmrelay.store.schema import utcnow
 log = logging.getLogger("llmrelay")
 
 #: Config fields kept in a row's plain ``config`` / its encrypted credentials.
-_STORED_CONFIG = ("api_version", "region", "project", "location", "credentials_file",
-                  "drop_params")
+_STORED_CONFIG = ("api_version", "region", "project", "location", "credentials_file", "drop_params")
 _STORED_SECRETS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
 
@@ -55,16 +54,22 @@ def config_from_row(row: ProviderRow, creds: Mapping[str, Any]) -> ProviderConfi
     """A row's provider config, checked like a YAML entry (ConfigError names the row)."""
     conf = row.config or {}
     raw: dict[str, Any] = {
-        "name": row.name, "type": row.provider_type, "base_url": conf.get("base_url"),
-        "api_key": creds.get("api_key"), "timeout": float(conf.get("timeout", 600)),
-        "models": list(conf.get("models", [])), **restored_fields(conf, creds),
+        "name": row.name,
+        "type": row.provider_type,
+        "base_url": conf.get("base_url"),
+        "api_key": creds.get("api_key"),
+        "timeout": float(conf.get("timeout", 600)),
+        "models": list(conf.get("models", [])),
+        **restored_fields(conf, creds),
     }
     return parse_provider(raw, f"providers table row {row.name!r}")
 
 
 async def sync_providers(
-    sessions: async_sessionmaker[Any], credentials: CredentialBox,
-    settings: ProviderSettings, env: Mapping[str, str],
+    sessions: async_sessionmaker[Any],
+    credentials: CredentialBox,
+    settings: ProviderSettings,
+    env: Mapping[str, str],
 ) -> list[ProviderConfig]:
     """Store configured providers (credentials encrypted); return the DB-only ones.
 
@@ -82,8 +87,10 @@ async def sync_providers(
 
 
 async def _sync_once(
-    sessions: async_sessionmaker[Any], credentials: CredentialBox,
-    settings: ProviderSettings, env: Mapping[str, str],
+    sessions: async_sessionmaker[Any],
+    credentials: CredentialBox,
+    settings: ProviderSettings,
+    env: Mapping[str, str],
 ) -> list[ProviderConfig]:
     configured = provider_configs(settings, env)
     async with sessions() as session, session.begin():
@@ -99,8 +106,12 @@ async def _sync_once(
                 session.add(row)
             row.provider_type = cfg.type
             row.encrypted_credentials = credentials.seal(creds) if creds else None
-            row.config = {"base_url": spec.base_url, "timeout": cfg.timeout,
-                          "models": list(cfg.models), **family_config}
+            row.config = {
+                "base_url": spec.base_url,
+                "timeout": cfg.timeout,
+                "models": list(cfg.models),
+                **family_config,
+            }
             row.enabled = cfg.enabled
             row.source = "config"
             row.updated_at = utcnow()
@@ -110,8 +121,9 @@ async def _sync_once(
             if row.name in names or not row.enabled or row.source == "config":
                 continue
             try:
-                opened = (credentials.open(row.encrypted_credentials)
-                          if row.encrypted_credentials else {})
+                opened = (
+                    credentials.open(row.encrypted_credentials) if row.encrypted_credentials else {}
+                )
                 extra.append(config_from_row(row, opened))
             except (CredentialError, ConfigError) as exc:
                 log.error("provider %s skipped: %s", row.name, exc)

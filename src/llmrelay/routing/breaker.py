@@ -73,8 +73,12 @@ class _Circuit:
 class LocalBreaker:
     """In-process circuit state (one gateway process; each worker has its own)."""
 
-    def __init__(self, policy: BreakerPolicy, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        policy: BreakerPolicy,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.policy = policy
         self._clock = clock
         self._wall = wall

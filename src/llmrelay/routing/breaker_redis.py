@@ -29,15 +29,20 @@ log = logging.getLogger("llmrelay.breaker")
 
 _NOW = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
-ACQUIRE = _NOW + """
+ACQUIRE = (
+    _NOW
+    + """
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
 if open_until == 0 then return {1, 'closed', 0} end
 if now < open_until then return {0, 'open', open_until - now} end
 if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return {1, 'half_open', 0} end
 return {0, 'half_open', redis.call('PTTL', KEYS[2])}
 """
+)
 
-FAILURE = _NOW + """
+FAILURE = (
+    _NOW
+    + """
 redis.call('SADD', KEYS[4], ARGV[4])
 local window, threshold, cooldown = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
@@ -60,8 +65,11 @@ if redis.call('ZCARD', KEYS[2]) >= threshold then
 end
 return 'closed'
 """
+)
 
-SUCCESS = _NOW + """
+SUCCESS = (
+    _NOW
+    + """
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
 if open_until > 0 and now >= open_until then
   redis.call('HSET', KEYS[1], 'open_until', 0, 'changed_at', now)
@@ -70,8 +78,11 @@ if open_until > 0 and now >= open_until then
 end
 return 'unchanged'
 """
+)
 
-SNAPSHOT = _NOW + """
+SNAPSHOT = (
+    _NOW
+    + """
 local out = {}
 local window = tonumber(ARGV[1])
 for _, target in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -84,13 +95,20 @@ for _, target in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return out
 """
+)
 
 
 class RedisBreaker:
     """The :class:`~llmrelay.routing.breaker.Breaker` interface over Redis."""
 
-    def __init__(self, url: str, policy: BreakerPolicy, prefix: str,
-                 timeout: float = 0.25, retry_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        policy: BreakerPolicy,
+        prefix: str,
+        timeout: float = 0.25,
+        retry_interval: float = 1.0,
+    ) -> None:
         from redis.asyncio import Redis
 
         self.policy = policy
@@ -107,8 +125,11 @@ class RedisBreaker:
         self._last_warning = 0.0
         self._retry_interval = retry_interval
         self._down_until = 0.0
-        self._ms = (int(policy.window * 1000), policy.failure_threshold,
-                    int(policy.cooldown * 1000))
+        self._ms = (
+            int(policy.window * 1000),
+            policy.failure_threshold,
+            int(policy.cooldown * 1000),
+        )
 
     def _keys(self, key: str) -> tuple[str, str, str]:
         p = self._prefix
@@ -123,8 +144,11 @@ class RedisBreaker:
         self._pool.outage()
         if now - self._last_warning > 30:
             self._last_warning = now
-            log.warning("circuit breaker: Redis unavailable (%s: %s); using in-process state",
-                        type(exc).__name__, exc)
+            log.warning(
+                "circuit breaker: Redis unavailable (%s: %s); using in-process state",
+                type(exc).__name__,
+                exc,
+            )
 
     async def acquire(self, key: str) -> Verdict:
         state, _, probe = self._keys(key)
@@ -133,8 +157,7 @@ class RedisBreaker:
         try:
             if self._pool.stale:
                 await self._pool.renew()
-            allowed, name, wait_ms = await self._acquire(keys=[state, probe],
-                                                         args=[self._ms[2]])
+            allowed, name, wait_ms = await self._acquire(keys=[state, probe], args=[self._ms[2]])
         except Exception as exc:  # redis errors, timeouts, refused connections
             self._degraded(exc)
             return self._local.acquire_now(key)
@@ -175,8 +198,9 @@ class RedisBreaker:
         try:
             if self._pool.stale:
                 await self._pool.renew()
-            rows = await self._snapshot(keys=[f"{self._prefix}known"],
-                                        args=[self._ms[0], self._prefix])
+            rows = await self._snapshot(
+                keys=[f"{self._prefix}known"], args=[self._ms[0], self._prefix]
+            )
         except Exception as exc:
             self._degraded(exc)
             return {**(await self._local.snapshot()), "_shared": {"state": "redis unavailable"}}

@@ -33,9 +33,7 @@ from llmrelay.errors import (
 )
 
 #: The error class names a config may use besides status codes.
-ERROR_CLASSES = frozenset(
-    {"timeout", "rate_limit", "connection", "unsupported", "5xx", "4xx", "*"}
-)
+ERROR_CLASSES = frozenset({"timeout", "rate_limit", "connection", "unsupported", "5xx", "4xx", "*"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,8 +86,9 @@ def parse_query(raw: object, path: str = "query") -> Query:
             continue
         if not isinstance(key, str) or key.split(".", 1)[0] not in FIELD_ROOTS or "." not in key:
             raise QueryError(
-                here, f"unknown field {key!r}: use metadata.<key>, params.<key> or "
-                "headers.<name> (or $and / $or)"
+                here,
+                f"unknown field {key!r}: use metadata.<key>, params.<key> or "
+                "headers.<name> (or $and / $or)",
             )
         if isinstance(value, Mapping) and any(str(k).startswith("$") for k in value):
             for op, operand in value.items():
@@ -144,8 +145,10 @@ def _compare(test: Test, actual: Any) -> bool:
     if op == "$nin":
         return actual not in expected
     if op == "$regex":
-        return isinstance(actual, str) and test.pattern is not None and bool(
-            test.pattern.search(actual)
+        return (
+            isinstance(actual, str)
+            and test.pattern is not None
+            and bool(test.pattern.search(actual))
         )
     both_numbers = isinstance(actual, int | float) and isinstance(expected, int | float)
     if isinstance(actual, bool) or (type(actual) is not type(expected) and not both_numbers):
@@ -170,8 +173,9 @@ def matches(query: Query, facts: RequestFacts) -> bool:
     return all(any(matches(q, facts) for q in group) for group in query.any_of)
 
 
-def choose(conditions: tuple[Condition, ...], default: str | None, facts: RequestFacts
-           ) -> str | None:
+def choose(
+    conditions: tuple[Condition, ...], default: str | None, facts: RequestFacts
+) -> str | None:
     """The name of the target to use: the first matching condition's, else ``default``."""
     for condition in conditions:
         if matches(condition.query, facts):

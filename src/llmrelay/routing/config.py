@@ -30,10 +30,22 @@ MAX_TARGETS = 50
 MAX_RETRIES = 10
 MAX_SECONDS = 3600.0
 
-_COMMON = frozenset({
-    "name", "weight", "on_errors", "retry", "timeout", "request_timeout", "ttft_timeout",
-    "deadline", "override_params", "cache", "guardrails", "strategy",
-})
+_COMMON = frozenset(
+    {
+        "name",
+        "weight",
+        "on_errors",
+        "retry",
+        "timeout",
+        "request_timeout",
+        "ttft_timeout",
+        "deadline",
+        "override_params",
+        "cache",
+        "guardrails",
+        "strategy",
+    }
+)
 _GROUP = _COMMON | {"targets", "weights"}
 _TARGET = _COMMON | {"provider", "model"}
 _UNSUPPORTED = {
@@ -109,8 +121,7 @@ def parse_route_config(raw: object) -> RouteSpec:
         raise RouteConfigError("", "a route config must be a JSON object")
     node = _element(raw, "", _Inherited(), depth=0)
     if isinstance(node, TargetSpec):
-        return RouteSpec("single", (node,), cache=_cache(raw), guardrails=_guardrails(raw),
-                         path="")
+        return RouteSpec("single", (node,), cache=_cache(raw), guardrails=_guardrails(raw), path="")
     return node
 
 
@@ -118,8 +129,9 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _element(raw: Mapping[str, Any], path: str, up: _Inherited, depth: int
-             ) -> TargetSpec | RouteSpec:
+def _element(
+    raw: Mapping[str, Any], path: str, up: _Inherited, depth: int
+) -> TargetSpec | RouteSpec:
     if depth > MAX_DEPTH:
         raise RouteConfigError(path, f"configs nest at most {MAX_DEPTH} levels deep")
     is_group = "targets" in raw or "weights" in raw
@@ -141,8 +153,9 @@ def _element(raw: Mapping[str, Any], path: str, up: _Inherited, depth: int
     if "cache" in raw:
         _cache(raw)
     if "guardrails" in raw and depth > 0:
-        raise RouteConfigError(_join(path, "guardrails"),
-                               "guardrails are only allowed at the top level")
+        raise RouteConfigError(
+            _join(path, "guardrails"), "guardrails are only allowed at the top level"
+        )
     if "guardrails" in raw:
         _guardrails(raw)
     mine = _inherit(raw, path, up)
@@ -165,20 +178,30 @@ def _element(raw: Mapping[str, Any], path: str, up: _Inherited, depth: int
                 raise RouteConfigError(_join(path, "override_params.model"), "must be a string")
             del params["model"]
         if provider is None and model is None and depth > 0:
-            raise RouteConfigError(path or "provider",
-                                   "a target needs a provider, a model, or targets")
+            raise RouteConfigError(
+                path or "provider", "a target needs a provider, a model, or targets"
+            )
         return TargetSpec(
-            provider=provider, model=model, name=name, weight=weight,
-            on_errors=mine.on_errors, retry=mine.retry, timeout=mine.timeout,
-            ttft_timeout=mine.ttft_timeout, deadline=deadline, params=params, path=path,
+            provider=provider,
+            model=model,
+            name=name,
+            weight=weight,
+            on_errors=mine.on_errors,
+            retry=mine.retry,
+            timeout=mine.timeout,
+            ttft_timeout=mine.ttft_timeout,
+            deadline=deadline,
+            params=params,
+            path=path,
         )
     if "targets" in raw and "weights" in raw:
         raise RouteConfigError(_join(path, "weights"), "give targets or weights, not both")
     key = "targets" if "targets" in raw else "weights"
     strategy, strategy_obj = _strategy(raw, path)
     if key == "weights" and strategy != "loadbalance":
-        raise RouteConfigError(_join(path, "weights"),
-                               "weights is the loadbalance form; use targets for " + strategy)
+        raise RouteConfigError(
+            _join(path, "weights"), "weights is the loadbalance form; use targets for " + strategy
+        )
     items = raw[key]
     if not isinstance(items, list) or not items:
         raise RouteConfigError(_join(path, key), "must be a non-empty array")
@@ -191,34 +214,43 @@ def _element(raw: Mapping[str, Any], path: str, up: _Inherited, depth: int
             raise RouteConfigError(here, "must be an object")
         children.append(_element(item, here, mine, depth + 1))
     spec = RouteSpec(
-        strategy=strategy, targets=tuple(children), name=name, weight=weight,
-        on_errors=mine.on_errors, deadline=deadline,
+        strategy=strategy,
+        targets=tuple(children),
+        name=name,
+        weight=weight,
+        on_errors=mine.on_errors,
+        deadline=deadline,
         cache=_cache(raw) if depth == 0 else None,
-        guardrails=_guardrails(raw) if depth == 0 else None, path=path,
+        guardrails=_guardrails(raw) if depth == 0 else None,
+        path=path,
     )
     return _check_group(spec, strategy_obj, path, key)
 
 
-def _check_group(spec: RouteSpec, strategy_obj: Mapping[str, Any] | None, path: str, key: str
-                 ) -> RouteSpec:
+def _check_group(
+    spec: RouteSpec, strategy_obj: Mapping[str, Any] | None, path: str, key: str
+) -> RouteSpec:
     names: dict[str, int] = {}
     for i, child in enumerate(spec.targets):
         if child.name is not None:
             if child.name in names:
-                raise RouteConfigError(f"{_join(path, key)}[{i}].name",
-                                       f"duplicate target name {child.name!r}")
+                raise RouteConfigError(
+                    f"{_join(path, key)}[{i}].name", f"duplicate target name {child.name!r}"
+                )
             names[child.name] = i
     if spec.strategy == "single" and len(spec.targets) != 1:
         raise RouteConfigError(_join(path, key), "strategy single takes exactly one target")
     if spec.strategy == "loadbalance" and not any(t.weight > 0 for t in spec.targets):
-        raise RouteConfigError(f"{_join(path, key)}[0].weight",
-                               "at least one target needs a weight above 0")
+        raise RouteConfigError(
+            f"{_join(path, key)}[0].weight", "at least one target needs a weight above 0"
+        )
     if spec.strategy != "conditional":
         if strategy_obj is not None:
             for extra in ("conditions", "default"):
                 if extra in strategy_obj:
-                    raise RouteConfigError(f"{_join(path, 'strategy')}.{extra}",
-                                           "only allowed with mode conditional")
+                    raise RouteConfigError(
+                        f"{_join(path, 'strategy')}.{extra}", "only allowed with mode conditional"
+                    )
         return spec
     assert strategy_obj is not None  # conditional needs the object form (checked before)
     spath = _join(path, "strategy")
@@ -232,32 +264,42 @@ def _check_group(spec: RouteSpec, strategy_obj: Mapping[str, Any] | None, path: 
             raise RouteConfigError(cpath, "must be an object with query and then")
         unknown = set(raw) - {"query", "then"}
         if unknown:
-            raise RouteConfigError(f"{cpath}.{sorted(unknown)[0]}",
-                                   "unknown field; allowed: query, then")
+            raise RouteConfigError(
+                f"{cpath}.{sorted(unknown)[0]}", "unknown field; allowed: query, then"
+            )
         try:
             query = parse_query(raw.get("query"), "query")
         except QueryError as exc:
             raise RouteConfigError(f"{cpath}.{exc.path}", exc.message) from exc
         then = raw.get("then")
         if not isinstance(then, str) or then not in names:
-            raise RouteConfigError(f"{cpath}.then",
-                                   f"must name one of the targets ({', '.join(names) or 'none'})")
+            raise RouteConfigError(
+                f"{cpath}.then", f"must name one of the targets ({', '.join(names) or 'none'})"
+            )
         conditions.append(Condition(query, then))
     default = strategy_obj.get("default")
     if default is not None and (not isinstance(default, str) or default not in names):
-        raise RouteConfigError(f"{spath}.default",
-                               f"must name one of the targets ({', '.join(names) or 'none'})")
+        raise RouteConfigError(
+            f"{spath}.default", f"must name one of the targets ({', '.join(names) or 'none'})"
+        )
     return RouteSpec(
-        strategy=spec.strategy, targets=spec.targets, name=spec.name, weight=spec.weight,
-        on_errors=spec.on_errors, conditions=tuple(conditions), default=default,
-        deadline=spec.deadline, cache=spec.cache, guardrails=spec.guardrails, path=spec.path,
+        strategy=spec.strategy,
+        targets=spec.targets,
+        name=spec.name,
+        weight=spec.weight,
+        on_errors=spec.on_errors,
+        conditions=tuple(conditions),
+        default=default,
+        deadline=spec.deadline,
+        cache=spec.cache,
+        guardrails=spec.guardrails,
+        path=spec.path,
     )
 
 
 def _strategy(raw: Mapping[str, Any], path: str) -> tuple[str, Mapping[str, Any] | None]:
     """``"fallback"`` or Portkey's ``{"mode": "fallback", "on_status_codes": [...]}``."""
-    value = raw.get("strategy", "single" if "targets" not in raw and "weights" not in raw
-                    else None)
+    value = raw.get("strategy", "single" if "targets" not in raw and "weights" not in raw else None)
     here = _join(path, "strategy")
     if value is None:
         if "weights" in raw:
@@ -268,17 +310,21 @@ def _strategy(raw: Mapping[str, Any], path: str) -> tuple[str, Mapping[str, Any]
         obj = value
         unknown = set(value) - {"mode", "on_status_codes", "conditions", "default"}
         if unknown:
-            raise RouteConfigError(f"{here}.{sorted(unknown)[0]}",
-                                   "unknown field; allowed: mode, on_status_codes, conditions, "
-                                   "default")
+            raise RouteConfigError(
+                f"{here}.{sorted(unknown)[0]}",
+                "unknown field; allowed: mode, on_status_codes, conditions, default",
+            )
         value = value.get("mode")
         here = f"{here}.mode"
     if value not in STRATEGIES:
         known = ", ".join(STRATEGIES)
         raise RouteConfigError(here, f"unknown strategy {value!r} (one of: {known})")
     if value == "conditional" and obj is None:
-        raise RouteConfigError(here, "conditional needs the object form "
-                               '{"mode": "conditional", "conditions": [...], "default": ...}')
+        raise RouteConfigError(
+            here,
+            "conditional needs the object form "
+            '{"mode": "conditional", "conditions": [...], "default": ...}',
+        )
     return str(value), obj
 
 
@@ -288,8 +334,9 @@ def _inherit(raw: Mapping[str, Any], path: str, up: _Inherited) -> _Inherited:
         on_errors = _errors(raw["on_errors"], _join(path, "on_errors"))
     strategy = raw.get("strategy")
     if isinstance(strategy, Mapping) and "on_status_codes" in strategy:
-        codes = _status_list(strategy["on_status_codes"],
-                             f"{_join(path, 'strategy')}.on_status_codes")
+        codes = _status_list(
+            strategy["on_status_codes"], f"{_join(path, 'strategy')}.on_status_codes"
+        )
         base = on_errors if "on_errors" in raw else ErrorMatcher()
         on_errors = ErrorMatcher(base.classes, base.statuses | frozenset(codes))
     retry = _retry(raw["retry"], _join(path, "retry")) if "retry" in raw else up.retry
@@ -297,8 +344,10 @@ def _inherit(raw: Mapping[str, Any], path: str, up: _Inherited) -> _Inherited:
     seconds = _seconds(raw, "timeout", path)
     millis = _seconds(raw, "request_timeout", path, scale=1000)
     if seconds is not None and millis is not None:
-        raise RouteConfigError(_join(path, "request_timeout"),
-                               "give timeout (seconds) or request_timeout (ms), not both")
+        raise RouteConfigError(
+            _join(path, "request_timeout"),
+            "give timeout (seconds) or request_timeout (ms), not both",
+        )
     if seconds is not None or millis is not None:
         timeout = seconds if seconds is not None else millis
     ttft = _seconds(raw, "ttft_timeout", path)
@@ -308,15 +357,20 @@ def _inherit(raw: Mapping[str, Any], path: str, up: _Inherited) -> _Inherited:
         if not isinstance(value, Mapping):
             raise RouteConfigError(_join(path, "override_params"), "must be an object")
         if "model" in value and "model" in raw:
-            raise RouteConfigError(_join(path, "override_params.model"),
-                                   "give model or override_params.model, not both")
+            raise RouteConfigError(
+                _join(path, "override_params.model"),
+                "give model or override_params.model, not both",
+            )
         for banned in ("messages", "stream", "input"):
             if banned in value:
-                raise RouteConfigError(f"{_join(path, 'override_params')}.{banned}",
-                                       "cannot be overridden by a route config")
+                raise RouteConfigError(
+                    f"{_join(path, 'override_params')}.{banned}",
+                    "cannot be overridden by a route config",
+                )
         params = {**up.params, **value}
-    return _Inherited(on_errors, retry, timeout, ttft if ttft is not None else up.ttft_timeout,
-                      params)
+    return _Inherited(
+        on_errors, retry, timeout, ttft if ttft is not None else up.ttft_timeout, params
+    )
 
 
 def _errors(value: object, path: str) -> ErrorMatcher:
@@ -326,15 +380,15 @@ def _errors(value: object, path: str) -> ErrorMatcher:
         if isinstance(item, bool):
             raise RouteConfigError(f"{path}[{i}]", "must be an error class or a status code")
         # isdigit() alone accepts "²", which int() refuses.
-        if isinstance(item, int) or (isinstance(item, str) and item.isascii()
-                                     and item.isdigit()):
+        if isinstance(item, int) or (isinstance(item, str) and item.isascii() and item.isdigit()):
             if not 400 <= int(item) <= 599:
                 raise RouteConfigError(f"{path}[{i}]", "status codes must be in 400..599")
             continue
         if not isinstance(item, str) or item not in ERROR_CLASSES:
             raise RouteConfigError(
-                f"{path}[{i}]", f"unknown error class {item!r} (one of: "
-                f"{', '.join(sorted(ERROR_CLASSES))}, or a status code)"
+                f"{path}[{i}]",
+                f"unknown error class {item!r} (one of: "
+                f"{', '.join(sorted(ERROR_CLASSES))}, or a status code)",
             )
     return parse_error_list(value)
 
@@ -351,15 +405,24 @@ def _status_list(value: object, path: str) -> list[int]:
 def _retry(value: object, path: str) -> RetryPolicy:
     if not isinstance(value, Mapping):
         raise RouteConfigError(path, "must be an object")
-    allowed = {"attempts", "on_status_codes", "exponential_backoff", "base_delay", "max_delay",
-               "use_retry_after"}
+    allowed = {
+        "attempts",
+        "on_status_codes",
+        "exponential_backoff",
+        "base_delay",
+        "max_delay",
+        "use_retry_after",
+    }
     for key in value:
         if key not in allowed:
-            raise RouteConfigError(f"{path}.{key}",
-                                   f"unknown field; allowed: {', '.join(sorted(allowed))}")
+            raise RouteConfigError(
+                f"{path}.{key}", f"unknown field; allowed: {', '.join(sorted(allowed))}"
+            )
     attempts = value.get("attempts", 0)
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or not (
-        0 <= attempts <= MAX_RETRIES
+    if (
+        isinstance(attempts, bool)
+        or not isinstance(attempts, int)
+        or not (0 <= attempts <= MAX_RETRIES)
     ):
         raise RouteConfigError(f"{path}.attempts", f"must be an integer in 0..{MAX_RETRIES}")
     statuses = DEFAULT_RETRY_STATUSES
@@ -374,7 +437,8 @@ def _retry(value: object, path: str) -> RetryPolicy:
     base = _seconds(value, "base_delay", path, allow_zero=True)
     top = _seconds(value, "max_delay", path)
     policy = RetryPolicy(
-        attempts=attempts, on_status_codes=statuses,
+        attempts=attempts,
+        on_status_codes=statuses,
         exponential_backoff=flags["exponential_backoff"],
         base_delay=NO_RETRY.base_delay if base is None else base,
         max_delay=NO_RETRY.max_delay if top is None else top,
@@ -408,8 +472,15 @@ def _guardrails(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return dict(value)
 
 
-def _seconds(raw: Mapping[str, Any], key: str, path: str, *, scale: float = 1.0,
-             allow_zero: bool = False, maximum: float = MAX_SECONDS) -> float | None:
+def _seconds(
+    raw: Mapping[str, Any],
+    key: str,
+    path: str,
+    *,
+    scale: float = 1.0,
+    allow_zero: bool = False,
+    maximum: float = MAX_SECONDS,
+) -> float | None:
     if key not in raw:
         return None
     value = raw[key]

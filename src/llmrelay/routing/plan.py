@@ -77,8 +77,9 @@ def find_provider(registry: Registry, name: str) -> Provider | None:
     return None
 
 
-def bind(spec: RouteSpec, registry: Registry, resolver: Resolver, request_model: str | None
-         ) -> Group:
+def bind(
+    spec: RouteSpec, registry: Registry, resolver: Resolver, request_model: str | None
+) -> Group:
     """Resolve every target of ``spec``; raises :class:`BindError` naming the field."""
     children: list[Leaf | Group] = []
     for child in spec.targets:
@@ -93,16 +94,18 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _target(spec: TargetSpec, registry: Registry, resolver: Resolver,
-            request_model: str | None) -> Target:
+def _target(
+    spec: TargetSpec, registry: Registry, resolver: Resolver, request_model: str | None
+) -> Target:
     overrides = dict(spec.params) or None
     if spec.provider is None:
         # No provider and no model (a config of only settings, such as a cache block):
         # the request's own model, resolved as without a config.
         if spec.model is None:
             if not request_model:
-                raise BindError(_join(spec.path, "model"),
-                                "required: the request names no model to use")
+                raise BindError(
+                    _join(spec.path, "model"), "required: the request names no model to use"
+                )
             resolved = resolver.resolve(request_model)  # unknown: the usual model_not_found
             return Target(resolved.provider, resolved.model, overrides)
         try:
@@ -115,14 +118,14 @@ def _target(spec: TargetSpec, registry: Registry, resolver: Resolver,
         names = ", ".join(sorted(p.name for p in registry))
         raise BindError(
             _join(spec.path, "provider"),
-            f"no provider named (or of type) {spec.provider!r} is configured "
-            f"(configured: {names})",
+            f"no provider named (or of type) {spec.provider!r} is configured (configured: {names})",
         )
     model = spec.model
     if model is None:
         if not request_model:
-            raise BindError(_join(spec.path, "model"),
-                            "required: the request names no model to use")
+            raise BindError(
+                _join(spec.path, "model"), "required: the request names no model to use"
+            )
         model = _request_model_for(provider, resolver, request_model)
     return Target(provider, model, overrides)
 

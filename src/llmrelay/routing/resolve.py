@@ -82,12 +82,16 @@ class Resolver:
     def resolves_to(self, name: str, target: Target) -> bool:
         """Whether ``name`` resolves to this very target (same provider and model id)."""
         found = self._resolve(name, depth=0)
-        return found is not None and found.provider is target.provider and (
-            found.model == target.model)
+        return (
+            found is not None
+            and found.provider is target.provider
+            and (found.model == target.model)
+        )
 
 
-def check_allowed(allowed: tuple[str, ...] | None, target: Target,
-                  names: tuple[str, ...] = ()) -> None:
+def check_allowed(
+    allowed: tuple[str, ...] | None, target: Target, names: tuple[str, ...] = ()
+) -> None:
     """Raise 403 unless the key's model patterns admit this target.
 
     A target is admitted by its qualified name (``provider/model``) or by one of

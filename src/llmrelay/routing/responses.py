@@ -23,8 +23,9 @@ class BufferedResponse:
 
     __slots__ = ("_body", "answer", "headers", "status")
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes,
-                 answer: ChatResult | None = None) -> None:
+    def __init__(
+        self, status: int, headers: dict[str, str], body: bytes, answer: ChatResult | None = None
+    ) -> None:
         self.status = status
         self.headers = headers
         self._body = body

@@ -105,8 +105,9 @@ class Router:
         return await self.selector.plan_for(call)
 
     # -- walking the plan --------------------------------------------------------------
-    async def open(self, call: Call, build: BuildCall, *, stream: bool,
-                   parse: ParseAnswer | None = None) -> UpstreamResponse:
+    async def open(
+        self, call: Call, build: BuildCall, *, stream: bool, parse: ParseAnswer | None = None
+    ) -> UpstreamResponse:
         """Open the answer; on return ``call.target`` answered with a 2xx, body unread.
 
         With ``parse`` (non-streaming only) the body is read by the target's adapter
@@ -132,8 +133,10 @@ class Router:
         key = (target.provider.name, target.model)
         plan = self._direct.get(key)
         cached = plan.root.children[0] if plan is not None else None
-        if plan is None or not isinstance(cached, Leaf) or (
-            cached.target.provider is not target.provider
+        if (
+            plan is None
+            or not isinstance(cached, Leaf)
+            or (cached.target.provider is not target.provider)
         ):
             if len(self._direct) > 10_000:  # many distinct models: keep memory bounded
                 self._direct.clear()
@@ -160,8 +163,15 @@ class Router:
 class _Run:
     """The state of one request's walk through its plan."""
 
-    def __init__(self, router: Router, call: Call, build: BuildCall, stream: bool,
-                 plan: RoutePlan, parse: ParseAnswer | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        call: Call,
+        build: BuildCall,
+        stream: bool,
+        plan: RoutePlan,
+        parse: ParseAnswer | None = None,
+    ) -> None:
         self.router = router
         self.call = call
         self.build = build
@@ -216,8 +226,9 @@ class _Run:
         for child in group.children:
             remaining = self.remaining()
             if remaining is not None and remaining <= 0:
-                raise last or DeadlineExceeded("the route's deadline ran out before any "
-                                               "target answered")
+                raise last or DeadlineExceeded(
+                    "the route's deadline ran out before any target answered"
+                )
             try:
                 return await self.node(child)
             except CircuitOpen as exc:
@@ -257,8 +268,11 @@ class _Run:
     def _conditional(self, group: Group) -> Leaf | Group:
         name = choose(group.spec.conditions, group.spec.default, self.facts())
         if name is None:
-            raise InvalidRequest("no condition of the route config matches this request, and "
-                                 "it has no default target", code="no_route")
+            raise InvalidRequest(
+                "no condition of the route config matches this request, and "
+                "it has no default target",
+                code="no_route",
+            )
         return next(c for c in group.children if c.spec.name == name)
 
     def facts(self) -> RequestFacts:
@@ -290,8 +304,10 @@ class _Run:
         while True:
             remaining = self.remaining()
             if remaining is not None and remaining <= 0:
-                raise DeadlineExceeded(f"the route's deadline ran out before {key} answered",
-                                       provider=leaf.target.provider.name)
+                raise DeadlineExceeded(
+                    f"the route's deadline ran out before {key} answered",
+                    provider=leaf.target.provider.name,
+                )
             if ucall is None:  # each retry is built afresh (signatures, tokens, ...)
                 ucall = self._build(leaf.target)
             try:
@@ -303,9 +319,14 @@ class _Run:
                     await router.breaker.success(key)
                     probe = False
                 failures += 1
-                decision = decide(policy, exc, failures, router.rng,
-                                  retry_after_cap=router.retry_after_cap,
-                                  remaining=self.remaining())
+                decision = decide(
+                    policy,
+                    exc,
+                    failures,
+                    router.rng,
+                    retry_after_cap=router.retry_after_cap,
+                    remaining=self.remaining(),
+                )
                 if decision.why in ("retries_exhausted", "retry_after_too_long", "deadline"):
                     self.spent = True
                 if decision.delay is None:
@@ -330,18 +351,21 @@ class _Run:
             # cannot take, a capability it lacks).
             self.call.target = target
             if isinstance(exc, CapabilityMissing):
-                self.call.attempts.append({
-                    "provider": target.provider.name,
-                    "model": target.model,
-                    "at_ms": round((time.perf_counter() - self.call.started) * 1000, 1),
-                    "skipped": "unsupported",
-                    "error": exc.code or exc.wire_type,
-                    "message": redact(exc.message)[:300],
-                })
+                self.call.attempts.append(
+                    {
+                        "provider": target.provider.name,
+                        "model": target.model,
+                        "at_ms": round((time.perf_counter() - self.call.started) * 1000, 1),
+                        "skipped": "unsupported",
+                        "error": exc.code or exc.wire_type,
+                        "message": redact(exc.message)[:300],
+                    }
+                )
             raise
 
-    async def _attempt(self, leaf: Leaf, ucall: UpstreamCall, remaining: float | None,
-                       waited: float) -> UpstreamResponse:
+    async def _attempt(
+        self, leaf: Leaf, ucall: UpstreamCall, remaining: float | None, waited: float
+    ) -> UpstreamResponse:
         """One try at one target, read up to the first byte; non-2xx is raised."""
         call = self.call
         target = leaf.target
@@ -364,11 +388,13 @@ class _Run:
         try:
             async with asyncio.timeout(first_limit):
                 resp = await provider.transport.send(
-                    ucall, provider=spec.name,
+                    ucall,
+                    provider=spec.name,
                     # Streams: the idle gap allowed between chunks after the first.
                     # Non-streams: a backstop; the asyncio timeout above governs.
                     timeout=timeout if self.stream else limit + 1,
-                    connect_timeout=min(spec.connect_timeout, first_limit), stream=self.stream,
+                    connect_timeout=min(spec.connect_timeout, first_limit),
+                    stream=self.stream,
                 )
                 if resp.status >= 400:
                     body = await resp.read()
@@ -379,8 +405,9 @@ class _Run:
                     out: UpstreamResponse = await _first_chunk(resp, provider.name)
                 else:
                     body = await resp.read()
-                    out = BufferedResponse(resp.status, resp.headers, body,
-                                           self._answer(target, body))
+                    out = BufferedResponse(
+                        resp.status, resp.headers, body, self._answer(target, body)
+                    )
         except TimeoutError:
             if resp is not None:
                 resp.close()
@@ -413,17 +440,23 @@ class _Run:
         try:
             return self.parse(target, body)
         except _SHAPE_ERRORS as exc:
-            log.warning("the answer of %s did not have the provider's shape",
-                        target.qualified, exc_info=True)
+            log.warning(
+                "the answer of %s did not have the provider's shape",
+                target.qualified,
+                exc_info=True,
+            )
             raise UpstreamInvalidResponse(
-                target.provider.name, "a body that is not of the provider's answer shape",
+                target.provider.name,
+                "a body that is not of the provider's answer shape",
             ) from exc
 
-    def _timeout_error(self, name: str, limit: float, ttft: float | None,
-                       remaining: float | None) -> UpstreamTimeout:
+    def _timeout_error(
+        self, name: str, limit: float, ttft: float | None, remaining: float | None
+    ) -> UpstreamTimeout:
         if remaining is not None and limit >= remaining:
-            return DeadlineExceeded(f"the route's deadline ran out while waiting for {name}",
-                                    provider=name)
+            return DeadlineExceeded(
+                f"the route's deadline ran out while waiting for {name}", provider=name
+            )
         if ttft is not None and limit >= ttft:
             return UpstreamTimeout(
                 f"upstream {name} sent no first byte within the ttft_timeout of {ttft:g}s",
@@ -472,12 +505,14 @@ class _Run:
         self.call.attempts.append(entry)
 
     def _record_skip(self, target: Target, state: str) -> None:
-        self.call.attempts.append({
-            "provider": target.provider.name,
-            "model": target.model,
-            "at_ms": round((time.perf_counter() - self.call.started) * 1000, 1),
-            "skipped": f"circuit_{state}",
-        })
+        self.call.attempts.append(
+            {
+                "provider": target.provider.name,
+                "model": target.model,
+                "at_ms": round((time.perf_counter() - self.call.started) * 1000, 1),
+                "skipped": f"circuit_{state}",
+            }
+        )
 
 
 async def _first_chunk(resp: UpstreamResponse, name: str) -> PrefetchedStream:
@@ -485,8 +520,9 @@ async def _first_chunk(resp: UpstreamResponse, name: str) -> PrefetchedStream:
     try:
         first = await anext(chunks)
     except StopAsyncIteration:
-        raise UpstreamUnreachable(f"upstream {name} closed the stream before sending any data",
-                                  provider=name) from None
+        raise UpstreamUnreachable(
+            f"upstream {name} closed the stream before sending any data", provider=name
+        ) from None
     return PrefetchedStream(resp, first, chunks)
 
 
@@ -501,8 +537,9 @@ def pick_weighted(weights: list[float], rng: random.Random) -> int:
     return max(i for i, w in enumerate(weights) if w > 0)
 
 
-def build_router(settings: Settings, registry: Registry, resolver: Resolver,
-                 sessions: async_sessionmaker[Any]) -> Router:
+def build_router(
+    settings: Settings, registry: Registry, resolver: Resolver, sessions: async_sessionmaker[Any]
+) -> Router:
     """The gateway's router; YAML configs are bound once here so a bad one stops the start."""
     from llmrelay.config import ConfigError
     from llmrelay.routing.breaker import BreakerPolicy, LocalBreaker
@@ -524,15 +561,24 @@ def build_router(settings: Settings, registry: Registry, resolver: Resolver,
         from llmrelay.routing.breaker_redis import RedisBreaker
 
         breaker = RedisBreaker(
-            settings.redis_url, policy, f"{settings.redis_prefix}circuit:",
-            timeout=settings.redis_timeout, retry_interval=settings.redis_retry_interval,
+            settings.redis_url,
+            policy,
+            f"{settings.redis_prefix}circuit:",
+            timeout=settings.redis_timeout,
+            retry_interval=settings.redis_retry_interval,
         )
     else:
         breaker = LocalBreaker(policy)
     selector = PlanSelector(
-        registry=registry, resolver=resolver,
+        registry=registry,
+        resolver=resolver,
         configs=RouteConfigStore(named, sessions, r.config_cache_ttl, settings.database_timeout),
-        default_config=r.default_config, enforce_breaker=cb.enabled,
+        default_config=r.default_config,
+        enforce_breaker=cb.enabled,
     )
-    return Router(selector=selector, breaker=breaker, retry_after_cap=r.retry_after_cap,
-                  redactor=Redactor.for_providers(p.spec for p in registry))
+    return Router(
+        selector=selector,
+        breaker=breaker,
+        retry_after_cap=r.retry_after_cap,
+        redactor=Redactor.for_providers(p.spec for p in registry),
+    )

@@ -52,12 +52,15 @@ def _check_client_config(header: str, raw: str, data: object) -> None:
     if isinstance(cache, dict):
         threshold = cache.get("threshold", DEFAULT_THRESHOLD)
         if cache.get("scope", "key") != "key" or (
-                isinstance(threshold, int | float) and threshold < DEFAULT_THRESHOLD):
+            isinstance(threshold, int | float) and threshold < DEFAULT_THRESHOLD
+        ):
             raise InvalidRequest(
                 f"{header}: cache.scope and a cache.threshold below {DEFAULT_THRESHOLD} "
                 "decide whose cached answers a call may read: only stored route configs "
                 "may set them; store the config and name it in the header",
-                param=header, code="invalid_route_config")
+                param=header,
+                code="invalid_route_config",
+            )
     stack = [data]
     while stack:
         node = stack.pop()
@@ -67,14 +70,18 @@ def _check_client_config(header: str, raw: str, data: object) -> None:
                     f"{header}: $regex is only allowed in stored route configs (a regular "
                     "expression from a request could take exponential time); use $eq or "
                     "$in, or store the config and name it in the header",
-                    param=header, code="invalid_route_config")
+                    param=header,
+                    code="invalid_route_config",
+                )
             if _custom_guardrail(node.get("guardrails")):
                 raise InvalidRequest(
                     f"{header}: guardrails with custom patterns or a webhook are only "
                     "allowed in stored route configs (a regular expression from a request "
                     "could take exponential time, a URL would make the gateway post text "
                     "wherever it says); store the config and name it in the header",
-                    param=header, code="invalid_route_config")
+                    param=header,
+                    code="invalid_route_config",
+                )
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
@@ -84,8 +91,12 @@ def _custom_guardrail(block: object) -> bool:
     """Whether a guardrails block brings its own regular expressions or webhook."""
     if not isinstance(block, dict):
         return False
-    return any(isinstance(item, dict) and ("custom" in item or "webhook" in item)
-               for stage in block.values() if isinstance(stage, list) for item in stage)
+    return any(
+        isinstance(item, dict) and ("custom" in item or "webhook" in item)
+        for stage in block.values()
+        if isinstance(stage, list)
+        for item in stage
+    )
 
 
 class PlanSelector:
@@ -129,8 +140,10 @@ class PlanSelector:
             spec = await self._named(name)
             if spec is None:
                 whose = "of this API key" if source == "key" else "routing.default_config"
-                raise InternalError(f"route config {name!r} ({whose}) does not exist; "
-                                    "create it or change the setting")
+                raise InternalError(
+                    f"route config {name!r} ({whose}) does not exist; "
+                    "create it or change the setting"
+                )
             return self._bind(call, spec, f"{source}:{name}", stored=True)
         return None
 
@@ -139,8 +152,11 @@ class PlanSelector:
         if not raw.startswith("{"):
             spec = await self._named(raw)
             if spec is None:
-                raise InvalidRequest(f"{header}: no route config named {raw!r}", param=header,
-                                     code="route_config_not_found")
+                raise InvalidRequest(
+                    f"{header}: no route config named {raw!r}",
+                    param=header,
+                    code="route_config_not_found",
+                )
             return spec, True
         spec = self._parsed.get(raw)
         if spec is not None:
@@ -148,14 +164,18 @@ class PlanSelector:
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise InvalidRequest(f"{header} is not valid JSON: {exc.msg}", param=header,
-                                 code="invalid_route_config") from exc
+            raise InvalidRequest(
+                f"{header} is not valid JSON: {exc.msg}", param=header, code="invalid_route_config"
+            ) from exc
         _check_client_config(header, raw, data)
         try:
             spec = parse_route_config(data)
         except RouteConfigError as exc:
-            raise InvalidRequest(f"invalid route config in {header}: {exc}",
-                                 param=exc.path or header, code="invalid_route_config") from exc
+            raise InvalidRequest(
+                f"invalid route config in {header}: {exc}",
+                param=exc.path or header,
+                code="invalid_route_config",
+            ) from exc
         if len(self._parsed) >= _HEADER_CACHE:
             self._parsed.clear()
         self._parsed[raw] = spec
@@ -173,8 +193,11 @@ class PlanSelector:
         except BindError as exc:
             if stored:
                 raise InternalError(f"route config {source} cannot be used here: {exc}") from exc
-            raise InvalidRequest(f"invalid route config in {source}: {exc}",
-                                 param=exc.path or source, code="invalid_route_config") from exc
+            raise InvalidRequest(
+                f"invalid route config in {source}: {exc}",
+                param=exc.path or source,
+                code="invalid_route_config",
+            ) from exc
         allowed = call.key.allowed_models if call.key else None
         if allowed is not None:
             for leaf in root.leaves():
@@ -184,7 +207,8 @@ class PlanSelector:
                     where = leaf.spec.path or "the target"
                     raise PermissionDenied(
                         f"this API key is not allowed to use {leaf.target.qualified} "
-                        f"({where} of the route config in {source})", param="model",
+                        f"({where} of the route config in {source})",
+                        param="model",
                     ) from exc
         return RoutePlan(root, source, enforce_breaker=self.enforce_breaker)
 
@@ -205,8 +229,10 @@ class PlanSelector:
         if call.model and self.resolver.resolves_to(call.model, leaf.target):
             names.append(call.model)
         spec = leaf.spec
-        if spec.provider is None and spec.model and self.resolver.resolves_to(
-            spec.model, leaf.target
+        if (
+            spec.provider is None
+            and spec.model
+            and self.resolver.resolves_to(spec.model, leaf.target)
         ):
             names.append(spec.model)
         if call.model and source == f"config:{call.model}" and spec.model is not None:

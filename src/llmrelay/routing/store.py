@@ -55,8 +55,13 @@ def parse_named(configs: Mapping[str, Any]) -> dict[str, RouteSpec]:
 class RouteConfigStore:
     """Named configs by name: YAML ones first, then the database's (refreshed in the back)."""
 
-    def __init__(self, static: dict[str, RouteSpec], sessions: async_sessionmaker[Any],
-                 ttl: float, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        static: dict[str, RouteSpec],
+        sessions: async_sessionmaker[Any],
+        ttl: float,
+        timeout: float = 2.0,
+    ) -> None:
         self._static = static
         self._sessions = sessions
         self._ttl = ttl
@@ -85,8 +90,7 @@ class RouteConfigStore:
         """Load the table once (a broken database fails the start), then keep it fresh."""
         await self.refresh()
         if self._ttl > 0:
-            self._task = asyncio.create_task(self._refresh_forever(),
-                                             name="llmrelay-route-configs")
+            self._task = asyncio.create_task(self._refresh_forever(), name="llmrelay-route-configs")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -98,22 +102,28 @@ class RouteConfigStore:
     def status(self) -> dict[str, object]:
         """For readiness: how old the served table is and why the last read failed."""
         age = None if self._loaded_at is None else time.monotonic() - self._loaded_at
-        return {"stored": len(self._stored), "age_seconds": None if age is None else round(age, 1),
-                "last_error": self._last_error}
+        return {
+            "stored": len(self._stored),
+            "age_seconds": None if age is None else round(age, 1),
+            "last_error": self._last_error,
+        }
 
     async def _read(self) -> list[Any]:
         async with self._sessions() as session:
-            return list((await session.execute(
-                select(RouteConfig.name, RouteConfig.config, RouteConfig.updated_at)
-            )).all())
+            return list(
+                (
+                    await session.execute(
+                        select(RouteConfig.name, RouteConfig.config, RouteConfig.updated_at)
+                    )
+                ).all()
+            )
 
     async def refresh(self) -> None:
         """Read the table (at most ``timeout`` seconds); on failure the old one stays."""
         try:
             rows = await within(self._timeout, self._read())
         except Exception as exc:
-            self._last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(
-                exc).__name__
+            self._last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             raise
         self._loaded_at, self._last_error = time.monotonic(), None
         stored: dict[str, RouteSpec | StoredConfigInvalid] = {}
@@ -153,8 +163,7 @@ async def save_config(sessions: async_sessionmaker[Any], name: str, raw: Any) ->
             row.updated_at = utcnow()
             return True
         now = utcnow()
-        session.add(RouteConfig(id=new_id(), name=name, config=raw, created_at=now,
-                                updated_at=now))
+        session.add(RouteConfig(id=new_id(), name=name, config=raw, created_at=now, updated_at=now))
         return False
 
 

@@ -19,7 +19,8 @@ T = TypeVar("T")
 
 
 async def within(
-    seconds: float, work: Coroutine[Any, Any, T],
+    seconds: float,
+    work: Coroutine[Any, Any, T],
     abandoned: set[asyncio.Task[Any]] | None = None,
 ) -> T:
     """``await work``, but raise :class:`TimeoutError` after ``seconds`` at the latest.

@@ -34,8 +34,9 @@ def request_row(it: Interaction, bodies: bool) -> dict[str, Any]:
         "body": _text(it.request_body) if bodies else None,
         # Guardrail findings ride in the attempts JSON as a last entry with no status
         # (no schema change until 0004_cache lands: see docs/guardrails.md).
-        "attempts": ([*it.attempts, {"guardrails": it.guardrails}] if it.guardrails
-                     else it.attempts or None),
+        "attempts": (
+            [*it.attempts, {"guardrails": it.guardrails}] if it.guardrails else it.attempts or None
+        ),
         "cost_nanos": it.cost_nanos,
         "cache": it.cache,
         "cost_saved_nanos": it.cost_saved_nanos,
@@ -75,7 +76,9 @@ def log_line(it: Interaction) -> bytes:
 def unfinished_row(stub: Interaction) -> Interaction:
     """The row of a call whose process died before it ended: what it was, outcome unknown."""
     return replace(
-        stub, status=503, error_type="gateway_stopped",
+        stub,
+        status=503,
+        error_type="gateway_stopped",
         error_message="the gateway process stopped (killed) while this call was running; "
-                      "whether the upstream answered, and what it billed, is unknown",
+        "whether the upstream answered, and what it billed, is unknown",
     )

@@ -89,8 +89,9 @@ def _bodies_redacted(it: Interaction) -> Interaction:
     """
     if it.request_body is None and it.response_body is None:
         return it
-    return replace(it, request_body=_masked(it.request_body),
-                   response_body=_masked(it.response_body))
+    return replace(
+        it, request_body=_masked(it.request_body), response_body=_masked(it.response_body)
+    )
 
 
 def _masked(body: bytes | None) -> bytes | None:

@@ -332,9 +332,13 @@ class LogWriter:
             self.stats.torn_records += orphan.torn
             orphan.finish()
             self._orphan = None
-            log.warning("replayed %d log rows left in the spool by %s, %d calls it never "
-                        "finished%s", count, orphan.owner, len(unfinished),
-                        f" ({orphan.torn} torn record dropped)" if orphan.torn else "")
+            log.warning(
+                "replayed %d log rows left in the spool by %s, %d calls it never finished%s",
+                count,
+                orphan.owner,
+                len(unfinished),
+                f" ({orphan.torn} torn record dropped)" if orphan.torn else "",
+            )
 
     async def _commit(self, rows: list[Interaction]) -> None:
         """Write ``rows``, waiting out a database outage; returns once all are handled."""
@@ -345,14 +349,19 @@ class LogWriter:
             except _DatabaseAway as exc:
                 if not self.stats.db_unavailable_since:
                     self.stats.db_unavailable_since = time.time()
-                    log.error("database unavailable to the log writer (%s); rows are kept "
-                              "in the spool and written when it returns", exc)
+                    log.error(
+                        "database unavailable to the log writer (%s); rows are kept "
+                        "in the spool and written when it returns",
+                        exc,
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             if self.stats.db_unavailable_since:
-                log.warning("database back for the log writer after %.1fs",
-                            time.time() - self.stats.db_unavailable_since)
+                log.warning(
+                    "database back for the log writer after %.1fs",
+                    time.time() - self.stats.db_unavailable_since,
+                )
                 self.stats.db_unavailable_since = 0.0
             return
 
@@ -430,8 +439,12 @@ class LogWriter:
             orjson.dumps(row)
         except Exception:
             row = {"id": it.id, "repr": clean_text(repr(it), 100_000)}
-        entry = {"id": it.id, "failed_at": datetime.now(UTC).isoformat(),
-                 "reason": clean_text(redact(reason), 2000), "row": row}
+        entry = {
+            "id": it.id,
+            "failed_at": datetime.now(UTC).isoformat(),
+            "reason": clean_text(redact(reason), 2000),
+            "row": row,
+        }
         assert self._spool is not None
         try:
             self._spool.dead_letter([entry])
@@ -475,5 +488,9 @@ class LogWriter:
             self._drop(unspooled, "shutdown before they could be spooled")
         self._spool.close(all_written=left == 0)
         if left:
-            log.error("log writer stopped with %d rows not in the database; they stay in the "
-                      "spool (%s) and are written at the next start", left, self._spool_dir)
+            log.error(
+                "log writer stopped with %d rows not in the database; they stay in the "
+                "spool (%s) and are written at the next start",
+                left,
+                self._spool_dir,
+            )

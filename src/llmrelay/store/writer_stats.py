@@ -43,9 +43,9 @@ class WriterStats:
             "avg_batch_rows": round(self.written / self.batches, 2) if self.batches else 0,
             "db_write_ms_per_request": round(per_row_ms, 4),
             "max_batch_ms": round(self.max_batch_seconds * 1000, 3),
-            "hot_path_overhead_ms_per_request": round(
-                self.submit_ns / 1e6 / self.submitted, 5
-            ) if self.submitted else 0.0,
+            "hot_path_overhead_ms_per_request": round(self.submit_ns / 1e6 / self.submitted, 5)
+            if self.submitted
+            else 0.0,
             "spooled": self.spooled,
             "spool_bytes": spool_bytes,
             "dead_lettered": self.dead_lettered,

@@ -56,10 +56,18 @@ class Interaction:
         """The token counts as the ``responses`` and ``usage_records`` rows store them."""
         u = self.usage
         if u is None:
-            return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0,
-                    "cached_tokens": 0}
-        return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                "total_tokens": u.total_tokens, "cached_tokens": u.cached_tokens}
+            return {
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+                "cached_tokens": 0,
+            }
+        return {
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens,
+            "cached_tokens": u.cached_tokens,
+        }
 
     def log_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {

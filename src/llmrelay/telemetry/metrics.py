@@ -27,12 +27,13 @@ class _Live(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         streams, pending, providers = self._read()
-        yield GaugeMetricFamily("llmrelay_open_streams", "Streams being relayed now",
-                                value=streams)
-        yield GaugeMetricFamily("llmrelay_log_queue_rows", "Interaction rows not yet written",
-                                value=pending)
-        up = GaugeMetricFamily("llmrelay_provider_up",
-                               "1 unless the provider's last call failed", labels=["provider"])
+        yield GaugeMetricFamily("llmrelay_open_streams", "Streams being relayed now", value=streams)
+        yield GaugeMetricFamily(
+            "llmrelay_log_queue_rows", "Interaction rows not yet written", value=pending
+        )
+        up = GaugeMetricFamily(
+            "llmrelay_provider_up", "1 unless the provider's last call failed", labels=["provider"]
+        )
         for name, ok in providers.items():
             up.add_metric([name], 1.0 if ok else 0.0)
         yield up
@@ -46,22 +47,38 @@ class _Writer(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         stats = self._read()
-        yield GaugeMetricFamily("llmrelay_log_spool_bytes",
-                                "Bytes in this process's log spool files",
-                                value=stats["spool_bytes"])
-        yield GaugeMetricFamily("llmrelay_log_database_available",
-                                "1 while the log writer reaches the database",
-                                value=1.0 if stats["database_available"] else 0.0)
+        yield GaugeMetricFamily(
+            "llmrelay_log_spool_bytes",
+            "Bytes in this process's log spool files",
+            value=stats["spool_bytes"],
+        )
+        yield GaugeMetricFamily(
+            "llmrelay_log_database_available",
+            "1 while the log writer reaches the database",
+            value=1.0 if stats["database_available"] else 0.0,
+        )
         for name, key, doc in (
             ("llmrelay_log_rows_written", "written", "Log rows written to the database"),
-            ("llmrelay_log_rows_dead_lettered", "dead_lettered",
-             "Log rows the database refused, set aside in dead-letter.jsonl"),
-            ("llmrelay_log_rows_dropped", "dropped",
-             "Log rows lost because the local spool could not keep up"),
-            ("llmrelay_log_rows_replayed", "replayed",
-             "Log rows replayed from the spool of a stopped process"),
-            ("llmrelay_log_write_failures", "failed_batches",
-             "Log batch writes that failed (and were retried or split)"),
+            (
+                "llmrelay_log_rows_dead_lettered",
+                "dead_lettered",
+                "Log rows the database refused, set aside in dead-letter.jsonl",
+            ),
+            (
+                "llmrelay_log_rows_dropped",
+                "dropped",
+                "Log rows lost because the local spool could not keep up",
+            ),
+            (
+                "llmrelay_log_rows_replayed",
+                "replayed",
+                "Log rows replayed from the spool of a stopped process",
+            ),
+            (
+                "llmrelay_log_write_failures",
+                "failed_batches",
+                "Log batch writes that failed (and were retried or split)",
+            ),
         ):
             yield CounterMetricFamily(name, doc, value=stats[key])
 
@@ -75,20 +92,34 @@ class _Keys(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         down, stats = self._read()
-        yield GaugeMetricFamily("llmrelay_key_database_down",
-                                "1 while key lookups treat the database as unavailable",
-                                value=1.0 if down else 0.0)
+        yield GaugeMetricFamily(
+            "llmrelay_key_database_down",
+            "1 while key lookups treat the database as unavailable",
+            value=1.0 if down else 0.0,
+        )
         for name, key, doc in (
             ("llmrelay_key_queries", "queries", "Key lookups sent to the database"),
-            ("llmrelay_key_negative_hits", "negative_hits",
-             "Unknown keys answered from the negative cache"),
+            (
+                "llmrelay_key_negative_hits",
+                "negative_hits",
+                "Unknown keys answered from the negative cache",
+            ),
             ("llmrelay_key_malformed", "malformed", "Keys refused for their shape alone"),
-            ("llmrelay_key_stale_served", "stale_served",
-             "Calls served from a stale key record while the database was unavailable"),
-            ("llmrelay_key_lookups_rejected", "busy_rejected",
-             "Lookups answered 503 because every lookup slot was busy"),
-            ("llmrelay_key_database_failures", "database_failures",
-             "Key lookups that failed or timed out"),
+            (
+                "llmrelay_key_stale_served",
+                "stale_served",
+                "Calls served from a stale key record while the database was unavailable",
+            ),
+            (
+                "llmrelay_key_lookups_rejected",
+                "busy_rejected",
+                "Lookups answered 503 because every lookup slot was busy",
+            ),
+            (
+                "llmrelay_key_database_failures",
+                "database_failures",
+                "Key lookups that failed or timed out",
+            ),
         ):
             yield CounterMetricFamily(name, doc, value=stats[key])
 
@@ -125,35 +156,65 @@ class Metrics:
         self._guard_label = _ModelLabels()
         self._entity_label = _ModelLabels()
         labels = ["route", "provider", "model", "status"]
-        self.requests = Counter("llmrelay_requests", "Model calls that reached a provider",
-                                labels, registry=self.registry)
-        self.tokens = Counter("llmrelay_tokens", "Tokens billed",
-                              ["provider", "model", "kind"], registry=self.registry)
-        self.key_requests = Counter("llmrelay_key_requests", "Model calls per virtual key",
-                                    ["key"], registry=self.registry)
-        self.latency = Histogram("llmrelay_request_seconds", "Whole request time",
-                                 ["route", "provider"], buckets=_LATENCY_BUCKETS,
-                                 registry=self.registry)
-        self.overhead = Histogram("llmrelay_overhead_seconds",
-                                  "Time spent inside llmrelay (upstream excluded)",
-                                  ["route"], buckets=_OVERHEAD_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "llmrelay_requests",
+            "Model calls that reached a provider",
+            labels,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "llmrelay_tokens",
+            "Tokens billed",
+            ["provider", "model", "kind"],
+            registry=self.registry,
+        )
+        self.key_requests = Counter(
+            "llmrelay_key_requests", "Model calls per virtual key", ["key"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "llmrelay_request_seconds",
+            "Whole request time",
+            ["route", "provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.overhead = Histogram(
+            "llmrelay_overhead_seconds",
+            "Time spent inside llmrelay (upstream excluded)",
+            ["route"],
+            buckets=_OVERHEAD_BUCKETS,
+            registry=self.registry,
+        )
         self.guardrail_findings = Counter(
-            "llmrelay_guardrail_findings", "PII found by guardrails (counts, never values)",
-            ["guardrail", "stage", "entity", "action"], registry=self.registry)
+            "llmrelay_guardrail_findings",
+            "PII found by guardrails (counts, never values)",
+            ["guardrail", "stage", "entity", "action"],
+            registry=self.registry,
+        )
         # The response cache (docs/cache.md): seed 004's cache_requests_total{result}, the
         # cost hits saved, and backend failures (each one served as a miss).
-        self.cache_requests = Counter("llmrelay_cache_requests",
-                                      "Model calls by response cache result", ["result"],
-                                      registry=self.registry)
-        self.cache_saved = Counter("llmrelay_cache_saved_usd",
-                                   "What cache hits would have cost upstream (USD)",
-                                   registry=self.registry)
-        self.cache_errors = Counter("llmrelay_cache_backend_errors",
-                                    "Cache lookups and stores that failed (served as misses)",
-                                    ["backend"], registry=self.registry)
+        self.cache_requests = Counter(
+            "llmrelay_cache_requests",
+            "Model calls by response cache result",
+            ["result"],
+            registry=self.registry,
+        )
+        self.cache_saved = Counter(
+            "llmrelay_cache_saved_usd",
+            "What cache hits would have cost upstream (USD)",
+            registry=self.registry,
+        )
+        self.cache_errors = Counter(
+            "llmrelay_cache_backend_errors",
+            "Cache lookups and stores that failed (served as misses)",
+            ["backend"],
+            registry=self.registry,
+        )
         self.cache_embedding_tokens = Counter(
             "llmrelay_cache_embedding_tokens",
-            "Tokens the semantic cache's own embedding calls used", registry=self.registry)
+            "Tokens the semantic cache's own embedding calls used",
+            registry=self.registry,
+        )
         self.registry.register(_Live(live))
 
     def observe(self, batch: list[Interaction]) -> None:
@@ -179,8 +240,9 @@ class Metrics:
         """One guardrail finding (types only, never values), as it is made: denied calls
         leave no row to count from. Guardrail names and entity types (custom patterns,
         a moderation service's categories) come from configs: bounded like model names."""
-        self.guardrail_findings.labels(self._guard_label(guardrail), stage,
-                                       self._entity_label(entity), action).inc()
+        self.guardrail_findings.labels(
+            self._guard_label(guardrail), stage, self._entity_label(entity), action
+        ).inc()
 
     def watch_writer(self, read: Callable[[], dict[str, Any]]) -> None:
         """Export the log writer's stats (``LogWriter.stats_dict``) at every scrape."""

@@ -124,7 +124,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_responses_request_id"), ["request_id"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("responses", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_responses_request_id"))

@@ -34,7 +34,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("attempts", sa.JSON(), nullable=True))
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("requests", schema=None) as batch_op:
         batch_op.drop_column("attempts")

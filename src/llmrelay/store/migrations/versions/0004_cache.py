@@ -19,8 +19,12 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "cache_vectors",
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-                  autoincrement=True, nullable=False),
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("context", sa.String(length=64), nullable=False),
         sa.Column("entry_key", sa.String(length=64), nullable=False),
         sa.Column("vector", sa.LargeBinary(), nullable=False),
@@ -32,10 +36,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("cache", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("cost_saved_nanos", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("usage_records", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("cache_hit", sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
-        batch_op.add_column(sa.Column("cost_saved_nanos", sa.BigInteger(), nullable=False,
-                                      server_default="0"))
+        batch_op.add_column(
+            sa.Column("cache_hit", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch_op.add_column(
+            sa.Column("cost_saved_nanos", sa.BigInteger(), nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:
