@@ -56,9 +56,9 @@ def test_random_key_flood(
 
     48 concurrent callers with fresh random keys (the worst case: nothing to cache)
     against a gateway whose valid key must be re-read from the database every 50 ms.
-    Lookups of uncached keys are bounded (2 at once here), so the flood is answered
+    Lookups of uncached keys are bounded (1 at once here), so the flood is answered
     401 or a fast 503 and the valid key's refreshes never queue behind it. Counted, not
-    timed: a refresh that queued for a lookup slot would wait at most 0.05 s and then be
+    timed: a refresh that queued for a lookup slot would wait at most 5 ms and then be
     refused with the flood's 503, so thirty 200s in a row, each refreshing from the
     database while the flood's answers keep arriving, show it never queued.
     """
@@ -66,8 +66,10 @@ def test_random_key_flood(
         {
             "database_url": make_postgres_db(),
             "key_cache_ttl": 0.05,
-            "key_lookup_concurrency": 2,
-            "key_lookup_wait": 0.05,
+            # One slot and a 5 ms wait: 48 callers overrun it however fast the
+            # database answers (2 slots and 50 ms drained in time on a quiet machine).
+            "key_lookup_concurrency": 1,
+            "key_lookup_wait": 0.005,
         }
     )
     valid = gw.create_key("valid")
