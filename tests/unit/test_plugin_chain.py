@@ -142,3 +142,22 @@ class Off(Plugin):
 def test_plugins_that_do_not_apply_are_left_out() -> None:
     selector = PluginSelector({}, (Off(),))
     assert selector.chain_for(_call()).plugins == ()
+
+
+def test_a_hostile_plugin_name_in_a_key_is_refused_and_not_echoed_whole() -> None:
+    """A 10 KB name with a NUL byte in a key's metadata: a 400 whose message is bounded
+    and shows the control character escaped."""
+    name = "x\x00" + "y" * 10_000
+    with pytest.raises(InvalidRequest) as caught:
+        _selector().chain_for(_call({"plugins": {name: {}}}))
+    assert caught.value.code == "unknown_plugin"
+    assert len(caught.value.message) < 300 and "\x00" not in caught.value.message
+    assert "\\x00" in caught.value.message
+
+
+def test_large_plugin_options_from_a_key_build_one_plugin() -> None:
+    options = {"blob": "z\x00" * 5_000}
+    selector = _selector()
+    first = selector.chain_for(_call({"plugins": {"a": options}})).plugins[0]
+    again = selector.chain_for(_call({"plugins": {"a": dict(options)}})).plugins[0]
+    assert first is again and getattr(first, "options", None) == options

@@ -11,6 +11,7 @@ delta event just before that) and the events that repeat a whole text (Responses
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,7 +30,7 @@ def _encode(event: bytes, obj: dict[str, Any]) -> bytes:
     return encode_event(name, obj) if name else encode_json(obj)
 
 
-class _Guard(StreamStep):
+class _Guard(StreamStep, ABC):
     def __init__(self, config: GuardrailsConfig, state: GuardState, restoring: bool) -> None:
         self.config, self.state, self.restoring = config, state, restoring
         self.texts: dict[Any, TextGuard] = {}
@@ -62,8 +63,9 @@ class _Guard(StreamStep):
             out.extend(self._event(event, obj))
         return out
 
+    @abstractmethod
     def _event(self, event: bytes, obj: dict[str, Any]) -> list[bytes]:
-        raise NotImplementedError
+        """One provider event, guarded: what goes on now (held text stays behind)."""
 
 
 class AnthropicGuard(_Guard):

@@ -199,7 +199,9 @@ class PluginSelector:
         if factory is None:
             known = ", ".join(sorted(self.factories)) or "none yet"
             raise InvalidRequest(
-                f"{where}: unknown plug-in {name!r} (known: {known})",
+                # The name may come from a key's metadata: bounded, control characters
+                # shown escaped by repr, never echoed whole.
+                f"{where}: unknown plug-in {name[:64]!r} (known: {known})",
                 param=where,
                 code="unknown_plugin",
             )
