@@ -51,8 +51,11 @@ class Spend:
 @pytest.fixture
 async def redis(redis_server: None) -> AsyncIterator[tuple[RedisBackend, Spend]]:
     spend = Spend()
-    # A prefix of its own: other tests (and other gateways) share this Redis.
-    backend = RedisBackend(REDIS_URL, spend, prefix=f"{{test-{uuid.uuid4().hex}}}:")
+    # A prefix of its own: other tests (and other gateways) share this Redis. A timeout
+    # well above the 0.25 s default: 50 concurrent admissions open 50 connections, and a
+    # slow connect on a busy machine would fail open and admit them all (what these
+    # tests check is exactness, not the timeout: the outage tests below do that).
+    backend = RedisBackend(REDIS_URL, spend, prefix=f"{{test-{uuid.uuid4().hex}}}:", timeout=2.0)
     yield backend, spend
     await backend._redis.delete(*await backend._redis.keys(backend._prefix + "*") or ["-"])
     await backend.close()
