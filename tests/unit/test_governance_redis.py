@@ -198,7 +198,13 @@ async def test_fail_closed_refuses_with_503(spare_redis_port: tuple[int, list[ob
 
     server = await asyncio.start_server(hang_up, "127.0.0.1", port)
     backend = RedisBackend(
-        f"redis://127.0.0.1:{port}/0", Spend(), fail_mode="closed", retry_interval=30
+        f"redis://127.0.0.1:{port}/0",
+        Spend(),
+        fail_mode="closed",
+        retry_interval=30,
+        # A generous timeout: on a busy machine the 0.25 s default can expire before
+        # the hang-up is seen, and one timeout alone does not open the breaker.
+        timeout=5,
     )
     try:
         with pytest.raises(ServiceUnavailable, match="Redis"):
