@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
+from llmrelay.admin.app import AdminPlane
 from llmrelay.api import ops
 from llmrelay.api.chat import ChatCompletionsCodec
 from llmrelay.api.codec import Codec
@@ -43,6 +44,8 @@ class Gateway:
         #: Routes whose path ends in a parameter: prefix -> (method, handler).
         self._prefixes: dict[str, tuple[str, Handler]] = {}
         self._responses = ResponsesCodec()  # its secret scrubber is bound at start
+        #: ``/admin``: FastAPI, built on the first admin request (never on the hot path).
+        self.admin = AdminPlane(self.services)
         self._add_routes()
 
     # -- routes -----------------------------------------------------------------------
@@ -87,6 +90,9 @@ class Gateway:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Routing uses the ASGI path only, never a URL rebuilt from the Host header.
         path: str = scope["path"]
+        if path.startswith("/admin") and (len(path) == 6 or path[6] == "/"):
+            await self.admin(scope, receive, send)
+            return
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
         request = Request(scope, receive)

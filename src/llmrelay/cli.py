@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from llmrelay import __version__
+from llmrelay.admin import commands as admin_commands
 from llmrelay.config import ConfigError, Settings, load_settings
 from llmrelay.governance import commands as governance_commands
 
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         leaf.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     governance_commands.add_parsers(sub)  # teams, usage, catalog
+    admin_commands.add_parsers(sub)  # admin-tokens
 
     mock = sub.add_parser(
         "mock-upstream",
@@ -233,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_keys(args, _settings(args)))
         if args.command == "route-configs":
             return asyncio.run(_route_configs(args, _settings(args)))
+        if args.command == admin_commands.COMMAND:
+            return asyncio.run(admin_commands.run(args, _settings(args)))
         if args.command in governance_commands.COMMANDS:
             return asyncio.run(governance_commands.run(args, _settings(args)))
         if args.command == "mock-upstream":

@@ -31,6 +31,7 @@ The tree, with the status each class is answered with and its two verdicts
     ├── PermissionDenied             403       key may not use this model / endpoint
     ├── NotFound                     404       no such route, provider or model
     ├── MethodNotAllowed             405       the path exists for another method
+    ├── Conflict                     409       admin: a name taken, an idempotency key reused
     ├── RequestTimeout               408  R    request head or body too slow to arrive
     ├── PayloadTooLarge              413       body over ``max_body_bytes``
     ├── RateLimited                  429  R    a limit of ours was hit (after retry-after)
@@ -175,6 +176,15 @@ class MethodNotAllowed(GatewayError):
     status = 405
     wire_type = "invalid_request_error"
     default_code = "method_not_allowed"
+
+
+class Conflict(GatewayError):
+    """The change clashes with what is stored (a name taken, an idempotency key reused
+    with another body)."""
+
+    status = 409
+    wire_type = "invalid_request_error"
+    default_code = "conflict"
 
 
 class PayloadTooLarge(GatewayError):

@@ -95,6 +95,18 @@ class ApiKey(Base):
     model_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: A key bound to a provider (seed 002 / seed 004): its unprefixed model names go to
+    #: this provider, authenticated with the key's own credential when it has one
+    #: (sealed by :class:`~llmrelay.store.credentials.CredentialBox`, never returned).
+    provider: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    encrypted_provider_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The secret before the last rotation, accepted until ``previous_key_expires_at``
+    #: (a grace period so clients can switch without an outage).
+    previous_key_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    previous_key_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Provider(Base):
@@ -320,3 +332,61 @@ class CacheVector(Base):
     entry_key: Mapped[str] = mapped_column(String(64))
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AdminToken(Base):
+    """A bearer token of the admin API with a role (``admin`` or ``viewer``).
+
+    Stored as the SHA-256 of the token, like virtual keys; the token is shown once.
+    """
+
+    __tablename__ = "admin_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(24))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEntry(Base):
+    """One change made through the admin plane: who, what, when, before and after.
+
+    ``before`` / ``after`` hold the resource as the API shows it, secrets masked, so the
+    audit log can be read by a viewer without exposing a credential.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50))
+    resource: Mapped[str] = mapped_column(String(50))
+    resource_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class IdempotencyRecord(Base):
+    """The answer of an admin ``POST`` / ``PUT`` sent with an ``Idempotency-Key``.
+
+    A retried request with the same key (and the same body fingerprint) gets the stored
+    answer instead of creating a second resource; another body under the same key is a
+    409. Rows older than a day are deleted by the next write.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
