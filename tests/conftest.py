@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -58,7 +59,8 @@ def make_postgres_db(postgres_server: None) -> Iterator[Callable[[], str]]:
     created: list[str] = []
 
     def make() -> str:
-        name = f"llmrelay_test_{next(_ids)}_{threading.get_native_id()}"
+        # The process id too: pytest-xdist runs several sessions at once.
+        name = f"llmrelay_test_{os.getpid()}_{next(_ids)}_{threading.get_native_id()}"
 
         async def create() -> None:
             conn = await asyncpg.connect(postgres_admin_dsn())
