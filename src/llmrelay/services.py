@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from llmrelay.cache.plugin import CacheRuntime
+from llmrelay.changes import ChangeFeed
 from llmrelay.config import ProviderConfig, Settings
 from llmrelay.governance.governor import Governor
 from llmrelay.governance.keys import KeyCachePolicy, KeyStore
@@ -41,6 +42,7 @@ from llmrelay.routing.resolve import Resolver
 from llmrelay.routing.router import Router, build_router
 from llmrelay.store import database
 from llmrelay.store.credentials import CredentialBox, local_secret
+from llmrelay.store.deadline import within
 from llmrelay.store.schema import ModelAlias
 from llmrelay.store.spool import spool_dir
 from llmrelay.store.writer import LogWriter
@@ -75,6 +77,7 @@ class Services:
     model_lists: ModelLists
     plugins: PluginSelector
     cache: CacheRuntime
+    changes: ChangeFeed
 
     def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
@@ -143,6 +146,17 @@ class Services:
         )
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
         self.model_lists.start()
+        self.changes = ChangeFeed(
+            self.sessions,
+            interval=s.provider_reload_interval,
+            timeout=s.database_timeout,
+            redis_url=s.redis_url,
+            prefix=s.redis_prefix,
+            redis_timeout=max(s.redis_timeout, 1.0),
+        )
+        self.changes.on("route_configs", self.router.selector.configs.refresh)
+        self.changes.on("aliases", self._reload_aliases)
+        await self.changes.start()
         self._hook_sigterm()
 
     async def close(self) -> None:
@@ -155,6 +169,7 @@ class Services:
         await self.governance.close()
         await self.cache.close()
         await self.model_lists.close()
+        await self.changes.close()
         await self.http.close()
         await self.router.close()
         # A hung database must not hang the exit: its pooled connections are just dropped.
@@ -254,6 +269,12 @@ class Services:
     async def _sync_providers(self) -> list[ProviderConfig]:
         """Store configured providers (credentials encrypted); return the DB-only ones."""
         return await sync_providers(self.sessions, self.credentials, self.settings, self.env)
+
+    async def _reload_aliases(self) -> None:
+        """Aliases changed in the database: the stored ones, under the configured ones."""
+        aliases = dict(await within(self.settings.database_timeout, self._db_aliases()))
+        aliases.update(self.settings.aliases)
+        self.resolver.set_aliases(aliases)
 
     async def _db_aliases(self) -> list[tuple[str, str]]:
         async with self.sessions() as session:

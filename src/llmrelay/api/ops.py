@@ -102,6 +102,8 @@ async def ready(services: Services, request: Request, send: Send) -> None:
             "route_configs": services.router.selector.configs.status(),
             # The response cache's store: "memory" (entries, bytes) or "redis" (available).
             "cache": services.cache.status(),
+            # Run-time changes: the Redis listener and the database poll (changes.py).
+            "changes": services.changes.status(),
         }
     )
     await send_bytes(send, status, orjson.dumps(body), [])
