@@ -60,10 +60,11 @@ class Redactor:
     error paths, so its cost never touches a successful call.
     """
 
-    __slots__ = ("_exact",)
+    __slots__ = ("_exact", "_secrets")
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
         found = {s for s in secrets if s and len(s) >= MIN_SECRET_CHARS}
+        self._secrets = frozenset(found)
         # Longest first: a secret that contains another is masked whole.
         ordered = sorted(found, key=len, reverse=True)
         self._exact = re.compile("|".join(map(re.escape, ordered))) if ordered else None
@@ -81,6 +82,11 @@ class Redactor:
                 *credential_headers(spec.headers),
             ]
         return cls(secrets)
+
+    def with_secrets(self, more: Iterable[str]) -> Redactor:
+        """This redactor plus ``more`` (a bound key's own credential, see
+        :mod:`llmrelay.routing.bound`)."""
+        return Redactor([*self._secrets, *more])
 
     def text(self, text: str) -> str:
         if self._exact is not None:

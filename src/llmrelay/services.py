@@ -38,6 +38,7 @@ from llmrelay.providers.mock import MockTransport
 from llmrelay.providers.model_lists import ModelLists
 from llmrelay.providers.registry import Registry, build_registry
 from llmrelay.providers.stored import sync_providers
+from llmrelay.routing.bound import BoundProviders
 from llmrelay.routing.resolve import Resolver
 from llmrelay.routing.router import Router, build_router
 from llmrelay.store import database
@@ -70,6 +71,7 @@ class Services:
     resolver: Resolver
     keys: KeyStore
     router: Router
+    bound: BoundProviders
     writer: LogWriter
     governance: GovernanceRuntime
     governor: Governor
@@ -113,6 +115,7 @@ class Services:
         self.resolver = Resolver(self.registry, routes, aliases)
         self.keys = KeyStore(self.sessions, KeyCachePolicy.from_settings(s))
         self.router = build_router(s, self.registry, self.resolver, self.sessions)
+        self.bound = BoundProviders(self.registry, self.credentials, self.router.redactor)
         await self.router.start()
         self._log_stream = _open_log_stream(s.log_file) if s.log_interactions else None
         self.writer = LogWriter(
