@@ -36,6 +36,7 @@ from llmrelay.plugins.registry import plugin_selector
 from llmrelay.providers.mock import MockTransport
 from llmrelay.providers.model_lists import ModelLists
 from llmrelay.providers.registry import Registry, build_registry
+from llmrelay.providers.reload import ProviderReloader
 from llmrelay.providers.stored import sync_providers
 from llmrelay.routing.resolve import Resolver
 from llmrelay.routing.router import Router, build_router
@@ -65,6 +66,7 @@ class Services:
     http: HttpTransport
     mock: MockTransport
     registry: Registry
+    provider_reloader: ProviderReloader
     resolver: Resolver
     keys: KeyStore
     router: Router
@@ -143,6 +145,7 @@ class Services:
         )
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
         self.model_lists.start()
+        self.provider_reloader = ProviderReloader(self)
         self._hook_sigterm()
 
     async def close(self) -> None:
