@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from llmrelay.cache.plugin import CacheRuntime
@@ -38,11 +37,11 @@ from llmrelay.providers.model_lists import ModelLists
 from llmrelay.providers.registry import Registry, build_registry
 from llmrelay.providers.reload import ProviderReloader
 from llmrelay.providers.stored import sync_providers
+from llmrelay.routing.aliases import stored_aliases
 from llmrelay.routing.resolve import Resolver
 from llmrelay.routing.router import Router, build_router
 from llmrelay.store import database
 from llmrelay.store.credentials import CredentialBox, local_secret
-from llmrelay.store.schema import ModelAlias
 from llmrelay.store.spool import spool_dir
 from llmrelay.store.writer import LogWriter
 from llmrelay.telemetry.metrics import Metrics
@@ -259,9 +258,7 @@ class Services:
         return await sync_providers(self.sessions, self.credentials, self.settings, self.env)
 
     async def _db_aliases(self) -> list[tuple[str, str]]:
-        async with self.sessions() as session:
-            rows = await session.scalars(select(ModelAlias).where(ModelAlias.enabled.is_(True)))
-            return [(r.alias, r.target) for r in rows]
+        return list((await stored_aliases(self.sessions)).items())
 
 
 def _chain(previous: Any, services: Services) -> Any:

@@ -55,6 +55,11 @@ class Resolver:
     def aliases(self) -> dict[str, str]:
         return dict(self._aliases)
 
+    def set_aliases(self, aliases: dict[str, str]) -> None:
+        """Replace the aliases (changed while running); one assignment, so a call sees
+        the old mapping or the new one."""
+        self._aliases = dict(aliases)
+
     def resolve(self, name: str) -> Target:
         target = self._resolve(name, depth=0)
         if target is None:
