@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from llmrelay.cache.plugin import CacheRuntime
@@ -37,14 +36,16 @@ from llmrelay.plugins.registry import plugin_selector
 from llmrelay.providers.mock import MockTransport
 from llmrelay.providers.model_lists import ModelLists
 from llmrelay.providers.registry import Registry, build_registry
+from llmrelay.providers.reload import ProviderReloader
 from llmrelay.providers.stored import sync_providers
+from llmrelay.routing import aliases as stored_alias_table
+from llmrelay.routing.aliases import stored_aliases
 from llmrelay.routing.bound import BoundProviders
 from llmrelay.routing.resolve import Resolver
 from llmrelay.routing.router import Router, build_router
 from llmrelay.store import database
 from llmrelay.store.credentials import CredentialBox, local_secret
 from llmrelay.store.deadline import within
-from llmrelay.store.schema import ModelAlias
 from llmrelay.store.spool import spool_dir
 from llmrelay.store.writer import LogWriter
 from llmrelay.telemetry.metrics import Metrics
@@ -68,6 +69,7 @@ class Services:
     http: HttpTransport
     mock: MockTransport
     registry: Registry
+    provider_reloader: ProviderReloader
     resolver: Resolver
     keys: KeyStore
     router: Router
@@ -157,8 +159,10 @@ class Services:
             prefix=s.redis_prefix,
             redis_timeout=max(s.redis_timeout, 1.0),
         )
+        self.provider_reloader = ProviderReloader(self)
         self.changes.on("route_configs", self.router.selector.configs.refresh)
         self.changes.on("aliases", self._reload_aliases)
+        self.changes.on("providers", self._reload_providers)
         await self.changes.start()
         self._hook_sigterm()
 
@@ -275,14 +279,14 @@ class Services:
 
     async def _reload_aliases(self) -> None:
         """Aliases changed in the database: the stored ones, under the configured ones."""
-        aliases = dict(await within(self.settings.database_timeout, self._db_aliases()))
-        aliases.update(self.settings.aliases)
-        self.resolver.set_aliases(aliases)
+        await within(self.settings.database_timeout, stored_alias_table.refresh(self))
+
+    async def _reload_providers(self) -> None:
+        """Providers changed in the database (another instance, the CLI or plain SQL)."""
+        await within(self.settings.database_timeout * 2, self.provider_reloader.reload())
 
     async def _db_aliases(self) -> list[tuple[str, str]]:
-        async with self.sessions() as session:
-            rows = await session.scalars(select(ModelAlias).where(ModelAlias.enabled.is_(True)))
-            return [(r.alias, r.target) for r in rows]
+        return list((await stored_aliases(self.sessions)).items())
 
 
 def _chain(previous: Any, services: Services) -> Any:
