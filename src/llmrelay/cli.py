@@ -14,6 +14,7 @@ from llmrelay import __version__
 from llmrelay.admin import commands as admin_commands
 from llmrelay.config import ConfigError, Settings, load_settings
 from llmrelay.governance import commands as governance_commands
+from llmrelay.probe import command as probe_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     governance_commands.add_parsers(sub)  # teams, usage, catalog
     admin_commands.add_parsers(sub)  # admin-tokens
+    probe_command.add_parser(sub)  # probe, probe history
 
     mock = sub.add_parser(
         "mock-upstream",
@@ -240,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_route_configs(args, _settings(args)))
         if args.command == admin_commands.COMMAND:
             return asyncio.run(admin_commands.run(args, _settings(args)))
+        if args.command == probe_command.COMMAND:
+            return asyncio.run(probe_command.run(args, _settings(args)))
         if args.command in governance_commands.COMMANDS:
             return asyncio.run(governance_commands.run(args, _settings(args)))
         if args.command == "mock-upstream":

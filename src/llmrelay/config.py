@@ -92,6 +92,22 @@ class ResponseCacheSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=T
     metadata: bool = False
 
 
+class ProbeSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``llmrelay probe``'s defaults (docs/probe.md); its flags override them."""
+
+    #: Models tried per provider: the first N chat models of its list.
+    max_models_per_gateway: int = 3
+    #: Seconds one tier of one model may take (a 429's retry-after wait included).
+    timeout_seconds: float = 30.0
+    test_message: str = 'Respond with: "Test successful"'
+    #: Enough for a reasoning model that spends tokens before it answers (a budget of
+    #: 1 fails those); reasoning is asked to be minimal where the provider allows it.
+    max_tokens: int = 50
+    temperature: float = 0.7
+    #: Calls in flight per provider, so a local Ollama is not stampeded.
+    concurrency: int = 2
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     host: str = "0.0.0.0"
     port: int = 8080
@@ -212,6 +228,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     plugins: dict[str, dict[str, Any]] = {}
     #: The response cache's store (see docs/cache.md).
     response_cache: ResponseCacheSettings = ResponseCacheSettings()
+    #: ``llmrelay probe``'s defaults (see docs/probe.md).
+    probe: ProbeSettings = ProbeSettings()
 
 
 #: Settings that can be set from ``LLMRELAY_<NAME>`` (scalars only).
