@@ -54,6 +54,9 @@ class Call:
     target: Target | None = None
     #: Seconds spent waiting on the upstream (subtracted to get our own overhead).
     upstream_seconds: float = 0.0
+    #: ``perf_counter`` when a stream's first content went to the client (0: not yet),
+    #: for the time-to-first-token histogram.
+    first_token_at: float = 0.0
     usage: Usage | None = None
     finish_reason: str | None = None
     status: int = 0
@@ -164,6 +167,7 @@ class Call:
             status=self.status,
             latency_ms=latency,
             overhead_ms=max(0.0, latency - self.upstream_seconds * 1000),
+            ttft_ms=(self.first_token_at - self.started) * 1000 if self.first_token_at else None,
             stream=self.stream,
             model=self.model,
             provider=self.target.provider.name if self.target else None,

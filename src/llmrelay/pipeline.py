@@ -28,9 +28,11 @@ from llmrelay.asgi import ClientDisconnected, Message, Send, send_bytes, send_er
 from llmrelay.context import Call
 from llmrelay.errors import (
     AuthenticationError,
+    BudgetExceeded,
     GatewayError,
     InternalError,
     InvalidRequest,
+    RateLimited,
 )
 from llmrelay.governance.pricing import format_usd
 from llmrelay.json_limits import check_depth
@@ -116,6 +118,9 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
     except GatewayError as exc:
         call.error = exc
         call.status = exc.status
+        if isinstance(exc, RateLimited | BudgetExceeded):  # refused calls leave no row
+            reason = "rate_limited" if isinstance(exc, RateLimited) else "budget_exceeded"
+            services.metrics.count_rejection(reason, call.key.name if call.key else None)
         if call.bytes_out == 0 and call.interrupted != "client":
             await send_error(send, exc, finish(services, call, codec), codec.render_error(exc))
     except ClientDisconnected:

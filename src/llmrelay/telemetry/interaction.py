@@ -22,6 +22,8 @@ class Interaction:
     status: int
     latency_ms: float
     overhead_ms: float
+    #: A stream: milliseconds from the request to the first content sent to the client.
+    ttft_ms: float | None = None
     stream: bool = False
     model: str | None = None
     provider: str | None = None
