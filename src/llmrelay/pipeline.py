@@ -41,6 +41,7 @@ from llmrelay.providers.base import ChatResult
 from llmrelay.routing.resolve import Target, check_allowed
 from llmrelay.routing.responses import BufferedResponse
 from llmrelay.stream_relay import relay_replay, relay_stream
+from llmrelay.telemetry import logs
 from llmrelay.upstream import UpstreamResponse, upstream_request_id
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
     hangs up, the drain deadline comes: see :func:`_execute`); it then ends like any
     failed call, through the ``except`` below, and its ``finally`` records it.
     """
+    logs.CURRENT_CALL.set(call)  # this task's log lines name the call (telemetry/logs.py)
     try:
         await authenticate(services, call)
         call.raw_body = await call.request.body(

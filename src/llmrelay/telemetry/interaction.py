@@ -53,6 +53,8 @@ class Interaction:
     cache: str | None = None
     #: A cache hit: what the answer cost when it was made (nano-dollars), now saved.
     cost_saved_nanos: int | None = None
+    #: The W3C trace id of the call (``Call.trace_id``): in the log line, and the span's.
+    trace_id: str | None = None
 
     def token_columns(self) -> dict[str, int]:
         """The token counts as the ``responses`` and ``usage_records`` rows store them."""
@@ -74,8 +76,10 @@ class Interaction:
     def log_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "timestamp": self.created_at.isoformat(),
+            "level": "error" if self.status >= 500 else "warning" if self.status >= 400 else "info",
             "event": "interaction",
             "request_id": self.request_id,
+            "trace_id": self.trace_id,
             "route": self.route,
             "method": self.method,
             "status": self.status,
