@@ -143,6 +143,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Bearer token for ``/metrics`` and the detail of ``/health/ready`` (the master key
     #: works too). With neither set, both are open (see THREAT_MODEL.md).
     metrics_token: str | None = None
+    #: Label the rate-limit and budget rejection series with the key's name (one series
+    #: per key: only where the number of keys is bounded). See docs/observability.md.
+    metrics_key_labels: bool = False
     log_level: str = "info"
     #: Where interaction logs go: "stdout", "stderr", "none" or a file path.
     log_file: str = "stdout"

@@ -135,7 +135,7 @@ class Services:
         self.governance = await GovernanceRuntime.start(s, self.engine)
         self.governor = self.governance.governor
         self.writer.sinks.append(write_usage)  # usage rows + summaries with each log batch
-        self.metrics = Metrics(self._live_metrics)
+        self.metrics = Metrics(self._live_metrics, key_labels=s.metrics_key_labels)
         self.writer.observers.append(self.metrics.observe)
         self.writer.start()  # replays rows a previous process left in the spool
         self.metrics.watch_writer(self.writer.stats_dict)
