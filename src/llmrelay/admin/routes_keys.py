@@ -24,6 +24,7 @@ from llmrelay.admin import audit, db, idempotency
 from llmrelay.admin.auth import Principal
 from llmrelay.admin.deps import Reader, Writer, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
+from llmrelay.admin.timestamps import Timestamp
 from llmrelay.errors import InvalidRequest, NotFound
 from llmrelay.governance.keys import (
     EXPIRES_META,
@@ -101,10 +102,10 @@ class KeyOut(BaseModel):
     team_id: str | None
     route_config: str | None
     metadata: dict[str, Any] | None
-    expires_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    previous_key_expires_at: datetime | None
+    expires_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp | None
+    previous_key_expires_at: Timestamp | None
 
 
 class KeyCreated(KeyOut):

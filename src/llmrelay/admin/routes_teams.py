@@ -9,7 +9,6 @@ to the next request here and within ``key_cache_ttl`` elsewhere.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +21,7 @@ from llmrelay.admin import audit, db
 from llmrelay.admin.deps import Reader, Writer, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
 from llmrelay.admin.routes_keys import Count, KeyOut, Money, Name, key_out
+from llmrelay.admin.timestamps import Timestamp
 from llmrelay.errors import Conflict, InvalidRequest, NotFound
 from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
 
@@ -60,7 +60,7 @@ class TeamOut(BaseModel):
     budget_limit_usd: Decimal | None
     daily_budget_usd: Decimal | None
     metadata: dict[str, Any] | None
-    created_at: datetime
+    created_at: Timestamp
     keys: int = Field(description="keys in the team")
 
 

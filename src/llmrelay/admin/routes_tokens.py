@@ -17,6 +17,7 @@ from llmrelay.admin import audit, db
 from llmrelay.admin.auth import TOKEN_PREFIX, Role, generate_token, hash_token
 from llmrelay.admin.deps import Reader, Writer, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
+from llmrelay.admin.timestamps import Timestamp
 from llmrelay.errors import NotFound
 from llmrelay.store.schema import AdminToken, new_id, utcnow
 
@@ -36,7 +37,7 @@ class TokenOut(BaseModel):
     name: str
     role: str
     token_prefix: str
-    created_at: datetime
+    created_at: Timestamp
     revoked_at: datetime | None
 
 
