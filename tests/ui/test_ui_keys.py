@@ -1,0 +1,68 @@
+"""The web UI in Chromium against a real gateway: log in, then the keys page."""
+
+from __future__ import annotations
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.gateway_proc import GatewayProcess
+from tests.ui.conftest import MASTER, login, shot
+
+
+def test_wrong_token_shows_the_apis_message(page: Page, gateway: GatewayProcess) -> None:
+    login(page, "sk-not-the-master-key")
+    error = page.locator("#login-status .notice.error")
+    expect(error).to_be_visible()
+    refusal = httpx.get(
+        f"{gateway.url}/admin/virtual-keys",
+        headers={"authorization": "Bearer sk-not-the-master-key"},
+    )
+    assert refusal.status_code == 401
+    expect(error).to_have_text(refusal.json()["error"]["message"])
+    assert page.evaluate("sessionStorage.length") == 0
+    shot(page, "login-refused")
+
+
+def test_create_rotate_disable_a_key(page: Page, gateway: GatewayProcess) -> None:
+    login(page)
+    expect(page.locator("#page-keys h1")).to_have_text("Virtual keys")
+    assert page.evaluate("Object.values(sessionStorage)") == [MASTER]
+    page.fill("#create-key [name=name]", "ui-first")
+    page.fill("#create-key [name=rate_limit]", "60")
+    page.fill("#create-key [name=budget_limit_usd]", "12.5")
+    page.click("#create-key button[type=submit]")
+    secret = page.locator("#secret").text_content() or ""
+    assert secret.startswith("vk-"), secret
+    row = page.locator("#keys-table tr", has_text="ui-first")
+    expect(row).to_contain_text("active")
+    expect(row).to_contain_text("$12.50")
+    shot(page, "keys-created")
+    # The secret works against the proxy, and is not shown again after a reload.
+    ok = httpx.post(
+        f"{gateway.base_url}/chat/completions",
+        headers={"authorization": f"Bearer {secret}"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert ok.status_code == 200, ok.text
+    page.reload()
+    expect(page.locator("#keys-table tr", has_text="ui-first")).to_be_visible()
+    assert page.locator("#secret").count() == 0
+    assert secret not in page.content()
+
+    row = page.locator("#keys-table tr", has_text="ui-first")
+    row.locator("button.rotate").click()
+    expect(page.locator("#secret-box")).to_contain_text("rotated")
+    rotated = page.locator("#secret").text_content() or ""
+    assert rotated.startswith("vk-") and rotated != secret
+    old = httpx.get(f"{gateway.base_url}/models", headers={"authorization": f"Bearer {secret}"})
+    assert old.status_code == 401
+
+    page.locator("#keys-table tr", has_text="ui-first").locator("button.toggle").click()
+    expect(page.locator("#keys-table tr", has_text="ui-first")).to_contain_text("disabled")
+    refused = httpx.get(
+        f"{gateway.base_url}/models", headers={"authorization": f"Bearer {rotated}"}
+    )
+    assert refused.status_code == 401
+    page.select_option("#filter-status", "disabled")
+    expect(page.locator("#keys-table tbody tr")).to_have_count(1)
+    shot(page, "keys-disabled")
