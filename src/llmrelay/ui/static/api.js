@@ -70,3 +70,12 @@ export function query(params) {
   const s = q.toString();
   return s ? `?${s}` : "";
 }
+
+/** The words to show for a failed call of path: the API's message, and for a 404 of the
+ * whole endpoint (an older gateway) which endpoint is missing. */
+export function explain(err, path) {
+  if (err instanceof ApiError && err.status === 404 && err.code !== "not_found") {
+    return `This gateway has no /admin${path} endpoint (the API answered: ${err.message}).`;
+  }
+  return err.message;
+}

@@ -18,7 +18,7 @@ export async function providersPage(root) {
       { class: "grid" },
       field("Name", "name", { required: true }),
       select("Type", "type", TYPES.map((t) => [t, t])),
-      field("Base URL", "base_url", { type: "url", placeholder: "https://…/v1" }),
+      field("Base URL", "base_url", { type: "url", placeholder: "base URL of the API, ending in /v1" }),
       field("API key", "api_key", { type: "password", autocomplete: "off" }),
     ),
     h("button", { type: "submit" }, "Add provider"),

@@ -1,7 +1,7 @@
 // The request log: a paged table from /admin/requests with cache and guardrail badges,
 // and a detail view of one request (#/requests/<id>).
 
-import { get, query } from "../api.js";
+import { explain, get, query } from "../api.js";
 import { h, mount, notice, show, table } from "../dom.js";
 
 const PAGE = 25;
@@ -30,7 +30,7 @@ export async function requestsPage(root, [id]) {
     try {
       page = await get(`/requests${query({ limit: PAGE, offset })}`);
     } catch (err) {
-      mount(listing, notice("error", err.message));
+      mount(listing, notice("error", explain(err, "/requests")));
       return;
     }
     const prev = h("button", { type: "button", disabled: offset === 0 }, "Previous");

@@ -1,6 +1,6 @@
 // Usage per day and per model from /admin/usage, as charts and tables.
 
-import { get, query } from "../api.js";
+import { explain, get, query } from "../api.js";
 import { h, money, mount, notice, show, table } from "../dom.js";
 import { barChart } from "../chart.js";
 
@@ -29,7 +29,7 @@ async function section(root, by, title) {
   try {
     rows = rowsOf(await get(`/usage${query({ group_by: by })}`));
   } catch (err) {
-    mount(where, h("h2", {}, title), notice("error", err.message));
+    mount(where, h("h2", {}, title), notice("error", explain(err, "/usage")));
     return;
   }
   const label = (r) => String(r[by] ?? r.day ?? r.date ?? r.model ?? "?");
