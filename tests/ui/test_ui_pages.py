@@ -3,6 +3,8 @@ log, budgets, and a key name that is markup rendered as text."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from playwright.sync_api import Page, expect
 
@@ -103,32 +105,54 @@ def test_calls_show_in_usage_requests_and_budgets(page: Page, gateway: GatewayPr
         )
         assert r.status_code == 200, r.text
 
-    usage = httpx.get(f"{gateway.url}/admin/usage", headers=ADMIN)
+    usage = _until_counted(gateway, "/admin/usage?by=model", 3)
     page.click("nav a[href='#/usage']")
-    if usage.status_code == 404:
+    if usage is None:
         # This gateway has no usage endpoint yet: the page says so in plain words.
         expect(page.locator("#usage-day .notice.error")).to_contain_text("/admin/usage")
     else:
-        expect(page.locator("#chart-day .bar")).not_to_have_count(0)
-        expect(page.locator("#usage-model")).to_contain_text("gpt-4o-mini")
+        expect(page.locator("#chart-usage-day .bar")).to_have_count(1)  # today
+        expect(page.locator("#chart-usage-day .bar text.value")).to_have_text(str(usage))
+        expect(page.locator("#table-usage-model tr", has_text="gpt-4o-mini")).to_contain_text(
+            str(usage)
+        )
     shot(page, "usage")
 
-    requests = httpx.get(f"{gateway.url}/admin/requests", headers=ADMIN)
+    requests = _until_counted(gateway, "/admin/requests", 3)
     page.click("nav a[href='#/requests']")
-    if requests.status_code == 404:
+    if requests is None:
         expect(page.locator("#requests-list .notice.error")).to_contain_text("/admin/requests")
     else:
-        expect(page.locator("#requests-table tbody tr", has_text="gpt-4o-mini")).not_to_have_count(
-            0
-        )
+        rows = page.locator("#requests-table tbody tr", has_text="gpt-4o-mini")
+        expect(rows.nth(2)).to_be_visible()  # the three calls (and whatever else ran)
+        expect(rows.first).to_contain_text("200")
         page.locator("#requests-table a", has_text="details").first.click()
         expect(page.locator("#request-detail")).to_contain_text("gpt-4o-mini")
+        shot(page, "request-detail")
+        page.click("#page-requests a[href='#/requests']")
     shot(page, "requests")
 
     page.click("nav a[href='#/budgets']")
     row = page.locator("#budgets-table tr", has_text="caller")
     expect(row).to_contain_text("$5.00")
     shot(page, "budgets")
+
+
+def _until_counted(gateway: GatewayProcess, path: str, want: int) -> int | None:
+    """The requests the endpoint reports once it counts ``want`` of them (the log writer
+    flushes in the background); ``None`` when the gateway has no such endpoint."""
+    seen = 0
+    for _ in range(100):
+        r = httpx.get(f"{gateway.url}{path}", headers=ADMIN)
+        if r.status_code == 404:
+            return None
+        assert r.status_code == 200, r.text
+        body = r.json()
+        seen = int(body["totals"]["requests"]) if "totals" in body else int(body["total"])
+        if seen >= want:
+            return seen
+        time.sleep(0.1)
+    raise AssertionError(f"{path} counted {seen} requests, expected {want}")
 
 
 def test_logout_forgets_the_token(page: Page, gateway: GatewayProcess) -> None:

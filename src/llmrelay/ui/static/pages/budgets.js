@@ -18,6 +18,7 @@ export async function budgetsPage(root) {
   try {
     const answer = await get("/usage/budgets");
     rows = answer.data ?? answer;
+    if (answer.period) source += `, month ${answer.period} (UTC)`;
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 404) {
       mount(where, notice("error", err.message));
@@ -40,9 +41,9 @@ export async function budgetsPage(root) {
       [
         ["Key", (r) => r.name ?? r.key_name ?? r.id],
         ["Monthly budget", (r) => money(limitOf(r))],
-        ["Spent", (r) => money(spentOf(r))],
+        ["Spent this month", (r) => money(spentOf(r))],
         ["Remaining", (r) => r.remaining_usd !== undefined ? money(r.remaining_usd) : remaining(limitOf(r), spentOf(r))],
-        ["Daily budget", (r) => money(r.daily_budget_usd)],
+        ["State", (r) => (r.limit_state ? h("span", { class: `badge ${r.limit_state}` }, r.limit_state.replace("_", " ")) : "—")],
       ],
       rows,
       { id: "budgets-table" },

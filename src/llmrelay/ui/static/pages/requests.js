@@ -2,16 +2,24 @@
 // and a detail view of one request (#/requests/<id>).
 
 import { explain, get, query } from "../api.js";
-import { h, mount, notice, show, table } from "../dom.js";
+import { h, money, mount, notice, show, table } from "../dom.js";
+
+const tokens = (r) =>
+  r.prompt_tokens == null && r.completion_tokens == null
+    ? null
+    : Number(r.prompt_tokens ?? 0) + Number(r.completion_tokens ?? 0);
 
 const PAGE = 25;
 
 function badges(r) {
   const out = [];
-  const cache = r.cache ?? r.cache_status ?? (r.cache_hit ? "hit" : null);
-  if (cache) out.push(h("span", { class: `badge cache-${cache}` }, `cache ${cache}`));
-  const guard = r.guardrail ?? r.guardrail_action ?? (r.guardrail_blocked ? "blocked" : null);
-  if (guard) out.push(h("span", { class: "badge guardrail" }, `guardrail ${guard}`));
+  const cache = r.cache ? String(r.cache).toLowerCase() : null;
+  if (cache) {
+    const hit = cache === "hit" || cache === "semantic";
+    out.push(h("span", { class: `badge ${hit ? "cache-hit" : "cache"}` }, `cache ${cache}`));
+  }
+  const guard = r.guardrails ?? r.guardrail ?? null;
+  if (guard) out.push(h("span", { class: "badge guardrail" }, "guardrail"));
   return out;
 }
 
@@ -45,12 +53,13 @@ export async function requestsPage(root, [id]) {
       listing,
       table(
         [
-          ["Time", (r) => show(r.created_at ?? r.timestamp)],
+          ["Time (UTC)", (r) => show(r.created_at && String(r.created_at).replace("T", " ").slice(0, 19))],
           ["Model", (r) => show(r.model)],
           ["Provider", (r) => show(r.provider)],
           ["Status", (r) => show(statusOf(r))],
           ["Latency", (r) => (r.latency_ms == null ? "—" : `${Math.round(r.latency_ms)} ms`)],
-          ["Tokens", (r) => show(r.total_tokens)],
+          ["Tokens", (r) => show(r.total_tokens ?? tokens(r))],
+          ["Cost", (r) => money(r.cost_usd)],
           ["", (r) => badges(r)],
           ["", (r) => h("a", { href: `#/requests/${encodeURIComponent(r.id)}` }, "details")],
         ],
