@@ -66,3 +66,49 @@ def test_create_rotate_disable_a_key(page: Page, gateway: GatewayProcess) -> Non
     page.select_option("#filter-status", "disabled")
     expect(page.locator("#keys-table tbody tr")).to_have_count(1)
     shot(page, "keys-disabled")
+
+
+def test_login_page(page: Page) -> None:
+    page.goto("/ui")
+    expect(page.locator("#login h1")).to_have_text("Log in")
+    expect(page.locator("#nav")).to_be_hidden()
+    shot(page, "login")
+
+
+def test_bound_key_copy_and_limits(page: Page, gateway: GatewayProcess) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    login(page)
+    page.fill("#create-key [name=name]", "bound")
+    page.fill("#create-key [name=provider]", "up")
+    page.fill("#create-key [name=real_api_key]", "sk-real-upstream-credential-7788")
+    page.fill("#create-key [name=tpm_limit]", "1000")
+    page.click("#create-key button[type=submit]")
+    secret = page.locator("#secret").text_content() or ""
+    page.click("#copy-secret")
+    expect(page.locator("#secret-box")).to_contain_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    row = page.locator("#keys-table tr", has_text="bound")
+    expect(row).to_contain_text("up")
+    expect(row).to_contain_text("1000")
+    assert "sk-real-upstream-credential-7788" not in page.content()
+
+    row.locator("button.edit").click()
+    expect(page.locator("#limits-form [name=tpm_limit]")).to_have_value("1000")
+    page.fill("#limits-form [name=tpm_limit]", "")
+    page.fill("#limits-form [name=rate_limit]", "7")
+    page.click("#limits-form button[type=submit]")
+    expect(page.locator("#keys-status")).to_contain_text('Limits of "bound" saved.')
+    row = page.locator("#keys-table tr", has_text="bound")
+    expect(row).to_contain_text("7")
+    keys = httpx.get(
+        f"{gateway.url}/admin/virtual-keys", headers={"authorization": f"Bearer {MASTER}"}
+    ).json()["data"]
+    (key,) = [k for k in keys if k["name"] == "bound"]
+    assert key["rate_limit"] == 7 and key["tpm_limit"] is None and key["has_real_api_key"]
+
+    # A limit the API refuses: its message as the page's error.
+    row.locator("button.edit").click()
+    page.fill("#limits-form [name=rate_limit]", "0")
+    page.click("#limits-form button[type=submit]")
+    expect(page.locator("#limits-form .notice.error")).to_contain_text("rate_limit")
+    shot(page, "keys-limits")
