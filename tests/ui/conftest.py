@@ -65,6 +65,12 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def page(browser: Browser, gateway: GatewayProcess) -> Iterator[Page]:
     """A fresh browser context (empty sessionStorage) that records what goes wrong."""
     context = browser.new_context(base_url=gateway.url, viewport={"width": 1280, "height": 800})
+    # Report every Content-Security-Policy violation: the pages must need no exception.
+    context.add_init_script(
+        "window.__csp = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     errors: list[str] = []
@@ -82,7 +88,9 @@ def page(browser: Browser, gateway: GatewayProcess) -> Iterator[Page]:
     page.errors = errors  # type: ignore[attr-defined]
     page.dialogs = dialogs  # type: ignore[attr-defined]
     yield page
+    violations = page.evaluate("window.__csp || []") if not page.is_closed() else []
     context.close()
+    assert not violations, f"Content-Security-Policy violations: {violations}"
     assert not errors, f"uncaught errors in the page: {errors}"
     assert not any(d.startswith("alert") for d in dialogs), f"an alert ran: {dialogs}"
 

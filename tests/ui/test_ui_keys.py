@@ -112,3 +112,29 @@ def test_bound_key_copy_and_limits(page: Page, gateway: GatewayProcess) -> None:
     page.click("#limits-form button[type=submit]")
     expect(page.locator("#limits-form .notice.error")).to_contain_text("rate_limit")
     shot(page, "keys-limits")
+
+
+def test_a_viewer_token_browses_and_is_told_why_it_cannot_change(
+    page: Page, gateway: GatewayProcess
+) -> None:
+    made = httpx.post(
+        f"{gateway.url}/admin/tokens",
+        headers={"authorization": f"Bearer {MASTER}"},
+        json={"name": "ui-viewer", "role": "viewer"},
+    )
+    assert made.status_code == 201, made.text
+    viewer = made.json()["token"]
+    login(page, viewer)
+    expect(page.locator("#keys-table")).to_be_visible()
+    page.fill("#create-key [name=name]", "by-viewer")
+    page.click("#create-key button[type=submit]")
+    refused = httpx.post(
+        f"{gateway.url}/admin/virtual-keys",
+        headers={"authorization": f"Bearer {viewer}"},
+        json={"name": "by-viewer"},
+    )
+    assert refused.status_code == 403
+    expect(page.locator("#keys-status .notice.error")).to_have_text(
+        refused.json()["error"]["message"]
+    )
+    assert page.locator("#keys-table tr", has_text="by-viewer").count() == 0
