@@ -33,6 +33,7 @@ from llmrelay.errors import (
 )
 from llmrelay.pipeline import run
 from llmrelay.services import Services
+from llmrelay.ui.serve import UiFiles
 
 log = logging.getLogger("llmrelay")
 
@@ -53,6 +54,8 @@ class Gateway:
         self._responses = ResponsesCodec()  # its secret scrubber is bound at start
         #: ``/admin``: FastAPI, built on the first admin request (never on the hot path).
         self.admin = AdminPlane(self.services)
+        #: ``/ui``: the web UI's static files (ui/serve.py), read on the first request.
+        self.ui = UiFiles()
         #: ``cors_origins`` (cors.py); ``None``: no CORS headers, browsers refuse.
         self.cors = (
             CorsPolicy(settings.cors_origins, settings.cors_max_age)
@@ -105,6 +108,9 @@ class Gateway:
         path: str = scope["path"]
         if path.startswith("/admin") and (len(path) == 6 or path[6] == "/"):
             await self.admin(scope, receive, send)
+            return
+        if path.startswith("/ui") and (len(path) == 3 or path[3] == "/"):
+            await self.ui(scope, receive, send)
             return
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
