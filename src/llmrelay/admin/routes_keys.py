@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,16 @@ Count = Annotated[int, Field(ge=1, le=2_000_000_000)]
 Money = Annotated[Decimal, Field(ge=0, le=Decimal("100000000000000"), decimal_places=6)]
 ModelPattern = Annotated[str, Field(min_length=1, max_length=300)]
 Models = Annotated[list[ModelPattern], Field(max_length=500)]
+#: Money in answers: a JSON number (seed 004 shows ``"budget_limit_usd": 500``), 500
+#: rather than "500.000000"; what is stored and counted stays an exact decimal.
+MoneyOut = Annotated[
+    Decimal | None,
+    PlainSerializer(
+        lambda d: None if d is None else (int(d) if d == d.to_integral_value() else float(d)),
+        return_type=int | float | None,
+        when_used="json",
+    ),
+]
 Status = Literal["active", "disabled"]
 #: Longest grace period of an old secret after a rotation (30 days).
 MAX_GRACE = 30 * 24 * 3600
@@ -96,8 +106,8 @@ class KeyOut(BaseModel):
     rate_limit: int | None
     rph_limit: int | None
     tpm_limit: int | None
-    budget_limit_usd: Decimal | None
-    daily_budget_usd: Decimal | None
+    budget_limit_usd: MoneyOut
+    daily_budget_usd: MoneyOut
     team_id: str | None
     route_config: str | None
     metadata: dict[str, Any] | None

@@ -10,7 +10,6 @@ to the next request here and within ``key_cache_ttl`` elsewhere.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from llmrelay.admin import audit, db
 from llmrelay.admin.deps import Reader, Writer, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
-from llmrelay.admin.routes_keys import Count, KeyOut, Money, Name, key_out
+from llmrelay.admin.routes_keys import Count, KeyOut, Money, MoneyOut, Name, key_out
 from llmrelay.errors import Conflict, InvalidRequest, NotFound
 from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
 
@@ -57,8 +56,8 @@ class TeamOut(BaseModel):
     rate_limit: int | None
     rph_limit: int | None
     tpm_limit: int | None
-    budget_limit_usd: Decimal | None
-    daily_budget_usd: Decimal | None
+    budget_limit_usd: MoneyOut
+    daily_budget_usd: MoneyOut
     metadata: dict[str, Any] | None
     created_at: datetime
     keys: int = Field(description="keys in the team")
