@@ -96,6 +96,8 @@ async def relay_stream(
                 tail.append(data)
                 raise broken
             if data:
+                if not call.first_token_at:
+                    call.first_token_at = time.perf_counter()
                 call.bytes_out += len(data)
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             if stop is not None:
@@ -176,5 +178,6 @@ async def relay_replay(
         call.status = stop.status
         out.append(error_event(stop))
     data = b"".join(out)
+    call.first_token_at = time.perf_counter()
     call.bytes_out += len(data)
     await send({"type": "http.response.body", "body": data, "more_body": False})

@@ -68,6 +68,10 @@ class Resolver:
     def aliases(self) -> dict[str, str]:
         return dict(self._aliases)
 
+    def set_aliases(self, aliases: dict[str, str]) -> None:
+        """Serve ``aliases`` from now on (a change read from the database at run time)."""
+        self._aliases = dict(aliases)
+
     def resolve(self, name: str) -> Target:
         target = self._resolve(name, depth=0)
         if target is None:

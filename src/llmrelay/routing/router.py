@@ -143,6 +143,10 @@ class Router:
             plan = self._direct[key] = direct_plan(target)
         return plan
 
+    def forget_plans(self) -> None:
+        """Drop the cached direct plans (providers were reloaded: they hold old ones)."""
+        self._direct = {}
+
     async def start(self) -> None:
         await self.selector.configs.start()
 
