@@ -178,6 +178,8 @@ async def test_bad_input_is_400_naming_the_field(admin: Admin) -> None:
         ({"name": "x", "colour": "red"}, "colour"),
         ({"name": "", "rate_limit": 1}, "name"),
         ({"name": "x", "models": ["m" * 301]}, "models.0"),
+        ({"name": "x", "metadata": {"blob": "b" * 70_000}}, "metadata"),
+        ({"name": "x", "metadata": {"llmrelay.expires_at": "soon"}}, "metadata"),
     ]
     for body, param in cases:
         err = error_of(await admin.post("/admin/virtual-keys", body), 400)

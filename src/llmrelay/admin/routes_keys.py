@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from sqlalchemy import func, or_, select
@@ -32,6 +33,7 @@ from llmrelay.governance.keys import (
     generate_key,
     hash_key,
 )
+from llmrelay.store.bounds import JSON_LIMIT, clean_json
 from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
 
 if TYPE_CHECKING:
@@ -183,9 +185,21 @@ async def team_id_of(session: AsyncSession, ref: str | None) -> str | None:
     return team.id
 
 
+def bounded_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``metadata`` as stored, or a 400: a JSON column holds at most ``JSON_LIMIT`` bytes,
+    and metadata cut short would be worse than refused."""
+    if metadata is None:
+        return None
+    if len(orjson.dumps(metadata)) > JSON_LIMIT:
+        raise InvalidRequest(f"metadata: at most {JSON_LIMIT} bytes of JSON", param="metadata")
+    cleaned: dict[str, Any] = clean_json(metadata)
+    return cleaned
+
+
 def _metadata(metadata: dict[str, Any] | None, ends: datetime | None) -> dict[str, Any] | None:
     if metadata is not None and EXPIRES_META in metadata:
         raise InvalidRequest(f"metadata: {EXPIRES_META!r} is reserved", param="metadata")
+    metadata = bounded_metadata(metadata)
     out = dict(metadata or {})
     if ends is not None:
         out[EXPIRES_META] = _aware(ends).isoformat()

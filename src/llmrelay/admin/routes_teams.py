@@ -20,7 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from llmrelay.admin import audit, db
 from llmrelay.admin.deps import Reader, Writer, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
-from llmrelay.admin.routes_keys import Count, KeyOut, Money, MoneyOut, Name, key_out
+from llmrelay.admin.routes_keys import (
+    Count,
+    KeyOut,
+    Money,
+    MoneyOut,
+    Name,
+    bounded_metadata,
+    key_out,
+)
 from llmrelay.errors import Conflict, InvalidRequest, NotFound
 from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
 
@@ -115,6 +123,7 @@ async def create_team(body: TeamCreate, principal: Writer, request: Request) -> 
         row = Team(id=new_id(), created_at=utcnow())
         for field, column in _COLUMNS.items():
             setattr(row, column, getattr(body, field))
+        row.metadata_ = bounded_metadata(body.metadata)
         session.add(row)
         await session.flush()
         out = await _out(session, row)
@@ -187,6 +196,8 @@ async def update_team(
         for field, column in _COLUMNS.items():
             if field in sent:
                 setattr(row, column, getattr(body, field))
+        if "metadata" in sent:
+            row.metadata_ = bounded_metadata(body.metadata)
         await session.flush()
         out = await _out(session, row)
         audit.record(
