@@ -21,7 +21,7 @@ from llmrelay.api.messages import MessagesCodec, anthropic_error_body
 from llmrelay.api.models import list_models, retrieve_model
 from llmrelay.api.responses import ResponsesCodec
 from llmrelay.asgi import Receive, Request, Scope, Send, send_error
-from llmrelay.config import Settings, load_settings
+from llmrelay.config import ConfigError, Settings, load_settings
 from llmrelay.context import Call
 from llmrelay.cors import CorsPolicy, header
 from llmrelay.errors import (
@@ -192,6 +192,10 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
+                except ConfigError as exc:  # the operator's to fix: the message, no trace
+                    log.error("start-up failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 except Exception as exc:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})

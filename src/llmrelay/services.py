@@ -116,6 +116,8 @@ class Services:
         routes = {m.name: (m.provider, m.model) for m in s.models}
         self.resolver = Resolver(self.registry, routes, aliases)
         self.keys = KeyStore(self.sessions, KeyCachePolicy.from_settings(s))
+        if s.keys_file:
+            await self._import_keys_file(s.keys_file)
         self.router = build_router(s, self.registry, self.resolver, self.sessions)
         self.bound = BoundProviders(self.registry, self.credentials, self.router.redactor)
         await self.router.start()
@@ -265,13 +267,22 @@ class Services:
         self._previous_sigterm = previous_term
         self._previous_sigint = previous_int
 
+    async def _import_keys_file(self, path: str) -> None:
+        """Import the ``keys_file`` (seed 002); a bad one stops the start, naming the entry."""
+        from sqlalchemy.exc import IntegrityError
+
+        from llmrelay.governance import keys_file
+
+        entries = keys_file.parse(Path(path))
+        keys_file.check_providers(entries, path, lambda name: name in self.registry)
+        try:
+            report = await keys_file.import_entries(self.sessions, self.credentials, entries)
+        except IntegrityError:  # another worker imported the same file at the same moment
+            report = await keys_file.import_entries(self.sessions, self.credentials, entries)
+        log.info("keys file %s imported: %s", path, report)
+
     def _secret(self) -> str:
-        if self.settings.master_key:
-            return self.settings.master_key
-        url = make_url(self.settings.database_url)
-        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-            return local_secret(Path(url.database).with_suffix(".secret"))
-        return local_secret(Path(self.env.get("LLMRELAY_SECRET_FILE", "llmrelay.secret")))
+        return credential_secret(self.settings, self.env)
 
     async def _sync_providers(self) -> list[ProviderConfig]:
         """Store configured providers (credentials encrypted); return the DB-only ones."""
@@ -310,3 +321,13 @@ def _open_log_stream(target: str) -> IO[bytes] | None:
     if target == "stderr":
         return sys.stderr.buffer
     return open(target, "ab")
+
+
+def credential_secret(settings: Settings, env: Mapping[str, str]) -> str:
+    """The secret provider credentials are sealed with (see ``store/credentials.py``)."""
+    if settings.master_key:
+        return settings.master_key
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return local_secret(Path(url.database).with_suffix(".secret"))
+    return local_secret(Path(env.get("LLMRELAY_SECRET_FILE", "llmrelay.secret")))

@@ -5,7 +5,6 @@ The token is returned once, by the create call; listings show its prefix only.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -38,7 +37,7 @@ class TokenOut(BaseModel):
     role: str
     token_prefix: str
     created_at: Timestamp
-    revoked_at: datetime | None
+    revoked_at: Timestamp | None
 
 
 class TokenCreated(TokenOut):

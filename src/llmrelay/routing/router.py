@@ -479,7 +479,9 @@ class _Run:
             entry["error"] = exc.code or exc.wire_type
             entry["message"] = redact(exc.message)[:300]
             if isinstance(exc, UpstreamUnreachable) and exc.detail:
-                entry["detail"] = self.router.redactor.text(exc.detail)[:300]
+                target = self.call.target
+                redactor = (target.redactor if target else None) or self.router.redactor
+                entry["detail"] = redactor.text(exc.detail)[:300]
         self.call.attempts.append(entry)
 
     def _record_ended(self, entry: dict[str, Any], t0: float, exc: BaseException) -> None:
