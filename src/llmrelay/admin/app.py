@@ -27,7 +27,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmrelay.admin")
 
 #: The routers of the admin API, in the order the OpenAPI document lists them.
-ROUTE_MODULES = ("routes_tokens", "routes_audit", "routes_providers")
+ROUTE_MODULES = (
+    "routes_tokens",
+    "routes_audit",
+    "routes_providers",
+    "routes_models",
+    "routes_aliases",
+    "routes_route_configs",
+)
 
 
 class AdminPlane:

@@ -114,7 +114,7 @@ async def create_provider(body: RawBody, principal: Writer, request: Request) ->
         return shown
 
     shown = await db.write(services, work)
-    await services.provider_reloader.reload()
+    await db.after_commit("providers", services.provider_reloader.reload())
     return shown
 
 
@@ -150,7 +150,7 @@ async def update_provider(
         return after
 
     shown = await db.write(services, work)
-    await services.provider_reloader.reload()
+    await db.after_commit("providers", services.provider_reloader.reload())
     return shown
 
 
@@ -167,7 +167,7 @@ async def delete_provider(name: Name, principal: Writer, request: Request) -> di
         return before
 
     shown = await db.write(services, work)
-    await services.provider_reloader.reload()
+    await db.after_commit("providers", services.provider_reloader.reload())
     return shown
 
 
