@@ -75,6 +75,20 @@ async def list_providers(
     return await db.read(services, work)
 
 
+@router.post("/reload")
+async def reload_providers(principal: Writer, request: Request) -> dict[str, Any]:
+    """Read the providers table again (rows changed by SQL, as seed 000 does)."""
+    services = services_of(request)
+    result = await services.provider_reloader.reload()
+    audit_entry = {"added": result.added, "changed": result.changed, "removed": result.removed}
+
+    async def work(session: AsyncSession) -> None:
+        audit.record(session, principal, "reload", "provider", None, None, audit_entry)
+
+    await db.write(services, work)
+    return {k: list(v) for k, v in audit_entry.items()}
+
+
 @router.get("/{name}")
 async def get_provider(name: Name, principal: Reader, request: Request) -> dict[str, Any]:
     services = services_of(request)
