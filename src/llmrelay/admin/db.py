@@ -35,14 +35,19 @@ async def read(services: Services, work: Callable[[AsyncSession], Awaitable[T]])
     return await _bounded(services, go())
 
 
-async def write(services: Services, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction (committed on return) within the timeout."""
+async def write(
+    services: Services,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    timeout: float | None = None,
+) -> T:
+    """Run ``work`` in one transaction (committed on return) within the timeout
+    (``database_timeout``, or ``timeout`` for bulk work such as a catalog sync)."""
 
     async def go() -> T:
         async with services.sessions() as session, session.begin():
             return await work(session)
 
-    return await _bounded(services, go())
+    return await _bounded(services, go(), timeout)
 
 
 async def after_commit(what: str, work: Awaitable[object]) -> None:
@@ -58,9 +63,10 @@ async def after_commit(what: str, work: Awaitable[object]) -> None:
         log.warning("%s not applied after an admin change: %s", what, type(exc).__name__)
 
 
-async def _bounded(services: Services, work: Awaitable[T]) -> T:
+async def _bounded(services: Services, work: Awaitable[T], timeout: float | None = None) -> T:
+    seconds = services.settings.database_timeout if timeout is None else timeout
     try:
-        return await within(services.settings.database_timeout, work)  # type: ignore[arg-type]
+        return await within(seconds, work)  # type: ignore[arg-type]
     except TimeoutError as exc:
         raise ServiceUnavailable("the database did not answer in time; retry") from exc
     except IntegrityError as exc:

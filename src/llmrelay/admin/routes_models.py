@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 router = APIRouter(prefix="/admin/models", tags=["models"])
 
 ModelName = Annotated[str, Path(min_length=1, max_length=300)]
+#: Seconds a catalog sync's transaction may take (the bundled snapshot: ~4,000 rows).
+SYNC_TIMEOUT = 120.0
 PriceValue = Annotated[Decimal, Field(ge=0, le=1, max_digits=24, decimal_places=15)]
 
 
@@ -147,7 +149,10 @@ async def sync_models(
         audit.record(session, principal, "sync", "models", None, None, result)
         return result
 
-    result = await db.write(services, work)
+    # Thousands of upserts: a bulk job, not a request-path query.
+    result = await db.write(
+        services, work, timeout=max(SYNC_TIMEOUT, services.settings.database_timeout)
+    )
     await _reload_prices(services)
     return result
 
