@@ -34,6 +34,8 @@ ROUTE_MODULES = (
     "routes_models",
     "routes_aliases",
     "routes_route_configs",
+    "routes_usage",
+    "routes_requests",
 )
 
 
