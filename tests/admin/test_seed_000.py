@@ -165,6 +165,20 @@ async def test_the_seeds_database_checks_run_on_what_the_gateway_wrote(
     assert [(p["name"], p["provider_type"], p["enabled"]) for p in listed] == [
         ("openai-main", "openai", True)
     ]
+    # The daily rollup and the admin reports on PostgreSQL (to_char for months).
+    admin = Admin(gw.client, MASTER)
+    for _ in range(200):  # the batches of the calls above may still be landing
+        month = (await admin.get("/admin/usage", group="month", by="key")).json()["data"]
+        summary = await rows(seeded, monthly_sql)
+        if month[0]["requests"] == summary[0]["total_requests"]:
+            break
+        await asyncio.sleep(0.05)
+    assert month[0]["requests"] == summary[0]["total_requests"]
+    budgets = (await admin.get("/admin/usage/budgets")).json()["data"]
+    assert budgets[0]["name"] == "Test Key" and budgets[0]["monthly_budget_usd"] == "10.000000000"
+    assert budgets[0]["limit_state"] == "ok"
+    listed = (await admin.get("/admin/requests", status="200")).json()
+    assert listed["total"] >= 1 and listed["data"][0]["model"] in {"gpt-4", "my-gpt4"}
     checks = seed_000.sql_statements(SECTIONS["Requests Failing"])
     assert len(checks) == 3
     model_check, provider_check, _credential_update = checks
