@@ -59,11 +59,11 @@ def curl_requests(section: str) -> list[Curl]:
     found: list[Curl] = []
     for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
         for command in re.findall(r"curl .*?(?=\n\s*curl |\Z)", block, flags=re.S):
-            url = re.search(r"http://localhost:8080(\S*)", command)
+            url = re.search(r"http://localhost:8080([^\s\"']*)", command)
             if url is None:
                 continue
             method = re.search(r"-X (\w+)", command)
-            curl = Curl(method.group(1) if method else "GET", url.group(1))
+            curl = Curl(method.group(1) if method else "GET", url.group(1).rstrip("\"'"))
             for header in re.findall(r'-H "([^"]*)"', command):
                 name, sep, value = header.partition(":")
                 if sep:

@@ -134,7 +134,8 @@ async def test_the_seeds_requests_are_served(
     assert r.status_code == 200, r.text
     assert upstream.last_request.body["model"] == "gpt-4"
 
-    assert (await send(gw, only("Health Check"))).status_code == 200
+    health = await send(gw, only("Health Check"))
+    assert health.status_code == 200 and health.text == "OK"
 
     err = error_of(await send(gw, only("Invalid API Key")), 401)
     assert err["type"] == "invalid_request_error" and err["message"] == "invalid API key"
