@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 router = APIRouter(prefix="/admin/providers", tags=["providers"])
 
+_SECRET_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
 Name = Annotated[str, Path(min_length=1, max_length=200)]
 RawBody = Annotated[dict[str, Any], Body()]
 
@@ -148,8 +150,14 @@ async def update_provider(
         row = await _row(session, name)
         _writable(services, row)
         creds = row_credentials(services.credentials, row)
-        if creds is None:
-            creds = {}  # unreadable (another master key): the body must bring new ones
+        if creds is None:  # sealed with another master key: keeping them is impossible
+            if not any(k in body for k in ("api_key", *_SECRET_FIELDS)):
+                raise Conflict(
+                    f"the credentials of provider {name!r} cannot be opened with this "
+                    "gateway's master key: send api_key (and any AWS keys) to replace them",
+                    code="credentials_unreadable",
+                )
+            creds = {}
         before = view(row, creds)
         merged = {**row_raw(row, creds), **body}
         cfg = parse_body({k: v for k, v in merged.items() if v is not None})
