@@ -169,3 +169,18 @@ async def test_route_config_errors_name_the_field(admin: Admin) -> None:
     error_of(await admin.delete("/admin/route-configs/absent"), 404)
     error_of(await admin.get("/admin/route-configs/absent"), 404)
     error_of(await admin.put("/admin/route-configs/has space", {"provider": "up"}), 400)
+
+
+async def test_viewer_reads_models_aliases_and_configs_but_changes_nothing(
+    gw: InProcessGateway, admin: Admin
+) -> None:
+    token = (await admin.post("/admin/tokens", {"name": "catalog-viewer"})).json()["token"]
+    viewer = Admin(gw.client, token)
+    for path in ("/admin/models", "/admin/aliases", "/admin/route-configs", "/admin/usage"):
+        assert (await viewer.get(path)).status_code == 200, path
+    error_of(await viewer.post("/admin/models/sync", {}), 403)
+    error_of(await viewer.patch("/admin/models/gpt-4o-mini", {"input_cost_per_token": 0}), 403)
+    error_of(await viewer.post("/admin/aliases", {"alias": "v", "target": "up/m"}), 403)
+    error_of(await viewer.put("/admin/route-configs/v", {"provider": "up", "model": "m"}), 403)
+    error_of(await viewer.delete("/admin/route-configs/yaml-rc"), 403)
+    error_of(await viewer.post("/admin/providers/reload", {}), 403)
