@@ -140,6 +140,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: seconds for a slot, then get a 503 (a flood of random keys stays bounded).
     key_lookup_concurrency: int = 8
     key_lookup_wait: float = 0.5
+    #: Accept API keys of any shape (seed 000's ``test-key-12345``, keys imported from
+    #: another gateway), looked up by their SHA-256 like llmrelay's own. Off: a key not
+    #: shaped like ``generate_key()``'s is refused without a database query.
+    key_any_shape: bool = False
     #: Seconds any database operation on the request path or in readiness may take.
     database_timeout: float = 2.0
     #: Bearer token for ``/metrics`` and the detail of ``/health/ready`` (the master key

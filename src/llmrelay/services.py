@@ -165,6 +165,7 @@ class Services:
         self.changes.on("route_configs", self.router.selector.configs.refresh)
         self.changes.on("aliases", self._reload_aliases)
         self.changes.on("providers", self._reload_providers)
+        self.changes.on("models", self.governance.reload_prices)
         await self.changes.start()
         self._hook_sigterm()
 

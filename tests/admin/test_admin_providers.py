@@ -192,3 +192,27 @@ async def test_a_row_written_in_clear_is_sealed_when_picked_up(
     key = await gw.create_key("providers-e")
     assert (await chat(gw, key, "clear-e/m1")).status_code == 200
     assert mock.last_request.headers["authorization"] == "Bearer sk-clear-text-0000000042"
+
+
+async def test_credentials_sealed_with_another_key_must_be_replaced(
+    gw: InProcessGateway, admin: Admin, mock: MockUpstream
+) -> None:
+    async with gw._engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO providers (id, name, provider_type, encrypted_credentials, config,"
+                " enabled, source, created_at, updated_at) VALUES ('other1', 'other-key',"
+                " 'openai_compatible', 'gAAAAABnot-a-token-of-ours', :config, true, 'db',"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ),
+            {"config": f'{{"base_url": "{mock.base_url}"}}'},
+        )
+    shown = (await admin.get("/admin/providers/other-key")).json()
+    assert shown["credentials_readable"] is False and shown["api_key_set"] is False
+    err = error_of(await admin.patch("/admin/providers/other-key", {"timeout": 9}), 409)
+    assert err["code"] == "credentials_unreadable"
+    r = await admin.patch("/admin/providers/other-key", {"api_key": "sk-replaced-000000000077"})
+    assert r.status_code == 200 and r.json()["credentials_readable"] is True
+    key = await gw.create_key("providers-other")
+    assert (await chat(gw, key, "other-key/m1")).status_code == 200
+    assert mock.last_request.headers["authorization"] == "Bearer sk-replaced-000000000077"

@@ -32,6 +32,11 @@ ROUTE_MODULES = (
     "routes_keys",
     "routes_teams",
     "routes_providers",
+    "routes_models",
+    "routes_aliases",
+    "routes_route_configs",
+    "routes_usage",
+    "routes_requests",
     "routes_audit",
 )
 

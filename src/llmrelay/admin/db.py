@@ -7,6 +7,7 @@ written together or not at all) within ``database_timeout``: a hung database giv
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from llmrelay.services import Services
 
 T = TypeVar("T")
+log = logging.getLogger("llmrelay.admin")
 
 
 async def read(services: Services, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -33,19 +35,38 @@ async def read(services: Services, work: Callable[[AsyncSession], Awaitable[T]])
     return await _bounded(services, go())
 
 
-async def write(services: Services, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction (committed on return) within the timeout."""
+async def write(
+    services: Services,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    timeout: float | None = None,
+) -> T:
+    """Run ``work`` in one transaction (committed on return) within the timeout
+    (``database_timeout``, or ``timeout`` for bulk work such as a catalog sync)."""
 
     async def go() -> T:
         async with services.sessions() as session, session.begin():
             return await work(session)
 
-    return await _bounded(services, go())
+    return await _bounded(services, go(), timeout)
 
 
-async def _bounded(services: Services, work: Awaitable[T]) -> T:
+async def after_commit(what: str, work: Awaitable[object]) -> None:
+    """Apply a committed change to this instance (reload providers, aliases, ...).
+
+    The change is stored whatever happens here; if the database went away just now,
+    the periodic refresh (or the next change, or a restart) applies it, so the answer
+    stays the committed change rather than an error that would invite a second one.
+    """
     try:
-        return await within(services.settings.database_timeout, work)  # type: ignore[arg-type]
+        await work
+    except Exception as exc:
+        log.warning("%s not applied after an admin change: %s", what, type(exc).__name__)
+
+
+async def _bounded(services: Services, work: Awaitable[T], timeout: float | None = None) -> T:
+    seconds = services.settings.database_timeout if timeout is None else timeout
+    try:
+        return await within(seconds, work)  # type: ignore[arg-type]
     except TimeoutError as exc:
         raise ServiceUnavailable("the database did not answer in time; retry") from exc
     except IntegrityError as exc:

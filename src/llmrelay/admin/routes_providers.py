@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 router = APIRouter(prefix="/admin/providers", tags=["providers"])
 
+_SECRET_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
 Name = Annotated[str, Path(min_length=1, max_length=200)]
 RawBody = Annotated[dict[str, Any], Body()]
 
@@ -75,6 +77,20 @@ async def list_providers(
     return await db.read(services, work)
 
 
+@router.post("/reload")
+async def reload_providers(principal: Writer, request: Request) -> dict[str, Any]:
+    """Read the providers table again (rows changed by SQL, as seed 000 does)."""
+    services = services_of(request)
+    result = await services.provider_reloader.reload()
+    audit_entry = {"added": result.added, "changed": result.changed, "removed": result.removed}
+
+    async def work(session: AsyncSession) -> None:
+        audit.record(session, principal, "reload", "provider", None, None, audit_entry)
+
+    await db.write(services, work)
+    return {k: list(v) for k, v in audit_entry.items()}
+
+
 @router.get("/{name}")
 async def get_provider(name: Name, principal: Reader, request: Request) -> dict[str, Any]:
     services = services_of(request)
@@ -114,7 +130,7 @@ async def create_provider(body: RawBody, principal: Writer, request: Request) ->
         return shown
 
     shown = await db.write(services, work)
-    await services.changes.notify("providers")
+    await db.after_commit("providers", services.changes.notify("providers"))
     return shown
 
 
@@ -134,8 +150,14 @@ async def update_provider(
         row = await _row(session, name)
         _writable(services, row)
         creds = row_credentials(services.credentials, row)
-        if creds is None:
-            creds = {}  # unreadable (another master key): the body must bring new ones
+        if creds is None:  # sealed with another master key: keeping them is impossible
+            if not any(k in body for k in ("api_key", *_SECRET_FIELDS)):
+                raise Conflict(
+                    f"the credentials of provider {name!r} cannot be opened with this "
+                    "gateway's master key: send api_key (and any AWS keys) to replace them",
+                    code="credentials_unreadable",
+                )
+            creds = {}
         before = view(row, creds)
         merged = {**row_raw(row, creds), **body}
         cfg = parse_body({k: v for k, v in merged.items() if v is not None})
@@ -150,7 +172,7 @@ async def update_provider(
         return after
 
     shown = await db.write(services, work)
-    await services.changes.notify("providers")
+    await db.after_commit("providers", services.changes.notify("providers"))
     return shown
 
 
@@ -167,7 +189,7 @@ async def delete_provider(name: Name, principal: Writer, request: Request) -> di
         return before
 
     shown = await db.write(services, work)
-    await services.changes.notify("providers")
+    await db.after_commit("providers", services.changes.notify("providers"))
     return shown
 
 

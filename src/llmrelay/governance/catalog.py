@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.governance.pricing import Price
 from llmrelay.governance.usage import dialect_insert
@@ -152,29 +152,37 @@ _PRICE_COLUMNS = (
 async def sync_catalog(engine: AsyncEngine, raw: bytes) -> int:
     """Upsert the catalog into ``models`` (by name); returns the number of entries.
 
-    Rows not in the catalog (added by hand) are kept.
+    Rows not in the catalog (added by hand) are kept, and so are the prices of rows
+    set through the admin API (``price_source = 'admin'``).
     """
     rows = catalog_rows(raw)
     async with engine.begin() as conn:
-        for start in range(0, len(rows), 500):
-            chunk = [{"id": new_id(), **r} for r in rows[start : start + 500]]
-            stmt = dialect_insert(engine.dialect.name, Model).values(chunk)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["model_name"],
-                set_={
-                    c: stmt.excluded[c]
-                    for c in (
-                        *_PRICE_COLUMNS,
-                        "litellm_provider",
-                        "mode",
-                        "max_input_tokens",
-                        "max_output_tokens",
-                        "updated_at",
-                    )
-                },
-            )
-            await conn.execute(stmt)
+        await upsert_catalog(conn, rows)
     return len(rows)
+
+
+async def upsert_catalog(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Write catalog rows into ``models`` on ``conn`` (the caller's transaction)."""
+    table = Model.__table__
+    for start in range(0, len(rows), 500):
+        chunk = [{"id": new_id(), **r} for r in rows[start : start + 500]]
+        stmt = dialect_insert(conn.dialect.name, Model).values(chunk)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["model_name"],
+            set_={
+                c: stmt.excluded[c]
+                for c in (
+                    *_PRICE_COLUMNS,
+                    "litellm_provider",
+                    "mode",
+                    "max_input_tokens",
+                    "max_output_tokens",
+                    "updated_at",
+                )
+            },
+            where=table.c.price_source != "admin",
+        )
+        await conn.execute(stmt)
 
 
 async def load_db_catalog(engine: AsyncEngine) -> LazyCatalog:

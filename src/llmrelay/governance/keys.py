@@ -167,6 +167,12 @@ def expires_at(metadata: dict[str, Any] | None) -> datetime | None:
         return None
 
 
+def plausible(key: str) -> bool:
+    """Whether a key of another shape is worth a lookup (``key_any_shape``): 8 to 200
+    visible ASCII characters (so no header junk or megabyte strings are hashed)."""
+    return 8 <= len(key) <= 200 and all("!" <= c <= "~" for c in key)
+
+
 @dataclass(frozen=True, slots=True)
 class KeyCachePolicy:
     """How long lookups are trusted, and what the database may cost the hot path."""
@@ -183,6 +189,8 @@ class KeyCachePolicy:
     wait: float = 0.5
     #: Seconds one lookup may take (connection checkout included).
     timeout: float = 2.0
+    #: Look up keys of any shape (``key_any_shape``), not only llmrelay's own.
+    any_shape: bool = False
 
     @classmethod
     def from_settings(cls, s: Settings) -> KeyCachePolicy:
@@ -193,6 +201,7 @@ class KeyCachePolicy:
             concurrency=s.key_lookup_concurrency,
             wait=s.key_lookup_wait,
             timeout=s.database_timeout,
+            any_shape=s.key_any_shape,
         )
 
 
@@ -271,7 +280,7 @@ class KeyStore:
             self._unknown.pop(digest, None)
 
     async def authenticate(self, key: str) -> KeyRecord:
-        if not well_formed(key):
+        if not (well_formed(key) or (self.policy.any_shape and plausible(key))):
             self.stats.malformed += 1
             raise AuthenticationError("invalid API key")
         digest = hash_key(key)

@@ -81,6 +81,11 @@ class GovernanceRuntime:
         runtime._task = asyncio.create_task(runtime._watch(), name="llmrelay-price-refresh")
         return runtime
 
+    async def reload_prices(self) -> None:
+        """Read the prices again now (the admin API changed them)."""
+        self.governor.prices = await load_prices(self.governor.settings, self._engine)
+        self._state = await catalog_state(self._engine)
+
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self._refresh)

@@ -5,7 +5,8 @@ Revises: 0007_admin
 Create Date: 2026-12-03 07:10:00.000000
 
 - ``usage_daily``: per day, key, team, model and provider, written by the log writer
-  with the usage rows it adds up (``/admin/usage`` reads only this table).
+  with the usage rows it adds up (``/admin/usage`` reads only this table); filled here
+  from the ``usage_records`` already written.
 - ``models.price_source``: ``admin`` prices survive ``catalog sync``.
 - Seed 000 (``docs``' SQL setup script) runs unchanged on PostgreSQL: the ids it makes
   with ``gen_random_uuid()`` are 36 characters (id and id-holding columns widened
@@ -76,6 +77,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", "api_key_id", "team_id", "model", "provider"),
     )
     op.create_index("ix_usage_daily_key_day", "usage_daily", ["api_key_id", "day"])
+    _backfill_daily()
     op.add_column(
         "models",
         sa.Column("price_source", sa.String(length=20), nullable=False, server_default="catalog"),
@@ -111,6 +113,25 @@ def upgrade() -> None:
         batch_op.create_foreign_key(
             "fk_model_aliases_provider_id", "providers", ["provider_id"], ["id"], ondelete="CASCADE"
         )
+
+
+def _backfill_daily() -> None:
+    """The rollup of the usage rows written before it existed (once, here)."""
+    postgres = op.get_bind().dialect.name == "postgresql"
+    day = "CAST(created_at AT TIME ZONE 'UTC' AS DATE)" if postgres else "date(created_at)"
+    op.execute(
+        sa.text(
+            "INSERT INTO usage_daily (day, api_key_id, team_id, model, provider, requests, "
+            "prompt_tokens, completion_tokens, cost_nanos, cache_hits, errors, updated_at) "
+            f"SELECT {day}, api_key_id, COALESCE(team_id, ''), COALESCE(model, ''), "
+            "COALESCE(provider, ''), COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), "
+            "SUM(cost_nanos), SUM(CASE WHEN cache_hit THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN status_code >= 400 THEN 1 ELSE 0 END), CURRENT_TIMESTAMP "
+            "FROM usage_records WHERE api_key_id IS NOT NULL "
+            f"GROUP BY {day}, api_key_id, COALESCE(team_id, ''), COALESCE(model, ''), "
+            "COALESCE(provider, '')"
+        )
+    )
 
 
 def downgrade() -> None:
