@@ -19,7 +19,7 @@ from tests.gateway_proc import GatewayProcess
 #: The failures injected, by model name, in each provider's real wire format.
 BEHAVIOURS: dict[str, Behaviour] = {
     "missing-*": Behaviour(status=404, error_code="model_not_found"),
-    "limited-*": Behaviour(status=429, headers={"retry-after": "0"}),
+    "limited-*": Behaviour(status=429, headers={"retry-after": "1"}),
     "broken-*": Behaviour(drop_after_chunks=1),
     "refused-*": Behaviour(status=401, error_message="Incorrect API key provided: sk-up-SECRET"),
     "crash-*": Behaviour(status=500),
@@ -138,6 +138,8 @@ def test_json_report_has_every_model_and_no_secret(run: Any, key: str) -> None:
     assert report["total"] == {**report["total"], "tested": 9, "passed": 3, "failed": 6}
     assert models["missing-model"]["reason"] == "not_found"
     assert models["limited-model"]["reason"] == "rate_limited"
+    # The 429's retry-after (1 s, within the 2 s timeout) was waited once, then classified.
+    assert models["limited-model"]["tiers"][1]["waited_s"] == 1.0
     assert models["broken-model"]["reason"] == "broken_stream"
     assert [t["tier"] for t in models["broken-model"]["tiers"]] == ["listed", "chat", "stream"]
     assert models["refused-model"]["reason"] == "auth"
