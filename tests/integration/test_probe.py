@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -151,9 +152,27 @@ def test_json_report_has_every_model_and_no_secret(run: Any, key: str) -> None:
     assert key not in raw and "sk-up-SECRET" not in raw
 
 
-def test_probe_calls_are_tagged_in_usage_rows(run: Any, gw: GatewayProcess) -> None:
-    rows = gw.db_query("SELECT probe, count(*) FROM usage_records GROUP BY probe")
-    assert dict(rows).get(1, 0) >= 9, rows
+def test_probe_calls_are_tagged_in_usage_rows(run: Any, gw: GatewayProcess, key: str) -> None:
+    plain = httpx.post(
+        gw.base_url + "/chat/completions",
+        headers={"authorization": f"Bearer {key}"},
+        json={"model": "good/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert plain.status_code == 200
+    gw_rows = "SELECT probe, count(*), sum(cost_nanos) FROM usage_records GROUP BY probe"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rows = {r[0]: r[1:] for r in gw.db_query(gw_rows)}
+        if rows.get(0, (0,))[0] >= 1 and rows.get(1, (0,))[0] >= 9:
+            break
+        time.sleep(0.1)
+    assert rows[1][0] >= 9 and rows[0][0] >= 1, rows
+    # Tagged, and billed like any call: the probe's priced model cost something.
+    assert rows[1][1] > 0, rows
+    _, report = run
+    good = next(p for p in report["providers"] if p["name"] == "good")
+    assert good["models"][0]["cost_usd"] != "0.000000000"
 
 
 def test_history_and_readiness_show_the_run(run: Any, gw: GatewayProcess) -> None:
@@ -164,7 +183,8 @@ def test_history_and_readiness_show_the_run(run: Any, gw: GatewayProcess) -> Non
     good = next(line for line in lines if line.startswith("good/gpt-4o-mini "))
     assert "100.0%" in good
     one = probe(gw, "history", "--model", "bad/slow-model").stdout.splitlines()
-    assert len(one) == 2 and "0.0%" in one[1]
+    assert one[0].split()[:3] == ["MODEL", "PROVIDER", "DAY"]  # per day for one model
+    assert len(one) == 2 and "0.0%" in one[1] and "FAIL" in one[1]
     ready = httpx.get(gw.url + "/health/ready").json()
     assert ready["probes"]["good"]["tested"] == 2 and ready["probes"]["good"]["passed"] == 2
     assert ready["probes"]["bad"]["passed"] == 0
@@ -206,6 +226,17 @@ def test_exit_code_2_when_the_probe_cannot_run(gw: GatewayProcess) -> None:
         env=gw.env(),
     )
     assert gone.returncode == 2 and "unreachable" in gone.stderr
+    bad_setting = gw.workdir / "bad.yaml"
+    bad_setting.write_text("probe:\n  max_models: 3\n")
+    refused = subprocess.run(
+        [sys.executable, "-m", "llmrelay", "probe", "--config", str(bad_setting)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=gw.env(),
+    )
+    assert refused.returncode == 2 and "max_models" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_local_gateway_without_url(gw: GatewayProcess) -> None:

@@ -4,9 +4,11 @@ table (against docs/probe.md's example), percentiles."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from llmrelay.config import ProbeSettings
@@ -17,7 +19,7 @@ from llmrelay.probe.render import render_text, summary_line
 from llmrelay.probe.report import ModelResult, ProviderReport, Report
 from llmrelay.probe.targets import Target, kind
 from llmrelay.probe.tiers import TierResult, chat_body, is_reasoning
-from llmrelay.probe.wire import short
+from llmrelay.probe.wire import Answer, Client, short
 
 DOC = Path(__file__).parents[2] / "docs" / "probe.md"
 
@@ -192,3 +194,31 @@ def test_summary_lines_have_the_seed_layout() -> None:
     all_ok = ProviderReport("openrouter", 3, [_ok("openrouter/a", 1, 1, 1, 1, 0)] * 3)
     # The seed's own first line, character for character.
     assert summary_line(all_ok) == "[OK] openrouter      :  3/ 3 passed (100.0%)"
+
+
+async def test_a_429_is_waited_once_within_the_budget_and_cools_the_provider() -> None:
+    sent: list[float] = []
+
+    def answers(*statuses: int) -> Callable[[float], Awaitable[Answer]]:
+        queue = list(statuses)
+
+        async def attempt(budget: float) -> Answer:
+            sent.append(budget)
+            return Answer(queue.pop(0), {"retry-after": "0.05"})
+
+        return attempt
+
+    async with aiohttp.ClientSession() as session:
+        client = Client(session, "http://127.0.0.1:9", "k").for_provider()
+        second_try = await client._with_retry_after(answers(429, 200), 5.0)
+        assert second_try.status == 200 and second_try.waited_s == 0.05
+        assert len(sent) == 2 and sent[1] < 5.0  # the retry gets what is left of the budget
+        sent.clear()
+        still_limited = await client._with_retry_after(answers(429, 429), 5.0)
+        assert still_limited.status == 429 and len(sent) == 2  # one wait, then classified
+        sent.clear()
+        too_long = await client._with_retry_after(answers(429), 0.01)
+        assert too_long.status == 429 and len(sent) == 1  # the wait does not fit: no retry
+        assert client.cooldown.remaining() > 0  # the provider's next calls wait it out
+        other = client.for_provider()
+        assert other.cooldown.remaining() == 0  # another provider is not held back
