@@ -183,6 +183,7 @@ def _read_config_source(args: argparse.Namespace) -> Any:
 async def _route_configs(args: argparse.Namespace, settings: Settings) -> int:
     import orjson
 
+    from llmrelay.changes import publish
     from llmrelay.routing import store
     from llmrelay.routing.config import RouteConfigError
     from llmrelay.store import database
@@ -209,6 +210,7 @@ async def _route_configs(args: argparse.Namespace, settings: Settings) -> int:
                     file=sys.stderr,
                 )
             print(f"{'replaced' if replaced else 'created'} route config {args.name}")
+            await publish(settings.redis_url, settings.redis_prefix, "route_configs")
             return 0
         if command == "list":
             for row in await store.list_configs(sessions):
@@ -223,6 +225,7 @@ async def _route_configs(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         await store.delete_config(sessions, args.name)
         print(f"deleted route config {args.name}")
+        await publish(settings.redis_url, settings.redis_prefix, "route_configs")
         return 0
     finally:
         await engine.dispose()

@@ -143,6 +143,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Bearer token for ``/metrics`` and the detail of ``/health/ready`` (the master key
     #: works too). With neither set, both are open (see THREAT_MODEL.md).
     metrics_token: str | None = None
+    #: Label the rate-limit and budget rejection series with the key's name (one series
+    #: per key: only where the number of keys is bounded). See docs/observability.md.
+    metrics_key_labels: bool = False
     log_level: str = "info"
     #: Where interaction logs go: "stdout", "stderr", "none" or a file path.
     log_file: str = "stdout"
@@ -180,6 +183,12 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Open client connections per worker; one more gets 503 (lowered to fit the
     #: process's file-descriptor limit).
     max_connections: int = 2048
+    #: Origins a browser application may call the proxy routes from (cors.py):
+    #: ``https://app.example.com``, ``https://*.example.com`` or ``*``; empty: none.
+    #: ``LLMRELAY_CORS_ORIGINS`` takes a comma-separated list.
+    cors_origins: list[str] = []
+    #: Seconds a browser may cache a preflight's answer.
+    cors_max_age: int = 600
     #: Redis shared by every instance (limits, budgets, circuit breakers); unset:
     #: in-process state.
     redis_url: str | None = None
@@ -241,6 +250,7 @@ _ENV_SCALARS = {
         "reserve_output_tokens",
         "plugins",
         "response_cache",
+        "cors_origins",
     )
 }
 
@@ -326,6 +336,9 @@ def load_settings(
         value = env.get(f"LLMRELAY_{name.upper()}")
         if value is not None and value != "":
             raw[name] = value
+    origins = env.get("LLMRELAY_CORS_ORIGINS")
+    if origins:
+        raw["cors_origins"] = [o.strip() for o in origins.split(",") if o.strip()]
     for name, value in (overrides or {}).items():
         if value is not None:
             raw[name] = value
@@ -421,6 +434,17 @@ def _check_access(s: Settings) -> None:
         )
 
 
+def _check_cors(s: Settings) -> None:
+    from llmrelay.cors import check_origin
+
+    for i, entry in enumerate(s.cors_origins):
+        problem = check_origin(entry)
+        if problem:
+            raise ConfigError(f"invalid config: cors_origins[{i}]: {problem}")
+    if not 0 <= s.cors_max_age <= 86400:
+        raise ConfigError("invalid config: cors_max_age must be between 0 and 86400 seconds")
+
+
 def _check_connections(s: Settings) -> None:
     for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
         if not getattr(s, name) > 0:
@@ -488,6 +512,7 @@ def _check(s: Settings) -> None:
     if s.max_body_bytes < 1024:
         raise ConfigError("invalid config: max_body_bytes must be at least 1024")
     _check_connections(s)
+    _check_cors(s)
     for name in ("max_upstream_body_bytes", "max_upstream_event_bytes"):
         if getattr(s, name) < 1024:
             raise ConfigError(f"invalid config: {name} must be at least 1024")

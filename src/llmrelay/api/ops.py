@@ -115,6 +115,8 @@ async def ready(services: Services, request: Request, send: Send) -> None:
             "route_configs": services.router.selector.configs.status(),
             # The response cache's store: "memory" (entries, bytes) or "redis" (available).
             "cache": services.cache.status(),
+            # Run-time changes: the Redis listener and the database poll (changes.py).
+            "changes": services.changes.status(),
             # The last probe run per provider (docs/probe.md): when, tested, passed.
             "probes": await _probes(services),
         }

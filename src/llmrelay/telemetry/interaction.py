@@ -26,6 +26,8 @@ class Interaction:
     status: int
     latency_ms: float
     overhead_ms: float
+    #: A stream: milliseconds from the request to the first content sent to the client.
+    ttft_ms: float | None = None
     stream: bool = False
     model: str | None = None
     provider: str | None = None
@@ -58,6 +60,8 @@ class Interaction:
     #: Sent by ``llmrelay probe`` (``x-llmrelay-probe: 1``): only recorded, never
     #: changes billing or limits.
     probe: bool = False
+    #: The W3C trace id of the call (``Call.trace_id``): in the log line, and the span's.
+    trace_id: str | None = None
 
     def token_columns(self) -> dict[str, int]:
         """The token counts as the ``responses`` and ``usage_records`` rows store them."""
@@ -79,8 +83,10 @@ class Interaction:
     def log_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "timestamp": self.created_at.isoformat(),
+            "level": "error" if self.status >= 500 else "warning" if self.status >= 400 else "info",
             "event": "interaction",
             "request_id": self.request_id,
+            "trace_id": self.trace_id,
             "route": self.route,
             "method": self.method,
             "status": self.status,
