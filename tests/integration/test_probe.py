@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -246,3 +246,41 @@ def test_local_gateway_without_url(gw: GatewayProcess) -> None:
     assert "TOTAL: 2/2 models passed (100.0%)" in result.stdout
     rows = gw.db_query("SELECT enabled FROM api_keys WHERE name LIKE 'probe-%'")
     assert rows and all(not enabled for (enabled,) in rows)
+
+
+def test_history_and_readiness_on_postgres(
+    mocks: dict[str, MockUpstream],
+    make_postgres_db: Callable[[], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The probe_results table, the probe column and the readiness query on PostgreSQL."""
+    config: dict[str, Any] = {
+        "mock_provider": False,
+        "database_url": make_postgres_db(),
+        "provider_reload_interval": 300,
+        "providers": [
+            {"name": n, "type": "openai", "base_url": mocks[n].base_url, "api_key": "sk-up"}
+            for n in ("good", "bad")
+        ],
+        "probe": {"timeout_seconds": 2},
+    }
+    gateway = GatewayProcess(tmp_path_factory.mktemp("probe-pg"), config).start()
+    try:
+        key = gateway.create_key("prober")
+        result = probe(gateway, key=key)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "[OK] good" in result.stdout and "[FAIL] bad" in result.stdout
+        ready = httpx.get(gateway.url + "/health/ready").json()["probes"]
+        assert ready["good"] == {**ready["good"], "tested": 2, "passed": 2}
+        assert ready["bad"]["passed"] == 0
+        history = probe(gateway, "history").stdout
+        assert "good/gpt-4o-mini" in history and "100.0%" in history
+        deadline = time.monotonic() + 30  # usage rows are written in batches, after the answer
+        while time.monotonic() < deadline:
+            tagged = gateway.db_query("SELECT count(*) FROM usage_records WHERE probe")[0][0]
+            if tagged >= 5:
+                break
+            time.sleep(0.1)
+        assert tagged >= 5
+    finally:
+        gateway.stop()
