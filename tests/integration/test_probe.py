@@ -25,12 +25,14 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "refused-*": Behaviour(status=401, error_message="Incorrect API key provided: sk-up-SECRET"),
     "crash-*": Behaviour(status=500),
     "slow-*": Behaviour(delay_ms=4000),
+    "down-*": Behaviour(status=503),
+    "invalid-*": Behaviour(status=400, error_message="Invalid value for 'temperature'"),
 }
 
 PROVIDERS: dict[str, list[str]] = {
     "good": ["gpt-4o-mini", "gpt-4o", "text-embedding-3-small"],
     "mixed": ["ok-model", "missing-model", "broken-model", "limited-model"],
-    "bad": ["refused-model", "crash-model", "slow-model"],
+    "bad": ["refused-model", "crash-model", "slow-model", "down-model", "invalid-model"],
 }
 
 
@@ -55,7 +57,7 @@ def gw(
             {"name": name, "type": "openai", "base_url": mock.base_url, "api_key": "sk-up-SECRET"}
             for name, mock in mocks.items()
         ],
-        "probe": {"timeout_seconds": 2, "max_models_per_gateway": 4},
+        "probe": {"timeout_seconds": 2, "max_models_per_gateway": 5},
         # Lists fetched at start, as a deployed gateway does (the helper turns it off).
         "provider_reload_interval": 300,
     }
@@ -110,8 +112,8 @@ def test_table_has_the_seed_layout(run: Any) -> None:
     summary = lines[lines.index("TEST SUMMARY") :]
     assert "[OK] good            :  2/ 2 passed (100.0%)" in summary
     assert "[WARN] mixed         :  1/ 4 passed ( 25.0%)" in summary
-    assert "[FAIL] bad           :  0/ 3 passed (  0.0%)" in summary
-    assert "TOTAL: 3/9 models passed (33.3%)" in summary
+    assert "[FAIL] bad           :  0/ 5 passed (  0.0%)" in summary
+    assert "TOTAL: 3/11 models passed (27.3%)" in summary
     assert "sk-up-SECRET" not in text
 
 
@@ -129,6 +131,8 @@ def test_failures_are_classified_as_the_seed_table(run: Any) -> None:
     assert "401 bad key" in _line(text, "refused-model")
     assert "5xx server error" in _line(text, "crash-model")
     assert "timeout" in _line(text, "slow-model")
+    assert "503 service unavailable" in _line(text, "down-model")
+    assert "400 bad parameters: Invalid value for 'temperature'" in _line(text, "invalid-model")
     assert "ttft" in _line(text, "gpt-4o-mini")
 
 
@@ -136,7 +140,7 @@ def test_json_report_has_every_model_and_no_secret(run: Any, key: str) -> None:
     _, report = run
     models = {m["model"].split("/", 1)[1]: m for p in report["providers"] for m in p["models"]}
     assert report["exit_code"] == 1
-    assert report["total"] == {**report["total"], "tested": 9, "passed": 3, "failed": 6}
+    assert report["total"] == {**report["total"], "tested": 11, "passed": 3, "failed": 8}
     assert models["missing-model"]["reason"] == "not_found"
     assert models["limited-model"]["reason"] == "rate_limited"
     # The 429's retry-after (1 s, within the 2 s timeout) was waited once, then classified.
@@ -146,6 +150,8 @@ def test_json_report_has_every_model_and_no_secret(run: Any, key: str) -> None:
     assert models["refused-model"]["reason"] == "auth"
     assert models["crash-model"]["reason"] == "server_error"
     assert models["slow-model"]["reason"] == "timeout"
+    assert models["down-model"]["reason"] == "unavailable"
+    assert models["invalid-model"]["reason"] == "bad_request"
     assert models["gpt-4o-mini"]["ok"] and models["gpt-4o-mini"]["ttft_ms"] is not None
     assert models["gpt-4o-mini"]["tokens"] > 0
     raw = json.dumps(report)
