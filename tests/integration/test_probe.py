@@ -196,6 +196,14 @@ def test_history_and_readiness_show_the_run(run: Any, gw: GatewayProcess) -> Non
     assert ready["probes"]["bad"]["passed"] == 0
 
 
+def test_the_probe_tag_does_not_lift_limits(gw: GatewayProcess) -> None:
+    """A probe is limited like any call of its key: past its rpm, the gateway's own 429."""
+    limited = gw.create_key("probe-limited", rpm=2)
+    result = probe(gw, "--provider", "good", "--stream", "--no-history", key=limited)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "429 rate limited" in result.stdout
+
+
 def test_one_provider_and_one_model(gw: GatewayProcess, key: str) -> None:
     result = probe(gw, "--provider", "good", "--models", "1", "--no-history", key=key)
     assert result.returncode == 0, result.stdout + result.stderr
