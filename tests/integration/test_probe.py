@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -298,3 +299,21 @@ def test_history_and_readiness_on_postgres(
         assert tagged >= 5
     finally:
         gateway.stop()
+
+
+def test_a_local_gateway_that_cannot_start_exits_2_with_its_reason(
+    gw: GatewayProcess, tmp_path: Path
+) -> None:
+    config = tmp_path / "llmrelay.yaml"
+    config.write_text("database_url: postgresql+asyncpg://nobody@127.0.0.1:1/none\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "llmrelay", "probe", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=gw.env(),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "local gateway" in result.stderr and "Connection refused" in result.stderr
+    assert "Traceback" not in result.stderr
