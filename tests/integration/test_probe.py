@@ -199,7 +199,7 @@ def test_history_and_readiness_show_the_run(run: Any, gw: GatewayProcess) -> Non
 
 def test_the_probe_tag_does_not_lift_limits(gw: GatewayProcess) -> None:
     """A probe is limited like any call of its key: past its rpm, the gateway's own 429."""
-    limited = gw.create_key("probe-limited", rpm=2)
+    limited = gw.create_key("rpm-limited", rpm=2)
     result = probe(gw, "--provider", "good", "--stream", "--no-history", key=limited)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "429 rate limited" in result.stdout

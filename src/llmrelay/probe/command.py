@@ -29,7 +29,7 @@ from .render import LiveView, render_text
 from .report import EXIT_UNUSABLE, ModelResult, Report
 from .runner import run_all
 from .targets import ListingError, Target, select
-from .wire import Client
+from .wire import Client, short
 
 COMMAND = "probe"
 
@@ -83,6 +83,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             report = await _probe(options, url, key)
     except (ListingError, LocalGatewayError) as exc:
         return _fail(str(exc))
+    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+        # Anything else the network or the machine throws: one line, never a trace.
+        return _fail(f"the probe could not run: {type(exc).__name__}: {short(str(exc))}")
     print(render_text(report), end="")
     if args.json_file:
         try:
