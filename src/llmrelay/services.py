@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
     from llmrelay.context import Call
+    from llmrelay.telemetry.tracing import Tracing
 
 log = logging.getLogger("llmrelay")
 
@@ -91,6 +92,8 @@ class Services:
         self._previous_sigterm: Any = None
         self._previous_sigint: Any = None
         self._log_stream: IO[bytes] | None = None
+        #: OpenTelemetry (telemetry/tracing.py), imported only when ``tracing`` is on.
+        self.tracing: Tracing | None = None
 
     # -- start and stop -----------------------------------------------------------------
     async def start(self) -> None:
@@ -128,6 +131,10 @@ class Services:
         self.governor = self.governance.governor
         self.writer.sinks.append(write_usage)  # usage rows + summaries with each log batch
         self.metrics = Metrics(self._live_metrics, key_labels=s.metrics_key_labels)
+        if s.tracing:
+            from llmrelay.telemetry.tracing import Tracing
+
+            self.tracing = Tracing(record_content=s.tracing_record_content)
         self.writer.observers.append(self.metrics.observe)
         self.writer.start()  # replays rows a previous process left in the spool
         self.metrics.watch_writer(self.writer.stats_dict)
@@ -152,6 +159,8 @@ class Services:
         # rows are queued before the writer's last flush.
         await self.end_calls()
         await self.writer.close()
+        if self.tracing is not None:  # flushes the last spans to the collector
+            await asyncio.to_thread(self.tracing.close)
         await self.governance.close()
         await self.cache.close()
         await self.model_lists.close()
