@@ -132,9 +132,9 @@ class Services:
         self.writer.sinks.append(write_usage)  # usage rows + summaries with each log batch
         self.metrics = Metrics(self._live_metrics, key_labels=s.metrics_key_labels)
         if s.tracing:
-            from llmrelay.telemetry.tracing import Tracing
+            from llmrelay.telemetry.tracing import start_tracing
 
-            self.tracing = Tracing(record_content=s.tracing_record_content)
+            self.tracing = start_tracing(record_content=s.tracing_record_content)
         self.writer.observers.append(self.metrics.observe)
         self.writer.start()  # replays rows a previous process left in the spool
         self.metrics.watch_writer(self.writer.stats_dict)

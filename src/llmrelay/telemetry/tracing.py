@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from llmrelay.config_error import ConfigError
 from llmrelay.redaction import redact
 
 if TYPE_CHECKING:
@@ -42,6 +43,17 @@ _OPERATIONS = {
     "/v1/embeddings": "embeddings",
     "/v1/completions": "text_completion",
 }
+
+
+def start_tracing(*, record_content: bool) -> Tracing:
+    """The tracer of ``tracing: true``; a clear start-up error without the extra."""
+    try:
+        return Tracing(record_content=record_content)
+    except ImportError as exc:
+        raise ConfigError(
+            "invalid config: tracing: true needs OpenTelemetry, which is not installed "
+            f"({exc.name}): pip install 'llmrelay[otel]'"
+        ) from exc
 
 
 class Tracing:
