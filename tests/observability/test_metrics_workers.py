@@ -192,6 +192,9 @@ def test_every_scrape_sums_every_worker(served: Served) -> None:
         assert scrape["cache_hit_rate"][()] == pytest.approx(3 / served.calls)
         assert _total(scrape, "llmrelay_time_to_first_token_seconds_count") == 2
         assert _total(scrape, "llmrelay_circuit_skips_total") == 1
+        circuit = scrape["llmrelay_circuit_state"]  # Redis-shared: any worker sees it
+        assert circuit[(("state", "open"), ("target", "dead/x"))] == 1
+        assert circuit[(("state", "closed"), ("target", "dead/x"))] == 0
         assert _total(scrape, "llmrelay_rejections_total") >= 1
         assert scrape["llmrelay_rejections_total"].keys() == {
             (("key", ""), ("reason", "rate_limited"))

@@ -11,7 +11,7 @@ values live in prometheus-client's multiprocess files (:mod:`llmrelay.telemetry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -180,6 +180,7 @@ class Metrics:
         self._model_label = _ModelLabels()
         self._guard_label = _ModelLabels()
         self._entity_label = _ModelLabels()
+        self._target_label = _ModelLabels()
         labels = ["route", "provider", "model", "status"]
         self.requests = Counter(
             "llmrelay_requests",
@@ -373,8 +374,29 @@ class Metrics:
         self.registry.register(collector)
         self._collectors.append(collector)
 
-    def render(self) -> bytes:
+    def render(self, circuits: Mapping[str, Mapping[str, Any]] | None = None) -> bytes:
         """The exposition text: this process's registry, or with several workers every
         worker's counters and histograms summed (:func:`~llmrelay.telemetry.scrape.
-        families`), plus the series derived from them."""
-        return generate_latest(scrape.Families(scrape.families(self.registry, self._collectors)))
+        families`), plus the series derived from them; ``circuits`` is the breaker's
+        ``snapshot()`` (read by the async handler: a shared breaker lives in Redis)."""
+        families = scrape.families(self.registry, self._collectors)
+        if circuits is not None:
+            families.append(self._circuit_family(circuits))
+        return generate_latest(scrape.Families(families))
+
+    def _circuit_family(self, circuits: Mapping[str, Mapping[str, Any]]) -> GaugeMetricFamily:
+        """``llmrelay_circuit_state{target, state}``: 1 for each target's current state
+        (closed, open, half_open). Targets are ``provider/model``: capped like models."""
+        family = GaugeMetricFamily(
+            "llmrelay_circuit_state",
+            "Circuit breaker state per target: 1 for the current state",
+            labels=["target", "state"],
+        )
+        for key, circuit in circuits.items():
+            target = self._target_label(key)
+            if target == "other":
+                continue
+            current = str(circuit.get("state", ""))
+            for state in ("closed", "open", "half_open"):
+                family.add_metric([target, state], 1.0 if state == current else 0.0)
+        return family
