@@ -131,6 +131,8 @@ class Services:
         self.governor = self.governance.governor
         self.writer.sinks.append(write_usage)  # usage rows + summaries with each log batch
         self.metrics = Metrics(self._live_metrics, key_labels=s.metrics_key_labels)
+        if s.metrics_key_labels:
+            self.governor.budget_observer = self.metrics.observe_budgets
         if s.tracing:
             from llmrelay.telemetry.tracing import start_tracing
 

@@ -12,14 +12,17 @@ values live in prometheus-client's multiprocess files (:mod:`llmrelay.telemetry.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from llmrelay.telemetry import scrape
 from llmrelay.telemetry.interaction import Interaction
+
+if TYPE_CHECKING:
+    from llmrelay.governance.budgets import BudgetState
 
 #: Seed 004's ``llm_request_duration_seconds``: from sub-millisecond cache hits to
 #: ten-minute streams.
@@ -300,6 +303,14 @@ class Metrics:
             ["provider"],
             registry=self.registry,
         )
+        # Only with key_labels (Governor.budget_observer): one series per budget owner.
+        self.budget_remaining = Gauge(
+            "llmrelay_budget_remaining_usd",
+            "What a key's or team's budget has left, as of its last admitted call",
+            ["scope", "name", "period"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
         self._live = _Live(live)
         self.registry.register(self._live)
         self._collectors: list[Collector] = [self._live]
@@ -347,6 +358,15 @@ class Metrics:
             if usage is not None and usage.completion_tokens > 1:
                 after = max(0.0, it.latency_ms - it.ttft_ms) / 1000
                 self.tpot.labels(provider).observe(after / (usage.completion_tokens - 1))
+
+    def observe_budgets(self, states: list[BudgetState]) -> None:
+        """The remaining budgets an admitted call saw (set as ``Governor.budget_observer``
+        only with ``metrics_key_labels``). Owners read ``key 'name'`` / ``team 'name'``."""
+        for state in states:
+            budget = state.budget
+            name = budget.owner[len(budget.scope) + 2 : -1]
+            left = max(0, budget.limit_nanos - state.spent - state.reserved) / 1e9
+            self.budget_remaining.labels(budget.scope, name, budget.kind).set(left)
 
     def count_rejection(self, reason: str, key_name: str | None) -> None:
         """A call refused by a rate limit (429) or a budget (402), as it is refused:
