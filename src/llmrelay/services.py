@@ -94,6 +94,7 @@ class Services:
         self._log_stream: IO[bytes] | None = None
         #: OpenTelemetry (telemetry/tracing.py), imported only when ``tracing`` is on.
         self.tracing: Tracing | None = None
+        self._shared_live: asyncio.Task[None] | None = None
 
     # -- start and stop -----------------------------------------------------------------
     async def start(self) -> None:
@@ -133,6 +134,8 @@ class Services:
         self.metrics = Metrics(self._live_metrics, key_labels=s.metrics_key_labels)
         if s.metrics_key_labels:
             self.governor.budget_observer = self.metrics.observe_budgets
+        shared = self.metrics.shared_live
+        self._shared_live = None if shared is None else asyncio.create_task(shared.run())
         if s.tracing:
             from llmrelay.telemetry.tracing import start_tracing
 
@@ -161,6 +164,9 @@ class Services:
         # rows are queued before the writer's last flush.
         await self.end_calls()
         await self.writer.close()
+        if self._shared_live is not None and self.metrics.shared_live is not None:
+            self._shared_live.cancel()
+            self.metrics.shared_live.close()
         if self.tracing is not None:  # flushes the last spans to the collector
             await asyncio.to_thread(self.tracing.close)
         await self.governance.close()

@@ -311,9 +311,12 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="mostrecent",
         )
-        self._live = _Live(live)
-        self.registry.register(self._live)
-        self._collectors: list[Collector] = [self._live]
+        self._collectors: list[Collector] = []
+        #: With several workers: the live gauges as multiprocess gauges (Services runs
+        #: ``shared_live.run``); else read from ``live`` at each scrape.
+        self.shared_live = scrape.SharedLive(live) if scrape.multiprocess() else None
+        if self.shared_live is None:
+            self._add(_Live(live))
 
     def observe(self, batch: list[Interaction]) -> None:
         for it in batch:
@@ -399,6 +402,8 @@ class Metrics:
         worker's counters and histograms summed (:func:`~llmrelay.telemetry.scrape.
         families`), plus the series derived from them; ``circuits`` is the breaker's
         ``snapshot()`` (read by the async handler: a shared breaker lives in Redis)."""
+        if self.shared_live is not None:
+            self.shared_live.refresh()  # this worker's own values, current
         families = scrape.families(self.registry, self._collectors)
         if circuits is not None:
             families.append(self._circuit_family(circuits))
