@@ -152,6 +152,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Label the rate-limit and budget rejection series with the key's name (one series
     #: per key: only where the number of keys is bounded). See docs/observability.md.
     metrics_key_labels: bool = False
+    #: OpenTelemetry traces over OTLP/HTTP (``pip install llmrelay[otel]``), configured
+    #: by the standard ``OTEL_*`` variables: see docs/observability.md.
+    tracing: bool = False
+    #: Record prompts and answers (redacted) on the call spans.
+    tracing_record_content: bool = False
     log_level: str = "info"
     #: Where interaction logs go: "stdout", "stderr", "none" or a file path.
     log_file: str = "stdout"

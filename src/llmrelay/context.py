@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from llmrelay.governance.backend import Plan as GovernanceTicket
     from llmrelay.guardrails.scan import GuardState
     from llmrelay.routing.plan import RoutePlan
+    from llmrelay.telemetry.tracing import CallSpan
 
 
 @functools.lru_cache(maxsize=4)
@@ -115,6 +116,8 @@ class Call:
     cache: CacheState | None = None
     #: The trace id of the call's span when tracing is on (telemetry/tracing.py).
     span_trace_id: str | None = None
+    #: The call's spans when tracing is on (``telemetry.tracing.CallSpan``), else None.
+    span: CallSpan | None = None
 
     @classmethod
     def start(cls, request: Request, route: str) -> Call:

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
     from llmrelay.context import Call
+    from llmrelay.telemetry.tracing import Tracing
 
 log = logging.getLogger("llmrelay")
 
@@ -98,6 +99,9 @@ class Services:
         self._previous_sigterm: Any = None
         self._previous_sigint: Any = None
         self._log_stream: IO[bytes] | None = None
+        #: OpenTelemetry (telemetry/tracing.py), imported only when ``tracing`` is on.
+        self.tracing: Tracing | None = None
+        self._shared_live: asyncio.Task[None] | None = None
 
     # -- start and stop -----------------------------------------------------------------
     async def start(self) -> None:
@@ -138,6 +142,14 @@ class Services:
         self.governor = self.governance.governor
         self.writer.sinks.append(write_usage)  # usage rows + summaries with each log batch
         self.metrics = Metrics(self._live_metrics, key_labels=s.metrics_key_labels)
+        if s.metrics_key_labels:
+            self.governor.budget_observer = self.metrics.observe_budgets
+        shared = self.metrics.shared_live
+        self._shared_live = None if shared is None else asyncio.create_task(shared.run())
+        if s.tracing:
+            from llmrelay.telemetry.tracing import start_tracing
+
+            self.tracing = start_tracing(record_content=s.tracing_record_content)
         self.writer.observers.append(self.metrics.observe)
         self.writer.start()  # replays rows a previous process left in the spool
         self.metrics.watch_writer(self.writer.stats_dict)
@@ -176,6 +188,11 @@ class Services:
         # rows are queued before the writer's last flush.
         await self.end_calls()
         await self.writer.close()
+        if self._shared_live is not None and self.metrics.shared_live is not None:
+            self._shared_live.cancel()
+            self.metrics.shared_live.close()
+        if self.tracing is not None:  # flushes the last spans to the collector
+            await asyncio.to_thread(self.tracing.close)
         await self.governance.close()
         await self.cache.close()
         await self.model_lists.close()

@@ -387,6 +387,8 @@ class _Run:
         }
         if waited:
             entry["wait_ms"] = round(waited * 1000, 1)
+        if call.span is not None:  # tracing on: the attempt's span and traceparent
+            call.span.attempt(entry, ucall)
         t0 = time.perf_counter()
         resp: UpstreamResponse | None = None
         try:
