@@ -34,6 +34,7 @@ from llmrelay.cache.request import Directives, cache_key, candidates, directives
 from llmrelay.cache.semantic import SemanticIndex, split
 from llmrelay.cache.shared_vectors import SharedVectors
 from llmrelay.cache.state import BYPASS, HIT, MISS, REFRESH, SEMANTIC, CacheState
+from llmrelay.cache.vector_channel import VectorChannel
 from llmrelay.errors import InvalidRequest
 from llmrelay.governance.pricing import cost_nanos
 from llmrelay.plugins.chain import Answer, Plugin, Replay, StreamStep
@@ -108,6 +109,17 @@ class CacheRuntime:
                 lambda: metrics.cache_errors.labels("database").inc(),
             )
         url = cfg.redis_url or settings.redis_url
+        #: Shared questions pushed through Redis as they are stored (the poll catches up).
+        self.channel: VectorChannel | None = None
+        if self.shared is not None and url:
+            self.channel = VectorChannel(
+                url,
+                settings.redis_prefix + "cache:vectors",
+                self.index,
+                settings.redis_timeout,
+                settings.redis_retry_interval,
+                lambda: metrics.cache_errors.labels("redis").inc(),
+            )
         self.backend: Backend
         if cfg.backend == "redis" or (cfg.backend == "auto" and url):
             assert url is not None  # checked with the settings
@@ -123,6 +135,8 @@ class CacheRuntime:
     def start(self) -> None:
         if self.shared is not None:
             self.shared.start()
+        if self.channel is not None:
+            self.channel.start()
 
     def plugin(self, options: Mapping[str, Any]) -> Plugin:
         """The factory registered as ``cache`` (one plug-in per distinct options)."""
@@ -211,9 +225,15 @@ class CacheRuntime:
         return cost_nanos(usage, price) if price is not None else 0
 
     def status(self) -> dict[str, Any]:
-        return {**self.backend.status(), "semantic": self.index.status()}
+        semantic: dict[str, Any] = dict(self.index.status())
+        if self.channel is not None:
+            semantic["pushed_received"] = self.channel.received
+            semantic["pushed_subscribed"] = self.channel.subscribed.is_set()
+        return {**self.backend.status(), "semantic": semantic}
 
     async def close(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
         if self.shared is not None:
             await self.shared.close()
         await self.backend.close()
@@ -416,6 +436,10 @@ class ResponseCache(Plugin):
         if await self.runtime.store(key, entry, state.ttl) and state.vector is not None:
             assert state.context is not None
             self.runtime.index.add(state.context, state.vector, state.key, state.ttl)
+            if self.runtime.channel is not None:
+                await self.runtime.channel.publish(
+                    state.context, state.vector, state.key, state.ttl
+                )
             if self.runtime.shared is not None:
                 await self.runtime.shared.add(state.context, state.vector, state.key, state.ttl)
 
