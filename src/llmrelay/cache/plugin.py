@@ -226,6 +226,8 @@ class CacheRuntime:
 
     def status(self) -> dict[str, Any]:
         semantic: dict[str, Any] = dict(self.index.status())
+        if self.shared is not None:
+            semantic["pgvector"] = self.shared.presence
         if self.channel is not None:
             semantic["pushed_received"] = self.channel.received
             semantic["pushed_subscribed"] = self.channel.subscribed.is_set()
@@ -273,6 +275,9 @@ class ResponseCache(Plugin):
             if state.vector is not None:
                 threshold = max(self.options.threshold, wanted.threshold or 0.0)
                 match = self.runtime.index.search(state.context, state.vector, threshold)
+                shared = self.runtime.shared
+                if match is None and shared is not None and shared.pgvector:
+                    match = await shared.search(state.context, state.vector, threshold)
                 if match is not None:
                     found = await self.runtime.lookup(match[0], call.stream, call.route)
                     state.similarity = match[1]
