@@ -20,8 +20,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from llmrelay.cache import entry as entries
 from llmrelay.cache.backends import Backend, BackendError, MemoryBackend, RedisBackend
 from llmrelay.cache.embedder import EmbeddingError, ProviderEmbedder
@@ -241,6 +239,10 @@ class CacheRuntime:
         await self.backend.close()
 
 
+#: Where ``response_cache.metadata`` adds seed 004's metadata to JSON answers.
+_METADATA_ROUTES = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses"})
+
+
 class ResponseCache(Plugin):
     name = "cache"
 
@@ -369,17 +371,27 @@ class ResponseCache(Plugin):
         if (
             state is not None
             and self.runtime.add_metadata
-            and call.route == "/v1/chat/completions"
+            and call.route in _METADATA_ROUTES
             and call.target is not None
         ):
-            body = orjson.loads(answer.body)
-            cost = 0 if state.hit else self.runtime.cost(call, answer.usage)
-            body["metadata"] = {
-                "cache_hit": state.hit,
-                "provider": call.target.provider.name,
-                "cost_usd": cost / 1e9,
-            }
-            return ChatResult(orjson.dumps(body), answer.usage, answer.finish_reason, answer.extra)
+            cost = (0 if state.hit else self.runtime.cost(call, answer.usage)) / 1e9
+            provider = call.target.provider.name
+            if call.route == "/v1/responses":
+                # A response's own ``metadata`` echoes the request's, strings only (the
+                # API's type): the three are added to it as strings.
+                given = call.body.get("metadata") if call.body is not None else None
+                call.answer_fields["metadata"] = {
+                    **(given if isinstance(given, dict) else {}),
+                    "cache_hit": "true" if state.hit else "false",
+                    "provider": provider,
+                    "cost_usd": f"{cost:.9f}",
+                }
+            else:
+                call.answer_fields["metadata"] = {
+                    "cache_hit": state.hit,
+                    "provider": provider,
+                    "cost_usd": cost,
+                }
         return answer
 
     def stream(self, call: Call) -> StreamStep | None:
