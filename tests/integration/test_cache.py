@@ -811,3 +811,33 @@ async def test_an_answer_a_guardrail_found_pii_in_is_not_stored(gw: Harness) -> 
     assert (await gw.post("/v1/chat/completions", clean, x_llmrelay_config=config)).headers[
         "x-llmrelay-cache"
     ] == "HIT"
+
+
+async def test_single_flight_identical_misses_wait_for_the_first_answer(gw: Harness) -> None:
+    body = {
+        "model": "claude/claude-sonnet-4-5",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": _question()}],
+    }
+    # The first answer takes 300 ms: without single flight all four would call upstream.
+    gw.upstream.script(Behaviour(delay_ms=300))
+    before = gw.calls()
+    answers = await asyncio.gather(*(gw.post("/v1/messages", body) for _ in range(4)))
+    verdicts = sorted(a.headers["x-llmrelay-cache"] for a in answers)
+    assert verdicts == ["HIT", "HIT", "HIT", "MISS"]
+    assert gw.calls() == before + 1
+    assert len({a.json()["content"][0]["text"] for a in answers}) == 1
+    assert not gw.gateway.services.cache.flights  # released once stored
+
+
+async def test_single_flight_followers_go_on_when_the_first_call_fails(gw: Harness) -> None:
+    body = {
+        "model": "claude/claude-sonnet-4-5",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": _question()}],
+    }
+    gw.upstream.script(Behaviour(status=529, delay_ms=200))
+    answers = await asyncio.gather(*(gw.post("/v1/messages", body) for _ in range(3)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses[0] == 200 and statuses[-1] >= 500  # the followers called upstream
+    assert not gw.gateway.services.cache.flights

@@ -14,6 +14,7 @@ header), and ``call.cache`` (the row marks the hit and the cost it saved).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -97,6 +98,8 @@ class CacheRuntime:
         self.index = SemanticIndex(cfg.max_vectors, cfg.max_vectors_per_context)
         #: One embedder per model named by a config (the options are bounded already).
         self._embedders: dict[str, ProviderEmbedder | LocalEmbedder] = {}
+        #: Single flight: the keys a miss of this process is answering now.
+        self.flights: dict[str, asyncio.Event] = {}
         self.shared: SharedVectors | None = None
         if cfg.shared_vectors and engine is not None:
             self.shared = SharedVectors(
@@ -239,6 +242,10 @@ class CacheRuntime:
         await self.backend.close()
 
 
+#: Single flight: how long an identical non-streamed miss waits for the first one's
+#: answer before calling the upstream itself (a slow model must not hold it forever).
+_FLIGHT_WAIT = 30.0
+
 #: Where ``response_cache.metadata`` adds seed 004's metadata to JSON answers.
 _METADATA_ROUTES = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses"})
 
@@ -272,6 +279,11 @@ class ResponseCache(Plugin):
         answer = self._fresh_hit(call, state, wanted, found, HIT)
         if answer is not None:
             return answer
+        flight = self.runtime.flights.get(state.key)
+        if flight is not None and not call.stream:
+            answer = await self._follow(call, state, wanted, flight)
+            if answer is not None:
+                return answer
         if question is not None:
             state.context, state.vector = question[0], await self._embed(question[1])
             if state.vector is not None:
@@ -286,7 +298,24 @@ class ResponseCache(Plugin):
                     answer = self._fresh_hit(call, state, wanted, found, SEMANTIC)
                     if answer is not None:
                         return answer
+        if state.store and state.key not in self.runtime.flights:
+            self.runtime.flights[state.key] = state.flight = asyncio.Event()
         return self._report(call, MISS)
+
+    async def _follow(
+        self, call: Call, state: CacheState, wanted: Directives, flight: asyncio.Event
+    ) -> Answer | None:
+        """Single flight: wait for the miss of the same key in flight here to store its
+        answer (at most ``_FLIGHT_WAIT``), then look it up again. Streams do not wait:
+        that would hold their first byte until the whole first answer had arrived."""
+        assert state.key is not None
+        try:
+            async with asyncio.timeout(_FLIGHT_WAIT):
+                await flight.wait()
+        except TimeoutError:
+            return None
+        found = await self.runtime.lookup(state.key, call.stream, call.route)
+        return self._fresh_hit(call, state, wanted, found, HIT)
 
     def _question(self, call: Call, namespace: str) -> tuple[str, str] | None:
         """Semantic mode: ``(context hash, last user turn)``, if the call has one."""
@@ -402,6 +431,17 @@ class ResponseCache(Plugin):
         return _Collect(state, self.runtime.max_entry_bytes)
 
     async def finish(self, call: Call) -> None:
+        try:
+            await self._finish(call)
+        finally:
+            state = call.cache
+            if state is not None and state.flight is not None:
+                # Stored or not, the calls waiting on this one look up and go on.
+                if state.key is not None and self.runtime.flights.get(state.key) is state.flight:
+                    del self.runtime.flights[state.key]
+                state.flight.set()
+
+    async def _finish(self, call: Call) -> None:
         state = call.cache
         if (
             state is None
