@@ -220,7 +220,10 @@ async def _serve(services: Services, call: Call, codec: Codec, send: Send) -> No
     result = await call.chain.after(call, result)
     call.usage = result.usage
     call.finish_reason = result.finish_reason
-    await respond(services, call, codec, send, codec.encode(call, result))
+    body = codec.encode(call, result)
+    if call.answer_fields:
+        body = orjson.dumps({**orjson.loads(body), **call.answer_fields})
+    await respond(services, call, codec, send, body)
 
 
 async def open_routed(
