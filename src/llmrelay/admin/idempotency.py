@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import delete, select
 
+from llmrelay.admin.json_size import encoded
 from llmrelay.errors import Conflict, InvalidRequest
 from llmrelay.store.schema import IdempotencyRecord, utcnow
 
@@ -46,7 +47,7 @@ def header_key(value: str | None) -> str | None:
 
 def fingerprint(method: str, path: str, body: Any) -> str:
     """What makes two requests the same request: method, path and body (keys sorted)."""
-    raw = orjson.dumps([method, path, body], option=orjson.OPT_SORT_KEYS)
+    raw = encoded([method, path, body], "body", orjson.OPT_SORT_KEYS)
     return hashlib.sha256(raw).hexdigest()
 
 

@@ -10,7 +10,6 @@ After each change the resolver's aliases are read again (:mod:`llmrelay.routing
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from llmrelay.admin import audit, db
 from llmrelay.admin.deps import Reader, Writer, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
+from llmrelay.admin.timestamps import Timestamp
 from llmrelay.errors import Conflict, InvalidRequest, NotFound, UnknownModel
 from llmrelay.routing import aliases
 from llmrelay.store.schema import Model, ModelAlias, new_id, utcnow
@@ -56,7 +56,7 @@ class AliasOut(BaseModel):
     target: str | None
     enabled: bool
     source: str
-    created_at: datetime | None
+    created_at: Timestamp | None
 
 
 def _check_target(services: Services, target: str) -> None:

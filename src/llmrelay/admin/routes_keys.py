@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from sqlalchemy import func, or_, select
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from llmrelay.admin import audit, db, idempotency
 from llmrelay.admin.auth import Principal
 from llmrelay.admin.deps import Reader, Writer, services_of
+from llmrelay.admin.json_size import encoded
 from llmrelay.admin.paging import Limit, Offset, Page
 from llmrelay.admin.timestamps import Timestamp
 from llmrelay.errors import InvalidRequest, NotFound
@@ -191,7 +191,7 @@ def bounded_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
     and metadata cut short would be worse than refused."""
     if metadata is None:
         return None
-    if len(orjson.dumps(metadata)) > JSON_LIMIT:
+    if len(encoded(metadata, "metadata")) > JSON_LIMIT:
         raise InvalidRequest(f"metadata: at most {JSON_LIMIT} bytes of JSON", param="metadata")
     cleaned: dict[str, Any] = clean_json(metadata)
     return cleaned

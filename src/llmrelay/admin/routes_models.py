@@ -10,7 +10,6 @@ change the governor reloads its prices, so the next call is charged at them.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from llmrelay.admin import audit, db
 from llmrelay.admin.deps import Reader, Writer, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
+from llmrelay.admin.timestamps import Timestamp
 from llmrelay.errors import InvalidRequest, NotFound
 from llmrelay.governance import catalog
 from llmrelay.governance.pricing import to_price
@@ -50,7 +50,7 @@ class ModelOut(BaseModel):
     max_input_tokens: int | None
     max_output_tokens: int | None
     price_source: str
-    updated_at: datetime | None
+    updated_at: Timestamp | None
 
 
 class Prices(BaseModel):

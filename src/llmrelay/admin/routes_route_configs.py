@@ -10,10 +10,8 @@ table every ``routing.config_cache_ttl`` seconds), so the next call uses it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Body, Path, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -21,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from llmrelay.admin import audit, db
 from llmrelay.admin.deps import Reader, Writer, services_of
+from llmrelay.admin.json_size import encoded
 from llmrelay.admin.paging import Limit, Offset, Page
+from llmrelay.admin.timestamps import Timestamp
 from llmrelay.errors import Conflict, InvalidRequest, NotFound, UnknownModel
 from llmrelay.routing.config import RouteConfigError, parse_route_config
 from llmrelay.routing.plan import BindError, bind
@@ -42,12 +42,12 @@ class RouteConfigOut(BaseModel):
     name: str
     source: str
     config: dict[str, Any]
-    created_at: datetime | None
-    updated_at: datetime | None
+    created_at: Timestamp | None
+    updated_at: Timestamp | None
 
 
 def _validate(services: Services, raw: dict[str, Any]) -> None:
-    if len(orjson.dumps(raw)) > JSON_LIMIT:
+    if len(encoded(raw, "config")) > JSON_LIMIT:
         raise InvalidRequest(f"config: larger than {JSON_LIMIT} bytes", param="config")
     try:
         spec = parse_route_config(raw)
