@@ -17,7 +17,7 @@ from llmrelay.plugins.chain import EMPTY, Chain
 from llmrelay.providers.base import Usage
 from llmrelay.routing.resolve import Target
 from llmrelay.store.schema import new_id
-from llmrelay.telemetry.interaction import Interaction
+from llmrelay.telemetry.interaction import PROBE_HEADER, Interaction
 
 if TYPE_CHECKING:
     from llmrelay.cache.state import CacheState
@@ -233,6 +233,7 @@ class Call:
             cost_saved_nanos=self.cache.saved_nanos
             if self.cache is not None and self.cache.hit
             else None,
+            probe=self.request.header(PROBE_HEADER) == "1",
         )
 
     def _logged_response(self) -> bytes | None:

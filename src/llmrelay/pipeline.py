@@ -158,9 +158,13 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
 async def _plan(services: Services, call: Call, codec: Codec) -> None:
     """The route plan, or the one target of a direct call; the key must be allowed it."""
     call.plan = await services.router.plan_for(call) if codec.routed else None
+    if call.plan is not None and call.key is not None:
+        call.plan = services.bound.plan(call.plan, call.key)
     if call.plan is None:
         assert call.model is not None and call.key is not None
-        call.target = services.resolver.resolve(call.model)
+        # A bound key's provider decides where an unprefixed model goes (seed 002).
+        bound = services.bound.target(call.key, call.model)
+        call.target = bound or services.resolver.resolve(call.model)
         # The target, by its own name or the requested name that resolved to it.
         check_allowed(call.key.allowed_models, call.target, (call.model,))
 

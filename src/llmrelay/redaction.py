@@ -60,10 +60,21 @@ class Redactor:
     error paths, so its cost never touches a successful call.
     """
 
-    __slots__ = ("_exact",)
+    __slots__ = ("_exact", "_secrets")
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
+        self._exact: re.Pattern[str] | None = None
+        self.renew(secrets)
+
+    def renew(self, secrets: Iterable[str | None]) -> None:
+        """Mask exactly ``secrets`` from now on (providers changed while running).
+
+        In place, because bound methods of this redactor are held elsewhere (the
+        Responses store's ``redact``); one assignment, so a concurrent call sees the old
+        pattern or the new one.
+        """
         found = {s for s in secrets if s and len(s) >= MIN_SECRET_CHARS}
+        self._secrets = frozenset(found)
         # Longest first: a secret that contains another is masked whole.
         ordered = sorted(found, key=len, reverse=True)
         self._exact = re.compile("|".join(map(re.escape, ordered))) if ordered else None
@@ -71,16 +82,12 @@ class Redactor:
     @classmethod
     def for_providers(cls, specs: Iterable[ProviderSpec]) -> Redactor:
         """A redactor for every credential the configured providers hold."""
-        secrets: list[str | None] = []
-        for spec in specs:
-            secrets += [
-                spec.api_key,
-                spec.aws_access_key_id,
-                spec.aws_secret_access_key,
-                spec.aws_session_token,
-                *credential_headers(spec.headers),
-            ]
-        return cls(secrets)
+        return cls(provider_secrets(specs))
+
+    def with_secrets(self, more: Iterable[str]) -> Redactor:
+        """This redactor plus ``more`` (a bound key's own credential, see
+        :mod:`llmrelay.routing.bound`)."""
+        return Redactor([*self._secrets, *more])
 
     def text(self, text: str) -> str:
         if self._exact is not None:
@@ -99,6 +106,20 @@ class Redactor:
             # Header values are latin-1 on the wire: the mask's ellipsis is spelt out.
             exc.headers[name] = self.text(value).replace("…", "...")
         return exc
+
+
+def provider_secrets(specs: Iterable[ProviderSpec]) -> list[str | None]:
+    """Every credential the providers of ``specs`` hold."""
+    secrets: list[str | None] = []
+    for spec in specs:
+        secrets += [
+            spec.api_key,
+            spec.aws_access_key_id,
+            spec.aws_secret_access_key,
+            spec.aws_session_token,
+            *credential_headers(spec.headers),
+        ]
+    return secrets
 
 
 def _mask_exact(match: re.Match[str]) -> str:

@@ -120,7 +120,8 @@ async def relay_stream(
             tail.append(error_event(cut))
     except UpstreamError as exc:
         # The upstream's words, minus secrets, for the client and for the row alike.
-        clean = services.router.redactor.error(exc)
+        bound = call.target.redactor if call.target is not None else None
+        clean = (bound or services.router.redactor).error(exc)
         call.error = clean
         provider.state.failed(clean.message)
         tail.append(error_event(clean))

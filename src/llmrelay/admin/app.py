@@ -27,7 +27,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmrelay.admin")
 
 #: The routers of the admin API, in the order the OpenAPI document lists them.
-ROUTE_MODULES = ("routes_tokens", "routes_audit")
+ROUTE_MODULES = (
+    "routes_tokens",
+    "routes_keys",
+    "routes_teams",
+    "routes_providers",
+    "routes_audit",
+)
 
 
 class AdminPlane:

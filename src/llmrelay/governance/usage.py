@@ -1,4 +1,5 @@
-"""Usage rows, monthly summaries and persisted spend, written with each log batch.
+"""Usage rows, monthly summaries, daily rollups and persisted spend, written with each
+log batch.
 
 The batch writer runs :func:`write_usage` inside the transaction that inserts the
 batch's ``requests`` rows, so a call's request row, usage row, summary increment and
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from llmrelay.errors import ServiceUnavailable
 from llmrelay.governance.budgets import Budget, day_period, month_period
 from llmrelay.governance.pricing import nanos_to_usd
+from llmrelay.governance.rollup import write_daily
 from llmrelay.store.bounds import INT64, clean_int, clean_row
 from llmrelay.store.bulk import insert_rows
 from llmrelay.store.deadline import within
@@ -57,6 +59,7 @@ def _usage_row(it: Interaction) -> dict[str, Any]:
         "total_cost_usd": nanos_to_usd(cost),
         "cache_hit": it.cache in ("HIT", "SEMANTIC"),
         "cost_saved_nanos": clean_int(it.cost_saved_nanos or 0, INT64),
+        "probe": it.probe,
     }
 
 
@@ -163,6 +166,8 @@ async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
             },
         )
         await conn.execute(stmt)
+
+    await write_daily(conn, rows, now, dialect_insert, _saturating_sum)
 
     counters = SpendCounter.__table__
     for scope, scope_id, period in sorted(spend):

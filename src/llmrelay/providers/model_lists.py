@@ -45,7 +45,7 @@ class ModelLists:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self.status: dict[str, ListStatus] = {}
         #: A provider's refusal may quote its key: scrubbed before it is logged.
-        self._redactor = Redactor.for_providers(p.spec for p in registry)
+        self.redactor = Redactor.for_providers(p.spec for p in registry)
 
     def listing(self) -> list[Provider]:
         """Providers that have a list endpoint."""
@@ -115,7 +115,7 @@ class ModelLists:
                 raise provider.adapter.error(spec, resp.status, body, resp.headers)
             models = provider.adapter.parse_models(body)
         except GatewayError as exc:
-            self._failed(provider, status, self._redactor.text(exc.message))
+            self._failed(provider, status, self.redactor.text(exc.message))
             return
         except Exception as exc:  # an answer we cannot parse
             self._failed(provider, status, f"unreadable model list ({type(exc).__name__})")

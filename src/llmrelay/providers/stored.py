@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+import orjson
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from llmrelay.config_error import ConfigError
 from llmrelay.providers.config_types import ProviderConfig, parse_provider
@@ -32,6 +33,8 @@ log = logging.getLogger("llmrelay")
 #: Config fields kept in a row's plain ``config`` / its encrypted credentials.
 _STORED_CONFIG = ("api_version", "region", "project", "location", "credentials_file", "drop_params")
 _STORED_SECRETS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+#: Fields the admin API stores in ``config`` beside those above.
+_ADMIN_CONFIG = ("connect_timeout", "headers")
 
 
 def stored_fields(cfg: ProviderConfig) -> tuple[dict[str, Any], dict[str, str]]:
@@ -60,6 +63,7 @@ def config_from_row(row: ProviderRow, creds: Mapping[str, Any]) -> ProviderConfi
         "api_key": creds.get("api_key"),
         "timeout": float(conf.get("timeout", 600)),
         "models": list(conf.get("models", [])),
+        **{k: conf[k] for k in _ADMIN_CONFIG if k in conf},
         **restored_fields(conf, creds),
     }
     return parse_provider(raw, f"providers table row {row.name!r}")
@@ -115,16 +119,76 @@ async def _sync_once(
             row.enabled = cfg.enabled
             row.source = "config"
             row.updated_at = utcnow()
-        extra: list[ProviderConfig] = []
         names = {c.name for c in configured}
-        for row in rows.values():
-            if row.name in names or not row.enabled or row.source == "config":
-                continue
-            try:
-                opened = (
-                    credentials.open(row.encrypted_credentials) if row.encrypted_credentials else {}
-                )
-                extra.append(config_from_row(row, opened))
-            except (CredentialError, ConfigError) as exc:
-                log.error("provider %s skipped: %s", row.name, exc)
+        return await _row_configs(session, credentials, list(rows.values()), names)
+
+
+async def stored_configs(
+    sessions: async_sessionmaker[Any], credentials: CredentialBox, skip: set[str]
+) -> list[ProviderConfig]:
+    """The configs of the enabled database-only providers (those not in ``skip``).
+
+    What a reload reads: the YAML file's providers were synced at start and do not
+    change while the process runs.
+    """
+    async with sessions() as session, session.begin():
+        rows = list((await session.scalars(select(ProviderRow))).all())
+        return await _row_configs(session, credentials, rows, skip)
+
+
+async def _row_configs(
+    session: AsyncSession,
+    credentials: CredentialBox,
+    rows: list[ProviderRow],
+    skip: set[str],
+) -> list[ProviderConfig]:
+    extra: list[ProviderConfig] = []
+    for row in rows:
+        if row.name in skip or not row.enabled or row.source == "config":
+            continue
+        try:
+            opened = await open_credentials(session, credentials, row)
+            extra.append(config_from_row(row, opened))
+        except (CredentialError, ConfigError) as exc:
+            log.error("provider %s skipped: %s", row.name, exc)
     return extra
+
+
+def plaintext_credentials(value: str) -> dict[str, str] | None:
+    """The mapping of a credential column written in clear (seed 000's ``'{"api_key":
+    ...}'  -- Will be encrypted by app``), or None for a sealed (Fernet) value."""
+    if not value.lstrip().startswith("{"):
+        return None  # Fernet tokens are urlsafe base64: never a '{'
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise CredentialError("stored provider credentials are neither sealed nor JSON") from exc
+    if not isinstance(data, dict):
+        raise CredentialError("stored provider credentials are not a JSON object")
+    return {str(k): str(v) for k, v in data.items() if v is not None}
+
+
+async def open_credentials(
+    session: AsyncSession, credentials: CredentialBox, row: ProviderRow
+) -> dict[str, str]:
+    """A row's credentials; a row written in clear is sealed in place first.
+
+    The seal is a compare-and-set (``WHERE encrypted_credentials = <the clear text>``):
+    two instances picking up the same row both seal it, the second update matches no
+    row and changes nothing, so neither overwrites what the other (or an operator
+    updating the row meanwhile) wrote.
+    """
+    value = row.encrypted_credentials
+    if not value:
+        return {}
+    clear = plaintext_credentials(value)
+    if clear is None:
+        return credentials.open(value)
+    await session.execute(
+        update(ProviderRow)
+        .where(ProviderRow.id == row.id, ProviderRow.encrypted_credentials == value)
+        .values(encrypted_credentials=credentials.seal(clear))
+        .execution_options(synchronize_session=False)
+    )
+    log.info("provider %s: credentials stored in clear were sealed", row.name)
+    return clear

@@ -2,14 +2,17 @@
 
 Ids are 32-char hex strings made by the gateway, not by the database, so a request row
 and its response row can be written together in one batch without a round trip to
-learn the generated id.
+learn the generated id. The columns of ids that rows added by SQL may carry (keys,
+teams, providers, models, aliases, route configs) hold :data:`ID_LENGTH` characters: a
+UUID's text form, which seed 000's ``gen_random_uuid()`` writes; the server defaults of
+migration 0008 let that seed's ``INSERT`` statements leave out what it does not name.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +20,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -27,8 +31,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import func
+
+#: Characters of an id column rows written by SQL may fill: a UUID's 36 (seed 000).
+ID_LENGTH = 36
 
 
 class _IdSource:
@@ -67,12 +76,12 @@ class Base(DeclarativeBase):
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     #: SHA-256 hex of the key; the key itself is never stored.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     #: First characters of the key, to recognise it in listings.
-    key_prefix: Mapped[str] = mapped_column(String(24))
+    key_prefix: Mapped[str] = mapped_column(String(24), server_default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     #: JSON list of model patterns this key may use; null means any model.
     allowed_models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
@@ -84,7 +93,7 @@ class ApiKey(Base):
     route_config: Mapped[str | None] = mapped_column(String(200), nullable=True)
     #: The team whose limits and budgets also apply to this key (all its keys together).
     team_id: Mapped[str | None] = mapped_column(
-        String(32),
+        String(ID_LENGTH),
         ForeignKey("teams.id", ondelete="SET NULL", name="fk_api_keys_team_id_teams"),
         nullable=True,
         index=True,
@@ -93,7 +102,9 @@ class ApiKey(Base):
     daily_budget: Mapped[Decimal | None] = mapped_column(Numeric(20, 6), nullable=True)
     #: Per key+model limits: ``{"gpt-4o*": {"rpm": 10, "tpm": 20000}, ...}``.
     model_limits: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: A key bound to a provider (seed 002 / seed 004): its unprefixed model names go to
     #: this provider, authenticated with the key's own credential when it has one
@@ -112,7 +123,7 @@ class ApiKey(Base):
 class Provider(Base):
     __tablename__ = "providers"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     provider_type: Mapped[str] = mapped_column(String(50))
@@ -121,9 +132,13 @@ class Provider(Base):
     config: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     #: "config" when synced from the YAML file, "db" when created through the CLI/admin.
-    source: Mapped[str] = mapped_column(String(20), default="db")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    source: Mapped[str] = mapped_column(String(20), default="db", server_default="db")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
 
 
 class Model(Base):
@@ -132,7 +147,7 @@ class Model(Base):
     __tablename__ = "models"
     __table_args__ = (UniqueConstraint("model_name", name="uq_models_model_name"),)
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     model_name: Mapped[str] = mapped_column(String(300))
     litellm_provider: Mapped[str | None] = mapped_column(String(100), nullable=True)
     input_cost_per_token: Mapped[Decimal | None] = mapped_column(Numeric(24, 15), nullable=True)
@@ -148,18 +163,40 @@ class Model(Base):
     cache_creation_input_token_cost: Mapped[Decimal | None] = mapped_column(
         Numeric(24, 15), nullable=True
     )
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    #: ``catalog`` (written by ``catalog sync``) or ``admin`` (prices set through the
+    #: admin API: a later sync leaves them alone).
+    price_source: Mapped[str] = mapped_column(
+        String(20), default="catalog", server_default="catalog"
+    )
 
 
 class ModelAlias(Base):
+    """A name clients may use for a target: ``target`` (``provider/model`` or another
+    model name), or, as seed 000 writes it, a ``models`` row and a ``providers`` row."""
+
     __tablename__ = "model_aliases"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     alias: Mapped[str] = mapped_column(String(300), unique=True)
-    #: ``provider/model`` the alias points at.
-    target: Mapped[str] = mapped_column(String(400))
+    #: ``provider/model`` the alias points at (null when the two ids below name it).
+    target: Mapped[str | None] = mapped_column(String(400), nullable=True)
+    target_model_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH),
+        ForeignKey("models.id", ondelete="CASCADE", name="fk_model_aliases_target_model_id"),
+        nullable=True,
+    )
+    provider_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH),
+        ForeignKey("providers.id", ondelete="CASCADE", name="fk_model_aliases_provider_id"),
+        nullable=True,
+    )
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
 
 
 class RequestRow(Base):
@@ -174,7 +211,7 @@ class RequestRow(Base):
     model: Mapped[str | None] = mapped_column(String(300), nullable=True)
     provider: Mapped[str | None] = mapped_column(String(200), nullable=True)
     upstream_model: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    api_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True, index=True)
     stream: Mapped[bool] = mapped_column(Boolean, default=False)
     status_code: Mapped[int] = mapped_column(Integer)
     client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -217,7 +254,7 @@ class RouteConfig(Base):
 
     __tablename__ = "route_configs"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -232,7 +269,7 @@ class Team(Base):
 
     __tablename__ = "teams"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     rate_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)  # requests/minute
     rph_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)  # requests/hour
@@ -254,8 +291,8 @@ class UsageRecord(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    api_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    team_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
+    team_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
     route: Mapped[str] = mapped_column(String(100))
     model: Mapped[str | None] = mapped_column(String(300), nullable=True)
     provider: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -275,6 +312,9 @@ class UsageRecord(Base):
     #: the upstream call would have cost.
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     cost_saved_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Made by ``llmrelay probe`` (its ``x-llmrelay-probe: 1`` header): billed and limited
+    #: like any call, only told apart in reports.
+    probe: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 Index("ix_usage_records_key_created", UsageRecord.api_key_id, UsageRecord.created_at)
@@ -286,10 +326,10 @@ class MonthlyUsageSummary(Base):
 
     __tablename__ = "monthly_usage_summary"
 
-    api_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     month: Mapped[int] = mapped_column(Integer, primary_key=True)
-    team_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    team_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)
     total_requests: Mapped[int] = mapped_column(BigInteger, default=0)
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -309,7 +349,7 @@ class SpendCounter(Base):
     __tablename__ = "spend_counters"
 
     scope: Mapped[str] = mapped_column(String(10), primary_key=True)  # "key" | "team"
-    scope_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     period: Mapped[str] = mapped_column(String(10), primary_key=True)
     spent_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -390,3 +430,63 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
+
+
+class DailyUsage(Base):
+    """Per UTC day, key, team, model and provider: what the calls used and cost.
+
+    Kept current by the batch writer in the transaction of the ``usage_records`` rows it
+    adds up (exactly once, like :class:`MonthlyUsageSummary`); ``/admin/usage`` reads
+    only this table, never the per-call rows. A missing team, model or provider is
+    stored as ``""`` so the five-column primary key is also the upsert's conflict key
+    (a null never equals another null in a unique index).
+    """
+
+    __tablename__ = "usage_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    model: Mapped[str] = mapped_column(String(300), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(200), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+Index("ix_usage_daily_key_day", DailyUsage.api_key_id, DailyUsage.day)
+
+
+class ProbeResult(Base):
+    """One model's outcome in one ``llmrelay probe`` run (docs/probe.md).
+
+    One row per model per run, the tiers tried in ``tiers`` (JSON: name, ok, reason,
+    status, ms): history reads success rates and latency percentiles per model from
+    here, and ``/health/ready`` the last run per provider. No key, URL or answer text is
+    stored: a reason and a status are all a failure needs.
+    """
+
+    __tablename__ = "probe_results"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    run_id: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    provider: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(300))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    #: The failure's class (``auth``, ``not_found``, ``timeout`` ...); null when ok.
+    reason: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    total_ms: Mapped[float] = mapped_column(Float)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    tiers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+
+
+Index("ix_probe_results_model_created", ProbeResult.model, ProbeResult.created_at)
+Index("ix_probe_results_provider_created", ProbeResult.provider, ProbeResult.created_at)

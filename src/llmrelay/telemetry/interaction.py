@@ -9,7 +9,11 @@ from typing import Any
 from llmrelay.providers.base import Usage
 from llmrelay.redaction import redact
 
-__all__ = ["Interaction", "redact"]
+__all__ = ["PROBE_HEADER", "Interaction", "redact"]
+
+#: The request header ``llmrelay probe`` sends on its calls (value ``1``); the call's
+#: rows carry ``probe`` so reports can leave probes out.
+PROBE_HEADER = "x-llmrelay-probe"
 
 
 @dataclass(slots=True)
@@ -53,6 +57,9 @@ class Interaction:
     cache: str | None = None
     #: A cache hit: what the answer cost when it was made (nano-dollars), now saved.
     cost_saved_nanos: int | None = None
+    #: Sent by ``llmrelay probe`` (``x-llmrelay-probe: 1``): only recorded, never
+    #: changes billing or limits.
+    probe: bool = False
     #: The W3C trace id of the call (``Call.trace_id``): in the log line, and the span's.
     trace_id: str | None = None
 
@@ -104,6 +111,8 @@ class Interaction:
         if self.cost_nanos is not None:
             # Exact decimal text of integer nano-dollars (never a float).
             entry["cost_usd"] = f"{self.cost_nanos // 10**9}.{self.cost_nanos % 10**9:09d}"
+        if self.probe:
+            entry["probe"] = True
         if self.cache is not None:
             entry["cache"] = self.cache
         if self.cost_saved_nanos is not None:

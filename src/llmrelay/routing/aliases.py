@@ -1,0 +1,56 @@
+"""Model aliases stored in the ``model_aliases`` table, read into the resolver.
+
+A row names its target either as text (``target``: ``provider/model`` or another model
+name) or, as seed 000 writes it, by reference: a ``models`` row (``target_model_id``)
+and a ``providers`` row (``provider_id``), which give ``<provider name>/<model name>``.
+Aliases of the YAML file win over stored ones of the same name. The table is read at
+start and again after every change made through the admin API (:func:`refresh`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from llmrelay.store.schema import Model, ModelAlias
+from llmrelay.store.schema import Provider as ProviderRow
+
+if TYPE_CHECKING:
+    from llmrelay.services import Services
+
+
+def alias_target(target: str | None, model: str | None, provider: str | None) -> str | None:
+    """What an alias row resolves to: its text, else ``provider/model`` of its ids."""
+    if target:
+        return target
+    if model and provider:
+        return f"{provider}/{model}"
+    return model  # a model row without a provider: the model name, resolved as usual
+
+
+async def stored_aliases(sessions: async_sessionmaker[Any]) -> dict[str, str]:
+    """Every enabled alias of the table with a target, by alias."""
+    query = (
+        select(ModelAlias.alias, ModelAlias.target, Model.model_name, ProviderRow.name)
+        .outerjoin(Model, Model.id == ModelAlias.target_model_id)
+        .outerjoin(ProviderRow, ProviderRow.id == ModelAlias.provider_id)
+        .where(ModelAlias.enabled.is_(True))
+    )
+    async with sessions() as session:
+        rows = (await session.execute(query)).all()
+    out: dict[str, str] = {}
+    for alias, target, model, provider in rows:
+        found = alias_target(target, model, provider)
+        if found:
+            out[alias] = found
+    return out
+
+
+async def refresh(services: Services) -> None:
+    """Read the table again and give the resolver the new aliases (YAML ones win)."""
+    aliases = await stored_aliases(services.sessions)
+    aliases.update(services.settings.aliases)
+    services.resolver.set_aliases(aliases)
+    services.router.forget_plans()
