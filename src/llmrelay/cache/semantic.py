@@ -147,10 +147,11 @@ class SemanticIndex:
             rows = self._rows[context] = vector_matrix.Rows(len(vector))  # a new context
         before = len(stored)
         keys = self._keys.setdefault(context, set())
-        if key in keys:  # a refreshed answer replaces
+        if key in keys:  # a refreshed answer (or a question both pushed and polled)
+            at = next(i for i, s in enumerate(stored) if s.key == key)
+            del stored[at]
             if rows is not None:
-                rows.keep([s.key != key for s in stored])
-            stored[:] = [s for s in stored if s.key != key]
+                rows.remove(at)
         expires = time.monotonic() + ttl
         stored.append(_Stored(vector, key, expires))
         if rows is not None:

@@ -60,6 +60,13 @@ class Rows:
         if self._start * 2 > len(self._vectors):
             self._compact()
 
+    def remove(self, i: int) -> None:
+        """Drop row ``i`` in place (a refreshed question: rows after it move up one)."""
+        at = self._start + i
+        self._vectors[at : self._end - 1] = self._vectors[at + 1 : self._end]
+        self._expires[at : self._end - 1] = self._expires[at + 1 : self._end]
+        self._end -= 1
+
     def keep(self, mask: Any) -> None:
         """Keep the rows where ``mask`` (a sequence of bools, one per row) is true."""
         np = self._np
