@@ -10,7 +10,7 @@ with the stored questions'; the best one at or above the threshold answers.
 :class:`SemanticIndex` keeps the vectors in this process, at most ``max_per_context``
 questions per context and ``max_vectors`` overall, oldest first out; entries expire with
 the answer they point at. With numpy installed each context is also a matrix
-(``cache/vector_matrix.py``) and a search is one matrix product (~0.1 µs per stored
+(``cache/vector_matrix.py``) and a search is one matrix product (~0.2-0.5 µs per stored
 question); without it the list is scanned in pure Python (~16 µs per question: 1,000 per
 context by default is ~16 ms a search; bench/semantic_cost.py). Vectors shared by
 instances: ``cache/shared_vectors.py``.
@@ -147,10 +147,11 @@ class SemanticIndex:
             rows = self._rows[context] = vector_matrix.Rows(len(vector))  # a new context
         before = len(stored)
         keys = self._keys.setdefault(context, set())
-        if key in keys:  # a refreshed answer replaces
+        if key in keys:  # a refreshed answer (or a question both pushed and polled)
+            at = next(i for i, s in enumerate(stored) if s.key == key)
+            del stored[at]
             if rows is not None:
-                rows.keep([s.key != key for s in stored])
-            stored[:] = [s for s in stored if s.key != key]
+                rows.remove(at)
         expires = time.monotonic() + ttl
         stored.append(_Stored(vector, key, expires))
         if rows is not None:
