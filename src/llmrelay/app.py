@@ -23,7 +23,14 @@ from llmrelay.api.responses import ResponsesCodec
 from llmrelay.asgi import Receive, Request, Scope, Send, send_error
 from llmrelay.config import Settings, load_settings
 from llmrelay.context import Call
-from llmrelay.errors import GatewayError, MethodNotAllowed, NotFound, ServiceUnavailable
+from llmrelay.cors import CorsPolicy, header
+from llmrelay.errors import (
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+)
 from llmrelay.pipeline import run
 from llmrelay.services import Services
 
@@ -46,6 +53,12 @@ class Gateway:
         self._responses = ResponsesCodec()  # its secret scrubber is bound at start
         #: ``/admin``: FastAPI, built on the first admin request (never on the hot path).
         self.admin = AdminPlane(self.services)
+        #: ``cors_origins`` (cors.py); ``None``: no CORS headers, browsers refuse.
+        self.cors = (
+            CorsPolicy(settings.cors_origins, settings.cors_max_age)
+            if settings.cors_origins
+            else None
+        )
         self._add_routes()
 
     # -- routes -----------------------------------------------------------------------
@@ -95,6 +108,14 @@ class Gateway:
             return
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
+        if self.cors is not None:
+            origin = header(scope, b"origin")
+            if origin is not None:
+                if scope["method"] == "OPTIONS" and header(scope, b"access-control-request-method"):
+                    await self._preflight(scope, receive, send, path, origin)
+                    return
+                if self.cors.allows(origin.decode("latin-1")):
+                    send = self.cors.wrap(origin, send)
         request = Request(scope, receive)
         method = self._methods.get(path)
         handler = None
@@ -133,6 +154,31 @@ class Gateway:
             await run(self.services, call, codec, send)
         else:
             await (handler or self._handlers[path])(self.services, request, send)
+
+    async def _preflight(
+        self, scope: Scope, receive: Receive, send: Send, path: str, origin: bytes
+    ) -> None:
+        """A browser's ``OPTIONS`` preflight: ``204`` for an allowed origin, else ``403``."""
+        assert self.cors is not None
+        call = Call.start(Request(scope, receive), path)
+        method = self._methods.get(path) or next(
+            (m for prefix, (m, _) in self._prefixes.items() if path.startswith(prefix)), None
+        )
+        if method is None:
+            missing = NotFound(f"no route for {path}")
+            await send_error(send, missing, call.response_headers(), _shaped(path, missing))
+            return
+        if not self.cors.allows(origin.decode("latin-1")):
+            refused = PermissionDenied(
+                "this origin may not call the gateway (see cors_origins)",
+                code="cors_origin_not_allowed",
+            )
+            await send_error(send, refused, call.response_headers(), _shaped(path, refused))
+            return
+        requested = header(scope, b"access-control-request-headers") or b""
+        headers = [*call.response_headers(), *self.cors.preflight(origin, method, requested)]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -14,6 +14,7 @@ from llmrelay import __version__
 from llmrelay.admin import commands as admin_commands
 from llmrelay.config import ConfigError, Settings, load_settings
 from llmrelay.governance import commands as governance_commands
+from llmrelay.probe import command as probe_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     governance_commands.add_parsers(sub)  # teams, usage, catalog
     admin_commands.add_parsers(sub)  # admin-tokens
+    probe_command.add_parser(sub)  # probe, probe history
 
     mock = sub.add_parser(
         "mock-upstream",
@@ -181,6 +183,7 @@ def _read_config_source(args: argparse.Namespace) -> Any:
 async def _route_configs(args: argparse.Namespace, settings: Settings) -> int:
     import orjson
 
+    from llmrelay.changes import publish
     from llmrelay.routing import store
     from llmrelay.routing.config import RouteConfigError
     from llmrelay.store import database
@@ -207,6 +210,7 @@ async def _route_configs(args: argparse.Namespace, settings: Settings) -> int:
                     file=sys.stderr,
                 )
             print(f"{'replaced' if replaced else 'created'} route config {args.name}")
+            await publish(settings.redis_url, settings.redis_prefix, "route_configs")
             return 0
         if command == "list":
             for row in await store.list_configs(sessions):
@@ -221,6 +225,7 @@ async def _route_configs(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         await store.delete_config(sessions, args.name)
         print(f"deleted route config {args.name}")
+        await publish(settings.redis_url, settings.redis_prefix, "route_configs")
         return 0
     finally:
         await engine.dispose()
@@ -237,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_route_configs(args, _settings(args)))
         if args.command == admin_commands.COMMAND:
             return asyncio.run(admin_commands.run(args, _settings(args)))
+        if args.command == probe_command.COMMAND:
+            return asyncio.run(probe_command.run(args, _settings(args)))
         if args.command in governance_commands.COMMANDS:
             return asyncio.run(governance_commands.run(args, _settings(args)))
         if args.command == "mock-upstream":

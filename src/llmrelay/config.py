@@ -92,6 +92,22 @@ class ResponseCacheSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=T
     metadata: bool = False
 
 
+class ProbeSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """``llmrelay probe``'s defaults (docs/probe.md); its flags override them."""
+
+    #: Models tried per provider: the first N chat models of its list.
+    max_models_per_gateway: int = 3
+    #: Seconds one tier of one model may take (a 429's retry-after wait included).
+    timeout_seconds: float = 30.0
+    test_message: str = 'Respond with: "Test successful"'
+    #: Enough for a reasoning model that spends tokens before it answers (a budget of
+    #: 1 fails those); reasoning is asked to be minimal where the provider allows it.
+    max_tokens: int = 50
+    temperature: float = 0.7
+    #: Calls in flight per provider, so a local Ollama is not stampeded.
+    concurrency: int = 2
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     host: str = "0.0.0.0"
     port: int = 8080
@@ -131,6 +147,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Bearer token for ``/metrics`` and the detail of ``/health/ready`` (the master key
     #: works too). With neither set, both are open (see THREAT_MODEL.md).
     metrics_token: str | None = None
+    #: Label the rate-limit and budget rejection series with the key's name (one series
+    #: per key: only where the number of keys is bounded). See docs/observability.md.
+    metrics_key_labels: bool = False
     log_level: str = "info"
     #: Where interaction logs go: "stdout", "stderr", "none" or a file path.
     log_file: str = "stdout"
@@ -168,6 +187,12 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Open client connections per worker; one more gets 503 (lowered to fit the
     #: process's file-descriptor limit).
     max_connections: int = 2048
+    #: Origins a browser application may call the proxy routes from (cors.py):
+    #: ``https://app.example.com``, ``https://*.example.com`` or ``*``; empty: none.
+    #: ``LLMRELAY_CORS_ORIGINS`` takes a comma-separated list.
+    cors_origins: list[str] = []
+    #: Seconds a browser may cache a preflight's answer.
+    cors_max_age: int = 600
     #: Redis shared by every instance (limits, budgets, circuit breakers); unset:
     #: in-process state.
     redis_url: str | None = None
@@ -210,6 +235,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     plugins: dict[str, dict[str, Any]] = {}
     #: The response cache's store (see docs/cache.md).
     response_cache: ResponseCacheSettings = ResponseCacheSettings()
+    #: ``llmrelay probe``'s defaults (see docs/probe.md).
+    probe: ProbeSettings = ProbeSettings()
 
 
 #: Settings that can be set from ``LLMRELAY_<NAME>`` (scalars only).
@@ -227,6 +254,7 @@ _ENV_SCALARS = {
         "reserve_output_tokens",
         "plugins",
         "response_cache",
+        "cors_origins",
     )
 }
 
@@ -312,6 +340,9 @@ def load_settings(
         value = env.get(f"LLMRELAY_{name.upper()}")
         if value is not None and value != "":
             raw[name] = value
+    origins = env.get("LLMRELAY_CORS_ORIGINS")
+    if origins:
+        raw["cors_origins"] = [o.strip() for o in origins.split(",") if o.strip()]
     for name, value in (overrides or {}).items():
         if value is not None:
             raw[name] = value
@@ -407,6 +438,17 @@ def _check_access(s: Settings) -> None:
         )
 
 
+def _check_cors(s: Settings) -> None:
+    from llmrelay.cors import check_origin
+
+    for i, entry in enumerate(s.cors_origins):
+        problem = check_origin(entry)
+        if problem:
+            raise ConfigError(f"invalid config: cors_origins[{i}]: {problem}")
+    if not 0 <= s.cors_max_age <= 86400:
+        raise ConfigError("invalid config: cors_max_age must be between 0 and 86400 seconds")
+
+
 def _check_connections(s: Settings) -> None:
     for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
         if not getattr(s, name) > 0:
@@ -474,6 +516,7 @@ def _check(s: Settings) -> None:
     if s.max_body_bytes < 1024:
         raise ConfigError("invalid config: max_body_bytes must be at least 1024")
     _check_connections(s)
+    _check_cors(s)
     for name in ("max_upstream_body_bytes", "max_upstream_event_bytes"):
         if getattr(s, name) < 1024:
             raise ConfigError(f"invalid config: {name} must be at least 1024")

@@ -17,7 +17,7 @@ from llmrelay.plugins.chain import EMPTY, Chain
 from llmrelay.providers.base import Usage
 from llmrelay.routing.resolve import Target
 from llmrelay.store.schema import new_id
-from llmrelay.telemetry.interaction import Interaction
+from llmrelay.telemetry.interaction import PROBE_HEADER, Interaction
 
 if TYPE_CHECKING:
     from llmrelay.cache.state import CacheState
@@ -30,6 +30,25 @@ if TYPE_CHECKING:
 def _http_date(second: int) -> bytes:
     """RFC 9110 ``Date`` value, formatted once per second: it goes on every answer."""
     return formatdate(second, usegmt=True).encode()
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def parse_traceparent(value: str) -> tuple[str, str] | None:
+    """``(trace id, parent span id)`` of a W3C ``traceparent`` (version 00 layout), or
+    None when it is not one: https://www.w3.org/TR/trace-context/#traceparent-header."""
+    parts = value.strip().split("-")
+    if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff":
+        return None
+    trace, span = parts[1], parts[2]
+    if len(trace) != 32 or len(span) != 16 or len(parts[3]) != 2:
+        return None
+    if not _HEX.issuperset(trace + span + parts[0] + parts[3]):
+        return None
+    if trace == "0" * 32 or span == "0" * 16:
+        return None
+    return trace, span
 
 
 def _request_id(header: str | None) -> str:
@@ -54,6 +73,9 @@ class Call:
     target: Target | None = None
     #: Seconds spent waiting on the upstream (subtracted to get our own overhead).
     upstream_seconds: float = 0.0
+    #: ``perf_counter`` when a stream's first content went to the client (0: not yet),
+    #: for the time-to-first-token histogram.
+    first_token_at: float = 0.0
     usage: Usage | None = None
     finish_reason: str | None = None
     status: int = 0
@@ -91,12 +113,27 @@ class Call:
     guardrails: GuardState | None = None
     #: What the response cache did for this call (``None``: no cache applied).
     cache: CacheState | None = None
+    #: The trace id of the call's span when tracing is on (telemetry/tracing.py).
+    span_trace_id: str | None = None
 
     @classmethod
     def start(cls, request: Request, route: str) -> Call:
         return cls(
             request=request, route=route, request_id=_request_id(request.header("x-request-id"))
         )
+
+    def trace_id(self) -> str:
+        """The call's W3C trace id (32 hex digits) for its log lines and spans: the one of
+        the client's valid ``traceparent``, else the call's own id (already 32 random-
+        prefixed hex digits, so no extra work per call)."""
+        if self.span_trace_id is not None:
+            return self.span_trace_id
+        parent = self.request.header("traceparent")
+        if parent is not None:
+            parsed = parse_traceparent(parent)
+            if parsed is not None:
+                return parsed[0]
+        return self.id
 
     def overhead_ms(self) -> float:
         return max(0.0, (time.perf_counter() - self.started - self.upstream_seconds) * 1000)
@@ -158,12 +195,14 @@ class Call:
         return Interaction(
             id=self.id,
             request_id=self.request_id,
+            trace_id=self.trace_id(),
             created_at=self.created_at,
             route=self.route,
             method=self.request.method,
             status=self.status,
             latency_ms=latency,
             overhead_ms=max(0.0, latency - self.upstream_seconds * 1000),
+            ttft_ms=(self.first_token_at - self.started) * 1000 if self.first_token_at else None,
             stream=self.stream,
             model=self.model,
             provider=self.target.provider.name if self.target else None,
@@ -191,6 +230,7 @@ class Call:
             cost_saved_nanos=self.cache.saved_nanos
             if self.cache is not None and self.cache.hit
             else None,
+            probe=self.request.header(PROBE_HEADER) == "1",
         )
 
     def _logged_response(self) -> bytes | None:

@@ -28,9 +28,11 @@ from llmrelay.asgi import ClientDisconnected, Message, Send, send_bytes, send_er
 from llmrelay.context import Call
 from llmrelay.errors import (
     AuthenticationError,
+    BudgetExceeded,
     GatewayError,
     InternalError,
     InvalidRequest,
+    RateLimited,
 )
 from llmrelay.governance.pricing import format_usd
 from llmrelay.json_limits import check_depth
@@ -39,6 +41,7 @@ from llmrelay.providers.base import ChatResult
 from llmrelay.routing.resolve import Target, check_allowed
 from llmrelay.routing.responses import BufferedResponse
 from llmrelay.stream_relay import relay_replay, relay_stream
+from llmrelay.telemetry import logs
 from llmrelay.upstream import UpstreamResponse, upstream_request_id
 
 if TYPE_CHECKING:
@@ -96,6 +99,7 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
     hangs up, the drain deadline comes: see :func:`_execute`); it then ends like any
     failed call, through the ``except`` below, and its ``finally`` records it.
     """
+    logs.CURRENT_CALL.set(call)  # this task's log lines name the call (telemetry/logs.py)
     try:
         await authenticate(services, call)
         call.raw_body = await call.request.body(
@@ -116,6 +120,9 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
     except GatewayError as exc:
         call.error = exc
         call.status = exc.status
+        if isinstance(exc, RateLimited | BudgetExceeded):  # refused calls leave no row
+            reason = "rate_limited" if isinstance(exc, RateLimited) else "budget_exceeded"
+            services.metrics.count_rejection(reason, call.key.name if call.key else None)
         if call.bytes_out == 0 and call.interrupted != "client":
             await send_error(send, exc, finish(services, call, codec), codec.render_error(exc))
     except ClientDisconnected:
@@ -147,9 +154,13 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
 async def _plan(services: Services, call: Call, codec: Codec) -> None:
     """The route plan, or the one target of a direct call; the key must be allowed it."""
     call.plan = await services.router.plan_for(call) if codec.routed else None
+    if call.plan is not None and call.key is not None:
+        call.plan = services.bound.plan(call.plan, call.key)
     if call.plan is None:
         assert call.model is not None and call.key is not None
-        call.target = services.resolver.resolve(call.model)
+        # A bound key's provider decides where an unprefixed model goes (seed 002).
+        bound = services.bound.target(call.key, call.model)
+        call.target = bound or services.resolver.resolve(call.model)
         # The target, by its own name or the requested name that resolved to it.
         check_allowed(call.key.allowed_models, call.target, (call.model,))
 

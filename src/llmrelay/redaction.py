@@ -60,7 +60,7 @@ class Redactor:
     error paths, so its cost never touches a successful call.
     """
 
-    __slots__ = ("_exact",)
+    __slots__ = ("_exact", "_secrets")
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
         self._exact: re.Pattern[str] | None = None
@@ -74,6 +74,7 @@ class Redactor:
         pattern or the new one.
         """
         found = {s for s in secrets if s and len(s) >= MIN_SECRET_CHARS}
+        self._secrets = frozenset(found)
         # Longest first: a secret that contains another is masked whole.
         ordered = sorted(found, key=len, reverse=True)
         self._exact = re.compile("|".join(map(re.escape, ordered))) if ordered else None
@@ -82,6 +83,11 @@ class Redactor:
     def for_providers(cls, specs: Iterable[ProviderSpec]) -> Redactor:
         """A redactor for every credential the configured providers hold."""
         return cls(provider_secrets(specs))
+
+    def with_secrets(self, more: Iterable[str]) -> Redactor:
+        """This redactor plus ``more`` (a bound key's own credential, see
+        :mod:`llmrelay.routing.bound`)."""
+        return Redactor([*self._secrets, *more])
 
     def text(self, text: str) -> str:
         if self._exact is not None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from llmrelay.config import Settings
@@ -96,5 +101,32 @@ def serve(settings: Settings, env_for_workers: dict[str, str]) -> int:
     config = _uvicorn_config(settings, "llmrelay.app:create_app")
     sock = config.bind_socket()
     log.info("llmrelay listening on %s with %d workers", _address(settings, sock), settings.workers)
-    Multiprocess(config, sockets=[sock]).run()
+    with _metrics_directory():
+        Multiprocess(config, sockets=[sock]).run()
     return 0
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[str]:
+    """prometheus-client's multiprocess directory for this worker set (see
+    ``telemetry/scrape.py``): the operator's ``PROMETHEUS_MULTIPROC_DIR``, emptied of a
+    previous run's files (they would be summed into this run's counters), or a fresh
+    temporary one, removed at exit. Set before the workers start, which read it when
+    they first import prometheus-client."""
+    from llmrelay.telemetry.scrape import MULTIPROC_ENV
+
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        yield given
+        return
+    made = tempfile.mkdtemp(prefix="llmrelay-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    try:
+        yield made
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(made, ignore_errors=True)

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from llmrelay.cache.plugin import CacheRuntime
+from llmrelay.changes import ChangeFeed
 from llmrelay.config import ProviderConfig, Settings
 from llmrelay.governance.governor import Governor
 from llmrelay.governance.keys import KeyCachePolicy, KeyStore
@@ -37,11 +38,14 @@ from llmrelay.providers.model_lists import ModelLists
 from llmrelay.providers.registry import Registry, build_registry
 from llmrelay.providers.reload import ProviderReloader
 from llmrelay.providers.stored import sync_providers
+from llmrelay.routing import aliases as stored_alias_table
 from llmrelay.routing.aliases import stored_aliases
+from llmrelay.routing.bound import BoundProviders
 from llmrelay.routing.resolve import Resolver
 from llmrelay.routing.router import Router, build_router
 from llmrelay.store import database
 from llmrelay.store.credentials import CredentialBox, local_secret
+from llmrelay.store.deadline import within
 from llmrelay.store.spool import spool_dir
 from llmrelay.store.writer import LogWriter
 from llmrelay.telemetry.metrics import Metrics
@@ -69,6 +73,7 @@ class Services:
     resolver: Resolver
     keys: KeyStore
     router: Router
+    bound: BoundProviders
     writer: LogWriter
     governance: GovernanceRuntime
     governor: Governor
@@ -76,6 +81,7 @@ class Services:
     model_lists: ModelLists
     plugins: PluginSelector
     cache: CacheRuntime
+    changes: ChangeFeed
 
     def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
@@ -111,6 +117,7 @@ class Services:
         self.resolver = Resolver(self.registry, routes, aliases)
         self.keys = KeyStore(self.sessions, KeyCachePolicy.from_settings(s))
         self.router = build_router(s, self.registry, self.resolver, self.sessions)
+        self.bound = BoundProviders(self.registry, self.credentials, self.router.redactor)
         await self.router.start()
         self._log_stream = _open_log_stream(s.log_file) if s.log_interactions else None
         self.writer = LogWriter(
@@ -128,7 +135,7 @@ class Services:
         self.governance = await GovernanceRuntime.start(s, self.engine)
         self.governor = self.governance.governor
         self.writer.sinks.append(write_usage)  # usage rows + summaries with each log batch
-        self.metrics = Metrics(self._live_metrics)
+        self.metrics = Metrics(self._live_metrics, key_labels=s.metrics_key_labels)
         self.writer.observers.append(self.metrics.observe)
         self.writer.start()  # replays rows a previous process left in the spool
         self.metrics.watch_writer(self.writer.stats_dict)
@@ -144,7 +151,20 @@ class Services:
         )
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
         self.model_lists.start()
+        self.changes = ChangeFeed(
+            self.sessions,
+            interval=s.provider_reload_interval,
+            timeout=s.database_timeout,
+            redis_url=s.redis_url,
+            prefix=s.redis_prefix,
+            redis_timeout=max(s.redis_timeout, 1.0),
+        )
         self.provider_reloader = ProviderReloader(self)
+        self.changes.on("route_configs", self.router.selector.configs.refresh)
+        self.changes.on("aliases", self._reload_aliases)
+        self.changes.on("providers", self._reload_providers)
+        self.changes.on("models", self.governance.reload_prices)
+        await self.changes.start()
         self._hook_sigterm()
 
     async def close(self) -> None:
@@ -157,6 +177,7 @@ class Services:
         await self.governance.close()
         await self.cache.close()
         await self.model_lists.close()
+        await self.changes.close()
         await self.http.close()
         await self.router.close()
         # A hung database must not hang the exit: its pooled connections are just dropped.
@@ -256,6 +277,14 @@ class Services:
     async def _sync_providers(self) -> list[ProviderConfig]:
         """Store configured providers (credentials encrypted); return the DB-only ones."""
         return await sync_providers(self.sessions, self.credentials, self.settings, self.env)
+
+    async def _reload_aliases(self) -> None:
+        """Aliases changed in the database: the stored ones, under the configured ones."""
+        await within(self.settings.database_timeout, stored_alias_table.refresh(self))
+
+    async def _reload_providers(self) -> None:
+        """Providers changed in the database (another instance, the CLI or plain SQL)."""
+        await within(self.settings.database_timeout * 2, self.provider_reloader.reload())
 
     async def _db_aliases(self) -> list[tuple[str, str]]:
         return list((await stored_aliases(self.sessions)).items())

@@ -96,6 +96,8 @@ async def relay_stream(
                 tail.append(data)
                 raise broken
             if data:
+                if not call.first_token_at:
+                    call.first_token_at = time.perf_counter()
                 call.bytes_out += len(data)
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             if stop is not None:
@@ -118,7 +120,8 @@ async def relay_stream(
             tail.append(error_event(cut))
     except UpstreamError as exc:
         # The upstream's words, minus secrets, for the client and for the row alike.
-        clean = services.router.redactor.error(exc)
+        bound = call.target.redactor if call.target is not None else None
+        clean = (bound or services.router.redactor).error(exc)
         call.error = clean
         provider.state.failed(clean.message)
         tail.append(error_event(clean))
@@ -175,5 +178,6 @@ async def relay_replay(
         call.status = stop.status
         out.append(error_event(stop))
     data = b"".join(out)
+    call.first_token_at = time.perf_counter()
     call.bytes_out += len(data)
     await send({"type": "http.response.body", "body": data, "more_body": False})

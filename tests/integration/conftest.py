@@ -15,6 +15,7 @@ def core_config(upstream: MockUpstream) -> dict[str, Any]:
     dead = f"http://127.0.0.1:{free_port()}/v1"
     return {
         "max_body_bytes": 65536,
+        "metrics_key_labels": True,  # test_prometheus_metrics reads the per-key series
         "providers": [
             {
                 "name": "up",

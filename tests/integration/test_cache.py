@@ -112,6 +112,13 @@ async def gw(
             # Widening whose answers a call reads is the operator's: stored configs only.
             "route_configs": {
                 "shared": {"cache": {"scope": "global"}},
+                "local": {
+                    "cache": {
+                        "mode": "semantic",
+                        "threshold": 0.85,
+                        "embedding_model": "local/all-MiniLM-L6-v2",
+                    }
+                },
                 "loose": {
                     "cache": {
                         "mode": "semantic",
@@ -592,6 +599,31 @@ async def test_semantic_hit_on_a_paraphrase_and_miss_on_a_near_miss(gw: Harness)
     framed["messages"].insert(0, system)
     elsewhere = await gw.post("/v1/chat/completions", framed, x_llmrelay_config=SEMANTIC)
     assert elsewhere.headers["x-llmrelay-cache"] == "MISS"
+
+
+async def test_semantic_hit_with_the_local_model(gw: Harness) -> None:
+    # all-MiniLM-L6-v2 in this process: a paraphrase in other words (0.92) is a hit, the
+    # same words about another company (0.80) are not (bench/semantic_quality.py).
+    topic = uuid.uuid4().hex[:6]
+    asked = f"How old is the CEO of Apple? ({topic})"
+    first = await gw.post("/v1/chat/completions", _chat(asked), x_llmrelay_config="local")
+    assert first.headers["x-llmrelay-cache"] == "MISS"
+    before = gw.calls()
+    paraphrase = await gw.post(
+        "/v1/chat/completions",
+        _chat(f"What is the age of Apple's chief executive? ({topic})"),
+        x_llmrelay_config="local",
+    )
+    assert paraphrase.headers["x-llmrelay-cache"] == "SEMANTIC"
+    assert 0.85 <= float(paraphrase.headers["x-llmrelay-cache-similarity"]) < 0.99
+    assert paraphrase.json()["choices"][0]["message"]["content"] == asked
+    assert gw.calls() == before  # embedded in this process: no upstream call at all
+    near = await gw.post(
+        "/v1/chat/completions",
+        _chat(f"How old is the CEO of Microsoft? ({topic})"),
+        x_llmrelay_config="local",
+    )
+    assert near.headers["x-llmrelay-cache"] == "MISS"
 
 
 async def test_semantic_hits_on_messages_and_responses_streams(gw: Harness) -> None:

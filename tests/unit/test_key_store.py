@@ -78,14 +78,19 @@ async def test_malformed_keys_never_reach_the_database(sessions: Sessions) -> No
     store = make_store(sessions, KeyCachePolicy())
     for bad in (
         "sk-relay-short",
-        "sk-other-" + "a" * 43,
         generate_key() + "x",
         generate_key()[:-1] + "!",
+        "short",
+        "has a space in it",
+        "non-ascii-ключ-1234",
+        "x" * 257,
     ):
         assert not well_formed(bad)
         with pytest.raises(AuthenticationError):
             await store.authenticate(bad)
     assert well_formed(generate_key())
+    # Keys imported from a seed-002 keys.json keep their owners' shapes.
+    assert well_formed("vk_user1_openai") and well_formed(generate_key("vk-"))
     assert sessions.calls == 0
 
 

@@ -20,6 +20,9 @@ def _row(model: str) -> Any:
         usage=None,
         cache=None,
         cost_saved_nanos=None,
+        cost_nanos=None,
+        attempts=[],
+        ttft_ms=None,
     )
 
 

@@ -29,13 +29,15 @@ log = logging.getLogger("llmrelay.admin")
 #: The routers of the admin API, in the order the OpenAPI document lists them.
 ROUTE_MODULES = (
     "routes_tokens",
-    "routes_audit",
+    "routes_keys",
+    "routes_teams",
     "routes_providers",
     "routes_models",
     "routes_aliases",
     "routes_route_configs",
     "routes_usage",
     "routes_requests",
+    "routes_audit",
 )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 
 from llmrelay.asgi import Request, Send, send_bytes
 from llmrelay.errors import AuthenticationError, ServiceUnavailable
+from llmrelay.probe.history import last_probe_by_provider
 from llmrelay.store.deadline import within
 from llmrelay.store.schema import RequestRow, ResponseRow
 
@@ -76,6 +77,18 @@ async def _circuits(services: Services) -> Any:
         return {"error": "circuit state did not answer in time"}
 
 
+async def _probes(services: Services) -> Any:
+    """The last ``llmrelay probe`` of each provider (outcomes only, bounded)."""
+    try:
+        return await within(
+            services.settings.database_timeout, last_probe_by_provider(services.engine)
+        )
+    except TimeoutError:
+        return {"error": "the probe history did not answer in time"}
+    except Exception as exc:  # readiness reports, it never fails on its detail
+        return {"error": type(exc).__name__}
+
+
 async def ready(services: Services, request: Request, send: Send) -> None:
     """Readiness: the database answers; what we last saw of each provider and target."""
     db = await _database_check(services)
@@ -102,6 +115,10 @@ async def ready(services: Services, request: Request, send: Send) -> None:
             "route_configs": services.router.selector.configs.status(),
             # The response cache's store: "memory" (entries, bytes) or "redis" (available).
             "cache": services.cache.status(),
+            # Run-time changes: the Redis listener and the database poll (changes.py).
+            "changes": services.changes.status(),
+            # The last probe run per provider (docs/probe.md): when, tested, passed.
+            "probes": await _probes(services),
         }
     )
     await send_bytes(send, status, orjson.dumps(body), [])

@@ -25,6 +25,7 @@ import orjson
 from llmrelay.cache import entry as entries
 from llmrelay.cache.backends import Backend, BackendError, MemoryBackend, RedisBackend
 from llmrelay.cache.embedder import EmbeddingError, ProviderEmbedder
+from llmrelay.cache.local_embedder import LOCAL_MODEL, LocalEmbedder
 from llmrelay.cache.options import CacheOptions, CacheOptionsError, parse_cache_options
 from llmrelay.cache.replay import chunks_of, completion_of
 from llmrelay.cache.replay_messages import events_of_message, message_of_events
@@ -96,7 +97,7 @@ class CacheRuntime:
         self.embedding_timeout = cfg.embedding_timeout
         self.index = SemanticIndex(cfg.max_vectors, cfg.max_vectors_per_context)
         #: One embedder per model named by a config (the options are bounded already).
-        self._embedders: dict[str, ProviderEmbedder] = {}
+        self._embedders: dict[str, ProviderEmbedder | LocalEmbedder] = {}
         self.shared: SharedVectors | None = None
         if cfg.shared_vectors and engine is not None:
             self.shared = SharedVectors(
@@ -144,9 +145,7 @@ class CacheRuntime:
         """The question's unit vector, or ``None`` when the model failed (counted)."""
         embedder = self._embedders.get(model)
         if embedder is None:
-            embedder = self._embedders[model] = ProviderEmbedder(
-                self.resolver, model, self.embedding_timeout
-            )
+            embedder = self._embedders[model] = self._embedder(model)
         before = embedder.tokens
         try:
             vector = await embedder.embed(text)
@@ -156,6 +155,13 @@ class CacheRuntime:
             return None
         self.metrics.cache_embedding_tokens.inc(embedder.tokens - before)
         return vector
+
+    def _embedder(self, model: str) -> ProviderEmbedder | LocalEmbedder:
+        """``local/all-MiniLM-L6-v2`` runs in this process; any other name is a model of
+        the gateway's providers."""
+        if model == LOCAL_MODEL:
+            return LocalEmbedder(model, self.embedding_timeout)
+        return ProviderEmbedder(self.resolver, model, self.embedding_timeout)
 
     def _failed(self, exc: BackendError) -> None:
         self.metrics.cache_errors.labels(self.backend.name).inc()

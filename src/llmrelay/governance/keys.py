@@ -15,7 +15,8 @@ import hmac
 import logging
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +33,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmrelay.keys")
 
 KEY_PREFIX = "sk-relay-"
+#: Prefix of keys made by the admin API (``POST /admin/virtual-keys``, seed 004).
+VIRTUAL_PREFIX = "vk-"
 _MAX_CACHE = 100_000
+#: Reserved metadata entry holding a key's expiry (ISO 8601): the schema has no column
+#: for it and migrations belong to another change, so it rides in the metadata JSON and
+#: the admin API shows it as ``expires_at``, never as metadata.
+EXPIRES_META = "llmrelay.expires_at"
 
 
-def generate_key() -> str:
+def generate_key(prefix: str = KEY_PREFIX) -> str:
     """A new virtual key: the prefix plus 256 random bits, URL-safe."""
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+    return prefix + secrets.token_urlsafe(32)
 
 
 def hash_key(key: str) -> str:
@@ -86,6 +93,11 @@ class KeyRecord:
     #: ``{model pattern: {"rpm": n, "rph": n, "tpm": n}}``.
     model_limits: dict[str, dict[str, int]] | None = None
     team: TeamRecord | None = None
+    #: The provider a bound key's unprefixed model names go to (seed 002).
+    provider: str | None = None
+    #: The key's own provider credential, still sealed (opened once per binding by
+    #: :mod:`llmrelay.routing.bound`); kept out of ``repr`` so no log line can carry it.
+    sealed_provider_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_row(cls, row: ApiKey, team: Team | None = None) -> KeyRecord:
@@ -103,6 +115,8 @@ class KeyRecord:
             daily_budget=row.daily_budget,
             model_limits=row.model_limits,
             team=TeamRecord.from_row(team) if team is not None else None,
+            provider=row.provider,
+            sealed_provider_key=row.encrypted_provider_key,
         )
 
 
@@ -114,15 +128,31 @@ _DOWN_FOR = 1.0
 _MAX_NEGATIVE = 50_000
 
 
+#: Length bounds of a key worth hashing and looking up.
+MIN_KEY_CHARS = 8
+MAX_KEY_CHARS = 256
+
+
 _KEY_BODY = len(secrets.token_urlsafe(32))
 _URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def well_formed(key: str) -> bool:
-    """Whether ``key`` has the shape :func:`generate_key` gives (a free first filter)."""
-    body = key[len(KEY_PREFIX) :]
+    """Whether ``key`` could be a stored key (a free first filter before any lookup).
+
+    Keys with llmrelay's own ``sk-relay-`` prefix must have exactly the shape
+    :func:`generate_key` gives. Other keys need not: keys imported from a seed-002
+    ``keys.json`` are whatever strings their owners chose (``vk_user1_openai``), so
+    only their length and visible ASCII are checked; the negative cache absorbs the rest.
+    """
+    if key.startswith(KEY_PREFIX):
+        body = key[len(KEY_PREFIX) :]
+        return len(body) == _KEY_BODY and all(c in _URLSAFE for c in body)
     return (
-        key.startswith(KEY_PREFIX) and len(body) == _KEY_BODY and all(c in _URLSAFE for c in body)
+        MIN_KEY_CHARS <= len(key) <= MAX_KEY_CHARS
+        and key.isascii()
+        and key.isprintable()
+        and " " not in key
     )
 
 
@@ -130,6 +160,17 @@ def plausible(key: str) -> bool:
     """Whether a key of another shape is worth a lookup (``key_any_shape``): 8 to 200
     visible ASCII characters (so no header junk or megabyte strings are hashed)."""
     return 8 <= len(key) <= 200 and all("!" <= c <= "~" for c in key)
+
+
+def expires_at(metadata: dict[str, Any] | None) -> datetime | None:
+    """The expiry stored in a key's metadata (:data:`EXPIRES_META`), if any."""
+    raw = (metadata or {}).get(EXPIRES_META)
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +269,16 @@ class KeyStore:
         """Whether the database counts as down, and the stats (for ``/metrics``)."""
         return self.database_down, self.stats.as_dict()
 
+    def forget(self, key_id: str, *digests: str) -> None:
+        """Drop every cached lookup of key ``key_id``, and the negative entries of
+        ``digests`` (its secrets: a key re-enabled or just made must not stay "unknown"):
+        a change made on this instance applies to its next request (other instances see
+        it within ``ttl``, or ``negative_ttl`` for a key that was refused)."""
+        for digest in [d for d, k in self._known.items() if k.record.id == key_id]:
+            del self._known[digest]
+        for digest in digests:
+            self._unknown.pop(digest, None)
+
     async def authenticate(self, key: str) -> KeyRecord:
         if not (well_formed(key) or (self.policy.any_shape and plausible(key))):
             self.stats.malformed += 1
@@ -304,8 +355,26 @@ class KeyStore:
             row = await session.scalar(
                 select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.enabled.is_(True))
             )
-            team = await session.get(Team, row.team_id) if row and row.team_id else None
-            return KeyRecord.from_row(row, team) if row is not None else None
+            matched = digest
+            if row is None:  # the secret before a rotation, during its grace period
+                row = await session.scalar(
+                    select(ApiKey).where(
+                        ApiKey.previous_key_hash == digest, ApiKey.enabled.is_(True)
+                    )
+                )
+                grace = row.previous_key_expires_at if row is not None else None
+                if grace is None or _aware(grace) <= utcnow():
+                    return None
+            if row is None:
+                return None
+            ends = expires_at(row.metadata_)
+            if ends is not None and _aware(ends) <= utcnow():
+                return None
+            team = await session.get(Team, row.team_id) if row.team_id else None
+            record = KeyRecord.from_row(row, team)
+            if matched != row.key_hash:
+                record = replace(record, key_hash=matched)
+            return record
 
     async def _select(self, digest: str) -> KeyRecord | None:
         self.stats.queries += 1
@@ -327,6 +396,11 @@ class KeyStore:
             self._known[digest] = _Known(record, now + self.policy.ttl, now)
             self._unknown.pop(digest, None)
         return record
+
+
+def _aware(at: datetime) -> datetime:
+    """``at`` with a time zone (SQLite gives naive datetimes back; they are UTC)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def create_key(

@@ -59,6 +59,7 @@ def _usage_row(it: Interaction) -> dict[str, Any]:
         "total_cost_usd": nanos_to_usd(cost),
         "cache_hit": it.cache in ("HIT", "SEMANTIC"),
         "cost_saved_nanos": clean_int(it.cost_saved_nanos or 0, INT64),
+        "probe": it.probe,
     }
 
 

@@ -181,11 +181,18 @@ class MockUpstream:
         models: Iterable[str] = oa.DEFAULT_MODELS,
         api_key: str | None = None,
         providers: Sequence[RouteFactory] = DEFAULT_PROVIDERS,
+        model_behaviours: Mapping[str, Behaviour | Mapping[str, Any]] | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
         self._providers = tuple(providers)
-        self._state = MockState(models=tuple(models), api_key=api_key)
+        self._state = MockState(
+            models=tuple(models),
+            api_key=api_key,
+            model_behaviours=tuple(
+                (pattern, Behaviour.coerce(b)) for pattern, b in (model_behaviours or {}).items()
+            ),
+        )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None

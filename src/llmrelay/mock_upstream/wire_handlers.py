@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable, Mapping
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -81,6 +82,8 @@ class WireHandlers(abc.ABC):
             behaviour = self._state.script.next_for(request.headers, use_queue=use_queue)
         except BehaviourError as exc:
             return self._invalid_behaviour(exc)
+        if self._state.model_behaviours and behaviour == Behaviour():
+            behaviour = await self._model_behaviour(request) or behaviour
         if await apply_preamble(request, behaviour):
             return closed_response()
         if behaviour.is_error:
@@ -103,6 +106,24 @@ class WireHandlers(abc.ABC):
                 request, behaviour, "text/event-stream" if streamed else "application/json"
             )
         return behaviour, body
+
+    async def _model_behaviour(self, request: web.Request) -> Behaviour | None:
+        """The behaviour :attr:`MockState.model_behaviours` gives this request's model."""
+        model: object = request.match_info.get("model") or (
+            request.match_info.get("model_action", "").partition(":")[0] or None
+        )
+        if model is None and request.method == "POST":
+            try:
+                body = orjson.loads(await request.read())  # aiohttp keeps the body for later
+            except orjson.JSONDecodeError:
+                return None
+            model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(model, str):
+            return None
+        for pattern, behaviour in self._state.model_behaviours:
+            if fnmatchcase(model, pattern):
+                return behaviour
+        return None
 
     def scripted(
         self,

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmrelay.errors import PermissionDenied, UnknownModel
 from llmrelay.providers.registry import Provider, Registry
+
+if TYPE_CHECKING:
+    from llmrelay.redaction import Redactor
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +25,20 @@ class Target:
     model: str
     #: Request parameters a route config sets for this target (``override_params``).
     overrides: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+    #: The API key whose own credential this target uses (:mod:`llmrelay.routing.bound`):
+    #: its circuit is its own, apart from the shared credential's.
+    scope: str | None = None
+    #: Scrubs that credential too from the upstream's errors.
+    redactor: Redactor | None = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def qualified(self) -> str:
         return f"{self.provider.name}/{self.model}"
+
+    @property
+    def breaker_key(self) -> str:
+        """What the circuit breaker counts failures under."""
+        return self.qualified if self.scope is None else f"{self.qualified}@key:{self.scope}"
 
     def body_for(self, body: dict[str, Any]) -> dict[str, Any]:
         """The OpenAI-shaped body for this target: the client's plus the route's overrides.
@@ -56,8 +69,7 @@ class Resolver:
         return dict(self._aliases)
 
     def set_aliases(self, aliases: dict[str, str]) -> None:
-        """Replace the aliases (changed while running); one assignment, so a call sees
-        the old mapping or the new one."""
+        """Serve ``aliases`` from now on (a change read from the database at run time)."""
         self._aliases = dict(aliases)
 
     def resolve(self, name: str) -> Target:

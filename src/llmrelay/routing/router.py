@@ -98,7 +98,7 @@ class Router:
         self.retry_after_cap = retry_after_cap
         self.rng = rng or random.Random()
         #: Plans of requests without a route config, one per target (they are immutable).
-        self._direct: dict[tuple[str, str], RoutePlan] = {}
+        self._direct: dict[tuple[str, str, str | None], RoutePlan] = {}
 
     async def plan_for(self, call: Call) -> RoutePlan | None:
         """The route plan of this request, or ``None`` when no config applies."""
@@ -130,7 +130,7 @@ class Router:
     def _direct_plan(self, target: Target) -> RoutePlan:
         if target.overrides is not None:
             return direct_plan(target)
-        key = (target.provider.name, target.model)
+        key = (target.provider.name, target.model, target.scope)
         plan = self._direct.get(key)
         cached = plan.root.children[0] if plan is not None else None
         if (
@@ -286,7 +286,7 @@ class _Run:
 
     async def leaf(self, leaf: Leaf) -> tuple[UpstreamResponse, Leaf]:
         router = self.router
-        key = leaf.target.qualified
+        key = leaf.target.breaker_key
         # Built before the circuit is consulted: a target that cannot serve the call is
         # passed over without taking a half-open probe's place (which would then close
         # the circuit without any call having been made).
@@ -297,7 +297,7 @@ class _Run:
             if not verdict.allowed:
                 self._record_skip(leaf.target, verdict.state)
                 raise CircuitOpen(
-                    f"target {key} is skipped after repeated failures (circuit "
+                    f"target {leaf.target.qualified} is skipped after repeated failures (circuit "
                     f"{verdict.state}); it is probed again in {verdict.retry_in:.1f}s",
                     headers={"retry-after": str(max(1, math.ceil(verdict.retry_in)))},
                 )
@@ -309,7 +309,7 @@ class _Run:
             remaining = self.remaining()
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded(
-                    f"the route's deadline ran out before {key} answered",
+                    f"the route's deadline ran out before {leaf.target.qualified} answered",
                     provider=leaf.target.provider.name,
                 )
             if ucall is None:  # each retry is built afresh (signatures, tokens, ...)
@@ -424,7 +424,7 @@ class _Run:
             # A refusal of llmrelay's own credentials (the provider's 401, or a token
             # that could not be minted) is not the client's; secrets are scrubbed before
             # the error is recorded, retried on or sent.
-            failure = upstream_refusal(self.router.redactor.error(exc))
+            failure = upstream_refusal((target.redactor or self.router.redactor).error(exc))
             self._record(entry, t0, failure)
             if failure is exc:
                 raise

@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import func
@@ -311,6 +312,9 @@ class UsageRecord(Base):
     #: the upstream call would have cost.
     cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     cost_saved_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Made by ``llmrelay probe`` (its ``x-llmrelay-probe: 1`` header): billed and limited
+    #: like any call, only told apart in reports.
+    probe: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 Index("ix_usage_records_key_created", UsageRecord.api_key_id, UsageRecord.created_at)
@@ -455,3 +459,34 @@ class DailyUsage(Base):
 
 
 Index("ix_usage_daily_key_day", DailyUsage.api_key_id, DailyUsage.day)
+
+
+class ProbeResult(Base):
+    """One model's outcome in one ``llmrelay probe`` run (docs/probe.md).
+
+    One row per model per run, the tiers tried in ``tiers`` (JSON: name, ok, reason,
+    status, ms): history reads success rates and latency percentiles per model from
+    here, and ``/health/ready`` the last run per provider. No key, URL or answer text is
+    stored: a reason and a status are all a failure needs.
+    """
+
+    __tablename__ = "probe_results"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    run_id: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    provider: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(300))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    #: The failure's class (``auth``, ``not_found``, ``timeout`` ...); null when ok.
+    reason: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    total_ms: Mapped[float] = mapped_column(Float)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_nanos: Mapped[int] = mapped_column(BigInteger, default=0)
+    tiers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+
+
+Index("ix_probe_results_model_created", ProbeResult.model, ProbeResult.created_at)
+Index("ix_probe_results_provider_created", ProbeResult.provider, ProbeResult.created_at)

@@ -9,7 +9,11 @@ from typing import Any
 from llmrelay.providers.base import Usage
 from llmrelay.redaction import redact
 
-__all__ = ["Interaction", "redact"]
+__all__ = ["PROBE_HEADER", "Interaction", "redact"]
+
+#: The request header ``llmrelay probe`` sends on its calls (value ``1``); the call's
+#: rows carry ``probe`` so reports can leave probes out.
+PROBE_HEADER = "x-llmrelay-probe"
 
 
 @dataclass(slots=True)
@@ -22,6 +26,8 @@ class Interaction:
     status: int
     latency_ms: float
     overhead_ms: float
+    #: A stream: milliseconds from the request to the first content sent to the client.
+    ttft_ms: float | None = None
     stream: bool = False
     model: str | None = None
     provider: str | None = None
@@ -51,6 +57,11 @@ class Interaction:
     cache: str | None = None
     #: A cache hit: what the answer cost when it was made (nano-dollars), now saved.
     cost_saved_nanos: int | None = None
+    #: Sent by ``llmrelay probe`` (``x-llmrelay-probe: 1``): only recorded, never
+    #: changes billing or limits.
+    probe: bool = False
+    #: The W3C trace id of the call (``Call.trace_id``): in the log line, and the span's.
+    trace_id: str | None = None
 
     def token_columns(self) -> dict[str, int]:
         """The token counts as the ``responses`` and ``usage_records`` rows store them."""
@@ -72,8 +83,10 @@ class Interaction:
     def log_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "timestamp": self.created_at.isoformat(),
+            "level": "error" if self.status >= 500 else "warning" if self.status >= 400 else "info",
             "event": "interaction",
             "request_id": self.request_id,
+            "trace_id": self.trace_id,
             "route": self.route,
             "method": self.method,
             "status": self.status,
@@ -98,6 +111,8 @@ class Interaction:
         if self.cost_nanos is not None:
             # Exact decimal text of integer nano-dollars (never a float).
             entry["cost_usd"] = f"{self.cost_nanos // 10**9}.{self.cost_nanos % 10**9:09d}"
+        if self.probe:
+            entry["probe"] = True
         if self.cache is not None:
             entry["cache"] = self.cache
         if self.cost_saved_nanos is not None:

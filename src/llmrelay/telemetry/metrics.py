@@ -2,6 +2,11 @@
 
 Counting in the writer task costs the request nothing; the price is that counters lag
 the traffic by at most one flush interval, which no scrape interval can notice.
+
+Two name sets are exported side by side (docs/observability.md): llmrelay's own
+``llmrelay_*`` series, and the series of seed 004's queries and dashboard (``llm_*``,
+``cache_*``), so that those queries work unchanged. With several worker processes the
+values live in prometheus-client's multiprocess files (:mod:`llmrelay.telemetry.scrape`).
 """
 
 from __future__ import annotations
@@ -13,8 +18,18 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from llmrelay.telemetry import scrape
 from llmrelay.telemetry.interaction import Interaction
 
+#: Seed 004's ``llm_request_duration_seconds``: from sub-millisecond cache hits to
+#: ten-minute streams.
+_DURATION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600,
+)  # fmt: skip
+#: Time to first token of a stream, and time per output token after it.
+_TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
+_TPOT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
@@ -150,8 +165,18 @@ class _ModelLabels:
 
 
 class Metrics:
-    def __init__(self, live: Callable[[], tuple[int, int, dict[str, bool]]]) -> None:
+    """Every series of the gateway; ``observe`` is fed the log writer's batches.
+
+    ``key_labels`` (the ``metrics_key_labels`` setting) exports the per-key series
+    (``llmrelay_key_requests``, the key's name on ``llmrelay_rejections``): off by
+    default, as every key is a new series held forever by the gateway and Prometheus.
+    """
+
+    def __init__(
+        self, live: Callable[[], tuple[int, int, dict[str, bool]]], *, key_labels: bool = False
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._key_labels = key_labels
         self._model_label = _ModelLabels()
         self._guard_label = _ModelLabels()
         self._entity_label = _ModelLabels()
@@ -215,14 +240,75 @@ class Metrics:
             "Tokens the semantic cache's own embedding calls used",
             registry=self.registry,
         )
-        self.registry.register(_Live(live))
+        # Seed 004's series (docs/observability.md). ``llm_cost_total_usd`` and
+        # ``cache_hit_rate`` are derived from these at scrape time (telemetry/scrape.py).
+        self.llm_requests = Counter(
+            "llm_requests",
+            "Model calls answered (status: success or error)",
+            ["provider", "model", "status"],
+            registry=self.registry,
+        )
+        self.llm_duration = Histogram(
+            "llm_request_duration_seconds",
+            "Whole model call time, cache hits and streams included",
+            ["provider"],
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.llm_tokens = Counter(
+            "llm_tokens",
+            "Tokens billed (type: input, output, cached)",
+            ["provider", "model", "type"],
+            registry=self.registry,
+        )
+        self.seed_cache_requests = Counter(
+            "cache_requests",
+            "Model calls by response cache result (hit, miss, bypass, refresh)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "llmrelay_cost_usd",
+            "USD spent upstream (exact cost of each answered call)",
+            ["provider", "model"],
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "llmrelay_time_to_first_token_seconds",
+            "Streams: from the request to the first content sent to the client",
+            ["provider"],
+            buckets=_TTFT_BUCKETS,
+            registry=self.registry,
+        )
+        self.tpot = Histogram(
+            "llmrelay_time_per_output_token_seconds",
+            "Streams: time after the first token, per further output token",
+            ["provider"],
+            buckets=_TPOT_BUCKETS,
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "llmrelay_rejections",
+            "Calls refused by llmrelay's own limits (reason: rate_limited, budget_exceeded)",
+            ["reason", "key"],
+            registry=self.registry,
+        )
+        self.circuit_opened = Counter(
+            "llmrelay_circuit_skips",
+            "Attempts skipped because the target's circuit was open",
+            ["provider"],
+            registry=self.registry,
+        )
+        self._live = _Live(live)
+        self.registry.register(self._live)
+        self._collectors: list[Collector] = [self._live]
 
     def observe(self, batch: list[Interaction]) -> None:
         for it in batch:
             provider = it.provider or ""
             model = self._model_label(it.upstream_model or "")
             self.requests.labels(it.route, provider, model, str(it.status)).inc()
-            if it.key_name:
+            if it.key_name and self._key_labels:
                 self.key_requests.labels(it.key_name).inc()
             self.latency.labels(it.route, provider).observe(it.latency_ms / 1000)
             self.overhead.labels(it.route).observe(it.overhead_ms / 1000)
@@ -235,6 +321,37 @@ class Metrics:
                 self.tokens.labels(provider, model, "completion").inc(it.usage.completion_tokens)
                 if it.usage.cached_tokens:
                     self.tokens.labels(provider, model, "cached").inc(it.usage.cached_tokens)
+            self._observe_seed(it, provider, model)
+
+    def _observe_seed(self, it: Interaction, provider: str, model: str) -> None:
+        """Seed 004's series and the stream timings, for one recorded call."""
+        outcome = "success" if it.status < 400 else "error"
+        self.llm_requests.labels(provider, model, outcome).inc()
+        self.llm_duration.labels(provider).observe(it.latency_ms / 1000)
+        if it.cache is not None:
+            self.seed_cache_requests.labels(it.cache.lower()).inc()
+        if it.cost_nanos:
+            self.cost.labels(provider, model).inc(it.cost_nanos / 1e9)
+        usage = it.usage
+        if usage is not None:
+            self.llm_tokens.labels(provider, model, "input").inc(usage.prompt_tokens)
+            self.llm_tokens.labels(provider, model, "output").inc(usage.completion_tokens)
+            if usage.cached_tokens:
+                self.llm_tokens.labels(provider, model, "cached").inc(usage.cached_tokens)
+        for attempt in it.attempts:
+            if str(attempt.get("skipped", "")).startswith("circuit_"):
+                self.circuit_opened.labels(str(attempt.get("provider", ""))).inc()
+        if it.ttft_ms is not None:
+            self.ttft.labels(provider).observe(it.ttft_ms / 1000)
+            if usage is not None and usage.completion_tokens > 1:
+                after = max(0.0, it.latency_ms - it.ttft_ms) / 1000
+                self.tpot.labels(provider).observe(after / (usage.completion_tokens - 1))
+
+    def count_rejection(self, reason: str, key_name: str | None) -> None:
+        """A call refused by a rate limit (429) or a budget (402), as it is refused:
+        such calls leave no row to count from. Error path only."""
+        key = (key_name or "") if self._key_labels else ""
+        self.rejections.labels(reason, key).inc()
 
     def count_guardrail(self, stage: str, guardrail: str, entity: str, action: str) -> None:
         """One guardrail finding (types only, never values), as it is made: denied calls
@@ -246,11 +363,18 @@ class Metrics:
 
     def watch_writer(self, read: Callable[[], dict[str, Any]]) -> None:
         """Export the log writer's stats (``LogWriter.stats_dict``) at every scrape."""
-        self.registry.register(_Writer(read))
+        self._add(_Writer(read))
 
     def watch_keys(self, read: Callable[[], tuple[bool, dict[str, int]]]) -> None:
         """Export the key store's counters (``KeyStore.counters``) at every scrape."""
-        self.registry.register(_Keys(read))
+        self._add(_Keys(read))
+
+    def _add(self, collector: Collector) -> None:
+        self.registry.register(collector)
+        self._collectors.append(collector)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition text: this process's registry, or with several workers every
+        worker's counters and histograms summed (:func:`~llmrelay.telemetry.scrape.
+        families`), plus the series derived from them."""
+        return generate_latest(scrape.Families(scrape.families(self.registry, self._collectors)))

@@ -1,0 +1,178 @@
+"""``llmrelay probe`` and ``llmrelay probe history``: flags, the run, the exit code.
+
+Exit codes: 0 every model passed, 1 some model failed, 2 the probe itself could not run
+(bad flags or settings, the gateway unreachable, the key refused when listing models,
+a local gateway that would not start). Errors are one line on stderr, never a trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aiohttp
+import orjson
+from rich.console import Console
+
+from llmrelay.config import Settings
+from llmrelay.store import database
+from llmrelay.store.schema import new_id
+
+from . import history
+from .config import ProbeConfigError, ProbeOptions, build_options
+from .local import LocalGatewayError, local_gateway, temporary_key
+from .render import LiveView, render_text
+from .report import EXIT_UNUSABLE, ModelResult, Report
+from .runner import run_all
+from .targets import ListingError, Target, select
+from .wire import Client
+
+COMMAND = "probe"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``probe`` subcommand and its ``history`` view."""
+    p = sub.add_parser(
+        COMMAND, help="try each provider's models through the gateway (docs/probe.md)"
+    )
+    p.add_argument("--config", help="YAML config file (probe settings, local gateway, history)")
+    p.add_argument("--provider", action="append", help="only this provider (repeatable)")
+    p.add_argument("--models", type=int, dest="models_count", help="models per provider (3)")
+    p.add_argument("--model", action="append", help="exactly this model (repeatable)")
+    p.add_argument("--stream", action="store_true", help="also a streamed answer")
+    p.add_argument(
+        "--capabilities",
+        action="store_true",
+        help="also tools, JSON mode, /v1/messages, /v1/responses, embeddings",
+    )
+    p.add_argument("--timeout", type=float, help="seconds per call (30)")
+    p.add_argument("--concurrency", type=int, help="models in flight per provider (2)")
+    p.add_argument("--json", dest="json_file", help="write the full report to this file")
+    p.add_argument("--url", help="gateway URL (or LLMRELAY_URL); default: start a local one")
+    p.add_argument("--key", help="virtual key (or LLMRELAY_API_KEY); needed with --url")
+    p.add_argument("--no-history", action="store_true", help="do not store this run")
+    hsub = p.add_subparsers(dest="probe_command")
+    h = hsub.add_parser("history", help="success rate and p50/p95 latency per model")
+    h.add_argument("--model", dest="history_model", help="only this model")
+    h.add_argument("--days", type=float, default=30.0, help="window in days (30)")
+    h.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_UNUSABLE
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    """The subcommand's entry point (``llmrelay probe ...``)."""
+    if getattr(args, "probe_command", None) == "history":
+        return await _history(args, settings)
+    try:
+        options = build_options(settings.probe, vars(args), os.environ)
+    except ProbeConfigError as exc:
+        return _fail(str(exc))
+    try:
+        async with _gateway(options, args, settings) as (url, key):
+            report = await _probe(options, url, key)
+    except (ListingError, LocalGatewayError) as exc:
+        return _fail(str(exc))
+    print(render_text(report), end="")
+    if args.json_file:
+        try:
+            _write_json(args.json_file, report)
+        except OSError as exc:
+            return _fail(f"cannot write {args.json_file}: {exc.strerror or exc}")
+    if not args.no_history:
+        await _store(settings, report)
+    return report.exit_code
+
+
+def _write_json(path: str, report: Report) -> None:
+    with open(path, "wb") as f:
+        f.write(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2))
+
+
+@contextlib.asynccontextmanager
+async def _gateway(
+    options: ProbeOptions, args: argparse.Namespace, settings: Settings
+) -> AsyncIterator[tuple[str, str]]:
+    """The gateway to probe and its key: ``--url`` as given, else a local one."""
+    if options.url is not None:
+        assert options.key is not None  # build_options refuses --url without a key
+        yield options.url, options.key
+        return
+    async with local_gateway(args.config) as url:
+        if options.key:
+            yield url, options.key
+            return
+        async with temporary_key(settings) as key:
+            yield url, key
+
+
+async def _probe(options: ProbeOptions, url: str, key: str) -> Report:
+    report = Report(new_id(), url, datetime.now(UTC), options=options.public())
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        client = Client(session, url, key)
+        groups = await select(
+            client,
+            providers=options.providers,
+            models=options.models,
+            per_provider=options.max_models_per_gateway,
+            timeout=options.timeout_seconds,
+            embeddings=options.capabilities,
+        )
+        console = Console(stderr=True)
+        if console.is_terminal:
+            view = LiveView(console, groups)
+            with view.shown():
+                report.providers = await run_all(client, options, groups, view.update)
+        else:
+            report.providers = await run_all(client, options, groups, _quiet)
+    report.finished_at = datetime.now(UTC)
+    return report
+
+
+def _quiet(target: Target, result: ModelResult | None) -> None:
+    """No live view (not a terminal): the final table is all there is."""
+
+
+async def _store(settings: Settings, report: Report) -> None:
+    """Keep the run in the configured database; a failure there only warns."""
+    engine = database.create_engine(settings.database_url)
+    try:
+        await database.migrate(engine)
+        await history.save(engine, report)
+    except Exception as exc:  # the probe's result stands whatever the database does
+        print(
+            f"warning: the run was not stored in the history ({type(exc).__name__})",
+            file=sys.stderr,
+        )
+    finally:
+        await engine.dispose()
+
+
+async def _history(args: argparse.Namespace, settings: Settings) -> int:
+    engine = database.create_engine(settings.database_url)
+    try:
+        await database.migrate(engine)
+        rows = await history.model_history(engine, model=args.history_model, days=args.days)
+    finally:
+        await engine.dispose()
+    if not rows:
+        print(f"no probe runs in the last {args.days:g} days")
+        return 0
+    print(f"{'MODEL':40} {'PROVIDER':16} {'RUNS':>5} {'OK %':>6} {'P50':>8} {'P95':>8}  LAST")
+    for r in rows:
+        p50 = f"{r.p50_ms / 1000:.2f}s" if r.p50_ms is not None else "-"
+        p95 = f"{r.p95_ms / 1000:.2f}s" if r.p95_ms is not None else "-"
+        last = f"{r.last_at:%Y-%m-%d %H:%M} {'OK' if r.last_ok else 'FAIL'}"
+        print(
+            f"{r.model:40} {r.provider:16} {r.runs:>5} {r.success_rate:>5.1f}% "
+            f"{p50:>8} {p95:>8}  {last}"
+        )
+    return 0
