@@ -156,12 +156,6 @@ def well_formed(key: str) -> bool:
     )
 
 
-def plausible(key: str) -> bool:
-    """Whether a key of another shape is worth a lookup (``key_any_shape``): 8 to 200
-    visible ASCII characters (so no header junk or megabyte strings are hashed)."""
-    return 8 <= len(key) <= 200 and all("!" <= c <= "~" for c in key)
-
-
 def expires_at(metadata: dict[str, Any] | None) -> datetime | None:
     """The expiry stored in a key's metadata (:data:`EXPIRES_META`), if any."""
     raw = (metadata or {}).get(EXPIRES_META)
@@ -171,6 +165,12 @@ def expires_at(metadata: dict[str, Any] | None) -> datetime | None:
         return datetime.fromisoformat(raw)
     except ValueError:
         return None
+
+
+def plausible(key: str) -> bool:
+    """Whether a key of another shape is worth a lookup (``key_any_shape``): 8 to 200
+    visible ASCII characters (so no header junk or megabyte strings are hashed)."""
+    return 8 <= len(key) <= 200 and all("!" <= c <= "~" for c in key)
 
 
 @dataclass(frozen=True, slots=True)
