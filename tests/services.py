@@ -95,3 +95,33 @@ def ensure_redis() -> None:
 def postgres_admin_dsn(database: str = "postgres") -> str:
     user = os.environ.get("LLMRELAY_TEST_PGUSER", "postgres")
     return f"postgresql://{user}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_chromium() -> str:
+    """Debian's Chromium for the browser tests (Playwright cannot download its own here).
+
+    Installed with apt when absent and we are root (CI's container is); with ``CI=true``
+    a missing browser fails the run instead of skipping the UI tests.
+    """
+    if os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    detail = "not installed, and not root to apt-get install it"
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        try:
+            out = subprocess.run(
+                ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
+            detail = (out.stdout + out.stderr).strip()[-2000:]
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            detail = f"apt-get: {exc}"
+        if os.access(CHROMIUM, os.X_OK):
+            return CHROMIUM
+    _unavailable(f"Chromium at {CHROMIUM}", detail)
+    raise AssertionError("unreachable")  # _unavailable fails or skips

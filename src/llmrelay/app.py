@@ -21,7 +21,7 @@ from llmrelay.api.messages import MessagesCodec, anthropic_error_body
 from llmrelay.api.models import list_models, retrieve_model
 from llmrelay.api.responses import ResponsesCodec
 from llmrelay.asgi import Receive, Request, Scope, Send, send_error
-from llmrelay.config import Settings, load_settings
+from llmrelay.config import ConfigError, Settings, load_settings
 from llmrelay.context import Call
 from llmrelay.cors import CorsPolicy, header
 from llmrelay.errors import (
@@ -33,6 +33,7 @@ from llmrelay.errors import (
 )
 from llmrelay.pipeline import run
 from llmrelay.services import Services
+from llmrelay.ui.serve import UiFiles
 
 log = logging.getLogger("llmrelay")
 
@@ -53,6 +54,8 @@ class Gateway:
         self._responses = ResponsesCodec()  # its secret scrubber is bound at start
         #: ``/admin``: FastAPI, built on the first admin request (never on the hot path).
         self.admin = AdminPlane(self.services)
+        #: ``/ui``: the web UI's static files (ui/serve.py), read on the first request.
+        self.ui = UiFiles()
         #: ``cors_origins`` (cors.py); ``None``: no CORS headers, browsers refuse.
         self.cors = (
             CorsPolicy(settings.cors_origins, settings.cors_max_age)
@@ -105,6 +108,9 @@ class Gateway:
         path: str = scope["path"]
         if path.startswith("/admin") and (len(path) == 6 or path[6] == "/"):
             await self.admin(scope, receive, send)
+            return
+        if path.startswith("/ui") and (len(path) == 3 or path[3] == "/"):
+            await self.ui(scope, receive, send)
             return
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
@@ -186,6 +192,10 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
+                except ConfigError as exc:  # the operator's to fix: the message, no trace
+                    log.error("start-up failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 except Exception as exc:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})

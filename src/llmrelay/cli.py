@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     governance_commands.add_key_options(create)
     ksub.add_parser("list", help="list keys (never shows secrets)")
+    kimport = ksub.add_parser(
+        "import", help="import a seed-002 keys.json (idempotent; real keys never printed)"
+    )
+    kimport.add_argument("file", help='{"virtual_keys": {"vk_...": {"provider", "api_key"}}}')
     revoke = ksub.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
 
@@ -149,6 +153,8 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
             print(f"created key {row.name} (id {row.id})")
             print(key)
             return 0
+        if args.keys_command == "import":
+            return await governance_commands.import_keys_file(sessions, settings, args.file)
         if args.keys_command == "list":
             rows = await k.list_keys(sessions)
             print(f"{'NAME':24} {'ID':32} {'PREFIX':16} {'STATUS':8} {'RPM':>6} {'BUDGET':>10}")

@@ -130,6 +130,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_upstream_event_bytes: int = 16 * 1024 * 1024
     #: How long a key lookup is trusted; a revoked key stops working within this time.
     key_cache_ttl: float = 1.0
+    #: A seed-002 ``keys.json`` imported at start (idempotent; ``KEYS_FILE_PATH`` too).
+    keys_file: str | None = None
     #: Seconds an unknown key is remembered as unknown (no database query meanwhile).
     key_negative_cache_ttl: float = 5.0
     #: Seconds a key seen before keeps working while the database is unavailable.
@@ -150,6 +152,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Label the rate-limit and budget rejection series with the key's name (one series
     #: per key: only where the number of keys is bounded). See docs/observability.md.
     metrics_key_labels: bool = False
+    #: OpenTelemetry traces over OTLP/HTTP (``pip install llmrelay[otel]``), configured
+    #: by the standard ``OTEL_*`` variables: see docs/observability.md.
+    tracing: bool = False
+    #: Record prompts and answers (redacted) on the call spans.
+    tracing_record_content: bool = False
     log_level: str = "info"
     #: Where interaction logs go: "stdout", "stderr", "none" or a file path.
     log_file: str = "stdout"
@@ -354,6 +361,9 @@ def load_settings(
             raw["provider_reload_interval"], "provider_reload_interval"
         )
     _seed_quota_env(env, raw)
+    seed_keys = env.get("KEYS_FILE_PATH")  # seed 002's name for it
+    if seed_keys and "LLMRELAY_KEYS_FILE" not in env and "keys_file" not in raw:
+        raw["keys_file"] = seed_keys
     providers = parse_providers(raw.pop("providers")) if "providers" in raw else []
     try:
         settings = msgspec.convert(raw, Settings, strict=False)

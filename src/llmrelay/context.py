@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from llmrelay.governance.backend import Plan as GovernanceTicket
     from llmrelay.guardrails.scan import GuardState
     from llmrelay.routing.plan import RoutePlan
+    from llmrelay.telemetry.tracing import CallSpan
 
 
 @functools.lru_cache(maxsize=4)
@@ -93,6 +94,10 @@ class Call:
     #: The last byte of the answer was handed to the server: nothing left to interrupt.
     replied: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
+    #: Top-level fields a plug-in adds to a JSON answer after the codec encoded it in the
+    #: client's format (seed 004's cache ``metadata``): a translated answer is encoded
+    #: from the internal form, which has no room for them.
+    answer_fields: dict[str, Any] = field(default_factory=dict)
     #: Governance: what the call reserved (limits, budgets); settled in ``finally``.
     ticket: GovernanceTicket | None = None
     #: Exact cost in nano-dollars, once known (see ``governance/pricing.py``).
@@ -115,6 +120,8 @@ class Call:
     cache: CacheState | None = None
     #: The trace id of the call's span when tracing is on (telemetry/tracing.py).
     span_trace_id: str | None = None
+    #: The call's spans when tracing is on (``telemetry.tracing.CallSpan``), else None.
+    span: CallSpan | None = None
 
     @classmethod
     def start(cls, request: Request, route: str) -> Call:

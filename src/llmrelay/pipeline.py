@@ -100,6 +100,8 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
     failed call, through the ``except`` below, and its ``finally`` records it.
     """
     logs.CURRENT_CALL.set(call)  # this task's log lines name the call (telemetry/logs.py)
+    if services.tracing is not None:
+        call.span = services.tracing.start(call)
     try:
         await authenticate(services, call)
         call.raw_body = await call.request.body(
@@ -149,6 +151,8 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
         else:
             services.writer.end(call.id)
         services.calls.discard(call)  # only now: shutdown waits for this before closing
+        if call.span is not None:
+            call.span.end(call)
 
 
 async def _plan(services: Services, call: Call, codec: Codec) -> None:
@@ -216,7 +220,10 @@ async def _serve(services: Services, call: Call, codec: Codec, send: Send) -> No
     result = await call.chain.after(call, result)
     call.usage = result.usage
     call.finish_reason = result.finish_reason
-    await respond(services, call, codec, send, codec.encode(call, result))
+    body = codec.encode(call, result)
+    if call.answer_fields:
+        body = orjson.dumps({**orjson.loads(body), **call.answer_fields})
+    await respond(services, call, codec, send, body)
 
 
 async def open_routed(

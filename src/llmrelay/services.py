@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
     from llmrelay.context import Call
+    from llmrelay.telemetry.tracing import Tracing
 
 log = logging.getLogger("llmrelay")
 
@@ -98,6 +99,9 @@ class Services:
         self._previous_sigterm: Any = None
         self._previous_sigint: Any = None
         self._log_stream: IO[bytes] | None = None
+        #: OpenTelemetry (telemetry/tracing.py), imported only when ``tracing`` is on.
+        self.tracing: Tracing | None = None
+        self._shared_live: asyncio.Task[None] | None = None
 
     # -- start and stop -----------------------------------------------------------------
     async def start(self) -> None:
@@ -116,6 +120,8 @@ class Services:
         routes = {m.name: (m.provider, m.model) for m in s.models}
         self.resolver = Resolver(self.registry, routes, aliases)
         self.keys = KeyStore(self.sessions, KeyCachePolicy.from_settings(s))
+        if s.keys_file:
+            await self._import_keys_file(s.keys_file)
         self.router = build_router(s, self.registry, self.resolver, self.sessions)
         self.bound = BoundProviders(self.registry, self.credentials, self.router.redactor)
         await self.router.start()
@@ -136,6 +142,14 @@ class Services:
         self.governor = self.governance.governor
         self.writer.sinks.append(write_usage)  # usage rows + summaries with each log batch
         self.metrics = Metrics(self._live_metrics, key_labels=s.metrics_key_labels)
+        if s.metrics_key_labels:
+            self.governor.budget_observer = self.metrics.observe_budgets
+        shared = self.metrics.shared_live
+        self._shared_live = None if shared is None else asyncio.create_task(shared.run())
+        if s.tracing:
+            from llmrelay.telemetry.tracing import start_tracing
+
+            self.tracing = start_tracing(record_content=s.tracing_record_content)
         self.writer.observers.append(self.metrics.observe)
         self.writer.start()  # replays rows a previous process left in the spool
         self.metrics.watch_writer(self.writer.stats_dict)
@@ -174,6 +188,11 @@ class Services:
         # rows are queued before the writer's last flush.
         await self.end_calls()
         await self.writer.close()
+        if self._shared_live is not None and self.metrics.shared_live is not None:
+            self._shared_live.cancel()
+            self.metrics.shared_live.close()
+        if self.tracing is not None:  # flushes the last spans to the collector
+            await asyncio.to_thread(self.tracing.close)
         await self.governance.close()
         await self.cache.close()
         await self.model_lists.close()
@@ -266,13 +285,22 @@ class Services:
         self._previous_sigterm = previous_term
         self._previous_sigint = previous_int
 
+    async def _import_keys_file(self, path: str) -> None:
+        """Import the ``keys_file`` (seed 002); a bad one stops the start, naming the entry."""
+        from sqlalchemy.exc import IntegrityError
+
+        from llmrelay.governance import keys_file
+
+        entries = keys_file.parse(Path(path))
+        keys_file.check_providers(entries, path, lambda name: name in self.registry)
+        try:
+            report = await keys_file.import_entries(self.sessions, self.credentials, entries)
+        except IntegrityError:  # another worker imported the same file at the same moment
+            report = await keys_file.import_entries(self.sessions, self.credentials, entries)
+        log.info("keys file %s imported: %s", path, report)
+
     def _secret(self) -> str:
-        if self.settings.master_key:
-            return self.settings.master_key
-        url = make_url(self.settings.database_url)
-        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-            return local_secret(Path(url.database).with_suffix(".secret"))
-        return local_secret(Path(self.env.get("LLMRELAY_SECRET_FILE", "llmrelay.secret")))
+        return credential_secret(self.settings, self.env)
 
     async def _sync_providers(self) -> list[ProviderConfig]:
         """Store configured providers (credentials encrypted); return the DB-only ones."""
@@ -311,3 +339,13 @@ def _open_log_stream(target: str) -> IO[bytes] | None:
     if target == "stderr":
         return sys.stderr.buffer
     return open(target, "ab")
+
+
+def credential_secret(settings: Settings, env: Mapping[str, str]) -> str:
+    """The secret provider credentials are sealed with (see ``store/credentials.py``)."""
+    if settings.master_key:
+        return settings.master_key
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return local_secret(Path(url.database).with_suffix(".secret"))
+    return local_secret(Path(env.get("LLMRELAY_SECRET_FILE", "llmrelay.secret")))

@@ -42,6 +42,12 @@ async def gw(
                 "api_key": SHARED,
             },
             {
+                "name": "claude",
+                "type": "anthropic",
+                "base_url": upstream.base_url,
+                "api_key": SHARED,
+            },
+            {
                 "name": "strict",
                 "type": "openai_compatible",
                 "base_url": strict.base_url,
@@ -132,6 +138,31 @@ async def test_a_refused_credential_never_leaves_in_the_error(
     # The shared credential still works for everyone else.
     plain = await bound(admin, "strict-plain", "strict", None)
     await chat(gw, plain["virtual_key"])
+
+
+async def test_a_credential_quoted_mid_stream_is_scrubbed(
+    gw: InProcessGateway, admin: Admin, mock: MockUpstream
+) -> None:
+    made = await bound(admin, "streamer", "claude", TEAM_CRED)
+    mock.script(Behaviour(error_after_chunks=1, error_message=f"the key {TEAM_CRED} is over quota"))
+    seen: list[str] = []
+    stream = await sdk(gw, made["virtual_key"]).chat.completions.create(
+        model="claude-3-5-haiku", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    with pytest.raises(openai.APIError) as caught:
+        async for chunk in stream:
+            seen.append(chunk.model_dump_json())
+    assert mock.requests[-1].headers["x-api-key"] == TEAM_CRED
+    assert "over quota" in str(caught.value)
+    assert TEAM_CRED not in str(caught.value) + repr(getattr(caught.value, "body", None))
+    assert TEAM_CRED not in "".join(seen)
+    rows = await gw.wait_rows(
+        "SELECT r.attempts, s.error_message FROM requests r JOIN responses s "
+        "ON s.request_id = r.id WHERE r.api_key_id = :k",
+        1,
+        k=made["id"],
+    )
+    assert TEAM_CRED not in repr(rows)
 
 
 FALLBACK = {

@@ -59,6 +59,8 @@ async def test_bad_team_input(admin: Admin) -> None:
         error_of(await admin.post("/admin/teams", {"name": "t", "budget": 1}), 400)["param"]
         == "budget"
     )
+    big = {"name": "t", "metadata": {"blob": "b" * 70_000}}
+    assert error_of(await admin.post("/admin/teams", big), 400)["param"] == "metadata"
     await admin.post("/admin/teams", {"name": "twice-team"})
     error_of(await admin.post("/admin/teams", {"name": "twice-team"}), 409)
     error_of(await admin.get("/admin/teams/nobody"), 404)

@@ -50,7 +50,7 @@ async def test_seed_004_body_creates_a_working_key(gw: InProcessGateway, admin: 
     made = r.json()
     assert made["virtual_key"].startswith("vk-")
     assert made["name"] == "Production Key" and made["provider"] == "up"
-    assert made["rate_limit"] == 100 and float(made["budget_limit_usd"]) == 500
+    assert made["rate_limit"] == 100 and made["budget_limit_usd"] == 500  # seed 004's number
     assert made["has_real_api_key"] is True and made["status"] == "active"
     assert SEED_004["real_api_key"] not in r.text
     await chat(gw, made["virtual_key"])
@@ -82,12 +82,17 @@ async def test_update_applies_at_once(gw: InProcessGateway, admin: Admin) -> Non
     await chat(gw, key)
     r = await admin.patch(
         f"/admin/virtual-keys/{made['id']}",
-        {"models": ["claude/*"], "rate_limit": 7, "metadata": {"owner": "ops"}},
+        {
+            "models": ["claude/*"],
+            "rate_limit": 7,
+            "metadata": {"owner": "ops"},
+            "daily_budget_usd": 12.5,
+        },
     )
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["models"] == ["claude/*"] and out["rate_limit"] == 7
-    assert out["metadata"] == {"owner": "ops"}
+    assert out["metadata"] == {"owner": "ops"} and out["daily_budget_usd"] == 12.5
     with pytest.raises(openai.PermissionDeniedError):
         await chat(gw, key)  # the cache entry was forgotten: the new allow-list applies
     await admin.patch(f"/admin/virtual-keys/{made['id']}", {"models": None})
@@ -173,6 +178,8 @@ async def test_bad_input_is_400_naming_the_field(admin: Admin) -> None:
         ({"name": "x", "colour": "red"}, "colour"),
         ({"name": "", "rate_limit": 1}, "name"),
         ({"name": "x", "models": ["m" * 301]}, "models.0"),
+        ({"name": "x", "metadata": {"blob": "b" * 70_000}}, "metadata"),
+        ({"name": "x", "metadata": {"llmrelay.expires_at": "soon"}}, "metadata"),
     ]
     for body, param in cases:
         err = error_of(await admin.post("/admin/virtual-keys", body), 400)

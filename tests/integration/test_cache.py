@@ -690,6 +690,57 @@ async def test_seed_004_metadata_in_chat_bodies_when_configured(gw: Harness) -> 
     assert "metadata" not in plain  # the entry was stored without it
 
 
+@pytest.mark.parametrize("model", ["mock/echo", "claude/claude-sonnet-4-5"])
+async def test_seed_004_metadata_in_messages_bodies(gw: Harness, model: str) -> None:
+    # Translated (mock) and passed through (Anthropic): the field is added to the message.
+    runtime = gw.gateway.services.cache
+    runtime.add_metadata = True
+    body = {
+        "model": model,
+        "max_tokens": 32,
+        "messages": [{"role": "user", "content": _question()}],
+    }
+    try:
+        miss = (await gw.post("/v1/messages", body)).json()
+        hit = await gw.claude.messages.with_raw_response.create(**body)
+    finally:
+        runtime.add_metadata = False
+    provider = model.split("/")[0]
+    assert miss["type"] == "message" and miss["metadata"]["cache_hit"] is False
+    assert miss["metadata"]["provider"] == provider
+    assert hit.headers["x-llmrelay-cache"] == "HIT"
+    parsed = await hit.parse()  # the SDK reads the message with the extra field
+    assert parsed.type == "message" and parsed.content
+    assert orjson.loads(hit.http_response.content)["metadata"] == {
+        "cache_hit": True,
+        "provider": provider,
+        "cost_usd": 0.0,
+    }
+
+
+@pytest.mark.parametrize("model", ["mock/echo", "oai/gpt-4o"])
+async def test_seed_004_metadata_in_responses_bodies(gw: Harness, model: str) -> None:
+    # A response's metadata echoes the request's (strings): the three join it as strings.
+    runtime = gw.gateway.services.cache
+    runtime.add_metadata = True
+    body = {"model": model, "input": _question(), "metadata": {"team": "docs"}}
+    try:
+        miss = (await gw.post("/v1/responses", body)).json()
+        hit = await gw.oai.responses.with_raw_response.create(**body)
+    finally:
+        runtime.add_metadata = False
+    provider = model.split("/")[0]
+    assert miss["object"] == "response"
+    assert miss["metadata"]["cache_hit"] == "false" and miss["metadata"]["team"] == "docs"
+    assert hit.headers["x-llmrelay-cache"] == "HIT"
+    assert hit.parse().metadata == {
+        "team": "docs",
+        "cache_hit": "true",
+        "provider": provider,
+        "cost_usd": "0.000000000",
+    }
+
+
 async def test_reasoning_is_replayed_in_a_chat_stream(gw: Harness) -> None:
     # Anthropic's thinking, translated to chat (reasoning_content), stored once, then
     # replayed as chat chunks carrying the reasoning deltas.
@@ -760,3 +811,33 @@ async def test_an_answer_a_guardrail_found_pii_in_is_not_stored(gw: Harness) -> 
     assert (await gw.post("/v1/chat/completions", clean, x_llmrelay_config=config)).headers[
         "x-llmrelay-cache"
     ] == "HIT"
+
+
+async def test_single_flight_identical_misses_wait_for_the_first_answer(gw: Harness) -> None:
+    body = {
+        "model": "claude/claude-sonnet-4-5",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": _question()}],
+    }
+    # The first answer takes 300 ms: without single flight all four would call upstream.
+    gw.upstream.script(Behaviour(delay_ms=300))
+    before = gw.calls()
+    answers = await asyncio.gather(*(gw.post("/v1/messages", body) for _ in range(4)))
+    verdicts = sorted(a.headers["x-llmrelay-cache"] for a in answers)
+    assert verdicts == ["HIT", "HIT", "HIT", "MISS"]
+    assert gw.calls() == before + 1
+    assert len({a.json()["content"][0]["text"] for a in answers}) == 1
+    assert not gw.gateway.services.cache.flights  # released once stored
+
+
+async def test_single_flight_followers_go_on_when_the_first_call_fails(gw: Harness) -> None:
+    body = {
+        "model": "claude/claude-sonnet-4-5",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": _question()}],
+    }
+    gw.upstream.script(Behaviour(status=529, delay_ms=200))
+    answers = await asyncio.gather(*(gw.post("/v1/messages", body) for _ in range(3)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses[0] == 200 and statuses[-1] >= 500  # the followers called upstream
+    assert not gw.gateway.services.cache.flights

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -164,3 +165,50 @@ def test_semantic_questions_are_shared_through_the_database(
     )
     rows = first.db_query("SELECT count(*) FROM cache_vectors")
     assert rows[0][0] >= 1
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_semantic_questions_reach_the_other_instance_through_redis_at_once(
+    make_postgres_db: Callable[[], str],
+    redis_server: None,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    # The poll is 60 s away: a hit within a few seconds can only come from pub/sub.
+    config: dict[str, Any] = {
+        "database_url": make_postgres_db(),
+        "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
+        "redis_prefix": f"{{pushed-{uuid.uuid4().hex}}}:",
+        "redis_timeout": 2.0,
+        "plugins": {"cache": {"mode": "semantic", "embedding_model": "mock/bag-of-words"}},
+        "response_cache": {"shared_vectors": True, "vector_sync_interval": 60},
+        "auto_providers": False,
+    }
+    thread = threading.Thread(target=asyncio.run, args=(migrate_url(config["database_url"]),))
+    thread.start()
+    thread.join()
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: start_gateway(config), range(2))
+    for gateway in (first, second):  # both subscribed before the question is stored
+        assert _until(
+            lambda g=gateway: httpx.get(f"{g.url}/health/ready").json()["cache"]["semantic"][
+                "pushed_subscribed"
+            ]
+        )
+    key = first.create_key("semantic-pushed")
+    a = openai.OpenAI(base_url=first.base_url, api_key=key, max_retries=0)
+    b = openai.OpenAI(base_url=second.base_url, api_key=key, max_retries=0)
+    topic = uuid.uuid4().hex[:8]
+    asked = f"What is the capital of {topic}?"
+    assert _ask(a, asked) == (asked, "MISS")
+    started = time.monotonic()
+    assert _until(
+        lambda: (
+            _ask(b, f"the capital of {topic} is WHAT", headers={"cache-control": "no-store"})
+            == (asked, "SEMANTIC")
+        ),
+        seconds=5.0,
+    )
+    assert time.monotonic() - started < 5.0  # the poll would take up to 60 s
+    ready = httpx.get(f"{second.url}/health/ready").json()["cache"]["semantic"]
+    assert ready["pushed_received"] >= 1

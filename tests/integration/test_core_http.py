@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from decimal import Decimal
 
 import httpx
 import orjson
@@ -305,7 +307,7 @@ def test_requests_and_responses_are_recorded(core_gw: GatewayProcess, mock: Mock
 
 
 def test_prometheus_metrics(core_gw: GatewayProcess, mock: MockUpstream) -> None:
-    key = core_gw.create_key("metered")
+    key = core_gw.create_key("metered", budget=Decimal("5"))
     assert post(core_gw, key, {**CHAT, "model": "up/metered-model"}).status_code == 200
     deadline = time.monotonic() + 5
     text = ""
@@ -322,5 +324,10 @@ def test_prometheus_metrics(core_gw: GatewayProcess, mock: MockUpstream) -> None
     ) in text
     assert 'llmrelay_tokens_total{kind="prompt",model="metered-model",provider="up"} 2.0' in text
     assert 'llmrelay_key_requests_total{key="metered"} 1.0' in text
+    # metrics_key_labels is on here: the remaining budget, as of the last admitted call.
+    remaining = re.search(
+        r'llmrelay_budget_remaining_usd\{name="metered",period="monthly",scope="key"\} (\S+)', text
+    )
+    assert remaining is not None and 4.9 < float(remaining.group(1)) <= 5.0
     assert "llmrelay_open_streams 0.0" in text
     assert key not in text

@@ -181,6 +181,12 @@ def test_every_scrape_sums_every_worker(served: Served) -> None:
     _settled(served.base, served.calls)
     pids = {p.stem.rsplit("_", 1)[1] for p in served.metrics_dir.glob("*.db")}
     assert "999999" not in pids and len(pids) >= 2, pids  # stale file gone, two workers
+    # Live gauges are written by each worker every second: wait out one refresh.
+    deadline = time.monotonic() + 5
+    while _scrape(served.base)["llmrelay_provider_up"].get((("provider", "dead"),)) != 0:
+        assert time.monotonic() < deadline, "provider_up of the dead provider stayed 1"
+        time.sleep(0.2)
+    time.sleep(1.2)
     for _ in range(8):  # fresh connections: the scrape lands on either worker
         scrape = _scrape(served.base)
         assert _total(scrape, "llm_requests_total") == served.calls
@@ -192,6 +198,14 @@ def test_every_scrape_sums_every_worker(served: Served) -> None:
         assert scrape["cache_hit_rate"][()] == pytest.approx(3 / served.calls)
         assert _total(scrape, "llmrelay_time_to_first_token_seconds_count") == 2
         assert _total(scrape, "llmrelay_circuit_skips_total") == 1
+        # Live gauges: one value over the workers (summed, or the lowest health).
+        assert scrape["llmrelay_open_streams"] == {(): 0.0}
+        assert scrape["llmrelay_log_queue_rows"] == {(): 0.0}
+        assert scrape["llmrelay_provider_up"][(("provider", "dead"),)] == 0
+        assert scrape["llmrelay_provider_up"][(("provider", "mock"),)] == 1
+        circuit = scrape["llmrelay_circuit_state"]  # Redis-shared: any worker sees it
+        assert circuit[(("state", "open"), ("target", "dead/x"))] == 1
+        assert circuit[(("state", "closed"), ("target", "dead/x"))] == 0
         assert _total(scrape, "llmrelay_rejections_total") >= 1
         assert scrape["llmrelay_rejections_total"].keys() == {
             (("key", ""), ("reason", "rate_limited"))

@@ -4,6 +4,7 @@ bound, the semantic split and index."""
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 import orjson
@@ -149,8 +150,11 @@ def test_the_semantic_split_keeps_everything_but_the_last_user_turn() -> None:
     assert split("/v1/embeddings", {"input": "hi"}) is None
 
 
-def test_the_index_finds_the_best_match_above_the_threshold_per_context() -> None:
-    index = SemanticIndex(max_vectors=3)
+@pytest.mark.parametrize("vectorised", [True, False], ids=["numpy", "python"])
+def test_the_index_finds_the_best_match_above_the_threshold_per_context(
+    vectorised: bool,
+) -> None:
+    index = SemanticIndex(max_vectors=3, vectorised=vectorised)
     a, b = normalised([1.0, 0.0]), normalised([0.8, 0.6])
     index.add("ctx", a, "key-a", ttl=60)
     index.add("ctx", b, "key-b", ttl=60)
@@ -163,6 +167,40 @@ def test_the_index_finds_the_best_match_above_the_threshold_per_context() -> Non
     index.add("ctx2", a, "key-c", ttl=60)
     index.add("ctx2", b, "key-d", ttl=60)  # over max_vectors: the oldest goes
     assert index.count == 3 and index.search("ctx", a, 0.99) is None
+
+
+def test_the_numpy_index_answers_what_the_python_scan_answers() -> None:
+    # Random adds, refreshes, expiries and evictions (per context and overall) applied to
+    # both: every search must find the same entry with the same score.
+    rng = random.Random(11)
+    fast = SemanticIndex(max_vectors=60, max_per_context=25, vectorised=True)
+    slow = SemanticIndex(max_vectors=60, max_per_context=25, vectorised=False)
+    assert fast._rows is not None
+
+    def vector(dims: int = 8) -> list[float]:
+        return normalised([rng.gauss(0, 1) for _ in range(dims)])
+
+    for step in range(1500):
+        context = f"ctx{rng.randrange(4)}"
+        if rng.random() < 0.6:
+            v, key = vector(), f"k{rng.randrange(80)}"
+            ttl = -1.0 if rng.random() < 0.05 else 60.0  # some are born expired
+            fast.add(context, v, key, ttl)
+            slow.add(context, v, key, ttl)
+        else:
+            query = vector(8 if step % 50 else 4)  # now and then a query of another width
+            threshold = rng.choice([-1.0, 0.0, 0.5])
+            got, want = (
+                fast.search(context, query, threshold),
+                slow.search(context, query, threshold),
+            )
+            if want is None:
+                assert got is None
+            else:
+                assert got is not None and got[0] == want[0]
+                assert got[1] == pytest.approx(want[1], abs=1e-5)
+        assert fast.count == slow.count
+    assert fast.status() == slow.status()
 
 
 MESSAGE = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from llmrelay.admin import db
 from llmrelay.admin.deps import Reader, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
+from llmrelay.admin.timestamps import Timestamp
 from llmrelay.store.schema import AuditEntry
 
 router = APIRouter(prefix="/admin/audit", tags=["audit"])
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/admin/audit", tags=["audit"])
 
 class AuditOut(BaseModel):
     id: str
-    created_at: datetime
+    created_at: Timestamp
     actor: str
     action: str
     resource: str

@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +25,7 @@ from llmrelay.admin import audit, db, idempotency
 from llmrelay.admin.auth import Principal
 from llmrelay.admin.deps import Reader, Writer, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
+from llmrelay.admin.timestamps import Timestamp
 from llmrelay.errors import InvalidRequest, NotFound
 from llmrelay.governance.keys import (
     EXPIRES_META,
@@ -32,6 +34,7 @@ from llmrelay.governance.keys import (
     generate_key,
     hash_key,
 )
+from llmrelay.store.bounds import JSON_LIMIT, clean_json
 from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
 
 if TYPE_CHECKING:
@@ -46,6 +49,16 @@ Count = Annotated[int, Field(ge=1, le=2_000_000_000)]
 Money = Annotated[Decimal, Field(ge=0, le=Decimal("100000000000000"), decimal_places=6)]
 ModelPattern = Annotated[str, Field(min_length=1, max_length=300)]
 Models = Annotated[list[ModelPattern], Field(max_length=500)]
+#: Money in answers: a JSON number (seed 004 shows ``"budget_limit_usd": 500``), 500
+#: rather than "500.000000"; what is stored and counted stays an exact decimal.
+MoneyOut = Annotated[
+    Decimal | None,
+    PlainSerializer(
+        lambda d: None if d is None else (int(d) if d == d.to_integral_value() else float(d)),
+        return_type=int | float | None,
+        when_used="json",
+    ),
+]
 Status = Literal["active", "disabled"]
 #: Longest grace period of an old secret after a rotation (30 days).
 MAX_GRACE = 30 * 24 * 3600
@@ -96,15 +109,15 @@ class KeyOut(BaseModel):
     rate_limit: int | None
     rph_limit: int | None
     tpm_limit: int | None
-    budget_limit_usd: Decimal | None
-    daily_budget_usd: Decimal | None
+    budget_limit_usd: MoneyOut
+    daily_budget_usd: MoneyOut
     team_id: str | None
     route_config: str | None
     metadata: dict[str, Any] | None
-    expires_at: datetime | None
-    created_at: datetime
-    updated_at: datetime | None
-    previous_key_expires_at: datetime | None
+    expires_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp | None
+    previous_key_expires_at: Timestamp | None
 
 
 class KeyCreated(KeyOut):
@@ -173,9 +186,21 @@ async def team_id_of(session: AsyncSession, ref: str | None) -> str | None:
     return team.id
 
 
+def bounded_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``metadata`` as stored, or a 400: a JSON column holds at most ``JSON_LIMIT`` bytes,
+    and metadata cut short would be worse than refused."""
+    if metadata is None:
+        return None
+    if len(orjson.dumps(metadata)) > JSON_LIMIT:
+        raise InvalidRequest(f"metadata: at most {JSON_LIMIT} bytes of JSON", param="metadata")
+    cleaned: dict[str, Any] = clean_json(metadata)
+    return cleaned
+
+
 def _metadata(metadata: dict[str, Any] | None, ends: datetime | None) -> dict[str, Any] | None:
     if metadata is not None and EXPIRES_META in metadata:
         raise InvalidRequest(f"metadata: {EXPIRES_META!r} is reserved", param="metadata")
+    metadata = bounded_metadata(metadata)
     out = dict(metadata or {})
     if ends is not None:
         out[EXPIRES_META] = _aware(ends).isoformat()

@@ -9,8 +9,6 @@ to the next request here and within ``key_cache_ttl`` elsewhere.
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -21,7 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from llmrelay.admin import audit, db
 from llmrelay.admin.deps import Reader, Writer, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
-from llmrelay.admin.routes_keys import Count, KeyOut, Money, Name, key_out
+from llmrelay.admin.routes_keys import (
+    Count,
+    KeyOut,
+    Money,
+    MoneyOut,
+    Name,
+    bounded_metadata,
+    key_out,
+)
+from llmrelay.admin.timestamps import Timestamp
 from llmrelay.errors import Conflict, InvalidRequest, NotFound
 from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
 
@@ -57,10 +64,10 @@ class TeamOut(BaseModel):
     rate_limit: int | None
     rph_limit: int | None
     tpm_limit: int | None
-    budget_limit_usd: Decimal | None
-    daily_budget_usd: Decimal | None
+    budget_limit_usd: MoneyOut
+    daily_budget_usd: MoneyOut
     metadata: dict[str, Any] | None
-    created_at: datetime
+    created_at: Timestamp
     keys: int = Field(description="keys in the team")
 
 
@@ -116,6 +123,7 @@ async def create_team(body: TeamCreate, principal: Writer, request: Request) -> 
         row = Team(id=new_id(), created_at=utcnow())
         for field, column in _COLUMNS.items():
             setattr(row, column, getattr(body, field))
+        row.metadata_ = bounded_metadata(body.metadata)
         session.add(row)
         await session.flush()
         out = await _out(session, row)
@@ -188,6 +196,8 @@ async def update_team(
         for field, column in _COLUMNS.items():
             if field in sent:
                 setattr(row, column, getattr(body, field))
+        if "metadata" in sent:
+            row.metadata_ = bounded_metadata(body.metadata)
         await session.flush()
         out = await _out(session, row)
         audit.record(

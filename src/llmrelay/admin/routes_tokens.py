@@ -5,7 +5,6 @@ The token is returned once, by the create call; listings show its prefix only.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -17,6 +16,7 @@ from llmrelay.admin import audit, db
 from llmrelay.admin.auth import TOKEN_PREFIX, Role, generate_token, hash_token
 from llmrelay.admin.deps import Reader, Writer, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
+from llmrelay.admin.timestamps import Timestamp
 from llmrelay.errors import NotFound
 from llmrelay.store.schema import AdminToken, new_id, utcnow
 
@@ -36,8 +36,8 @@ class TokenOut(BaseModel):
     name: str
     role: str
     token_prefix: str
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: Timestamp
+    revoked_at: Timestamp | None
 
 
 class TokenCreated(TokenOut):

@@ -125,7 +125,8 @@ async def ready(services: Services, request: Request, send: Send) -> None:
 
 
 async def metrics(services: Services, request: Request, send: Send) -> None:
-    """Prometheus text exposition (per process; scrape every worker or run one)."""
+    """Prometheus text exposition: every worker's counters summed (telemetry/scrape.py),
+    with the circuit breakers' states as the routing backend reports them now."""
     if not may_see_details(services, request):
         exc = AuthenticationError(
             "/metrics needs Authorization: Bearer <metrics_token> (or the master key)"
@@ -133,7 +134,9 @@ async def metrics(services: Services, request: Request, send: Send) -> None:
         await send_bytes(send, exc.status, exc.body(), [(b"www-authenticate", b"Bearer")])
         return
     content_type = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
-    await send_bytes(send, 200, services.metrics.render(), [], content_type)
+    circuits = await _circuits(services)
+    body = services.metrics.render(None if "error" in circuits else circuits)
+    await send_bytes(send, 200, body, [], content_type)
 
 
 async def db_stats(services: Services, request: Request, send: Send) -> None:

@@ -14,13 +14,12 @@ header), and ``call.cache`` (the row marks the hit and the cost it saved).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from llmrelay.cache import entry as entries
 from llmrelay.cache.backends import Backend, BackendError, MemoryBackend, RedisBackend
@@ -34,6 +33,7 @@ from llmrelay.cache.request import Directives, cache_key, candidates, directives
 from llmrelay.cache.semantic import SemanticIndex, split
 from llmrelay.cache.shared_vectors import SharedVectors
 from llmrelay.cache.state import BYPASS, HIT, MISS, REFRESH, SEMANTIC, CacheState
+from llmrelay.cache.vector_channel import VectorChannel
 from llmrelay.errors import InvalidRequest
 from llmrelay.governance.pricing import cost_nanos
 from llmrelay.plugins.chain import Answer, Plugin, Replay, StreamStep
@@ -98,6 +98,8 @@ class CacheRuntime:
         self.index = SemanticIndex(cfg.max_vectors, cfg.max_vectors_per_context)
         #: One embedder per model named by a config (the options are bounded already).
         self._embedders: dict[str, ProviderEmbedder | LocalEmbedder] = {}
+        #: Single flight: the keys a miss of this process is answering now.
+        self.flights: dict[str, asyncio.Event] = {}
         self.shared: SharedVectors | None = None
         if cfg.shared_vectors and engine is not None:
             self.shared = SharedVectors(
@@ -108,6 +110,17 @@ class CacheRuntime:
                 lambda: metrics.cache_errors.labels("database").inc(),
             )
         url = cfg.redis_url or settings.redis_url
+        #: Shared questions pushed through Redis as they are stored (the poll catches up).
+        self.channel: VectorChannel | None = None
+        if self.shared is not None and url:
+            self.channel = VectorChannel(
+                url,
+                settings.redis_prefix + "cache:vectors",
+                self.index,
+                settings.redis_timeout,
+                settings.redis_retry_interval,
+                lambda: metrics.cache_errors.labels("redis").inc(),
+            )
         self.backend: Backend
         if cfg.backend == "redis" or (cfg.backend == "auto" and url):
             assert url is not None  # checked with the settings
@@ -123,6 +136,8 @@ class CacheRuntime:
     def start(self) -> None:
         if self.shared is not None:
             self.shared.start()
+        if self.channel is not None:
+            self.channel.start()
 
     def plugin(self, options: Mapping[str, Any]) -> Plugin:
         """The factory registered as ``cache`` (one plug-in per distinct options)."""
@@ -211,12 +226,28 @@ class CacheRuntime:
         return cost_nanos(usage, price) if price is not None else 0
 
     def status(self) -> dict[str, Any]:
-        return {**self.backend.status(), "semantic": self.index.status()}
+        semantic: dict[str, Any] = dict(self.index.status())
+        if self.shared is not None:
+            semantic["pgvector"] = self.shared.presence
+        if self.channel is not None:
+            semantic["pushed_received"] = self.channel.received
+            semantic["pushed_subscribed"] = self.channel.subscribed.is_set()
+        return {**self.backend.status(), "semantic": semantic}
 
     async def close(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
         if self.shared is not None:
             await self.shared.close()
         await self.backend.close()
+
+
+#: Single flight: how long an identical non-streamed miss waits for the first one's
+#: answer before calling the upstream itself (a slow model must not hold it forever).
+_FLIGHT_WAIT = 30.0
+
+#: Where ``response_cache.metadata`` adds seed 004's metadata to JSON answers.
+_METADATA_ROUTES = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses"})
 
 
 class ResponseCache(Plugin):
@@ -248,18 +279,43 @@ class ResponseCache(Plugin):
         answer = self._fresh_hit(call, state, wanted, found, HIT)
         if answer is not None:
             return answer
+        flight = self.runtime.flights.get(state.key)
+        if flight is not None and not call.stream:
+            answer = await self._follow(call, state, wanted, flight)
+            if answer is not None:
+                return answer
         if question is not None:
             state.context, state.vector = question[0], await self._embed(question[1])
             if state.vector is not None:
                 threshold = max(self.options.threshold, wanted.threshold or 0.0)
                 match = self.runtime.index.search(state.context, state.vector, threshold)
+                shared = self.runtime.shared
+                if match is None and shared is not None and shared.pgvector:
+                    match = await shared.search(state.context, state.vector, threshold)
                 if match is not None:
                     found = await self.runtime.lookup(match[0], call.stream, call.route)
                     state.similarity = match[1]
                     answer = self._fresh_hit(call, state, wanted, found, SEMANTIC)
                     if answer is not None:
                         return answer
+        if state.store and state.key not in self.runtime.flights:
+            self.runtime.flights[state.key] = state.flight = asyncio.Event()
         return self._report(call, MISS)
+
+    async def _follow(
+        self, call: Call, state: CacheState, wanted: Directives, flight: asyncio.Event
+    ) -> Answer | None:
+        """Single flight: wait for the miss of the same key in flight here to store its
+        answer (at most ``_FLIGHT_WAIT``), then look it up again. Streams do not wait:
+        that would hold their first byte until the whole first answer had arrived."""
+        assert state.key is not None
+        try:
+            async with asyncio.timeout(_FLIGHT_WAIT):
+                await flight.wait()
+        except TimeoutError:
+            return None
+        found = await self.runtime.lookup(state.key, call.stream, call.route)
+        return self._fresh_hit(call, state, wanted, found, HIT)
 
     def _question(self, call: Call, namespace: str) -> tuple[str, str] | None:
         """Semantic mode: ``(context hash, last user turn)``, if the call has one."""
@@ -344,17 +400,27 @@ class ResponseCache(Plugin):
         if (
             state is not None
             and self.runtime.add_metadata
-            and call.route == "/v1/chat/completions"
+            and call.route in _METADATA_ROUTES
             and call.target is not None
         ):
-            body = orjson.loads(answer.body)
-            cost = 0 if state.hit else self.runtime.cost(call, answer.usage)
-            body["metadata"] = {
-                "cache_hit": state.hit,
-                "provider": call.target.provider.name,
-                "cost_usd": cost / 1e9,
-            }
-            return ChatResult(orjson.dumps(body), answer.usage, answer.finish_reason, answer.extra)
+            cost = (0 if state.hit else self.runtime.cost(call, answer.usage)) / 1e9
+            provider = call.target.provider.name
+            if call.route == "/v1/responses":
+                # A response's own ``metadata`` echoes the request's, strings only (the
+                # API's type): the three are added to it as strings.
+                given = call.body.get("metadata") if call.body is not None else None
+                call.answer_fields["metadata"] = {
+                    **(given if isinstance(given, dict) else {}),
+                    "cache_hit": "true" if state.hit else "false",
+                    "provider": provider,
+                    "cost_usd": f"{cost:.9f}",
+                }
+            else:
+                call.answer_fields["metadata"] = {
+                    "cache_hit": state.hit,
+                    "provider": provider,
+                    "cost_usd": cost,
+                }
         return answer
 
     def stream(self, call: Call) -> StreamStep | None:
@@ -365,6 +431,17 @@ class ResponseCache(Plugin):
         return _Collect(state, self.runtime.max_entry_bytes)
 
     async def finish(self, call: Call) -> None:
+        try:
+            await self._finish(call)
+        finally:
+            state = call.cache
+            if state is not None and state.flight is not None:
+                # Stored or not, the calls waiting on this one look up and go on.
+                if state.key is not None and self.runtime.flights.get(state.key) is state.flight:
+                    del self.runtime.flights[state.key]
+                state.flight.set()
+
+    async def _finish(self, call: Call) -> None:
         state = call.cache
         if (
             state is None
@@ -416,6 +493,10 @@ class ResponseCache(Plugin):
         if await self.runtime.store(key, entry, state.ttl) and state.vector is not None:
             assert state.context is not None
             self.runtime.index.add(state.context, state.vector, state.key, state.ttl)
+            if self.runtime.channel is not None:
+                await self.runtime.channel.publish(
+                    state.context, state.vector, state.key, state.ttl
+                )
             if self.runtime.shared is not None:
                 await self.runtime.shared.add(state.context, state.vector, state.key, state.ttl)
 

@@ -10,7 +10,8 @@ backend (Redis, shared). Rows are read by ``seq`` with an overlap, since rows of
 concurrent transactions may commit out of order; re-reading one is harmless (the index
 replaces a key it holds). Expired rows are deleted by whichever instance polls. Every
 database operation has ``database_timeout``; a failure is logged and counted, and the
-next poll retries. pgvector is not needed (nor used yet).
+next poll retries. pgvector is not needed; when the server has it, the table is also
+searched by the server on a local miss (``cache/pgvector.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from llmrelay.cache import pgvector
 from llmrelay.cache.semantic import SemanticIndex
 from llmrelay.store.deadline import within
 from llmrelay.store.schema import CacheVector
@@ -68,6 +70,30 @@ class SharedVectors:
         self._recent_set: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._table: sa.Table = CacheVector.__table__  # type: ignore[assignment]
+        #: pgvector on the server (PostgreSQL only; found by :meth:`prepare`).
+        self.presence: pgvector.Presence | None = None
+
+    @property
+    def pgvector(self) -> bool:
+        return self.presence == "installed"
+
+    async def prepare(self) -> None:
+        """On PostgreSQL: detect pgvector (and its column); elsewhere nothing."""
+        if self.engine.dialect.name != "postgresql":
+            return
+
+        async def run() -> pgvector.Presence:
+            async with self.engine.begin() as conn:
+                return await pgvector.prepare(conn)
+
+        self.presence = await within(self.timeout, run())
+        if self.presence == "installed":
+            log.info("response cache: pgvector found; shared questions searched by the server")
+        elif self.presence == "available":
+            log.warning(
+                "response cache: pgvector is available but could not be installed (run "
+                "CREATE EXTENSION vector as a superuser); polling only"
+            )
 
     async def add(self, context: str, vector: list[float], key: str, ttl: float) -> None:
         expires = datetime.now(UTC) + timedelta(seconds=ttl)
@@ -79,6 +105,15 @@ class SharedVectors:
                         context=context, entry_key=key, vector=pack(vector), expires_at=expires
                     )
                 )
+                if self.pgvector:
+                    await conn.execute(
+                        pgvector.SET_EMBEDDING,
+                        {
+                            "embedding": pgvector.literal(vector),
+                            "context": context,
+                            "entry_key": key,
+                        },
+                    )
 
         try:
             await within(self.timeout, insert())
@@ -118,10 +153,43 @@ class SharedVectors:
             self.index.add(context, unpack(raw), key, (expires - now).total_seconds())
         return len(rows)
 
+    async def search(
+        self, context: str, vector: list[float], threshold: float
+    ) -> tuple[str, float] | None:
+        """With pgvector: the best live shared question of ``context`` at or above
+        ``threshold``, searched by the server; ``None`` on a failure (counted)."""
+        params = {
+            "embedding": pgvector.literal(vector),
+            "context": context,
+            "now": datetime.now(UTC),
+            "dims": len(vector),
+        }
+
+        async def run() -> tuple[str, float] | None:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(pgvector.SEARCH, params)).first()
+            return None if row is None else (str(row[0]), float(row[1]))
+
+        try:
+            found = await within(self.timeout, run())
+        except Exception as exc:
+            self.failed()
+            log.warning("response cache: pgvector search failed (%s)", type(exc).__name__)
+            return None
+        return found if found is not None and found[1] >= threshold else None
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        try:
+            await self.prepare()
+        except Exception as exc:
+            self.failed()
+            log.warning(
+                "response cache: detecting pgvector failed (%s); polling only",
+                type(exc).__name__,
+            )
         while True:
             try:
                 while await self.poll() >= _BATCH:  # catching up (a start, a backlog)

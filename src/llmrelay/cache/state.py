@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import asyncio
+
     from llmrelay.providers.base import ChatResult
 
 #: ``x-llmrelay-cache`` values: answered from the cache, looked up and not found, not
@@ -36,6 +38,8 @@ class CacheState:
     context: str | None = None
     vector: list[float] | None = None
     similarity: float | None = None
+    #: Single flight: set once this call (the first miss of its key) has stored.
+    flight: asyncio.Event | None = None
 
     @property
     def hit(self) -> bool:

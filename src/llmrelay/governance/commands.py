@@ -296,3 +296,30 @@ async def _catalog(args: argparse.Namespace, engine: AsyncEngine, settings: Sett
             )
             return 0
     raise CommandError(f"no price for {args.model} (tried: {', '.join(names)})")
+
+
+async def import_keys_file(sessions: async_sessionmaker[Any], settings: Settings, path: str) -> int:
+    """``llmrelay keys import FILE``: seed 002's keys.json into the keys table."""
+    import os
+
+    from llmrelay.governance import keys_file
+    from llmrelay.providers.registry import provider_configs
+    from llmrelay.services import credential_secret
+    from llmrelay.store.credentials import CredentialBox
+    from llmrelay.store.schema import Provider
+
+    try:
+        entries = keys_file.parse(Path(path))
+        async with sessions() as session:
+            stored = set(await session.scalars(select(Provider.name)))
+        names = {p.name for p in provider_configs(settings, os.environ)} | stored
+        if settings.mock_provider:
+            names.add("mock")
+        keys_file.check_providers(entries, path, names.__contains__)
+    except keys_file.KeysFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    box = CredentialBox(credential_secret(settings, os.environ))
+    report = await keys_file.import_entries(sessions, box, entries)
+    print(f"imported {path}: {report}")
+    return 0

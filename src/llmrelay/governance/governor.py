@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from datetime import UTC
 from decimal import Decimal
 from fnmatch import fnmatchcase
@@ -26,7 +27,7 @@ import orjson
 from llmrelay.errors import BudgetExceeded, RateLimited
 from llmrelay.governance import estimate
 from llmrelay.governance.backend import Admission, Backend, Outcome, Plan
-from llmrelay.governance.budgets import Budget, day_period, month_period
+from llmrelay.governance.budgets import Budget, BudgetState, day_period, month_period
 from llmrelay.governance.limits import HOUR, MINUTE, Kind, Limit, format_reset
 from llmrelay.governance.pricing import Price, PriceBook, cost_nanos, usd_to_nanos
 from llmrelay.governance.reservation import BudgetWatch, OutputEstimates
@@ -62,6 +63,9 @@ class Governor:
         self.backend = backend
         self.prices = prices
         self._unpriced: set[str] = set()
+        #: Told each admitted call's budget states (the remaining-budget gauge); set only
+        #: with ``metrics_key_labels``, so by default admission does no metrics work.
+        self.budget_observer: Callable[[list[BudgetState]], None] | None = None
         self.outputs = OutputEstimates(
             settings.default_max_tokens, settings.reserve_output_tokens, settings.reserve_learn
         )
@@ -198,6 +202,8 @@ class Governor:
         if admission.unchecked:
             return
         headers = ratelimit_headers(plan, admission)
+        if self.budget_observer is not None and admission.budgets:
+            self.budget_observer(admission.budgets)
         rejected = admission.rejected
         if rejected is None:
             call.extra_headers.update(headers)

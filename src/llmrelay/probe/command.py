@@ -29,7 +29,7 @@ from .render import LiveView, render_text
 from .report import EXIT_UNUSABLE, ModelResult, Report
 from .runner import run_all
 from .targets import ListingError, Target, select
-from .wire import Client
+from .wire import Client, short
 
 COMMAND = "probe"
 
@@ -59,6 +59,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     h = hsub.add_parser("history", help="success rate and p50/p95 latency per model")
     h.add_argument("--model", dest="history_model", help="only this model")
     h.add_argument("--days", type=float, default=30.0, help="window in days (30)")
+    h.add_argument(
+        "--by-day", action="store_true", help="one line per model and day (default with --model)"
+    )
     h.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
@@ -80,6 +83,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             report = await _probe(options, url, key)
     except (ListingError, LocalGatewayError) as exc:
         return _fail(str(exc))
+    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+        # Anything else the network or the machine throws: one line, never a trace.
+        return _fail(f"the probe could not run: {type(exc).__name__}: {short(str(exc))}")
     print(render_text(report), end="")
     if args.json_file:
         try:
@@ -160,19 +166,29 @@ async def _history(args: argparse.Namespace, settings: Settings) -> int:
     engine = database.create_engine(settings.database_url)
     try:
         await database.migrate(engine)
-        rows = await history.model_history(engine, model=args.history_model, days=args.days)
+        rows = await history.model_history(
+            engine,
+            model=args.history_model,
+            days=args.days,
+            by_day=args.by_day or args.history_model is not None,
+        )
     finally:
         await engine.dispose()
     if not rows:
         print(f"no probe runs in the last {args.days:g} days")
         return 0
-    print(f"{'MODEL':40} {'PROVIDER':16} {'RUNS':>5} {'OK %':>6} {'P50':>8} {'P95':>8}  LAST")
+    day_head = f"{'DAY':10} " if rows[0].day is not None else ""
+    print(
+        f"{'MODEL':40} {'PROVIDER':16} {day_head}{'RUNS':>5} {'OK %':>6} {'P50':>8} "
+        f"{'P95':>8}  LAST"
+    )
     for r in rows:
         p50 = f"{r.p50_ms / 1000:.2f}s" if r.p50_ms is not None else "-"
         p95 = f"{r.p95_ms / 1000:.2f}s" if r.p95_ms is not None else "-"
         last = f"{r.last_at:%Y-%m-%d %H:%M} {'OK' if r.last_ok else 'FAIL'}"
+        day = f"{r.day:10} " if r.day is not None else ""
         print(
-            f"{r.model:40} {r.provider:16} {r.runs:>5} {r.success_rate:>5.1f}% "
+            f"{r.model:40} {r.provider:16} {day}{r.runs:>5} {r.success_rate:>5.1f}% "
             f"{p50:>8} {p95:>8}  {last}"
         )
     return 0

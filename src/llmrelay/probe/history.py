@@ -67,6 +67,8 @@ class ModelHistory:
 
     model: str
     provider: str
+    #: ``YYYY-MM-DD`` (UTC) when the history is split by day, else None.
+    day: str | None
     runs: int
     passed: int
     p50_ms: float | None
@@ -88,9 +90,10 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 async def model_history(
-    engine: AsyncEngine, *, model: str | None = None, days: float = 30.0
+    engine: AsyncEngine, *, model: str | None = None, days: float = 30.0, by_day: bool = False
 ) -> list[ModelHistory]:
-    """Per model: runs, passes, p50/p95 of the passing runs' total time, the last run."""
+    """Per model (and per day with ``by_day``): runs, passes, p50/p95 of the passing
+    runs' total time, the last run."""
     since = utcnow() - timedelta(days=days)
     query = select(
         ProbeResult.model,
@@ -103,16 +106,18 @@ async def model_history(
         query = query.where(ProbeResult.model == model)
     async with engine.connect() as conn:
         rows = (await conn.execute(query.order_by(ProbeResult.created_at))).all()
-    grouped: dict[tuple[str, str], list[Any]] = {}
+    grouped: dict[tuple[str, str, str | None], list[Any]] = {}
     for row in rows:
-        grouped.setdefault((row.model, row.provider), []).append(row)
+        day = _day(row.created_at) if by_day else None
+        grouped.setdefault((row.model, row.provider, day), []).append(row)
     out = []
-    for (name, provider), items in sorted(grouped.items()):
+    for (name, provider, day), items in sorted(grouped.items(), key=lambda kv: str(kv[0])):
         latencies = [float(r.total_ms) for r in items if r.ok]
         out.append(
             ModelHistory(
                 model=name,
                 provider=provider,
+                day=day,
                 runs=len(items),
                 passed=sum(1 for r in items if r.ok),
                 p50_ms=percentile(latencies, 50),
@@ -145,6 +150,10 @@ async def last_probe_by_provider(engine: AsyncEngine) -> dict[str, dict[str, Any
         entry["tested"] += 1
         entry["passed"] += 1 if row.ok else 0
     return out
+
+
+def _day(value: datetime | str) -> str:
+    return value.strftime("%Y-%m-%d") if isinstance(value, datetime) else str(value)[:10]
 
 
 def _iso(value: datetime | str) -> str:

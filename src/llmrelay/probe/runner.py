@@ -57,8 +57,10 @@ async def probe_model(client: Client, options: ProbeOptions, target: Target) -> 
 async def run_provider(
     client: Client, options: ProbeOptions, group: ProviderTargets, progress: Progress
 ) -> ProviderReport:
-    """One provider's models, at most ``options.concurrency`` at once."""
+    """One provider's models, at most ``options.concurrency`` at once, sharing one
+    ``retry-after`` cool-down."""
     gate = asyncio.Semaphore(options.concurrency)
+    client = client.for_provider()
 
     async def one(target: Target) -> ModelResult:
         async with gate:

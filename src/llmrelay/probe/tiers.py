@@ -41,6 +41,8 @@ class TierResult:
     ms: float = 0.0
     tokens: int = 0
     cost_nanos: int = 0
+    #: Seconds waited on a 429's ``retry-after`` before the one retry.
+    waited_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +55,7 @@ class TierResult:
             "ms": _round(self.ms),
             "tokens": self.tokens,
             "cost_nanos": self.cost_nanos,
+            "waited_s": self.waited_s,
         }
 
 
@@ -114,6 +117,7 @@ async def _ask(
         ms=answer.ms,
         tokens=_tokens(answer),
         cost_nanos=_cost(answer),
+        waited_s=answer.waited_s,
     )
     if answer.status != 200:
         code, message = answer.error()

@@ -61,13 +61,41 @@ def short(text: str, key: str | None = None) -> str:
     return text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 1] + "…"
 
 
-class Client:
-    """The probe's session against one gateway."""
+class Cooldown:
+    """One provider's "not before" time, set by a 429's ``retry-after``.
 
-    def __init__(self, session: aiohttp.ClientSession, base: str, key: str) -> None:
+    A 429 on one model usually means the provider's account is limited, not the model:
+    the provider's other calls wait too instead of spending their own 429s.
+    """
+
+    def __init__(self) -> None:
+        self._until = 0.0
+
+    def note(self, seconds: float) -> None:
+        self._until = max(self._until, time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        return max(0.0, self._until - time.monotonic())
+
+
+class Client:
+    """The probe's session against one gateway (per provider: :meth:`for_provider`)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base: str,
+        key: str,
+        cooldown: Cooldown | None = None,
+    ) -> None:
         self._session = session
         self.base = base.rstrip("/")
         self.key = key
+        self.cooldown = cooldown or Cooldown()
+
+    def for_provider(self) -> Client:
+        """The same session with a cool-down of its own, for one provider's calls."""
+        return Client(self._session, self.base, self.key, Cooldown())
 
     async def get(self, path: str, timeout: float) -> Answer:
         return await self._with_retry_after(lambda t: self._once("GET", path, None, t), timeout)
@@ -81,12 +109,21 @@ class Client:
     async def _with_retry_after(
         self, attempt: Callable[[float], Awaitable[Answer]], timeout: float
     ) -> Answer:
-        """One try; after a 429 whose ``retry-after`` fits in what is left, one more."""
+        """One try; after a 429 whose ``retry-after`` fits in what is left, one more.
+
+        A cool-down another call of this provider started is waited first, when it fits
+        in the budget (else the call goes now, and will likely meet its own 429).
+        """
         start = time.perf_counter()
-        answer = await attempt(timeout)
+        pending = self.cooldown.remaining()
+        if 0 < pending < timeout:
+            await asyncio.sleep(pending)
+        answer = await attempt(timeout - pending if pending < timeout else timeout)
         if answer.status != 429:
             return answer
         wait = _seconds(answer.headers.get("retry-after"))
+        if wait is not None:
+            self.cooldown.note(wait)
         left = timeout - (time.perf_counter() - start)
         if wait is None or wait >= left:
             return answer

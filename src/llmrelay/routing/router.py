@@ -387,6 +387,8 @@ class _Run:
         }
         if waited:
             entry["wait_ms"] = round(waited * 1000, 1)
+        if call.span is not None:  # tracing on: the attempt's span and traceparent
+            call.span.attempt(entry, ucall)
         t0 = time.perf_counter()
         resp: UpstreamResponse | None = None
         try:
@@ -479,7 +481,9 @@ class _Run:
             entry["error"] = exc.code or exc.wire_type
             entry["message"] = redact(exc.message)[:300]
             if isinstance(exc, UpstreamUnreachable) and exc.detail:
-                entry["detail"] = self.router.redactor.text(exc.detail)[:300]
+                target = self.call.target
+                redactor = (target.redactor if target else None) or self.router.redactor
+                entry["detail"] = redactor.text(exc.detail)[:300]
         self.call.attempts.append(entry)
 
     def _record_ended(self, entry: dict[str, Any], t0: float, exc: BaseException) -> None:

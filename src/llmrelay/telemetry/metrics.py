@@ -11,15 +11,18 @@ values live in prometheus-client's multiprocess files (:mod:`llmrelay.telemetry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from llmrelay.telemetry import scrape
 from llmrelay.telemetry.interaction import Interaction
+
+if TYPE_CHECKING:
+    from llmrelay.governance.budgets import BudgetState
 
 #: Seed 004's ``llm_request_duration_seconds``: from sub-millisecond cache hits to
 #: ten-minute streams.
@@ -180,6 +183,7 @@ class Metrics:
         self._model_label = _ModelLabels()
         self._guard_label = _ModelLabels()
         self._entity_label = _ModelLabels()
+        self._target_label = _ModelLabels()
         labels = ["route", "provider", "model", "status"]
         self.requests = Counter(
             "llmrelay_requests",
@@ -299,9 +303,20 @@ class Metrics:
             ["provider"],
             registry=self.registry,
         )
-        self._live = _Live(live)
-        self.registry.register(self._live)
-        self._collectors: list[Collector] = [self._live]
+        # Only with key_labels (Governor.budget_observer): one series per budget owner.
+        self.budget_remaining = Gauge(
+            "llmrelay_budget_remaining_usd",
+            "What a key's or team's budget has left, as of its last admitted call",
+            ["scope", "name", "period"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self._collectors: list[Collector] = []
+        #: With several workers: the live gauges as multiprocess gauges (Services runs
+        #: ``shared_live.run``); else read from ``live`` at each scrape.
+        self.shared_live = scrape.SharedLive(live) if scrape.multiprocess() else None
+        if self.shared_live is None:
+            self._add(_Live(live))
 
     def observe(self, batch: list[Interaction]) -> None:
         for it in batch:
@@ -347,6 +362,15 @@ class Metrics:
                 after = max(0.0, it.latency_ms - it.ttft_ms) / 1000
                 self.tpot.labels(provider).observe(after / (usage.completion_tokens - 1))
 
+    def observe_budgets(self, states: list[BudgetState]) -> None:
+        """The remaining budgets an admitted call saw (set as ``Governor.budget_observer``
+        only with ``metrics_key_labels``). Owners read ``key 'name'`` / ``team 'name'``."""
+        for state in states:
+            budget = state.budget
+            name = budget.owner[len(budget.scope) + 2 : -1]
+            left = max(0, budget.limit_nanos - state.spent - state.reserved) / 1e9
+            self.budget_remaining.labels(budget.scope, name, budget.kind).set(left)
+
     def count_rejection(self, reason: str, key_name: str | None) -> None:
         """A call refused by a rate limit (429) or a budget (402), as it is refused:
         such calls leave no row to count from. Error path only."""
@@ -373,8 +397,31 @@ class Metrics:
         self.registry.register(collector)
         self._collectors.append(collector)
 
-    def render(self) -> bytes:
+    def render(self, circuits: Mapping[str, Mapping[str, Any]] | None = None) -> bytes:
         """The exposition text: this process's registry, or with several workers every
         worker's counters and histograms summed (:func:`~llmrelay.telemetry.scrape.
-        families`), plus the series derived from them."""
-        return generate_latest(scrape.Families(scrape.families(self.registry, self._collectors)))
+        families`), plus the series derived from them; ``circuits`` is the breaker's
+        ``snapshot()`` (read by the async handler: a shared breaker lives in Redis)."""
+        if self.shared_live is not None:
+            self.shared_live.refresh()  # this worker's own values, current
+        families = scrape.families(self.registry, self._collectors)
+        if circuits is not None:
+            families.append(self._circuit_family(circuits))
+        return generate_latest(scrape.Families(families))
+
+    def _circuit_family(self, circuits: Mapping[str, Mapping[str, Any]]) -> GaugeMetricFamily:
+        """``llmrelay_circuit_state{target, state}``: 1 for each target's current state
+        (closed, open, half_open). Targets are ``provider/model``: capped like models."""
+        family = GaugeMetricFamily(
+            "llmrelay_circuit_state",
+            "Circuit breaker state per target: 1 for the current state",
+            labels=["target", "state"],
+        )
+        for key, circuit in circuits.items():
+            target = self._target_label(key)
+            if target == "other":
+                continue
+            current = str(circuit.get("state", ""))
+            for state in ("closed", "open", "half_open"):
+                family.add_metric([target, state], 1.0 if state == current else 0.0)
+        return family

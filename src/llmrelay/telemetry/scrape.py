@@ -8,7 +8,9 @@ runs the workers in prometheus-client's multiprocess mode: it points
 counters and histograms live in memory-mapped files there, and the worker answering a
 scrape reads and sums all of them (:class:`~prometheus_client.multiprocess.
 MultiProcessCollector`). Gauges read at scrape time (open streams, log queue, writer and
-key store stats) are that worker's own.
+key store stats) are that worker's own, except open streams, queued log rows and
+provider health, which every worker also writes as multiprocess gauges
+(:class:`SharedLive`).
 
 Two seed 004 series cannot be plain prometheus-client metrics and are derived here,
 after the sum, so they are right for any number of workers:
@@ -22,8 +24,9 @@ after the sum, so they are right for any number of workers:
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -97,3 +100,58 @@ def derived(families: list[Metric]) -> list[Metric]:
         )
     )
     return out
+
+
+def multiprocess() -> bool:
+    """Whether this process writes its metrics to the multiprocess files."""
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+class SharedLive:
+    """With several workers, the live gauges (open streams, queued log rows, provider
+    health) as multiprocess gauges: each worker writes its own value, refreshed every
+    second by :meth:`run` and before each scrape it answers, and the scrape sums the
+    streams and rows over the live workers and takes the lowest ``provider_up``. A
+    worker that exits cleanly removes its values (:meth:`close`)."""
+
+    def __init__(self, read: Callable[[], tuple[int, int, dict[str, bool]]]) -> None:
+        from prometheus_client import Gauge
+
+        self._read = read
+        self.streams = Gauge(
+            "llmrelay_open_streams",
+            "Streams being relayed now",
+            registry=None,
+            multiprocess_mode="livesum",
+        )
+        self.pending = Gauge(
+            "llmrelay_log_queue_rows",
+            "Interaction rows not yet written",
+            registry=None,
+            multiprocess_mode="livesum",
+        )
+        self.up = Gauge(
+            "llmrelay_provider_up",
+            "1 unless the provider's last call failed",
+            ["provider"],
+            registry=None,
+            multiprocess_mode="livemin",
+        )
+
+    def refresh(self) -> None:
+        streams, pending, providers = self._read()
+        self.streams.set(streams)
+        self.pending.set(pending)
+        for name, ok in providers.items():
+            self.up.labels(name).set(1.0 if ok else 0.0)
+
+    async def run(self, interval: float = 1.0) -> None:
+        """Refresh until cancelled (a task of the worker's services)."""
+        while True:
+            self.refresh()
+            await asyncio.sleep(interval)
+
+    def close(self) -> None:
+        from prometheus_client import multiprocess as mp
+
+        mp.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -1,0 +1,1 @@
+"""The web UI: static files under ``/ui`` that drive the ``/admin`` REST API."""

@@ -1,0 +1,59 @@
+// The page's entry: hash routes (#/keys, #/teams, ...) to page modules; without a token
+// every route shows the login page.
+
+import { clearToken, token } from "./api.js";
+import { h, mount } from "./dom.js";
+import { loginPage } from "./pages/login.js";
+import { keysPage } from "./pages/keys.js";
+import { teamsPage } from "./pages/teams.js";
+import { providersPage } from "./pages/providers.js";
+import { usagePage } from "./pages/usage.js";
+import { requestsPage } from "./pages/requests.js";
+import { budgetsPage } from "./pages/budgets.js";
+
+const PAGES = {
+  keys: keysPage,
+  teams: teamsPage,
+  providers: providersPage,
+  usage: usagePage,
+  requests: requestsPage,
+  budgets: budgetsPage,
+};
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+
+function route() {
+  const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+  if (!token()) {
+    nav.hidden = true;
+    document.title = "llmrelay admin: log in";
+    mount(main, loginPage(() => go("keys")));
+    return;
+  }
+  nav.hidden = false;
+  const page = PAGES[name];
+  if (!page) {
+    go("keys");
+    return;
+  }
+  for (const a of nav.querySelectorAll("a")) {
+    a.classList.toggle("active", a.getAttribute("href") === `#/${name}`);
+  }
+  document.title = `llmrelay admin: ${name}`;
+  const section = h("section", { id: `page-${name}` });
+  mount(main, section);
+  page(section, rest.map(decodeURIComponent));
+}
+
+export function go(name) {
+  if (location.hash === `#/${name}`) route();
+  else location.hash = `#/${name}`;
+}
+
+document.getElementById("logout").addEventListener("click", () => {
+  clearToken();
+  route();
+});
+window.addEventListener("hashchange", route);
+route();

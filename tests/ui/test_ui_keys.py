@@ -1,0 +1,140 @@
+"""The web UI in Chromium against a real gateway: log in, then the keys page."""
+
+from __future__ import annotations
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.gateway_proc import GatewayProcess
+from tests.ui.conftest import MASTER, login, shot
+
+
+def test_wrong_token_shows_the_apis_message(page: Page, gateway: GatewayProcess) -> None:
+    login(page, "sk-not-the-master-key")
+    error = page.locator("#login-status .notice.error")
+    expect(error).to_be_visible()
+    refusal = httpx.get(
+        f"{gateway.url}/admin/virtual-keys",
+        headers={"authorization": "Bearer sk-not-the-master-key"},
+    )
+    assert refusal.status_code == 401
+    expect(error).to_have_text(refusal.json()["error"]["message"])
+    assert page.evaluate("sessionStorage.length") == 0
+    shot(page, "login-refused")
+
+
+def test_create_rotate_disable_a_key(page: Page, gateway: GatewayProcess) -> None:
+    login(page)
+    expect(page.locator("#page-keys h1")).to_have_text("Virtual keys")
+    assert page.evaluate("Object.values(sessionStorage)") == [MASTER]
+    page.fill("#create-key [name=name]", "ui-first")
+    page.fill("#create-key [name=rate_limit]", "60")
+    page.fill("#create-key [name=budget_limit_usd]", "12.5")
+    page.click("#create-key button[type=submit]")
+    secret = page.locator("#secret").text_content() or ""
+    assert secret.startswith("vk-"), secret
+    row = page.locator("#keys-table tr", has_text="ui-first")
+    expect(row).to_contain_text("active")
+    expect(row).to_contain_text("$12.50")
+    shot(page, "keys-created")
+    # The secret works against the proxy, and is not shown again after a reload.
+    ok = httpx.post(
+        f"{gateway.base_url}/chat/completions",
+        headers={"authorization": f"Bearer {secret}"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert ok.status_code == 200, ok.text
+    page.reload()
+    expect(page.locator("#keys-table tr", has_text="ui-first")).to_be_visible()
+    assert page.locator("#secret").count() == 0
+    assert secret not in page.content()
+
+    row = page.locator("#keys-table tr", has_text="ui-first")
+    row.locator("button.rotate").click()
+    expect(page.locator("#secret-box")).to_contain_text("rotated")
+    rotated = page.locator("#secret").text_content() or ""
+    assert rotated.startswith("vk-") and rotated != secret
+    old = httpx.get(f"{gateway.base_url}/models", headers={"authorization": f"Bearer {secret}"})
+    assert old.status_code == 401
+
+    page.locator("#keys-table tr", has_text="ui-first").locator("button.toggle").click()
+    expect(page.locator("#keys-table tr", has_text="ui-first")).to_contain_text("disabled")
+    refused = httpx.get(
+        f"{gateway.base_url}/models", headers={"authorization": f"Bearer {rotated}"}
+    )
+    assert refused.status_code == 401
+    page.select_option("#filter-status", "disabled")
+    expect(page.locator("#keys-table tbody tr")).to_have_count(1)
+    shot(page, "keys-disabled")
+
+
+def test_login_page(page: Page) -> None:
+    page.goto("/ui")
+    expect(page.locator("#login h1")).to_have_text("Log in")
+    expect(page.locator("#nav")).to_be_hidden()
+    shot(page, "login")
+
+
+def test_bound_key_copy_and_limits(page: Page, gateway: GatewayProcess) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    login(page)
+    page.fill("#create-key [name=name]", "bound")
+    page.fill("#create-key [name=provider]", "up")
+    page.fill("#create-key [name=real_api_key]", "sk-real-upstream-credential-7788")
+    page.fill("#create-key [name=tpm_limit]", "1000")
+    page.click("#create-key button[type=submit]")
+    secret = page.locator("#secret").text_content() or ""
+    page.click("#copy-secret")
+    expect(page.locator("#secret-box")).to_contain_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == secret
+    row = page.locator("#keys-table tr", has_text="bound")
+    expect(row).to_contain_text("up")
+    expect(row).to_contain_text("1000")
+    assert "sk-real-upstream-credential-7788" not in page.content()
+
+    row.locator("button.edit").click()
+    expect(page.locator("#limits-form [name=tpm_limit]")).to_have_value("1000")
+    page.fill("#limits-form [name=tpm_limit]", "")
+    page.fill("#limits-form [name=rate_limit]", "7")
+    page.click("#limits-form button[type=submit]")
+    expect(page.locator("#keys-status")).to_contain_text('Limits of "bound" saved.')
+    row = page.locator("#keys-table tr", has_text="bound")
+    expect(row).to_contain_text("7")
+    keys = httpx.get(
+        f"{gateway.url}/admin/virtual-keys", headers={"authorization": f"Bearer {MASTER}"}
+    ).json()["data"]
+    (key,) = [k for k in keys if k["name"] == "bound"]
+    assert key["rate_limit"] == 7 and key["tpm_limit"] is None and key["has_real_api_key"]
+
+    # A limit the API refuses: its message as the page's error.
+    row.locator("button.edit").click()
+    page.fill("#limits-form [name=rate_limit]", "0")
+    page.click("#limits-form button[type=submit]")
+    expect(page.locator("#limits-form .notice.error")).to_contain_text("rate_limit")
+    shot(page, "keys-limits")
+
+
+def test_a_viewer_token_browses_and_is_told_why_it_cannot_change(
+    page: Page, gateway: GatewayProcess
+) -> None:
+    made = httpx.post(
+        f"{gateway.url}/admin/tokens",
+        headers={"authorization": f"Bearer {MASTER}"},
+        json={"name": "ui-viewer", "role": "viewer"},
+    )
+    assert made.status_code == 201, made.text
+    viewer = made.json()["token"]
+    login(page, viewer)
+    expect(page.locator("#keys-table")).to_be_visible()
+    page.fill("#create-key [name=name]", "by-viewer")
+    page.click("#create-key button[type=submit]")
+    refused = httpx.post(
+        f"{gateway.url}/admin/virtual-keys",
+        headers={"authorization": f"Bearer {viewer}"},
+        json={"name": "by-viewer"},
+    )
+    assert refused.status_code == 403
+    expect(page.locator("#keys-status .notice.error")).to_have_text(
+        refused.json()["error"]["message"]
+    )
+    assert page.locator("#keys-table tr", has_text="by-viewer").count() == 0
