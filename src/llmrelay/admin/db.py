@@ -7,7 +7,6 @@ written together or not at all) within ``database_timeout``: a hung database giv
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from llmrelay.services import Services
 
 T = TypeVar("T")
-log = logging.getLogger("llmrelay.admin")
 
 
 async def read(services: Services, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -48,19 +46,6 @@ async def write(
             return await work(session)
 
     return await _bounded(services, go(), timeout)
-
-
-async def after_commit(what: str, work: Awaitable[object]) -> None:
-    """Apply a committed change to this instance (reload providers, aliases, ...).
-
-    The change is stored whatever happens here; if the database went away just now,
-    the periodic refresh (or the next change, or a restart) applies it, so the answer
-    stays the committed change rather than an error that would invite a second one.
-    """
-    try:
-        await work
-    except Exception as exc:
-        log.warning("%s not applied after an admin change: %s", what, type(exc).__name__)
 
 
 async def _bounded(services: Services, work: Awaitable[T], timeout: float | None = None) -> T:

@@ -4,8 +4,8 @@ An alias's ``target`` is ``provider/model`` or another model name, and must reso
 this gateway when it is set (a typo is a 400, not a model that fails at the first
 call). Aliases of the YAML file are listed (``source: config``) and cannot be changed
 here; a stored alias of the same name would be shadowed by the file, so it is a 409.
-After each change the resolver's aliases are read again (:mod:`llmrelay.routing
-.aliases`), so the next call uses it.
+After each change the change feed (:mod:`llmrelay.changes`) has every instance read
+the aliases again (:mod:`llmrelay.routing.aliases`); this one before answering.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ async def create_alias(body: AliasCreate, principal: Writer, request: Request) -
         return shown
 
     shown = await db.write(services, work)
-    await db.after_commit("aliases", services.changes.notify("aliases"))
+    await services.changes.notify("aliases")
     return shown
 
 
@@ -197,7 +197,7 @@ async def update_alias(
         return shown
 
     shown = await db.write(services, work)
-    await db.after_commit("aliases", services.changes.notify("aliases"))
+    await services.changes.notify("aliases")
     return shown
 
 
@@ -214,5 +214,5 @@ async def delete_alias(alias: AliasPath, principal: Writer, request: Request) ->
         return shown
 
     shown = await db.write(services, work)
-    await db.after_commit("aliases", services.changes.notify("aliases"))
+    await services.changes.notify("aliases")
     return shown

@@ -4,7 +4,8 @@ Prices are USD per token as decimal strings (the catalog's field names), exact: 
 gateway charges integer nano-dollars computed from them (:mod:`llmrelay.governance
 .pricing`). A price set here marks the row ``price_source: admin``, which a later
 catalog sync leaves alone; the config file's ``prices:`` still win over both. After a
-change the governor reloads its prices, so the next call is charged at them.
+change the change feed has every instance's governor reload its prices (this one before
+answering), so the next call is charged at them.
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ def _out(row: Model) -> ModelOut:
 
 
 async def _reload_prices(services: Services) -> None:
-    """Reload after the commit (else the background refresh does within a minute)."""
-    await db.after_commit("prices", services.changes.notify("models"))
+    """Publish the change: every instance (this one first) reloads its prices."""
+    await services.changes.notify("models")
 
 
 @router.get("", response_model=Page[ModelOut])

@@ -3,8 +3,8 @@
 Providers of the YAML file are listed (``source: config``, ``read_only: true``) but
 cannot be changed or deleted here: the file is their truth and would restore them at
 the next start. Every change is one transaction with its audit entry; after the commit
-the registry of this instance is reloaded (:mod:`llmrelay.providers.reload`), so the
-next call uses the change.
+the change feed (:mod:`llmrelay.changes`) has every instance reload its registry
+(:mod:`llmrelay.providers.reload`), this one before answering.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ async def list_providers(
 async def reload_providers(principal: Writer, request: Request) -> dict[str, Any]:
     """Read the providers table again (rows changed by SQL, as seed 000 does)."""
     services = services_of(request)
-    result = await services.provider_reloader.reload()
+    result = await services.provider_reloader.reload()  # this instance, reported
     audit_entry = {"added": result.added, "changed": result.changed, "removed": result.removed}
 
     async def work(session: AsyncSession) -> None:
@@ -130,7 +130,7 @@ async def create_provider(body: RawBody, principal: Writer, request: Request) ->
         return shown
 
     shown = await db.write(services, work)
-    await db.after_commit("providers", services.changes.notify("providers"))
+    await services.changes.notify("providers")
     return shown
 
 
@@ -172,7 +172,7 @@ async def update_provider(
         return after
 
     shown = await db.write(services, work)
-    await db.after_commit("providers", services.changes.notify("providers"))
+    await services.changes.notify("providers")
     return shown
 
 
@@ -189,7 +189,7 @@ async def delete_provider(name: Name, principal: Writer, request: Request) -> di
         return before
 
     shown = await db.write(services, work)
-    await db.after_commit("providers", services.changes.notify("providers"))
+    await services.changes.notify("providers")
     return shown
 
 

@@ -4,8 +4,8 @@ A body is the config itself (the JSON ``llmrelay route-configs set`` reads), che
 :func:`~llmrelay.routing.config.parse_route_config` (a 400 whose ``param`` is the bad
 field's path, ``targets[1].weight``) and bound against this gateway's providers (an
 unknown provider is a 400 too). Configs of the YAML file are listed read-only. After
-each change the route config store is refreshed at once (it otherwise re-reads the
-table every ``routing.config_cache_ttl`` seconds), so the next call uses it.
+each change the change feed (:mod:`llmrelay.changes`) refreshes the route config store
+of every instance (this one before answering), so the next call uses it.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ async def put_route_config(
         return shown, before is None
 
     shown, created = await db.write(services, work)
-    await db.after_commit("route configs", services.changes.notify("route_configs"))
+    await services.changes.notify("route_configs")
     response.status_code = 201 if created else 200
     return shown
 
@@ -176,5 +176,5 @@ async def delete_route_config(
         return shown
 
     shown = await db.write(services, work)
-    await db.after_commit("route configs", services.changes.notify("route_configs"))
+    await services.changes.notify("route_configs")
     return shown
