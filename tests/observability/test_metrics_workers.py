@@ -198,6 +198,12 @@ def test_every_scrape_sums_every_worker(served: Served) -> None:
         assert scrape["cache_hit_rate"][()] == pytest.approx(3 / served.calls)
         assert _total(scrape, "llmrelay_time_to_first_token_seconds_count") == 2
         assert _total(scrape, "llmrelay_circuit_skips_total") == 1
+        # The writer's and key store's stats too, not the answering worker's alone:
+        # every call's row is written once, by whichever worker served it.
+        assert _total(scrape, "llmrelay_log_rows_written_total") == served.calls
+        assert _total(scrape, "llmrelay_key_queries_total") >= 1
+        assert scrape["llmrelay_log_database_available"] == {(): 1.0}
+        assert scrape["llmrelay_key_database_down"] == {(): 0.0}
         # Live gauges: one value over the workers (summed, or the lowest health).
         assert scrape["llmrelay_open_streams"] == {(): 0.0}
         assert scrape["llmrelay_log_queue_rows"] == {(): 0.0}

@@ -57,88 +57,103 @@ class _Live(Collector):
         yield up
 
 
-class _Writer(Collector):
-    """The log writer's spool and losses, read at scrape time (see store/writer.py)."""
+#: The log writer's stats (``LogWriter.stats_dict``): counters, then gauges with the
+#: multiprocess mode that combines the workers' values.
+WRITER_COUNTERS = (
+    ("llmrelay_log_rows_written", "written", "Log rows written to the database"),
+    (
+        "llmrelay_log_rows_dead_lettered",
+        "dead_lettered",
+        "Log rows the database refused, set aside in dead-letter.jsonl",
+    ),
+    (
+        "llmrelay_log_rows_dropped",
+        "dropped",
+        "Log rows lost because the local spool could not keep up",
+    ),
+    (
+        "llmrelay_log_rows_replayed",
+        "replayed",
+        "Log rows replayed from the spool of a stopped process",
+    ),
+    (
+        "llmrelay_log_write_failures",
+        "failed_batches",
+        "Log batch writes that failed (and were retried or split)",
+    ),
+)
+WRITER_GAUGES = (
+    ("llmrelay_log_spool_bytes", "spool_bytes", "Bytes in the log spool files", "livesum"),
+    (
+        "llmrelay_log_database_available",
+        "database_available",
+        "1 while the log writer reaches the database",
+        "livemin",
+    ),
+)
+#: The key store's counters (``KeyStore.counters``, as :func:`key_stats` flattens them).
+KEY_COUNTERS = (
+    ("llmrelay_key_queries", "queries", "Key lookups sent to the database"),
+    (
+        "llmrelay_key_negative_hits",
+        "negative_hits",
+        "Unknown keys answered from the negative cache",
+    ),
+    ("llmrelay_key_malformed", "malformed", "Keys refused for their shape alone"),
+    (
+        "llmrelay_key_stale_served",
+        "stale_served",
+        "Calls served from a stale key record while the database was unavailable",
+    ),
+    (
+        "llmrelay_key_lookups_rejected",
+        "busy_rejected",
+        "Lookups answered 503 because every lookup slot was busy",
+    ),
+    (
+        "llmrelay_key_database_failures",
+        "database_failures",
+        "Key lookups that failed or timed out",
+    ),
+)
+KEY_GAUGES = (
+    (
+        "llmrelay_key_database_down",
+        "database_down",
+        "1 while key lookups treat the database as unavailable",
+        "livemax",
+    ),
+)
 
-    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
+Counters = tuple[tuple[str, str, str], ...]
+Gauges = tuple[tuple[str, str, str, str], ...]
+
+
+def key_stats(read: Callable[[], tuple[bool, dict[str, int]]]) -> Callable[[], dict[str, Any]]:
+    """``KeyStore.counters`` as one mapping (``database_down`` among the counts)."""
+
+    def flat() -> dict[str, Any]:
+        down, stats = read()
+        return {"database_down": down, **stats}
+
+    return flat
+
+
+class _Stats(Collector):
+    """A component's stats read at scrape time (one process: its own values are all)."""
+
+    def __init__(
+        self, read: Callable[[], Mapping[str, Any]], counters: Counters, gauges: Gauges
+    ) -> None:
         self._read = read
+        self._counters = counters
+        self._gauges = gauges
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         stats = self._read()
-        yield GaugeMetricFamily(
-            "llmrelay_log_spool_bytes",
-            "Bytes in this process's log spool files",
-            value=stats["spool_bytes"],
-        )
-        yield GaugeMetricFamily(
-            "llmrelay_log_database_available",
-            "1 while the log writer reaches the database",
-            value=1.0 if stats["database_available"] else 0.0,
-        )
-        for name, key, doc in (
-            ("llmrelay_log_rows_written", "written", "Log rows written to the database"),
-            (
-                "llmrelay_log_rows_dead_lettered",
-                "dead_lettered",
-                "Log rows the database refused, set aside in dead-letter.jsonl",
-            ),
-            (
-                "llmrelay_log_rows_dropped",
-                "dropped",
-                "Log rows lost because the local spool could not keep up",
-            ),
-            (
-                "llmrelay_log_rows_replayed",
-                "replayed",
-                "Log rows replayed from the spool of a stopped process",
-            ),
-            (
-                "llmrelay_log_write_failures",
-                "failed_batches",
-                "Log batch writes that failed (and were retried or split)",
-            ),
-        ):
-            yield CounterMetricFamily(name, doc, value=stats[key])
-
-
-class _Keys(Collector):
-    """The key store's counters (governance/keys.py): what the caches spared the database,
-    what was served stale during an outage, what a flood had refused."""
-
-    def __init__(self, read: Callable[[], tuple[bool, dict[str, int]]]) -> None:
-        self._read = read
-
-    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
-        down, stats = self._read()
-        yield GaugeMetricFamily(
-            "llmrelay_key_database_down",
-            "1 while key lookups treat the database as unavailable",
-            value=1.0 if down else 0.0,
-        )
-        for name, key, doc in (
-            ("llmrelay_key_queries", "queries", "Key lookups sent to the database"),
-            (
-                "llmrelay_key_negative_hits",
-                "negative_hits",
-                "Unknown keys answered from the negative cache",
-            ),
-            ("llmrelay_key_malformed", "malformed", "Keys refused for their shape alone"),
-            (
-                "llmrelay_key_stale_served",
-                "stale_served",
-                "Calls served from a stale key record while the database was unavailable",
-            ),
-            (
-                "llmrelay_key_lookups_rejected",
-                "busy_rejected",
-                "Lookups answered 503 because every lookup slot was busy",
-            ),
-            (
-                "llmrelay_key_database_failures",
-                "database_failures",
-                "Key lookups that failed or timed out",
-            ),
-        ):
+        for name, key, doc, _mode in self._gauges:
+            yield GaugeMetricFamily(name, doc, value=float(stats[key]))
+        for name, key, doc in self._counters:
             yield CounterMetricFamily(name, doc, value=stats[key])
 
 
@@ -387,11 +402,22 @@ class Metrics:
 
     def watch_writer(self, read: Callable[[], dict[str, Any]]) -> None:
         """Export the log writer's stats (``LogWriter.stats_dict``) at every scrape."""
-        self._add(_Writer(read))
+        self._watch(read, WRITER_COUNTERS, WRITER_GAUGES)
 
     def watch_keys(self, read: Callable[[], tuple[bool, dict[str, int]]]) -> None:
         """Export the key store's counters (``KeyStore.counters``) at every scrape."""
-        self._add(_Keys(read))
+        self._watch(key_stats(read), KEY_COUNTERS, KEY_GAUGES)
+
+    def _watch(
+        self, read: Callable[[], Mapping[str, Any]], counters: Counters, gauges: Gauges
+    ) -> None:
+        """One process: read at each scrape. Several workers: each writes its values to
+        the multiprocess files (counters by their increase), so a scrape answered by any
+        worker sums them all."""
+        if self.shared_live is not None:
+            self.shared_live.add_stats(read, counters, gauges)
+        else:
+            self._add(_Stats(read, counters, gauges))
 
     def _add(self, collector: Collector) -> None:
         self.registry.register(collector)

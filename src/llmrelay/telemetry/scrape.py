@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
@@ -107,6 +107,10 @@ def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
+#: One component's stats: its reader, counters and gauges by stat key, last counts.
+_Watched = tuple[Any, list[tuple[str, Any]], list[tuple[str, Any]], dict[str, float]]
+
+
 class SharedLive:
     """With several workers, the live gauges (open streams, queued log rows, provider
     health) as multiprocess gauges: each worker writes its own value, refreshed every
@@ -118,6 +122,11 @@ class SharedLive:
         from prometheus_client import Gauge
 
         self._read = read
+        #: Components' stats written at each refresh (:meth:`add_stats`): the reader,
+        #: its counters and gauges, and the counters' values at the last refresh.
+        self._stats: list[
+            tuple[Any, list[tuple[str, Any]], list[tuple[str, Any]], dict[str, float]]
+        ] = []
         self.streams = Gauge(
             "llmrelay_open_streams",
             "Streams being relayed now",
@@ -138,7 +147,36 @@ class SharedLive:
             multiprocess_mode="livemin",
         )
 
+    def add_stats(
+        self,
+        read: Callable[[], Mapping[str, Any]],
+        counters: tuple[tuple[str, str, str], ...],
+        gauges: tuple[tuple[str, str, str, str], ...],
+    ) -> None:
+        """Also write a component's stats (the log writer's, the key store's) at each
+        refresh: counters grow by what this worker's grew since the last refresh (the
+        files keep a dead worker's share, so sums never go back), gauges are combined
+        over the live workers by their mode (``livesum``, ``livemin``, ``livemax``)."""
+        from prometheus_client import Counter, Gauge
+
+        made_counters = [(key, Counter(name, doc, registry=None)) for name, key, doc in counters]
+        made_gauges = [
+            (key, Gauge(name, doc, registry=None, multiprocess_mode=mode))  # type: ignore[arg-type]
+            for name, key, doc, mode in gauges
+        ]
+        self._stats.append((read, made_counters, made_gauges, {}))
+
     def refresh(self) -> None:
+        for read, counters, gauges, last in self._stats:
+            stats = read()
+            for key, counter in counters:
+                now = float(stats[key])
+                grown = now - last.get(key, 0.0)
+                if grown > 0:
+                    counter.inc(grown)
+                last[key] = now
+            for key, gauge in gauges:
+                gauge.set(float(stats[key]))
         streams, pending, providers = self._read()
         self.streams.set(streams)
         self.pending.set(pending)
