@@ -71,8 +71,12 @@ def test_keys_file_imported_at_start_and_by_the_cli(mock: MockUpstream, workdir:
         chat(gw, "vk_admin_openai")
         assert mock.requests[-1].headers["authorization"] == f"Bearer {REAL_2}"
         # The admin API of the same process lists them, without secrets.
+        # The first admin request builds the FastAPI app (about a second idle, several
+        # on a loaded test host): a generous timeout, as for any cold admin call.
         listed = httpx.get(
-            gw.url + "/admin/virtual-keys", headers={"authorization": f"Bearer {MASTER}"}
+            gw.url + "/admin/virtual-keys",
+            headers={"authorization": f"Bearer {MASTER}"},
+            timeout=30,
         )
         assert listed.status_code == 200 and listed.json()["total"] == 2
         for secret in ("vk_user1_openai", "vk_admin_openai", REAL_1, REAL_2):
@@ -82,6 +86,7 @@ def test_keys_file_imported_at_start_and_by_the_cli(mock: MockUpstream, workdir:
             gw.url + "/admin/virtual-keys",
             json={"name": "via-http", "rate_limit": 10},
             headers={"authorization": f"Bearer {MASTER}"},
+            timeout=30,
         )
         assert made.status_code == 201, made.text
         chat(gw, made.json()["virtual_key"])
