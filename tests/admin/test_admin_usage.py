@@ -189,6 +189,10 @@ async def test_requests_search_and_detail(
     assert "fail please" in d["request_body"]
 
     guarded = (await admin.get("/admin/requests", key=traffic["b"], model="gpt-4o-mini")).json()
+    # The listing carries the findings too (the UI's guardrail badge), types only.
+    assert guarded["data"][0]["guardrails"]["findings"][0]["entity"] == "EMAIL"
+    assert all(r["guardrails"] is None for r in listed["data"])
+    assert listed["data"][0]["created_at"].endswith("+00:00")
     g = (await admin.get(f"/admin/requests/{guarded['data'][0]['id']}")).json()
     assert g["guardrails"]["findings"][0]["entity"] == "EMAIL"
     assert "bob@example.com" not in (g["request_body"] or "")  # logged already redacted

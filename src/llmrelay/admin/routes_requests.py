@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from llmrelay.admin import db
 from llmrelay.admin.deps import Reader, services_of
 from llmrelay.admin.paging import Limit, Offset, Page
+from llmrelay.admin.timestamps import as_utc
 from llmrelay.errors import InvalidRequest, NotFound
 from llmrelay.governance.pricing import format_usd
 from llmrelay.store.schema import RequestRow, ResponseRow
@@ -34,7 +35,7 @@ def _summary(req: RequestRow, resp: ResponseRow | None) -> dict[str, Any]:
     return {
         "id": req.id,
         "request_id": req.request_id,
-        "created_at": req.created_at.isoformat(),
+        "created_at": as_utc(req.created_at).isoformat(),
         "route": req.route,
         "method": req.method,
         "model": req.model,
@@ -49,6 +50,8 @@ def _summary(req: RequestRow, resp: ResponseRow | None) -> dict[str, Any]:
         "latency_ms": None if resp is None else resp.latency_ms,
         "prompt_tokens": None if resp is None else resp.prompt_tokens,
         "completion_tokens": None if resp is None else resp.completion_tokens,
+        # What the guardrails found (types and counts, never values): the UI's badge.
+        "guardrails": split_attempts(req.attempts)[1],
     }
 
 
