@@ -144,6 +144,11 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: another gateway), looked up by their SHA-256 like llmrelay's own. Off: a key not
     #: shaped like ``generate_key()``'s is refused without a database query.
     key_any_shape: bool = False
+    #: Route a bare model name found in the price catalog (the ``models`` table) to the
+    #: one enabled provider whose type or name is its ``litellm_provider`` (seed 000's
+    #: gateway does: ``gpt-4`` goes to the ``openai`` provider). Off: bare names route
+    #: only through ``models``, aliases and route configs.
+    route_by_catalog: bool = False
     #: Seconds any database operation on the request path or in readiness may take.
     database_timeout: float = 2.0
     #: Bearer token for ``/metrics`` and the detail of ``/health/ready`` (the master key

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from llmrelay.cache.plugin import CacheRuntime
@@ -46,6 +47,7 @@ from llmrelay.routing.router import Router, build_router
 from llmrelay.store import database
 from llmrelay.store.credentials import CredentialBox, local_secret
 from llmrelay.store.deadline import within
+from llmrelay.store.schema import Model
 from llmrelay.store.spool import spool_dir
 from llmrelay.store.writer import LogWriter
 from llmrelay.telemetry.metrics import Metrics
@@ -178,6 +180,9 @@ class Services:
         self.changes.on("aliases", self._reload_aliases)
         self.changes.on("providers", self._reload_providers)
         self.changes.on("models", self.governance.reload_prices)
+        if s.route_by_catalog:
+            await self._reload_catalog_routes()
+            self.changes.on("models", self._reload_catalog_routes)
         await self.changes.start()
         self._hook_sigterm()
 
@@ -309,6 +314,23 @@ class Services:
     async def _reload_aliases(self) -> None:
         """Aliases changed in the database: the stored ones, under the configured ones."""
         await within(self.settings.database_timeout, stored_alias_table.refresh(self))
+
+    async def _reload_catalog_routes(self) -> None:
+        """``route_by_catalog``: which provider kind each catalog model name belongs to."""
+
+        async def read() -> dict[str, frozenset[str]]:
+            async with self.sessions() as session:
+                rows = await session.execute(
+                    select(Model.model_name, Model.litellm_provider).where(
+                        Model.litellm_provider.is_not(None)
+                    )
+                )
+                kinds: dict[str, set[str]] = {}
+                for name, kind in rows:
+                    kinds.setdefault(name, set()).add(str(kind))
+                return {name: frozenset(k) for name, k in kinds.items()}
+
+        self.resolver.set_catalog(await within(self.settings.database_timeout * 5, read()))
 
     async def _reload_providers(self) -> None:
         """Providers changed in the database (another instance, the CLI or plain SQL)."""

@@ -7,10 +7,9 @@ What the test adds to the seed, and why:
   the mock upstream instead of ``https://api.openai.com/v1`` (no real key, no network).
 - ``key_any_shape: true``: the seed's key ``test-key-12345`` is not shaped like the keys
   llmrelay makes, which are refused without a lookup unless this is set.
-- an alias row for ``gpt-4`` in the seed's own form (``target_model_id`` +
-  ``provider_id``): the seed's gateway routes a bare model name by the catalog's
-  ``litellm_provider``; llmrelay routes a bare name only through ``models:``, aliases or
-  a route config, never by guessing from the price catalog.
+- ``route_by_catalog: true``: the seed calls the bare ``gpt-4``, which its gateway
+  routes by the catalog row's ``litellm_provider`` (``openai`` -> the one provider of
+  type ``openai``); llmrelay does so only when this is set.
 
 The seed's "Unknown Model" curl has a typo (``-H "Content-Type": application/json"``);
 the test checks it is the only broken header and sends the request without it. "Budget
@@ -54,12 +53,6 @@ async def seeded(make_postgres_db: Callable[[], str], upstream: MockUpstream) ->
             "UPDATE providers SET config = $1 WHERE name = 'openai-main'",
             f'{{"base_url": "{upstream.base_url}"}}',
         )
-        await conn.execute(
-            "INSERT INTO model_aliases (id, alias, target_model_id, provider_id, enabled) "
-            "VALUES (gen_random_uuid(), 'gpt-4', "
-            "(SELECT id FROM models WHERE model_name = 'gpt-4'), "
-            "(SELECT id FROM providers WHERE name = 'openai-main'), true)"
-        )
     finally:
         await conn.close()
     yield dsn
@@ -73,6 +66,8 @@ async def gw(
         "database_url": seeded.replace("postgresql://", "postgresql+asyncpg://"),
         "master_key": MASTER,
         "key_any_shape": True,
+        # Seed 000's gateway routes the bare ``gpt-4`` by its catalog row's provider.
+        "route_by_catalog": True,
         "mock_provider": False,
     }
     gateway = InProcessGateway(tmp_path_factory.mktemp("seed000"), config)

@@ -68,3 +68,25 @@ def test_an_allowed_name_admits_only_the_target_it_resolves_to() -> None:
     assert r.resolves_to("chain", other) and not r.resolves_to("nobody", other)
     with pytest.raises(PermissionDenied, match="main/gpt-4o"):
         check_allowed(("fast",), other)
+
+
+def test_catalog_names_route_only_when_set_and_unambiguous() -> None:
+    r = make()
+    with pytest.raises(UnknownModel):
+        r.resolve("gpt-4")  # off by default: bare names never guessed
+    r.set_catalog(
+        {
+            "gpt-4": frozenset({"openai"}),  # the one provider of type openai
+            "deepseek-chat": frozenset({"deepseek"}),  # no such provider
+            "llama-3": frozenset({"openai", "openrouter"}),  # two candidates
+            "fast": frozenset({"openrouter"}),  # a configured route comes first
+        }
+    )
+    assert r.resolve("gpt-4").qualified == "main/gpt-4"
+    assert r.resolve("fast").qualified == "main/gpt-4o-mini"
+    for name in ("deepseek-chat", "llama-3"):
+        with pytest.raises(UnknownModel):
+            r.resolve(name)
+    # An allow-list of the bare name admits what it resolved to, and nothing else.
+    assert r.resolves_to("gpt-4", r.resolve("main/gpt-4"))
+    assert not r.resolves_to("gpt-4", r.resolve("main/gpt-4o"))

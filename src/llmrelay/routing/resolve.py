@@ -59,6 +59,8 @@ class Resolver:
         self._registry = registry
         self._routes = routes
         self._aliases = aliases
+        #: ``route_by_catalog``: model name -> the price catalog's ``litellm_provider``s.
+        self._catalog: dict[str, frozenset[str]] = {}
 
     @property
     def route_names(self) -> list[str]:
@@ -67,6 +69,10 @@ class Resolver:
     @property
     def aliases(self) -> dict[str, str]:
         return dict(self._aliases)
+
+    def set_catalog(self, catalog: dict[str, frozenset[str]]) -> None:
+        """Route bare catalog model names too (``route_by_catalog``; empty: never)."""
+        self._catalog = dict(catalog)
 
     def set_aliases(self, aliases: dict[str, str]) -> None:
         """Serve ``aliases`` from now on (a change read from the database at run time)."""
@@ -94,7 +100,16 @@ class Resolver:
         alias = self._aliases.get(name)
         if alias is not None:
             return self._resolve(alias, depth + 1)
+        kinds = self._catalog.get(name)
+        if kinds is not None:
+            return self._by_catalog(name, kinds)
         return None
+
+    def _by_catalog(self, name: str, kinds: frozenset[str]) -> Target | None:
+        """A bare catalog name goes to the one enabled provider of its ``litellm_provider``
+        (by type, ``openai``, or by name); two candidates are ambiguous: no route."""
+        found = [p for p in self._registry if p.spec.type in kinds or p.name in kinds]
+        return Target(found[0], name) if len(found) == 1 else None
 
     def resolves_to(self, name: str, target: Target) -> bool:
         """Whether ``name`` resolves to this very target (same provider and model id)."""
