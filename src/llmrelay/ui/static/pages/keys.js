@@ -94,15 +94,21 @@ export async function keysPage(root) {
 
   mount(root, h("h1", {}, "Virtual keys"), status, createForm, filters, listing);
 
+  // Loads overlap (a create's refresh, then a filter change): only the newest one may
+  // draw the table, or an older answer arriving last would undo the filter.
+  let latest = 0;
+
   async function load() {
+    const mine = ++latest;
     const params = { team: teamFilter.input.value, status: statusFilter.input.value, limit: 500 };
     let page;
     try {
       page = await get(`/virtual-keys${query(params)}`);
     } catch (err) {
-      mount(listing, notice("error", err.message));
+      if (mine === latest) mount(listing, notice("error", err.message));
       return;
     }
+    if (mine !== latest) return;
     mount(
       listing,
       h("p", { class: "muted" }, `${page.total} key(s)`),

@@ -34,14 +34,19 @@ export async function providersPage(root) {
   });
   mount(root, h("h1", {}, "Providers"), status, form, listing);
 
+  // Only the newest of overlapping loads may draw (an older answer could be stale).
+  let latest = 0;
+
   async function load() {
+    const mine = ++latest;
     let page;
     try {
       page = await get("/providers?limit=500");
     } catch (err) {
-      mount(listing, notice("error", err.message));
+      if (mine === latest) mount(listing, notice("error", err.message));
       return;
     }
+    if (mine !== latest) return;
     mount(
       listing,
       table(

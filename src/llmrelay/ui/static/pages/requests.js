@@ -33,14 +33,19 @@ export async function requestsPage(root, [id]) {
   const listing = h("div", { id: "requests-list" });
   mount(root, h("h1", {}, "Request log"), listing);
 
+  // Only the newest of overlapping loads may draw (an older answer could be stale).
+  let latest = 0;
+
   async function load() {
+    const mine = ++latest;
     let page;
     try {
       page = await get(`/requests${query({ limit: PAGE, offset })}`);
     } catch (err) {
-      mount(listing, notice("error", explain(err, "/requests")));
+      if (mine === latest) mount(listing, notice("error", explain(err, "/requests")));
       return;
     }
+    if (mine !== latest) return;
     const prev = h("button", { type: "button", disabled: offset === 0 }, "Previous");
     const next = h(
       "button",

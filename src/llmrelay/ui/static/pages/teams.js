@@ -32,14 +32,19 @@ export async function teamsPage(root) {
   });
   mount(root, h("h1", {}, "Teams"), status, form, listing);
 
+  // Only the newest of overlapping loads may draw (an older answer could be stale).
+  let latest = 0;
+
   async function load() {
+    const mine = ++latest;
     let page;
     try {
       page = await get("/teams?limit=500");
     } catch (err) {
-      mount(listing, notice("error", err.message));
+      if (mine === latest) mount(listing, notice("error", err.message));
       return;
     }
+    if (mine !== latest) return;
     mount(
       listing,
       table(
