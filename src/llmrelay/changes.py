@@ -97,8 +97,8 @@ class ChangeFeed:
         self._handlers.setdefault(kind, []).append(handler)
 
     async def start(self) -> None:
-        await self._poll(apply=False)  # the starting point; start-up read everything
-        if self.interval > 0:
+        if self.interval > 0:  # no poll, no fingerprints: none is ever compared
+            await self._poll(apply=False)  # the starting point; start-up read everything
             self._tasks.append(asyncio.create_task(self._poll_forever(), name="changes-poll"))
         if self.redis_url:
             from redis.asyncio import Redis
@@ -152,7 +152,7 @@ class ChangeFeed:
             except Exception:
                 self.stats["errors"] += 1
                 log.exception("re-reading %s after a change failed", kind)
-        if kind in WATCHED:  # our own change is not news at the next poll
+        if kind in WATCHED and self.interval > 0:  # our own change is no news to the poll
             with contextlib.suppress(Exception):
                 self._prints[kind] = await within(self.timeout, self._fingerprint(kind))
 

@@ -39,8 +39,7 @@ from llmrelay.providers.model_lists import ModelLists
 from llmrelay.providers.registry import Registry, build_registry
 from llmrelay.providers.reload import ProviderReloader
 from llmrelay.providers.stored import sync_providers
-from llmrelay.routing import aliases as stored_alias_table
-from llmrelay.routing.aliases import stored_aliases
+from llmrelay.routing import aliases as alias_table
 from llmrelay.routing.bound import BoundProviders
 from llmrelay.routing.resolve import Resolver
 from llmrelay.routing.router import Router, build_router
@@ -313,7 +312,7 @@ class Services:
 
     async def _reload_aliases(self) -> None:
         """Aliases changed in the database: the stored ones, under the configured ones."""
-        await within(self.settings.database_timeout, stored_alias_table.refresh(self))
+        await within(self.settings.database_timeout, alias_table.refresh(self))
 
     async def _reload_catalog_routes(self) -> None:
         """``route_by_catalog``: which provider kind each catalog model name belongs to."""
@@ -337,7 +336,7 @@ class Services:
         await within(self.settings.database_timeout * 2, self.provider_reloader.reload())
 
     async def _db_aliases(self) -> list[tuple[str, str]]:
-        return list((await stored_aliases(self.sessions)).items())
+        return list((await alias_table.stored_aliases(self.sessions)).items())
 
 
 def _chain(previous: Any, services: Services) -> Any:
