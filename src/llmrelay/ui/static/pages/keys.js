@@ -52,7 +52,7 @@ export function secretBox(title, secret) {
   );
 }
 
-export async function keysPage(root) {
+export async function keysPage(root, _path, params) {
   const status = h("div", { id: "keys-status" });
   const listing = h("div", { id: "keys-list" });
   const teamFilter = select("Team", "team", [["", "any team"]], { id: "filter-team" });
@@ -63,7 +63,13 @@ export async function keysPage(root) {
   ]);
   statusFilter.input.id = "filter-status";
   const filters = h("form", { class: "filters", id: "key-filters" }, teamFilter, statusFilter);
-  filters.addEventListener("change", () => load());
+  // The filters are kept in the hash (#/keys?team=…) without a new route, so a reload or
+  // a link from the teams page shows the same listing and a secret box stays up.
+  filters.addEventListener("change", () => {
+    const q = query({ team: teamFilter.input.value, status: statusFilter.input.value });
+    history.replaceState(null, "", `#/keys${q}`);
+    load();
+  });
 
   let teams = [];
   try {
@@ -72,6 +78,8 @@ export async function keysPage(root) {
     mount(status, notice("error", err.message));
   }
   for (const t of teams) teamFilter.input.appendChild(h("option", { value: t.id }, t.name));
+  teamFilter.input.value = params?.get("team") ?? "";
+  statusFilter.input.value = params?.get("status") ?? "";
   const teamName = (id) => teams.find((t) => t.id === id)?.name ?? id;
 
   const createForm = h(
