@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from llmrelay.mock_upstream import MockUpstream
 from tests.gateway_proc import GatewayProcess
@@ -20,6 +20,10 @@ from tests.services import ensure_chromium
 
 MASTER = "sk-master-ui-test-8731"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+
+# expect()'s own default is 5 s, below the pages' 15 s: on a loaded 2-core host the first
+# admin call (which builds the admin app) alone took longer, and a login test failed.
+expect.set_options(timeout=15_000)
 
 
 def gateway_config(upstream: MockUpstream) -> dict[str, Any]:

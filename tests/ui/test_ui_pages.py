@@ -101,6 +101,9 @@ def test_providers_add_and_test(
     expect(page.locator("#providers-status .notice.error")).to_be_visible()
     said = page.locator("#providers-status .notice.error").text_content() or ""
     assert "base_url" in said, said
+    expect(page.locator("#create-provider [name=base_url]")).to_have_attribute(
+        "aria-invalid", "true"
+    )
 
 
 def test_calls_show_in_usage_requests_and_budgets(page: Page, gateway: GatewayProcess) -> None:

@@ -79,6 +79,16 @@ def _logged(gw: GatewayProcess, key: str, want: int) -> int:
     raise AssertionError(f"the log holds {seen} rows of key {key}, expected {want}")
 
 
+def _settled(page: Page) -> None:
+    """Wait until the listing drawn is the one of the URL's hash: a filter applied or a
+    page turned changes the hash at once and draws the new page a little later, and
+    until then the old listing is still there to be (wrongly) read."""
+    page.wait_for_function(
+        "() => { const l = document.querySelector('#requests-list');"
+        " return l !== null && l.dataset.shown === location.hash; }"
+    )
+
+
 @pytest.fixture(scope="module")
 def traffic(gateway: GatewayProcess) -> dict[str, str]:
     for name, body in ROUTE_CONFIGS.items():
@@ -169,55 +179,81 @@ def test_filters_live_in_the_hash_and_pages(
     expect(rows).to_have_count(25)
     expect(page.locator("#prev-page")).to_be_disabled()
     page.click("#next-page")
+    _settled(page)
     expect(pager).to_contain_text(f"26{DASH}{total} of {total}")
     expect(rows).to_have_count(total - 25)
     assert page.evaluate("location.hash") == "#/requests?offset=25"
     page.reload()
+    _settled(page)
     expect(pager).to_contain_text(f"26{DASH}{total} of {total}")
     expect(page.locator("#next-page")).to_be_disabled()
 
     # A key chosen applies at once and starts again at the first page.
     page.select_option("#filter-key", label="pager")
+    _settled(page)
     expect(pager).to_contain_text(f"1{DASH}25 of {PAGER_CALLS}")
     assert page.evaluate("location.hash") == f"#/requests?key={traffic['pager']}"
     page.select_option("#filter-key", "")
+    _settled(page)
 
     # Status: the class typed, applied, kept through a reload.
     page.fill("#filter-status", "4xx")
     page.click("#request-filters button[type=submit]")
+    _settled(page)
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("400")
     page.reload()
+    _settled(page)
     expect(page.locator("#filter-status")).to_have_value("4xx")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("guardrail deny")
     shot(page, "requests-filtered")
 
+    # A model: exact names only.
+    page.click("#clear-filters")
+    _settled(page)
+    page.fill("#filter-model", "gpt-4o-mini")
+    page.click("#request-filters button[type=submit]")
+    _settled(page)
+    expect(pager).to_contain_text(f"of {total}")
+    page.fill("#filter-model", "gpt-4o")
+    page.click("#request-filters button[type=submit]")
+    _settled(page)
+    expect(pager).to_contain_text("none match these filters")
+
     # Cache hits only.
     page.click("#clear-filters")
+    _settled(page)
     expect(pager).to_contain_text(f"of {total}")
     page.select_option("#filter-cache-hit", "true")
+    _settled(page)
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("cache hit")
     assert "cache_hit=true" in page.evaluate("location.hash")
 
     # Time: from an hour ahead matches nothing, from an hour ago everything (UTC).
     page.click("#clear-filters")
+    _settled(page)
     now = datetime.now(UTC)
     page.fill("#filter-from", (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
     page.click("#request-filters button[type=submit]")
+    _settled(page)
     expect(pager).to_contain_text("none match these filters")
     expect(rows).to_have_count(1)  # the "Nothing yet." row
     page.fill("#filter-from", (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
     page.fill("#filter-to", (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
     page.click("#request-filters button[type=submit]")
+    _settled(page)
     expect(pager).to_contain_text(f"of {total}")
     page.reload()
+    _settled(page)
     expect(pager).to_contain_text(f"of {total}")
     expect(page.locator("#filter-to")).not_to_have_value("")
 
     # A filter the API refuses: its message, naming the parameter.
     page.click("#clear-filters")
+    _settled(page)
     page.fill("#filter-status", "abc")
     page.click("#request-filters button[type=submit]")
+    _settled(page)
     expect(page.locator("#requests-list .notice.error")).to_contain_text("status")

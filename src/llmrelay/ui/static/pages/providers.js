@@ -30,8 +30,8 @@ export async function providersPage(root) {
     busy(form.querySelector("button"), status, async () => {
       const made = await post("/providers", values(form));
       form.reset();
+      await load(); // first: once the notice shows, the table holds the change
       mount(status, notice("ok", `Provider "${made.name}" added.`));
-      await load();
     }, form);
   });
   mount(root, h("h1", {}, "Providers"), status, form, listing);
@@ -91,8 +91,8 @@ export async function providersPage(root) {
       busy(remove, status, async () => {
         if (!confirm(`Delete provider "${p.name}"? Calls routed to it fail from now on.`)) return;
         await del(`/providers/${encodeURIComponent(p.name)}`);
-        mount(status, notice("ok", `Provider "${p.name}" deleted.`));
         await load();
+        mount(status, notice("ok", `Provider "${p.name}" deleted.`));
       }),
     );
     return h("span", { class: "actions", dataset: { provider: p.name } }, edit, remove);
@@ -150,9 +150,9 @@ export async function providersPage(root) {
           return;
         }
         await patch(`/providers/${encodeURIComponent(p.name)}`, body);
+        await load();
         const what = Object.keys(body).join(", ");
         mount(status, notice("ok", `Provider "${p.name}" saved (${what}).`));
-        await load();
       }, form);
     });
     return form;

@@ -119,6 +119,7 @@ export async function requestsPage(root, [id], params) {
     try {
       page = await get(`/requests${query(ask)}`);
     } catch (err) {
+      listing.dataset.shown = location.hash;
       mount(listing, notice("error", explain(err, "/requests")));
       return;
     }
@@ -127,6 +128,8 @@ export async function requestsPage(root, [id], params) {
     const prev = h("button", { type: "button", id: "prev-page", disabled: offset === 0, onclick: at(Math.max(0, offset - PAGE)) }, "Previous");
     const next = h("button", { type: "button", id: "next-page", disabled: offset + PAGE >= total, onclick: at(offset + PAGE) }, "Next");
     const filtered = FILTERS.some((k) => state[k]);
+    // Which view this listing shows (the browser tests wait for it after a change).
+    listing.dataset.shown = location.hash;
     mount(
       listing,
       table(

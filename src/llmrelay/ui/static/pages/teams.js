@@ -96,8 +96,8 @@ export async function teamsPage(root) {
           }
           await del(`${path}?force=true`);
         }
+        await load(); // first: once the notice shows, the table holds the change
         mount(status, notice("ok", `Team "${t.name}" deleted.`));
-        await load();
       }),
     );
     return remove;
