@@ -85,6 +85,21 @@ def test_create_rotate_disable_a_key(page: Page, gateway: GatewayProcess) -> Non
     expect(page.locator("#keys-table tbody tr")).to_have_count(1)
     shot(page, "keys-disabled")
 
+    # Enabled again: the newest secret works again; then deleted, after a confirmation.
+    page.select_option("#filter-status", "")
+    row = page.locator("#keys-table tr", has_text="ui-first")
+    row.locator("button.toggle").click()
+    expect(page.locator("#keys-status")).to_contain_text('Key "ui-first" enabled.')
+    expect(page.locator("#keys-table tr", has_text="ui-first")).to_contain_text("active")
+    back = httpx.get(f"{gateway.base_url}/models", headers={"authorization": f"Bearer {newest}"})
+    assert back.status_code == 200, back.text
+    page.locator("#keys-table tr", has_text="ui-first").locator("button.danger").click()
+    expect(page.locator("#keys-status")).to_contain_text('Key "ui-first" deleted.')
+    expect(page.locator("#keys-table tr", has_text="ui-first")).to_have_count(0)
+    assert any(d.startswith('confirm: Delete "ui-first"?') for d in page.dialogs)  # type: ignore[attr-defined]
+    gone = httpx.get(f"{gateway.base_url}/models", headers={"authorization": f"Bearer {newest}"})
+    assert gone.status_code == 401
+
 
 def test_login_page(page: Page) -> None:
     page.goto("/ui")

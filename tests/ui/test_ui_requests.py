@@ -158,6 +158,13 @@ def test_badges_and_one_requests_detail(
     expect(rows).to_have_count(4)
     rows.filter(has_text="cache hit").locator("a.details").click()
     expect(page.locator("#request-detail")).to_contain_text("HIT")
+    hit = httpx.get(
+        f"{gateway.url}/admin/requests/{page.evaluate('location.hash').rsplit('/', 1)[1]}",
+        headers=ADMIN,
+    ).json()
+    assert float(hit["cost_saved_usd"]) > 0
+    saved = page.locator("#request-detail dt:text-is('saved by the cache') + dd")
+    expect(saved).to_have_text(f"${float(hit['cost_saved_usd']):.6f}")
     expect(page.locator("#main .badge.cache-hit")).to_have_text("cache hit")
     expect(page.locator("#request-guardrails")).to_contain_text("No guardrail results")
     shot(page, "request-detail-cache-hit")
