@@ -24,6 +24,9 @@ from tests.ui.conftest import MASTER, gateway_config, login, shot
 
 DASH = "\N{EN DASH}"  # between the first and last row numbers of the pager
 ADMIN = {"authorization": f"Bearer {MASTER}"}
+#: The traffic is sent before any page loads, so its first admin call builds the admin
+#: app: over httpx's 5 s default on the loaded shared host.
+SLOW = 30.0
 ROUTE_CONFIGS: dict[str, dict[str, Any]] = {
     "ui-deny": {"guardrails": {"input": [{"type": "pii_detection", "action": "deny"}]}},
     "ui-flag": {"guardrails": {"input": [{"type": "pii_detection", "action": "flag"}]}},
@@ -57,20 +60,23 @@ def _chat(gw: GatewayProcess, secret: str, text: str, config: str | None = None)
         f"{gw.base_url}/chat/completions",
         headers=headers,
         json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]},
-        timeout=30,
+        timeout=SLOW,
     )
 
 
 def _key(gw: GatewayProcess, name: str) -> tuple[str, str]:
-    made = httpx.post(f"{gw.url}/admin/virtual-keys", headers=ADMIN, json={"name": name})
+    made = httpx.post(
+        f"{gw.url}/admin/virtual-keys", headers=ADMIN, json={"name": name}, timeout=SLOW
+    )
     assert made.status_code == 201, made.text
     return made.json()["id"], made.json()["virtual_key"]
 
 
 def _logged(gw: GatewayProcess, key: str, want: int) -> int:
     seen = -1
-    for _ in range(150):
-        r = httpx.get(f"{gw.url}/admin/requests", headers=ADMIN, params={"key": key})
+    deadline = time.monotonic() + 60  # the log writer flushes in the background
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{gw.url}/admin/requests", headers=ADMIN, params={"key": key}, timeout=SLOW)
         assert r.status_code == 200, r.text
         seen = r.json()["total"]
         if seen >= want:
@@ -92,7 +98,9 @@ def _settled(page: Page) -> None:
 @pytest.fixture(scope="module")
 def traffic(gateway: GatewayProcess) -> dict[str, str]:
     for name, body in ROUTE_CONFIGS.items():
-        put = httpx.put(f"{gateway.url}/admin/route-configs/{name}", headers=ADMIN, json=body)
+        put = httpx.put(
+            f"{gateway.url}/admin/route-configs/{name}", headers=ADMIN, json=body, timeout=SLOW
+        )
         assert put.status_code in (200, 201), put.text
     logger, secret = _key(gateway, "logger")
     denied = _chat(gateway, secret, "mail carol@example.com", "ui-deny")
