@@ -19,8 +19,9 @@ IP         IPv4 / IPv6 validated by :mod:`ipaddress` (``v1.2.3.4`` is a version)
 SECRET     the key shapes of :mod:`llmrelay.redaction` plus GitHub, Slack and JWTs
 NAME       a heuristic for Vietnamese names (a common surname followed by capitalised
            syllables, or an honorific such as "Nhân viên", "Ông", "Bà" before
-           capitalised words). Not general person-name detection, which needs an NER
-           model (not shipped): other names are not claimed as detected.
+           capitalised words); with ``names: ner`` (the optional extra, :mod:`.ner`)
+           also spaCy's PERSON entities. Without it, other names are not claimed as
+           detected.
 =========  =====================================================================
 """
 
@@ -40,6 +41,7 @@ from llmrelay.redaction import SECRET_SHAPES
 
 if TYPE_CHECKING:
     from llmrelay.guardrails.config import PiiGuardrail
+    from llmrelay.guardrails.ner import NameModel
 
 
 #: The longest text each entity can span, in characters: a stream holds back this much
@@ -341,9 +343,26 @@ def _regex(pattern: re.Pattern[str], entity: str, text: str) -> Iterator[Finding
             yield Finding(entity, m.start(), m.end())
 
 
-def detect(text: str, guardrail: PiiGuardrail) -> list[Finding]:
+class NoNameModel(RuntimeError):
+    """``names: ner`` with no model handed to :func:`detect`."""
+
+
+def _ner_names(
+    text: str, guardrail: PiiGuardrail, model: NameModel | None, heuristic: list[Finding]
+) -> Iterator[Finding]:
+    """The model's person names, less those overlapping a heuristic one (which knows
+    where a Vietnamese name ends better than an English model does)."""
+    if model is None:
+        raise NoNameModel("names: ner, but the gateway has no NER model")
+    for start, end in model.names(text, guardrail.ner_max_chars):
+        if not any(h.start < end and start < h.end for h in heuristic):
+            yield Finding("NAME", start, end)
+
+
+def detect(text: str, guardrail: PiiGuardrail, model: NameModel | None = None) -> list[Finding]:
     """The entities of ``guardrail`` in ``text``: sorted, never overlapping (at one place
-    the earliest, then the longest, match wins)."""
+    the earliest, then the longest, match wins). ``model`` finds the names of a
+    ``names: ner`` guardrail (blocking: run on the model's thread)."""
     if not text:
         return []
     wanted = guardrail.entities
@@ -366,7 +385,10 @@ def detect(text: str, guardrail: PiiGuardrail) -> list[Finding]:
     if "PHONE" in wanted:
         found += _phones(text, guardrail.regions)
     if "NAME" in wanted:
-        found += _names(text)
+        heuristic = list(_names(text))
+        found += heuristic
+        if guardrail.uses_ner:
+            found += _ner_names(text, guardrail, model, heuristic)
     for custom in guardrail.custom:
         found += _regex(custom.pattern, custom.name, text)
     return _resolve(found)
