@@ -22,11 +22,9 @@ MASTER = "sk-master-ui-test-8731"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 
 
-@pytest.fixture(scope="module")
-def gateway(
-    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    config: dict[str, Any] = {
+def gateway_config(upstream: MockUpstream) -> dict[str, Any]:
+    """The UI tests' gateway: the master key, and the mock upstream as provider ``up``."""
+    return {
         "master_key": MASTER,
         "providers": [
             {
@@ -38,7 +36,13 @@ def gateway(
         ],
         "models": [{"name": "gpt-4o-mini", "provider": "up", "model": "gpt-4o-mini"}],
     }
-    gw = GatewayProcess(tmp_path_factory.mktemp("ui"), config).start()
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    gw = GatewayProcess(tmp_path_factory.mktemp("ui"), gateway_config(upstream)).start()
     yield gw
     gw.stop()
 

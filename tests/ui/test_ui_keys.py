@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import Page, expect
 
+from llmrelay.mock_upstream import MockUpstream
 from tests.gateway_proc import GatewayProcess
 from tests.ui.conftest import MASTER, login, shot
 
@@ -51,18 +52,35 @@ def test_create_rotate_disable_a_key(page: Page, gateway: GatewayProcess) -> Non
 
     row = page.locator("#keys-table tr", has_text="ui-first")
     row.locator("button.rotate").click()
+    # Not bound to a provider: only the secret can be rotated.
+    expect(page.locator("#rotate-real-form")).to_have_count(0)
+    page.click("#rotate-secret")
     expect(page.locator("#secret-box")).to_contain_text("rotated")
     rotated = page.locator("#secret").text_content() or ""
     assert rotated.startswith("vk-") and rotated != secret
     old = httpx.get(f"{gateway.base_url}/models", headers={"authorization": f"Bearer {secret}"})
     assert old.status_code == 401
+    assert any("The old one stops working at once" in d for d in page.dialogs)  # type: ignore[attr-defined]
+
+    # With a grace period the previous secret keeps working beside the new one.
+    page.locator("#keys-table tr", has_text="ui-first").locator("button.rotate").click()
+    page.select_option("#rotate-secret-form [name=grace_seconds]", "3600")
+    page.click("#rotate-secret")
+    expect(page.locator("#secret-box")).to_contain_text("rotated")
+    newest = page.locator("#secret").text_content() or ""
+    assert newest.startswith("vk-") and newest not in (secret, rotated)
+    assert any("keeps working for 1 hour" in d for d in page.dialogs)  # type: ignore[attr-defined]
+    for works in (rotated, newest):
+        ok = httpx.get(f"{gateway.base_url}/models", headers={"authorization": f"Bearer {works}"})
+        assert ok.status_code == 200, ok.text
 
     page.locator("#keys-table tr", has_text="ui-first").locator("button.toggle").click()
     expect(page.locator("#keys-table tr", has_text="ui-first")).to_contain_text("disabled")
-    refused = httpx.get(
-        f"{gateway.base_url}/models", headers={"authorization": f"Bearer {rotated}"}
-    )
-    assert refused.status_code == 401
+    for both in (rotated, newest):
+        refused = httpx.get(
+            f"{gateway.base_url}/models", headers={"authorization": f"Bearer {both}"}
+        )
+        assert refused.status_code == 401
     page.select_option("#filter-status", "disabled")
     expect(page.locator("#keys-table tbody tr")).to_have_count(1)
     shot(page, "keys-disabled")
@@ -75,7 +93,20 @@ def test_login_page(page: Page) -> None:
     shot(page, "login")
 
 
-def test_bound_key_copy_and_limits(page: Page, gateway: GatewayProcess) -> None:
+def _upstream_key(gateway: GatewayProcess, upstream: MockUpstream, secret: str) -> str:
+    """The credential the mock upstream received for one call made with ``secret``."""
+    ok = httpx.post(
+        f"{gateway.base_url}/chat/completions",
+        headers={"authorization": f"Bearer {secret}"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "which key?"}]},
+    )
+    assert ok.status_code == 200, ok.text
+    return upstream.last_request.headers["authorization"].removeprefix("Bearer ")
+
+
+def test_bound_key_copy_and_limits(
+    page: Page, gateway: GatewayProcess, upstream: MockUpstream
+) -> None:
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     login(page)
     page.fill("#create-key [name=name]", "bound")
@@ -91,6 +122,17 @@ def test_bound_key_copy_and_limits(page: Page, gateway: GatewayProcess) -> None:
     expect(row).to_contain_text("up")
     expect(row).to_contain_text("1000")
     assert "sk-real-upstream-credential-7788" not in page.content()
+    assert _upstream_key(gateway, upstream, secret) == "sk-real-upstream-credential-7788"
+
+    # Replacing the bound real key: the virtual key stays, the upstream sees the new one.
+    row.locator("button.rotate").click()
+    expect(page.locator("#rotate-real-form")).to_contain_text("A real key is set")
+    page.fill("#rotate-real-form [name=new_api_key]", "sk-real-upstream-credential-9900")
+    page.click("#rotate-real")
+    expect(page.locator("#keys-status .notice.ok")).to_contain_text("its virtual key is unchanged")
+    assert "sk-real-upstream-credential-9900" not in page.content()
+    assert _upstream_key(gateway, upstream, secret) == "sk-real-upstream-credential-9900"
+    shot(page, "keys-real-key-replaced")
 
     row.locator("button.edit").click()
     expect(page.locator("#limits-form [name=tpm_limit]")).to_have_value("1000")

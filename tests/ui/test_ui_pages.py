@@ -278,3 +278,45 @@ def test_providers_edit_replace_the_key_and_delete(
     assert any(d.startswith('confirm: Delete provider "editable"') for d in page.dialogs)  # type: ignore[attr-defined]
     gone = httpx.get(f"{gateway.url}/admin/providers/editable", headers=ADMIN)
     assert gone.status_code == 404
+
+
+def test_teams_members_link_and_delete(page: Page, gateway: GatewayProcess) -> None:
+    teams = {}
+    for name in ("doomed", "empty"):
+        made = httpx.post(f"{gateway.url}/admin/teams", headers=ADMIN, json={"name": name})
+        assert made.status_code == 201, made.text
+        teams[name] = made.json()["id"]
+    key = httpx.post(
+        f"{gateway.url}/admin/virtual-keys",
+        headers=ADMIN,
+        json={"name": "doomed-member", "team": "doomed"},
+    ).json()
+    login(page)
+    page.click("nav a[href='#/teams']")
+    row = page.locator("#teams-table tbody tr", has_text="doomed")
+    expect(row.locator("a.team-keys")).to_have_text("1")
+    # The count links to the keys page filtered by the team, a filter a reload keeps.
+    row.locator("a.team-keys").click()
+    expect(page.locator("#filter-team")).to_have_value(teams["doomed"])
+    expect(page.locator("#keys-table tbody tr")).to_have_count(1)
+    expect(page.locator("#keys-table tbody tr")).to_contain_text("doomed-member")
+    page.reload()
+    expect(page.locator("#filter-team")).to_have_value(teams["doomed"])
+    expect(page.locator("#keys-table tbody tr")).to_have_count(1)
+    page.select_option("#filter-team", "")
+    assert page.evaluate("location.hash") == "#/keys"
+
+    page.click("nav a[href='#/teams']")
+    page.locator("#teams-table tbody tr", has_text="empty").locator("button.danger").click()
+    expect(page.locator("#teams-status")).to_contain_text('Team "empty" deleted.')
+    # A team with keys: the API refuses, the refusal is asked about, then forced.
+    refusal = httpx.delete(f"{gateway.url}/admin/teams/doomed", headers=ADMIN)
+    assert refusal.status_code == 409
+    page.locator("#teams-table tbody tr", has_text="doomed").locator("button.danger").click()
+    expect(page.locator("#teams-status")).to_contain_text('Team "doomed" deleted.')
+    asked = [d for d in page.dialogs if refusal.json()["error"]["message"] in d]  # type: ignore[attr-defined]
+    assert asked and "Its keys stay, without a team." in asked[0]
+    expect(page.locator("#teams-table tbody tr", has_text="doomed")).to_have_count(0)
+    kept = httpx.get(f"{gateway.url}/admin/virtual-keys/{key['id']}", headers=ADMIN).json()
+    assert kept["name"] == "doomed-member" and kept["team_id"] is None
+    shot(page, "teams-deleted")

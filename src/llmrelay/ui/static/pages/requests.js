@@ -159,15 +159,25 @@ export async function requestsPage(root, [id], params) {
   await load();
 }
 
-/** A definition list of [term, value] pairs; objects shown as indented JSON. */
+/** A logged body (JSON text, or SSE, or anything) as indented JSON when it is JSON. */
+function pretty(body) {
+  if (typeof body !== "string") return body;
+  try {
+    return JSON.stringify(JSON.parse(body), null, 2);
+  } catch {
+    return body;
+  }
+}
+
+/** A definition list of [term, value] pairs; objects shown as indented JSON, elements
+ * (a link) as they are. */
 function facts(id, pairs) {
+  const shown = (v) =>
+    v instanceof Node ? v : typeof v === "object" && v !== null ? JSON.stringify(v, null, 2) : show(v);
   return h(
     "dl",
     { class: "detail", id },
-    pairs.map(([k, v]) => [
-      h("dt", {}, k),
-      h("dd", {}, typeof v === "object" && v !== null ? JSON.stringify(v, null, 2) : show(v)),
-    ]),
+    pairs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, shown(v))]),
   );
 }
 
@@ -182,14 +192,22 @@ async function detail(root, id) {
   }
   const resp = r.response ?? {};
   const found = findingsOf(r.guardrails);
-  root.append(
+  root.appendChild(
+    h(
+    "div",
+    { id: "request-view" },
     h("p", {}, badges(r)),
     facts("request-detail", [
       ["id", r.id],
       ["request id", r.request_id],
       ["time (UTC)", when(r.created_at)],
       ["route", `${show(r.method)} ${show(r.route)}`],
-      ["key", r.api_key_id],
+      [
+        "key",
+        r.api_key_id
+          ? h("a", { href: `#/requests${query({ key: r.api_key_id })}`, id: "request-key" }, r.api_key_id)
+          : null,
+      ],
       ["model", r.model],
       ["provider", r.provider],
       ["upstream model", r.upstream_model],
@@ -204,13 +222,13 @@ async function detail(root, id) {
       ? facts("request-response", [
           ["status", resp.status_code],
           ["latency", resp.latency_ms == null ? null : `${Math.round(resp.latency_ms)} ms`],
-          ["gateway overhead", resp.overhead_ms == null ? null : `${resp.overhead_ms} ms`],
+          ["gateway overhead", resp.overhead_ms == null ? null : `${Number(resp.overhead_ms).toFixed(1)} ms`],
           ["tokens (prompt / completion / total)", `${show(resp.prompt_tokens)} / ${show(resp.completion_tokens)} / ${show(resp.total_tokens)}`],
           ["cached tokens", resp.cached_tokens],
           ["finish reason", resp.finish_reason],
           ["error", resp.error_type ? `${resp.error_type}: ${show(resp.error_message)}` : null],
           ["bytes out", resp.bytes_out],
-          ["body", resp.body ?? "(not logged: log_bodies is off)"],
+          ["body", pretty(resp.body) ?? "(not logged: log_bodies is off)"],
         ])
       : h("p", { class: "muted" }, "No response was recorded."),
     h("h2", {}, "Attempts"),
@@ -243,6 +261,7 @@ async function detail(root, id) {
         ]
       : h("p", { class: "muted", id: "request-guardrails" }, "No guardrail results on this request."),
     h("h2", {}, "Request body"),
-    facts("request-body", [["body", r.request_body ?? "(not logged: log_bodies is off)"]]),
+    facts("request-body", [["body", pretty(r.request_body) ?? "(not logged: log_bodies is off)"]]),
+    ),
   );
 }
