@@ -100,7 +100,8 @@ _CCCD_CONTEXT = re.compile(
     r"\W{0,20}$"
 )
 _SSN_CONTEXT = re.compile(r"(?i)(?:ssn|social security(?: number)?)\W{0,20}$")
-_PHONE_CANDIDATE = re.compile(r"(?<![\w+:/.])\+?\(?\d[\d \t().-]{5,24}\d(?![\w:/]|\.\d)")
+#: Not after a hyphen: ``ORD-0413247965`` and a UUID's ``-0413-3898`` are ids, not numbers.
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+:/.-])\+?\(?\d[\d \t().-]{5,24}\d(?![\w:/]|\.\d)")
 _DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
 _PHONE_CONTEXT = re.compile(
     r"(?i)(?:phone|mobile|cell|tel|call|fax|whatsapp|zalo|"
@@ -290,9 +291,11 @@ def _phones(text: str, regions: tuple[str, ...]) -> Iterator[Finding]:
     number or millisecond timestamp is some region's valid number."""
     for m in _PHONE_CANDIDATE.finditer(text):
         raw = m.group(0)
+        # 13 bare digits or more are an EAN-13, an ISBN or a ms timestamp, not a
+        # national number written with its trunk 0 (those have 12 digits at most).
         if (
             raw.isdigit()
-            and not raw.startswith("0")
+            and (not raw.startswith("0") or len(raw) >= 13)
             and not _context(_PHONE_CONTEXT, text, m.start())
         ):
             continue
