@@ -82,3 +82,37 @@ def test_a_default_start_leaves_them_alone(tmp_path: Path) -> None:
     first = _loaded(code, cwd=tmp_path)
     assert "alembic" in first  # it did migrate: the check below is about a second start
     assert _offenders(_loaded(code, cwd=tmp_path)) == []
+
+
+def test_the_start_up_heap_is_frozen_once_started(tmp_path: Path) -> None:
+    """The server's lifespan freezes what start-up allocated (``gc_tuning.py``)."""
+    code = """
+        import asyncio, gc, sys
+        from llmrelay.app import create_app
+        from llmrelay.config import load_settings
+
+        async def main():
+            gateway = create_app(load_settings(None))
+            sent = []
+            messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+            async def receive():
+                return next(messages)
+
+            async def send(message):
+                sent.append(message["type"])
+                if message["type"] == "lifespan.startup.complete":
+                    print("frozen", gc.get_freeze_count())
+
+            await gateway({"type": "lifespan"}, receive, send)
+
+        asyncio.run(main())
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    assert int(out.split("frozen")[1].split()[0]) > 100_000
