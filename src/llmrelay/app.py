@@ -31,6 +31,7 @@ from llmrelay.errors import (
     PermissionDenied,
     ServiceUnavailable,
 )
+from llmrelay.gc_tuning import freeze_startup_heap
 from llmrelay.pipeline import run
 from llmrelay.services import Services
 from llmrelay.ui.serve import UiFiles
@@ -200,6 +201,8 @@ class Gateway:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                # Served from now on: the start-up heap is never collected again.
+                freeze_startup_heap()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()

@@ -31,7 +31,9 @@ from llmrelay.governance.governor import Governor
 from llmrelay.governance.keys import KeyCachePolicy, KeyStore
 from llmrelay.governance.startup import GovernanceRuntime
 from llmrelay.governance.usage import write_usage
+from llmrelay.guardrails.config import parse_guardrails
 from llmrelay.guardrails.moderation import Moderation
+from llmrelay.guardrails.ner import NameModel
 from llmrelay.plugins.chain import PluginSelector
 from llmrelay.plugins.registry import plugin_selector
 from llmrelay.providers.mock import MockTransport
@@ -157,13 +159,18 @@ class Services:
         self.metrics.watch_keys(self.keys.counters)
         self.cache = CacheRuntime(s, self.governor, self.metrics, self.resolver, self.engine)
         self.cache.start()
+        self.ner = NameModel()  # loads nothing until a names: ner guardrail needs it
         self.plugins = plugin_selector(
             s.plugins,
             self.governor,
             {"cache": self.cache.plugin},
             Moderation(self.registry, self.http),
             self.metrics.count_guardrail,
+            self.ner,
         )
+        if "guardrails" in s.plugins and parse_guardrails(s.plugins["guardrails"]).uses_ner:
+            # Every call runs these: pay the model's load (seconds) before serving.
+            await self.ner.warm()
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
         self.model_lists.start()
         self.changes = ChangeFeed(
@@ -199,6 +206,7 @@ class Services:
             await asyncio.to_thread(self.tracing.close)
         await self.governance.close()
         await self.cache.close()
+        self.ner.close()
         await self.model_lists.close()
         await self.changes.close()
         await self.http.close()

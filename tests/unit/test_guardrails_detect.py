@@ -76,6 +76,9 @@ def test_each_entity_is_found(text: str, entity: str, value: str) -> None:
         "account 123456789 without context",
         "price 1,234,567,890 VND",
         "Lê is a pear, the word Nguyễn alone",
+        "ref ORD-0413247965",  # an id after a hyphen, trunk 0 or not
+        "id 065310ee-0413-3898-8fb4-9c1d3e0b2a11",
+        "EAN 0534535340725, ISBN 9780646774602",  # 13 bare digits: not a national number
     ],
 )
 def test_decoys_are_not_pii(decoy: str) -> None:

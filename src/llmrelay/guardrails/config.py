@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from llmrelay.guardrails import ner
+
 #: The entity types the detectors know (:mod:`.entities`; kept here so validating a
 #: route config does not import ``phonenumbers`` and ``stdnum``: ~90 ms).
 ENTITIES = frozenset(
@@ -42,8 +44,15 @@ _PII_KEYS = frozenset(
         "custom",
         "on_error",
         "name",
+        "names",
+        "ner_max_chars",
     }
 )
+#: ``heuristic``: the Vietnamese name / honorific pattern; ``ner``: that plus spaCy's
+#: PERSON entities (the optional ``ner`` extra, :mod:`.ner`).
+NAME_BACKENDS = ("heuristic", "ner")
+#: Characters of one text the NER scans at most by default (~4.5 s of CPU here).
+NER_MAX_CHARS = 100_000
 _CUSTOM_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,30}")
 _SAFETY_KEYS = frozenset(
     {
@@ -92,6 +101,13 @@ class PiiGuardrail:
     #: ``block``: a guardrail that fails stops the call (fail closed); ``allow``: the
     #: call goes on unchecked and the failure is recorded.
     on_error: str = "block"
+    #: How ``NAME`` is found: ``heuristic`` or ``ner`` (see :data:`NAME_BACKENDS`).
+    names: str = "heuristic"
+    ner_max_chars: int = NER_MAX_CHARS
+
+    @property
+    def uses_ner(self) -> bool:
+        return self.names == "ner" and "NAME" in self.entities
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +137,11 @@ class GuardrailsConfig:
     @property
     def restores(self) -> bool:
         return any(g.restore for g in self.input)
+
+    @property
+    def uses_ner(self) -> bool:
+        """Whether a guardrail finds names with the NER model (:mod:`.ner`)."""
+        return any(g.uses_ner for g in self.input + self.output)
 
 
 def parse_guardrails(raw: object, path: str = "guardrails") -> GuardrailsConfig:
@@ -190,6 +211,14 @@ def _guardrail(raw: object, path: str, stage: str, index: int) -> PiiGuardrail |
     custom = _custom(raw.get("custom", []), f"{path}.custom")
     entities = _entities(raw.get("entities"), f"{path}.entities")
     entities |= {c.name for c in custom}
+    names = _names(raw, path, entities)
+    max_chars = raw.get("ner_max_chars", NER_MAX_CHARS)
+    if (
+        isinstance(max_chars, bool)
+        or not isinstance(max_chars, int)
+        or not (0 < max_chars <= 1_000_000)
+    ):
+        raise GuardrailConfigError(f"{path}.ner_max_chars", "must be characters in 1..1000000")
     return PiiGuardrail(
         name=name,
         action=action,
@@ -200,7 +229,24 @@ def _guardrail(raw: object, path: str, stage: str, index: int) -> PiiGuardrail |
         restore=restore,
         placeholder=placeholder,
         on_error=on_error,
+        names=names,
+        ner_max_chars=max_chars,
     )
+
+
+def _names(raw: Mapping[str, Any], path: str, entities: set[str]) -> str:
+    names = raw.get("names", "heuristic")
+    if names not in NAME_BACKENDS:
+        raise GuardrailConfigError(f"{path}.names", f"must be one of: {', '.join(NAME_BACKENDS)}")
+    if names == "ner":
+        if "NAME" not in entities:
+            raise GuardrailConfigError(
+                f"{path}.names", "names: ner finds NAME, which entities leaves out"
+            )
+        reason = ner.missing()  # looks for the packages, imports none
+        if reason is not None:
+            raise GuardrailConfigError(f"{path}.names", f"names: ner cannot run: {reason}")
+    return str(names)
 
 
 def _safety(raw: Mapping[str, Any], path: str, stage: str, index: int) -> ContentSafety:

@@ -19,9 +19,14 @@ IP         IPv4 / IPv6 validated by :mod:`ipaddress` (``v1.2.3.4`` is a version)
 SECRET     the key shapes of :mod:`llmrelay.redaction` plus GitHub, Slack and JWTs
 NAME       a heuristic for Vietnamese names (a common surname followed by capitalised
            syllables, or an honorific such as "Nhân viên", "Ông", "Bà" before
-           capitalised words). Not general person-name detection, which needs an NER
-           model (not shipped): other names are not claimed as detected.
+           capitalised words); with ``names: ner`` (the optional extra, :mod:`.ner`)
+           also spaCy's PERSON entities. Without it, other names are not claimed as
+           detected.
 =========  =====================================================================
+
+``phonenumbers`` and ``stdnum`` are imported by the detector that uses them, on the
+first scan: every gateway imports this module, few configure a PII guardrail, and the
+two cost ~90 ms of start-up.
 """
 
 from __future__ import annotations
@@ -32,14 +37,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import phonenumbers
-from stdnum import iban, luhn
-from stdnum.us import ssn
-
 from llmrelay.redaction import SECRET_SHAPES
 
 if TYPE_CHECKING:
     from llmrelay.guardrails.config import PiiGuardrail
+    from llmrelay.guardrails.ner import NameModel
 
 
 #: The longest text each entity can span, in characters: a stream holds back this much
@@ -98,7 +100,8 @@ _CCCD_CONTEXT = re.compile(
     r"\W{0,20}$"
 )
 _SSN_CONTEXT = re.compile(r"(?i)(?:ssn|social security(?: number)?)\W{0,20}$")
-_PHONE_CANDIDATE = re.compile(r"(?<![\w+:/.])\+?\(?\d[\d \t().-]{5,24}\d(?![\w:/]|\.\d)")
+#: Not after a hyphen: ``ORD-0413247965`` and a UUID's ``-0413-3898`` are ids, not numbers.
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+:/.-])\+?\(?\d[\d \t().-]{5,24}\d(?![\w:/]|\.\d)")
 _DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
 _PHONE_CONTEXT = re.compile(
     r"(?i)(?:phone|mobile|cell|tel|call|fax|whatsapp|zalo|"
@@ -211,6 +214,8 @@ def card_issuer_ok(digits: str) -> bool:
 
 
 def _cards(text: str) -> Iterator[Finding]:
+    from stdnum import luhn  # imported by the first scan, not at start (see the module docstring)
+
     for m in _CARD.finditer(text):
         raw = m.group(0)
         if " " in raw and "-" in raw:
@@ -221,6 +226,8 @@ def _cards(text: str) -> Iterator[Finding]:
 
 
 def _ibans(text: str) -> Iterator[Finding]:
+    from stdnum import iban  # imported by the first scan, not at start (see the module docstring)
+
     for m in _IBAN.finditer(text):
         raw = m.group(0)
         # The regex may run into following upper-case words: take the longest valid prefix.
@@ -231,6 +238,8 @@ def _ibans(text: str) -> Iterator[Finding]:
 
 
 def _ssns(text: str) -> Iterator[Finding]:
+    from stdnum.us import ssn  # imported by the first scan, not at start (see the module docstring)
+
     for m in _SSN.finditer(text):
         if ssn.is_valid(m.group(1) + m.group(3) + m.group(4)):
             yield Finding("SSN", m.start(), m.end())
@@ -286,11 +295,15 @@ def _phones(text: str, regions: tuple[str, ...]) -> Iterator[Finding]:
     far over prose); a bare run of digits, with no ``+``, separator or leading trunk
     ``0``, is taken only after a phone word: otherwise every 9- to 13-digit account
     number or millisecond timestamp is some region's valid number."""
+    import phonenumbers  # imported by the first scan, not at start (see the module docstring)
+
     for m in _PHONE_CANDIDATE.finditer(text):
         raw = m.group(0)
+        # 13 bare digits or more are an EAN-13, an ISBN or a ms timestamp, not a
+        # national number written with its trunk 0 (those have 12 digits at most).
         if (
             raw.isdigit()
-            and not raw.startswith("0")
+            and (not raw.startswith("0") or len(raw) >= 13)
             and not _context(_PHONE_CONTEXT, text, m.start())
         ):
             continue
@@ -341,9 +354,26 @@ def _regex(pattern: re.Pattern[str], entity: str, text: str) -> Iterator[Finding
             yield Finding(entity, m.start(), m.end())
 
 
-def detect(text: str, guardrail: PiiGuardrail) -> list[Finding]:
+class NoNameModel(RuntimeError):
+    """``names: ner`` with no model handed to :func:`detect`."""
+
+
+def _ner_names(
+    text: str, guardrail: PiiGuardrail, model: NameModel | None, heuristic: list[Finding]
+) -> Iterator[Finding]:
+    """The model's person names, less those overlapping a heuristic one (which knows
+    where a Vietnamese name ends better than an English model does)."""
+    if model is None:
+        raise NoNameModel("names: ner, but the gateway has no NER model")
+    for start, end in model.names(text, guardrail.ner_max_chars):
+        if not any(h.start < end and start < h.end for h in heuristic):
+            yield Finding("NAME", start, end)
+
+
+def detect(text: str, guardrail: PiiGuardrail, model: NameModel | None = None) -> list[Finding]:
     """The entities of ``guardrail`` in ``text``: sorted, never overlapping (at one place
-    the earliest, then the longest, match wins)."""
+    the earliest, then the longest, match wins). ``model`` finds the names of a
+    ``names: ner`` guardrail (blocking: run on the model's thread)."""
     if not text:
         return []
     wanted = guardrail.entities
@@ -366,7 +396,10 @@ def detect(text: str, guardrail: PiiGuardrail) -> list[Finding]:
     if "PHONE" in wanted:
         found += _phones(text, guardrail.regions)
     if "NAME" in wanted:
-        found += _names(text)
+        heuristic = list(_names(text))
+        found += heuristic
+        if guardrail.uses_ner:
+            found += _ner_names(text, guardrail, model, heuristic)
     for custom in guardrail.custom:
         found += _regex(custom.pattern, custom.name, text)
     return _resolve(found)

@@ -30,7 +30,25 @@ def _encode(event: bytes, obj: dict[str, Any]) -> bytes:
     return encode_event(name, obj) if name else encode_json(obj)
 
 
-class _Guard(StreamStep, ABC):
+class SyncStep(StreamStep):
+    """A stream step whose work is plain CPU (no I/O): :meth:`events` and :meth:`finish`
+    do it, so a caller can run them off the event loop (the NER's thread: see
+    :class:`~llmrelay.guardrails.plugin.OffLoop`)."""
+
+    def events(self, events: list[bytes]) -> list[bytes]:
+        return events
+
+    def finish(self, events: list[bytes]) -> list[bytes]:
+        return self.events(events)
+
+    async def feed(self, call: Call, events: list[bytes]) -> list[bytes]:
+        return self.events(events)
+
+    async def end(self, call: Call, events: list[bytes]) -> list[bytes]:
+        return self.finish(events)
+
+
+class _Guard(SyncStep, ABC):
     def __init__(self, config: GuardrailsConfig, state: GuardState, restoring: bool) -> None:
         self.config, self.state, self.restoring = config, state, restoring
         self.texts: dict[Any, TextGuard] = {}
@@ -52,7 +70,7 @@ class _Guard(StreamStep, ABC):
             self.sent[key] = self.sent.get(key, "") + out
         return out
 
-    async def feed(self, call: Call, events: list[bytes]) -> list[bytes]:
+    def events(self, events: list[bytes]) -> list[bytes]:
         out: list[bytes] = []
         for event in events:
             data = event_data(event)

@@ -25,11 +25,11 @@ import orjson
 
 from llmrelay.errors import InternalError, InvalidRequest
 from llmrelay.guardrails.config import GuardrailConfigError, GuardrailsConfig, parse_guardrails
-from llmrelay.guardrails.passthrough import AnthropicGuard, ResponsesGuard
+from llmrelay.guardrails.passthrough import AnthropicGuard, ResponsesGuard, SyncStep
 from llmrelay.guardrails.safety import SafetyStream
 from llmrelay.guardrails.safety import check as safety_check
 from llmrelay.guardrails.scan import CountFinding, GuardState, TextGuard, scan_text
-from llmrelay.guardrails.walk import rewrite_body
+from llmrelay.guardrails.walk import Rewrite, rewrite_body
 from llmrelay.plugins.chain import Plugin, StreamStep
 from llmrelay.providers.base import ChatResult
 from llmrelay.sse import DONE, encode_json, event_data
@@ -37,6 +37,7 @@ from llmrelay.sse import DONE, encode_json, event_data
 if TYPE_CHECKING:
     from llmrelay.context import Call
     from llmrelay.guardrails.moderation import Moderation
+    from llmrelay.guardrails.ner import NameModel
 
 HEADER = "x-llmrelay-guardrails"
 TIME_HEADER = "x-llmrelay-guardrails-ms"
@@ -50,10 +51,13 @@ class Guardrails(Plugin):
         config: GuardrailsConfig,
         moderation: Moderation | None = None,
         count: CountFinding | None = None,
+        ner: NameModel | None = None,
     ) -> None:
         self.config = config
         self.moderation = moderation
         self.count = count
+        #: The process's NER model, used only when a guardrail has ``names: ner``.
+        self.ner = ner if config.uses_ner else None
 
     @classmethod
     def from_options(
@@ -61,9 +65,10 @@ class Guardrails(Plugin):
         options: Mapping[str, Any],
         moderation: Moderation | None = None,
         count: CountFinding | None = None,
+        ner: NameModel | None = None,
     ) -> Guardrails:
         try:
-            return cls(parse_guardrails(options), moderation, count)
+            return cls(parse_guardrails(options), moderation, count, ner)
         except GuardrailConfigError as exc:
             raise InvalidRequest(
                 f"plug-in guardrails: {exc}", param=exc.path, code="invalid_guardrails"
@@ -72,7 +77,7 @@ class Guardrails(Plugin):
     def _state(self, call: Call) -> GuardState:
         state: GuardState | None = call.guardrails
         if state is None:
-            state = call.guardrails = GuardState(self.config, self.count)
+            state = call.guardrails = GuardState(self.config, self.count, ner=self.ner)
         return state
 
     async def before(self, call: Call) -> None:
@@ -92,7 +97,7 @@ class Guardrails(Plugin):
             def redact(text: str) -> str:
                 return scan_text("input", self.config.input, text, state)
 
-            rewrite_body(body, redact)
+            await self._rewrite(body, redact)
             if state.counts:
                 # The logged request is what the model was sent, never the original.
                 call.raw_body = orjson.dumps(body)
@@ -132,7 +137,7 @@ class Guardrails(Plugin):
                 "output", self.config.output_safety, _texts(body), state, self.moderation
             )
         if outputs:
-            rewrite_body(body, lambda text: scan_text("output", outputs, text, state))
+            await self._rewrite(body, lambda text: scan_text("output", outputs, text, state))
         checked = orjson.dumps(body)
         if restoring:
             state.response_log = checked
@@ -142,6 +147,14 @@ class Guardrails(Plugin):
             answer.body = checked
         return answer
 
+    async def _rewrite(self, body: dict[str, Any], fn: Rewrite) -> None:
+        """Every text of ``body`` through ``fn``: on the NER's thread when a guardrail
+        uses the model (seconds for a long text; the event loop goes on meanwhile)."""
+        if self.ner is None:
+            rewrite_body(body, fn)
+        else:
+            await self.ner.run(rewrite_body, body, fn)
+
     def stream(self, call: Call) -> StreamStep | None:
         state = self._state(call)
         restoring = self.config.restores and bool(state.vault.by_placeholder)
@@ -149,11 +162,13 @@ class Guardrails(Plugin):
             _unredact_request(call, state)
         text: StreamStep | None = None
         if self.config.output or restoring:
+            sync: SyncStep
             if call.passthrough:
                 guard = AnthropicGuard if call.route == "/v1/messages" else ResponsesGuard
-                text = guard(self.config, state, restoring)
+                sync = guard(self.config, state, restoring)
             else:
-                text = _ChunkGuard(self.config, state, restoring)
+                sync = _ChunkGuard(self.config, state, restoring)
+            text = sync if self.ner is None else OffLoop(sync, self.ner)
         if not self.config.output_safety:
             return text
         safety = SafetyStream(self.config.output_safety, state, self.moderation)
@@ -195,6 +210,22 @@ class _Both(StreamStep):
         return await self.second.end(call, await self.first.end(call, events))
 
 
+class OffLoop(StreamStep):
+    """A stream's PII checks on the NER's thread: each upstream read's events are
+    checked there (a hop of ~0.1 ms), so a model call never holds the event loop."""
+
+    __slots__ = ("inner", "ner")
+
+    def __init__(self, inner: SyncStep, ner: NameModel) -> None:
+        self.inner, self.ner = inner, ner
+
+    async def feed(self, call: Call, events: list[bytes]) -> list[bytes]:
+        return await self.ner.run(self.inner.events, events)
+
+    async def end(self, call: Call, events: list[bytes]) -> list[bytes]:
+        return await self.ner.run(self.inner.finish, events)
+
+
 def _headers(call: Call, state: GuardState) -> None:
     if state.counts:
         call.extra_headers[HEADER] = state.header()
@@ -205,7 +236,7 @@ def _headers(call: Call, state: GuardState) -> None:
 _Key = tuple[Any, ...]
 
 
-class _ChunkGuard(StreamStep):
+class _ChunkGuard(SyncStep):
     """Output guardrails and restore over internal ``chat.completion.chunk`` events."""
 
     __slots__ = ("config", "last", "restoring", "state", "texts")
@@ -222,7 +253,7 @@ class _ChunkGuard(StreamStep):
             text = self.texts[key] = TextGuard(self.config, self.state, self.restoring)
         return text
 
-    async def feed(self, call: Call, events: list[bytes]) -> list[bytes]:
+    def events(self, events: list[bytes]) -> list[bytes]:
         out: list[bytes] = []
         for event in events:
             data = event_data(event)
@@ -288,7 +319,7 @@ class _ChunkGuard(StreamStep):
         chunk = {k: v for k, v in base.items() if k not in ("choices", "usage")}
         return [encode_json({**chunk, "choices": choices})]
 
-    async def end(self, call: Call, events: list[bytes]) -> list[bytes]:
+    def finish(self, events: list[bytes]) -> list[bytes]:
         if DONE in events:
-            return await self.feed(call, events)
-        return self._flush_all() + await self.feed(call, events)
+            return self.events(events)
+        return self._flush_all() + self.events(events)

@@ -18,11 +18,16 @@ from typing import Any
 from llmrelay.errors import GatewayError, InternalError, InvalidRequest
 from llmrelay.guardrails.config import GuardrailsConfig, PiiGuardrail
 from llmrelay.guardrails.entities import CONTEXT_CHARS, Finding, detect, window
+from llmrelay.guardrails.ner import NameModel, TextTooLong
 from llmrelay.guardrails.vault import StreamRestore, Vault
 
 log = logging.getLogger("llmrelay.guardrails")
 #: Positions kept per (stage, guardrail, entity, action): enough to locate, bounded.
 MAX_POSITIONS = 20
+#: With NER on, a stream's text is scanned once per this many new characters (beyond
+#: the window) rather than per delta: one model call costs ~10 ms whatever its length,
+#: so a call per 4-character token would cost more CPU than the model's own answer.
+NER_SEGMENT = 200
 
 Key = tuple[str, str, str, str]  # stage, guardrail, entity, action
 #: Counts a finding in the gateway's metrics (``Metrics.count_guardrail``).
@@ -45,6 +50,8 @@ class GuardState:
     #: Content safety checks: ``{stage, guardrail, denied, max}`` (scores, no text).
     safety: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: The process's NER model (``names: ner`` guardrails), when the gateway has one.
+    ner: NameModel | None = None
     #: The answer as the model gave it after the output guardrails, before the
     #: originals were restored: what the interaction log stores instead.
     response_log: bytes | None = None
@@ -96,14 +103,16 @@ def _ascii(text: str) -> str:
 
 def _detect(guardrail: PiiGuardrail, text: str, state: GuardState) -> list[Finding]:
     try:
-        return detect(text, guardrail)
-    except Exception as exc:  # a detector bug or a custom regex blowing up
-        log.error("guardrail %s failed: %s", guardrail.name, type(exc).__name__)
+        return detect(text, guardrail, state.ner)
+    except Exception as exc:  # a detector bug, a custom regex blowing up, the NER model
+        # Our own refusals say why (they hold no text); anything else only its type.
+        why = str(exc) if isinstance(exc, TextTooLong) else type(exc).__name__
+        log.error("guardrail %s failed: %s", guardrail.name, why)
         if guardrail.on_error == "allow":
             state.failures.append(f"{guardrail.name}: {type(exc).__name__}")
             return []
         raise InternalError(
-            f"guardrail {guardrail.name} failed ({type(exc).__name__}), so the call was "
+            f"guardrail {guardrail.name} failed ({why}), so the call was "
             "blocked (guardrails fail closed; set on_error: allow to let calls pass)",
             code="guardrail_failed",
         ) from None
@@ -186,12 +195,14 @@ class StreamScan:
     :data:`CONTEXT_CHARS` let out stay in view for context words (``CMND 12…``).
     """
 
-    __slots__ = ("emitted", "guardrails", "offset", "pending", "state", "tail", "window")
+    __slots__ = ("guardrails", "offset", "pending", "state", "step", "tail", "window")
 
     def __init__(self, guardrails: tuple[PiiGuardrail, ...], state: GuardState) -> None:
         self.guardrails = guardrails
         self.state = state
         self.window = max((window(g) for g in guardrails), default=0)
+        #: New characters to gather past the window before a scan (NER: per segment).
+        self.step = NER_SEGMENT if any(g.uses_ner for g in guardrails) else 0
         self.pending = ""
         self.tail = ""
         self.offset = 0  # characters let out so far (positions in the findings)
@@ -200,7 +211,7 @@ class StreamScan:
         self.pending += delta
         if not self.pending:
             return ""
-        if not final and len(self.pending) <= self.window:
+        if not final and len(self.pending) <= self.window + self.step:
             return ""
         started = time.perf_counter()
         try:

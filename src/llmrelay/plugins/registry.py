@@ -13,6 +13,7 @@ from typing import Any
 
 from llmrelay.governance.governor import Governor
 from llmrelay.guardrails.moderation import Moderation
+from llmrelay.guardrails.ner import NameModel
 from llmrelay.guardrails.plugin import Guardrails
 from llmrelay.guardrails.scan import CountFinding
 from llmrelay.plugins.budget_guard import BudgetGuard
@@ -28,15 +29,17 @@ def plugin_selector(
     services: Mapping[str, PluginFactory] | None = None,
     moderation: Moderation | None = None,
     count: CountFinding | None = None,
+    ner: NameModel | None = None,
 ) -> PluginSelector:
     """The gateway's selector: the configured plug-ins, then the built-ins.
 
     ``services`` are factories bound to state the gateway builds at start (the response
     cache's backend: ``{"cache": CacheRuntime.plugin}``), beside the stateless ones; the
     guardrails get the moderation client their content safety checks call and the
-    metrics' counter of their findings."""
+    metrics' counter of their findings and the process's NER model (loaded only when a
+    guardrail asks for ``names: ner``)."""
     guardrails: PluginFactory = functools.partial(
-        Guardrails.from_options, moderation=moderation, count=count
+        Guardrails.from_options, moderation=moderation, count=count, ner=ner
     )
     factories = {**FACTORIES, "guardrails": guardrails, **(services or {})}
     if "guardrails" in configured:
