@@ -20,11 +20,26 @@ Create Date: 2026-12-03 12:50:00.000000
   deleted). Probe rows whose ``usage_records`` were already deleted stay counted as
   non-probe calls: nothing else says which they were.
 
-Every statement is plain SQL or SQLAlchemy Core that SQLite and PostgreSQL both run.
+- SQLite only: the server defaults 0008 gave PostgreSQL for seed 000's ``INSERT``
+  statements (``providers.source`` ``'db'``, ``created_at``, ``updated_at``;
+  ``api_keys.key_prefix`` ``''``, ``created_at``; ``models.updated_at``), so the seed's
+  SQL runs on SQLite too where only its PostgreSQL functions are swapped for SQLite's
+  (``tests/admin/test_seed_000_sqlite.py``). SQLite cannot change a column's default
+  with ``ALTER TABLE``, and rebuilding ``providers`` or ``models`` is unsafe inside the
+  migration's transaction: with foreign keys on (which cannot be switched off within a
+  transaction), dropping the old table deletes its rows and so cascades to the
+  ``model_aliases`` rows that reference them. So the defaults are written into the
+  stored ``CREATE TABLE`` text, the procedure SQLite documents for changes that leave
+  the stored rows as they are ("Making Other Kinds Of Table Schema Changes",
+  https://www.sqlite.org/lang_altertable.html: writable_schema, then a new
+  schema_version). The downgrade leaves them (they match the ORM's server defaults).
+
+Every other statement is plain SQL or SQLAlchemy Core that SQLite and PostgreSQL both run.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,10 +64,55 @@ _keys = sa.table(
 )
 
 
+#: SQLite: (table, column, default) written into the stored table definitions.
+_SQLITE_DEFAULTS = (
+    ("providers", "source", "'db'"),
+    ("providers", "created_at", "CURRENT_TIMESTAMP"),
+    ("providers", "updated_at", "CURRENT_TIMESTAMP"),
+    ("api_keys", "key_prefix", "''"),
+    ("api_keys", "created_at", "CURRENT_TIMESTAMP"),
+    ("models", "updated_at", "CURRENT_TIMESTAMP"),
+)
+
+
 def upgrade() -> None:
     op.add_column("api_keys", sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
     _expiry_to_column()
     _rollup_with_probe()
+    if op.get_bind().dialect.name == "sqlite":
+        _sqlite_defaults()
+
+
+def _sqlite_defaults() -> None:
+    bind = op.get_bind()
+    schema = {
+        name: sql
+        for name, sql in bind.execute(
+            sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+        ).all()
+    }
+    changed: dict[str, str] = {}
+    for table, column, default in _SQLITE_DEFAULTS:
+        sql = changed.get(table, schema[table])
+        if re.search(rf"\n\t{column} [A-Z]+(?:\(\d+\))? DEFAULT ", sql):
+            continue  # up again after a downgrade, which leaves the defaults
+        # A column as SQLAlchemy wrote it: "\n\tsource VARCHAR(20) NOT NULL," (no default).
+        pattern = rf"(\n\t{column} [A-Z]+(?:\(\d+\))?) NOT NULL"
+        sql, found = re.subn(pattern, rf"\1 DEFAULT {default} NOT NULL", sql)
+        if found != 1:
+            raise RuntimeError(f"0010: {table}.{column} is not as expected in {schema[table]!r}")
+        changed[table] = sql
+    if not changed:
+        return
+    version = bind.execute(sa.text("PRAGMA schema_version")).scalar_one()
+    bind.execute(sa.text("PRAGMA writable_schema = ON"))
+    for table, sql in changed.items():
+        bind.execute(
+            sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = :t"),
+            {"sql": sql, "t": table},
+        )
+    bind.execute(sa.text(f"PRAGMA schema_version = {int(version) + 1}"))
+    bind.execute(sa.text("PRAGMA writable_schema = OFF"))
 
 
 def _parse(raw: Any) -> datetime | None:
