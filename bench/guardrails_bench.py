@@ -378,11 +378,11 @@ def latency(model: NameModel | None) -> None:
     """CPU time of one input redact, every detector on; with ``model``, also with
     ``names: ner`` (the model's time included: it is CPU on its own thread)."""
     configs = [("", CONFIG)] + ([(" (ner)", NER_CONFIG)] if model is not None else [])
+    texts = {size: prose(size) for size in (1_000, 10_000, 100_000)}  # the same for both
     print("| text | median ms | findings |")
     print("| --- | ---: | ---: |")
     for suffix, config in configs:
-        for size in (1_000, 10_000, 100_000):
-            text = prose(size)
+        for size, text in texts.items():
             runs = []
             state = GuardState(config, ner=model)
             for _ in range(max(3, (200_000 if not suffix else 20_000) // size)):

@@ -94,6 +94,9 @@ class Call:
     #: The last byte of the answer was handed to the server: nothing left to interrupt.
     replied: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
+    #: Parts of the overhead a stage measured itself, in ms (``{"guardrails": 1.7}``):
+    #: the ``x-llmrelay-overhead-breakdown`` header beside ``x-llmrelay-overhead-ms``.
+    overhead_parts: dict[str, float] = field(default_factory=dict)
     #: Top-level fields a plug-in adds to a JSON answer after the codec encoded it in the
     #: client's format (seed 004's cache ``metadata``): a translated answer is encoded
     #: from the internal form, which has no room for them.
@@ -185,6 +188,9 @@ class Call:
             (b"x-request-id", self.request_id.encode("latin-1", "replace")),
             (b"x-llmrelay-overhead-ms", f"{self.overhead_ms():.3f}".encode()),
         ]
+        if self.overhead_parts:
+            parts = ", ".join(f"{k}={v:.3f}" for k, v in sorted(self.overhead_parts.items()))
+            headers.append((b"x-llmrelay-overhead-breakdown", parts.encode()))
         if self.upstream_request_id is not None:
             headers.append((b"x-llmrelay-upstream-request-id", self.upstream_request_id.encode()))
         if self.target is not None:

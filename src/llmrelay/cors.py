@@ -30,7 +30,8 @@ from llmrelay.asgi import Message, Scope, Send
 #: Response headers a browser script may read from a cross-origin answer.
 EXPOSED = (
     b"x-request-id, x-llmrelay-provider, x-llmrelay-model, x-llmrelay-attempts, "
-    b"x-llmrelay-cost-usd, x-llmrelay-overhead-ms, x-llmrelay-cache, "
+    b"x-llmrelay-cost-usd, x-llmrelay-overhead-ms, x-llmrelay-overhead-breakdown, "
+    b"x-llmrelay-cache, "
     b"x-llmrelay-cache-age, x-llmrelay-cache-similarity, x-llmrelay-guardrails, "
     b"x-llmrelay-guardrails-ms, x-llmrelay-upstream-request-id, retry-after, "
     b"x-ratelimit-limit-requests, x-ratelimit-remaining-requests, "

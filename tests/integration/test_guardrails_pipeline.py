@@ -155,7 +155,11 @@ async def test_seed_004_example_reaches_the_model_redacted(env: Env) -> None:
     assert answer.choices[0].message.content == want  # the model echoed what it saw
     assert want.encode() in env.sent() and b"123456789" not in env.sent()
     assert raw.headers["x-llmrelay-guardrails"] == "input.redact.CMND=1, input.redact.NAME=1"
-    assert float(raw.headers["x-llmrelay-guardrails-ms"]) >= 0
+    spent = float(raw.headers["x-llmrelay-guardrails-ms"])
+    assert spent > 0
+    # The guardrails' part of the gateway's own time, beside the overhead header.
+    assert raw.headers["x-llmrelay-overhead-breakdown"] == f"guardrails={spent:.3f}"
+    assert spent <= float(raw.headers["x-llmrelay-overhead-ms"])
 
 
 async def test_input_deny_is_a_400_in_each_endpoint_shape_with_no_upstream_call(
@@ -509,3 +513,70 @@ async def test_content_safety_fails_closed_without_a_moderation_provider(env: En
     assert isinstance(failed.value.body, dict)
     assert failed.value.body["code"] == "guardrail_failed"
     assert "no provider 'openai'" in failed.value.body["message"]
+
+
+class StreamError(Exception):
+    """A Responses stream's ``error`` event (the SDK yields it as an event)."""
+
+
+async def _answer(env: Env, config: dict[str, Any], endpoint: str, stream: bool, text: str) -> str:
+    """The answer's text on ``endpoint`` (chat, messages, responses) through its SDK."""
+    messages = [{"role": "user", "content": text}]
+    if endpoint == "chat":
+        client = env.openai(config)
+        if stream:
+            return await _chat_stream(client, messages=messages)
+        chat = await client.chat.completions.create(model="mock/echo", messages=messages)
+        return chat.choices[0].message.content or ""
+    if endpoint == "messages":
+        claude = env.anthropic(config)
+        if stream:
+            async with claude.messages.stream(
+                model="mock/echo", max_tokens=200, messages=messages
+            ) as events:  # type: ignore[arg-type]
+                return "".join([t async for t in events.text_stream])
+        message = await claude.messages.create(model="mock/echo", max_tokens=200, messages=messages)  # type: ignore[arg-type]
+        return message.content[0].text  # type: ignore[union-attr]
+    client = env.openai(config)
+    if stream:
+        out = ""
+        async for event in await client.responses.create(
+            model="mock/echo", stream=True, input=text
+        ):
+            if event.type == "error":  # Responses streams end in an error event, no raise
+                raise StreamError(f"{event.code}: {event.message}")
+            if event.type == "response.output_text.delta":
+                out += event.delta
+        return out
+    response = await client.responses.create(model="mock/echo", input=text)
+    return response.output_text
+
+
+ENDPOINTS = [
+    (endpoint, stream) for endpoint in ("chat", "messages", "responses") for stream in (False, True)
+]
+ENDPOINT_IDS = [f"{e}-{'stream' if s else 'json'}" for e, s in ENDPOINTS]
+
+
+@pytest.mark.parametrize(("endpoint", "stream"), ENDPOINTS, ids=ENDPOINT_IDS)
+async def test_every_endpoint_output_redact_flag_and_deny(
+    env: Env, endpoint: str, stream: bool
+) -> None:
+    env.upstream.split = stream
+    text = f"card 4111 1111 1111 1111 for {EMAIL}"
+    redacted = await _answer(env, _guard("output", "redact"), endpoint, stream, text)
+    assert redacted == "card [CARD_1] for [EMAIL_1]"
+    flag = {
+        "guardrails": {
+            s: [{"type": "pii_detection", "action": "flag"}] for s in ("input", "output")
+        }
+    }
+    assert await _answer(env, flag, endpoint, stream, text) == text
+    assert EMAIL.encode() in env.sent()  # flag: the model saw it as it was
+    long = "word " * 60 + EMAIL  # past the window: the stream has begun when it is found
+    errors: tuple[type[Exception], ...] = (openai.APIError, anthropic.APIError, StreamError)
+    with pytest.raises(errors) as denied:
+        await _answer(env, _guard("output", "deny"), endpoint, stream, long)
+    assert "EMAIL" in str(denied.value) and EMAIL not in str(denied.value)
+    with pytest.raises(errors):
+        await _answer(env, _guard("input", "deny"), endpoint, stream, text)

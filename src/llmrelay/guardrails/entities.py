@@ -116,10 +116,10 @@ _SURNAMES = (
 _WORD = r"[^\W\d_]+"
 _LETTERS = re.compile(_WORD)
 _NAME = re.compile(rf"(?<![\w])(?:{_SURNAMES})(?:[ \t]+{_WORD}){{1,3}}")
-_HONORIFIC = re.compile(
-    rf"(?:Nhân viên|Ông|Bà|Anh|Chị|Mr\.|Mrs\.|Ms\.|Dr\.)[ \t]+"
-    rf"({_WORD}(?:[ \t]+{_WORD}){{0,3}})"
-)
+_TITLES = r"(?:Nhân viên|Ông|Bà|Anh|Chị|Mr\.|Mrs\.|Ms\.|Dr\.)"
+_HONORIFIC = re.compile(rf"{_TITLES}[ \t]+({_WORD}(?:[ \t]+{_WORD}){{0,3}})")
+#: What the English model takes for a person but is only (part of) a title ("Nhân").
+_TITLE_ONLY = re.compile(rf"{_TITLES}[ \t]*")
 #: Issuer prefixes and the lengths each allows (ISO/IEC 7812 assignments in use).
 _ISSUERS: tuple[tuple[tuple[int, int], int, frozenset[int]], ...] = (
     ((4, 4), 1, frozenset({13, 16, 19})),  # Visa
@@ -366,6 +366,9 @@ def _ner_names(
     if model is None:
         raise NoNameModel("names: ner, but the gateway has no NER model")
     for start, end in model.names(text, guardrail.ner_max_chars):
+        title = _TITLE_ONLY.match(text, start)
+        if title is not None and title.end() >= end:
+            continue  # "Nhân" of "Nhân viên": a title, or part of one
         if not any(h.start < end and start < h.end for h in heuristic):
             yield Finding("NAME", start, end)
 

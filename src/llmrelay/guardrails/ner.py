@@ -93,8 +93,11 @@ class NameModel:
             if ent.label_ != "PERSON":
                 continue
             value = ent.text
-            # A PERSON of digits or an address is the model's mistake, not a name.
+            # A PERSON of digits or an address is the model's mistake, not a name; so is
+            # one capitalised word ("CMND", "EAN": the Faker corpus's false positives).
             if any(c.isdigit() or c in "@/:" for c in value) or not value[:1].isupper():
+                continue
+            if value.isupper() and " " not in value:
                 continue
             spans.append((ent.start_char, ent.end_char))
         return spans

@@ -230,6 +230,7 @@ def _headers(call: Call, state: GuardState) -> None:
     if state.counts:
         call.extra_headers[HEADER] = state.header()
     call.extra_headers[TIME_HEADER] = f"{state.seconds * 1000:.3f}"
+    call.overhead_parts["guardrails"] = state.seconds * 1000
 
 
 #: (choice index, "content") or (choice index, "tool", tool call index).
