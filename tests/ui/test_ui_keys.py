@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 from playwright.sync_api import Page, expect
 
@@ -195,3 +197,34 @@ def test_a_viewer_token_browses_and_is_told_why_it_cannot_change(
         refused.json()["error"]["message"]
     )
     assert page.locator("#keys-table tr", has_text="by-viewer").count() == 0
+
+
+def test_key_expiry_set_shown_and_filtered(page: Page, gateway: GatewayProcess) -> None:
+    login(page)
+    now = datetime.now(UTC)
+    later = (now + timedelta(days=2)).replace(second=0, microsecond=0)
+    for name, when in (("expires-later", later), ("expired-already", now - timedelta(hours=1))):
+        page.fill("#create-key [name=name]", name)
+        page.fill("#create-key [name=expires_at]", when.strftime("%Y-%m-%dT%H:%M"))
+        page.click("#create-key button[type=submit]")
+        expect(page.locator("#secret-box")).to_contain_text(f'Key "{name}" created.')
+        secret = page.locator("#secret").text_content() or ""
+        answer = httpx.get(
+            f"{gateway.base_url}/models", headers={"authorization": f"Bearer {secret}"}
+        )
+        assert answer.status_code == (200 if name == "expires-later" else 401), answer.text
+    keys = httpx.get(
+        f"{gateway.url}/admin/virtual-keys", headers={"authorization": f"Bearer {MASTER}"}
+    ).json()["data"]
+    (stored,) = [k for k in keys if k["name"] == "expires-later"]
+    assert datetime.fromisoformat(stored["expires_at"]) == later  # read as UTC
+    row = page.locator("#keys-table tr", has_text="expires-later")
+    expect(row).to_contain_text(later.strftime("%Y-%m-%d %H:%M"))
+    expect(row.locator(".badge")).to_have_text("active")
+    expect(
+        page.locator("#keys-table tr", has_text="expired-already").locator(".badge")
+    ).to_have_text("expired")
+    page.select_option("#filter-status", "expired")
+    expect(page.locator("#keys-table tbody tr")).to_have_count(1)
+    expect(page.locator("#keys-table tbody tr")).to_contain_text("expired-already")
+    shot(page, "keys-expired")

@@ -103,6 +103,14 @@ export function query(params) {
   return s ? `?${s}` : "";
 }
 
+/** A datetime-local value (read as UTC) as the API's ISO time; anything else as typed,
+ * for the API to refuse in its own words. */
+export function utcTime(value) {
+  if (/^\d{4}-\d\d-\d\dT\d\d:\d\d$/.test(value)) return `${value}:00Z`;
+  if (/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$/.test(value)) return `${value}Z`;
+  return value;
+}
+
 /** The words to show for a failed call of path: the API's message, and for a 404 of the
  * whole endpoint (an older gateway) which endpoint is missing. */
 export function explain(err, path) {

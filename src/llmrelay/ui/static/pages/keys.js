@@ -2,7 +2,7 @@
 // copy button), rotate the secret (with an optional grace period) or a bound key's real
 // provider key, disable / enable, edit limits, delete.
 
-import { del, get, patch, post, put, query } from "../api.js";
+import { del, get, patch, post, put, query, utcTime } from "../api.js";
 import { busy, field, h, money, mount, notice, select, show, table, values } from "../dom.js";
 
 const LIMITS = [
@@ -60,6 +60,7 @@ export async function keysPage(root, _path, params) {
     ["", "any status"],
     ["active", "active"],
     ["disabled", "disabled"],
+    ["expired", "expired"],
   ]);
   statusFilter.input.id = "filter-status";
   const filters = h("form", { class: "filters", id: "key-filters" }, teamFilter, statusFilter);
@@ -96,17 +97,20 @@ export async function keysPage(root, _path, params) {
       LIMITS.map(([label, name]) =>
         field(label, name, { type: "number", min: name.endsWith("usd") ? 0 : 1, step: "any" }),
       ),
+      field("Expires (UTC)", "expires_at", { type: "datetime-local" }),
     ),
     h("button", { type: "submit" }, "Create key"),
   );
   createForm.addEventListener("submit", (event) => {
     event.preventDefault();
     busy(createForm.querySelector("button"), status, async () => {
-      const created = await post("/virtual-keys", values(createForm));
+      const body = values(createForm);
+      if (body.expires_at) body.expires_at = utcTime(body.expires_at);
+      const created = await post("/virtual-keys", body);
       createForm.reset();
       mount(status, secretBox(`Key "${created.name}" created.`, created.virtual_key));
       await load();
-    });
+    }, createForm);
   });
 
   mount(root, h("h1", {}, "Virtual keys"), status, createForm, filters, listing);
@@ -139,6 +143,7 @@ export async function keysPage(root, _path, params) {
           ["RPM", (k) => show(k.rate_limit)],
           ["TPM", (k) => show(k.tpm_limit)],
           ["Budget / month", (k) => money(k.budget_limit_usd)],
+          ["Expires (UTC)", (k) => show(k.expires_at && String(k.expires_at).replace("T", " ").slice(0, 16))],
           ["", (k) => actions(k)],
         ],
         page.data,

@@ -3,7 +3,7 @@
 // live in the URL hash (#/requests?model=x&status=5xx&offset=25), so a filtered view
 // survives a reload and can be shared; changing them is changing the hash.
 
-import { explain, get, query } from "../api.js";
+import { explain, get, query, utcTime } from "../api.js";
 import { field, h, money, mount, notice, select, show, table } from "../dom.js";
 
 const PAGE = 25;
@@ -17,14 +17,6 @@ const tokens = (r) =>
     : Number(r.prompt_tokens ?? 0) + Number(r.completion_tokens ?? 0);
 
 const when = (t) => show(t && String(t).replace("T", " ").slice(0, 19));
-
-/** A datetime-local value (read as UTC) as the API's ISO time; anything else as typed,
- * for the API to refuse in its own words. */
-export function utcTime(value) {
-  if (/^\d{4}-\d\d-\d\dT\d\d:\d\d$/.test(value)) return `${value}:00Z`;
-  if (/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$/.test(value)) return `${value}Z`;
-  return value;
-}
 
 function findingsOf(guard) {
   return guard && Array.isArray(guard.findings) ? guard.findings : [];
