@@ -63,3 +63,31 @@ def test_importing_the_gateway_does_not_import_fastapi() -> None:
     ).stdout
     loaded = json.loads(out)
     assert not [m for m in loaded if m.split(".")[0] in ("fastapi", "starlette")]
+
+
+async def test_a_failed_background_build_leaves_the_first_call_to_build(
+    upstream: MockUpstream, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import llmrelay.admin.app as admin_app
+
+    real = admin_app.build_app
+    calls: list[int] = []
+
+    def failing(services: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("no FastAPI today")
+        return real(services)
+
+    monkeypatch.setattr(admin_app, "build_app", failing)
+    gw = InProcessGateway(tmp_path, {**base_config(upstream), "master_key": MASTER})
+    await gw.start()
+    try:
+        warming = gw.app.admin.warm()
+        assert warming is not None
+        await warming
+        assert not gw.app.admin.built  # logged, not raised
+        r = await gw.client.get("/admin/tokens", headers={"authorization": f"Bearer {MASTER}"})
+        assert r.status_code == 200 and len(calls) == 2
+    finally:
+        await gw.stop()
