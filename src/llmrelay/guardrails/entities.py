@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import phonenumbers
-from stdnum import iban, luhn
+from stdnum import ean, iban, luhn
 from stdnum.us import ssn
 
 from llmrelay.redaction import SECRET_SHAPES
@@ -219,6 +219,10 @@ def _cards(text: str) -> Iterator[Finding]:
         if " " in raw and "-" in raw:
             continue  # mixed separators: not how a card number is written
         digits = raw.replace(" ", "").replace("-", "")
+        if len(raw) == 13 and ean.is_valid(raw):
+            # 13 bare digits with a valid EAN-13 check digit: a barcode (one in ten
+            # passes Luhn too, and 4... is Visa's prefix); 13-digit Visa cards are retired.
+            continue
         if card_issuer_ok(digits) and luhn.is_valid(digits):
             yield Finding("CARD", m.start(), m.end())
 
