@@ -23,6 +23,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_workers_ready(proc: subprocess.Popen[bytes], base: str, seconds: float) -> None:
+    """Wait until ``serve --workers N`` at ``base`` answers ``/health/ready`` on four
+    connections in a row (each may land on another worker), failing with the server's
+    stderr if it exits first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            if all(httpx.get(base + "/health/ready").status_code == 200 for _ in range(4)):
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "workers did not start"
+        time.sleep(0.1)
+
+
 class GatewayProcess:
     def __init__(
         self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None

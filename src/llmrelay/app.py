@@ -31,6 +31,7 @@ from llmrelay.errors import (
     PermissionDenied,
     ServiceUnavailable,
 )
+from llmrelay.gc_tuning import freeze_startup_heap
 from llmrelay.pipeline import run
 from llmrelay.services import Services
 from llmrelay.ui.serve import UiFiles
@@ -52,7 +53,7 @@ class Gateway:
         #: Routes whose path ends in a parameter: prefix -> (method, handler).
         self._prefixes: dict[str, tuple[str, Handler]] = {}
         self._responses = ResponsesCodec()  # its secret scrubber is bound at start
-        #: ``/admin``: FastAPI, built on the first admin request (never on the hot path).
+        #: ``/admin``: FastAPI, built in a thread after start-up (never on the hot path).
         self.admin = AdminPlane(self.services)
         #: ``/ui``: the web UI's static files (ui/serve.py), read on the first request.
         self.ui = UiFiles()
@@ -200,7 +201,12 @@ class Gateway:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                # Served from now on: the start-up heap is never collected again.
+                freeze_startup_heap()
                 await send({"type": "lifespan.startup.complete"})
+                # The server listens once start-up is complete: build the admin API
+                # then, aside, so the first admin call does not wait ~1 s for it.
+                self.admin.warm()
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -212,6 +218,7 @@ class Gateway:
         self._responses.redact = self.services.router.redactor.text
 
     async def shutdown(self) -> None:
+        await self.admin.settle()
         await self.services.close()
 
     def begin_drain(self, then: Callable[[], None] | None = None) -> None:

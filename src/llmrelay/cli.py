@@ -159,7 +159,7 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
             rows = await k.list_keys(sessions)
             print(f"{'NAME':24} {'ID':32} {'PREFIX':16} {'STATUS':8} {'RPM':>6} {'BUDGET':>10}")
             for r in rows:
-                status = "active" if r.enabled else "revoked"
+                status = "revoked" if not r.enabled else "expired" if k.is_expired(r) else "active"
                 print(
                     f"{r.name:24} {r.id:32} {r.key_prefix + '…':16} {status:8} "
                     f"{r.rate_limit or '-':>6} {r.monthly_budget or '-':>10}"

@@ -60,10 +60,12 @@ class Redactor:
     error paths, so its cost never touches a successful call.
     """
 
-    __slots__ = ("_exact", "_secrets")
+    __slots__ = ("_base", "_exact", "_secrets")
 
-    def __init__(self, secrets: Iterable[str | None]) -> None:
+    def __init__(self, secrets: Iterable[str | None], base: Redactor | None = None) -> None:
         self._exact: re.Pattern[str] | None = None
+        #: The redactor this one adds to (:meth:`with_secrets`), consulted live.
+        self._base = base
         self.renew(secrets)
 
     def renew(self, secrets: Iterable[str | None]) -> None:
@@ -86,13 +88,18 @@ class Redactor:
 
     def with_secrets(self, more: Iterable[str]) -> Redactor:
         """This redactor plus ``more`` (a bound key's own credential, see
-        :mod:`llmrelay.routing.bound`)."""
-        return Redactor([*self._secrets, *more])
+        :mod:`llmrelay.routing.bound`).
+
+        The result holds ``more`` and refers to this redactor rather than copying its
+        secrets, so a :meth:`renew` of this one (providers reloaded with new
+        credentials) applies to every redactor made from it too.
+        """
+        return Redactor(more, base=self)
 
     def text(self, text: str) -> str:
         if self._exact is not None:
             text = self._exact.sub(_mask_exact, text)
-        return redact(text)
+        return redact(text) if self._base is None else self._base.text(text)
 
     def error(self, exc: E) -> E:
         """Scrub the message, parameter, code and headers of ``exc`` in place."""

@@ -120,6 +120,55 @@ async def test_expired_key_is_refused(gw: InProcessGateway, admin: Admin) -> Non
     await chat(gw, later["virtual_key"])
 
 
+async def test_expiry_is_a_column_enforced_on_every_endpoint_and_filtered(
+    gw: InProcessGateway, admin: Admin
+) -> None:
+    made = await create(admin, name="expiring-soon", metadata={"owner": "ops"})
+    key, key_id = made["virtual_key"], made["id"]
+    await chat(gw, key)
+    # Ended through the API: the column is set (not the metadata) and applies at once.
+    r = await admin.patch(f"/admin/virtual-keys/{key_id}", {"expires_at": "2021-06-01T12:00:00"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "expired" and r.json()["metadata"] == {"owner": "ops"}
+    assert r.json()["expires_at"].startswith("2021-06-01T12:00:00")
+    stored = await gw.query("SELECT metadata, expires_at FROM api_keys WHERE id = :k", k=key_id)
+    assert "expires_at" not in str(stored[0][0]) and stored[0][1] is not None
+    chat_r = await gw.post(
+        "/v1/chat/completions",
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        key=key,
+    )
+    assert chat_r.status_code == 401 and chat_r.json()["error"]["code"] == "key_expired"
+    messages = await gw.post(
+        "/v1/messages",
+        {"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+        key=key,
+    )
+    assert messages.status_code == 401
+    assert messages.json()["type"] == "error"
+    assert messages.json()["error"]["type"] == "authentication_error"
+    responses = await gw.post("/v1/responses", {"model": "gpt-4o-mini", "input": "hi"}, key=key)
+    assert responses.status_code == 401 and responses.json()["error"]["code"] == "key_expired"
+    # The listing's status filter: expired keys are neither active nor disabled.
+    expired = await admin.get("/admin/virtual-keys", status="expired", limit=500)
+    active = await admin.get("/admin/virtual-keys", status="active", limit=500)
+    disabled = await admin.get("/admin/virtual-keys", status="disabled", limit=500)
+    assert key_id in {k["id"] for k in expired.json()["data"]}
+    assert all(k["status"] == "expired" for k in expired.json()["data"])
+    assert key_id not in {k["id"] for k in active.json()["data"] + disabled.json()["data"]}
+    assert all(k["status"] == "active" for k in active.json()["data"])
+    # Cleared: the key works again at once on this instance.
+    r = await admin.patch(f"/admin/virtual-keys/{key_id}", {"expires_at": None})
+    assert r.json()["status"] == "active" and r.json()["expires_at"] is None
+    await chat(gw, key)
+    # An expiry with a zone is stored and shown in UTC.
+    r = await admin.patch(
+        f"/admin/virtual-keys/{key_id}", {"expires_at": "2999-01-01T02:00:00+02:00"}
+    )
+    assert r.json()["expires_at"].startswith("2999-01-01T00:00:00")
+    await chat(gw, key)
+
+
 async def test_rotating_the_secret_with_and_without_grace(
     gw: InProcessGateway, admin: Admin
 ) -> None:

@@ -190,62 +190,65 @@ MESSAGES: list[dict[str, Any]] = [
     },
 ]
 
+# Every field and input item kind ``/v1/responses`` translates (also the unit test's input).
+RESPONSES_FULL: dict[str, Any] = {
+    "model": "m",
+    "instructions": "Be brief.",
+    "max_output_tokens": 50,
+    "temperature": 0.3,
+    "user": "u1",
+    "store": True,
+    "metadata": {"k": "v"},
+    "tools": [
+        {
+            "type": "function",
+            "name": "get_weather",
+            "description": "Weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            "strict": True,
+        }
+    ],
+    "tool_choice": {"type": "function", "name": "get_weather"},
+    "text": {
+        "format": {
+            "type": "json_schema",
+            "name": "w",
+            "schema": {"type": "object"},
+            "strict": True,
+        }
+    },
+    "reasoning": {"effort": "low"},
+    "input": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "Weather in Paris?"},
+                {"type": "input_image", "image_url": "https://x.test/a.png", "detail": "low"},
+            ],
+        },
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {
+            "type": "message",
+            "role": "assistant",
+            "id": "msg_1",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "Checking.", "annotations": []}],
+        },
+        {
+            "type": "function_call",
+            "call_id": "call_1",
+            "name": "get_weather",
+            "arguments": '{"city":"Paris"}',
+            "id": "fc_1",
+            "status": "completed",
+        },
+        {"type": "function_call_output", "call_id": "call_1", "output": "15C"},
+    ],
+}
+
 RESPONSES: list[dict[str, Any]] = [
     {"model": "m", "input": "hello", "instructions": "be brief", "max_output_tokens": 20},
-    {
-        "model": "m",
-        "instructions": "Be brief.",
-        "max_output_tokens": 50,
-        "temperature": 0.3,
-        "user": "u1",
-        "store": True,
-        "metadata": {"k": "v"},
-        "tools": [
-            {
-                "type": "function",
-                "name": "get_weather",
-                "description": "Weather",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-                "strict": True,
-            }
-        ],
-        "tool_choice": {"type": "function", "name": "get_weather"},
-        "text": {
-            "format": {
-                "type": "json_schema",
-                "name": "w",
-                "schema": {"type": "object"},
-                "strict": True,
-            }
-        },
-        "reasoning": {"effort": "low"},
-        "input": [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "input_text", "text": "Weather in Paris?"},
-                    {"type": "input_image", "image_url": "https://x.test/a.png", "detail": "low"},
-                ],
-            },
-            {"type": "reasoning", "id": "rs_1", "summary": []},
-            {
-                "type": "message",
-                "role": "assistant",
-                "id": "msg_1",
-                "status": "completed",
-                "content": [{"type": "output_text", "text": "Checking.", "annotations": []}],
-            },
-            {
-                "type": "function_call",
-                "call_id": "call_1",
-                "name": "get_weather",
-                "arguments": '{"city":"Paris"}',
-                "id": "fc_1",
-                "status": "completed",
-            },
-            {"type": "function_call_output", "call_id": "call_1", "output": "15C"},
-        ],
-    },
+    RESPONSES_FULL,
 ]
 
 #: Fields a client might add that the seeds do not carry (each endpoint's own).

@@ -56,6 +56,40 @@ def _until(check: Callable[[], bool], seconds: float = 10.0) -> bool:
     return False
 
 
+def _pair(
+    database_url: str,
+    start_gateway: Callable[..., GatewayProcess],
+    name: str,
+    **cache: Any,
+) -> tuple[GatewayProcess, GatewayProcess, openai.OpenAI, openai.OpenAI]:
+    """Two gateways on one migrated database and one Redis with the ``cache`` settings
+    given (``plugins``, ``response_cache``), and a client on each for one key."""
+    config: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
+        "redis_prefix": f"{{{name}-{uuid.uuid4().hex}}}:",
+        "redis_timeout": 2.0,
+        "auto_providers": False,
+        **cache,
+    }
+    thread = threading.Thread(target=asyncio.run, args=(migrate_url(database_url),))
+    thread.start()
+    thread.join()
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: start_gateway(config), range(2))
+    key = first.create_key(f"cache-{name}")
+    a = openai.OpenAI(base_url=first.base_url, api_key=key, max_retries=0)
+    b = openai.OpenAI(base_url=second.base_url, api_key=key, max_retries=0)
+    return first, second, a, b
+
+
+def _semantic(sync_interval: float) -> dict[str, Any]:
+    return {
+        "plugins": {"cache": {"mode": "semantic", "embedding_model": "mock/bag-of-words"}},
+        "response_cache": {"shared_vectors": True, "vector_sync_interval": sync_interval},
+    }
+
+
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_two_instances_share_one_cache(
@@ -63,22 +97,9 @@ def test_two_instances_share_one_cache(
     redis_server: None,
     start_gateway: Callable[..., GatewayProcess],
 ) -> None:
-    config: dict[str, Any] = {
-        "database_url": make_postgres_db(),
-        "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
-        "redis_prefix": f"{{cache-{uuid.uuid4().hex}}}:",
-        "redis_timeout": 2.0,
-        "plugins": {"cache": {"ttl": 600}},
-        "auto_providers": False,
-    }
-    thread = threading.Thread(target=asyncio.run, args=(migrate_url(config["database_url"]),))
-    thread.start()
-    thread.join()
-    with ThreadPoolExecutor(2) as pool:
-        first, second = pool.map(lambda _: start_gateway(config), range(2))
-    key = first.create_key("shared-cache")
-    a = openai.OpenAI(base_url=first.base_url, api_key=key, max_retries=0)
-    b = openai.OpenAI(base_url=second.base_url, api_key=key, max_retries=0)
+    _, second, a, b = _pair(
+        make_postgres_db(), start_gateway, "shared", plugins={"cache": {"ttl": 600}}
+    )
     text = f"shared {uuid.uuid4().hex}"
     assert _ask(a, text) == (text, "MISS")
     # Stored after the answer went out (the finish step): the other instance sees it soon.
@@ -135,23 +156,7 @@ def test_semantic_questions_are_shared_through_the_database(
     redis_server: None,
     start_gateway: Callable[..., GatewayProcess],
 ) -> None:
-    config: dict[str, Any] = {
-        "database_url": make_postgres_db(),
-        "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
-        "redis_prefix": f"{{semantic-{uuid.uuid4().hex}}}:",
-        "redis_timeout": 2.0,
-        "plugins": {"cache": {"mode": "semantic", "embedding_model": "mock/bag-of-words"}},
-        "response_cache": {"shared_vectors": True, "vector_sync_interval": 0.1},
-        "auto_providers": False,
-    }
-    thread = threading.Thread(target=asyncio.run, args=(migrate_url(config["database_url"]),))
-    thread.start()
-    thread.join()
-    with ThreadPoolExecutor(2) as pool:
-        first, second = pool.map(lambda _: start_gateway(config), range(2))
-    key = first.create_key("semantic-shared")
-    a = openai.OpenAI(base_url=first.base_url, api_key=key, max_retries=0)
-    b = openai.OpenAI(base_url=second.base_url, api_key=key, max_retries=0)
+    first, _, a, b = _pair(make_postgres_db(), start_gateway, "semantic", **_semantic(0.1))
     topic = uuid.uuid4().hex[:8]
     asked = f"What is the capital of {topic}?"
     assert _ask(a, asked) == (asked, "MISS")
@@ -175,29 +180,13 @@ def test_semantic_questions_reach_the_other_instance_through_redis_at_once(
     start_gateway: Callable[..., GatewayProcess],
 ) -> None:
     # The poll is 60 s away: a hit within a few seconds can only come from pub/sub.
-    config: dict[str, Any] = {
-        "database_url": make_postgres_db(),
-        "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
-        "redis_prefix": f"{{pushed-{uuid.uuid4().hex}}}:",
-        "redis_timeout": 2.0,
-        "plugins": {"cache": {"mode": "semantic", "embedding_model": "mock/bag-of-words"}},
-        "response_cache": {"shared_vectors": True, "vector_sync_interval": 60},
-        "auto_providers": False,
-    }
-    thread = threading.Thread(target=asyncio.run, args=(migrate_url(config["database_url"]),))
-    thread.start()
-    thread.join()
-    with ThreadPoolExecutor(2) as pool:
-        first, second = pool.map(lambda _: start_gateway(config), range(2))
+    first, second, a, b = _pair(make_postgres_db(), start_gateway, "pushed", **_semantic(60))
     for gateway in (first, second):  # both subscribed before the question is stored
         assert _until(
             lambda g=gateway: httpx.get(f"{g.url}/health/ready").json()["cache"]["semantic"][
                 "pushed_subscribed"
             ]
         )
-    key = first.create_key("semantic-pushed")
-    a = openai.OpenAI(base_url=first.base_url, api_key=key, max_retries=0)
-    b = openai.OpenAI(base_url=second.base_url, api_key=key, max_retries=0)
     topic = uuid.uuid4().hex[:8]
     asked = f"What is the capital of {topic}?"
     assert _ask(a, asked) == (asked, "MISS")

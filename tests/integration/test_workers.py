@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +14,7 @@ import httpx
 import redis
 import yaml
 
-from tests.gateway_proc import GatewayProcess, free_port
+from tests.gateway_proc import GatewayProcess, free_port, wait_workers_ready
 from tests.services import REDIS_HOST, REDIS_PORT
 
 
@@ -54,17 +53,7 @@ def test_two_workers_share_one_limit(redis_server: None, tmp_path: Path) -> None
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                # Both workers answer /health/ready once they have started.
-                if all(httpx.get(base + "/health/ready").status_code == 200 for _ in range(4)):
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.1)
+        wait_workers_ready(proc, base, 60)
         gw = GatewayProcess(tmp_path, config)
         gw.config_path = path
         key = gw.create_key("shared", rpm=10)

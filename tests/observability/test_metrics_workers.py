@@ -22,7 +22,7 @@ import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.gateway_proc import GatewayProcess, free_port
+from tests.gateway_proc import GatewayProcess, free_port, wait_workers_ready
 from tests.observability.promql import metric_names
 from tests.services import REDIS_HOST, REDIS_PORT
 
@@ -112,16 +112,7 @@ def served(redis_server: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if all(httpx.get(base + "/health/ready").status_code == 200 for _ in range(4)):
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.1)
+        wait_workers_ready(proc, base, 60)
         gw = GatewayProcess(tmp, config)
         gw.config_path = path
         key = gw.create_key("metered")

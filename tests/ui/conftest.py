@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from llmrelay.mock_upstream import MockUpstream
 from tests.gateway_proc import GatewayProcess
@@ -21,12 +21,14 @@ from tests.services import ensure_chromium
 MASTER = "sk-master-ui-test-8731"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 
+# expect()'s own default is 5 s, below the pages' 15 s: on a loaded 2-core host the first
+# admin call (which builds the admin app) alone took longer, and a login test failed.
+expect.set_options(timeout=15_000)
 
-@pytest.fixture(scope="module")
-def gateway(
-    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[GatewayProcess]:
-    config: dict[str, Any] = {
+
+def gateway_config(upstream: MockUpstream) -> dict[str, Any]:
+    """The UI tests' gateway: the master key, and the mock upstream as provider ``up``."""
+    return {
         "master_key": MASTER,
         "providers": [
             {
@@ -38,7 +40,13 @@ def gateway(
         ],
         "models": [{"name": "gpt-4o-mini", "provider": "up", "model": "gpt-4o-mini"}],
     }
-    gw = GatewayProcess(tmp_path_factory.mktemp("ui"), config).start()
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    gw = GatewayProcess(tmp_path_factory.mktemp("ui"), gateway_config(upstream)).start()
     yield gw
     gw.stop()
 

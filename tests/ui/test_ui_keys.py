@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 from playwright.sync_api import Page, expect
 
+from llmrelay.mock_upstream import MockUpstream
 from tests.gateway_proc import GatewayProcess
 from tests.ui.conftest import MASTER, login, shot
 
@@ -51,21 +54,53 @@ def test_create_rotate_disable_a_key(page: Page, gateway: GatewayProcess) -> Non
 
     row = page.locator("#keys-table tr", has_text="ui-first")
     row.locator("button.rotate").click()
+    # Not bound to a provider: only the secret can be rotated.
+    expect(page.locator("#rotate-real-form")).to_have_count(0)
+    page.click("#rotate-secret")
     expect(page.locator("#secret-box")).to_contain_text("rotated")
     rotated = page.locator("#secret").text_content() or ""
     assert rotated.startswith("vk-") and rotated != secret
     old = httpx.get(f"{gateway.base_url}/models", headers={"authorization": f"Bearer {secret}"})
     assert old.status_code == 401
+    assert any("The old one stops working at once" in d for d in page.dialogs)  # type: ignore[attr-defined]
+
+    # With a grace period the previous secret keeps working beside the new one.
+    page.locator("#keys-table tr", has_text="ui-first").locator("button.rotate").click()
+    page.select_option("#rotate-secret-form [name=grace_seconds]", "3600")
+    page.click("#rotate-secret")
+    expect(page.locator("#secret-box")).to_contain_text("rotated")
+    newest = page.locator("#secret").text_content() or ""
+    assert newest.startswith("vk-") and newest not in (secret, rotated)
+    assert any("keeps working for 1 hour" in d for d in page.dialogs)  # type: ignore[attr-defined]
+    for works in (rotated, newest):
+        ok = httpx.get(f"{gateway.base_url}/models", headers={"authorization": f"Bearer {works}"})
+        assert ok.status_code == 200, ok.text
 
     page.locator("#keys-table tr", has_text="ui-first").locator("button.toggle").click()
     expect(page.locator("#keys-table tr", has_text="ui-first")).to_contain_text("disabled")
-    refused = httpx.get(
-        f"{gateway.base_url}/models", headers={"authorization": f"Bearer {rotated}"}
-    )
-    assert refused.status_code == 401
+    for both in (rotated, newest):
+        refused = httpx.get(
+            f"{gateway.base_url}/models", headers={"authorization": f"Bearer {both}"}
+        )
+        assert refused.status_code == 401
     page.select_option("#filter-status", "disabled")
     expect(page.locator("#keys-table tbody tr")).to_have_count(1)
     shot(page, "keys-disabled")
+
+    # Enabled again: the newest secret works again; then deleted, after a confirmation.
+    page.select_option("#filter-status", "")
+    row = page.locator("#keys-table tr", has_text="ui-first")
+    row.locator("button.toggle").click()
+    expect(page.locator("#keys-status")).to_contain_text('Key "ui-first" enabled.')
+    expect(page.locator("#keys-table tr", has_text="ui-first")).to_contain_text("active")
+    back = httpx.get(f"{gateway.base_url}/models", headers={"authorization": f"Bearer {newest}"})
+    assert back.status_code == 200, back.text
+    page.locator("#keys-table tr", has_text="ui-first").locator("button.danger").click()
+    expect(page.locator("#keys-status")).to_contain_text('Key "ui-first" deleted.')
+    expect(page.locator("#keys-table tr", has_text="ui-first")).to_have_count(0)
+    assert any(d.startswith('confirm: Delete "ui-first"?') for d in page.dialogs)  # type: ignore[attr-defined]
+    gone = httpx.get(f"{gateway.base_url}/models", headers={"authorization": f"Bearer {newest}"})
+    assert gone.status_code == 401
 
 
 def test_login_page(page: Page) -> None:
@@ -75,7 +110,20 @@ def test_login_page(page: Page) -> None:
     shot(page, "login")
 
 
-def test_bound_key_copy_and_limits(page: Page, gateway: GatewayProcess) -> None:
+def _upstream_key(gateway: GatewayProcess, upstream: MockUpstream, secret: str) -> str:
+    """The credential the mock upstream received for one call made with ``secret``."""
+    ok = httpx.post(
+        f"{gateway.base_url}/chat/completions",
+        headers={"authorization": f"Bearer {secret}"},
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "which key?"}]},
+    )
+    assert ok.status_code == 200, ok.text
+    return upstream.last_request.headers["authorization"].removeprefix("Bearer ")
+
+
+def test_bound_key_copy_and_limits(
+    page: Page, gateway: GatewayProcess, upstream: MockUpstream
+) -> None:
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     login(page)
     page.fill("#create-key [name=name]", "bound")
@@ -91,6 +139,17 @@ def test_bound_key_copy_and_limits(page: Page, gateway: GatewayProcess) -> None:
     expect(row).to_contain_text("up")
     expect(row).to_contain_text("1000")
     assert "sk-real-upstream-credential-7788" not in page.content()
+    assert _upstream_key(gateway, upstream, secret) == "sk-real-upstream-credential-7788"
+
+    # Replacing the bound real key: the virtual key stays, the upstream sees the new one.
+    row.locator("button.rotate").click()
+    expect(page.locator("#rotate-real-form")).to_contain_text("A real key is set")
+    page.fill("#rotate-real-form [name=new_api_key]", "sk-real-upstream-credential-9900")
+    page.click("#rotate-real")
+    expect(page.locator("#keys-status .notice.ok")).to_contain_text("its virtual key is unchanged")
+    assert "sk-real-upstream-credential-9900" not in page.content()
+    assert _upstream_key(gateway, upstream, secret) == "sk-real-upstream-credential-9900"
+    shot(page, "keys-real-key-replaced")
 
     row.locator("button.edit").click()
     expect(page.locator("#limits-form [name=tpm_limit]")).to_have_value("1000")
@@ -138,3 +197,34 @@ def test_a_viewer_token_browses_and_is_told_why_it_cannot_change(
         refused.json()["error"]["message"]
     )
     assert page.locator("#keys-table tr", has_text="by-viewer").count() == 0
+
+
+def test_key_expiry_set_shown_and_filtered(page: Page, gateway: GatewayProcess) -> None:
+    login(page)
+    now = datetime.now(UTC)
+    later = (now + timedelta(days=2)).replace(second=0, microsecond=0)
+    for name, when in (("expires-later", later), ("expired-already", now - timedelta(hours=1))):
+        page.fill("#create-key [name=name]", name)
+        page.fill("#create-key [name=expires_at]", when.strftime("%Y-%m-%dT%H:%M"))
+        page.click("#create-key button[type=submit]")
+        expect(page.locator("#secret-box")).to_contain_text(f'Key "{name}" created.')
+        secret = page.locator("#secret").text_content() or ""
+        answer = httpx.get(
+            f"{gateway.base_url}/models", headers={"authorization": f"Bearer {secret}"}
+        )
+        assert answer.status_code == (200 if name == "expires-later" else 401), answer.text
+    keys = httpx.get(
+        f"{gateway.url}/admin/virtual-keys", headers={"authorization": f"Bearer {MASTER}"}
+    ).json()["data"]
+    (stored,) = [k for k in keys if k["name"] == "expires-later"]
+    assert datetime.fromisoformat(stored["expires_at"]) == later  # read as UTC
+    row = page.locator("#keys-table tr", has_text="expires-later")
+    expect(row).to_contain_text(later.strftime("%Y-%m-%d %H:%M"))
+    expect(row.locator(".badge")).to_have_text("active")
+    expect(
+        page.locator("#keys-table tr", has_text="expired-already").locator(".badge")
+    ).to_have_text("expired")
+    page.select_option("#filter-status", "expired")
+    expect(page.locator("#keys-table tbody tr")).to_have_count(1)
+    expect(page.locator("#keys-table tbody tr")).to_contain_text("expired-already")
+    shot(page, "keys-expired")

@@ -82,6 +82,24 @@ def test_teams_keys_usage_and_route_configs(
     assert secret.startswith("sk-relay-")
     code, out, _ = run(capsys, "keys", "--config", config, "list")
     assert code == 0 and "cli-key" in out and secret not in out
+    code, out, _ = run(
+        capsys,
+        "keys",
+        "--config",
+        config,
+        "create",
+        "--name",
+        "old-key",
+        "--expires-at",
+        "2020-01-01T00:00:00Z",
+    )
+    assert code == 0, out
+    code, out, _ = run(capsys, "keys", "--config", config, "list")
+    assert next(x for x in out.splitlines() if x.startswith("old-key")).split()[3] == "expired"
+    code, _, err = run(
+        capsys, "keys", "--config", config, "create", "--name", "bad", "--expires-at", "soon"
+    )
+    assert code == 1 and "--expires-at" in err
     code, out, _ = run(capsys, "usage", "--config", config)
     assert code == 0
     code, out, _ = run(

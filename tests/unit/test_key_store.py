@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -213,3 +214,21 @@ async def test_a_revoked_key_stops_within_the_ttl(sessions: Sessions) -> None:
     with pytest.raises(AuthenticationError):
         await store.authenticate(key)
     assert row.name == "to-revoke"
+
+
+async def test_a_key_expires_on_time_even_while_cached(sessions: Sessions) -> None:
+    ends = datetime.now(UTC) + timedelta(seconds=0.5)
+    key, _ = await create_key(sessions.real, "expiring", expires_at=ends)
+    store = make_store(sessions, KeyCachePolicy(ttl=3600.0))
+    record = await store.authenticate(key)
+    assert record.expires_at == pytest.approx(ends.timestamp())
+    queries = store.stats.queries
+    await asyncio.sleep(max(0.0, ends.timestamp() - time.time()) + 0.05)
+    with pytest.raises(AuthenticationError) as caught:
+        await store.authenticate(key)
+    assert caught.value.code == "key_expired"
+    assert store.stats.queries == queries  # refused from the cached record: no lookup
+    # A key created already expired is refused at its first lookup too.
+    old, _ = await create_key(sessions.real, "expired", expires_at=datetime(2020, 1, 1))
+    with pytest.raises(AuthenticationError):
+        await store.authenticate(old)

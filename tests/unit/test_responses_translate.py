@@ -15,6 +15,7 @@ from llmrelay.api.responses_stream import ResponsesEncoder
 from llmrelay.api.responses_translate import to_chat, to_response
 from llmrelay.errors import InvalidRequest, UpstreamError
 from llmrelay.sse import EventSplitter, event_data, event_name
+from tests.fuzz.seeds import RESPONSES_FULL
 
 TOOL = {
     "type": "function",
@@ -26,52 +27,7 @@ TOOL = {
 
 
 def test_request_to_chat() -> None:
-    body = {
-        "model": "claude",
-        "instructions": "Be brief.",
-        "max_output_tokens": 50,
-        "temperature": 0.3,
-        "user": "u1",
-        "store": True,
-        "metadata": {"k": "v"},
-        "tools": [TOOL],
-        "tool_choice": {"type": "function", "name": "get_weather"},
-        "text": {
-            "format": {
-                "type": "json_schema",
-                "name": "w",
-                "schema": {"type": "object"},
-                "strict": True,
-            }
-        },
-        "reasoning": {"effort": "low"},
-        "input": [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "input_text", "text": "Weather in Paris?"},
-                    {"type": "input_image", "image_url": "https://x.test/a.png", "detail": "low"},
-                ],
-            },
-            {"type": "reasoning", "id": "rs_1", "summary": []},
-            {
-                "type": "message",
-                "role": "assistant",
-                "id": "msg_1",
-                "status": "completed",
-                "content": [{"type": "output_text", "text": "Checking.", "annotations": []}],
-            },
-            {
-                "type": "function_call",
-                "call_id": "call_1",
-                "name": "get_weather",
-                "arguments": '{"city":"Paris"}',
-                "id": "fc_1",
-                "status": "completed",
-            },
-            {"type": "function_call_output", "call_id": "call_1", "output": "15C"},
-        ],
-    }
+    body = {**RESPONSES_FULL, "model": "claude"}
     assert to_chat(body, "claude") == {
         "model": "claude",
         "messages": [

@@ -1,8 +1,13 @@
 """The admin ASGI application: FastAPI, mounted by the gateway under ``/admin``.
 
 The gateway's own router hands every ``/admin`` request here; :class:`AdminPlane`
-builds the FastAPI application on the first one, so a gateway nobody administers never
-imports FastAPI, and the proxy hot path never passes through it.
+builds the FastAPI application, and the proxy hot path never passes through it.
+``import llmrelay.app`` does not import FastAPI: the gateway asks :meth:`AdminPlane.warm`
+to build it in a thread once start-up is complete and the server listens (importing
+FastAPI and pydantic and building the routes took about 1.2 s, which the first admin
+call used to wait for), so neither start-up nor the proxy's first request waits for
+it, and the first admin call finds it built. A call arriving during the build waits
+for that build instead of starting a second one.
 
 Errors leave in the same shape as the proxy's (``{"error": {"message", "type", "param",
 "code"}}``): a :class:`~llmrelay.errors.GatewayError` with its own status; a body or
@@ -13,6 +18,7 @@ its cause (it is logged).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -42,11 +48,18 @@ ROUTE_MODULES = (
 
 
 class AdminPlane:
-    """ASGI entry of ``/admin``: the FastAPI application, built on first use."""
+    """ASGI entry of ``/admin``: the FastAPI application, built by :meth:`warm` (in a
+    thread, after start-up) or else on first use."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self._app: FastAPI | None = None
+        self._warming: asyncio.Task[None] | None = None
+
+    @property
+    def built(self) -> bool:
+        """Whether the FastAPI application exists (the first admin call will not build it)."""
+        return self._app is not None
 
     @property
     def app(self) -> FastAPI:
@@ -54,7 +67,33 @@ class AdminPlane:
             self._app = build_app(self.services)
         return self._app
 
+    def warm(self) -> asyncio.Task[None] | None:
+        """Start building the application in a worker thread; the task ends when it is
+        built (or failed: then the first admin call builds it and reports the error)."""
+        if self._app is None and self._warming is None:
+            self._warming = asyncio.get_running_loop().create_task(self._warm())
+        return self._warming
+
+    async def _warm(self) -> None:
+        await asyncio.sleep(0)  # let the server bind its sockets first
+        try:
+            app = await asyncio.to_thread(build_app, self.services)
+        except Exception:
+            log.exception("building the admin API in the background failed")
+            return
+        if self._app is None:
+            self._app = app
+
+    async def settle(self) -> None:
+        """Wait for a build in progress (at shutdown: a thread cannot be cancelled, and
+        its result must not arrive after the event loop is gone)."""
+        if self._warming is not None and not self._warming.done():
+            await asyncio.shield(self._warming)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        warming = self._warming
+        if self._app is None and warming is not None and not warming.done():
+            await asyncio.shield(warming)
         await self.app(scope, receive, send)
 
 

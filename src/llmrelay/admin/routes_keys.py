@@ -11,7 +11,7 @@ request here and within ``key_cache_ttl`` on other instances.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -30,9 +30,10 @@ from llmrelay.errors import InvalidRequest, NotFound
 from llmrelay.governance.keys import (
     EXPIRES_META,
     VIRTUAL_PREFIX,
-    expires_at,
+    as_utc,
     generate_key,
     hash_key,
+    is_expired,
 )
 from llmrelay.store.bounds import JSON_LIMIT, clean_json
 from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
@@ -60,6 +61,9 @@ MoneyOut = Annotated[
     ),
 ]
 Status = Literal["active", "disabled"]
+#: What a listing may filter on: ``expired`` keys are enabled ones whose ``expires_at``
+#: has passed, and ``active`` leaves them out.
+ListedStatus = Literal["active", "disabled", "expired"]
 #: Longest grace period of an old secret after a rotation (30 days).
 MAX_GRACE = 30 * 24 * 3600
 
@@ -77,7 +81,9 @@ class KeyFields(BaseModel):
     team: Ref | None = Field(None, description="team id or name")
     route_config: Ref | None = None
     metadata: dict[str, Any] | None = None
-    expires_at: datetime | None = None
+    expires_at: datetime | None = Field(
+        None, description="when the key stops working (ISO 8601; no zone: UTC); null: never"
+    )
 
 
 class KeyCreate(KeyFields):
@@ -127,19 +133,10 @@ class KeyCreated(KeyOut):
 def status_of(row: ApiKey) -> str:
     if not row.enabled:
         return "disabled"
-    ends = expires_at(row.metadata_)
-    if ends is not None and _aware(ends) <= utcnow():
-        return "expired"
-    return "active"
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return "expired" if is_expired(row) else "active"
 
 
 def key_out(row: ApiKey) -> KeyOut:
-    meta = dict(row.metadata_ or {})
-    meta.pop(EXPIRES_META, None)
     return KeyOut(
         id=row.id,
         name=row.name,
@@ -155,8 +152,8 @@ def key_out(row: ApiKey) -> KeyOut:
         daily_budget_usd=row.daily_budget,
         team_id=row.team_id,
         route_config=row.route_config,
-        metadata=meta or None,
-        expires_at=expires_at(row.metadata_),
+        metadata=row.metadata_ or None,
+        expires_at=None if row.expires_at is None else as_utc(row.expires_at),
         created_at=row.created_at,
         updated_at=row.updated_at,
         previous_key_expires_at=row.previous_key_expires_at,
@@ -197,14 +194,12 @@ def bounded_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
     return cleaned
 
 
-def _metadata(metadata: dict[str, Any] | None, ends: datetime | None) -> dict[str, Any] | None:
+def _metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
     if metadata is not None and EXPIRES_META in metadata:
-        raise InvalidRequest(f"metadata: {EXPIRES_META!r} is reserved", param="metadata")
-    metadata = bounded_metadata(metadata)
-    out = dict(metadata or {})
-    if ends is not None:
-        out[EXPIRES_META] = _aware(ends).isoformat()
-    return out or None
+        raise InvalidRequest(
+            f"metadata: {EXPIRES_META!r} is reserved (use expires_at)", param="metadata"
+        )
+    return bounded_metadata(metadata) or None
 
 
 def _seal(services: Services, secret: str) -> str:
@@ -276,7 +271,8 @@ async def create_key(
             tpm_limit=body.tpm_limit,
             monthly_budget=body.budget_limit_usd,
             daily_budget=body.daily_budget_usd,
-            metadata_=_metadata(body.metadata, body.expires_at),
+            metadata_=_metadata(body.metadata),
+            expires_at=None if body.expires_at is None else as_utc(body.expires_at),
             route_config=body.route_config,
             team_id=await team_id_of(session, body.team),
             provider=body.provider,
@@ -301,7 +297,7 @@ async def list_keys(
     principal: Reader,
     request: Request,
     team: Annotated[str | None, Query(max_length=200)] = None,
-    status: Annotated[Literal["active", "disabled"] | None, Query()] = None,
+    status: Annotated[ListedStatus | None, Query()] = None,
     provider: Annotated[str | None, Query(max_length=200)] = None,
     limit: Limit = 100,
     offset: Offset = 0,
@@ -309,8 +305,15 @@ async def list_keys(
     query = select(ApiKey)
     if provider is not None:
         query = query.where(ApiKey.provider == provider)
-    if status is not None:
-        query = query.where(ApiKey.enabled.is_(status == "active"))
+    now = utcnow()
+    if status == "disabled":
+        query = query.where(ApiKey.enabled.is_(False))
+    elif status == "expired":
+        query = query.where(ApiKey.enabled.is_(True), ApiKey.expires_at <= now)
+    elif status == "active":
+        query = query.where(
+            ApiKey.enabled.is_(True), or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now)
+        )
 
     async def work(session: AsyncSession) -> Page[KeyOut]:
         q = query
@@ -369,10 +372,10 @@ async def update_key(key_id: KeyId, body: KeyUpdate, principal: Writer, request:
             row.revoked_at = None if row.enabled else utcnow()
         if "team" in sent:
             row.team_id = await team_id_of(session, body.team)
-        if "metadata" in sent or "expires_at" in sent:
-            meta = body.metadata if "metadata" in sent else key_out(row).metadata
-            ends = body.expires_at if "expires_at" in sent else expires_at(row.metadata_)
-            row.metadata_ = _metadata(meta, ends)
+        if "metadata" in sent:
+            row.metadata_ = _metadata(body.metadata)
+        if "expires_at" in sent:
+            row.expires_at = None if body.expires_at is None else as_utc(body.expires_at)
         if row.provider is None and row.encrypted_provider_key is not None:
             raise InvalidRequest(
                 "provider: a key with a real_api_key must keep its provider", param="provider"

@@ -62,13 +62,16 @@ async def usage(
         str | None, Query(max_length=100, description="of key,team,model,provider; empty: none")
     ] = None,
     format: Literal["json", "csv"] = "json",
+    include_probes: Annotated[
+        bool, Query(description="count the calls of llmrelay probe too (default: left out)")
+    ] = False,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any] | Response:
     if start is not None and end is not None and start > end:
         raise InvalidRequest("from: after to", param="from")
     dims = _dims(by)
-    filters = UsageFilter(key, team, model, provider, start, end)
+    filters = UsageFilter(key, team, model, provider, start, end, include_probes)
     csv_out = format == "csv"
 
     async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], int, dict[str, Any]]:

@@ -39,6 +39,9 @@ class UsageFilter:
     provider: str | None = None
     start: date | None = None
     end: date | None = None  #: inclusive
+    #: Count the calls of ``llmrelay probe`` too (left out by default: they are the
+    #: gateway's own checks, not a client's traffic).
+    include_probes: bool = False
 
     def where(self) -> list[Any]:
         out: list[Any] = []
@@ -54,6 +57,8 @@ class UsageFilter:
             out.append(DailyUsage.day >= self.start)
         if self.end is not None:
             out.append(DailyUsage.day <= self.end)
+        if not self.include_probes:
+            out.append(DailyUsage.probe.is_(False))
         return out
 
 

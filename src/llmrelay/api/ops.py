@@ -21,7 +21,6 @@ from sqlalchemy import func, select, text
 
 from llmrelay.asgi import Request, Send, send_bytes
 from llmrelay.errors import AuthenticationError, ServiceUnavailable
-from llmrelay.probe.history import last_probe_by_provider
 from llmrelay.store.deadline import within
 from llmrelay.store.schema import RequestRow, ResponseRow
 
@@ -79,6 +78,10 @@ async def _circuits(services: Services) -> Any:
 
 async def _probes(services: Services) -> Any:
     """The last ``llmrelay probe`` of each provider (outcomes only, bounded)."""
+    # The probe package (its wire client, tiers, report) is the CLI's: a readiness
+    # check with details reads one table of it, so the server imports it on that call.
+    from llmrelay.probe.history import last_probe_by_provider
+
     try:
         return await within(
             services.settings.database_timeout, last_probe_by_provider(services.engine)

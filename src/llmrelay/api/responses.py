@@ -78,7 +78,9 @@ class ResponsesCodec(OpenAIErrors):
     def translator(self, call: Call, target: Target) -> StreamTranslator:
         p = target.provider
         if call.passthrough:
-            return ResponsesStreamRelay(p.name, self.redact)
+            # A bound key's target scrubs its own credential too (routing/bound.py).
+            redact = target.redactor.text if target.redactor is not None else self.redact
+            return ResponsesStreamRelay(p.name, redact)
         return p.adapter.chat_stream(p.spec, target.model, True)
 
     def encoder(self, call: Call) -> OutputEncoder | None:

@@ -9,6 +9,7 @@ import asyncio
 import json
 import re
 import sys
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,11 @@ def add_parsers(sub: Any) -> None:
     usage.add_argument("--config", help="YAML config file (for database_url)")
     usage.add_argument("--month", help="YYYY-MM (default: every month)")
     usage.add_argument("--key", help="only this key (by name)")
+    usage.add_argument(
+        "--include-probes",
+        action="store_true",
+        help="count the calls of llmrelay probe too (left out by default)",
+    )
 
     catalog = sub.add_parser("catalog", help="the model price catalog (LiteLLM format)")
     catalog.add_argument("--config", help="YAML config file (for database_url)")
@@ -76,6 +82,11 @@ def add_key_options(create: argparse.ArgumentParser) -> None:
         "--plugins",
         metavar="JSON",
         help='plug-ins for this key\'s calls, e.g. \'{"cache": {"ttl": 60}}\' (docs/plugins.md)',
+    )
+    create.add_argument(
+        "--expires-at",
+        metavar="TIME",
+        help="when the key stops working, ISO 8601 (no zone: UTC), e.g. 2027-01-31T00:00:00Z",
     )
 
 
@@ -132,7 +143,19 @@ async def key_options(
         "team_id": team_id,
         "model_limits": parse_model_limits(args.model_limit),
         "metadata": plugin_metadata(args.plugins),
+        "expires_at": expiry(args.expires_at),
     }
+
+
+def expiry(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(
+            f"--expires-at {value!r}: expected an ISO 8601 time such as 2027-01-31T00:00:00Z"
+        ) from None
 
 
 def plugin_metadata(raw: str | None) -> dict[str, Any] | None:
@@ -226,31 +249,38 @@ def _cell(value: Any) -> str:
 
 
 async def _usage(args: argparse.Namespace, engine: AsyncEngine) -> int:
-    sql = (
-        "SELECT k.name, s.year, s.month, s.total_requests, s.total_tokens, "
-        "s.total_cost_nanos FROM monthly_usage_summary s "
-        "JOIN api_keys k ON k.id = s.api_key_id WHERE 1 = 1"
-    )
-    params: dict[str, Any] = {}
+    """Per key and UTC month, summed from the daily rollup (as ``/admin/usage`` is): the
+    calls of ``llmrelay probe`` are left out unless ``--include-probes``."""
+    from llmrelay.admin.usage_query import UsageFilter, usage_rows
+    from llmrelay.governance.pricing import format_usd
+    from llmrelay.store.database import sessionmaker
+    from llmrelay.store.schema import ApiKey
+
+    start = end = None
     if args.month:
         match = re.fullmatch(r"(\d{4})-(\d{2})", args.month)
-        if match is None:
+        if match is None or not 1 <= int(match[2]) <= 12:
             raise CommandError(f"--month {args.month!r}: expected YYYY-MM")
-        sql += " AND s.year = :year AND s.month = :month"
-        params.update(year=int(match[1]), month=int(match[2]))
-    if args.key:
-        sql += " AND k.name = :key"
-        params["key"] = args.key
-    sql += " ORDER BY s.year DESC, s.month DESC, k.name"
-    async with engine.connect() as conn:
-        rows = (await conn.execute(text(sql), params)).all()
-    from llmrelay.governance.pricing import format_usd
-
+        year, month = int(match[1]), int(match[2])
+        start = date(year, month, 1)
+        end = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+    async with sessionmaker(engine)() as session:
+        names = {i: n for i, n in (await session.execute(select(ApiKey.id, ApiKey.name))).all()}
+        key_id = None
+        if args.key:
+            key_id = next((i for i, n in names.items() if n == args.key), None)
+            if key_id is None:
+                raise CommandError(f"no key named {args.key!r}")
+        filters = UsageFilter(key=key_id, start=start, end=end, include_probes=args.include_probes)
+        rows, _, _ = await usage_rows(session, filters, "month", ("key",), 1_000_000, 0)
+    rows = [r for r in rows if r["key"] in names]  # usage of deleted keys: no name to show
+    rows.sort(key=lambda r: (-int(r["period"].replace("-", "")), names[r["key"]]))
     print(f"{'KEY':24} {'MONTH':7} {'REQUESTS':>9} {'TOKENS':>12} {'COST USD':>18}")
-    for name, year, month, requests, tokens, nanos in rows:
+    for r in rows:
+        tokens = r["prompt_tokens"] + r["completion_tokens"]
         print(
-            f"{name:24} {year:04d}-{month:02d} {requests:>9} {tokens:>12} "
-            f"{format_usd(int(nanos)):>18}"
+            f"{names[r['key']]:24} {r['period']:7} {r['requests']:>9} {tokens:>12} "
+            f"{format_usd(r['cost_nanos']):>18}"
         )
     return 0
 

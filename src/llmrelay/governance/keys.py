@@ -36,9 +36,9 @@ KEY_PREFIX = "sk-relay-"
 #: Prefix of keys made by the admin API (``POST /admin/virtual-keys``, seed 004).
 VIRTUAL_PREFIX = "vk-"
 _MAX_CACHE = 100_000
-#: Reserved metadata entry holding a key's expiry (ISO 8601): the schema has no column
-#: for it and migrations belong to another change, so it rides in the metadata JSON and
-#: the admin API shows it as ``expires_at``, never as metadata.
+#: Metadata entry that held a key's expiry before migration 0010 gave it a column
+#: (``api_keys.expires_at``); still refused in metadata, since a gateway of an older
+#: version reading the same database would take it for an expiry.
 EXPIRES_META = "llmrelay.expires_at"
 
 
@@ -98,6 +98,9 @@ class KeyRecord:
     #: The key's own provider credential, still sealed (opened once per binding by
     #: :mod:`llmrelay.routing.bound`); kept out of ``repr`` so no log line can carry it.
     sealed_provider_key: str | None = field(default=None, repr=False)
+    #: When the key stops working, as a Unix time (``None``: never). Checked on every
+    #: call, cached record or not, so a key expires on time, not a cache TTL later.
+    expires_at: float | None = None
 
     @classmethod
     def from_row(cls, row: ApiKey, team: Team | None = None) -> KeyRecord:
@@ -117,6 +120,7 @@ class KeyRecord:
             team=TeamRecord.from_row(team) if team is not None else None,
             provider=row.provider,
             sealed_provider_key=row.encrypted_provider_key,
+            expires_at=None if row.expires_at is None else _aware(row.expires_at).timestamp(),
         )
 
 
@@ -154,17 +158,6 @@ def well_formed(key: str) -> bool:
         and key.isprintable()
         and " " not in key
     )
-
-
-def expires_at(metadata: dict[str, Any] | None) -> datetime | None:
-    """The expiry stored in a key's metadata (:data:`EXPIRES_META`), if any."""
-    raw = (metadata or {}).get(EXPIRES_META)
-    if not isinstance(raw, str):
-        return None
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        return None
 
 
 def plausible(key: str) -> bool:
@@ -295,6 +288,11 @@ class KeyStore:
             record = await self._lookup(digest)
         if record is None or not hmac.compare_digest(record.key_hash, digest):
             raise AuthenticationError("invalid API key")
+        if record.expires_at is not None and record.expires_at <= time.time():
+            raise AuthenticationError(
+                "this API key has expired; ask its administrator for a new one or a later expiry",
+                code="key_expired",
+            )
         return record
 
     async def _lookup(self, digest: str) -> KeyRecord | None:
@@ -367,9 +365,6 @@ class KeyStore:
                     return None
             if row is None:
                 return None
-            ends = expires_at(row.metadata_)
-            if ends is not None and _aware(ends) <= utcnow():
-                return None
             team = await session.get(Team, row.team_id) if row.team_id else None
             record = KeyRecord.from_row(row, team)
             if matched != row.key_hash:
@@ -403,6 +398,17 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+def as_utc(at: datetime) -> datetime:
+    """``at`` in UTC, as expiries are stored (SQLite keeps no zone: the column is
+    compared as written); a time naming no zone is taken as UTC."""
+    return _aware(at).astimezone(UTC)
+
+
+def is_expired(row: ApiKey, now: datetime | None = None) -> bool:
+    """Whether the key's ``expires_at`` has passed."""
+    return row.expires_at is not None and _aware(row.expires_at) <= (now or utcnow())
+
+
 async def create_key(
     sessions: async_sessionmaker[Any],
     name: str,
@@ -417,6 +423,7 @@ async def create_key(
     daily_budget: Decimal | None = None,
     team_id: str | None = None,
     model_limits: dict[str, dict[str, int]] | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[str, ApiKey]:
     """Create a key; returns the clear key (shown once) and its row."""
     key = generate_key()
@@ -436,6 +443,7 @@ async def create_key(
         daily_budget=daily_budget,
         team_id=team_id,
         model_limits=model_limits,
+        expires_at=None if expires_at is None else as_utc(expires_at),
         created_at=utcnow(),
     )
     async with sessions() as session, session.begin():

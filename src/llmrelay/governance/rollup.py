@@ -3,7 +3,8 @@
 Called by :func:`~llmrelay.governance.usage.write_usage` in the transaction that inserts
 the batch's ``usage_records`` rows, with the same (already bounded) rows, so a call is
 added to its day exactly once, together with its row and its monthly summary. One
-upsert per (day, key, team, model, provider) of the batch, in sorted order (two
+upsert per (day, key, team, model, provider, probe) of the batch (the calls of
+``llmrelay probe`` are summed apart, so reports may leave them out), in sorted order (two
 instances' batches cannot deadlock), each sum capped at the 64-bit maximum.
 """
 
@@ -22,12 +23,13 @@ _GROUP_LIMITS = {"api_key_id": 36, "team_id": 36, "model": 300, "provider": 200}
 
 
 def daily_groups(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, int]]:
-    """The batch's usage rows added up per (day, key, team, model, provider)."""
+    """The batch's usage rows added up per (day, key, team, model, provider, probe)."""
     groups: dict[tuple[Any, ...], dict[str, int]] = {}
     for row in rows:
         key = (
             row["created_at"].date(),
             *(clean_text(row.get(c) or "", n) for c, n in _GROUP_LIMITS.items()),
+            bool(row.get("probe")),
         )
         sums = groups.setdefault(key, dict.fromkeys(_SUMS, 0))
         sums["requests"] += 1
@@ -51,7 +53,7 @@ async def write_daily(
     table: sa.Table = DailyUsage.__table__  # type: ignore[assignment]
     groups = daily_groups(rows)
     for key in sorted(groups):
-        day, key_id, team_id, model, provider = key
+        day, key_id, team_id, model, provider, probe = key
         sums = {c: clean_int(v, INT64) for c, v in groups[key].items()}
         stmt = insert(conn.dialect.name, table).values(
             day=day,
@@ -59,11 +61,12 @@ async def write_daily(
             team_id=team_id,
             model=model,
             provider=provider,
+            probe=probe,
             updated_at=now,
             **sums,
         )
         stmt = stmt.on_conflict_do_update(
-            index_elements=["day", "api_key_id", "team_id", "model", "provider"],
+            index_elements=["day", "api_key_id", "team_id", "model", "provider", "probe"],
             set_={
                 **{c: add(conn, table.c[c], stmt.excluded[c]) for c in _SUMS},
                 "updated_at": now,

@@ -96,12 +96,21 @@ class _OpenAIHandlers(WireHandlers):
             reply=reply,
             include_usage=oa.include_usage_requested(body),
         )
+        events = [oa.encode_sse(chunk) for chunk in chunks]
+        if behaviour.error_after_chunks is not None:
+            # OpenAI ends a failing stream with a data event holding only ``error``.
+            error = oa.error_body(
+                500,
+                message=behaviour.error_message,
+                error_type=behaviour.error_type,
+                code=behaviour.error_code,
+            )
+            events = [*events[: behaviour.error_after_chunks], oa.encode_sse(error)]
+            return await send_event_stream(
+                request, events, behaviour, headers=self._headers(behaviour)
+            )
         return await send_event_stream(
-            request,
-            (oa.encode_sse(chunk) for chunk in chunks),
-            behaviour,
-            terminator=oa.SSE_DONE,
-            headers=self._headers(behaviour),
+            request, events, behaviour, terminator=oa.SSE_DONE, headers=self._headers(behaviour)
         )
 
     async def embeddings(

@@ -12,6 +12,15 @@ rate-limited credential opens the circuit for that team's key only, not for ever
 client of the shared provider. The credential is opened from its sealed form once per
 binding, and added to a redactor of its own, so an upstream error that echoes it is
 scrubbed like a configured credential's.
+
+Renewal: a binding's redactor adds its credential to the gateway's redactor, which it
+consults live, so providers reloaded with new credentials (the change feed,
+``/admin/providers/reload``) are scrubbed from bound keys' errors at once; a reload that
+changes the key's provider's spec makes a new binding at the key's next call. A rotated
+credential (``PUT /admin/virtual-keys/{id}/rotate`` with ``new_api_key``) changes the
+sealed value, so the next call makes a new binding, whose redactor also masks the
+credential it replaces: calls still in flight with the old one, or an upstream quoting
+it after the swap, cannot leak it.
 """
 
 from __future__ import annotations
@@ -115,7 +124,9 @@ class BoundProviders:
                 code="key_credential_unreadable",
             ) from None
         provider = replace(shared, spec=replace(shared.spec, api_key=secret), state=ProviderState())
-        redactor = self._redactor.with_secrets((secret,))
+        # After a rotation, the credential it replaces is still masked (see the module).
+        before = found[1].spec.api_key if found is not None else None
+        redactor = self._redactor.with_secrets((secret, *(() if before is None else (before,))))
         if len(self._bindings) >= MAX_BINDINGS:
             self._bindings.clear()
         self._bindings[key.id] = (key.sealed_provider_key, provider, redactor)

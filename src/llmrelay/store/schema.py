@@ -118,6 +118,9 @@ class ApiKey(Base):
         DateTime(timezone=True), nullable=True
     )
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: When the key stops working (UTC; null: never). Enforced by the key store on every
+    #: call, cached or not (migration 0010 moved it here from the metadata JSON).
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Provider(Base):
@@ -433,7 +436,7 @@ class IdempotencyRecord(Base):
 
 
 class DailyUsage(Base):
-    """Per UTC day, key, team, model and provider: what the calls used and cost.
+    """Per UTC day, key, team, model, provider and probe flag: what the calls used and cost.
 
     Kept current by the batch writer in the transaction of the ``usage_records`` rows it
     adds up (exactly once, like :class:`MonthlyUsageSummary`); ``/admin/usage`` reads
@@ -449,6 +452,11 @@ class DailyUsage(Base):
     team_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     model: Mapped[str] = mapped_column(String(300), primary_key=True)
     provider: Mapped[str] = mapped_column(String(200), primary_key=True)
+    #: The calls of ``llmrelay probe`` (``usage_records.probe``), summed apart so reports
+    #: can leave them out (migration 0010).
+    probe: Mapped[bool] = mapped_column(
+        Boolean, primary_key=True, default=False, server_default=false()
+    )
     requests: Mapped[int] = mapped_column(BigInteger, default=0)
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

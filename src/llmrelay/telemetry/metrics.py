@@ -160,6 +160,8 @@ class _Stats(Collector):
 #: Distinct model label values kept per process; later ones are counted as ``other``.
 MAX_MODEL_LABELS = 500
 _MAX_LABEL_CHARS = 120
+#: Bound series children kept for reuse (a bound on memory, not on the series).
+_MAX_CHILDREN = 20_000
 
 
 class _ModelLabels:
@@ -198,6 +200,10 @@ class Metrics:
         self._model_label = _ModelLabels()
         self._guard_label = _ModelLabels()
         self._entity_label = _ModelLabels()
+        #: Bound children of the per-call series: prometheus-client's ``labels()``
+        #: validates and locks on every call (10 per recorded call, measured as the
+        #: largest single cost of ``observe``); the label values are bounded already.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._target_label = _ModelLabels()
         labels = ["route", "provider", "model", "status"]
         self.requests = Counter(
@@ -337,45 +343,56 @@ class Metrics:
         for it in batch:
             provider = it.provider or ""
             model = self._model_label(it.upstream_model or "")
-            self.requests.labels(it.route, provider, model, str(it.status)).inc()
+            self._child(self.requests, it.route, provider, model, str(it.status)).inc()
             if it.key_name and self._key_labels:
-                self.key_requests.labels(it.key_name).inc()
-            self.latency.labels(it.route, provider).observe(it.latency_ms / 1000)
-            self.overhead.labels(it.route).observe(it.overhead_ms / 1000)
+                self._child(self.key_requests, it.key_name).inc()
+            self._child(self.latency, it.route, provider).observe(it.latency_ms / 1000)
+            self._child(self.overhead, it.route).observe(it.overhead_ms / 1000)
             if it.cache is not None:
-                self.cache_requests.labels(it.cache.lower()).inc()
+                self._child(self.cache_requests, it.cache.lower()).inc()
                 if it.cost_saved_nanos:
                     self.cache_saved.inc(it.cost_saved_nanos / 1e9)
             if it.usage is not None:
-                self.tokens.labels(provider, model, "prompt").inc(it.usage.prompt_tokens)
-                self.tokens.labels(provider, model, "completion").inc(it.usage.completion_tokens)
+                self._child(self.tokens, provider, model, "prompt").inc(it.usage.prompt_tokens)
+                self._child(self.tokens, provider, model, "completion").inc(
+                    it.usage.completion_tokens
+                )
                 if it.usage.cached_tokens:
-                    self.tokens.labels(provider, model, "cached").inc(it.usage.cached_tokens)
+                    self._child(self.tokens, provider, model, "cached").inc(it.usage.cached_tokens)
             self._observe_seed(it, provider, model)
 
     def _observe_seed(self, it: Interaction, provider: str, model: str) -> None:
         """Seed 004's series and the stream timings, for one recorded call."""
         outcome = "success" if it.status < 400 else "error"
-        self.llm_requests.labels(provider, model, outcome).inc()
-        self.llm_duration.labels(provider).observe(it.latency_ms / 1000)
+        self._child(self.llm_requests, provider, model, outcome).inc()
+        self._child(self.llm_duration, provider).observe(it.latency_ms / 1000)
         if it.cache is not None:
-            self.seed_cache_requests.labels(it.cache.lower()).inc()
+            self._child(self.seed_cache_requests, it.cache.lower()).inc()
         if it.cost_nanos:
-            self.cost.labels(provider, model).inc(it.cost_nanos / 1e9)
+            self._child(self.cost, provider, model).inc(it.cost_nanos / 1e9)
         usage = it.usage
         if usage is not None:
-            self.llm_tokens.labels(provider, model, "input").inc(usage.prompt_tokens)
-            self.llm_tokens.labels(provider, model, "output").inc(usage.completion_tokens)
+            self._child(self.llm_tokens, provider, model, "input").inc(usage.prompt_tokens)
+            self._child(self.llm_tokens, provider, model, "output").inc(usage.completion_tokens)
             if usage.cached_tokens:
-                self.llm_tokens.labels(provider, model, "cached").inc(usage.cached_tokens)
+                self._child(self.llm_tokens, provider, model, "cached").inc(usage.cached_tokens)
         for attempt in it.attempts:
             if str(attempt.get("skipped", "")).startswith("circuit_"):
-                self.circuit_opened.labels(str(attempt.get("provider", ""))).inc()
+                self._child(self.circuit_opened, str(attempt.get("provider", ""))).inc()
         if it.ttft_ms is not None:
-            self.ttft.labels(provider).observe(it.ttft_ms / 1000)
+            self._child(self.ttft, provider).observe(it.ttft_ms / 1000)
             if usage is not None and usage.completion_tokens > 1:
                 after = max(0.0, it.latency_ms - it.ttft_ms) / 1000
-                self.tpot.labels(provider).observe(after / (usage.completion_tokens - 1))
+                self._child(self.tpot, provider).observe(after / (usage.completion_tokens - 1))
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) >= _MAX_CHILDREN:
+                self._children.clear()
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def observe_budgets(self, states: list[BudgetState]) -> None:
         """The remaining budgets an admitted call saw (set as ``Governor.budget_observer``

@@ -1,5 +1,7 @@
-// The page's entry: hash routes (#/keys, #/teams, ...) to page modules; without a token
-// every route shows the login page.
+// The page's entry: hash routes (#/keys, #/teams, #/requests/<id>, ...) to page modules,
+// with an optional query (#/requests?model=x&status=5xx) that a page reads as its state,
+// so a filtered view survives a reload and can be shared; without a token every route
+// shows the login page.
 
 import { clearToken, token } from "./api.js";
 import { h, mount } from "./dom.js";
@@ -24,7 +26,8 @@ const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 
 function route() {
-  const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+  const [path, search = ""] = location.hash.replace(/^#\/?/, "").split("?", 2);
+  const [name, ...rest] = path.split("/");
   if (!token()) {
     nav.hidden = true;
     document.title = "llmrelay admin: log in";
@@ -43,7 +46,7 @@ function route() {
   document.title = `llmrelay admin: ${name}`;
   const section = h("section", { id: `page-${name}` });
   mount(main, section);
-  page(section, rest.map(decodeURIComponent));
+  page(section, rest.map(decodeURIComponent), new URLSearchParams(search));
 }
 
 export function go(name) {

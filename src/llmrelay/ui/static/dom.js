@@ -94,13 +94,21 @@ export function money(v) {
   return Number.isFinite(n) ? `$${n.toFixed(n !== 0 && Math.abs(n) < 0.01 ? 6 : 2)}` : String(v);
 }
 
-/** Run an async action with its button disabled; errors land in the status element. */
-export async function busy(button, status, action) {
+/** Run an async action with its button disabled; errors land in the status element,
+ * and when the API names the field it refused (error.param) and form has an input of
+ * that name, the input is marked invalid and focused. */
+export async function busy(button, status, action, form) {
   button.disabled = true;
+  for (const el of form?.querySelectorAll("[aria-invalid]") ?? []) el.removeAttribute("aria-invalid");
   try {
     await action();
   } catch (err) {
     mount(status, notice("error", err.message));
+    const named = err.param && form?.elements.namedItem(err.param);
+    if (named instanceof HTMLElement) {
+      named.setAttribute("aria-invalid", "true");
+      named.focus();
+    }
   } finally {
     button.disabled = false;
   }

@@ -1,6 +1,8 @@
-// Teams: list, create with limits, edit limits.
+// Teams: list (the key count links to the keys page filtered by the team), create with
+// limits, edit limits, delete (a team that still has keys: the API's refusal, then a
+// second confirmation deletes it anyway and its keys stay, without a team).
 
-import { get, patch, post } from "../api.js";
+import { del, get, patch, post, query } from "../api.js";
 import { busy, field, h, money, mount, notice, show, table, values } from "../dom.js";
 import { limitsForm } from "./keys.js";
 
@@ -50,7 +52,7 @@ export async function teamsPage(root) {
       table(
         [
           ["Name", (t) => t.name],
-          ["Keys", (t) => show(t.keys)],
+          ["Keys", (t) => h("a", { href: `#/keys${query({ team: t.id })}`, class: "team-keys" }, show(t.keys))],
           ["RPM", (t) => show(t.rate_limit)],
           ["TPM", (t) => show(t.tpm_limit)],
           ["Budget / month", (t) => money(t.budget_limit_usd)],
@@ -69,7 +71,7 @@ export async function teamsPage(root) {
                   }),
                 ),
               );
-              return edit;
+              return h("span", { class: "actions" }, edit, remover(t));
             },
           ],
         ],
@@ -78,5 +80,28 @@ export async function teamsPage(root) {
       ),
     );
   }
+  function remover(t) {
+    const remove = h("button", { type: "button", class: "danger" }, "Delete");
+    const path = `/teams/${encodeURIComponent(t.id)}`;
+    remove.addEventListener("click", () =>
+      busy(remove, status, async () => {
+        if (!confirm(`Delete team "${t.name}"?`)) return;
+        try {
+          await del(path);
+        } catch (err) {
+          if (err.code !== "team_has_keys") throw err;
+          if (!confirm(`${err.message}\n\nDelete "${t.name}" anyway? Its keys stay, without a team.`)) {
+            mount(status, notice("error", err.message));
+            return;
+          }
+          await del(`${path}?force=true`);
+        }
+        await load(); // first: once the notice shows, the table holds the change
+        mount(status, notice("ok", `Team "${t.name}" deleted.`));
+      }),
+    );
+    return remove;
+  }
+
   await load();
 }

@@ -1,8 +1,10 @@
 // Usage per day and per model from /admin/usage (the daily rollups), as SVG bar charts
 // and tables. Per day: ?group=day&by= (one row a day); per model: ?group=day&by=model,
-// summed over the days here (the API has no "all time" group).
+// summed over the days here (the API has no "all time" group). "Download CSV" saves the
+// same 30 days per day, key, team, model and provider (?format=csv), fetched with the
+// token and saved through a Blob URL: a plain link would carry no Authorization header.
 
-import { explain, get, query } from "../api.js";
+import { download, explain, get, query } from "../api.js";
 import { barChart } from "../chart.js";
 import { h, money, mount, notice, show, table } from "../dom.js";
 
@@ -70,8 +72,32 @@ async function section(root, id, title, params, label, metric) {
   );
 }
 
+function csvButton() {
+  const status = h("span", { id: "usage-csv-status", class: "muted" });
+  const button = h("button", { type: "button", id: "usage-csv" }, "Download CSV");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    mount(status);
+    try {
+      const path = `/usage${query({ group: "day", from: since(), format: "csv" })}`;
+      const saved = await download(path, "llmrelay-usage.csv");
+      mount(status, ` ${saved.filename} (${saved.size} bytes)`);
+    } catch (err) {
+      mount(status, notice("error", explain(err, "/usage")));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h("p", {}, button, status);
+}
+
 export async function usagePage(root) {
-  mount(root, h("h1", {}, "Usage"), h("p", { class: "muted" }, `The last ${DAYS} days (UTC).`));
+  mount(
+    root,
+    h("h1", {}, "Usage"),
+    h("p", { class: "muted" }, `The last ${DAYS} days (UTC).`),
+    csvButton(),
+  );
   await section(root, "usage-day", "Per day", { by: "" }, (r) => String(r.period ?? r.day ?? "?"), "requests");
   await section(root, "usage-model", "Per model", { by: "model" }, (r) => String(r.model || "(none)"), "cost");
 }

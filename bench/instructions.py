@@ -1,0 +1,406 @@
+"""Instructions per request on the relay's hot path: one deterministic number per change.
+
+    .venv/bin/python bench/instructions.py                   # non-stream, callgrind
+    .venv/bin/python bench/instructions.py --stream          # the 21-event SSE answer
+    .venv/bin/python bench/instructions.py --profile         # cProfile: calls per request + top
+    .venv/bin/python bench/instructions.py --count none      # just run it (wall time, no counts)
+
+Wall-clock timings on a shared 2-core machine are noise; the number of machine
+instructions a fixed workload executes is not (±0.5 % between runs). The gateway is
+built in this process exactly as ``llmrelay serve`` builds it from ``bench/config.yaml``
+(one OpenAI-compatible provider, interaction logging on to a file, SQLite rows written by
+the batch writer), on uvloop as under uvicorn, and driven through its ASGI entry with a
+scope like uvicorn's. The upstream is a tiny raw-socket HTTP/1.1 server in a **child
+process** answering the bytes of the peers harness's nginx mock (the same JSON, the same
+21-event SSE stream, content-length bodies, keep-alive), so its work is not counted: what
+is counted is the gateway's own work per call (pipeline, upstream client, relay, the log
+writer's threads), not uvicorn's HTTP server side, which is outside llmrelay's code.
+
+Under ``--count callgrind`` the script runs itself under ``valgrind --tool=callgrind
+--instr-atstart=no`` and switches instrumentation on (``callgrind_control -i on``) after
+start-up and a warm-up, and off after the measured calls, so import and start-up are not
+counted; the printed figure is the instructions of all the process's threads between the
+two switches divided by the number of calls, with the event loop's thread alone beside it
+(the rest is the SQLite writer threads). Calls run ``--concurrency`` at a time (default 1:
+sequential, the most repeatable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+CHAT_JSON = (
+    b'{"id":"chatcmpl-mock0001","object":"chat.completion","created":1700000000,'
+    b'"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant",'
+    b'"content":"Hello! How can I help you today?","refusal":null},"logprobs":null,'
+    b'"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":9,'
+    b'"total_tokens":18,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},'
+    b'"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,'
+    b'"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},'
+    b'"service_tier":"default","system_fingerprint":"fp_mock"}'
+)
+
+_CHUNK = (
+    b'data: {"id":"chatcmpl-mock0002","object":"chat.completion.chunk","created":1700000000,'
+    b'"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_mock",'
+    b'"choices":[%s]}\n\n'
+)
+_WORDS = [
+    "Hello", "!", " How", " can", " I", " help", " you", " today", "?", " This", " is",
+    " a", " mock", " stream", " from", " nginx", " for", " benchmarks",
+]  # fmt: skip
+CHAT_SSE = b"".join(
+    [
+        _CHUNK
+        % b'{"index":0,"delta":{"role":"assistant","content":"","refusal":null},'
+        b'"logprobs":null,"finish_reason":null}',
+        *(
+            _CHUNK
+            % (
+                b'{"index":0,"delta":{"content":"%s"},"logprobs":null,"finish_reason":null}'
+                % w.encode()
+            )
+            for w in _WORDS
+        ),
+        _CHUNK % b'{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}',
+        _CHUNK.replace(b"[%s]}", b'[],"usage":{"prompt_tokens":9,"completion_tokens":18,'
+                       b'"total_tokens":27}}'),
+        b"data: [DONE]\n\n",
+    ]
+)  # fmt: skip
+
+
+# -- the upstream (child process) ---------------------------------------------------
+
+
+def _response(content_type: bytes, body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nServer: mock\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+        b"Connection: keep-alive\r\n\r\n%s" % (content_type, len(body), body)
+    )
+
+
+class _Upstream(asyncio.Protocol):
+    JSON = _response(b"application/json", CHAT_JSON)
+    SSE = _response(b"text/event-stream", CHAT_SSE)
+    MODELS = _response(
+        b"application/json",
+        b'{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","owned_by":"mock"}]}',
+    )
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end].lower()
+            m = re.search(rb"content-length:\s*(\d+)", head)
+            length = int(m.group(1)) if m else 0
+            if len(self.buf) < end + 4 + length:
+                return
+            body = self.buf[end + 4 : end + 4 + length]
+            self.buf = self.buf[end + 4 + length :]
+            if head.startswith(b"get "):
+                self.transport.write(self.MODELS)
+            elif re.search(rb'"stream"\s*:\s*true', body):
+                self.transport.write(self.SSE)
+            else:
+                self.transport.write(self.JSON)
+
+
+def serve_upstream(port: int) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_Upstream, "127.0.0.1", port, backlog=1024)
+        print("ready", flush=True)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# -- the gateway (this process) -----------------------------------------------------
+
+
+class _Client:
+    """One ASGI call the way uvicorn drives it: the body, then ``http.disconnect`` once
+    the response is complete (what the pipeline's disconnect watcher sees)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.sent_body = False
+        self.done = asyncio.Event()
+        self.status = 0
+        self.out: list[bytes] = []
+
+    async def receive(self) -> dict[str, Any]:
+        if not self.sent_body:
+            self.sent_body = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+        await self.done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        else:
+            self.out.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.done.set()
+
+
+def _scope(key: str, length: int) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 40000),
+        "scheme": "http",
+        "method": "POST",
+        "root_path": "",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"authorization", f"Bearer {key}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(length).encode()),
+        ],
+        "state": {},
+    }
+
+
+async def _one(app: Any, key: str, body: bytes, stream: bool) -> None:
+    client = _Client(body)
+    await app(_scope(key, len(body)), client.receive, client.send)
+    out = b"".join(client.out)
+    if client.status != 200 or (stream and not out.endswith(b"data: [DONE]\n\n")):
+        raise SystemExit(f"bad answer {client.status}: {out[:300]!r}")
+
+
+async def _batch(app: Any, key: str, body: bytes, stream: bool, n: int, conc: int) -> None:
+    left = n
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await _one(app, key, body, stream)
+
+    await asyncio.gather(*(worker() for _ in range(conc)))
+
+
+async def _toggle(on: bool) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "callgrind_control",
+        "-i",
+        "on" if on else "off",
+        str(os.getpid()),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await proc.wait()
+
+
+async def _drained(gateway: Any) -> None:
+    writer = gateway.services.writer
+    for _ in range(3000):
+        if writer.pending == 0:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # the batch just taken off the queue
+
+
+async def gateway_run(args: argparse.Namespace, port: int, workdir: Path) -> None:
+    from llmrelay.app import Gateway
+    from llmrelay.config import load_settings
+    from llmrelay.governance.keys import create_key
+
+    writer: dict[str, float] = {}
+    if not args.writer:  # rows wait in the writer's queue until the end, uncounted
+        writer = {"log_flush_interval": 3600.0, "log_spool_interval": 3600.0}
+    elif args.count == "callgrind":
+        # Callgrind runs ~50x slower: the writer's timers scaled alike keep its batches
+        # about as large per call as in a real run (else a batch per call).
+        writer = {"log_flush_interval": 10.0, "log_spool_interval": 2.5}
+    settings = load_settings(
+        HERE / "config.yaml",
+        env={},
+        overrides={
+            "database_url": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+            "log_file": str(workdir / "interactions.log"),
+            **writer,
+            "providers": [
+                {
+                    "name": "bench",
+                    "type": "openai_compatible",
+                    "base_url": f"http://127.0.0.1:{port}/v1",
+                    "api_key": "dummy",
+                }
+            ],
+        },
+    )
+    gateway = Gateway(settings, env={})
+    await gateway.startup()
+    key, _ = await create_key(gateway.services.sessions, "bench")
+    body = (
+        b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}],'
+        b'"max_tokens":16%s}' % (b',"stream":true' if args.stream else b"")
+    )
+    await _batch(gateway, key, body, args.stream, args.warmup, args.concurrency)
+    if args.writer:
+        await _drained(gateway)  # the warm-up's rows are written before counting starts
+    profiler = None
+    if args.count == "callgrind":
+        await _toggle(True)
+    elif args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    t0 = time.perf_counter()
+    await _batch(gateway, key, body, args.stream, args.n, args.concurrency)
+    if args.writer:
+        await _drained(gateway)  # the measured calls' rows are part of their cost
+    wall = time.perf_counter() - t0
+    if args.count == "callgrind":
+        await _toggle(False)
+    elif profiler is not None:
+        profiler.disable()
+        _print_profile(profiler, args.n)
+    if args.writer:
+        await gateway.shutdown()
+    else:  # the held rows are abandoned with the process (a bench database)
+        await gateway.services.http.close()
+    print(f"wall {wall:.3f} s, {args.n / wall:.0f} calls/s (not a benchmark: see README)")
+
+
+def _print_profile(profiler: Any, n: int) -> None:
+    import pstats
+
+    stats = pstats.Stats(profiler)
+    total = sum(v[1] for v in stats.stats.values())  # type: ignore[attr-defined]
+    print(f"python function calls per request: {total / n:.1f}")
+    stats.sort_stats("tottime").print_stats(args_top())
+
+
+def args_top() -> int:
+    return int(os.environ.get("TOP", "40"))
+
+
+def _start_upstream() -> tuple[subprocess.Popen[str], int]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--upstream", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise SystemExit("upstream did not start")
+    return proc, port
+
+
+def _inner(args: argparse.Namespace) -> None:
+    import uvloop
+
+    upstream, port = _start_upstream()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            uvloop.run(gateway_run(args, port, Path(tmp)))
+    finally:
+        upstream.terminate()
+        upstream.wait()
+
+
+def _callgrind(argv: list[str], n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cg.out"
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            __file__,
+            "--inner",
+            *argv,
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        done = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr[-3000:])
+            raise SystemExit(done.returncode)
+        per_thread: list[int] = []
+        for path in sorted(glob.glob(f"{out}*")):
+            text = Path(path).read_text(errors="replace")
+            m = re.search(r"^totals:\s*(\d+)", text, re.M)
+            if m:
+                per_thread.append(int(m.group(1)))
+        if not per_thread:
+            raise SystemExit("no callgrind output")
+        loop = per_thread[0]
+        total = sum(per_thread)
+        n = max(n, 1)
+        print(
+            f"instructions per request: {total / n:,.0f} "
+            f"(event loop thread {loop / n:,.0f}, other threads {(total - loop) / n:,.0f}; "
+            f"{n} calls)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=300, help="measured calls")
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument(
+        "--writer",
+        action="store_true",
+        help="count the log writer's batches too (timing-dependent: ±10 %%)",
+    )
+    parser.add_argument("--count", choices=("callgrind", "none"), default="callgrind")
+    parser.add_argument("--profile", action="store_true", help="cProfile (implies --count none)")
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.upstream:
+        serve_upstream(args.upstream)
+        return
+    if args.profile:
+        args.count = "none"
+    if args.count == "callgrind" and not args.inner:
+        argv = [a for a in sys.argv[1:]]
+        _callgrind(argv, args.n)
+        return
+    if args.inner:
+        args.count = "callgrind" if args.count == "callgrind" else args.count
+    _inner(args)
+
+
+if __name__ == "__main__":
+    main()

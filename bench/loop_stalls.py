@@ -1,0 +1,151 @@
+"""What stalls the event loop under sequential calls: garbage collection, the log writer.
+
+    taskset -c 0 .venv/bin/python bench/loop_stalls.py --n 5000 [--no-freeze]
+
+A real gateway in this process (``httpx.ASGITransport``, no sockets) with the built-in
+mock provider as the upstream, interaction logging and the SQLite log writer on (a file
+interaction log, as the bench config ships), sequential calls. Three recorders run
+beside the calls:
+
+- every call's wall time and the loop thread's CPU time during it (``thread_time``:
+  what a busy machine inflates least; a pause shows in it, a preemption does not);
+- ``gc.callbacks``: each collection's generation and loop-thread CPU time;
+- the writer's loop-thread steps: ``LogWriter._spool_fresh`` (encode, interaction log
+  lines, spool write) and the row building of ``LogWriter._write``, timed by wrapping
+  them (the spool step's wall time includes its ``fsync`` in a thread).
+
+Prints the call percentiles, then per stall source the count, total and longest pause,
+so a tail can be matched to its cause. ``--no-freeze`` skips what the server does after
+start-up (``gc.freeze()`` and its thresholds, ``llmrelay.gc_tuning``), to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from llmrelay.app import Gateway
+from llmrelay.config import load_settings
+from llmrelay.gc_tuning import freeze_startup_heap
+from llmrelay.governance.keys import create_key
+from llmrelay.store import writer as writer_module
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Pauses:
+    def __init__(self) -> None:
+        self.by_source: dict[str, list[float]] = {}
+
+    def add(self, source: str, ms: float) -> None:
+        self.by_source.setdefault(source, []).append(ms)
+
+
+def _watch_gc(pauses: Pauses) -> None:
+    started: list[float] = [0.0]
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.thread_time()
+        else:
+            pauses.add(f"gc gen{info['generation']}", (time.thread_time() - started[0]) * 1000)
+
+    gc.callbacks.append(callback)
+
+
+def _watch_writer(pauses: Pauses) -> None:
+    spool_fresh = writer_module.LogWriter._spool_fresh
+
+    async def timed_spool(self: Any) -> None:
+        # The synchronous part runs before the fsync is handed to a thread.
+        t0 = time.perf_counter()
+        await spool_fresh(self)
+        pauses.add("writer spool step (incl. fsync wait)", (time.perf_counter() - t0) * 1000)
+
+    for name in ("request_row", "response_row"):
+        original = getattr(writer_module, name)
+
+        def timed(it: Any, bodies: bool, _f: Any = original, _n: str = name) -> Any:
+            t0 = time.thread_time()
+            row = _f(it, bodies)
+            pauses.add(f"writer {_n} (per row)", (time.thread_time() - t0) * 1000)
+            return row
+
+        setattr(writer_module, name, timed)
+    writer_module.LogWriter._spool_fresh = timed_spool  # type: ignore[method-assign]
+
+
+async def run(n: int, freeze: bool) -> None:
+    pauses = Pauses()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(
+            env={},
+            overrides={
+                "database_url": f"sqlite+aiosqlite:///{Path(tmp) / 'b.db'}",
+                "log_file": str(Path(tmp) / "interactions.log"),
+                "log_interactions": True,
+                "auto_providers": False,
+                "provider_reload_interval": 0,
+            },
+        )
+        gateway = Gateway(settings, env={})
+        await gateway.startup()
+        if freeze:
+            freeze_startup_heap()
+        _watch_writer(pauses)
+        key, _ = await create_key(gateway.services.sessions, "bench")
+        auth = {"authorization": f"Bearer {key}"}
+        body = {"model": "mock/echo", "messages": [{"role": "user", "content": "hello"}]}
+        transport = httpx.ASGITransport(app=gateway)
+        async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
+            for _ in range(300):  # warm-up
+                await client.post("/v1/chat/completions", json=body, headers=auth)
+            _watch_gc(pauses)
+            calls, cpu = [], []
+            for _ in range(n):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                resp = await client.post("/v1/chat/completions", json=body, headers=auth)
+                calls.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.thread_time() - c0) * 1000)
+                assert resp.status_code == 200, resp.text
+        stats = gateway.services.writer.stats_dict()
+        await gateway.shutdown()
+    print(f"gc.freeze after start: {'yes' if freeze else 'no'}; {n} sequential calls")
+    print(
+        f"call ms p50 {statistics.median(calls):.3f}  p90 {_pct(calls, 0.9):.3f}  "
+        f"p99 {_pct(calls, 0.99):.3f}  max {max(calls):.3f}"
+    )
+    print(
+        f"call loop-thread CPU ms p50 {statistics.median(cpu):.3f}  p90 {_pct(cpu, 0.9):.3f}  "
+        f"p99 {_pct(cpu, 0.99):.3f}  max {max(cpu):.3f}"
+    )
+    print(f"{'stall source':40} {'count':>7} {'total ms':>9} {'p99 ms':>8} {'max ms':>8}")
+    for source, values in sorted(pauses.by_source.items()):
+        print(
+            f"{source:40} {len(values):7} {sum(values):9.1f} {_pct(values, 0.99):8.3f} "
+            f"{max(values):8.3f}"
+        )
+    print(f"writer: written {stats.get('written')}, dropped {stats.get('dropped')}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--no-freeze", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(run(args.n, not args.no_freeze))
+
+
+if __name__ == "__main__":
+    main()
