@@ -10,6 +10,9 @@ of names), so the model is loaded at start; each test sends its own route config
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -237,3 +240,18 @@ def test_the_models_known_mistakes_are_dropped(env: Env) -> None:
     ]:
         names = [text[f.start : f.end] for f in detect(text, guard, model) if f.entity == "NAME"]
         assert not {"CMND", "EAN", "Nhân", "Nhân viên"} & set(names), names
+
+
+def test_spacy_is_imported_only_when_a_guardrail_uses_it() -> None:
+    """``import spacy`` costs seconds: starting the gateway, or parsing a names: ner
+    block (which looks for the packages), imports none of it."""
+    probe = (
+        "import json, sys\nimport llmrelay.app, llmrelay.cli\n"
+        "from llmrelay.guardrails.config import parse_guardrails\n"
+        "parse_guardrails({'input': [{'type': 'pii_detection', 'names': 'ner'}]})\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert not [m for m in json.loads(out) if m.split(".")[0] in ("spacy", "thinc", ner.MODEL)]

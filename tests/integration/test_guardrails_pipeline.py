@@ -580,3 +580,34 @@ async def test_every_endpoint_output_redact_flag_and_deny(
     assert "EMAIL" in str(denied.value) and EMAIL not in str(denied.value)
     with pytest.raises(errors):
         await _answer(env, _guard("input", "deny"), endpoint, stream, text)
+
+
+async def test_output_guardrails_check_tool_call_arguments(env: Env) -> None:
+    """The model's own tool-call arguments are answer text too: JSON and streamed."""
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "send",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"to": {"const": EMAIL}},
+                    "required": ["to"],
+                },
+            },
+        }
+    ]
+    kw: dict[str, Any] = {"messages": USER, "tools": tools, "tool_choice": "required"}
+    config = _guard("output", "redact")
+    chat = await env.openai(config).chat.completions.create(model="mock/echo", **kw)
+    calls = chat.choices[0].message.tool_calls
+    assert calls and orjson.loads(calls[0].function.arguments) == {"to": "[EMAIL_1]"}  # type: ignore[union-attr]
+    env.upstream.split = True
+    stream = await env.openai(config).chat.completions.create(model="mock/echo", stream=True, **kw)
+    args = ""
+    async for chunk in stream:
+        for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            args += call.function.arguments or "" if call.function else ""
+    assert orjson.loads(args) == {"to": "[EMAIL_1]"}
+    with pytest.raises(openai.BadRequestError):
+        await env.openai(_guard("output", "deny")).chat.completions.create(model="mock/echo", **kw)

@@ -79,6 +79,7 @@ def test_each_entity_is_found(text: str, entity: str, value: str) -> None:
         "ref ORD-0413247965",  # an id after a hyphen, trunk 0 or not
         "id 065310ee-0413-3898-8fb4-9c1d3e0b2a11",
         "EAN 0534535340725, ISBN 9780646774602",  # 13 bare digits: not a national number
+        "EAN 4299687629307",  # Luhn-valid with Visa's prefix, but a valid EAN-13
     ],
 )
 def test_decoys_are_not_pii(decoy: str) -> None:

@@ -214,13 +214,17 @@ def card_issuer_ok(digits: str) -> bool:
 
 
 def _cards(text: str) -> Iterator[Finding]:
-    from stdnum import luhn  # imported by the first scan, not at start (see the module docstring)
+    from stdnum import ean, luhn  # imported by the first scan, not at start (module docstring)
 
     for m in _CARD.finditer(text):
         raw = m.group(0)
         if " " in raw and "-" in raw:
             continue  # mixed separators: not how a card number is written
         digits = raw.replace(" ", "").replace("-", "")
+        if len(raw) == 13 and ean.is_valid(raw):
+            # 13 bare digits with a valid EAN-13 check digit: a barcode (one in ten
+            # passes Luhn too, and 4... is Visa's prefix); 13-digit Visa cards are retired.
+            continue
         if card_issuer_ok(digits) and luhn.is_valid(digits):
             yield Finding("CARD", m.start(), m.end())
 
