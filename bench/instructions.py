@@ -299,7 +299,21 @@ def _print_profile(profiler: Any, n: int) -> None:
     stats = pstats.Stats(profiler)
     total = sum(v[1] for v in stats.stats.values())  # type: ignore[attr-defined]
     print(f"python function calls per request: {total / n:.1f}")
-    stats.sort_stats("tottime").print_stats(args_top())
+    by_package: dict[str, list[float]] = {}
+    for (filename, _, _), (_, calls, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        parts = filename.split("/")
+        name = next(
+            (parts[i + 1] for i, p in enumerate(parts) if p in ("site-packages", "src")),
+            "stdlib/builtins",
+        )
+        acc = by_package.setdefault(name, [0, 0.0])
+        acc[0] += calls
+        acc[1] += tottime
+    print("calls per request by package (tottime share; syscalls inflate it):")
+    cpu = sum(v[1] for v in by_package.values()) or 1.0
+    for name, (calls, tottime) in sorted(by_package.items(), key=lambda kv: -kv[1][0]):
+        print(f"  {name:24} {calls / n:7.1f} calls  {100 * tottime / cpu:5.1f} %")
+    stats.sort_stats(os.environ.get("SORT", "tottime")).print_stats(args_top())
 
 
 def args_top() -> int:
