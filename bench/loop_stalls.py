@@ -12,7 +12,10 @@ beside the calls:
 - ``gc.callbacks``: each collection's generation and loop-thread CPU time;
 - the writer's loop-thread steps: ``LogWriter._spool_fresh`` (encode, interaction log
   lines, spool write) and the row building of ``LogWriter._write``, timed by wrapping
-  them (the spool step's wall time includes its ``fsync`` in a thread).
+  them (the spool step's wall time includes its ``fsync`` in a thread);
+- every loop step (a callback or one step of a task, what runs without yielding) over
+  0.5 ms of loop-thread CPU, by task name: the longest of these is the stall a request
+  waiting behind it sees.
 
 Prints the call percentiles, then per stall source the count, total and longest pause,
 so a tail can be matched to its cause. ``--no-freeze`` skips what the server does after
@@ -64,6 +67,25 @@ def _watch_gc(pauses: Pauses) -> None:
     gc.callbacks.append(callback)
 
 
+def _watch_steps(pauses: Pauses, over_ms: float = 0.5) -> None:
+    """Every loop step (one callback or task step: what runs without yielding) longer
+    than ``over_ms`` of loop-thread CPU, by the task's name (or the callback)."""
+    run = asyncio.events.Handle._run
+
+    def timed(self: Any) -> None:
+        t0 = time.thread_time()
+        run(self)
+        took = (time.thread_time() - t0) * 1000
+        if took > over_ms:
+            owner = getattr(self._callback, "__self__", None)
+            name = owner.get_name() if isinstance(owner, asyncio.Task) else "callback"
+            if name.startswith("Task-"):
+                name = "other tasks (the calls)"
+            pauses.add(f"loop step > {over_ms} ms: {name}", took)
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+
+
 def _watch_writer(pauses: Pauses) -> None:
     spool_fresh = writer_module.LogWriter._spool_fresh
 
@@ -112,6 +134,7 @@ async def run(n: int, freeze: bool) -> None:
             for _ in range(300):  # warm-up
                 await client.post("/v1/chat/completions", json=body, headers=auth)
             _watch_gc(pauses)
+            _watch_steps(pauses)
             calls, cpu = [], []
             for _ in range(n):
                 t0, c0 = time.perf_counter(), time.thread_time()

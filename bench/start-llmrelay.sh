@@ -10,6 +10,8 @@
 #   WORKERS=N    --workers N (default 1); N > 1 adds redis_url $LLMRELAY_REDIS (default
 #                redis://127.0.0.1:6379/0, a key prefix of its own) as llmrelay requires, and pins to GW_CPU as given
 #   KEY_ARGS     extra options for "keys create" (e.g. "--rpm 2000")
+#   LLMRELAY_BENCH_DB=path   a SQLite file of this run's own (others running the bench on this machine use
+#                the default one, perhaps at another schema version)
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 PEERS=${PEERS:-$(cd "$BENCH_DIR/../../shared/peers" && pwd)}
@@ -18,14 +20,14 @@ LLMRELAY_DIR=${LLMRELAY_DIR:-$(cd "$BENCH_DIR/.." && pwd)}
 LLMRELAY=${LLMRELAY:-$LLMRELAY_DIR/.venv/bin/llmrelay}
 CONFIG=${LLMRELAY_BENCH_CONFIG:-$BENCH_DIR/config.yaml}
 PORT=${LLMRELAY_PORT:-8000}
-DB=$PEERS_DIR/llmrelay-bench.db
+DB=${LLMRELAY_BENCH_DB:-$PEERS_DIR/llmrelay-bench.db}
 WORKERS=${WORKERS:-1}
 
 if [ "${RESET_DB:-1}" = 1 ]; then rm -rf "$DB" "$DB-wal" "$DB-shm" "$DB.spool" "$LOG_DIR/llmrelay-interactions.log"; fi
-if [ "${LLMRELAY_DB:-sqlite}" = postgres ] || [ "$WORKERS" -gt 1 ]; then
+if [ "${LLMRELAY_DB:-sqlite}" = postgres ] || [ "$WORKERS" -gt 1 ] || [ -n "${LLMRELAY_BENCH_DB:-}" ]; then
   # A variant of the config, written next to the other run files.
   VARIANT=$RUN_DIR/llmrelay-bench-config.yaml
-  cp "$CONFIG" "$VARIANT"; CONFIG=$VARIANT
+  sed "s|/tmp/peers/llmrelay-bench.db|$DB|" "$CONFIG" > "$VARIANT"; CONFIG=$VARIANT
   if [ "${LLMRELAY_DB:-sqlite}" = postgres ]; then
     PGDB=${LLMRELAY_PG_DB:-llmrelay_bench}
     [[ $PGDB =~ ^[a-z_][a-z0-9_]*$ ]] || { log "LLMRELAY_PG_DB must be a plain name"; exit 2; }
@@ -46,5 +48,5 @@ KEY=$("$LLMRELAY" keys --config "$CONFIG" create --name "bench-$(date +%s)" ${KE
 umask 077; printf '%s\n' "$KEY" > "$RUN_DIR/llmrelay.key"; umask 022
 
 start_bg llmrelay "$GW_CPU" "$LLMRELAY" serve --config "$CONFIG" --host 127.0.0.1 --port "$PORT" --workers "$WORKERS"
-wait_up llmrelay "http://127.0.0.1:$PORT/health" 60 || { log "llmrelay did not come up; see $LOG_DIR/llmrelay.log"; exit 1; }
+wait_up llmrelay "http://127.0.0.1:$PORT/health" "${UP_TIMEOUT:-$((WORKERS > 1 ? 180 : 60))}" || { log "llmrelay did not come up; see $LOG_DIR/llmrelay.log"; exit 1; }
 log "llmrelay up on :$PORT ($("$LLMRELAY" --version), key in $RUN_DIR/llmrelay.key)"

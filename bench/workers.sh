@@ -31,7 +31,10 @@ echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |" >> "$OUT/summary
 for W in 1 2; do
   if [ "$W" = 1 ]; then cpus=$GW_CPU; else cpus=0,1; fi
   WORKERS=$W GW_CPU=$cpus "$BENCH_DIR/start-llmrelay.sh" || exit 1
-  CONFIG=$BENCH_DIR/config.yaml; [ "$W" -gt 1 ] && CONFIG=$RUN_DIR/llmrelay-bench-config.yaml
+  CONFIG=$BENCH_DIR/config.yaml
+  if [ "$W" -gt 1 ] || [ -n "${LLMRELAY_BENCH_DB:-}" ] || [ "${LLMRELAY_DB:-sqlite}" = postgres ]; then
+    CONFIG=$RUN_DIR/llmrelay-bench-config.yaml
+  fi
   KEY=$(cat "$RUN_DIR/llmrelay.key")
   LIMITED=$("$LLMRELAY" keys --config "$CONFIG" create --name "bench-rpm-$(date +%s)" --rpm "$RPM" | tail -n 1)
   sleep 2

@@ -72,6 +72,11 @@ BatchSink = Callable[[AsyncConnection, list[Interaction]], Awaitable[None]]
 _MAX_ABANDONED = 4
 #: Further tries of a single refused row before it is set aside.
 _SINGLE_ROW_RETRIES = 2
+#: Rows the spool step encodes (and logs, and counts) before it lets requests run: at
+#: ~20 µs a row, a slice is well under a millisecond of the event loop. Whole batches
+#: were one step: 250 rows held the loop 15-25 ms on the shared machine
+#: (bench/loop_stalls.py, "loop step" of llmrelay-log-spool).
+_SPOOL_SLICE = 16
 #: Seconds between looks for the spools of processes that died.
 _ORPHAN_SCAN_INTERVAL = 30.0
 
@@ -215,24 +220,39 @@ class LogWriter:
     async def _spool_fresh(self) -> None:
         assert self._spool is not None
         batch, self._fresh = self._fresh, []
-        rows = [it for kind, it in batch if kind == ROW]
-        self._write_log_lines(rows)
-        for observe in self.observers:
-            try:
-                observe(rows)
-            except Exception:
-                log.exception("batch observer failed")
+        lines: list[bytes] = []
         frames: list[bytes] = []
         records: list[Record] = []
-        for kind, it in batch:
-            try:
-                frames.append(encode(self._next_seq, kind, it))
-            except ValueError as exc:
-                if kind == ROW:
-                    self._dead_letter(it, str(exc))
-                continue
-            records.append((self._next_seq, kind, it))
-            self._next_seq += 1
+        first_seq = self._next_seq
+        for start in range(0, len(batch), _SPOOL_SLICE):
+            if start:  # requests run between slices: a big batch is not one long stall
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    # Stopped mid-batch (close's deadline): nothing of it is in the spool
+                    # yet, so all of it goes back, to be counted where unspooled rows are.
+                    self._fresh[:0] = batch
+                    self._next_seq = first_seq
+                    raise
+            part = batch[start : start + _SPOOL_SLICE]
+            rows = [it for kind, it in part if kind == ROW]
+            if self._stream is not None:
+                lines.append(b"".join(log_line(it) for it in rows))
+            for observe in self.observers:
+                try:
+                    observe(rows)
+                except Exception:
+                    log.exception("batch observer failed")
+            for kind, it in part:
+                try:
+                    frames.append(encode(self._next_seq, kind, it))
+                except ValueError as exc:
+                    if kind == ROW:
+                        self._dead_letter(it, str(exc))
+                    continue
+                records.append((self._next_seq, kind, it))
+                self._next_seq += 1
+        self._write_log_lines(b"".join(lines))
         if not records:
             return
         if self._spool.bytes >= self._spool_max_bytes:
@@ -263,10 +283,9 @@ class LogWriter:
         except OSError as exc:
             log.error("cannot fsync the log spool: %s", exc)
 
-    def _write_log_lines(self, batch: list[Interaction]) -> None:
-        if self._stream is None:
+    def _write_log_lines(self, data: bytes) -> None:
+        if self._stream is None or not data:
             return
-        data = b"".join(log_line(it) for it in batch)
         try:
             self._stream.write(data)
             self._stream.flush()
