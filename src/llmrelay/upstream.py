@@ -25,6 +25,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from llmrelay.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
 from llmrelay.providers.base import UpstreamCall
+from llmrelay.upstream_h1 import H1Client
 
 
 class UpstreamResponse(Protocol):
@@ -232,6 +233,9 @@ class HttpTransport:
         # measurable share of the relay's CPU (yarl parsing, ClientTimeout validation).
         self._urls: dict[str, yarl.URL] = {}
         self._timeouts: dict[tuple[bool, float, float], aiohttp.ClientTimeout] = {}
+        #: Plain ``http://`` upstreams go through the lean httptools client (a fraction
+        #: of aiohttp's cost per call, bench/RESULTS.md); ``https://`` stays on aiohttp.
+        self._h1 = H1Client(max_body_bytes)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -256,6 +260,11 @@ class HttpTransport:
         connect_timeout: float,
         stream: bool,
     ) -> UpstreamResponse:
+        if call.url.startswith("http://"):
+            self._h1.max_body_bytes = self.max_body_bytes
+            return await self._h1.send(
+                call, provider=provider, timeout=timeout, connect_timeout=connect_timeout
+            )
         session = self._get_session()
         t = self._timeouts.get((stream, timeout, connect_timeout))
         if t is None:
@@ -294,6 +303,7 @@ class HttpTransport:
         return _HttpResponse(resp, provider, timeout, self.max_body_bytes)
 
     async def close(self) -> None:
+        self._h1.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
