@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 
@@ -308,6 +308,8 @@ class H1Client:
             host = parts.hostname or ""
             port = parts.port or 80
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            if not path.isascii():  # percent-encoded as yarl did; what is ASCII stays as is
+                path = quote(path, safe="/?=&%:@!$'()*+,;~-._")
             netloc = host if port == 80 else f"{host}:{port}"
             if ":" in host:  # an IPv6 literal
                 netloc = f"[{host}]" if port == 80 else f"[{host}]:{port}"
@@ -328,7 +330,7 @@ class H1Client:
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = _Pool(host, port)
-        head = _request_head(call, path, netloc)
+        head = _request_head(call, path, netloc, provider)
         try:
             conn = await pool.get(connect_timeout)
         except TimeoutError:
@@ -379,7 +381,7 @@ class H1Client:
         self._pools = {}
 
 
-def _request_head(call: UpstreamCall, path: bytes, netloc: bytes) -> bytes:
+def _request_head(call: UpstreamCall, path: bytes, netloc: bytes, provider: str) -> bytes:
     lines = [call.method.encode("ascii"), b" ", path, b" HTTP/1.1\r\nhost: ", netloc, b"\r\n"]
     seen_agent = False
     for name, value in call.headers.items():
@@ -390,10 +392,12 @@ def _request_head(call: UpstreamCall, path: bytes, netloc: bytes) -> bytes:
             seen_agent = True
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
             raise UpstreamUnreachable(
-                "a header of the upstream request holds a line break or a colon in its name",
-                provider="upstream",
+                f"upstream {provider} is unreachable: a header of its request holds a "
+                "line break (or a colon in its name); check the provider's headers",
+                provider=provider,
             )
-        lines += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
+        # UTF-8 as aiohttp wrote them (a non-Latin-1 value must not crash the call).
+        lines += (name.encode(), b": ", value.encode(), b"\r\n")
     if not seen_agent:
         lines.append(b"user-agent: llmrelay\r\n")
     if "accept-encoding" not in call.headers:
