@@ -347,6 +347,9 @@ def _inner(args: argparse.Namespace) -> None:
     finally:
         upstream.terminate()
         upstream.wait()
+    if not args.writer:  # the abandoned rows' threads must not hold the exit
+        sys.stdout.flush()
+        os._exit(0)
 
 
 def _callgrind(argv: list[str], n: int) -> None:
