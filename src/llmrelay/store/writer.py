@@ -117,6 +117,7 @@ class LogWriter:
         self.observers: list[Callable[[list[Interaction]], None]] = []
         self._spool: Spool | None = None
         self._fresh: list[tuple[int, Interaction]] = []  # (kind, row), not yet spooled
+        self._encoding = 0  # entries the spool step has taken from _fresh and not yet spooled
         self._open: dict[str, Interaction] = {}  # calls begun and not yet ended
         self._backlog: Backlog | None = None  # spooled, not yet written (memory or disk)
         self._next_seq = 0
@@ -187,7 +188,7 @@ class LogWriter:
     @property
     def pending(self) -> int:
         """Rows taken but not yet in the database (in memory or only in the spool)."""
-        return len(self._fresh) + self._spooled_seq - self._done_seq
+        return len(self._fresh) + self._encoding + self._spooled_seq - self._done_seq
 
     @property
     def spool_bytes(self) -> int:
@@ -220,6 +221,14 @@ class LogWriter:
     async def _spool_fresh(self) -> None:
         assert self._spool is not None
         batch, self._fresh = self._fresh, []
+        self._encoding = len(batch)  # still pending while the step yields between slices
+        try:
+            await self._spool_batch(batch)
+        finally:
+            self._encoding = 0
+
+    async def _spool_batch(self, batch: list[tuple[int, Interaction]]) -> None:
+        assert self._spool is not None
         lines: list[bytes] = []
         frames: list[bytes] = []
         records: list[Record] = []
@@ -267,6 +276,7 @@ class LogWriter:
             self._drop(len(records), f"cannot write the spool: {exc}")
             self._next_seq -= len(records)
             return
+        self._encoding = 0  # counted from here on as spooled
         self._spooled_seq = records[-1][0]
         self.stats.spooled += len(records)
         assert self._backlog is not None
