@@ -239,7 +239,9 @@ def test_sigkill_under_steady_load(
     deadline = time.monotonic() + SETTLE
     while True:
         stats = writer_stats(gw)
-        if (stats["replayed"] and not stats["pending"]) or time.monotonic() > deadline:
+        # The dead spool is replayed in batches: done when none is being read any more.
+        done = stats["replayed"] and not stats["replaying"] and not stats["pending"]
+        if done or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert stats["replayed"] > 0, stats

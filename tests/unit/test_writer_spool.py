@@ -410,3 +410,27 @@ async def test_a_big_batch_is_spooled_in_slices_and_stays_pending(
 
 async def _count_is(engine: AsyncEngine, n: int) -> bool:
     return await count(engine, RequestRow) == n
+
+
+async def test_replaying_shows_until_a_dead_spool_is_read_to_its_end(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A dead spool is replayed in batches: after the first, ``replayed`` is above zero
+    and nothing is pending, yet rows are still unread; ``replaying`` says so."""
+    rows = [row() for _ in range(40)]
+    _orphan(tmp_path / "spool", rows)
+    w = writer(engine, tmp_path / "spool", batch_size=7)
+    seen: list[tuple[int, bool]] = []
+    observed = w._commit
+
+    async def commit(batch: list[Interaction]) -> None:
+        await observed(batch)
+        stats = w.stats_dict()
+        seen.append((stats["replayed"], stats["replaying"]))
+
+    w._commit = commit  # type: ignore[method-assign]
+    w.start()
+    await wait_until(lambda: _is(w.stats.replayed == 40 and not w.stats_dict()["replaying"]))
+    await w.close(timeout=60)
+    assert len(seen) >= 6 and all(replaying for _, replaying in seen[:5])
+    assert await count(engine, RequestRow) == 40

@@ -195,7 +195,12 @@ class LogWriter:
         return self._spool.bytes if self._spool is not None else 0
 
     def stats_dict(self) -> dict[str, Any]:
-        return self.stats.as_dict(self.pending, self.spool_bytes)
+        stats = self.stats.as_dict(self.pending, self.spool_bytes)
+        # A dead process's spool is replayed in batches: ``replayed`` grows batch by
+        # batch and ``pending`` does not count the rows still unread in that file, so
+        # "replayed and nothing pending" is not "replay finished" without this.
+        stats["replaying"] = self._orphan is not None
+        return stats
 
     def _drop(self, n: int, why: str) -> None:
         self.stats.dropped += n
