@@ -18,21 +18,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import httpx2
 import openai
 import pytest
 
-from llmrelay.app import Gateway
-from llmrelay.config import load_settings
 from llmrelay.errors import InvalidRequest
-from llmrelay.governance.keys import create_key
 from llmrelay.guardrails import ner
 from llmrelay.guardrails.config import GuardrailConfigError, parse_guardrails
 from llmrelay.guardrails.entities import detect
 from llmrelay.guardrails.ner import NameModel
 from llmrelay.plugins.registry import plugin_selector
-from tests.integration.test_guardrails_pipeline import Env, _chat_stream, _Recording
+from tests.integration.test_guardrails_pipeline import Env, _chat_stream, started_env
 
 TEXT = "Marie Curie met John Smith in Paris."
 SETTINGS_BLOCK = {
@@ -43,33 +38,8 @@ SETTINGS_BLOCK = {
 @pytest.fixture(scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     directory: Path = tmp_path_factory.mktemp("guardrails_ner")
-    settings = load_settings(
-        env={},
-        overrides={
-            "database_url": f"sqlite+aiosqlite:///{directory / 'gw.db'}",
-            "log_file": "none",
-            "auto_providers": False,
-            "provider_reload_interval": 0,
-            "plugins": {"guardrails": SETTINGS_BLOCK},
-        },
-    )
-    gateway = Gateway(settings, env={})
-    await gateway.startup()
-    key, _ = await create_key(gateway.services.sessions, "ner")
-    async with (
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=gateway), base_url="http://gateway"
-        ) as http,
-        httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=gateway), base_url="http://gateway"
-        ) as http2,
-    ):
-        mock = gateway.services.registry.get("mock")
-        assert mock is not None
-        upstream = _Recording(mock.transport)
-        mock.transport = upstream  # type: ignore[assignment]
-        yield Env(gateway, http, http2, key, upstream)
-    await gateway.shutdown()
+    async with started_env(directory, "ner", plugins={"guardrails": SETTINGS_BLOCK}) as env:
+        yield env
 
 
 @pytest.fixture(autouse=True)

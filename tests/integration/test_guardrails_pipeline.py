@@ -10,6 +10,7 @@ the ``x-llmrelay-config`` header.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,10 @@ class Env:
         return self.upstream.bodies[-1]
 
 
-@pytest.fixture(scope="module")
-async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
-    directory: Path = tmp_path_factory.mktemp("guardrails")
+@contextlib.asynccontextmanager
+async def started_env(directory: Path, key_name: str, **overrides: Any) -> AsyncIterator[Env]:
+    """An in-process gateway on SQLite in ``directory`` with the mock's transport
+    recorded, a key, and clients of both httpx versions (for the two SDKs)."""
     settings = load_settings(
         env={},
         overrides={
@@ -110,12 +112,12 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
             "log_file": "none",
             "auto_providers": False,
             "provider_reload_interval": 0,
-            "log_bodies": True,
+            **overrides,
         },
     )
     gateway = Gateway(settings, env={})
     await gateway.startup()
-    key, _ = await create_key(gateway.services.sessions, "guardrails")
+    key, _ = await create_key(gateway.services.sessions, key_name)
     async with (
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=gateway), base_url="http://gateway"
@@ -130,6 +132,13 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
         mock.transport = upstream  # type: ignore[assignment]
         yield Env(gateway, http, http2, key, upstream)
     await gateway.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+    directory: Path = tmp_path_factory.mktemp("guardrails")
+    async with started_env(directory, "guardrails", log_bodies=True) as env:
+        yield env
 
 
 @pytest.fixture(autouse=True)
