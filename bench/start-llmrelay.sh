@@ -38,6 +38,9 @@ if [ "${LLMRELAY_DB:-sqlite}" = postgres ] || [ "$WORKERS" -gt 1 ] || [ -n "${LL
   fi
   if [ "$WORKERS" -gt 1 ]; then
     printf 'redis_url: %s\nredis_prefix: "{llmrelay-bench-%s}:"\n' "${LLMRELAY_REDIS:-redis://127.0.0.1:6379/0}" "$(date +%s)" >> "$CONFIG"
+    # REDIS_FAIL_MODE=closed: a Redis timeout refuses the call (503) instead of admitting it
+    # uncounted, so a limit overshoot can only be a counting bug (bench/workers.sh).
+    if [ -n "${REDIS_FAIL_MODE:-}" ]; then printf 'redis_fail_mode: %s\n' "$REDIS_FAIL_MODE" >> "$CONFIG"; fi
   fi
 fi
 # The key: created (and the DB migrated) before the gateway starts; last stdout line is the key.
