@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/instructions.py                   # non-stream, callgrind
     .venv/bin/python bench/instructions.py --stream          # the 21-event SSE answer
+    .venv/bin/python bench/instructions.py --tls             # the upstream on https://
     .venv/bin/python bench/instructions.py --profile         # cProfile: calls per request + top
     .venv/bin/python bench/instructions.py --count none      # just run it (wall time, no counts)
 
@@ -23,6 +24,12 @@ counted; the printed figure is the instructions of all the process's threads bet
 two switches divided by the number of calls, with the event loop's thread alone beside it
 (the rest is the SQLite writer threads). Calls run ``--concurrency`` at a time (default 1:
 sequential, the most repeatable).
+
+``--tls`` serves the child upstream over TLS (a throwaway CA from
+:mod:`llmrelay.mock_upstream.tls`, trusted through ``SSL_CERT_FILE`` as an operator's own
+CA would be) and points the provider at ``https://127.0.0.1``: every real provider's
+path. The connection is kept alive, so what is counted is TLS record encryption per call,
+not handshakes (those happen in the warm-up).
 """
 
 from __future__ import annotations
@@ -125,10 +132,17 @@ class _Upstream(asyncio.Protocol):
                 self.transport.write(self.JSON)
 
 
-def serve_upstream(port: int) -> None:
+def serve_upstream(port: int, tls_dir: str | None) -> None:
+    ctx = None
+    if tls_dir:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(Path(tls_dir) / "cert.pem", Path(tls_dir) / "key.pem")
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(_Upstream, "127.0.0.1", port, backlog=1024)
+        server = await loop.create_server(_Upstream, "127.0.0.1", port, backlog=1024, ssl=ctx)
         print("ready", flush=True)
         await server.serve_forever()
 
@@ -252,7 +266,7 @@ async def gateway_run(args: argparse.Namespace, port: int, workdir: Path) -> Non
                 {
                     "name": "bench",
                     "type": "openai_compatible",
-                    "base_url": f"http://127.0.0.1:{port}/v1",
+                    "base_url": f"{'https' if args.tls_dir else 'http'}://127.0.0.1:{port}/v1",
                     "api_key": "dummy",
                 }
             ],
@@ -320,14 +334,15 @@ def args_top() -> int:
     return int(os.environ.get("TOP", "40"))
 
 
-def _start_upstream() -> tuple[subprocess.Popen[str], int]:
+def _start_upstream(tls_dir: str | None) -> tuple[subprocess.Popen[str], int]:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    tls = ["--tls-dir", tls_dir] if tls_dir else []
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--upstream", str(port)],
+        [sys.executable, __file__, "--upstream", str(port), *tls],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -340,7 +355,9 @@ def _start_upstream() -> tuple[subprocess.Popen[str], int]:
 def _inner(args: argparse.Namespace) -> None:
     import uvloop
 
-    upstream, port = _start_upstream()
+    if args.tls_dir:  # before the gateway builds its TLS contexts
+        os.environ["SSL_CERT_FILE"] = str(Path(args.tls_dir) / "ca.pem")
+    upstream, port = _start_upstream(args.tls_dir)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             uvloop.run(gateway_run(args, port, Path(tmp)))
@@ -400,20 +417,40 @@ def main() -> None:
         action="store_true",
         help="count the log writer's batches too (timing-dependent: ±10 %%)",
     )
+    parser.add_argument("--tls", action="store_true", help="the upstream on https://")
+    parser.add_argument("--tls-dir", help=argparse.SUPPRESS)
     parser.add_argument("--count", choices=("callgrind", "none"), default="callgrind")
     parser.add_argument("--profile", action="store_true", help="cProfile (implies --count none)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.upstream:
-        serve_upstream(args.upstream)
+        serve_upstream(args.upstream, args.tls_dir)
         return
     if args.profile:
         args.count = "none"
+    if args.tls and not args.tls_dir:
+        from llmrelay.mock_upstream.tls import make_tls_files
+
+        with tempfile.TemporaryDirectory() as tmp:
+            make_tls_files(Path(tmp))
+            args.tls_dir = tmp
+            _outer(args)
+        return
+    _outer(args)
+
+
+def _outer(args: argparse.Namespace) -> None:
+    argv = [a for a in sys.argv[1:] if a != "--tls"]
+    if args.tls_dir:
+        argv += ["--tls-dir", args.tls_dir]
     if args.count == "callgrind" and not args.inner:
-        argv = [a for a in sys.argv[1:]]
         _callgrind(argv, args.n)
         return
+    if args.tls_dir and not args.inner:
+        # The gateway in a fresh process: this one imported aiohttp (through the mock's
+        # package) before SSL_CERT_FILE was set, and aiohttp reads it at import.
+        raise SystemExit(subprocess.run([sys.executable, __file__, "--inner", *argv]).returncode)
     if args.inner:
         args.count = "callgrind" if args.count == "callgrind" else args.count
     _inner(args)

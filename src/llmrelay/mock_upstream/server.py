@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -153,9 +154,9 @@ def _bound_port(runner: web.AppRunner) -> int:
     return int(runner.addresses[0][1])
 
 
-def _base_url(host: str, port: int) -> str:
+def _base_url(host: str, port: int, scheme: str = "http") -> str:
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/v1"
+    return f"{scheme}://{shown}:{port}/v1"
 
 
 # -- in-process runner -------------------------------------------------------------
@@ -182,8 +183,11 @@ class MockUpstream:
         api_key: str | None = None,
         providers: Sequence[RouteFactory] = DEFAULT_PROVIDERS,
         model_behaviours: Mapping[str, Behaviour | Mapping[str, Any]] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        #: Serve ``https://`` with this context (:mod:`.tls` makes a throwaway CA).
+        self.ssl_context = ssl_context
         self._requested_port = port
         self._providers = tuple(providers)
         self._state = MockState(
@@ -252,7 +256,10 @@ class MockUpstream:
         runner = _make_runner(build_app(self._state, self._providers))
         try:
             await runner.setup()
-            await web.TCPSite(runner, self.host, self._requested_port).start()
+            site = web.TCPSite(
+                runner, self.host, self._requested_port, ssl_context=self.ssl_context
+            )
+            await site.start()
             self._port = _bound_port(runner)
         except BaseException as exc:
             self._startup_error = exc
@@ -275,12 +282,12 @@ class MockUpstream:
 
     @property
     def base_url(self) -> str:
-        """OpenAI-style base URL, ``http://HOST:PORT/v1``."""
-        return _base_url(self.host, self.port)
+        """OpenAI-style base URL, ``http://HOST:PORT/v1`` (``https://`` on TLS)."""
+        return _base_url(self.host, self.port, "https" if self.ssl_context else "http")
 
     @property
     def root_url(self) -> str:
-        """``http://HOST:PORT`` (for ``/_mock/*`` and non-``/v1`` providers)."""
+        """``http(s)://HOST:PORT`` (for ``/_mock/*`` and non-``/v1`` providers)."""
         return self.base_url.removesuffix("/v1")
 
     # scripting and inspection

@@ -32,7 +32,8 @@ Failures, by kind:
 
 On shutdown :meth:`close` spools what is left, gives the database until the deadline,
 and leaves whatever is still unwritten in the spool for the next start, which replays it
-(see ``Spool.orphans``). A SIGKILL loses at most the rows of the last ``spool_interval``.
+(:mod:`llmrelay.store.replay`). A SIGKILL loses at most the rows of the last
+``spool_interval``.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ from llmrelay.store.backlog import Backlog
 from llmrelay.store.bounds import clean_text
 from llmrelay.store.bulk import insert_rows
 from llmrelay.store.deadline import within
-from llmrelay.store.rows import log_line, request_row, response_row, unfinished_row
+from llmrelay.store.replay import OrphanReplay
+from llmrelay.store.rows import log_line, request_row, response_row
 from llmrelay.store.schema import RequestRow, ResponseRow
-from llmrelay.store.spool import BEGUN, ENDED, ROW, Orphan, Record, Spool, encode
+from llmrelay.store.spool import BEGUN, ENDED, ROW, Record, Spool, encode
 from llmrelay.store.writer_stats import WriterStats
 from llmrelay.telemetry.interaction import Interaction, redact
 
@@ -123,7 +125,7 @@ class LogWriter:
         self._next_seq = 0
         self._spooled_seq = -1  # last sequence number in the spool
         self._done_seq = -1  # every row up to this one is written (or set aside)
-        self._orphan: Orphan | None = None
+        self._replay: OrphanReplay | None = None  # dead processes' spools
         self._has_fresh = asyncio.Event()
         self._has_rows = asyncio.Event()
         self._caught_up = asyncio.Event()
@@ -144,6 +146,10 @@ class LogWriter:
                 "writable directory"
             ) from exc
         self._backlog = Backlog(self._spool, self._queue_size)
+        # Looked up at each call, so a test can wrap the writer's _commit.
+        self._replay = OrphanReplay(
+            self._spool, self._batch_size, lambda rows: self._commit(rows), self.stats
+        )
         self._tasks = [
             asyncio.create_task(self._run_spool(), name="llmrelay-log-spool"),
             asyncio.create_task(self._run_database(), name="llmrelay-log-writer"),
@@ -199,7 +205,7 @@ class LogWriter:
         # A dead process's spool is replayed in batches: ``replayed`` grows batch by
         # batch and ``pending`` does not count the rows still unread in that file, so
         # "replayed and nothing pending" is not "replay finished" without this.
-        stats["replaying"] = self._orphan is not None
+        stats["replaying"] = self._replay is not None and self._replay.replaying
         return stats
 
     def _drop(self, n: int, why: str) -> None:
@@ -317,7 +323,8 @@ class LogWriter:
                 await asyncio.sleep(1.0)
 
     async def _write_spooled(self) -> None:
-        await self._replay_orphans()
+        assert self._replay is not None
+        await self._replay.run()
         scanned = time.monotonic()
         while True:
             assert self._backlog is not None
@@ -329,7 +336,7 @@ class LogWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._has_rows.wait(), _ORPHAN_SCAN_INTERVAL)
                 if time.monotonic() - scanned > _ORPHAN_SCAN_INTERVAL:
-                    await self._replay_orphans()
+                    await self._replay.run()
                     scanned = time.monotonic()
                 if self._interval and not self._closing:
                     await asyncio.sleep(self._interval)  # let a batch gather
@@ -340,39 +347,6 @@ class LogWriter:
             self._done_seq = batch[-1][0]
             assert self._spool is not None
             self._spool.release(self._done_seq)
-
-    async def _replay_orphans(self) -> None:
-        assert self._spool is not None
-        for orphan in self._spool.orphans():
-            self._orphan = orphan
-            count = 0
-            unfinished: dict[str, Interaction] = {}  # begun, with neither a row nor an end
-            while records := orphan.read(self._batch_size):
-                rows = []
-                for _, kind, it in records:
-                    if kind == BEGUN:
-                        unfinished[it.id] = it
-                        continue
-                    unfinished.pop(it.id, None)
-                    if kind == ROW:
-                        rows.append(it)
-                if rows:
-                    await self._commit(rows)
-                count += len(rows)
-                self.stats.replayed += len(rows)
-            if unfinished:
-                await self._commit([unfinished_row(it) for it in unfinished.values()])
-                self.stats.unfinished_calls += len(unfinished)
-            self.stats.torn_records += orphan.torn
-            orphan.finish()
-            self._orphan = None
-            log.warning(
-                "replayed %d log rows left in the spool by %s, %d calls it never finished%s",
-                count,
-                orphan.owner,
-                len(unfinished),
-                f" ({orphan.torn} torn record dropped)" if orphan.torn else "",
-            )
 
     async def _commit(self, rows: list[Interaction]) -> None:
         """Write ``rows``, waiting out a database outage; returns once all are handled."""
@@ -514,8 +488,8 @@ class LogWriter:
         self._tasks = []
         if self._backlog is not None:
             self._backlog.close()
-        if self._orphan is not None:
-            self._orphan.abandon()
+        if self._replay is not None:
+            self._replay.abandon()
         left = self.pending
         unspooled = sum(kind == ROW for kind, _ in self._fresh)
         if unspooled:
