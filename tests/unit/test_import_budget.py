@@ -59,6 +59,11 @@ def _offenders(modules: set[str]) -> list[str]:
     )
 
 
+def test_row_ids_need_no_sqlalchemy() -> None:
+    """``new_id`` is on every call's path; it must not bring SQLAlchemy (or its ORM) in."""
+    assert not {m for m in _loaded("import llmrelay.store.ids") if m.startswith("sqlalchemy")}
+
+
 def test_import_app_leaves_the_heavy_modules_alone() -> None:
     assert _offenders(_loaded("import llmrelay.app")) == []
 
