@@ -2,10 +2,11 @@
 
 Ids are 32-char hex strings made by the gateway (:mod:`llmrelay.store.ids`), not by
 the database, so a request row and its response row can be written together in one
-batch without a round trip to learn the generated id. The columns of ids that rows added by SQL may carry (keys,
-teams, providers, models, aliases, route configs) hold :data:`ID_LENGTH` characters: a
-UUID's text form, which seed 000's ``gen_random_uuid()`` writes; the server defaults of
-migration 0008 let that seed's ``INSERT`` statements leave out what it does not name.
+batch without a round trip to learn the generated id. The columns of ids that rows
+added by SQL may carry (keys, teams, providers, models, aliases, route configs) hold
+:data:`ID_LENGTH` characters: a UUID's text form, which seed 000's
+``gen_random_uuid()`` writes; the server defaults of migration 0008 let that seed's
+``INSERT`` statements leave out what it does not name.
 """
 
 from __future__ import annotations
