@@ -1,9 +1,14 @@
 """The one I/O seam to providers: send an :class:`UpstreamCall`, get a response.
 
-:class:`HttpTransport` wraps one aiohttp session per event loop (a keep-alive pool per
-host, no redirects, no decompression: bytes are relayed as they come) for ``https://``
-upstreams, and the lean httptools client of :mod:`llmrelay.upstream_h1` for plain
-``http://`` ones (the same guarantees at ~a quarter less CPU per call). Transport
+:class:`HttpTransport` sends every ``http://`` and ``https://`` call through the lean
+httptools client of :mod:`llmrelay.upstream_h1` (a keep-alive pool per host, TLS verified
+against the system store, no redirects, no decompression: bytes are relayed as they come;
+a quarter to a third less CPU per call than aiohttp's client, bench/RESULTS.md). One
+aiohttp session per event loop is kept for what that client does not do: a base URL with
+credentials in it (``https://user:pass@host``, sent by aiohttp as basic auth), and, as
+``aiohttp_for_https``, the old ``https://`` path for comparison (bench/instructions.py
+``--client aiohttp``). Neither reads proxy settings from the environment (aiohttp's
+``trust_env`` was never set), and neither keeps cookies between calls. Transport
 failures become :class:`UpstreamUnreachable` (502) or :class:`UpstreamTimeout` (504),
 so nothing above this module ever sees an aiohttp exception, and their messages say
 what happened in plain words (:func:`describe`): a client cannot act on
@@ -235,9 +240,12 @@ class HttpTransport:
         # measurable share of the relay's CPU (yarl parsing, ClientTimeout validation).
         self._urls: dict[str, yarl.URL] = {}
         self._timeouts: dict[tuple[bool, float, float], aiohttp.ClientTimeout] = {}
-        #: Plain ``http://`` upstreams go through the lean httptools client (a fraction
-        #: of aiohttp's cost per call, bench/RESULTS.md); ``https://`` stays on aiohttp.
+        #: ``http(s)://`` upstreams go through the lean httptools client (a fraction of
+        #: aiohttp's cost per call, bench/RESULTS.md); aiohttp only for what it cannot do.
         self._h1 = H1Client(max_body_bytes)
+        #: ``https://`` on aiohttp as before the lean client had TLS (the bench compares).
+        self.aiohttp_for_https = False
+        self._via_h1: dict[str, bool] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -262,7 +270,12 @@ class HttpTransport:
         connect_timeout: float,
         stream: bool,
     ) -> UpstreamResponse:
-        if call.url.startswith("http://"):
+        via_h1 = self._via_h1.get(call.url)
+        if via_h1 is None:
+            via_h1 = H1Client.serves(call.url)
+            if len(self._via_h1) < 10_000:
+                self._via_h1[call.url] = via_h1
+        if via_h1 and not (self.aiohttp_for_https and call.url.startswith("https://")):
             self._h1.max_body_bytes = self.max_body_bytes
             return await self._h1.send(
                 call, provider=provider, timeout=timeout, connect_timeout=connect_timeout
