@@ -9,7 +9,7 @@ and body pieces.
 What :class:`~llmrelay.upstream.HttpTransport` guarantees is kept: no redirects, no
 decompression (``accept-encoding: identity`` is sent), the body cap, the connect timeout,
 the idle gap between stream reads, failures as :class:`UpstreamUnreachable` /
-:class:`UpstreamTimeout` in the same words (:func:`llmrelay.upstream.describe_os`), a
+:class:`UpstreamTimeout` in the same words (:func:`describe_os`), a
 connection that broke or was left mid-body never reused. A pooled connection the upstream
 closed while idle is noticed before it is written to (``connection_lost`` has run) and
 dropped; one that dies after the request was written is not retried, since a POST the
@@ -597,7 +597,8 @@ def default_tls_context() -> ssl.SSLContext:
 
 
 def describe_os(exc: OSError) -> str:
-    """:func:`llmrelay.upstream.describe` for the socket and TLS errors of a connect."""
+    """:func:`llmrelay.upstream_aiohttp.describe`'s words for a connect's socket and TLS
+    errors."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return "its TLS certificate was not accepted"
     if isinstance(exc, ssl.SSLError):
