@@ -15,12 +15,12 @@ closed while idle is noticed before it is written to (``connection_lost`` has ru
 dropped; one that dies after the request was written is not retried, since a POST the
 upstream may have acted on must not be sent twice (aiohttp does the same for POST).
 
-TLS: ``https://`` connections verify the server's certificate chain and host name against
-the system store (``ssl.create_default_context()``, what aiohttp's default context is;
-``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name an operator's own CA bundle), send SNI, offer
-only ``http/1.1`` by ALPN, and do the handshake inside the connect timeout. A certificate
-that is not accepted (unknown CA, expired, wrong host name) fails the call as
-``UpstreamUnreachable`` "its TLS certificate was not accepted", as it did on aiohttp.
+TLS (opened by :mod:`llmrelay.upstream_dial`): ``https://`` connections verify the
+server's certificate chain and host name against the system store (as aiohttp's default
+context did; ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name an operator's own CA bundle), send
+SNI, offer only ``http/1.1`` by ALPN, and do the handshake inside the connect timeout. A
+certificate that is not accepted (unknown CA, expired, wrong host name) fails the call
+as ``UpstreamUnreachable`` "its TLS certificate was not accepted", as it did on aiohttp.
 
 The pool: idle connections of one ``scheme://host:port`` are reused newest first, at most
 :data:`MAX_IDLE_PER_HOST` of them (the oldest goes when one more is put back), each closed
@@ -29,41 +29,27 @@ next reuse); one the server closed or wrote to while idle is dropped at once. In
 connections are not capped (aiohttp ran with ``limit=0`` too): the gateway's own
 ``max_connections`` bounds them.
 
-DNS: host names are resolved through a small cache (:data:`DNS_TTL_SECONDS`, lookups of
-one host shared while in flight) instead of once per new connection; the cached
-addresses are tried in order, and an entry whose addresses all refuse is dropped, so a
-host that moved is looked up again on the next connect. Pooled connections keep the
-address they were opened to until they idle out (as any keep-alive client does).
+New connections (DNS cache, TCP, TLS) are opened by :mod:`llmrelay.upstream_dial`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import math
-import os
-import socket
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httptools
 
 from llmrelay.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
 from llmrelay.providers.base import UpstreamCall
+from llmrelay.upstream_dial import DNS_TTL_SECONDS, Dialer, describe_os
 
 #: Seconds an idle pooled connection is kept (aiohttp's ``keepalive_timeout`` before).
 KEEPALIVE_SECONDS = 60.0
 #: Idle connections kept per ``scheme://host:port``; one more put back closes the oldest.
 MAX_IDLE_PER_HOST = 100
-#: Seconds a host name's addresses are reused for new connections (aiohttp's
-#: ``ttl_dns_cache`` was 300; shorter, since a miss costs one lookup a minute per host).
-DNS_TTL_SECONDS = 60.0
-
-#: ``(family, sockaddr)`` pairs one host name resolved to, in the resolver's order.
-Addresses = list[tuple[int, tuple[Any, ...]]]
 
 _BROKE = (
     "the connection broke off in the middle of the answer (the upstream sent "
@@ -215,42 +201,10 @@ class _Pool:
                 return conn
             conn.abort()  # nothing was written to it: trying the next one is safe
         async with asyncio.timeout(connect_timeout):
-            return await self._connect(connect_timeout)
-
-    async def _connect(self, connect_timeout: float) -> _Connection:
-        client = self.client
-        context = await client.tls_context() if self.tls else None
-        addresses = await client.resolve(self.host, self.port)
-        loop = asyncio.get_running_loop()
-        error: OSError | None = None
-        for family, address in addresses:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setblocking(False)
-                await loop.sock_connect(sock, address)
-            except OSError as exc:
-                sock.close()
-                # The socket's own words ("Connection refused"), as a connect by host name
-                # reported them; uvloop's "Connect call failed" says less.
-                error = type(exc)(exc.errno, os.strerror(exc.errno)) if exc.errno else exc
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            try:
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(self),
-                    sock=sock,
-                    ssl=context,
-                    server_hostname=self.host if context is not None else None,
-                    ssl_handshake_timeout=connect_timeout if context is not None else None,
-                )
-            except BaseException:
-                sock.close()
-                raise  # a TLS failure is the host's, not this address's: no other tried
-            return conn
-        client.forget_addresses(self.host, self.port)  # the host may have moved
-        raise error or OSError("no address to connect to")
+            _, conn = await self.client.dialer.connect(
+                lambda: _Connection(self), self.host, self.port, self.tls, connect_timeout
+            )
+        return conn
 
     def put(self, conn: _Connection) -> None:
         if conn.closed or not conn.keep_alive or not conn.complete or conn.error is not None:
@@ -401,9 +355,9 @@ class H1Response:
 class H1Client:
     """Pools per ``scheme://host:port``; create and use it inside the serving event loop.
 
-    ``tls`` is the context ``https://`` connections verify with; by default the system
-    store's (:func:`default_tls_context`, built in a thread on the first ``https://``
-    connect: loading the store takes ~10-60 ms that the event loop must not wait).
+    ``tls`` is the context ``https://`` connections verify with (by default the system
+    store's, :class:`~llmrelay.upstream_dial.Dialer`), ``dns_ttl`` how long a host name's
+    addresses are reused.
     """
 
     def __init__(
@@ -418,15 +372,10 @@ class H1Client:
         self.max_body_bytes = max_body_bytes
         self.keepalive = keepalive
         self.max_idle_per_host = max_idle_per_host
-        self.dns_ttl = dns_ttl
-        self._tls = tls
-        self._tls_loading: asyncio.Future[ssl.SSLContext] | None = None
+        self.dialer = Dialer(tls, dns_ttl)
         self._pools: dict[str, _Pool] = {}
         #: ``url`` -> (pool key, host, port, tls, request target, Host header).
         self._targets: dict[str, tuple[str, str, int, bool, bytes, bytes]] = {}
-        #: ``(host, port)`` -> (expiry, addresses); lookups in flight are shared.
-        self._dns: dict[tuple[str, int], tuple[float, Addresses]] = {}
-        self._dns_pending: dict[tuple[str, int], asyncio.Future[Addresses]] = {}
 
     @staticmethod
     def serves(url: str) -> bool:
@@ -455,52 +404,6 @@ class H1Client:
             if len(self._targets) < 10_000:
                 self._targets[url] = target
         return target
-
-    async def tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:
-            if self._tls_loading is None:
-                self._tls_loading = asyncio.ensure_future(asyncio.to_thread(default_tls_context))
-            # Shielded: a caller's connect timeout must not cancel the others' wait.
-            self._tls = await asyncio.shield(self._tls_loading)
-        return self._tls
-
-    async def resolve(self, host: str, port: int) -> Addresses:
-        """``host``'s addresses, from the cache while fresh (IP literals for good)."""
-        key = (host, port)
-        cached = self._dns.get(key)
-        if cached is not None and cached[0] > asyncio.get_running_loop().time():
-            return cached[1]
-        pending = self._dns_pending.get(key)
-        if pending is None:
-            pending = self._dns_pending[key] = asyncio.ensure_future(self._lookup(key))
-            pending.add_done_callback(lambda done: self._looked_up(key, done))
-        # Shielded: one caller's connect timeout must not cancel the others' lookup.
-        return await asyncio.shield(pending)
-
-    async def _lookup(self, key: tuple[str, int]) -> Addresses:
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
-        addresses: Addresses = []
-        for family, _, _, _, address in infos:
-            if (family, address) not in addresses:
-                addresses.append((family, address))
-        try:
-            ipaddress.ip_address(key[0].partition("%")[0])
-            expiry = math.inf  # an address already: nothing to go stale
-        except ValueError:
-            expiry = loop.time() + self.dns_ttl
-        if len(self._dns) >= 1000:
-            self._dns.clear()
-        self._dns[key] = (expiry, addresses)
-        return addresses
-
-    def _looked_up(self, key: tuple[str, int], done: asyncio.Future[Addresses]) -> None:
-        self._dns_pending.pop(key, None)
-        if not done.cancelled():
-            done.exception()  # retrieved, even when every caller gave up waiting
-
-    def forget_addresses(self, host: str, port: int) -> None:
-        self._dns.pop((host, port), None)
 
     async def send(
         self,
@@ -587,24 +490,3 @@ def _request_head(call: UpstreamCall, path: bytes, netloc: bytes, provider: str)
         lines.append(b"accept-encoding: identity\r\n")
     lines += (b"content-length: ", str(len(call.body)).encode("ascii"), b"\r\n\r\n")
     return b"".join(lines)
-
-
-def default_tls_context() -> ssl.SSLContext:
-    """Verifying, with the system's CAs (as aiohttp's default), offering only HTTP/1.1."""
-    context = ssl.create_default_context()
-    context.set_alpn_protocols(["http/1.1"])
-    return context
-
-
-def describe_os(exc: OSError) -> str:
-    """:func:`llmrelay.upstream_aiohttp.describe`'s words for a connect's socket and TLS
-    errors."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return "its TLS certificate was not accepted"
-    if isinstance(exc, ssl.SSLError):
-        return "the TLS handshake with it failed"
-    if isinstance(exc, socket.gaierror):
-        return "its host name could not be resolved"
-    if isinstance(exc, ConnectionResetError):
-        return "the connection was reset"
-    return "no connection could be made to it (refused or unreachable)"

@@ -331,14 +331,14 @@ async def test_names_are_resolved_once_and_again_when_their_address_fails() -> N
     client = H1Client(1024, keepalive=0)  # every call a new connection
     url = _url(server, host="localhost")
     lookups = 0
-    real = client._lookup
+    real = client.dialer._lookup
 
     async def counted(key: tuple[str, int]) -> list[tuple[int, tuple[object, ...]]]:
         nonlocal lookups
         lookups += 1
         return await real(key)
 
-    client._lookup = counted  # type: ignore[method-assign]
+    client.dialer._lookup = counted  # type: ignore[method-assign]
     for _ in range(3):
         resp = await client.send(_call(url), provider="p", timeout=5, connect_timeout=5)
         assert await resp.read() == b"{}"
@@ -348,7 +348,7 @@ async def test_names_are_resolved_once_and_again_when_their_address_fails() -> N
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()
-    client._dns[("localhost", port)] = (math.inf, [(socket.AF_INET, dead)])
+    client.dialer._dns[("localhost", port)] = (math.inf, [(socket.AF_INET, dead)])
     with pytest.raises(UpstreamUnreachable, match="no connection could be made"):
         await client.send(_call(url), provider="p", timeout=5, connect_timeout=5)
     resp = await client.send(_call(url), provider="p", timeout=5, connect_timeout=5)
