@@ -3,6 +3,7 @@
     .venv/bin/python bench/instructions.py                   # non-stream, callgrind
     .venv/bin/python bench/instructions.py --stream          # the 21-event SSE answer
     .venv/bin/python bench/instructions.py --tls             # the upstream on https://
+    .venv/bin/python bench/instructions.py --tls --client aiohttp   # https on aiohttp, as before
     .venv/bin/python bench/instructions.py --profile         # cProfile: calls per request + top
     .venv/bin/python bench/instructions.py --count none      # just run it (wall time, no counts)
 
@@ -274,6 +275,7 @@ async def gateway_run(args: argparse.Namespace, port: int, workdir: Path) -> Non
     )
     gateway = Gateway(settings, env={})
     await gateway.startup()
+    gateway.services.http.aiohttp_for_https = args.client == "aiohttp"
     key, _ = await create_key(gateway.services.sessions, "bench")
     body = (
         b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}],'
@@ -419,6 +421,12 @@ def main() -> None:
     )
     parser.add_argument("--tls", action="store_true", help="the upstream on https://")
     parser.add_argument("--tls-dir", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--client",
+        choices=("h1", "aiohttp"),
+        default="h1",
+        help="the client for https:// upstreams (aiohttp: the path before the lean one had TLS)",
+    )
     parser.add_argument("--count", choices=("callgrind", "none"), default="callgrind")
     parser.add_argument("--profile", action="store_true", help="cProfile (implies --count none)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)

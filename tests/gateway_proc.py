@@ -51,6 +51,11 @@ class GatewayProcess:
         # Background model-list refreshes would interleave with the requests tests inspect
         # on the shared mock upstream; tests of the refresh set their own interval.
         self.config.setdefault("provider_reload_interval", 0)
+        # Most test gateways never call /admin: building it aside at every start cost
+        # about a second of CPU each, taken from the tests running beside it on the
+        # 2-core CI machine. Those that call it build it at the first call; the browser
+        # tier, whose pages call it first thing, keeps the warm-up (tests/ui/conftest.py).
+        self.config.setdefault("admin", {"warm_up": False})
         self.port = free_port()
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None

@@ -108,6 +108,17 @@ class ProbeSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     concurrency: int = 2
 
 
+class AdminSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The admin API (``/admin``, docs/admin.md)."""
+
+    #: Build the admin API in a thread once start-up is complete, so the first admin call
+    #: does not wait for it (about 1 s of CPU: FastAPI's import and the routes). Off: the
+    #: first admin call builds it. The test suite turns it off for the gateways it starts
+    #: that never call ``/admin`` (on a 2-core CI machine that second per start slowed
+    #: every test running beside it); a production gateway keeps it on.
+    warm_up: bool = True
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     host: str = "0.0.0.0"
     port: int = 8080
@@ -249,6 +260,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     response_cache: ResponseCacheSettings = ResponseCacheSettings()
     #: ``llmrelay probe``'s defaults (see docs/probe.md).
     probe: ProbeSettings = ProbeSettings()
+    #: The admin API's start-up behaviour.
+    admin: AdminSettings = AdminSettings()
 
 
 #: Settings that can be set from ``LLMRELAY_<NAME>`` (scalars only).
@@ -267,6 +280,7 @@ _ENV_SCALARS = {
         "plugins",
         "response_cache",
         "cors_origins",
+        "admin",
     )
 }
 

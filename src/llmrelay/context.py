@@ -16,7 +16,7 @@ from llmrelay.governance.keys import KeyRecord
 from llmrelay.plugins.chain import EMPTY, Chain
 from llmrelay.providers.base import Usage
 from llmrelay.routing.resolve import Target
-from llmrelay.store.schema import new_id
+from llmrelay.store.ids import new_id
 from llmrelay.telemetry.interaction import PROBE_HEADER, Interaction
 
 if TYPE_CHECKING:

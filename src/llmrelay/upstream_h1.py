@@ -1,4 +1,4 @@
-"""A lean keep-alive HTTP/1.1 client on httptools, for plain ``http://`` upstreams.
+"""A lean keep-alive HTTP/1.1 client on httptools, for ``http://`` and ``https://`` upstreams.
 
 aiohttp's client costs ~130 Python calls per relayed request (request and payload
 objects, header multidicts, timers, the stream reader); this one costs ~20: a pool of
@@ -9,16 +9,33 @@ and body pieces.
 What :class:`~llmrelay.upstream.HttpTransport` guarantees is kept: no redirects, no
 decompression (``accept-encoding: identity`` is sent), the body cap, the connect timeout,
 the idle gap between stream reads, failures as :class:`UpstreamUnreachable` /
-:class:`UpstreamTimeout` in the same words (:func:`llmrelay.upstream.describe_os`), a
+:class:`UpstreamTimeout` in the same words (:func:`describe_os`), a
 connection that broke or was left mid-body never reused. A pooled connection the upstream
 closed while idle is noticed before it is written to (``connection_lost`` has run) and
 dropped; one that dies after the request was written is not retried, since a POST the
 upstream may have acted on must not be sent twice (aiohttp does the same for POST).
+
+TLS (opened by :mod:`llmrelay.upstream_dial`): ``https://`` connections verify the
+server's certificate chain and host name against the system store (as aiohttp's default
+context did; ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name an operator's own CA bundle), send
+SNI, offer only ``http/1.1`` by ALPN, and do the handshake inside the connect timeout. A
+certificate that is not accepted (unknown CA, expired, wrong host name) fails the call
+as ``UpstreamUnreachable`` "its TLS certificate was not accepted", as it did on aiohttp.
+
+The pool: idle connections of one ``scheme://host:port`` are reused newest first, at most
+:data:`MAX_IDLE_PER_HOST` of them (the oldest goes when one more is put back), each closed
+:data:`KEEPALIVE_SECONDS` after it went idle by one timer per pool (not left open until the
+next reuse); one the server closed or wrote to while idle is dropped at once. In-flight
+connections are not capped (aiohttp ran with ``limit=0`` too): the gateway's own
+``max_connections`` bounds them.
+
+New connections (DNS cache, TCP, TLS) are opened by :mod:`llmrelay.upstream_dial`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from urllib.parse import quote, urlsplit
@@ -27,9 +44,12 @@ import httptools
 
 from llmrelay.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
 from llmrelay.providers.base import UpstreamCall
+from llmrelay.upstream_dial import DNS_TTL_SECONDS, Dialer, describe_os
 
 #: Seconds an idle pooled connection is kept (aiohttp's ``keepalive_timeout`` before).
 KEEPALIVE_SECONDS = 60.0
+#: Idle connections kept per ``scheme://host:port``; one more put back closes the oldest.
+MAX_IDLE_PER_HOST = 100
 
 _BROKE = (
     "the connection broke off in the middle of the answer (the upstream sent "
@@ -53,6 +73,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
+        self.idle = False
         self.idle_since = 0.0
         self._reset()
 
@@ -66,13 +87,16 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.error: _Broken | None = None
         self.waiter: asyncio.Future[None] | None = None
-        self.started = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
+        if self.idle:  # nothing was asked: a 408 or garbage; the connection is not reusable
+            self.abort()
+            self.pool.forget(self)
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -144,12 +168,16 @@ class _Connection(asyncio.Protocol):
 
 
 class _Pool:
-    """Idle keep-alive connections of one ``host:port``, newest reused first."""
+    """Idle keep-alive connections of one ``scheme://host:port``, newest reused first."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, client: H1Client, host: str, port: int, tls: bool) -> None:
+        self.client = client
         self.host = host
         self.port = port
+        self.tls = tls
+        #: Oldest on the left (put back on the right, reused from the right).
         self.idle: deque[_Connection] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def forget(self, conn: _Connection) -> None:
         try:
@@ -158,24 +186,56 @@ class _Pool:
             pass
 
     async def get(self, connect_timeout: float) -> _Connection:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = asyncio.get_running_loop().time()
         while self.idle:
             conn = self.idle.pop()
-            if not conn.closed and now - conn.idle_since < KEEPALIVE_SECONDS:
+            conn.idle = False
+            transport = conn.transport
+            if (
+                not conn.closed
+                and transport is not None
+                and not transport.is_closing()
+                and now - conn.idle_since < self.client.keepalive
+            ):
                 conn._reset()
                 return conn
-            conn.abort()
+            conn.abort()  # nothing was written to it: trying the next one is safe
         async with asyncio.timeout(connect_timeout):
-            _, conn = await loop.create_connection(lambda: _Connection(self), self.host, self.port)
+            _, conn = await self.client.dialer.connect(
+                lambda: _Connection(self), self.host, self.port, self.tls, connect_timeout
+            )
         return conn
 
     def put(self, conn: _Connection) -> None:
         if conn.closed or not conn.keep_alive or not conn.complete or conn.error is not None:
             conn.abort()
             return
-        conn.idle_since = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        conn.idle = True
+        conn.idle_since = loop.time()
+        if len(self.idle) >= self.client.max_idle_per_host:
+            self.idle.popleft().abort()
         self.idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self.client.keepalive, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close the connections idle for the keep-alive time; again at the next one's."""
+        self._sweeper = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() - self.client.keepalive
+        idle = self.idle
+        while idle and idle[0].idle_since <= deadline:
+            idle.popleft().abort()
+        if idle:
+            self._sweeper = loop.call_at(idle[0].idle_since + self.client.keepalive, self._sweep)
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        while self.idle:
+            self.idle.pop().abort()
 
 
 class H1Response:
@@ -293,27 +353,54 @@ class H1Response:
 
 
 class H1Client:
-    """Pools per ``host:port``; create and use it inside the serving event loop."""
+    """Pools per ``scheme://host:port``; create and use it inside the serving event loop.
 
-    def __init__(self, max_body_bytes: int) -> None:
+    ``tls`` is the context ``https://`` connections verify with (by default the system
+    store's, :class:`~llmrelay.upstream_dial.Dialer`), ``dns_ttl`` how long a host name's
+    addresses are reused.
+    """
+
+    def __init__(
+        self,
+        max_body_bytes: int,
+        tls: ssl.SSLContext | None = None,
+        *,
+        keepalive: float = KEEPALIVE_SECONDS,
+        max_idle_per_host: int = MAX_IDLE_PER_HOST,
+        dns_ttl: float = DNS_TTL_SECONDS,
+    ) -> None:
         self.max_body_bytes = max_body_bytes
+        self.keepalive = keepalive
+        self.max_idle_per_host = max_idle_per_host
+        self.dialer = Dialer(tls, dns_ttl)
         self._pools: dict[str, _Pool] = {}
-        #: ``url`` -> (pool key, host, port, request target, Host header).
-        self._targets: dict[str, tuple[str, str, int, bytes, bytes]] = {}
+        #: ``url`` -> (pool key, host, port, tls, request target, Host header).
+        self._targets: dict[str, tuple[str, str, int, bool, bytes, bytes]] = {}
 
-    def _target(self, url: str) -> tuple[str, str, int, bytes, bytes]:
+    @staticmethod
+    def serves(url: str) -> bool:
+        """Whether this client can send to ``url``: ``http(s)://`` without credentials
+        in it (``user:pass@`` stays on aiohttp, which turns them into basic auth)."""
+        scheme, _, rest = url.partition("://")
+        return scheme in ("http", "https") and "@" not in rest.split("/", 1)[0]
+
+    def _target(self, url: str) -> tuple[str, str, int, bool, bytes, bytes]:
         target = self._targets.get(url)
         if target is None:
             parts = urlsplit(url)
+            tls = parts.scheme == "https"
+            default = 443 if tls else 80
             host = parts.hostname or ""
-            port = parts.port or 80
+            port = parts.port or default
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             if not path.isascii():  # percent-encoded as yarl did; what is ASCII stays as is
                 path = quote(path, safe="/?=&%:@!$'()*+,;~-._")
-            netloc = host if port == 80 else f"{host}:{port}"
+            shown = host if host.isascii() else host.encode("idna").decode("ascii")
             if ":" in host:  # an IPv6 literal
-                netloc = f"[{host}]" if port == 80 else f"[{host}]:{port}"
-            target = (f"{host}:{port}", host, port, path.encode("ascii"), netloc.encode("ascii"))
+                shown = f"[{host}]"
+            netloc = shown if port == default else f"{shown}:{port}"
+            key = f"{parts.scheme}://{host}:{port}"
+            target = (key, host, port, tls, path.encode("ascii"), netloc.encode("ascii"))
             if len(self._targets) < 10_000:
                 self._targets[url] = target
         return target
@@ -326,10 +413,10 @@ class H1Client:
         timeout: float,
         connect_timeout: float,
     ) -> H1Response:
-        key, host, port, path, netloc = self._target(call.url)
+        key, host, port, tls, path, netloc = self._target(call.url)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = _Pool(host, port)
+            pool = self._pools[key] = _Pool(self, host, port, tls)
         head = _request_head(call, path, netloc, provider)
         try:
             conn = await pool.get(connect_timeout)
@@ -376,8 +463,7 @@ class H1Client:
 
     def close(self) -> None:
         for pool in self._pools.values():
-            while pool.idle:
-                pool.idle.pop().abort()
+            pool.close()
         self._pools = {}
 
 
@@ -404,14 +490,3 @@ def _request_head(call: UpstreamCall, path: bytes, netloc: bytes, provider: str)
         lines.append(b"accept-encoding: identity\r\n")
     lines += (b"content-length: ", str(len(call.body)).encode("ascii"), b"\r\n\r\n")
     return b"".join(lines)
-
-
-def describe_os(exc: OSError) -> str:
-    """:func:`llmrelay.upstream.describe` for the socket errors of a connect."""
-    import socket
-
-    if isinstance(exc, socket.gaierror):
-        return "its host name could not be resolved"
-    if isinstance(exc, ConnectionResetError):
-        return "the connection was reset"
-    return "no connection could be made to it (refused or unreachable)"

@@ -91,3 +91,22 @@ async def test_a_failed_background_build_leaves_the_first_call_to_build(
         assert r.status_code == 200 and len(calls) == 2
     finally:
         await gw.stop()
+
+
+async def test_with_warm_up_off_the_first_admin_call_builds_it(
+    upstream: MockUpstream, tmp_path: Path
+) -> None:
+    config: dict[str, Any] = {
+        **base_config(upstream),
+        "master_key": MASTER,
+        "admin": {"warm_up": False},
+    }
+    gw = InProcessGateway(tmp_path, config)
+    await gw.start()
+    try:
+        admin = gw.app.admin
+        assert admin.warm() is None and not admin.built  # nothing was started aside
+        r = await gw.client.get("/admin/tokens", headers={"authorization": f"Bearer {MASTER}"})
+        assert r.status_code == 200 and admin.built
+    finally:
+        await gw.stop()

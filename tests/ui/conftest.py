@@ -39,6 +39,8 @@ def gateway_config(upstream: MockUpstream) -> dict[str, Any]:
             }
         ],
         "models": [{"name": "gpt-4o-mini", "provider": "up", "model": "gpt-4o-mini"}],
+        # The pages call the admin API first thing: built aside at start, as in production.
+        "admin": {"warm_up": True},
     }
 
 

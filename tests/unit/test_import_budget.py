@@ -5,7 +5,9 @@ timing (the machine's load would decide a timed test).
 Each entry below is paid only by the gateways that use it: the PII detectors' number
 libraries on the first scan, numpy on the first semantic-cache question, the probe
 client on a detailed readiness check, FastAPI with the admin plane's first request,
-Alembic when the schema is not current, the mock upstream's web server when it is run.
+Alembic when the schema is not current, the mock upstream's web server when it is run,
+aiohttp's client with the first upstream call the lean client cannot serve (a base URL
+with credentials in it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 
 #: Top-level packages that neither the import of the app nor a default start may load.
 NOT_AT_START = {
+    "aiohttp",
     "alembic",
     "fastapi",
     "numpy",
@@ -57,6 +60,11 @@ def _offenders(modules: set[str]) -> list[str]:
         if m.split(".")[0] in NOT_AT_START
         or any(m == p or m.startswith(p + ".") for p in NOT_AT_START_MODULES)
     )
+
+
+def test_row_ids_need_no_sqlalchemy() -> None:
+    """``new_id`` is on every call's path; it must not bring SQLAlchemy (or its ORM) in."""
+    assert not {m for m in _loaded("import llmrelay.store.ids") if m.startswith("sqlalchemy")}
 
 
 def test_import_app_leaves_the_heavy_modules_alone() -> None:

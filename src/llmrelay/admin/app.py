@@ -6,8 +6,9 @@ builds the FastAPI application, and the proxy hot path never passes through it.
 to build it in a thread once start-up is complete and the server listens (importing
 FastAPI and pydantic and building the routes took about 1.2 s, which the first admin
 call used to wait for), so neither start-up nor the proxy's first request waits for
-it, and the first admin call finds it built. A call arriving during the build waits
-for that build instead of starting a second one.
+it, and the first admin call finds it built (``admin.warm_up: false`` leaves the build
+to the first admin call: the test suite's gateways that never call ``/admin``). A call
+arriving during the build waits for that build instead of starting a second one.
 
 Errors leave in the same shape as the proxy's (``{"error": {"message", "type", "param",
 "code"}}``): a :class:`~llmrelay.errors.GatewayError` with its own status; a body or
@@ -69,7 +70,10 @@ class AdminPlane:
 
     def warm(self) -> asyncio.Task[None] | None:
         """Start building the application in a worker thread; the task ends when it is
-        built (or failed: then the first admin call builds it and reports the error)."""
+        built (or failed: then the first admin call builds it and reports the error).
+        ``None`` with ``admin.warm_up`` off: the first admin call builds it."""
+        if not self.services.settings.admin.warm_up:
+            return None
         if self._app is None and self._warming is None:
             self._warming = asyncio.get_running_loop().create_task(self._warm())
         return self._warming

@@ -1,18 +1,17 @@
 """Tables. Same models on SQLite and PostgreSQL; Alembic migrations create them.
 
-Ids are 32-char hex strings made by the gateway, not by the database, so a request row
-and its response row can be written together in one batch without a round trip to
-learn the generated id. The columns of ids that rows added by SQL may carry (keys,
-teams, providers, models, aliases, route configs) hold :data:`ID_LENGTH` characters: a
-UUID's text form, which seed 000's ``gen_random_uuid()`` writes; the server defaults of
-migration 0008 let that seed's ``INSERT`` statements leave out what it does not name.
+Ids are 32-char hex strings made by the gateway (:mod:`llmrelay.store.ids`), not by
+the database, so a request row and its response row can be written together in one
+batch without a round trip to learn the generated id. The columns of ids that rows
+added by SQL may carry (keys, teams, providers, models, aliases, route configs) hold
+:data:`ID_LENGTH` characters: a UUID's text form, which seed 000's
+``gen_random_uuid()`` writes; the server defaults of migration 0008 let that seed's
+``INSERT`` statements leave out what it does not name.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -36,37 +35,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import func
 
+# Re-exported: the admin API, the key store and the CLI import them from here.
+from llmrelay.store.ids import new_id as new_id
+from llmrelay.store.ids import utcnow as utcnow
+
 #: Characters of an id column rows written by SQL may fill: a UUID's 36 (seed 000).
 ID_LENGTH = 36
-
-
-class _IdSource:
-    """Unique 32-hex-digit ids: 64 random bits per process, then a counter.
-
-    Three ids per request made ``uuid4()`` (and even ``os.urandom``, a system call each)
-    a visible share of the relay's CPU; uniqueness is all these ids need. The random
-    half is redrawn in a forked child so two workers never share it.
-    """
-
-    __slots__ = ("_counter", "_pid", "_prefix")
-
-    def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = ""
-        self._counter = itertools.count()
-
-    def __call__(self) -> str:
-        pid = os.getpid()
-        if pid != self._pid:
-            self._pid, self._prefix = pid, os.urandom(8).hex()
-        return f"{self._prefix}{next(self._counter):016x}"
-
-
-new_id = _IdSource()
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
