@@ -211,16 +211,87 @@ async def _one(app: Any, key: str, body: bytes, stream: bool) -> None:
         raise SystemExit(f"bad answer {client.status}: {out[:300]!r}")
 
 
-async def _batch(app: Any, key: str, body: bytes, stream: bool, n: int, conc: int) -> None:
+async def _batch(
+    app: Any,
+    key: str,
+    body: bytes,
+    stream: bool,
+    n: int,
+    conc: int,
+    clock: _WriterClock | None = None,
+) -> None:
     left = n
+    done = 0
 
     async def worker() -> None:
-        nonlocal left
+        nonlocal left, done
         while left > 0:
             left -= 1
             await _one(app, key, body, stream)
+            done += 1
+            if clock is not None:
+                clock.call_done(done)
 
     await asyncio.gather(*(worker() for _ in range(conc)))
+
+
+#: The writer's two waits under ``--writer``: seconds no real run uses, recognised by
+#: the bench's sleep and ended by call counts instead of time.
+_SPOOL_WAIT, _FLUSH_WAIT = 1000.0, 1001.0
+
+
+class _WriterClock:
+    """Drives the log writer's timers by calls instead of seconds, so ``--writer``
+    counts are deterministic: its spool step runs every ``spool_every`` calls (500
+    calls/s at the 50 ms ``log_spool_interval``: 25) and its database batch every
+    ``write_every`` calls (the 0.2 s ``log_flush_interval``: 100). Timer-driven, the
+    batches' size depended on how fast the machine ran the calls (±10 % and more)."""
+
+    def __init__(self, spool_every: int, write_every: int) -> None:
+        self.spool_every = spool_every
+        self.write_every = write_every
+        self.waiting: dict[float, list[asyncio.Future[None]]] = {
+            _SPOOL_WAIT: [],
+            _FLUSH_WAIT: [],
+        }
+        self._sleep = asyncio.sleep
+
+    async def sleep(self, delay: float, result: Any = None) -> Any:
+        if delay not in self.waiting:
+            return await self._sleep(delay, result)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting[delay].append(fut)
+        await fut
+        return result
+
+    def release(self, which: float) -> None:
+        futures, self.waiting[which] = self.waiting[which], []
+        for fut in futures:
+            if not fut.done():
+                fut.set_result(None)
+
+    def release_all(self) -> None:
+        self.release(_SPOOL_WAIT)
+        self.release(_FLUSH_WAIT)
+
+    def call_done(self, done: int) -> None:
+        if done % self.spool_every == 0:
+            self.release(_SPOOL_WAIT)
+        # Half-way between two spool steps, so the last one has finished (its slices
+        # yield) and a batch holds exactly the rows spooled by then.
+        if done % self.write_every == self.spool_every // 2:
+            self.release(_FLUSH_WAIT)
+
+    def install(self) -> None:
+        """The writer module's ``asyncio.sleep`` becomes this clock's (only there)."""
+        import types
+
+        from llmrelay.store import writer as writer_module
+
+        shim = types.ModuleType("asyncio")
+        shim.__dict__.update(asyncio.__dict__)
+        shim.sleep = self.sleep  # type: ignore[attr-defined]
+        writer_module.asyncio = shim  # type: ignore[attr-defined]
 
 
 async def _toggle(on: bool) -> None:
@@ -235,9 +306,11 @@ async def _toggle(on: bool) -> None:
     await proc.wait()
 
 
-async def _drained(gateway: Any) -> None:
+async def _drained(gateway: Any, clock: _WriterClock | None) -> None:
     writer = gateway.services.writer
     for _ in range(3000):
+        if clock is not None:
+            clock.release_all()
         if writer.pending == 0:
             break
         await asyncio.sleep(0.01)
@@ -250,12 +323,13 @@ async def gateway_run(args: argparse.Namespace, port: int, workdir: Path) -> Non
     from llmrelay.governance.keys import create_key
 
     writer: dict[str, float] = {}
+    clock: _WriterClock | None = None
     if not args.writer:  # rows wait in the writer's queue until the end, uncounted
         writer = {"log_flush_interval": 3600.0, "log_spool_interval": 3600.0}
-    elif args.count == "callgrind":
-        # Callgrind runs ~50x slower: the writer's timers scaled alike keep its batches
-        # about as large per call as in a real run (else a batch per call).
-        writer = {"log_flush_interval": 10.0, "log_spool_interval": 2.5}
+    else:  # batches by call counts (see _WriterClock), whatever the machine's speed
+        writer = {"log_flush_interval": _FLUSH_WAIT, "log_spool_interval": _SPOOL_WAIT}
+        clock = _WriterClock(args.spool_every, args.write_every)
+        clock.install()
     settings = load_settings(
         HERE / "config.yaml",
         env={},
@@ -263,6 +337,11 @@ async def gateway_run(args: argparse.Namespace, port: int, workdir: Path) -> Non
             "database_url": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
             "log_file": str(workdir / "interactions.log"),
             **writer,
+            # Refreshed once per second of wall time (one database read each): under
+            # callgrind's slowdown that was a refresh every few calls, and a count that
+            # followed the machine's load; at real rates it is nothing per call.
+            "key_cache_ttl": 3600.0,
+            "routing": {"config_cache_ttl": 3600.0},
             "providers": [
                 {
                     "name": "bench",
@@ -281,9 +360,9 @@ async def gateway_run(args: argparse.Namespace, port: int, workdir: Path) -> Non
         b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}],'
         b'"max_tokens":16%s}' % (b',"stream":true' if args.stream else b"")
     )
-    await _batch(gateway, key, body, args.stream, args.warmup, args.concurrency)
+    await _batch(gateway, key, body, args.stream, args.warmup, args.concurrency, clock)
     if args.writer:
-        await _drained(gateway)  # the warm-up's rows are written before counting starts
+        await _drained(gateway, clock)  # the warm-up's rows are written before counting starts
     profiler = None
     if args.count == "callgrind":
         await _toggle(True)
@@ -293,16 +372,20 @@ async def gateway_run(args: argparse.Namespace, port: int, workdir: Path) -> Non
         profiler = cProfile.Profile()
         profiler.enable()
     t0 = time.perf_counter()
-    await _batch(gateway, key, body, args.stream, args.n, args.concurrency)
+    await _batch(gateway, key, body, args.stream, args.n, args.concurrency, clock)
     if args.writer:
-        await _drained(gateway)  # the measured calls' rows are part of their cost
+        await _drained(gateway, clock)  # the measured calls' rows are part of their cost
     wall = time.perf_counter() - t0
     if args.count == "callgrind":
         await _toggle(False)
     elif profiler is not None:
         profiler.disable()
         _print_profile(profiler, args.n)
+    if clock is not None:
+        clock.release_all()
     if args.writer:
+        stats = gateway.services.writer.stats_dict()
+        print(f"writer: {stats['batches']} batches, {stats['avg_batch_rows']} rows each")
         await gateway.shutdown()
     else:  # the held rows are abandoned with the process (a bench database)
         await gateway.services.http.close()
@@ -417,7 +500,13 @@ def main() -> None:
     parser.add_argument(
         "--writer",
         action="store_true",
-        help="count the log writer's batches too (timing-dependent: ±10 %%)",
+        help="count the log writer's batches too (driven by call counts: deterministic)",
+    )
+    parser.add_argument(
+        "--spool-every", type=int, default=25, help="--writer: calls per spool step"
+    )
+    parser.add_argument(
+        "--write-every", type=int, default=100, help="--writer: calls per database batch"
     )
     parser.add_argument("--tls", action="store_true", help="the upstream on https://")
     parser.add_argument("--tls-dir", help=argparse.SUPPRESS)
