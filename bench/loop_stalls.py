@@ -95,7 +95,7 @@ def _watch_writer(pauses: Pauses) -> None:
         await spool_fresh(self)
         pauses.add("writer spool step (incl. fsync wait)", (time.perf_counter() - t0) * 1000)
 
-    for name in ("request_row", "response_row"):
+    for name in ("request_values", "response_values"):
         original = getattr(writer_module, name)
 
         def timed(it: Any, bodies: bool, _f: Any = original, _n: str = name) -> Any:

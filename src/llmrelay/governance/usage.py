@@ -30,37 +30,152 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from llmrelay.errors import ServiceUnavailable
 from llmrelay.governance.budgets import Budget, day_period, month_period
 from llmrelay.governance.pricing import nanos_to_usd
-from llmrelay.governance.rollup import write_daily
-from llmrelay.store.bounds import INT64, clean_int, clean_row
-from llmrelay.store.bulk import insert_rows
+from llmrelay.governance.rollup import DAILY_SUMS, DailySums, write_daily
+from llmrelay.store.bounds import INT64, clean_int
+from llmrelay.store.bulk import insert_values
 from llmrelay.store.deadline import within
-from llmrelay.store.schema import MonthlyUsageSummary, SpendCounter, UsageRecord, utcnow
+from llmrelay.store.schema import (
+    DailyUsage,
+    MonthlyUsageSummary,
+    SpendCounter,
+    UsageRecord,
+    utcnow,
+)
 from llmrelay.telemetry.interaction import Interaction
 
+#: The ``usage_records`` columns, in the order of :func:`_usage_values`.
+USAGE_COLUMNS = (
+    "id",
+    "created_at",
+    "api_key_id",
+    "team_id",
+    "route",
+    "model",
+    "provider",
+    "upstream_model",
+    "stream",
+    "status_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "usage_estimated",
+    "cost_nanos",
+    "total_cost_usd",
+    "cache_hit",
+    "cost_saved_nanos",
+    "probe",
+)
+_COL = {name: i for i, name in enumerate(USAGE_COLUMNS)}
+_KEY, _TEAM, _MODEL, _PROVIDER = (
+    _COL["api_key_id"],
+    _COL["team_id"],
+    _COL["model"],
+    _COL["provider"],
+)
+_STATUS, _PROMPT, _COMPLETION = (
+    _COL["status_code"],
+    _COL["prompt_tokens"],
+    _COL["completion_tokens"],
+)
+_TOTAL, _COST, _HIT, _PROBE = (
+    _COL["total_tokens"],
+    _COL["cost_nanos"],
+    _COL["cache_hit"],
+    _COL["probe"],
+)
+_NO_TOKENS = (0, 0, 0, 0, 0)
 
-def _usage_row(it: Interaction) -> dict[str, Any]:
+
+def _usage_values(it: Interaction) -> tuple[Any, ...]:
     u = it.usage
     cost = clean_int(it.cost_nanos or 0, INT64)  # priced from upstream-reported tokens
-    return {
-        "id": it.id,
-        "created_at": it.created_at,
-        "api_key_id": it.api_key_id,
-        "team_id": it.team_id,
-        "route": it.route,
-        "model": it.model,
-        "provider": it.provider,
-        "upstream_model": it.upstream_model,
-        "stream": it.stream,
-        "status_code": it.status,
-        **it.token_columns(),
-        "cache_write_tokens": u.cache_write_tokens if u else 0,
-        "usage_estimated": it.usage_estimated,
-        "cost_nanos": cost,
-        "total_cost_usd": nanos_to_usd(cost),
-        "cache_hit": it.cache in ("HIT", "SEMANTIC"),
-        "cost_saved_nanos": clean_int(it.cost_saved_nanos or 0, INT64),
-        "probe": it.probe,
-    }
+    return (
+        it.id,
+        it.created_at,
+        it.api_key_id,
+        it.team_id,
+        it.route,
+        it.model,
+        it.provider,
+        it.upstream_model,
+        it.stream,
+        it.status,
+        *(
+            (
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.total_tokens,
+                u.cached_tokens,
+                u.cache_write_tokens,
+            )
+            if u
+            else _NO_TOKENS
+        ),
+        it.usage_estimated,
+        cost,
+        nanos_to_usd(cost),
+        it.cache in ("HIT", "SEMANTIC"),
+        clean_int(it.cost_saved_nanos or 0, INT64),
+        it.probe,
+    )
+
+
+class _Sums:
+    """The batch's monthly, daily and spend increments, added up from each usage row's
+    bounded values as it is bound (one pass over the batch, in the same slices)."""
+
+    def __init__(self) -> None:
+        self.months: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self.spend: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.daily = DailySums()
+
+    def add(self, it: Interaction, row: list[Any]) -> None:
+        key_id, team_id, cost = row[_KEY], row[_TEAM], row[_COST]
+        prompt, completion = row[_PROMPT], row[_COMPLETION]
+        created = it.created_at
+        m = self.months.get((key_id, created.year, created.month))
+        if m is None:
+            m = self.months[(key_id, created.year, created.month)] = {
+                "api_key_id": key_id,
+                "year": created.year,
+                "month": created.month,
+                "team_id": team_id,
+                "total_requests": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+                "total_cost_nanos": 0,
+            }
+        m["team_id"] = team_id
+        m["total_requests"] += 1
+        m["prompt_tokens"] += prompt
+        m["completion_tokens"] += completion
+        m["total_tokens"] += row[_TOTAL]
+        m["total_cost_nanos"] += cost
+        if cost:
+            month, _ = month_period(created)
+            day, _ = day_period(created)
+            spend = self.spend
+            spend[("key", key_id, month)] += cost
+            spend[("key", key_id, day)] += cost
+            if team_id:
+                spend[("team", team_id, month)] += cost
+                spend[("team", team_id, day)] += cost
+        self.daily.add(
+            created.date(),
+            key_id,
+            team_id,
+            row[_MODEL],
+            row[_PROVIDER],
+            bool(row[_PROBE]),
+            prompt,
+            completion,
+            cost,
+            bool(row[_HIT]),
+            row[_STATUS] >= 400,
+        )
 
 
 def dialect_insert(dialect: str, table: Any) -> Any:
@@ -95,59 +210,65 @@ def _saturating_sum(conn: AsyncConnection, stored: Any, added: Any) -> Any:
 
 
 async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
-    table: sa.Table = UsageRecord.__table__  # type: ignore[assignment]
-    rows = [clean_row(table, _usage_row(it)) for it in batch if it.api_key_id is not None]
-    if not rows:
+    keyed = [it for it in batch if it.api_key_id is not None]
+    if not keyed:
         return
-    await insert_rows(conn, UsageRecord, rows)
+    sums = _Sums()
+    await insert_values(conn, UsageRecord, USAGE_COLUMNS, keyed, _usage_values, sums.add)
     now = utcnow()
+    months, spend = sums.months, sums.spend
 
-    months: dict[tuple[str, int, int], dict[str, Any]] = {}
-    spend: dict[tuple[str, str, str], int] = defaultdict(int)
-    for it, row in zip((it for it in batch if it.api_key_id is not None), rows, strict=True):
-        key_id = row["api_key_id"]
-        created = it.created_at
-        m = months.setdefault(
-            (key_id, created.year, created.month),
-            {
-                "api_key_id": key_id,
-                "year": created.year,
-                "month": created.month,
-                "team_id": row["team_id"],
-                "total_requests": 0,
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-                "total_tokens": 0,
-                "total_cost_nanos": 0,
-            },
+    # One executemany per table, of a statement built once per dialect: building and
+    # compiling an upsert per group was ~1.5 ms of the event loop each
+    # (bench/writer_cost.py), more than binding the batch's rows.
+    if months:
+        await conn.execute(
+            _upsert(conn, "monthly"),
+            [
+                {
+                    **(values := {k: _bounded(v) for k, v in months[key].items()}),
+                    "total_cost_usd": nanos_to_usd(values["total_cost_nanos"]),
+                    "updated_at": now,
+                }
+                for key in sorted(months)
+            ],
         )
-        m["team_id"] = row["team_id"]
-        m["total_requests"] += 1
-        m["prompt_tokens"] += row["prompt_tokens"]
-        m["completion_tokens"] += row["completion_tokens"]
-        m["total_tokens"] += row["total_tokens"]
-        m["total_cost_nanos"] += row["cost_nanos"]
-        cost = row["cost_nanos"]
-        if cost:
-            month, _ = month_period(created)
-            day, _ = day_period(created)
-            scopes = [("key", key_id)] + ([("team", row["team_id"])] if row["team_id"] else [])
-            for scope, scope_id in scopes:
-                spend[(scope, scope_id, month)] += cost
-                spend[(scope, scope_id, day)] += cost
+    await write_daily(conn, sums.daily, now, _upsert(conn, "daily"))
+    if spend:
+        await conn.execute(
+            _upsert(conn, "spend"),
+            [
+                {
+                    "scope": scope,
+                    "scope_id": scope_id,
+                    "period": period,
+                    "spent_nanos": clean_int(spend[(scope, scope_id, period)], INT64),
+                    "updated_at": now,
+                }
+                for scope, scope_id, period in sorted(spend)
+            ],
+        )
 
-    summary = MonthlyUsageSummary.__table__
-    for key in sorted(months):
-        values = {
-            k: clean_int(v, INT64) if isinstance(v, int) else v for k, v in months[key].items()
-        }
-        stmt = dialect_insert(conn.dialect.name, summary).values(
-            **values,
-            total_cost_usd=nanos_to_usd(values["total_cost_nanos"]),
-            updated_at=now,
-        )
+
+def _bounded(value: Any) -> Any:
+    return clean_int(value, INT64) if isinstance(value, int) else value
+
+
+_upserts: dict[tuple[str, str], Any] = {}
+
+
+def _upsert(conn: AsyncConnection, what: str) -> Any:
+    """The batch's upsert of ``what`` (monthly, daily, spend) for ``conn``'s dialect,
+    each increment a saturating sum of the stored and the inserted (``excluded``) value."""
+    key = (what, conn.dialect.name)
+    stmt = _upserts.get(key)
+    if stmt is not None:
+        return stmt
+    if what == "monthly":
+        table: Any = MonthlyUsageSummary.__table__
+        stmt = dialect_insert(conn.dialect.name, table)
         added = {
-            c: _saturating_sum(conn, summary.c[c], stmt.excluded[c])
+            c: _saturating_sum(conn, table.c[c], stmt.excluded[c])
             for c in (
                 "total_requests",
                 "prompt_tokens",
@@ -161,33 +282,34 @@ async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
             set_={
                 **added,
                 "team_id": stmt.excluded.team_id,
-                "updated_at": now,
+                "updated_at": stmt.excluded.updated_at,
                 "total_cost_usd": _usd_of(conn, added["total_cost_nanos"]),
             },
         )
-        await conn.execute(stmt)
-
-    await write_daily(conn, rows, now, dialect_insert, _saturating_sum)
-
-    counters = SpendCounter.__table__
-    for scope, scope_id, period in sorted(spend):
-        stmt = dialect_insert(conn.dialect.name, counters).values(
-            scope=scope,
-            scope_id=scope_id,
-            period=period,
-            spent_nanos=clean_int(spend[(scope, scope_id, period)], INT64),
-            updated_at=now,
+    elif what == "daily":
+        table = DailyUsage.__table__
+        stmt = dialect_insert(conn.dialect.name, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["day", "api_key_id", "team_id", "model", "provider", "probe"],
+            set_={
+                **{c: _saturating_sum(conn, table.c[c], stmt.excluded[c]) for c in DAILY_SUMS},
+                "updated_at": stmt.excluded.updated_at,
+            },
         )
+    else:
+        table = SpendCounter.__table__
+        stmt = dialect_insert(conn.dialect.name, table)
         stmt = stmt.on_conflict_do_update(
             index_elements=["scope", "scope_id", "period"],
             set_={
                 "spent_nanos": _saturating_sum(
-                    conn, counters.c.spent_nanos, stmt.excluded.spent_nanos
+                    conn, table.c.spent_nanos, stmt.excluded.spent_nanos
                 ),
-                "updated_at": now,
+                "updated_at": stmt.excluded.updated_at,
             },
         )
-        await conn.execute(stmt)
+    _upserts[key] = stmt
+    return stmt
 
 
 def spend_loader(engine: AsyncEngine, timeout: float = 2.0) -> Any:

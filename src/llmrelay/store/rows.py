@@ -1,6 +1,6 @@
 """The ``requests`` and ``responses`` rows of one :class:`Interaction`.
 
-Values are taken as they are; :func:`llmrelay.store.bulk.insert_rows` bounds each for
+Values are taken as they are; :func:`llmrelay.store.bulk.insert_values` bounds each for
 its column (:mod:`llmrelay.store.bounds`). A request has exactly one response row, with
 the same id, so writing a row twice (a replay) is detected by that id.
 """
@@ -15,49 +15,99 @@ import orjson
 from llmrelay.store.bounds import clean_json
 from llmrelay.telemetry.interaction import Interaction, redact
 
+#: The ``requests`` columns, in the order of :func:`request_values`.
+REQUEST_COLUMNS = (
+    "id",
+    "request_id",
+    "created_at",
+    "route",
+    "method",
+    "model",
+    "provider",
+    "upstream_model",
+    "api_key_id",
+    "stream",
+    "status_code",
+    "client_ip",
+    "user_agent",
+    "body",
+    "attempts",
+    "cost_nanos",
+    "cache",
+    "cost_saved_nanos",
+)
 
-def request_row(it: Interaction, bodies: bool) -> dict[str, Any]:
-    return {
-        "id": it.id,
-        "request_id": it.request_id,
-        "created_at": it.created_at,
-        "route": it.route,
-        "method": it.method,
-        "model": it.model,
-        "provider": it.provider,
-        "upstream_model": it.upstream_model,
-        "api_key_id": it.api_key_id,
-        "stream": it.stream,
-        "status_code": it.status,
-        "client_ip": it.client_ip,
-        "user_agent": it.user_agent or None,
-        "body": _text(it.request_body) if bodies else None,
+
+def request_values(it: Interaction, bodies: bool) -> tuple[Any, ...]:
+    """The ``requests`` row as a tuple (no dict per row), in :data:`REQUEST_COLUMNS` order."""
+    return (
+        it.id,
+        it.request_id,
+        it.created_at,
+        it.route,
+        it.method,
+        it.model,
+        it.provider,
+        it.upstream_model,
+        it.api_key_id,
+        it.stream,
+        it.status,
+        it.client_ip,
+        it.user_agent or None,
+        _text(it.request_body) if bodies else None,
         # Guardrail findings ride in the attempts JSON as a last entry with no status
         # (no schema change until 0004_cache lands: see docs/guardrails.md).
-        "attempts": (
-            [*it.attempts, {"guardrails": it.guardrails}] if it.guardrails else it.attempts or None
+        [*it.attempts, {"guardrails": it.guardrails}] if it.guardrails else it.attempts or None,
+        it.cost_nanos,
+        it.cache,
+        it.cost_saved_nanos,
+    )
+
+
+#: The ``responses`` columns, in the order of :func:`response_values`.
+RESPONSE_COLUMNS = (
+    "id",
+    "request_id",
+    "created_at",
+    "status_code",
+    "latency_ms",
+    "overhead_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "finish_reason",
+    "error_type",
+    "error_message",
+    "body",
+    "bytes_out",
+)
+
+
+def response_values(it: Interaction, bodies: bool) -> tuple[Any, ...]:
+    """The ``responses`` row as a tuple, in :data:`RESPONSE_COLUMNS` order."""
+    u = it.usage
+    return (
+        it.id,  # one response per request: the same id makes replays idempotent
+        it.id,
+        it.created_at,
+        it.status,
+        it.latency_ms,
+        it.overhead_ms,
+        *(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens)
+            if u
+            else _NO_TOKENS
         ),
-        "cost_nanos": it.cost_nanos,
-        "cache": it.cache,
-        "cost_saved_nanos": it.cost_saved_nanos,
-    }
+        it.finish_reason,
+        it.error_type,
+        redact(it.error_message) if it.error_message else None,
+        _text(it.response_body) if bodies else None,
+        it.bytes_out,
+    )
 
 
-def response_row(it: Interaction, bodies: bool) -> dict[str, Any]:
-    return {
-        "id": it.id,  # one response per request: the same id makes replays idempotent
-        "request_id": it.id,
-        "created_at": it.created_at,
-        "status_code": it.status,
-        "latency_ms": it.latency_ms,
-        "overhead_ms": it.overhead_ms,
-        **it.token_columns(),
-        "finish_reason": it.finish_reason,
-        "error_type": it.error_type,
-        "error_message": redact(it.error_message) if it.error_message else None,
-        "body": _text(it.response_body) if bodies else None,
-        "bytes_out": it.bytes_out,
-    }
+_NO_TOKENS = (0, 0, 0, 0)
 
 
 def _text(body: bytes | None) -> str | None:

@@ -49,16 +49,22 @@ from typing import IO, Any
 
 import msgspec
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.config import ConfigError
 from llmrelay.store.backlog import Backlog
 from llmrelay.store.bounds import clean_text
-from llmrelay.store.bulk import insert_rows
+from llmrelay.store.bulk import insert_values
 from llmrelay.store.deadline import within
 from llmrelay.store.replay import OrphanReplay
-from llmrelay.store.rows import log_line, request_row, response_row
+from llmrelay.store.rows import (
+    REQUEST_COLUMNS,
+    RESPONSE_COLUMNS,
+    log_line,
+    request_values,
+    response_values,
+)
 from llmrelay.store.schema import RequestRow, ResponseRow
 from llmrelay.store.spool import BEGUN, ENDED, ROW, Record, Spool, encode
 from llmrelay.store.writer_stats import WriterStats
@@ -81,6 +87,8 @@ _SINGLE_ROW_RETRIES = 2
 _SPOOL_SLICE = 16
 #: Seconds between looks for the spools of processes that died.
 _ORPHAN_SCAN_INTERVAL = 30.0
+#: Which of a batch's ids are written already (exactly once); built once, not per batch.
+_EXISTING = select(RequestRow.id).where(RequestRow.id.in_(bindparam("ids", expanding=True)))
 
 
 class _DatabaseAway(Exception):
@@ -424,13 +432,21 @@ class LogWriter:
         t0 = time.perf_counter()
         ids = [it.id for it in batch]
         async with self._engine.begin() as conn:
-            found = await conn.execute(select(RequestRow.id).where(RequestRow.id.in_(ids)))
+            found = await conn.execute(_EXISTING, {"ids": ids})
             existing = set(found.scalars())
             rows = [it for it in batch if it.id not in existing] if existing else batch
             if rows:
                 bodies = self._bodies
-                await insert_rows(conn, RequestRow, [request_row(it, bodies) for it in rows])
-                await insert_rows(conn, ResponseRow, [response_row(it, bodies) for it in rows])
+                await insert_values(
+                    conn, RequestRow, REQUEST_COLUMNS, rows, lambda it: request_values(it, bodies)
+                )
+                await insert_values(
+                    conn,
+                    ResponseRow,
+                    RESPONSE_COLUMNS,
+                    rows,
+                    lambda it: response_values(it, bodies),
+                )
                 for sink in self.sinks:  # usage rows and summaries, in the same transaction
                     await sink(conn, rows)
         took = time.perf_counter() - t0
