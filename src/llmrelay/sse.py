@@ -30,6 +30,26 @@ class EventSplitter:
         self._provider = provider
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        return self._split(self._join(chunk))
+
+    def feed_block(self, chunk: bytes) -> bytes:
+        """The whole events this read completes as one piece (``b""`` when none), for a
+        relay that can read them together; :meth:`split_block` gives :meth:`feed`'s
+        events of it when it cannot."""
+        buf = self._join(chunk)
+        end = buf.rfind(b"\n\n") + 2
+        if end < 2:
+            self._buf = buf
+            return b""
+        self._buf = buf[end:]
+        return buf[:end]
+
+    def split_block(self, block: bytes) -> list[bytes]:
+        """The events :meth:`feed` would have given for the read :meth:`feed_block`
+        returned ``block`` of (the same cuts, the same unfinished rest held)."""
+        return self._split(block + self._buf)
+
+    def _join(self, chunk: bytes) -> bytes:
         # The unfinished event left by earlier reads is checked (not this read's): the
         # whole events this read completes still go out before the stream is ended.
         if self._max is not None and len(self._buf) > self._max:
@@ -40,6 +60,9 @@ class EventSplitter:
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")
+        return buf
+
+    def _split(self, buf: bytes) -> list[bytes]:
         events: list[bytes] = []
         start = 0
         while True:

@@ -26,6 +26,8 @@ from llmrelay.context import Call
 from llmrelay.errors import GatewayError, UpstreamError, UpstreamUnreachable
 from llmrelay.plugins.chain import Replay, StreamStep, run_stream_steps
 from llmrelay.providers.base import FrameSplitter
+from llmrelay.providers.openai_compat import OpenAIStreamRelay
+from llmrelay.sse import EventSplitter
 from llmrelay.stream_encoding import OutputEncoder, encode_all
 from llmrelay.upstream import UpstreamResponse
 
@@ -71,6 +73,17 @@ async def relay_stream(
     splitter: FrameSplitter = provider.adapter.splitter(
         provider.spec, services.settings.max_upstream_event_bytes
     )
+    # An OpenAI stream nothing rewrites (no stream step, no encoder) is read a whole
+    # read at a time: one parse for all its events, forwarded as the one piece they came
+    # in (bench/RESULTS.md, "Streams"). Plug-ins that read events get them one by one.
+    block: tuple[EventSplitter, OpenAIStreamRelay] | None = None
+    if (
+        not steps
+        and encoder is None
+        and isinstance(translator, OpenAIStreamRelay)
+        and isinstance(splitter, EventSplitter)
+    ):
+        block = (splitter, translator)
     services.streams.add(call)
     await _start(services, call, codec, send, finish)
     #: What goes out with the last write: the end of the stream, or what a read
@@ -83,8 +96,17 @@ async def relay_stream(
             events: list[bytes] = []
             broken: UpstreamError | None = None
             try:
-                for frame in splitter.feed(chunk):
-                    events.extend(translator.feed(frame))
+                if block is not None:
+                    whole = block[0].feed_block(chunk)
+                    passed = block[1].feed_block(whole) if whole else events
+                    if passed is None:
+                        for frame in block[0].split_block(whole):
+                            events.extend(block[1].feed(frame))
+                    else:
+                        events = passed
+                else:
+                    for frame in splitter.feed(chunk):
+                        events.extend(translator.feed(frame))
             except UpstreamError as exc:  # what this read translated before it still goes
                 broken = exc
             stop: GatewayError | None = None

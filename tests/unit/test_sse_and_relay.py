@@ -109,3 +109,62 @@ def test_pass_through_stream_error_chunk_is_raised_not_forwarded() -> None:
     event = b'data: {"error": {"message": "boom", "type": "server_error"}}\n\n'
     with pytest.raises(UpstreamError, match="boom"):
         relay.feed(event)
+
+
+def _per_event(wants: bool, pieces: list[bytes]) -> tuple[object, ...]:
+    splitter, relay = EventSplitter(), OpenAIStreamRelay(wants)
+    out = [b for p in pieces for e in splitter.feed(p) for b in relay.feed(e)]
+    return b"".join(out), relay.content_chars, relay.finish_reason, relay.usage, relay.done
+
+
+def _by_block(wants: bool, pieces: list[bytes]) -> tuple[object, ...]:
+    splitter, relay = EventSplitter(), OpenAIStreamRelay(wants)
+    out: list[bytes] = []
+    for piece in pieces:
+        block = splitter.feed_block(piece)
+        passed = relay.feed_block(block) if block else []
+        if passed is None:
+            passed = [b for e in splitter.split_block(block) for b in relay.feed(e)]
+        out.extend(passed)
+    return b"".join(out), relay.content_chars, relay.finish_reason, relay.usage, relay.done
+
+
+BLOCK_STREAMS = [
+    b"".join(
+        [
+            chunk(choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}}]),
+            chunk(choices=[{"index": 0, "delta": {"content": 'h\u00e9 "q"\n'}}], usage=None),
+            chunk(choices=[{"index": 0, "delta": {"content": "\U0001f600"}}]),
+            chunk(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+            chunk(choices=[], usage={"prompt_tokens": 3, "completion_tokens": 5}),
+            DONE,
+        ]
+    ),
+    chunk(choices=[{"delta": {"tool_calls": [{"function": {"arguments": '{"a":1}'}}]}}])
+    + chunk(choices=[{"delta": {}, "finish_reason": "tool_calls"}])
+    + DONE,
+    chunk(choices=[{"delta": {"content": "x"}}]).replace(b"\n\n", b"\r\n\r\n") + b": ping\n\n",
+    chunk(choices=[], usage={"total_tokens": 2}) + chunk(choices=[{"delta": {"content": "y"}}]),
+    chunk(choices=[{"delta": {"content": "a"}}]) + b'data: {"error":{"message":"boom"}}\n\n',
+    b'data: {"a":[{}\n\ndata: {}]}\n\ndata: [1]\n\n\ndata: {"choices":[]}\n\n\n\n',
+    chunk(choices=[{"delta": {"content": "z"}}]) + b"event: e\ndata: {}\n\n" + DONE,
+]
+
+
+@pytest.mark.parametrize("stream", BLOCK_STREAMS)
+@pytest.mark.parametrize("wants", [False, True])
+def test_block_reading_is_the_per_event_relay(stream: bytes, wants: bool) -> None:
+    """A read's events read together (the relay's path when nothing rewrites them) give
+    the same bytes, content count, finish reason, usage and end as one by one, however
+    the stream is cut into reads."""
+    for size in (1, 5, 64, 333, len(stream)):
+        pieces = [stream[i : i + size] for i in range(0, len(stream), size)]
+        try:
+            expected: object = _per_event(wants, pieces)
+        except UpstreamError as exc:
+            expected = exc.message
+        try:
+            got: object = _by_block(wants, pieces)
+        except UpstreamError as exc:
+            got = exc.message
+        assert got == expected
