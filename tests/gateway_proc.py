@@ -51,10 +51,10 @@ def migrated_sqlite() -> Path:
     A gateway's start on an empty database runs the migrations: Alembic's imports and
     the schema's DDL took about 0.9 s of CPU of the 2.3 s a start cost (1.45 s on a
     database already at the newest revision, which skips Alembic), paid again by each
-    of the suite's ~150 gateway processes. So a test gateway's default database starts
-    as a copy of this one; the migrations themselves are tested on empty databases by
-    tests/unit/test_migrations.py and the in-process tier, and every gateway given its
-    own ``database_url`` still migrates it.
+    of the suite's gateway processes (55 in the first pass, counted 2026-12-04). So a
+    test gateway's default database starts as a copy of this one; the migrations
+    themselves are tested on empty databases by tests/unit/test_migrations.py and the
+    in-process tier, and every gateway given its own ``database_url`` still migrates it.
     """
     from llmrelay.store.database import migrate_url
 

@@ -65,6 +65,14 @@ class _Broken(Exception):
         self.before_answer = before_answer
 
 
+#: Body bytes received but not yet taken by the reader above which the socket stops being
+#: read (``pause_reading``), and below which it is read again: a client slower than its
+#: upstream holds at most about this much per stream in the gateway, the rest waits in
+#: the kernel's buffers and TCP's window, as it would with the client reading directly.
+_PAUSE_ABOVE = 256 * 1024
+_RESUME_BELOW = 64 * 1024
+
+
 class _Connection(asyncio.Protocol):
     """One TCP connection and the response being read on it."""
 
@@ -75,6 +83,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle = False
         self.idle_since = 0.0
+        self.paused = False
         self._reset()
 
     def _reset(self) -> None:
@@ -84,6 +93,10 @@ class _Connection(asyncio.Protocol):
         self.head: asyncio.Future[None] | None = None
         self.pieces: deque[bytes] = deque()
         self.size = 0
+        self.buffered = 0  # bytes in ``pieces``
+        if self.paused and self.transport is not None:
+            self.transport.resume_reading()
+        self.paused = False
         self.complete = False
         self.error: _Broken | None = None
         self.waiter: asyncio.Future[None] | None = None
@@ -132,7 +145,20 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self.pieces.append(body)
         self.size += len(body)
+        self.buffered += len(body)
+        if self.buffered > _PAUSE_ABOVE and not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.paused = True
         self._wake()
+
+    def take(self) -> bytes:
+        """The oldest body piece, reading the socket again once the reader caught up."""
+        piece = self.pieces.popleft()
+        self.buffered -= len(piece)
+        if self.paused and self.buffered < _RESUME_BELOW and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return piece
 
     def on_message_complete(self) -> None:
         if not self.status:
@@ -269,7 +295,7 @@ class H1Response:
         conn = self._conn
         while True:
             if conn.pieces:
-                return conn.pieces.popleft()
+                return conn.take()
             if conn.error is not None:
                 raise UpstreamUnreachable(
                     f"upstream {self._provider} broke off the stream: {_BROKE}",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from llmrelay import upstream_h1
 from llmrelay.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
 from llmrelay.mock_upstream.tls import TlsFiles, client_context, make_tls_files, server_context
 from llmrelay.providers.base import UpstreamCall
@@ -96,6 +97,34 @@ async def test_chunked_stream_and_request_head() -> None:
     head = seen[0].lower()
     assert head.startswith(b"post /v1/chat/completions http/1.1\r\n")
     assert b"content-length: 2\r\n" in head and b"accept-encoding: identity" in head
+    client.close()
+    server.close()
+
+
+async def test_a_slow_reader_pauses_the_socket_so_buffering_stays_bounded() -> None:
+    """A fast upstream and a slow client: the gateway stops reading the socket above
+    _PAUSE_ABOVE instead of queueing the whole body, and reads on once drained."""
+    body = bytes(range(256)) * (8 * 1024)  # 2 MiB
+
+    def answer(_: bytes) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+    server, _ = await _server(answer)
+    client = H1Client(8 * 1024 * 1024)
+    resp = await client.send(_call(_url(server)), provider="p", timeout=5, connect_timeout=5)
+    conn = resp._conn  # type: ignore[attr-defined]
+    got: list[bytes] = []
+    most = 0
+    paused_seen = False
+    async for piece in resp.chunks():
+        got.append(piece)
+        await asyncio.sleep(0.01)  # the slow client: the upstream's bytes keep arriving
+        most = max(most, conn.buffered)
+        paused_seen = paused_seen or conn.paused
+    assert b"".join(got) == body
+    assert paused_seen
+    assert most <= upstream_h1._PAUSE_ABOVE + 256 * 1024  # at most one socket read over
+    assert not conn.paused
     client.close()
     server.close()
 
