@@ -129,6 +129,29 @@ def _by_block(wants: bool, pieces: list[bytes]) -> tuple[object, ...]:
     return b"".join(out), relay.content_chars, relay.finish_reason, relay.usage, relay.done
 
 
+#: Chunks of shapes no provider sends (a broken or hostile upstream): each is relayed as it
+#: came and not counted, and the rest of the stream is read as usual.
+HOSTILE = (
+    chunk(choices=[{"delta": {"content": "ok"}}])
+    + b'data: {"choices":[1]}\n\n'
+    + b'data: {"choices":[{"delta":"x"}]}\n\n'
+    + b'data: {"choices":[{"delta":{"tool_calls":5}}]}\n\n'
+    + b'data: {"choices":"abc"}\n\n'
+    + b'data: {"choices":[],"usage":{"prompt_tokens":"many"}}\n\n'
+    + b'data: {"choices":[],"usage":{"prompt_tokens":1e999}}\n\n'
+    + b'data: {"choices":[],"usage":5}\n\n'
+    + chunk(choices=[{"delta": {"content": "!"}, "finish_reason": "stop"}])
+    + DONE
+)
+
+
+def test_chunks_of_another_shape_pass_on_uncounted() -> None:
+    for wants in (False, True):
+        out, chars, finish, usage, done = _per_event(wants, [HOSTILE])
+        assert out == HOSTILE
+        assert (chars, finish, usage, done) == (3, "stop", None, True)
+
+
 BLOCK_STREAMS = [
     b"".join(
         [
@@ -148,6 +171,7 @@ BLOCK_STREAMS = [
     chunk(choices=[{"delta": {"content": "a"}}]) + b'data: {"error":{"message":"boom"}}\n\n',
     b'data: {"a":[{}\n\ndata: {}]}\n\ndata: [1]\n\n\ndata: {"choices":[]}\n\n\n\n',
     chunk(choices=[{"delta": {"content": "z"}}]) + b"event: e\ndata: {}\n\n" + DONE,
+    HOSTILE,
 ]
 
 

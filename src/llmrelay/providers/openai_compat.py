@@ -45,6 +45,34 @@ def _post(
     return UpstreamCall("POST", _url(spec, path), _headers(spec), orjson.dumps(out))
 
 
+#: What reading a chunk of an unexpected shape raises (``"choices": [1]``, ``"delta": "x"``,
+#: ``"prompt_tokens": "many"``): a hostile or broken upstream's event is relayed as it
+#: came and not counted, as an event that is not JSON is, instead of ending the call.
+_SHAPE_ERRORS = (AttributeError, TypeError, ValueError, OverflowError)
+
+
+def _tally(choices: list[Any]) -> tuple[int, str | None]:
+    """One chunk's delivered characters (content and tool-call arguments, what a cut
+    stream is billed by) and its last finish reason, for both of the relay's paths."""
+    chars = 0
+    finish = None
+    for choice in choices:
+        delta = choice.get("delta")
+        if delta:
+            content = delta.get("content")
+            if content:
+                chars += len(content)
+            if "tool_calls" in delta:
+                for call in delta["tool_calls"] or ():
+                    args = (call.get("function") or {}).get("arguments")
+                    if args:
+                        chars += len(args)
+        reason = choice.get("finish_reason")
+        if reason:
+            finish = reason
+    return chars, finish
+
+
 class OpenAIStreamRelay(StreamProgress):
     """Forwards OpenAI SSE events unchanged while noting usage and the finish reason."""
 
@@ -79,24 +107,17 @@ class OpenAIStreamRelay(StreamProgress):
         choices = chunk.get("choices")
         if "error" in chunk and not choices:
             raise openai_error(self._provider, 500, data, {})
-        if choices:
-            for choice in choices:
-                delta = choice.get("delta")
-                if delta:
-                    content = delta.get("content")
-                    if content:
-                        self.content_chars += len(content)
-                    if "tool_calls" in delta:
-                        for call in delta["tool_calls"] or ():
-                            args = (call.get("function") or {}).get("arguments")
-                            if args:
-                                self.content_chars += len(args)
-                reason = choice.get("finish_reason")
-                if reason:
-                    self.finish_reason = reason
-        usage = chunk.get("usage")
-        if usage:
-            self.usage = Usage.from_openai(usage)
+        try:
+            chars, reason = _tally(choices) if choices else (0, None)
+            usage = chunk.get("usage")
+            counted = Usage.from_openai(usage) if usage else None
+        except _SHAPE_ERRORS:
+            return [event]  # a chunk of another shape is passed on, not counted
+        self.content_chars += chars
+        if reason:
+            self.finish_reason = reason
+        if counted is not None:
+            self.usage = counted
             if not choices and not self._wants_usage:
                 return []
         return [event]
@@ -136,20 +157,13 @@ class OpenAIStreamRelay(StreamProgress):
                 return None
             choices = chunk.get("choices")
             if choices:
-                for choice in choices:
-                    delta = choice.get("delta")
-                    if delta:
-                        content = delta.get("content")
-                        if content:
-                            chars += len(content)
-                        if "tool_calls" in delta:
-                            for call in delta["tool_calls"] or ():
-                                args = (call.get("function") or {}).get("arguments")
-                                if args:
-                                    chars += len(args)
-                    reason = choice.get("finish_reason")
-                    if reason:
-                        finish = reason
+                try:
+                    more, reason = _tally(choices)
+                except _SHAPE_ERRORS:
+                    return None  # a chunk of another shape: feed() passes it on
+                chars += more
+                if reason:
+                    finish = reason
             elif "error" in chunk:
                 return None
             found = chunk.get("usage")
@@ -159,11 +173,15 @@ class OpenAIStreamRelay(StreamProgress):
                         return None  # a usage-only chunk to drop mid-read: one by one
                     hide = True  # (where OpenAI sends it: the last before [DONE])
                 usage = found
+        try:
+            counted = Usage.from_openai(usage) if usage else None
+        except _SHAPE_ERRORS:
+            return None  # nothing noted yet: feed() passes the events on one by one
         self.content_chars += chars
         if finish:
             self.finish_reason = finish
-        if usage:
-            self.usage = Usage.from_openai(usage)
+        if counted is not None:
+            self.usage = counted
         if done:
             self.done = True
         if hide:  # the read without its last event (the usage chunk), [DONE] kept
