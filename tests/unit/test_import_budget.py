@@ -31,12 +31,18 @@ NOT_AT_START = {
     "stdnum",
     "yaml",
 }
-#: Modules of our own (and aiohttp's server side) that are only for other commands.
+#: Modules of our own (and aiohttp's server side) that are only for other commands; the
+#: ORM and SQLAlchemy's asyncio extension (whose package imports the ORM) are the admin
+#: plane's and the CLI's: the start and the request path use Core (``store/tables.py``,
+#: ``store/database.py``'s ``Database``).
 NOT_AT_START_MODULES = {
     "llmrelay.probe",
     "llmrelay.mock_upstream",
     "aiohttp.web",
     "llmrelay.admin.routes_keys",
+    "llmrelay.store.schema",
+    "sqlalchemy.orm",
+    "sqlalchemy.ext.asyncio",
 }
 
 
@@ -60,6 +66,12 @@ def _offenders(modules: set[str]) -> list[str]:
         if m.split(".")[0] in NOT_AT_START
         or any(m == p or m.startswith(p + ".") for p in NOT_AT_START_MODULES)
     )
+
+
+def test_the_tables_need_no_orm() -> None:
+    """``store/tables.py`` and the ``Database`` access are Core only."""
+    loaded = _loaded("import llmrelay.store.tables, llmrelay.store.database")
+    assert _offenders(loaded) == []
 
 
 def test_row_ids_need_no_sqlalchemy() -> None:

@@ -22,7 +22,8 @@ from sqlalchemy import func, select, text
 from llmrelay.asgi import Request, Send, send_bytes
 from llmrelay.errors import AuthenticationError, ServiceUnavailable
 from llmrelay.store.deadline import within
-from llmrelay.store.schema import RequestRow, ResponseRow
+from llmrelay.store.tables import requests as requests_table
+from llmrelay.store.tables import responses as responses_table
 
 if TYPE_CHECKING:
     from llmrelay.services import Services
@@ -158,8 +159,8 @@ async def db_stats(services: Services, request: Request, send: Send) -> None:
     async def count() -> tuple[int | None, int | None]:
         async with services.engine.connect() as conn:
             return (
-                await conn.scalar(select(func.count()).select_from(RequestRow)),
-                await conn.scalar(select(func.count()).select_from(ResponseRow)),
+                await conn.scalar(select(func.count()).select_from(requests_table)),
+                await conn.scalar(select(func.count()).select_from(responses_table)),
             )
 
     try:

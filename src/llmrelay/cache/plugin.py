@@ -40,12 +40,11 @@ from llmrelay.plugins.chain import Answer, Plugin, Replay, StreamStep
 from llmrelay.providers.base import ChatResult, Usage
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from llmrelay.config import Settings
     from llmrelay.context import Call
     from llmrelay.governance.governor import Governor
     from llmrelay.routing.resolve import Resolver, Target
+    from llmrelay.store.database import Database
     from llmrelay.telemetry.metrics import Metrics
 
 log = logging.getLogger("llmrelay.cache")
@@ -85,7 +84,7 @@ class CacheRuntime:
         governor: Governor,
         metrics: Metrics,
         resolver: Resolver,
-        engine: AsyncEngine | None = None,
+        engine: Database | None = None,
     ) -> None:
         cfg = settings.response_cache
         self.governor = governor

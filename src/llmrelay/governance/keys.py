@@ -20,15 +20,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import bindparam, select, update
 
 from llmrelay.errors import AuthenticationError, ServiceUnavailable
+from llmrelay.store.database import Connect
 from llmrelay.store.deadline import within
-from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
+from llmrelay.store.ids import new_id, utcnow
+from llmrelay.store.tables import api_keys, teams
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
     from llmrelay.config import Settings
+    from llmrelay.store.schema import ApiKey
 
 log = logging.getLogger("llmrelay.keys")
 
@@ -64,7 +68,8 @@ class TeamRecord:
     daily_budget: Decimal | None = None
 
     @classmethod
-    def from_row(cls, row: Team) -> TeamRecord:
+    def from_row(cls, row: Any) -> TeamRecord:
+        """From a ``teams`` row (Core) or a ``Team`` (ORM): the same attribute names."""
         return cls(
             id=row.id,
             name=row.name,
@@ -103,7 +108,8 @@ class KeyRecord:
     expires_at: float | None = None
 
     @classmethod
-    def from_row(cls, row: ApiKey, team: Team | None = None) -> KeyRecord:
+    def from_row(cls, row: Any, team: Any = None) -> KeyRecord:
+        """From an ``api_keys`` row of :data:`_KEY_COLUMNS` or an ``ApiKey`` (ORM)."""
         return cls(
             id=row.id,
             name=row.name,
@@ -222,6 +228,17 @@ class _Known:
     confirmed_at: float
 
 
+#: A key's columns, ``metadata`` as ``metadata_`` (the ORM class's name for it).
+_KEY_COLUMNS = tuple(c.label("metadata_") if c.name == "metadata" else c for c in api_keys.c)
+_BY_HASH = select(*_KEY_COLUMNS).where(
+    api_keys.c.key_hash == bindparam("digest"), api_keys.c.enabled.is_(True)
+)
+_BY_PREVIOUS_HASH = select(*_KEY_COLUMNS).where(
+    api_keys.c.previous_key_hash == bindparam("digest"), api_keys.c.enabled.is_(True)
+)
+_TEAM = select(teams).where(teams.c.id == bindparam("id"))
+
+
 class _DatabaseUnavailable(Exception):
     """The lookup failed or timed out: the database, not the key, is the problem."""
 
@@ -242,10 +259,8 @@ class KeyStore:
       working and an unknown one gets a fast 503, never a 401 (it may be valid).
     """
 
-    def __init__(
-        self, sessions: async_sessionmaker[Any], policy: KeyCachePolicy | None = None
-    ) -> None:
-        self._sessions = sessions
+    def __init__(self, connect: Connect, policy: KeyCachePolicy | None = None) -> None:
+        self._connect = connect
         self.policy = policy or KeyCachePolicy()
         self.stats = KeyStoreStats()
         self._known: dict[str, _Known] = {}
@@ -349,23 +364,19 @@ class KeyStore:
             self._slots.release()
 
     async def _read(self, digest: str) -> KeyRecord | None:
-        async with self._sessions() as session:
-            row = await session.scalar(
-                select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.enabled.is_(True))
-            )
+        async with self._connect() as conn:
+            row = (await conn.execute(_BY_HASH, {"digest": digest})).first()
             matched = digest
             if row is None:  # the secret before a rotation, during its grace period
-                row = await session.scalar(
-                    select(ApiKey).where(
-                        ApiKey.previous_key_hash == digest, ApiKey.enabled.is_(True)
-                    )
-                )
+                row = (await conn.execute(_BY_PREVIOUS_HASH, {"digest": digest})).first()
                 grace = row.previous_key_expires_at if row is not None else None
                 if grace is None or _aware(grace) <= utcnow():
                     return None
             if row is None:
                 return None
-            team = await session.get(Team, row.team_id) if row.team_id else None
+            team = None
+            if row.team_id:
+                team = (await conn.execute(_TEAM, {"id": row.team_id})).first()
             record = KeyRecord.from_row(row, team)
             if matched != row.key_hash:
                 record = replace(record, key_hash=matched)
@@ -426,6 +437,8 @@ async def create_key(
     expires_at: datetime | None = None,
 ) -> tuple[str, ApiKey]:
     """Create a key; returns the clear key (shown once) and its row."""
+    from llmrelay.store.schema import ApiKey  # the ORM: commands only, never at start
+
     key = generate_key()
     row = ApiKey(
         id=new_id(),
@@ -452,6 +465,8 @@ async def create_key(
 
 
 async def list_keys(sessions: async_sessionmaker[Any]) -> list[ApiKey]:
+    from llmrelay.store.schema import ApiKey
+
     async with sessions() as session:
         return list((await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all())
 
@@ -459,8 +474,8 @@ async def list_keys(sessions: async_sessionmaker[Any]) -> list[ApiKey]:
 async def revoke_key(sessions: async_sessionmaker[Any], name: str) -> bool:
     async with sessions() as session, session.begin():
         result = await session.execute(
-            update(ApiKey)
-            .where(ApiKey.name == name, ApiKey.enabled.is_(True))
+            update(api_keys)
+            .where(api_keys.c.name == name, api_keys.c.enabled.is_(True))
             .values(enabled=False, revoked_at=utcnow())
         )
     return bool(getattr(result, "rowcount", 0))

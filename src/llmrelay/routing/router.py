@@ -60,10 +60,9 @@ from llmrelay.telemetry.interaction import redact
 from llmrelay.upstream import UpstreamResponse, upstream_request_id
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
     from llmrelay.config import Settings
     from llmrelay.context import Call
+    from llmrelay.store.database import Connect
 
 log = logging.getLogger("llmrelay")
 
@@ -546,7 +545,7 @@ def pick_weighted(weights: list[float], rng: random.Random) -> int:
 
 
 def build_router(
-    settings: Settings, registry: Registry, resolver: Resolver, sessions: async_sessionmaker[Any]
+    settings: Settings, registry: Registry, resolver: Resolver, connect: Connect
 ) -> Router:
     """The gateway's router; YAML configs are bound once here so a bad one stops the start."""
     from llmrelay.config import ConfigError
@@ -580,7 +579,7 @@ def build_router(
     selector = PlanSelector(
         registry=registry,
         resolver=resolver,
-        configs=RouteConfigStore(named, sessions, r.config_cache_ttl, settings.database_timeout),
+        configs=RouteConfigStore(named, connect, r.config_cache_ttl, settings.database_timeout),
         default_config=r.default_config,
         enforce_breaker=cb.enabled,
     )

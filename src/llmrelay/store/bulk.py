@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from llmrelay.store.bounds import Cleaner, cleaner
+from llmrelay.store.database import Connection
 
 T = TypeVar("T")
 _Processor = Callable[[Any], Any]
@@ -69,8 +69,8 @@ def _plan(table: Table, columns: tuple[str, ...], dialect: Dialect) -> _Plan:
 
 
 async def insert_values(
-    conn: AsyncConnection,
-    model: type[Any],
+    conn: Connection,
+    table: Table,
     columns: tuple[str, ...],
     items: Sequence[T],
     values: Callable[[T], Sequence[Any]],
@@ -81,7 +81,7 @@ async def insert_values(
     they are converted for the driver, for sums that must add what the row holds."""
     if not items:
         return
-    plan = _plan(model.__table__, columns, conn.dialect)
+    plan = _plan(table, columns, conn.dialect)
     cleaners, processors = plan.cleaners, plan.processors
     params: list[tuple[Any, ...]] = []
     for start in range(0, len(items), ROW_SLICE):
@@ -101,11 +101,9 @@ async def insert_values(
     await conn.exec_driver_sql(plan.sql, params)
 
 
-async def insert_rows(
-    conn: AsyncConnection, model: type[Any], rows: Sequence[dict[str, Any]]
-) -> None:
-    """INSERT ``rows`` (dicts with the same keys) into ``model``'s table, one executemany."""
+async def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (dicts with the same keys) into ``table``, one executemany."""
     if not rows:
         return
     columns = tuple(rows[0])
-    await insert_values(conn, model, columns, rows, lambda row: [row[c] for c in columns])
+    await insert_values(conn, table, columns, rows, lambda row: [row[c] for c in columns])
