@@ -90,6 +90,26 @@ def test_import_app_leaves_the_heavy_modules_alone() -> None:
     assert sorted(m for m in loaded if m.split(".")[0] in NOT_AT_IMPORT) == []
 
 
+def test_the_command_line_leaves_them_alone() -> None:
+    """``llmrelay serve`` imports the CLI, which builds every command's parser: the
+    commands themselves (the probe's aiohttp and rich, the admin plane's ORM) load only
+    when run."""
+    loaded = _loaded("import llmrelay.cli")
+    commands = {"llmrelay.probe.command", "llmrelay.admin.auth", "rich"}
+    assert (
+        sorted(
+            m
+            for m in loaded
+            if m.split(".")[0] in NOT_AT_START
+            or any(
+                m == p or m.startswith(p + ".") for p in NOT_AT_START_MODULES - {"llmrelay.probe"}
+            )
+            or any(m == p or m.startswith(p + ".") for p in commands)
+        )
+        == []
+    )
+
+
 @pytest.mark.timeout(90)
 def test_a_default_start_leaves_them_alone(tmp_path: Path) -> None:
     """A start on the embedded default (SQLite in the working directory), the schema
