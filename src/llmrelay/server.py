@@ -45,6 +45,8 @@ def _uvicorn_config(settings: Settings, app: Any) -> Any:
         workers=settings.workers,
         factory=isinstance(app, str),
         loop="uvloop",
+        # No WebSocket routes: "auto" imported the websockets package at every start.
+        ws="none",
         lifespan="on",
         access_log=False,
         log_config=None,
