@@ -86,6 +86,8 @@ _SINGLE_ROW_RETRIES = 2
 #: Whole batches were one step: 250 rows held the loop 15-25 ms on the shared machine
 #: (bench/loop_stalls.py, "loop step" of llmrelay-log-spool).
 _SPOOL_PART = 16
+#: How many times ``batch_size`` a batch may hold while the writer is behind.
+_CATCH_UP = 20
 #: Seconds between looks for the spools of processes that died.
 _ORPHAN_SCAN_INTERVAL = 30.0
 #: Which of a batch's ids are written already (exactly once); built once, not per batch.
@@ -341,7 +343,13 @@ class LogWriter:
         scanned = time.monotonic()
         while True:
             assert self._backlog is not None
-            batch = self._backlog.take(self._batch_size, self._done_seq)
+            # Behind (more than a batch waiting): bigger batches. A batch costs the loop a
+            # few dozen turns whatever its size (every statement is a round trip to the
+            # driver's thread), so under load a fixed size wrote fewer rows than arrived.
+            size = self._batch_size
+            if self._spooled_seq - self._done_seq > size:
+                size *= _CATCH_UP
+            batch = self._backlog.take(size, self._done_seq)
             if not batch:
                 if self._spooled_seq == self._done_seq:
                     self._caught_up.set()
