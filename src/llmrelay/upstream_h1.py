@@ -2,7 +2,8 @@
 
 aiohttp's client costs ~130 Python calls per relayed request (request and payload
 objects, header multidicts, timers, the stream reader); this one costs ~20: a pool of
-idle connections per ``host:port``, the request written in one ``write``, the response
+idle connections per ``host:port``, the request written in one ``write`` (its head built
+once per method, URL and headers, then reused with each call's length), the response
 parsed by httptools (the C parser uvicorn uses) into a status, a lower-cased header dict
 and body pieces. This module holds the pool and the client (the request's head, the wait
 for the answer's); one connection, its parser, its timer and the reader of its answer are
@@ -155,6 +156,9 @@ class H1Client:
         self._pools: dict[str, _Pool] = {}
         #: ``url`` -> (pool key, host, port, tls, request target, Host header).
         self._targets: dict[str, tuple[str, str, int, bool, bytes, bytes]] = {}
+        #: (method, url, *headers) -> the request's head up to its content-length: a
+        #: provider's calls repeat one head (built ~3 us, looked up ~0.9 us).
+        self._heads: dict[tuple[object, ...], bytes] = {}
 
     @staticmethod
     def serves(url: str) -> bool:
@@ -196,7 +200,14 @@ class H1Client:
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = _Pool(self, host, port, tls)
-        head = _request_head(call, path, netloc, provider)
+        shape = (call.method, call.url, *call.headers.items())
+        head = self._heads.get(shape)
+        if head is None:
+            head = _request_head(call, path, netloc, provider)
+            if len(self._heads) >= 1000:  # per-call headers (a trace id): not kept for long
+                self._heads.clear()
+            self._heads[shape] = head
+        head += b"content-length: %d\r\n\r\n" % len(call.body)
         conn = pool.take_idle()
         if conn is None:
             try:
@@ -249,6 +260,7 @@ class H1Client:
 
 
 def _request_head(call: UpstreamCall, path: bytes, netloc: bytes, provider: str) -> bytes:
+    """The request line and headers, all but ``content-length`` and the blank line."""
     lines = [call.method.encode("ascii"), b" ", path, b" HTTP/1.1\r\nhost: ", netloc, b"\r\n"]
     seen_agent = False
     for name, value in call.headers.items():
@@ -269,5 +281,4 @@ def _request_head(call: UpstreamCall, path: bytes, netloc: bytes, provider: str)
         lines.append(b"user-agent: llmrelay\r\n")
     if "accept-encoding" not in call.headers:
         lines.append(b"accept-encoding: identity\r\n")
-    lines += (b"content-length: ", str(len(call.body)).encode("ascii"), b"\r\n\r\n")
     return b"".join(lines)

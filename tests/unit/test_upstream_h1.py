@@ -104,6 +104,30 @@ async def test_chunked_stream_and_request_head() -> None:
     server.close()
 
 
+async def test_a_repeated_head_is_reused_with_each_call_s_own_length() -> None:
+    seen: list[bytes] = []
+
+    def answer(request: bytes) -> bytes:
+        seen.append(request)
+        return _json(request)
+
+    server, _ = await _server(answer)
+    client = H1Client(1024)
+    for body in (b"{}", b'{"a": 1}', b"{}"):
+        call = UpstreamCall("POST", _url(server), {"authorization": "Bearer k"}, body)
+        resp = await client.send(call, provider="p", timeout=5, connect_timeout=5)
+        assert await resp.read() == b"{}"
+    assert [r.lower().split(b"\r\n\r\n", 1)[1] for r in seen] == [b"{}", b'{"a": 1}', b"{}"]
+    for request, length in zip(seen, (2, 8, 2), strict=True):
+        assert b"content-length: %d\r\n" % length in request.lower()
+    assert len(client._heads) == 1
+    other = UpstreamCall("POST", _url(server), {"authorization": "Bearer other"}, b"{}")
+    resp = await client.send(other, provider="p", timeout=5, connect_timeout=5)
+    assert await resp.read() == b"{}" and b"bearer other" in seen[-1].lower()
+    client.close()
+    server.close()
+
+
 async def test_a_slow_reader_pauses_the_socket_so_buffering_stays_bounded() -> None:
     """A fast upstream and a slow client: the gateway stops reading the socket above
     _PAUSE_ABOVE instead of queueing the whole body, and reads on once drained."""
