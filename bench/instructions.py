@@ -3,6 +3,7 @@
     .venv/bin/python bench/instructions.py                   # non-stream, callgrind
     .venv/bin/python bench/instructions.py --stream          # the 21-event SSE answer
     .venv/bin/python bench/instructions.py --tls             # the upstream on https://
+    .venv/bin/python bench/instructions.py --stream --trickle 10 --n 100   # one event per read
     .venv/bin/python bench/instructions.py --tls --client aiohttp   # https on aiohttp, as before
     .venv/bin/python bench/instructions.py --profile         # cProfile: calls per request + top
     .venv/bin/python bench/instructions.py --count none      # just run it (wall time, no counts)
@@ -31,6 +32,12 @@ sequential, the most repeatable).
 CA would be) and points the provider at ``https://127.0.0.1``: every real provider's
 path. The connection is kept alive, so what is counted is TLS record encryption per call,
 not handshakes (those happen in the warm-up).
+
+``--trickle MS`` sends the SSE answer as a real model does, one event at a time: the head
+and the first event, then each further event ``MS`` ms after the last, so each upstream
+read holds one event (the per-read cost of the client and the relay, which the whole
+answer in one read hardly shows). Pick ``MS`` well above callgrind's time per read (10 ms
+is); the idle loop between events is counted too, the same in every run at one ``MS``.
 """
 
 from __future__ import annotations
@@ -103,6 +110,9 @@ def _response(content_type: bytes, body: bytes) -> bytes:
 class _Upstream(asyncio.Protocol):
     JSON = _response(b"application/json", CHAT_JSON)
     SSE = _response(b"text/event-stream", CHAT_SSE)
+    #: ``--trickle``: seconds between events (0: the whole answer in one write).
+    TRICKLE = 0.0
+    EVENTS = [e + b"\n\n" for e in CHAT_SSE.split(b"\n\n")[:-1]]
     MODELS = _response(
         b"application/json",
         b'{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","owned_by":"mock"}]}',
@@ -128,12 +138,25 @@ class _Upstream(asyncio.Protocol):
             if head.startswith(b"get "):
                 self.transport.write(self.MODELS)
             elif re.search(rb'"stream"\s*:\s*true', body):
-                self.transport.write(self.SSE)
+                if self.TRICKLE:
+                    self._trickle(len(self.SSE) - len(CHAT_SSE) + len(self.EVENTS[0]), 1)
+                else:
+                    self.transport.write(self.SSE)
             else:
                 self.transport.write(self.JSON)
 
+    def _trickle(self, upto: int, i: int) -> None:
+        """The answer's head and first event (``upto`` bytes), then one event a step."""
+        if i == 1:
+            self.transport.write(self.SSE[:upto])
+        else:
+            self.transport.write(self.EVENTS[i - 1])
+        if i < len(self.EVENTS):
+            asyncio.get_running_loop().call_later(self.TRICKLE, self._trickle, 0, i + 1)
 
-def serve_upstream(port: int, tls_dir: str | None) -> None:
+
+def serve_upstream(port: int, tls_dir: str | None, trickle_ms: float = 0.0) -> None:
+    _Upstream.TRICKLE = trickle_ms / 1000
     ctx = None
     if tls_dir:
         import ssl
@@ -419,7 +442,7 @@ def args_top() -> int:
     return int(os.environ.get("TOP", "40"))
 
 
-def _start_upstream(tls_dir: str | None) -> tuple[subprocess.Popen[str], int]:
+def _start_upstream(tls_dir: str | None, trickle_ms: float) -> tuple[subprocess.Popen[str], int]:
     import socket
 
     with socket.socket() as s:
@@ -427,7 +450,7 @@ def _start_upstream(tls_dir: str | None) -> tuple[subprocess.Popen[str], int]:
         port = s.getsockname()[1]
     tls = ["--tls-dir", tls_dir] if tls_dir else []
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--upstream", str(port), *tls],
+        [sys.executable, __file__, "--upstream", str(port), "--trickle", str(trickle_ms), *tls],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -442,7 +465,7 @@ def _inner(args: argparse.Namespace) -> None:
 
     if args.tls_dir:  # before the gateway builds its TLS contexts
         os.environ["SSL_CERT_FILE"] = str(Path(args.tls_dir) / "ca.pem")
-    upstream, port = _start_upstream(args.tls_dir)
+    upstream, port = _start_upstream(args.tls_dir, args.trickle)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             uvloop.run(gateway_run(args, port, Path(tmp)))
@@ -509,6 +532,13 @@ def main() -> None:
         "--write-every", type=int, default=100, help="--writer: calls per database batch"
     )
     parser.add_argument("--tls", action="store_true", help="the upstream on https://")
+    parser.add_argument(
+        "--trickle",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="--stream: one event per MS ms (one event per read), not the answer at once",
+    )
     parser.add_argument("--tls-dir", help=argparse.SUPPRESS)
     parser.add_argument(
         "--client",
@@ -522,7 +552,7 @@ def main() -> None:
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.upstream:
-        serve_upstream(args.upstream, args.tls_dir)
+        serve_upstream(args.upstream, args.tls_dir, args.trickle)
         return
     if args.profile:
         args.count = "none"
