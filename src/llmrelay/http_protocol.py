@@ -107,6 +107,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # The set includes this connection, which is the one over the limit.
         self._over_capacity = len(self.connections) > self.limits.max_connections
         self._begin_head()
+        self._start_head_timer()  # a new connection's clock runs from the accept
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
@@ -146,19 +147,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(self._too_large())
+        if self._reading_head and self._head_timer is None and not self._refused:
+            # The next request of a kept-alive connection began in this read and its head
+            # is not complete: its clock runs from now. (Started here, not when parsing
+            # began: a head that is complete within the read, nearly all of them, then
+            # costs no timer to make and cancel.)
+            self._start_head_timer()
 
     # -- parser callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._begin_head()
 
+    # Called per header of every request: the size count is inlined, not a method call.
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
-        self._count(len(url))
+        self._head_size += len(url)
+        if self._head_size > self.limits.max_header_bytes:
+            self._stop(self._too_large())
 
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
-        self._count(len(name) + len(value) + 4)
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self.limits.max_header_bytes:
+            self._stop(self._too_large())
         if len(self.headers) > self.limits.max_headers:
             self._stop(
                 RequestHeadersTooLarge(
@@ -168,7 +180,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
-        self._stop_head_timer()
+        if self._head_timer is not None:
+            self._stop_head_timer()
         if self._over_capacity:
             self._stop(
                 ServiceUnavailable(
@@ -184,7 +197,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _begin_head(self) -> None:
         self._reading_head = True
         self._head_bytes = self._head_size = 0
-        if self._head_timer is None:  # a new connection's clock runs from the accept
+
+    def _start_head_timer(self) -> None:
+        if self._head_timer is None:
             self._head_timer = self.loop.call_later(
                 self.limits.header_timeout, self._head_timed_out
             )
@@ -207,11 +222,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 "(header_timeout)"
             )
         )
-
-    def _count(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > self.limits.max_header_bytes:
-            self._stop(self._too_large())
 
     def _too_large(self) -> RequestHeadersTooLarge:
         return RequestHeadersTooLarge(
