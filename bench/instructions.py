@@ -207,7 +207,9 @@ def serve_client(port: int, key: str, stream: bool) -> None:
 
 class _Client:
     """One ASGI call the way uvicorn drives it: the body, then ``http.disconnect`` once
-    the response is complete (what the pipeline's disconnect watcher sees)."""
+    the response is complete; and, as llmrelay's own protocol does (``http_protocol.py``),
+    the disconnect extension, so the pipeline takes the path it takes under
+    ``llmrelay serve`` (a callback for a lost connection, which never comes here)."""
 
     def __init__(self, body: bytes) -> None:
         self.body = body
@@ -215,6 +217,13 @@ class _Client:
         self.done = asyncio.Event()
         self.status = 0
         self.out: list[bytes] = []
+        self.extensions = {"llmrelay.disconnect": {"watch": self.watch}}
+
+    def watch(self, callback: Any) -> Any:
+        return self.unwatch
+
+    def unwatch(self) -> None:
+        return None
 
     async def receive(self) -> dict[str, Any]:
         if not self.sent_body:
@@ -257,7 +266,9 @@ def _scope(key: str, length: int) -> dict[str, Any]:
 
 async def _one(app: Any, key: str, body: bytes, stream: bool) -> None:
     client = _Client(body)
-    await app(_scope(key, len(body)), client.receive, client.send)
+    scope = _scope(key, len(body))
+    scope["extensions"] = client.extensions
+    await app(scope, client.receive, client.send)
     out = b"".join(client.out)
     if client.status != 200 or (stream and not out.endswith(b"data: [DONE]\n\n")):
         raise SystemExit(f"bad answer {client.status}: {out[:300]!r}")

@@ -13,6 +13,10 @@ descriptors. This subclass adds, per connection:
 * ``max_connections``: a connection accepted beyond it is answered 503 (``retry-after``)
   once its head is read, and closed; so is every request on it.
 
+It also tells the application when a client's connection is lost, through the ASGI
+extension :data:`llmrelay.asgi.DISCONNECT_EXTENSION` (a callback, instead of a task per
+call waiting on ``receive``).
+
 These answers are written by the protocol itself (no ASGI app runs), in the OpenAI
 error shape, always with ``connection: close``. The keep-alive idle timeout is
 uvicorn's own (``timeout_keep_alive``, set from ``keep_alive_timeout``).
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import http
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +35,7 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from llmrelay.asgi import DISCONNECT_EXTENSION
 from llmrelay.errors import (
     GatewayError,
     RequestHeadersTooLarge,
@@ -75,6 +81,10 @@ class LimitedConfig(uvicorn.Config):
         self.limits = limits
 
 
+def _nothing() -> None:
+    return None
+
+
 class _Refused(Exception):
     """Raised from a parser callback to stop parsing a head that is being refused."""
 
@@ -100,6 +110,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal: GatewayError | None = None
         self._refused = False
         self._linger: asyncio.TimerHandle | None = None
+        #: Callbacks of calls in flight on this connection (DISCONNECT_EXTENSION).
+        self._on_lost: list[Callable[[], None]] = []
+        self._lost = False
+        self._extensions: dict[str, dict[object, object]] = {
+            DISCONNECT_EXTENSION: {"watch": self._watch_disconnect}
+        }
 
     # -- connection events ------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -115,6 +131,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._linger.cancel()
             self._linger = None
         super().connection_lost(exc)
+        self._lost = True
+        watching, self._on_lost = self._on_lost, []
+        for callback in watching:
+            callback()
+
+    def _watch_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """DISCONNECT_EXTENSION's ``watch``: ``callback()`` once the connection is lost."""
+        if self._lost:
+            callback()
+            return _nothing
+        watching = self._on_lost
+        watching.append(callback)
+
+        def unwatch() -> None:
+            if callback in watching:
+                watching.remove(callback)
+
+        return unwatch
 
     def data_received(self, data: bytes) -> None:
         """uvicorn's, plus the refusals (its own would answer any of them with a 400)."""
@@ -157,6 +191,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # -- parser callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # One dict per connection: nothing writes to a scope's extensions.
+        self.scope["extensions"] = self._extensions
         self._begin_head()
 
     # Called per header of every request: the size count is inlined, not a method call.

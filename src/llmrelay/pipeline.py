@@ -18,13 +18,21 @@ disconnects mid-stream or the gateway drains.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from llmrelay.api.codec import Codec
-from llmrelay.asgi import ClientDisconnected, Send, send_bytes, send_error
+from llmrelay.asgi import (
+    ClientDisconnected,
+    Send,
+    Unwatch,
+    disconnect_watch,
+    send_bytes,
+    send_error,
+)
 from llmrelay.context import Call
 from llmrelay.errors import (
     AuthenticationError,
@@ -187,7 +195,15 @@ async def _execute(services: Services, call: Call, codec: Codec, send: Send) -> 
         raise call.interruption("the call was not started")
     call.task = asyncio.current_task()
     services.calls.add(call)
-    watcher = asyncio.create_task(_wait_disconnect(call))
+    # llmrelay's own server tells of a lost connection by a callback (asgi.py,
+    # DISCONNECT_EXTENSION); under any other, a task watches ``receive``.
+    watch = disconnect_watch(call.request.scope)
+    watcher: asyncio.Task[None] | None = None
+    unwatch: Unwatch | None = None
+    if watch is not None:
+        unwatch = watch(functools.partial(call.interrupt, "client"))
+    else:
+        watcher = asyncio.create_task(_wait_disconnect(call))
     try:
         await _serve(services, call, codec, send)
         # The whole answer is out (nothing awaits after its last send): from now on the
@@ -204,7 +220,10 @@ async def _execute(services: Services, call: Call, codec: Codec, send: Send) -> 
             return
         raise call.interruption("the call was ended before it was answered") from None
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
+        if unwatch is not None:
+            unwatch()
 
 
 async def _serve(services: Services, call: Call, codec: Codec, send: Send) -> None:
