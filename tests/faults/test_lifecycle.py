@@ -320,6 +320,37 @@ def test_slow_headers_are_cut_off_while_normal_clients_are_served(
         sock.close()
 
 
+def test_a_slow_head_on_a_kept_alive_connection_is_cut_off_too(
+    start_gateway: Start, upstream: MockUpstream
+) -> None:
+    """An answered request, then the next head dribbled on the same connection -> 408
+
+    The clock of a kept-alive connection's next head starts with its first bytes (the
+    protocol starts that timer only for a head still incomplete after a read).
+    """
+    gw = _gateway(start_gateway, upstream, header_timeout=1.5)
+    sock = _connect(gw)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = b""
+    while b"\r\n\r\n" not in first:
+        first += sock.recv(65536)
+    status, headers, _ = _answer(first.partition(b"\r\n\r\n")[0] + b"\r\n\r\n")
+    assert status == 200 and headers.get("connection") != "close"
+    length = int(headers["content-length"])
+    while len(first.partition(b"\r\n\r\n")[2]) < length:
+        first += sock.recv(65536)
+    started = time.monotonic()
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+    for _ in range(3):  # dribbling does not extend the deadline
+        time.sleep(0.3)
+        sock.sendall(b"x")
+    status, headers, body = _answer(_read_until_closed(sock, 15))
+    assert status == 408 and headers["connection"] == "close"
+    assert body["error"]["code"] == "request_timeout"
+    assert 1.4 <= time.monotonic() - started < 10
+    sock.close()
+
+
 def test_oversized_and_too_many_headers_are_refused_with_431(default_gw: GatewayProcess) -> None:
     """A 40 KiB header / 150 headers -> 431 in the OpenAI error shape, at once, conn closed"""
     gw = default_gw
