@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmrelay.asgi import Request
 from llmrelay.errors import ClientClosedRequest, GatewayError, ServiceUnavailable
-from llmrelay.governance.keys import KeyRecord
+from llmrelay.governance.key_records import KeyRecord
 from llmrelay.plugins.chain import EMPTY, Chain
 from llmrelay.providers.base import Usage
 from llmrelay.routing.resolve import Target

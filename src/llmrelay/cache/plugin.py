@@ -29,12 +29,11 @@ from llmrelay.plugins.chain import Plugin
 from llmrelay.providers.base import Usage
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from llmrelay.config import Settings
     from llmrelay.context import Call
     from llmrelay.governance.governor import Governor
     from llmrelay.routing.resolve import Resolver
+    from llmrelay.store.database import Database
     from llmrelay.telemetry.metrics import Metrics
 
 log = logging.getLogger("llmrelay.cache")
@@ -49,7 +48,7 @@ class CacheRuntime:
         governor: Governor,
         metrics: Metrics,
         resolver: Resolver,
-        engine: AsyncEngine | None = None,
+        engine: Database | None = None,
     ) -> None:
         cfg = settings.response_cache
         self.governor = governor

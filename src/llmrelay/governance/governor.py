@@ -36,7 +36,7 @@ from llmrelay.providers.base import Usage
 if TYPE_CHECKING:
     from llmrelay.config import Settings
     from llmrelay.context import Call
-    from llmrelay.governance.keys import KeyRecord
+    from llmrelay.governance.key_records import KeyRecord
     from llmrelay.routing.resolve import Target
 
 log = logging.getLogger("llmrelay.governance")

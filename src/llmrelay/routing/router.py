@@ -31,7 +31,7 @@ empty stream or a 2xx that is not the provider's answer still falls back.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from llmrelay.errors import GatewayError, UnknownModel, UpstreamError, UpstreamUnreachable
 from llmrelay.providers.registry import Registry
@@ -47,10 +47,9 @@ from llmrelay.routing.walk import BuildCall, Walk
 from llmrelay.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
     from llmrelay.config import Settings
     from llmrelay.context import Call
+    from llmrelay.store.database import Connect
 
 #: Failures that say a target is unwell (a client's own 4xx does not).
 _UNWELL = frozenset({"5xx", "timeout", "connection", "rate_limit"})
@@ -141,7 +140,7 @@ class Router:
 
 
 def build_router(
-    settings: Settings, registry: Registry, resolver: Resolver, sessions: async_sessionmaker[Any]
+    settings: Settings, registry: Registry, resolver: Resolver, connect: Connect
 ) -> Router:
     """The gateway's router; YAML configs are bound once here so a bad one stops the start."""
     from llmrelay.config import ConfigError
@@ -175,7 +174,7 @@ def build_router(
     selector = PlanSelector(
         registry=registry,
         resolver=resolver,
-        configs=RouteConfigStore(named, sessions, r.config_cache_ttl, settings.database_timeout),
+        configs=RouteConfigStore(named, connect, r.config_cache_ttl, settings.database_timeout),
         default_config=r.default_config,
         enforce_breaker=cb.enabled,
     )

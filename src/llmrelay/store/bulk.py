@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from llmrelay.store.bounds import Cleaner, cleaner
+from llmrelay.store.database import Connection
 from llmrelay.store.loop_share import LoopShare
 
 T = TypeVar("T")
@@ -103,8 +103,8 @@ def _plan(table: Table, columns: tuple[str, ...], dialect: Dialect) -> _Plan:
 
 
 async def insert_values(
-    conn: AsyncConnection,
-    model: type[Any],
+    conn: Connection,
+    table: Table,
     columns: tuple[str, ...],
     items: Sequence[T],
     values: Callable[[T], Sequence[Any]],
@@ -115,7 +115,7 @@ async def insert_values(
     they are converted for the driver, for sums that must add what the row holds."""
     if not items:
         return
-    plan = _plan(model.__table__, columns, conn.dialect)
+    plan = _plan(table, columns, conn.dialect)
     cleaners, processors = plan.cleaners, plan.processors
     params: list[tuple[Any, ...]] = []
     share = LoopShare()
@@ -139,7 +139,7 @@ async def insert_values(
         await conn.exec_driver_sql(plan.sql, params)
 
 
-async def _insert_sqlite(conn: AsyncConnection, plan: _Plan, params: list[tuple[Any, ...]]) -> None:
+async def _insert_sqlite(conn: Connection, plan: _Plan, params: list[tuple[Any, ...]]) -> None:
     """Many rows per INSERT statement on SQLite, not ``executemany``.
 
     The sqlite3 module lets go of the GIL around every statement step, and ``executemany``
@@ -155,11 +155,9 @@ async def _insert_sqlite(conn: AsyncConnection, plan: _Plan, params: list[tuple[
         await conn.exec_driver_sql(plan.sql_for(len(part)), tuple(v for row in part for v in row))
 
 
-async def insert_rows(
-    conn: AsyncConnection, model: type[Any], rows: Sequence[dict[str, Any]]
-) -> None:
-    """INSERT ``rows`` (dicts with the same keys) into ``model``'s table, one executemany."""
+async def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (dicts with the same keys) into ``table``, one executemany."""
     if not rows:
         return
     columns = tuple(rows[0])
-    await insert_values(conn, model, columns, rows, lambda row: [row[c] for c in columns])
+    await insert_values(conn, table, columns, rows, lambda row: [row[c] for c in columns])

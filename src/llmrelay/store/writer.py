@@ -50,12 +50,12 @@ from typing import IO, Any
 import msgspec
 import orjson
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.config import ConfigError
 from llmrelay.store.backlog import Backlog
 from llmrelay.store.bounds import clean_text
 from llmrelay.store.bulk import insert_values
+from llmrelay.store.database import Connection, Database
 from llmrelay.store.deadline import within
 from llmrelay.store.loop_share import FLOOR, LoopShare
 from llmrelay.store.replay import OrphanReplay
@@ -66,15 +66,15 @@ from llmrelay.store.rows import (
     request_values,
     response_values,
 )
-from llmrelay.store.schema import RequestRow, ResponseRow
 from llmrelay.store.spool import BEGUN, ENDED, ROW, Record, Spool, encode
+from llmrelay.store.tables import requests, responses
 from llmrelay.store.writer_stats import WriterStats
 from llmrelay.telemetry.interaction import Interaction, redact
 
 log = logging.getLogger("llmrelay.writer")
 
 #: Writes more rows for a batch on the batch's connection (same transaction).
-BatchSink = Callable[[AsyncConnection, list[Interaction]], Awaitable[None]]
+BatchSink = Callable[[Connection, list[Interaction]], Awaitable[None]]
 
 #: Writes abandoned to their timeout that may still hold a connection; past this many
 #: the database counts as away without trying again (bounded connections and memory).
@@ -91,7 +91,7 @@ _CATCH_UP = 20
 #: Seconds between looks for the spools of processes that died.
 _ORPHAN_SCAN_INTERVAL = 30.0
 #: Which of a batch's ids are written already (exactly once); built once, not per batch.
-_EXISTING = select(RequestRow.id).where(RequestRow.id.in_(bindparam("ids", expanding=True)))
+_EXISTING = select(requests.c.id).where(requests.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class _DatabaseAway(Exception):
@@ -101,7 +101,7 @@ class _DatabaseAway(Exception):
 class LogWriter:
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: Database,
         *,
         queue_size: int,
         batch_size: int,
@@ -451,11 +451,11 @@ class LogWriter:
             if rows:
                 bodies = self._bodies
                 await insert_values(
-                    conn, RequestRow, REQUEST_COLUMNS, rows, lambda it: request_values(it, bodies)
+                    conn, requests, REQUEST_COLUMNS, rows, lambda it: request_values(it, bodies)
                 )
                 await insert_values(
                     conn,
-                    ResponseRow,
+                    responses,
                     RESPONSE_COLUMNS,
                     rows,
                     lambda it: response_values(it, bodies),
