@@ -34,7 +34,7 @@ from llmrelay.providers.anthropic_convert import (
     openai_usage,
     upstream_error,
 )
-from llmrelay.providers.base import Usage
+from llmrelay.providers.base import Usage, any_count
 from llmrelay.providers.stream_state import (
     SHAPE_ERRORS,
     StreamProgress,
@@ -47,7 +47,18 @@ from llmrelay.sse import DONE, encode_json, event_data
 _TEXT, _TOOL, _JSON, _THINKING, _OTHER = range(5)
 
 
-def usage_of(raw: Any) -> Usage:
+_COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+
+
+def usage_of(raw: Any) -> Usage | None:
+    """Anthropic usage as ours (None when it holds no count: see :func:`any_count`)."""
+    if not isinstance(raw, dict) or not any_count(*map(raw.get, _COUNTS)):
+        return None
     u = openai_usage(raw)
     details = u["prompt_tokens_details"]
     return Usage(

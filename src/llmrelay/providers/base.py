@@ -22,6 +22,14 @@ from llmrelay.sse import EventSplitter
 MAX_TOKENS = 100_000_000
 
 
+def _count(value: Any) -> int | None:
+    if type(value) is int:
+        return value if 0 <= value <= MAX_TOKENS else (0 if value < 0 else MAX_TOKENS)
+    if type(value) is float and value - value == 0.0:  # finite (inf - inf and nan are nan)
+        return int(min(max(value, 0.0), MAX_TOKENS))
+    return None
+
+
 def token_count(value: Any) -> int:
     """One token count as an upstream sent it, as a billable number.
 
@@ -30,11 +38,15 @@ def token_count(value: Any) -> int:
     credible beyond that); anything else (a string, ``true``, ``null``, an object) is
     not a count: 0, what is known of it.
     """
-    if type(value) is int:
-        return value if 0 <= value <= MAX_TOKENS else (0 if value < 0 else MAX_TOKENS)
-    if type(value) is float and value - value == 0.0:  # finite (inf - inf and nan are nan)
-        return int(min(max(value, 0.0), MAX_TOKENS))
-    return 0
+    found = _count(value)
+    return 0 if found is None else found
+
+
+def any_count(*values: Any) -> bool:
+    """Whether any of ``values`` is a count :func:`token_count` reads. A usage object
+    holding none (``{"prompt_tokens": "many"}``) is no usage report at all: the call's
+    usage stays unknown and is estimated from what was delivered, as a cut stream's is."""
+    return any(_count(v) is not None for v in values)
 
 
 def tokens(*values: Any) -> int:
@@ -58,12 +70,16 @@ class Usage:
     @classmethod
     def from_openai(cls, usage: Any) -> Usage | None:
         """OpenAI's ``usage`` object (chat or Responses naming), every count bounded by
-        :func:`token_count`; None when there is no usage object at all."""
+        :func:`token_count`; None when there is no usage object, or no count in it."""
         if not usage or not isinstance(usage, dict):
             return None
         get = usage.get
-        prompt = token_count(get("prompt_tokens") or get("input_tokens"))
-        completion = token_count(get("completion_tokens") or get("output_tokens"))
+        raw_prompt = get("prompt_tokens") or get("input_tokens")
+        raw_completion = get("completion_tokens") or get("output_tokens")
+        if not any_count(raw_prompt, raw_completion, get("total_tokens")):
+            return None
+        prompt = token_count(raw_prompt)
+        completion = token_count(raw_completion)
         details = _object(get("prompt_tokens_details") or get("input_tokens_details"))
         out_details = _object(get("completion_tokens_details") or get("output_tokens_details"))
         return cls(

@@ -24,7 +24,14 @@ import orjson
 
 from llmrelay.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
 from llmrelay.providers.aws_eventstream import decode_frame
-from llmrelay.providers.base import ChatResult, ProviderSpec, Usage, token_count, tokens
+from llmrelay.providers.base import (
+    ChatResult,
+    ProviderSpec,
+    Usage,
+    any_count,
+    token_count,
+    tokens,
+)
 from llmrelay.providers.chat_input import check_params, new_completion_id
 from llmrelay.providers.chat_output import (
     ChoiceOut,
@@ -84,8 +91,12 @@ def document_name(filename: Any) -> str:
     return " ".join(_DOC_NAME.sub(" ", stem).split())[:200] or "document"
 
 
+_COUNTS = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+
+
 def usage_of(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict):
+    """Converse ``usage`` (None when it holds no count: see :func:`any_count`)."""
+    if not isinstance(raw, dict) or not any_count(*map(raw.get, _COUNTS)):
         return None
     read = token_count(raw.get("cacheReadInputTokens"))
     write = token_count(raw.get("cacheWriteInputTokens"))

@@ -27,7 +27,14 @@ from typing import Any
 import orjson
 
 from llmrelay.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
-from llmrelay.providers.base import ChatResult, ProviderSpec, Usage, token_count, tokens
+from llmrelay.providers.base import (
+    ChatResult,
+    ProviderSpec,
+    Usage,
+    any_count,
+    token_count,
+    tokens,
+)
 from llmrelay.providers.chat_input import check_params, new_call_id, new_completion_id
 from llmrelay.providers.chat_output import (
     ChoiceOut,
@@ -80,8 +87,19 @@ def finish_reason(reason: Any, called_tools: bool) -> str:
     return FINISH_REASONS.get(reason, "stop") if isinstance(reason, str) else "stop"
 
 
+_COUNTS = (
+    "promptTokenCount",
+    "toolUsePromptTokenCount",
+    "thoughtsTokenCount",
+    "candidatesTokenCount",
+    "totalTokenCount",
+    "cachedContentTokenCount",
+)
+
+
 def usage_of(meta: Any) -> Usage | None:
-    if not isinstance(meta, dict):
+    """``usageMetadata`` as usage (None when it holds no count: see :func:`any_count`)."""
+    if not isinstance(meta, dict) or not any_count(*map(meta.get, _COUNTS)):
         return None
     prompt = tokens(meta.get("promptTokenCount"), meta.get("toolUsePromptTokenCount"))
     thoughts = token_count(meta.get("thoughtsTokenCount"))

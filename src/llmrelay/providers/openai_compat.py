@@ -184,7 +184,8 @@ class OpenAIStreamRelay(StreamProgress):
             self.usage = counted
         if done:
             self.done = True
-        if hide:  # the read without its last event (the usage chunk), [DONE] kept
+        if hide and counted is not None:  # the read without its last event (the usage
+            # chunk), [DONE] kept; a usage chunk with no count in it goes on, as in feed()
             cut = block.rfind(b"\n\ndata: {", 0, len(block) - (16 if done else 2)) + 2
             kept = [block[:cut]] if cut > 1 else []
             return [*kept, DONE] if done else kept
