@@ -443,7 +443,7 @@ def _client_encoders(events: list[bytes], provider: str) -> None:
 # -- non-streamed answers ----------------------------------------------------------------
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(hostile(OPENAI_ANSWERS))
 def test_openai_compatible_answer_parses_or_is_502(answer: Any) -> None:
     raw = _json(answer)
@@ -453,7 +453,7 @@ def test_openai_compatible_answer_parses_or_is_502(answer: Any) -> None:
             _encoded(result)
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(hostile(ANTHROPIC_ANSWERS))
 def test_anthropic_answer_parses_or_is_502(answer: Any) -> None:
     adapter, spec = ANTHROPIC
@@ -464,7 +464,7 @@ def test_anthropic_answer_parses_or_is_502(answer: Any) -> None:
     _answer(lambda: adapter.messages_response(spec, raw))
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(hostile(GEMINI_ANSWERS))
 def test_gemini_answer_parses_or_is_502(answer: Any) -> None:
     raw = _json(answer)
@@ -474,7 +474,7 @@ def test_gemini_answer_parses_or_is_502(answer: Any) -> None:
             _encoded(result)
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(hostile(BEDROCK_ANSWERS))
 def test_bedrock_answer_parses_or_is_502(answer: Any) -> None:
     adapter, spec = BEDROCK
@@ -483,13 +483,13 @@ def test_bedrock_answer_parses_or_is_502(answer: Any) -> None:
         _encoded(result)
 
 
-@fuzz_settings(200)
+@fuzz_settings(100)
 @given(hostile(RESPONSES_ANSWERS))
 def test_responses_answer_parses_or_is_502(answer: Any) -> None:
     _answer(lambda: responses_result(_json(answer), "oai"))
 
 
-@fuzz_settings(200)
+@fuzz_settings(100)
 @given(
     st.one_of(
         hostile(OPENAI_EMBEDDINGS).map(lambda b: (OPENAI, b)),
@@ -505,7 +505,7 @@ def test_embeddings_answer_parses_or_is_502(case: Any) -> None:
         orjson.loads(embeddings_as_base64(result.body))
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(hostile(ERRORS), st.sampled_from([400, 401, 403, 429, 500, 503, 529]))
 def test_error_answer_is_an_upstream_error(answer: Any, status: int) -> None:
     """An error body of any shape becomes an UpstreamError a client can be sent."""
@@ -523,7 +523,7 @@ def test_error_answer_is_an_upstream_error(answer: Any, status: int) -> None:
 # -- streams -----------------------------------------------------------------------------
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(hostile(OPENAI_STREAMS), st.integers(min_value=0, max_value=4000), st.booleans())
 def test_openai_compatible_stream_relays_or_ends_in_error(
     stream: Any, cut: int, wants_usage: bool
@@ -535,7 +535,7 @@ def test_openai_compatible_stream_relays_or_ends_in_error(
     _client_encoders(out, spec.name)
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(hostile(ANTHROPIC_STREAMS), st.integers(min_value=0, max_value=4000), st.booleans())
 def test_anthropic_stream_translates_or_ends_in_error(
     stream: Any, cut: int, wants_usage: bool
@@ -548,7 +548,7 @@ def test_anthropic_stream_translates_or_ends_in_error(
     _drive(adapter, spec, adapter.messages_stream(spec, "c"), data, cut)
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(hostile(GEMINI_STREAMS), st.integers(min_value=0, max_value=4000), st.booleans())
 def test_gemini_stream_translates_or_ends_in_error(
     stream: Any, cut: int, wants_usage: bool
@@ -559,7 +559,7 @@ def test_gemini_stream_translates_or_ends_in_error(
     _client_encoders(out, spec.name)
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(hostile(BEDROCK_STREAMS), st.integers(min_value=0, max_value=4000), st.booleans())
 def test_bedrock_stream_translates_or_ends_in_error(
     stream: Any, cut: int, wants_usage: bool
@@ -571,7 +571,7 @@ def test_bedrock_stream_translates_or_ends_in_error(
     _client_encoders(out, spec.name)
 
 
-@fuzz_settings(200)
+@fuzz_settings(100)
 @given(hostile(RESPONSES_STREAMS), st.integers(min_value=0, max_value=4000))
 def test_responses_stream_relays_or_ends_in_error(stream: Any, cut: int) -> None:
     events = stream.get("events") if isinstance(stream, dict) else stream
@@ -579,7 +579,7 @@ def test_responses_stream_relays_or_ends_in_error(stream: Any, cut: int) -> None
     _drive(adapter, spec, ResponsesStreamRelay(spec.name, str), _sse(events, named=True), cut)
 
 
-@fuzz_settings(200)
+@fuzz_settings(100)
 @given(
     st.sampled_from(["openai", "anthropic", "gemini", "bedrock"]),
     st.binary(max_size=64),
@@ -613,7 +613,7 @@ def _raw_frame(headers: bytes, payload: bytes) -> bytes:
     return message + struct.pack(">I", binascii.crc32(message))
 
 
-@fuzz_settings(200)
+@fuzz_settings(100)
 @given(st.binary(max_size=48), st.binary(max_size=48), st.booleans())
 def test_bedrock_frame_with_any_headers_is_read_or_502(
     headers: bytes, payload: bytes, event: bool
