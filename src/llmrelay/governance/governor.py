@@ -72,7 +72,7 @@ class Governor:
         key = call.key
         assert key is not None and call.body is not None
         plan = Plan(call.id, self._limits(call, key), self._budgets(call, key))
-        if plan.empty:
+        if not plan.limits and not plan.budgets:  # (what ``empty`` says, without its call)
             return plan
         prompt = estimate.prompt_tokens(call.body)
         targets = self._candidates(call)
@@ -191,7 +191,7 @@ class Governor:
     async def admit(self, call: Call) -> None:
         """Raise 429/402 if a limit or budget refuses the call; else hold its reservation."""
         plan = self.plan(call)
-        if plan.empty:
+        if not plan.limits and not plan.budgets:
             return
         admission = await self.backend.admit(plan)
         call.ticket = plan  # settle even when unchecked: spend made in an outage counts

@@ -221,8 +221,8 @@ class PluginSelector:
         metadata = call.key.metadata if call.key is not None else None
         if not self.configured and call.plan is None and not metadata:
             # Most calls: only the built-ins can apply (no dicts built for nothing).
-            active = tuple(p for p in self.builtins if p.applies(call))
-            return Chain(active) if active else EMPTY
+            builtins = [p for p in self.builtins if p.applies(call)]
+            return Chain(tuple(builtins)) if builtins else EMPTY
         chosen: dict[str, tuple[Mapping[str, Any], str]] = {
             name: (options, "plugins") for name, options in self.configured.items()
         }
