@@ -259,3 +259,32 @@ def test_a_bad_block_in_plugin_options_is_a_400_naming_the_field() -> None:
         Guardrails.from_options({"output": [{"type": "pii_detection", "action": "drop"}]})
     assert bad.value.code == "invalid_guardrails"
     assert bad.value.param == "guardrails.output[0].action"
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        b'{"choices": [1, "mail a@b.io"]}',
+        b'{"choices": {"0": "mail a@b.io"}}',
+        b'["choices", "mail a@b.io"]',
+        b'{"choices": [{"index": [1], "delta": {"content": "mail a@b.io"}}]}',
+        b'{"choices": [{"index": 10000000000, "delta": {"content": "x"}}]}',
+        b'{"choices": [{"delta": {"content": 5, "tool_calls": 5}, "finish_reason": "stop"}]}',
+        b'{"choices": [{"delta": {"tool_calls": [{"index": {}, "function": {"arguments": '
+        b'"a@b.io"}}]}, "finish_reason": "stop"}]}',
+        b'{"choices": not json a@b.io',
+    ],
+)
+def test_an_output_guardrail_takes_chunks_of_any_shape(chunk: bytes) -> None:
+    """A hostile upstream's chunk neither breaks the stream (an exception here cut it with
+    no end) nor passes the guardrail with its text unscanned."""
+    from llmrelay.guardrails.plugin import _ChunkGuard
+
+    config = parse_guardrails({"output": [{"type": "pii_detection", "action": "redact"}]})
+    guard = _ChunkGuard(config, GuardState(config), restoring=False)
+    good = b'{"choices": [{"index": 0, "delta": {"content": "hi "}}]}'
+    out = guard.events([b"data: " + good + b"\n\n", b"data: " + chunk + b"\n\n"])
+    out += guard.finish([b"data: [DONE]\n\n"])
+    text = b"".join(out)
+    assert b"a@b.io" not in text
+    assert text.endswith(b"data: [DONE]\n\n")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from llmrelay.errors import GatewayError, InvalidRequest
+from llmrelay.errors import GatewayError, InvalidRequest, UpstreamInvalidResponse
 from llmrelay.providers.base import ChatResult, StreamTranslator, UpstreamCall
 from llmrelay.sse import encode_json
 from llmrelay.stream_encoding import OutputEncoder
@@ -99,6 +99,14 @@ class OpenAIErrors:
 
     async def local(self, call: Call, target: Target) -> bytes | None:
         return None
+
+
+def unexpected_answer(call: Call) -> UpstreamInvalidResponse:
+    """The 502 for an answer the codec cannot translate for its client (an
+    OpenAI-compatible upstream's own body, passed on by its adapter, of a shape the
+    translation does not know)."""
+    provider = call.target.provider.name if call.target is not None else "upstream"
+    return UpstreamInvalidResponse(provider, "an answer of an unexpected shape")
 
 
 def require_model(body: dict[str, Any]) -> str:

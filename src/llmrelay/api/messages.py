@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from llmrelay.api.codec import OpenAIErrors, require_model, stream_flag
+from llmrelay.api.codec import OpenAIErrors, require_model, stream_flag, unexpected_answer
 from llmrelay.api.messages_stream import AnthropicEncoder
 from llmrelay.api.messages_translate import to_chat, to_message, validate
 from llmrelay.asgi import Request
 from llmrelay.errors import GatewayError, InvalidRequest
 from llmrelay.providers.anthropic_convert import anthropic_error
 from llmrelay.providers.base import ChatResult, StreamTranslator, UpstreamCall
+from llmrelay.providers.stream_state import SHAPE_ERRORS
 from llmrelay.stream_encoding import OutputEncoder, PassthroughEncoder
 
 if TYPE_CHECKING:
@@ -124,7 +125,10 @@ class MessagesCodec(AnthropicErrors):
     def encode(self, call: Call, answer: ChatResult) -> bytes:
         if call.passthrough:
             return answer.body
-        return orjson.dumps(to_message(orjson.loads(answer.body)))
+        try:
+            return orjson.dumps(to_message(orjson.loads(answer.body)))
+        except SHAPE_ERRORS as exc:  # an OpenAI-compatible upstream's own body, passed on
+            raise unexpected_answer(call) from exc
 
     def translator(self, call: Call, target: Target) -> StreamTranslator:
         p = target.provider
@@ -135,4 +139,7 @@ class MessagesCodec(AnthropicErrors):
     def encoder(self, call: Call) -> OutputEncoder | None:
         if call.passthrough:
             return PassthroughEncoder(anthropic_error_event)
-        return AnthropicEncoder(call.target.model if call.target is not None else call.model or "")
+        target = call.target
+        if target is None:
+            return AnthropicEncoder(call.model or "")
+        return AnthropicEncoder(target.model, target.provider.name)

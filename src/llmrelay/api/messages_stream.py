@@ -14,6 +14,11 @@ as an explicit state machine over the OpenAI chunks the relay produces::
     ": comment"        → ping
 
 Errors become Anthropic's ``event: error`` with the error type its SDK expects.
+
+The chunks may be an OpenAI-compatible upstream's own, relayed as they came: a choice,
+tool call or usage of an unexpected type is left out (usage bounded by
+:func:`~llmrelay.providers.base.token_count`); a chunk the machine still cannot read
+ends the stream with a 502 (``unexpected_event``), never an exception of ours.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ from typing import Any
 
 from llmrelay.errors import GatewayError
 from llmrelay.providers.anthropic_convert import anthropic_error, anthropic_usage, stop_reason
-from llmrelay.providers.stream_state import json_object
+from llmrelay.providers.stream_state import (
+    SHAPE_ERRORS,
+    json_object,
+    small_index,
+    unexpected_event,
+)
 from llmrelay.sse import encode_event, event_data
 
 from .messages_translate import message_id
@@ -37,8 +47,9 @@ def _event(obj: dict[str, Any]) -> bytes:
 class AnthropicEncoder:
     """One ``/v1/messages`` stream's state."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, provider: str = "upstream") -> None:
         self._model = model
+        self._provider = provider
         self._started = False
         self._finished = False
         #: The open block: (kind, Anthropic index); kind is text | thinking | tool.
@@ -60,13 +71,21 @@ class AnthropicEncoder:
         chunk = json_object(data)
         if chunk is None:
             return []
+        try:
+            return self._chunk(chunk)
+        except SHAPE_ERRORS as exc:
+            raise unexpected_event(self._provider) from exc
+
+    def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
         if not self._started:
             out.append(self._message_start(chunk))
-        if chunk.get("usage"):
+        if isinstance(chunk.get("usage"), dict) and chunk["usage"]:
             self._usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
-            out.extend(self._choice(choice))
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if isinstance(choice, dict):
+                out.extend(self._choice(choice))
         return out
 
     def error_event(self, exc: GatewayError) -> bytes:
@@ -95,7 +114,9 @@ class AnthropicEncoder:
 
     def _choice(self, choice: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
-        delta = choice.get("delta") or {}
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            delta = {}
         reasoning = delta.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning:
             index = self._ensure(
@@ -106,8 +127,10 @@ class AnthropicEncoder:
         if isinstance(content, str) and content:
             index = self._ensure(out, "text", {"type": "text", "text": ""})
             out.append(self._delta(index, {"type": "text_delta", "text": content}))
-        for call in delta.get("tool_calls") or []:
-            out.extend(self._tool_call(call))
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            if isinstance(call, dict):
+                out.extend(self._tool_call(call))
         finish = choice.get("finish_reason")
         if finish:
             self._stop = stop_reason(finish)
@@ -115,8 +138,10 @@ class AnthropicEncoder:
 
     def _tool_call(self, call: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
-        position = int(call.get("index", 0))
-        function = call.get("function") or {}
+        position = small_index(call.get("index"))
+        function = call.get("function")
+        if not isinstance(function, dict):
+            function = {}
         index = self._tools.get(position)
         if index is None:
             self._close(out)
@@ -131,7 +156,7 @@ class AnthropicEncoder:
                 },
             )
         arguments = function.get("arguments")
-        if arguments:
+        if arguments and isinstance(arguments, str):
             out.append(self._delta(index, {"type": "input_json_delta", "partial_json": arguments}))
         return out
 

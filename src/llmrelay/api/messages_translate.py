@@ -279,10 +279,15 @@ def _assistant(content: Any, where: str) -> dict[str, Any]:
 
 
 def to_message(completion: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAI ``chat.completion`` as an Anthropic ``message`` object."""
-    choices = completion.get("choices") or [{}]
-    choice = choices[0]
-    message = choice.get("message") or {}
+    """An OpenAI ``chat.completion`` as an Anthropic ``message`` object.
+
+    The completion may be an OpenAI-compatible upstream's own body, passed through: a
+    field of an unexpected type is left out (a tool call that is no object, usage of any
+    shape read as what is known), never a crash of the translation.
+    """
+    choices = completion.get("choices")
+    choice = _object(choices[0] if isinstance(choices, list) and choices else None)
+    message = _object(choice.get("message"))
     blocks: list[dict[str, Any]] = []
     reasoning = message.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
@@ -296,8 +301,11 @@ def to_message(completion: dict[str, Any]) -> dict[str, Any]:
             for p in content
             if isinstance(p, dict) and p.get("type") == "text" and p.get("text")
         )
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
+        if not isinstance(call, dict):
+            continue
+        function = _object(call.get("function"))
         blocks.append(
             {
                 "type": "tool_use",
@@ -316,6 +324,10 @@ def to_message(completion: dict[str, Any]) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": anthropic_usage(completion.get("usage")),
     }
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def message_id(upstream_id: str) -> str:

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from llmrelay.api.codec import OpenAIErrors, require_model, stream_flag
+from llmrelay.api.codec import OpenAIErrors, require_model, stream_flag, unexpected_answer
 from llmrelay.api.responses_stream import ResponsesEncoder
 from llmrelay.api.responses_translate import new_response_id, to_chat, to_response, validate
 from llmrelay.providers.base import ChatResult, StreamTranslator, UpstreamCall
 from llmrelay.providers.openai_responses import ResponsesStreamRelay, responses_result
+from llmrelay.providers.stream_state import SHAPE_ERRORS
 from llmrelay.stream_encoding import OutputEncoder
 
 if TYPE_CHECKING:
@@ -71,9 +72,12 @@ class ResponsesCodec(OpenAIErrors):
             return answer.body
         assert call.body is not None
         state: ResponsesState = call.codec_state
-        return orjson.dumps(
-            to_response(call.body, orjson.loads(answer.body), state.response_id, state.created)
-        )
+        try:
+            return orjson.dumps(
+                to_response(call.body, orjson.loads(answer.body), state.response_id, state.created)
+            )
+        except SHAPE_ERRORS as exc:  # an OpenAI-compatible upstream's own body, passed on
+            raise unexpected_answer(call) from exc
 
     def translator(self, call: Call, target: Target) -> StreamTranslator:
         p = target.provider
@@ -86,9 +90,10 @@ class ResponsesCodec(OpenAIErrors):
     def encoder(self, call: Call) -> OutputEncoder | None:
         assert call.body is not None
         state: ResponsesState = call.codec_state
+        provider = call.target.provider.name if call.target is not None else "upstream"
         if call.passthrough:
-            return _PassthroughErrors(call.body, state.response_id, state.created)
-        return ResponsesEncoder(call.body, state.response_id, state.created)
+            return _PassthroughErrors(call.body, state.response_id, state.created, provider)
+        return ResponsesEncoder(call.body, state.response_id, state.created, provider)
 
 
 class _PassthroughErrors(ResponsesEncoder):

@@ -13,6 +13,10 @@ An explicit state machine; every event carries the next ``sequence_number``::
                          (response.incomplete when the model ran out of tokens)
 
 Errors become ``{"type": "error", "code", "message", "param", "sequence_number"}``.
+
+As in :mod:`.messages_stream`, chunks relayed from an OpenAI-compatible upstream may
+hold anything: fields of an unexpected type are left out, and a chunk that still
+cannot be read ends the stream with a 502 (``unexpected_event``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ from __future__ import annotations
 from typing import Any
 
 from llmrelay.errors import GatewayError
-from llmrelay.providers.stream_state import json_object
+from llmrelay.providers.stream_state import (
+    SHAPE_ERRORS,
+    json_object,
+    small_index,
+    unexpected_event,
+)
 from llmrelay.sse import encode_event, event_data
 
 from .responses_translate import (
@@ -36,8 +45,11 @@ from .responses_translate import (
 class ResponsesEncoder:
     """One ``/v1/responses`` stream's state."""
 
-    def __init__(self, request: dict[str, Any], response_id: str, created: int) -> None:
+    def __init__(
+        self, request: dict[str, Any], response_id: str, created: int, provider: str = "upstream"
+    ) -> None:
         self._request = request
+        self._provider = provider
         self._id = response_id
         self._suffix = response_id.removeprefix("resp_")
         self._created = created
@@ -63,21 +75,35 @@ class ResponsesEncoder:
         chunk = json_object(data)
         if chunk is None:
             return []
+        try:
+            return self._chunk(chunk)
+        except SHAPE_ERRORS as exc:
+            raise unexpected_event(self._provider) from exc
+
+    def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
         if self._response is None:
             out.extend(self._start(str(chunk.get("model") or self._request.get("model"))))
-        if chunk.get("usage"):
+        if isinstance(chunk.get("usage"), dict) and chunk["usage"]:
             self._usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") or {}
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                delta = {}
             if delta.get("reasoning_content"):
                 out.extend(self._text("reasoning", str(delta["reasoning_content"])))
             if delta.get("content"):
                 out.extend(self._text("message", str(delta["content"])))
-            for call in delta.get("tool_calls") or []:
-                out.extend(self._tool_call(call))
-            if choice.get("finish_reason"):
-                self._finish = choice["finish_reason"]
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                if isinstance(call, dict):
+                    out.extend(self._tool_call(call))
+            finish = choice.get("finish_reason")
+            if finish and isinstance(finish, str):
+                self._finish = finish
         return out
 
     def error_event(self, exc: GatewayError) -> bytes:
@@ -161,15 +187,22 @@ class ResponsesEncoder:
 
     def _tool_call(self, call: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
-        position = int(call.get("index", 0))
-        function = call.get("function") or {}
+        position = small_index(call.get("index"))
+        function = call.get("function")
+        if not isinstance(function, dict):
+            function = {}
         current = self._open
         if position not in self._tools:
             item = call_item(str(call.get("id")), str(function.get("name")), "", "in_progress")
             current = self._open_item(out, "function_call", item)
             self._tools[position] = current["index"]
         arguments = function.get("arguments")
-        if arguments and current is not None and current["index"] == self._tools[position]:
+        if (
+            arguments
+            and isinstance(arguments, str)
+            and current is not None
+            and current["index"] == self._tools[position]
+        ):
             current["text"] += arguments
             out.append(
                 self._emit(

@@ -25,6 +25,7 @@ import secrets
 from typing import Any
 
 from llmrelay.errors import InvalidRequest, UnsupportedParameter
+from llmrelay.providers.base import Usage
 
 _MAPPED = frozenset(
     {
@@ -268,25 +269,26 @@ def _response_format(fmt: Any) -> dict[str, Any]:
 # -- the answer: chat completion → response object ---------------------------------------
 
 
-def response_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not usage:
+def response_usage(usage: Any) -> dict[str, Any] | None:
+    """Chat usage as the Responses API's, read (and bounded) by :meth:`Usage.from_openai`:
+    an upstream's usage may be of any shape."""
+    u = Usage.from_openai(usage)
+    if u is None:
         return None
-    details = usage.get("prompt_tokens_details") or {}
-    out_details = usage.get("completion_tokens_details") or {}
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
     return {
-        "input_tokens": prompt,
+        "input_tokens": u.prompt_tokens,
         "input_tokens_details": {
-            "cached_tokens": int(details.get("cached_tokens") or 0),
-            "cache_write_tokens": int(details.get("cache_write_tokens") or 0),
+            "cached_tokens": u.cached_tokens,
+            "cache_write_tokens": u.cache_write_tokens,
         },
-        "output_tokens": completion,
-        "output_tokens_details": {
-            "reasoning_tokens": int(out_details.get("reasoning_tokens") or 0),
-        },
-        "total_tokens": int(usage.get("total_tokens") or prompt + completion),
+        "output_tokens": u.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+        "total_tokens": u.total_tokens,
     }
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def status_of(finish: str | None) -> tuple[str, dict[str, Any] | None]:
@@ -368,10 +370,12 @@ def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
 def to_response(
     request: dict[str, Any], completion: dict[str, Any], response_id: str, created: int
 ) -> dict[str, Any]:
-    """A ``chat.completion`` as a finished ``response`` object."""
+    """A ``chat.completion`` as a finished ``response`` object (fields of an unexpected
+    type left out, as :func:`~llmrelay.api.messages_translate.to_message` does)."""
     out = skeleton(request, response_id, created, str(completion.get("model") or ""))
-    choice = (completion.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
+    choices = completion.get("choices")
+    choice = _object(choices[0] if isinstance(choices, list) and choices else None)
+    message = _object(choice.get("message"))
     suffix = response_id.removeprefix("resp_")
     items: list[dict[str, Any]] = []
     if message.get("reasoning_content"):
@@ -388,8 +392,11 @@ def to_response(
                 "content": [{"type": "refusal", "refusal": str(message["refusal"])}],
             }
         )
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
+        if not isinstance(call, dict):
+            continue
+        function = _object(call.get("function"))
         items.append(
             call_item(
                 str(call.get("id")), str(function.get("name")), str(function.get("arguments") or "")

@@ -49,10 +49,6 @@ _LIMIT_FIELDS: tuple[tuple[str, Kind, float], ...] = (
 )
 
 
-def _first(*values: int | None) -> int | None:
-    return next((v for v in values if v is not None), None)
-
-
 def _nanos(amount: Decimal | float | int) -> int:
     return usd_to_nanos(amount if isinstance(amount, Decimal) else Decimal(str(amount)))
 
@@ -76,7 +72,7 @@ class Governor:
         key = call.key
         assert key is not None and call.body is not None
         plan = Plan(call.id, self._limits(call, key), self._budgets(call, key))
-        if plan.empty:
+        if not plan.limits and not plan.budgets:  # (what ``empty`` says, without its call)
             return plan
         prompt = estimate.prompt_tokens(call.body)
         targets = self._candidates(call)
@@ -107,23 +103,23 @@ class Governor:
         if not s.limits_enabled:
             return []
         out: list[Limit] = []
-        owner = f"key '{key.name}'"
-        own = {
-            "rpm": _first(key.rate_limit, s.default_rpm),
-            "rph": _first(key.rph_limit, s.default_rph),
-            "tpm": _first(key.tpm_limit, s.default_tpm),
-        }
-        self._add(out, "key", key.id, own, owner)
-        names = [call.model or ""] + ([call.target.qualified] if call.target else [])
-        for pattern, spec in (key.model_limits or {}).items():
-            if isinstance(spec, dict) and any(fnmatchcase(n, pattern) for n in names):
-                self._add(
-                    out,
-                    "key+model",
-                    f"{key.id}:{pattern}",
-                    spec,
-                    f"key '{key.name}' for models {pattern!r}",
-                )
+        rpm = s.default_rpm if key.rate_limit is None else key.rate_limit
+        rph = s.default_rph if key.rph_limit is None else key.rph_limit
+        tpm = s.default_tpm if key.tpm_limit is None else key.tpm_limit
+        if rpm is not None or rph is not None or tpm is not None:
+            own = {"rpm": rpm, "rph": rph, "tpm": tpm}
+            self._add(out, "key", key.id, own, f"key '{key.name}'")
+        if key.model_limits:
+            names = [call.model or ""] + ([call.target.qualified] if call.target else [])
+            for pattern, spec in key.model_limits.items():
+                if isinstance(spec, dict) and any(fnmatchcase(n, pattern) for n in names):
+                    self._add(
+                        out,
+                        "key+model",
+                        f"{key.id}:{pattern}",
+                        spec,
+                        f"key '{key.name}' for models {pattern!r}",
+                    )
         team = key.team
         if team is not None:
             self._add(
@@ -195,7 +191,7 @@ class Governor:
     async def admit(self, call: Call) -> None:
         """Raise 429/402 if a limit or budget refuses the call; else hold its reservation."""
         plan = self.plan(call)
-        if plan.empty:
+        if not plan.limits and not plan.budgets:
             return
         admission = await self.backend.admit(plan)
         call.ticket = plan  # settle even when unchecked: spend made in an outage counts

@@ -237,6 +237,18 @@ def _headers(call: Call, state: GuardState) -> None:
 _Key = tuple[Any, ...]
 
 
+def _text_of(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _small_int(value: object) -> int:
+    """A chunk's index as a key: an int in range, else 0 (a list would not hash, and a
+    huge number would name a text of its own for every chunk)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1024:
+        return value
+    return 0
+
+
 class _ChunkGuard(SyncStep):
     """Output guardrails and restore over internal ``chat.completion.chunk`` events."""
 
@@ -263,25 +275,40 @@ class _ChunkGuard(SyncStep):
                     out.extend(self._flush_all())
                 out.append(event)
                 continue
-            obj = orjson.loads(data)
-            for choice in obj.get("choices") or []:
-                self._choice(choice)
+            # A chunk of another shape (a hostile or broken upstream) is not passed on
+            # unscanned: an event that is not JSON, not an object or whose choices are
+            # not a list is left out, and so is a choice that is not an object. No SDK
+            # could read them, and their text would pass the guardrail unseen.
+            try:
+                obj = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            choices = obj.get("choices") if isinstance(obj, dict) else None
+            if choices is not None and not isinstance(choices, list):
+                continue
+            if not isinstance(obj, dict):
+                continue
+            if choices:
+                obj["choices"] = choices = [c for c in choices if isinstance(c, dict)]
+                for choice in choices:
+                    self._choice(choice)
             self.last = obj
             out.append(encode_json(obj))
         return out
 
     def _choice(self, choice: dict[str, Any]) -> None:
-        index = choice.get("index", 0)
+        index = _small_int(choice.get("index", 0))
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             delta = choice["delta"] = {}
         content = delta.get("content")
         if isinstance(content, str):
             delta["content"] = self._text((index, "content")).feed(content)
-        for call in delta.get("tool_calls") or []:
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                key = (index, "tool", call.get("index", 0))
+                key = (index, "tool", _small_int(call.get("index", 0)))
                 function["arguments"] = self._text(key).feed(function["arguments"])
         if choice.get("finish_reason"):
             self._flush_into(index, delta)
@@ -293,13 +320,17 @@ class _ChunkGuard(SyncStep):
             if not held:
                 continue
             if key[1] == "content":
-                delta["content"] = (delta.get("content") or "") + held
+                delta["content"] = _text_of(delta.get("content")) + held
                 continue
-            calls = delta.setdefault("tool_calls", [])
+            calls = delta.get("tool_calls")
+            if not isinstance(calls, list):
+                calls = delta["tool_calls"] = []
             for call in calls:
-                if call.get("index", 0) == key[2]:
-                    function = call.setdefault("function", {})
-                    function["arguments"] = (function.get("arguments") or "") + held
+                if isinstance(call, dict) and _small_int(call.get("index", 0)) == key[2]:
+                    function = call.get("function")
+                    if not isinstance(function, dict):
+                        function = call["function"] = {}
+                    function["arguments"] = _text_of(function.get("arguments")) + held
                     break
             else:
                 calls.append({"index": key[2], "function": {"arguments": held}})

@@ -31,6 +31,7 @@ from llmrelay.providers.anthropic_convert import (
 from llmrelay.providers.anthropic_request import to_anthropic
 from llmrelay.providers.anthropic_stream import AnthropicStreamTranslator, usage_of
 from llmrelay.providers.base import AdapterBase, ChatResult, ProviderSpec, UpstreamCall
+from llmrelay.providers.chat_output import answer_shape
 
 
 def _url(spec: ProviderSpec, path: str) -> str:
@@ -49,11 +50,18 @@ def _headers(spec: ProviderSpec, *, json_body: bool = True) -> dict[str, str]:
 
 
 def to_openai_completion(message: dict[str, Any], created: int | None = None) -> dict[str, Any]:
-    """An Anthropic ``message`` object as an OpenAI ``chat.completion`` object."""
+    """An Anthropic ``message`` object as an OpenAI ``chat.completion`` object.
+
+    ``content`` that is not a list of blocks is not Anthropic's answer (a 502, see
+    :func:`_parse`); a block of a kind or shape OpenAI cannot carry is left out, and
+    usage of any shape is read as what is known of it.
+    """
     texts: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
     for block in message.get("content") or []:
+        if not isinstance(block, dict):
+            continue
         kind = block.get("type")
         if kind == "text":
             texts.append(str(block.get("text") or ""))
@@ -92,7 +100,7 @@ def to_openai_completion(message: dict[str, Any], created: int | None = None) ->
         "choices": [
             {"index": 0, "message": out_message, "logprobs": None, "finish_reason": finish}
         ],
-        "usage": openai_usage(message.get("usage") or {}),
+        "usage": openai_usage(message.get("usage")),
     }
 
 
@@ -103,6 +111,9 @@ def _parse(body: bytes, provider: str) -> dict[str, Any]:
         raise UpstreamInvalidResponse(provider, "a body that is not JSON") from exc
     if not isinstance(parsed, dict) or parsed.get("type") != "message":
         raise UpstreamInvalidResponse(provider, "JSON that is not a message object")
+    content = parsed.get("content")
+    if content is not None and not isinstance(content, list):
+        raise UpstreamInvalidResponse(provider, "a message whose content is not a list")
     return parsed
 
 
@@ -117,12 +128,13 @@ class AnthropicAdapter(AdapterBase):
 
     def chat_response(self, spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
         message = _parse(body, spec.name)
-        completion = to_openai_completion(message)
-        return ChatResult(
-            body=orjson.dumps(completion),
-            usage=usage_of(message.get("usage") or {}),
-            finish_reason=completion["choices"][0]["finish_reason"],
-        )
+        with answer_shape(spec.name):
+            completion = to_openai_completion(message)
+            return ChatResult(
+                body=orjson.dumps(completion),
+                usage=usage_of(message.get("usage")),
+                finish_reason=completion["choices"][0]["finish_reason"],
+            )
 
     def chat_stream(
         self, spec: ProviderSpec, model: str, client_wants_usage: bool
@@ -169,7 +181,7 @@ class AnthropicAdapter(AdapterBase):
         message = _parse(body, spec.name)
         return ChatResult(
             body=body,
-            usage=usage_of(message.get("usage") or {}),
+            usage=usage_of(message.get("usage")),
             finish_reason=finish_reason(message.get("stop_reason")),
         )
 

@@ -19,6 +19,7 @@ import orjson
 
 from llmrelay.errors import GatewayError, InvalidRequest, UpstreamError
 from llmrelay.json_limits import loads_nested
+from llmrelay.providers.base import Usage, token_count, tokens
 
 #: The only Messages API version; sent as ``anthropic-version`` on every call.
 ANTHROPIC_VERSION = "2023-06-01"
@@ -56,14 +57,15 @@ STOP_REASON = {
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)(?:;[^,]*)?;base64,(.*)$", re.DOTALL)
 
 
-def finish_reason(stop_reason: str | None) -> str | None:
+def finish_reason(stop_reason: Any) -> str | None:
+    """Anthropic's ``stop_reason`` as OpenAI's; one that is not a string is unknown."""
     if stop_reason is None:
         return None
-    return FINISH_REASON.get(stop_reason, "stop")
+    return FINISH_REASON.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
-def stop_reason(finish: str | None) -> str:
-    return STOP_REASON.get(finish or "stop", "end_turn")
+def stop_reason(finish: Any) -> str:
+    return STOP_REASON.get(finish, "end_turn") if isinstance(finish, str) else "end_turn"
 
 
 # -- content: OpenAI parts → Anthropic blocks ------------------------------------------
@@ -333,39 +335,36 @@ def input_to_arguments(value: Any) -> str:
 # -- usage -----------------------------------------------------------------------------
 
 
-def openai_usage(usage: dict[str, Any]) -> dict[str, Any]:
+def openai_usage(usage: Any) -> dict[str, Any]:
     """Anthropic usage as OpenAI's: prompt tokens include cache reads and writes.
 
     Anthropic counts ``input_tokens`` *excluding* cached ones ("total input tokens is
     the sum of input_tokens, cache_creation_input_tokens and cache_read_input_tokens");
     OpenAI's ``prompt_tokens`` includes them, with ``cached_tokens`` /
-    ``cache_write_tokens`` as parts of it.
+    ``cache_write_tokens`` as parts of it. Counts are bounded (:func:`token_count`).
     """
-    fresh = int(usage.get("input_tokens") or 0)
-    read = int(usage.get("cache_read_input_tokens") or 0)
-    written = int(usage.get("cache_creation_input_tokens") or 0)
-    completion = int(usage.get("output_tokens") or 0)
-    prompt = fresh + read + written
+    usage = usage if isinstance(usage, dict) else {}
+    read = token_count(usage.get("cache_read_input_tokens"))
+    written = token_count(usage.get("cache_creation_input_tokens"))
+    completion = token_count(usage.get("output_tokens"))
+    prompt = tokens(usage.get("input_tokens"), read, written)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        "total_tokens": tokens(prompt, completion),
         "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": written},
     }
 
 
-def anthropic_usage(usage: dict[str, Any] | None) -> dict[str, int]:
-    """OpenAI usage as Anthropic's (the inverse of :func:`openai_usage`)."""
-    usage = usage or {}
-    details = usage.get("prompt_tokens_details") or {}
-    read = int(details.get("cached_tokens") or 0)
-    written = int(details.get("cache_write_tokens") or 0)
-    prompt = int(usage.get("prompt_tokens") or 0)
+def anthropic_usage(usage: Any) -> dict[str, int]:
+    """OpenAI usage as Anthropic's (the inverse of :func:`openai_usage`), read by
+    :meth:`Usage.from_openai` (an upstream's usage may be anything)."""
+    u = Usage.from_openai(usage) or Usage()
     return {
-        "input_tokens": max(0, prompt - read - written),
-        "cache_creation_input_tokens": written,
-        "cache_read_input_tokens": read,
-        "output_tokens": int(usage.get("completion_tokens") or 0),
+        "input_tokens": max(0, u.prompt_tokens - u.cached_tokens - u.cache_write_tokens),
+        "cache_creation_input_tokens": u.cache_write_tokens,
+        "cache_read_input_tokens": u.cached_tokens,
+        "output_tokens": u.completion_tokens,
     }
 
 
@@ -406,6 +405,7 @@ def upstream_error(
     """
     err = payload.get("error") if isinstance(payload, dict) else None
     kind = err.get("type") if isinstance(err, dict) else None
+    kind = kind if isinstance(kind, str) else None  # a type that is no string is none
     message = err.get("message") if isinstance(err, dict) else None
     if status is None:
         status = ERROR_STATUS.get(kind or "", 500)

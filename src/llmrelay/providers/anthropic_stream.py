@@ -16,6 +16,11 @@ error event of the client's format.
 
 In *pass-through* mode (Anthropic client, Anthropic upstream) the same machine only
 watches: events are forwarded unchanged while usage and the stop reason are noted.
+
+An event of an unexpected shape (an ``index`` that is no number, a ``content_block``
+that is no object ...) ends a translated stream with a 502 (``unexpected_event``); in
+pass-through it is forwarded as it came and not counted, as the OpenAI relay does.
+Usage counts of any type are bounded where they are read (:func:`token_count`).
 """
 
 from __future__ import annotations
@@ -29,14 +34,31 @@ from llmrelay.providers.anthropic_convert import (
     openai_usage,
     upstream_error,
 )
-from llmrelay.providers.base import Usage
-from llmrelay.providers.stream_state import StreamProgress, json_object
+from llmrelay.providers.base import Usage, any_count
+from llmrelay.providers.stream_state import (
+    SHAPE_ERRORS,
+    StreamProgress,
+    json_object,
+    small_index,
+    unexpected_event,
+)
 from llmrelay.sse import DONE, encode_json, event_data
 
 _TEXT, _TOOL, _JSON, _THINKING, _OTHER = range(5)
 
 
-def usage_of(raw: dict[str, Any]) -> Usage:
+_COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+
+
+def usage_of(raw: Any) -> Usage | None:
+    """Anthropic usage as ours (None when it holds no count: see :func:`any_count`)."""
+    if not isinstance(raw, dict) or not any_count(*map(raw.get, _COUNTS)):
+        return None
     u = openai_usage(raw)
     details = u["prompt_tokens_details"]
     return Usage(
@@ -84,27 +106,36 @@ class AnthropicStreamTranslator(StreamProgress):
             return [event] if self._passthrough else []
         kind = payload.get("type")
         handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
-        out = handler(self, payload) if handler is not None else []
+        if handler is None:
+            return [event] if self._passthrough else []
+        try:
+            out: list[bytes] = handler(self, payload)
+        except SHAPE_ERRORS as exc:
+            if self._passthrough:
+                return [event]  # forwarded as it came, not counted
+            raise unexpected_event(self._provider) from exc
         return [event] if self._passthrough else out
 
     def end(self) -> list[bytes]:
         return []
 
     def _message_start(self, p: dict[str, Any]) -> list[bytes]:
-        message = p.get("message") or {}
-        self._id = str(message.get("id") or "")
-        self._model = str(message.get("model") or self._model)
+        message = _object(p.get("message"))
+        found = message.get("id")
+        self._id = found if isinstance(found, str) else ""
+        model = message.get("model")
+        self._model = model if isinstance(model, str) and model else self._model
         self._note_usage(message.get("usage"))
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def _block_start(self, p: dict[str, Any]) -> list[bytes]:
-        index = int(p.get("index", 0))
-        block = p.get("content_block") or {}
+        index = small_index(p.get("index"))
+        block = _object(p.get("content_block"))
         kind = block.get("type")
         if kind == "text":
             self._blocks[index] = _TEXT
-            text = block.get("text") or ""
-            return [self._chunk({"content": text})] if text else []
+            text = block.get("text")
+            return [self._chunk({"content": text})] if isinstance(text, str) and text else []
         if kind == "tool_use" and block.get("name") == JSON_TOOL:
             self._blocks[index] = _JSON
             return []
@@ -126,8 +157,8 @@ class AnthropicStreamTranslator(StreamProgress):
         return []
 
     def _block_delta(self, p: dict[str, Any]) -> list[bytes]:
-        index = int(p.get("index", 0))
-        delta = p.get("delta") or {}
+        index = small_index(p.get("index"))
+        delta = _object(p.get("delta"))
         kind = self._blocks.get(index, _OTHER)
         dtype = delta.get("type")
         if dtype == "text_delta" and kind == _TEXT:
@@ -151,10 +182,10 @@ class AnthropicStreamTranslator(StreamProgress):
 
     def _message_delta(self, p: dict[str, Any]) -> list[bytes]:
         self._note_usage(p.get("usage"))
-        stop = (p.get("delta") or {}).get("stop_reason")
+        stop = _object(p.get("delta")).get("stop_reason")
         if stop is None:
             return []
-        self.stop_reason = stop
+        self.stop_reason = stop if isinstance(stop, str) else None
         finish = finish_reason(stop)
         if stop == "tool_use" and not self._tool_index:
             finish = "stop"  # the only "tool" was the JSON-mode one: a plain answer
@@ -204,6 +235,10 @@ class AnthropicStreamTranslator(StreamProgress):
         if self._wants_usage:
             chunk["usage"] = None
         return encode_json(chunk)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 _HANDLERS: dict[str, Any] = {

@@ -70,14 +70,20 @@ class Frame:
 
 
 def decode_frame(frame: bytes, provider: str) -> Frame:
-    """One whole frame, CRC-checked and decoded by botocore."""
-    from botocore.eventstream import EventStreamBuffer, ParserError
+    """One whole frame, CRC-checked and decoded by botocore.
+
+    Past its CRC checks botocore's parser trusts the headers it reads: a header of an
+    unknown value type raises ``KeyError``, a name that is not UTF-8
+    ``UnicodeDecodeError``, one cut short ``struct.error``. Any failure of the parser on
+    these bytes is a corrupt frame, the upstream's fault (502), never ours.
+    """
+    from botocore.eventstream import EventStreamBuffer
 
     buffer = EventStreamBuffer()
     buffer.add_data(frame)
     try:
         message = next(buffer)
-    except (ParserError, StopIteration) as exc:
+    except Exception as exc:  # a pure parser of hostile bytes: every failure is theirs
         raise UpstreamError(
             f"upstream {provider} sent a corrupt event-stream frame ({type(exc).__name__})",
             status=502,

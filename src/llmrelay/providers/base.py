@@ -13,6 +13,50 @@ from typing import Any, Protocol
 from llmrelay.errors import CapabilityMissing, UpstreamError
 from llmrelay.sse import EventSplitter
 
+#: The most tokens one count of one call may say. An upstream's numbers are bounded
+#: before they reach billing: an answer reporting ``10**30`` prompt tokens would
+#: otherwise be priced (and debited from a budget) as such, and overflow the 32-bit
+#: token columns of the rows. Ten times the largest context window offered in 2026
+#: (10M tokens) is still far below it, and so is the sum of four counts (the rows'
+#: ``INT32`` columns hold 2.1e9).
+MAX_TOKENS = 100_000_000
+
+
+def _count(value: Any) -> int | None:
+    if type(value) is int:
+        return value if 0 <= value <= MAX_TOKENS else (0 if value < 0 else MAX_TOKENS)
+    if type(value) is float and value - value == 0.0:  # finite (inf - inf and nan are nan)
+        return int(min(max(value, 0.0), MAX_TOKENS))
+    return None
+
+
+def token_count(value: Any) -> int:
+    """One token count as an upstream sent it, as a billable number.
+
+    A JSON integer, or a finite float, as a non-negative int of at most
+    :data:`MAX_TOKENS` (a larger one is clamped: it is what the upstream claims, not
+    credible beyond that); anything else (a string, ``true``, ``null``, an object) is
+    not a count: 0, what is known of it.
+    """
+    found = _count(value)
+    return 0 if found is None else found
+
+
+def any_count(*values: Any) -> bool:
+    """Whether any of ``values`` is a count :func:`token_count` reads. A usage object
+    holding none (``{"prompt_tokens": "many"}``) is no usage report at all: the call's
+    usage stays unknown and is estimated from what was delivered, as a cut stream's is."""
+    return any(_count(v) is not None for v in values)
+
+
+def tokens(*values: Any) -> int:
+    """The sum of token counts (each read by :func:`token_count`), bounded the same way."""
+    return min(sum(token_count(v) for v in values), MAX_TOKENS)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
 
 @dataclass(slots=True)
 class Usage:
@@ -24,22 +68,27 @@ class Usage:
     reasoning_tokens: int = 0
 
     @classmethod
-    def from_openai(cls, usage: dict[str, Any] | None) -> Usage | None:
-        if not usage:
+    def from_openai(cls, usage: Any) -> Usage | None:
+        """OpenAI's ``usage`` object (chat or Responses naming), every count bounded by
+        :func:`token_count`; None when there is no usage object, or no count in it."""
+        if not usage or not isinstance(usage, dict):
             return None
-        prompt = int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
-        completion = int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
-        details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
-        out_details = (
-            usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
-        )
+        get = usage.get
+        raw_prompt = get("prompt_tokens") or get("input_tokens")
+        raw_completion = get("completion_tokens") or get("output_tokens")
+        if not any_count(raw_prompt, raw_completion, get("total_tokens")):
+            return None
+        prompt = token_count(raw_prompt)
+        completion = token_count(raw_completion)
+        details = _object(get("prompt_tokens_details") or get("input_tokens_details"))
+        out_details = _object(get("completion_tokens_details") or get("output_tokens_details"))
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion,
-            total_tokens=int(usage.get("total_tokens") or prompt + completion),
-            cached_tokens=int(details.get("cached_tokens") or 0),
-            cache_write_tokens=int(details.get("cache_write_tokens") or 0),
-            reasoning_tokens=int(out_details.get("reasoning_tokens") or 0),
+            total_tokens=token_count(get("total_tokens")) or tokens(prompt, completion),
+            cached_tokens=token_count(details.get("cached_tokens")),
+            cache_write_tokens=token_count(details.get("cache_write_tokens")),
+            reasoning_tokens=token_count(out_details.get("reasoning_tokens")),
         )
 
 

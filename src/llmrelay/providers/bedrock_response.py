@@ -7,6 +7,11 @@ counts the whole prompt with the cached part in ``cached_tokens``, so they are a
 Errors: AWS names the error in ``x-amzn-ErrorType`` (``ThrottlingException:http://...``)
 and answers a bad or unknown key with 403; those leave as the 401 an OpenAI client
 expects, a real permission problem (``AccessDeniedException``) stays 403.
+
+Shapes: optional fields of the wrong type are read leniently (usage counts bounded by
+:func:`token_count`, a ``contentBlockIndex`` that is no number taken as 0, a ``start``
+or ``delta`` that is no object ignored); a stream frame the translation cannot read
+at all ends the stream with a 502 (``unexpected_event``).
 """
 
 from __future__ import annotations
@@ -19,18 +24,31 @@ import orjson
 
 from llmrelay.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
 from llmrelay.providers.aws_eventstream import decode_frame
-from llmrelay.providers.base import ChatResult, ProviderSpec, Usage
+from llmrelay.providers.base import (
+    ChatResult,
+    ProviderSpec,
+    Usage,
+    any_count,
+    token_count,
+    tokens,
+)
 from llmrelay.providers.chat_input import check_params, new_completion_id
 from llmrelay.providers.chat_output import (
     ChoiceOut,
     ChunkWriter,
     ToolCallOut,
+    answer_shape,
     completion,
     embeddings_list,
     upstream_json,
     upstream_object,
 )
-from llmrelay.providers.stream_state import StreamProgress
+from llmrelay.providers.stream_state import (
+    SHAPE_ERRORS,
+    StreamProgress,
+    small_index,
+    unexpected_event,
+)
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -73,27 +91,41 @@ def document_name(filename: Any) -> str:
     return " ".join(_DOC_NAME.sub(" ", stem).split())[:200] or "document"
 
 
+_COUNTS = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+
+
 def usage_of(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict):
+    """Converse ``usage`` (None when it holds no count: see :func:`any_count`)."""
+    if not isinstance(raw, dict) or not any_count(*map(raw.get, _COUNTS)):
         return None
-    read = int(raw.get("cacheReadInputTokens") or 0)
-    write = int(raw.get("cacheWriteInputTokens") or 0)
-    prompt = int(raw.get("inputTokens") or 0) + read + write
-    completion_tokens = int(raw.get("outputTokens") or 0)
+    read = token_count(raw.get("cacheReadInputTokens"))
+    write = token_count(raw.get("cacheWriteInputTokens"))
+    prompt = tokens(raw.get("inputTokens"), read, write)
+    completion_tokens = token_count(raw.get("outputTokens"))
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion_tokens,
-        total_tokens=prompt + completion_tokens,
+        total_tokens=tokens(prompt, completion_tokens),
         cached_tokens=read,
         cache_write_tokens=write,
     )
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def stop_reason(reason: Any) -> str:
-    return STOP_REASONS.get(str(reason), "stop")
+    return STOP_REASONS.get(reason, "stop") if isinstance(reason, str) else "stop"
 
 
 def chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
+    """A Converse answer as a ``chat.completion``."""
+    with answer_shape(spec.name):
+        return _chat_result(spec, body, model)
+
+
+def _chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
     parsed = upstream_object(spec.name, body)
     output = parsed.get("output")
     if not isinstance(output, dict) or not isinstance(output.get("message"), dict):
@@ -146,26 +178,31 @@ class BedrockStream(StreamProgress):
         body = upstream_json(self._provider, frame.payload) if frame.payload else {}
         if not isinstance(body, dict):
             return []
-        name = frame.event_type
+        try:
+            return self._translate(frame.event_type, body)
+        except SHAPE_ERRORS as exc:
+            raise unexpected_event(self._provider) from exc
+
+    def _translate(self, name: str, body: dict[str, Any]) -> list[bytes]:
         if name == "messageStart":
             return self._out.start()
         if name == "contentBlockStart":
-            start = (body.get("start") or {}).get("toolUse")
+            start = _object(body.get("start")).get("toolUse")
             if isinstance(start, dict):
                 position, events = self._out.tool_start(
                     str(start.get("toolUseId")), str(start.get("name"))
                 )
-                self._blocks[int(body.get("contentBlockIndex") or 0)] = position
+                self._blocks[small_index(body.get("contentBlockIndex"))] = position
                 return events
             return []
         if name == "contentBlockDelta":
-            delta = body.get("delta") or {}
+            delta = _object(body.get("delta"))
             if isinstance(delta.get("text"), str):
                 self.content_chars += len(delta["text"])
                 return self._out.text(delta["text"])
             use = delta.get("toolUse")
             if isinstance(use, dict) and isinstance(use.get("input"), str):
-                found = self._blocks.get(int(body.get("contentBlockIndex") or 0))
+                found = self._blocks.get(small_index(body.get("contentBlockIndex")))
                 if found is None:
                     return []
                 self.content_chars += len(use["input"])
@@ -249,19 +286,25 @@ def embeddings_body(spec: ProviderSpec, body: dict[str, Any], model: str) -> dic
 
 
 def embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
+    """An InvokeModel (Titan, Cohere) embeddings answer as an embeddings list."""
+    with answer_shape(spec.name):
+        return _embeddings_result(spec, body, model)
+
+
+def _embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
     parsed = upstream_object(spec.name, body)
     if not isinstance(parsed.get("embedding"), list) and not isinstance(
         parsed.get("embeddings"), list | dict
     ):
         raise UpstreamInvalidResponse(spec.name, "JSON that is not an embeddings answer")
-    tokens = 0
+    count = 0
     if isinstance(parsed.get("embedding"), list):  # Titan
         vectors = [parsed["embedding"]]
-        tokens = int(parsed.get("inputTextTokenCount") or 0)
+        count = token_count(parsed.get("inputTextTokenCount"))
     else:  # Cohere: a list of vectors, or {"float": [...]} with embedding_types
         raw = parsed.get("embeddings")
         vectors = raw.get("float") or [] if isinstance(raw, dict) else raw or []
-    return embeddings_list(vectors, model, tokens)
+    return embeddings_list(spec.name, vectors, model, count)
 
 
 # -- model list and errors --------------------------------------------------------------

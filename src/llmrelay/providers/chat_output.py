@@ -13,8 +13,11 @@ exactly as OpenAI frames them, including ``"usage": null`` on every chunk and a 
 from __future__ import annotations
 
 import base64
-import struct
+import sys
 import time
+from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +25,22 @@ import orjson
 
 from llmrelay.errors import UpstreamInvalidResponse
 from llmrelay.providers.base import ChatResult, Usage
+from llmrelay.providers.stream_state import SHAPE_ERRORS
 from llmrelay.sse import DONE, encode_json
+
+
+@contextmanager
+def answer_shape(provider: str) -> Iterator[None]:
+    """Reading a non-streamed answer: a body whose fields have types the provider never
+    sends (``"candidates": 5``, a tool input nested deeper than orjson encodes) is a
+    502 of the adapter's own, as a body that is not JSON is (the router has the same
+    net for every adapter: ``routing/router.py``)."""
+    try:
+        yield
+    except SHAPE_ERRORS as exc:
+        raise UpstreamInvalidResponse(
+            provider, "a body that is not of the provider's answer shape"
+        ) from exc
 
 
 def upstream_json(provider: str, body: bytes) -> Any:
@@ -204,8 +222,22 @@ class ChunkWriter:
 FLOAT_EMBEDDINGS = "float_embeddings"
 
 
-def embeddings_list(vectors: list[Any], model: str, tokens: int) -> ChatResult:
-    """OpenAI's embeddings ``list`` of float vectors, billed as ``tokens`` prompt tokens."""
+def embeddings_list(provider: str, vectors: list[Any], model: str, tokens: int) -> ChatResult:
+    """OpenAI's embeddings ``list`` of float vectors, billed as ``tokens`` prompt tokens.
+
+    A vector that is not a list of numbers is no embedding (a client would fail on it,
+    and :func:`embeddings_as_base64` could not pack it): the answer is a 502. The check
+    is a conversion in C (``array``), not a loop over the floats.
+    """
+    for vector in vectors:
+        try:
+            if not isinstance(vector, list):
+                raise TypeError("not a list")
+            array("d", vector)
+        except (TypeError, OverflowError):
+            raise UpstreamInvalidResponse(
+                provider, "an embedding that is not a list of numbers"
+            ) from None
     usage = Usage(prompt_tokens=tokens, total_tokens=tokens)
     obj = {
         "object": "list",
@@ -219,10 +251,15 @@ def embeddings_list(vectors: list[Any], model: str, tokens: int) -> ChatResult:
 
 
 def embeddings_as_base64(body: bytes) -> bytes:
-    """Float-list embeddings -> OpenAI's base64 form (little-endian float32)."""
+    """Float-list embeddings (of :func:`embeddings_list`, so numbers) -> OpenAI's base64
+    form (little-endian float32; a value beyond float32's range becomes infinity, where
+    ``struct.pack`` would raise)."""
     parsed = orjson.loads(body)
     for item in parsed.get("data") or ():
         vector = item.get("embedding")
         if isinstance(vector, list):
-            item["embedding"] = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            packed = array("f", vector)
+            if sys.byteorder == "big":
+                packed.byteswap()
+            item["embedding"] = base64.b64encode(packed.tobytes()).decode()
     return orjson.dumps(parsed)

@@ -12,6 +12,11 @@ Quirks handled here, each from Google's documentation:
 - Streams have no terminator: a chunk with ``finishReason`` ends the answer cleanly.
 - A rate limit carries its wait in ``details[].retryDelay`` (``"30s"``), passed on as
   ``retry-after``.
+
+An answer of an unexpected shape is read leniently where a field is optional (usage
+counts bounded by :func:`token_count`, an ``index`` that is no number taken as the
+position, parts that are not objects skipped); a stream event the translation cannot
+read at all ends the stream with a 502 (``unexpected_event``).
 """
 
 from __future__ import annotations
@@ -22,18 +27,31 @@ from typing import Any
 import orjson
 
 from llmrelay.errors import InvalidRequest, UpstreamError, UpstreamInvalidResponse
-from llmrelay.providers.base import ChatResult, ProviderSpec, Usage
+from llmrelay.providers.base import (
+    ChatResult,
+    ProviderSpec,
+    Usage,
+    any_count,
+    token_count,
+    tokens,
+)
 from llmrelay.providers.chat_input import check_params, new_call_id, new_completion_id
 from llmrelay.providers.chat_output import (
     ChoiceOut,
     ChunkWriter,
     ToolCallOut,
+    answer_shape,
     completion,
     embeddings_list,
     upstream_json,
     upstream_object,
 )
-from llmrelay.providers.stream_state import StreamProgress
+from llmrelay.providers.stream_state import (
+    SHAPE_ERRORS,
+    StreamProgress,
+    small_index,
+    unexpected_event,
+)
 from llmrelay.sse import event_data
 
 _SIG = "~sig~"
@@ -63,31 +81,48 @@ def _call_id(call: dict[str, Any], part: dict[str, Any]) -> str:
     return f"{base}{_SIG}{signature}" if isinstance(signature, str) and signature else base
 
 
-def finish_reason(reason: str | None, called_tools: bool) -> str:
+def finish_reason(reason: Any, called_tools: bool) -> str:
     if called_tools and reason in (None, "STOP"):
         return "tool_calls"
-    return FINISH_REASONS.get(reason or "STOP", "stop")
+    return FINISH_REASONS.get(reason, "stop") if isinstance(reason, str) else "stop"
+
+
+_COUNTS = (
+    "promptTokenCount",
+    "toolUsePromptTokenCount",
+    "thoughtsTokenCount",
+    "candidatesTokenCount",
+    "totalTokenCount",
+    "cachedContentTokenCount",
+)
 
 
 def usage_of(meta: Any) -> Usage | None:
-    if not isinstance(meta, dict):
+    """``usageMetadata`` as usage (None when it holds no count: see :func:`any_count`)."""
+    if not isinstance(meta, dict) or not any_count(*map(meta.get, _COUNTS)):
         return None
-    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
-    thoughts = int(meta.get("thoughtsTokenCount") or 0)
-    completion_tokens = int(meta.get("candidatesTokenCount") or 0) + thoughts
+    prompt = tokens(meta.get("promptTokenCount"), meta.get("toolUsePromptTokenCount"))
+    thoughts = token_count(meta.get("thoughtsTokenCount"))
+    completion_tokens = tokens(meta.get("candidatesTokenCount"), thoughts)
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion_tokens,
-        total_tokens=int(meta.get("totalTokenCount") or prompt + completion_tokens),
-        cached_tokens=int(meta.get("cachedContentTokenCount") or 0),
+        total_tokens=token_count(meta.get("totalTokenCount")) or tokens(prompt, completion_tokens),
+        cached_tokens=token_count(meta.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
     )
 
 
+def _parts(candidate: dict[str, Any]) -> Any:
+    """A candidate's ``content.parts`` (nothing when either is not what Gemini sends)."""
+    content = candidate.get("content")
+    return (content.get("parts") or ()) if isinstance(content, dict) else ()
+
+
 def _choice(candidate: dict[str, Any], position: int) -> ChoiceOut:
-    choice = ChoiceOut(index=int(candidate.get("index", position)))
+    choice = ChoiceOut(index=small_index(candidate.get("index"), position))
     texts: list[str] = []
-    for part in (candidate.get("content") or {}).get("parts") or ():
+    for part in _parts(candidate):
         if not isinstance(part, dict) or part.get("thought"):
             continue
         if isinstance(part.get("text"), str):
@@ -107,6 +142,12 @@ def _choice(candidate: dict[str, Any], position: int) -> ChoiceOut:
 
 
 def chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
+    """A ``generateContent`` answer as a ``chat.completion``."""
+    with answer_shape(spec.name):
+        return _chat_result(spec, body, model)
+
+
+def _chat_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
     parsed = upstream_object(spec.name, body)
     if "candidates" not in parsed and "promptFeedback" not in parsed:
         raise UpstreamInvalidResponse(spec.name, "JSON that is not a generateContent answer")
@@ -141,16 +182,23 @@ class GeminiStream(StreamProgress):
             return []
         if isinstance(chunk.get("error"), dict):
             status = chunk["error"].get("code")
-            raise google_error(self._provider, status if isinstance(status, int) else 500, data, {})
+            known = type(status) is int and 400 <= status <= 599
+            raise google_error(self._provider, status if known else 500, data, {})
+        try:
+            return self._translate(chunk)
+        except SHAPE_ERRORS as exc:
+            raise unexpected_event(self._provider) from exc
+
+    def _translate(self, chunk: dict[str, Any]) -> list[bytes]:
         usage = usage_of(chunk.get("usageMetadata"))
         if usage is not None:
             self.usage = usage
         out: list[bytes] = []
         candidates = [c for c in chunk.get("candidates") or () if isinstance(c, dict)]
         for position, candidate in enumerate(candidates):
-            index = int(candidate.get("index", position))
+            index = small_index(candidate.get("index"), position)
             out.extend(self._out.start(index))
-            for part in (candidate.get("content") or {}).get("parts") or ():
+            for part in _parts(candidate):
                 out.extend(self._part(part, index))
             reason = candidate.get("finishReason")
             if reason:
@@ -207,22 +255,31 @@ def embedding_inputs(spec: ProviderSpec, body: dict[str, Any]) -> tuple[list[str
 
 
 def embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
+    """An ``embedContent`` / ``batchEmbedContents`` / ``predict`` answer as an embeddings list."""
+    with answer_shape(spec.name):
+        return _embeddings_result(spec, body, model)
+
+
+def _embeddings_result(spec: ProviderSpec, body: bytes, model: str) -> ChatResult:
     parsed = upstream_object(spec.name, body)
     if not {"embedding", "embeddings", "predictions"} & parsed.keys():
         raise UpstreamInvalidResponse(spec.name, "JSON that is not an embeddings answer")
     vectors: list[Any] = []
-    tokens = 0
+    count = 0
     if isinstance(parsed.get("embedding"), dict):  # embedContent
         vectors = [parsed["embedding"].get("values") or []]
     elif isinstance(parsed.get("embeddings"), list):  # batchEmbedContents
         vectors = [e.get("values") or [] for e in parsed["embeddings"] if isinstance(e, dict)]
     elif isinstance(parsed.get("predictions"), list):  # Vertex predict
         for prediction in parsed["predictions"]:
-            embedding = prediction.get("embeddings") or {} if isinstance(prediction, dict) else {}
+            found = prediction.get("embeddings") if isinstance(prediction, dict) else None
+            embedding = found if isinstance(found, dict) else {}
             vectors.append(embedding.get("values") or [])
-            tokens += int((embedding.get("statistics") or {}).get("token_count") or 0)
+            statistics = embedding.get("statistics")
+            if isinstance(statistics, dict):
+                count = tokens(count, statistics.get("token_count"))
     # The Gemini API reports no token counts for embeddings; Vertex does.
-    return embeddings_list(vectors, model, tokens)
+    return embeddings_list(spec.name, vectors, model, count)
 
 
 # -- model lists and errors ------------------------------------------------------------
@@ -248,8 +305,8 @@ def _retry_seconds(details: Any) -> str | None:
         delay = detail.get("retryDelay") if isinstance(detail, dict) else None
         if isinstance(delay, str) and delay.endswith("s"):
             try:
-                return str(max(1, math.ceil(float(delay[:-1]))))
-            except ValueError:
+                return str(min(max(1, math.ceil(float(delay[:-1]))), 86_400))
+            except (ValueError, OverflowError):  # not a number, or "infs"
                 return None
     return None
 
@@ -277,7 +334,8 @@ def google_error(provider: str, status: int, body: bytes, headers: dict[str, str
     elif body and not isinstance(parsed, dict):
         text = body[:500].decode("utf-8", "replace").strip()
         message = f"{message}: {text}" if text else message
-    reasons = {d.get("reason") for d in details or () if isinstance(d, dict)}
+    found = (d.get("reason") for d in details or () if isinstance(d, dict))
+    reasons = {r for r in found if isinstance(r, str)}  # hashed: strings only
     code = google_status
     if "API_KEY_INVALID" in reasons or google_status == "UNAUTHENTICATED":
         status = 401

@@ -68,7 +68,7 @@ def _tally(choices: list[Any]) -> tuple[int, str | None]:
                     if args:
                         chars += len(args)
         reason = choice.get("finish_reason")
-        if reason:
+        if reason and type(reason) is str:  # a row's column and a metric label: text only
             finish = reason
     return chars, finish
 
@@ -184,7 +184,8 @@ class OpenAIStreamRelay(StreamProgress):
             self.usage = counted
         if done:
             self.done = True
-        if hide:  # the read without its last event (the usage chunk), [DONE] kept
+        if hide and counted is not None:  # the read without its last event (the usage
+            # chunk), [DONE] kept; a usage chunk with no count in it goes on, as in feed()
             cut = block.rfind(b"\n\ndata: {", 0, len(block) - (16 if done else 2)) + 2
             kept = [block[:cut]] if cut > 1 else []
             return [*kept, DONE] if done else kept
@@ -211,8 +212,16 @@ class OpenAICompatAdapter(AdapterBase):
         parsed = answer_object(spec.name, body, "choices", "a chat completion")
         finish: str | None = None
         choices = parsed["choices"]
-        if choices and isinstance(choices[0], dict):
-            finish = choices[0].get("finish_reason")
+        for choice in choices:
+            # A choice that is no object (``"choices": [1]``) is no answer any client SDK
+            # can read, and nothing the endpoints' translations could carry on: a 502.
+            if type(choice) is not dict or type(choice.get("message", {})) is not dict:
+                raise UpstreamInvalidResponse(
+                    spec.name, "JSON that is not a chat completion (a choice is not an object)"
+                )
+        if choices:
+            reason = choices[0].get("finish_reason")
+            finish = reason if type(reason) is str else None
         return ChatResult(
             body=body, usage=Usage.from_openai(parsed.get("usage")), finish_reason=finish
         )
@@ -298,7 +307,9 @@ def openai_error(provider: str, status: int, body: bytes, headers: dict[str, str
         if isinstance(err, dict):
             message = str(err.get("message") or message)
             error_type = err.get("type") if isinstance(err.get("type"), str) else None
-            code = err.get("code")
+            found = err.get("code")
+            # Only a string or a number is a code (it is hashed, logged and sent on).
+            code = found if isinstance(found, str | int) and not isinstance(found, bool) else None
             param = err.get("param") if isinstance(err.get("param"), str) else None
         elif isinstance(err, str):
             message = err

@@ -5,6 +5,10 @@ byte for byte; llmrelay reads them only for usage (``response.usage``, in the
 ``response.completed`` / ``.incomplete`` / ``.failed`` event of a stream) and the
 outcome. The Responses stream has no ``[DONE]``: one of those three events (or an
 ``error`` event) is its end.
+
+Reading is lenient, as the chat relay's (``openai_compat._tally``): a field of an
+unexpected type is not counted (usage bounded by :func:`token_count`), the event is
+relayed as it came.
 """
 
 from __future__ import annotations
@@ -32,11 +36,14 @@ def finish_of(response: dict[str, Any]) -> str | None:
     """The chat-style finish reason of a response object (for logs)."""
     status = response.get("status")
     if status == "incomplete":
-        reason = (response.get("incomplete_details") or {}).get("reason")
+        details = response.get("incomplete_details")
+        reason = details.get("reason") if isinstance(details, dict) else None
         return "content_filter" if reason == "content_filter" else "length"
     if status == "failed":
         return "error"
-    outputs = response.get("output") or []
+    outputs = response.get("output")
+    if not isinstance(outputs, list):
+        outputs = []
     if any(isinstance(o, dict) and o.get("type") == "function_call" for o in outputs):
         return "tool_calls"
     return "stop" if status == "completed" else None
@@ -74,10 +81,14 @@ class ResponsesStreamRelay(StreamProgress):
         if payload is None:
             return [event]
         kind = payload.get("type")
+        if not isinstance(kind, str):
+            return [event]
         if kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
             self.content_chars += len(str(payload.get("delta") or ""))
         elif kind in _FINAL:
-            response = payload.get("response") or {}
+            response = payload.get("response")
+            if not isinstance(response, dict):
+                response = {}
             self.usage = Usage.from_openai(response.get("usage")) or self.usage
             self.finish_reason = finish_of(response)
             self.done = True
@@ -85,9 +96,11 @@ class ResponsesStreamRelay(StreamProgress):
                 return [self._redact(event.decode("utf-8", "replace")).encode()]
         elif kind == "error":
             code = payload.get("code")
+            if not isinstance(code, str):
+                code = None  # hashed, logged and sent on: a string or nothing
             raise UpstreamError(
                 str(payload.get("message") or f"upstream {self._provider} failed mid-stream"),
-                status=_CODE_STATUS.get(str(code), 500),
+                status=_CODE_STATUS.get(code or "", 500),
                 code=code,
                 provider=self._provider,
                 error_type=str(code) if code else None,

@@ -82,6 +82,11 @@ class RouteConfigStore:
 
     async def get(self, name: str) -> RouteSpec | None:
         """The named config, or ``None``; raises :class:`StoredConfigInvalid`."""
+        return self.lookup(name)
+
+    def lookup(self, name: str) -> RouteSpec | None:
+        """:meth:`get` without the coroutine: the table is in memory (the request path
+        asks it for every call's model)."""
         spec = self._static.get(name)
         if spec is not None:
             return spec

@@ -57,6 +57,7 @@ from llmrelay.store.bounds import clean_text
 from llmrelay.store.bulk import insert_values
 from llmrelay.store.database import Connection, Database
 from llmrelay.store.deadline import within
+from llmrelay.store.loop_share import FLOOR, LoopShare
 from llmrelay.store.replay import OrphanReplay
 from llmrelay.store.rows import (
     REQUEST_COLUMNS,
@@ -80,11 +81,13 @@ BatchSink = Callable[[Connection, list[Interaction]], Awaitable[None]]
 _MAX_ABANDONED = 4
 #: Further tries of a single refused row before it is set aside.
 _SINGLE_ROW_RETRIES = 2
-#: Rows the spool step encodes (and logs, and counts) before it lets requests run: at
-#: ~20 µs a row, a slice is well under a millisecond of the event loop. Whole batches
-#: were one step: 250 rows held the loop 15-25 ms on the shared machine
+#: Rows the spool step encodes (and logs, and counts) as one part; between parts it lets
+#: requests run once its slice of the loop is spent (:mod:`llmrelay.store.loop_share`).
+#: Whole batches were one step: 250 rows held the loop 15-25 ms on the shared machine
 #: (bench/loop_stalls.py, "loop step" of llmrelay-log-spool).
-_SPOOL_SLICE = 16
+_SPOOL_PART = 16
+#: How many times ``batch_size`` a batch may hold while the writer is behind.
+_CATCH_UP = 20
 #: Seconds between looks for the spools of processes that died.
 _ORPHAN_SCAN_INTERVAL = 30.0
 #: Which of a batch's ids are written already (exactly once); built once, not per batch.
@@ -120,6 +123,9 @@ class LogWriter:
         self._spool_interval = spool_interval
         self._db_timeout = db_timeout
         self._spool_max_bytes = spool_max_bytes
+        #: The shortest slice of the loop the spool step takes before it lets requests
+        #: run (:mod:`llmrelay.store.loop_share`); a test sets 0 to see every part.
+        self._slice_floor = FLOOR
         self.stats = WriterStats()
         #: More writes for each batch, run inside its transaction (all or nothing).
         self.sinks: list[BatchSink] = []
@@ -252,17 +258,18 @@ class LogWriter:
         frames: list[bytes] = []
         records: list[Record] = []
         first_seq = self._next_seq
-        for start in range(0, len(batch), _SPOOL_SLICE):
-            if start:  # requests run between slices: a big batch is not one long stall
+        share = LoopShare(self._slice_floor)
+        for start in range(0, len(batch), _SPOOL_PART):
+            if start and share.spent():  # requests run between slices: no long stall
                 try:
-                    await asyncio.sleep(0)
+                    await share.pause()
                 except asyncio.CancelledError:
                     # Stopped mid-batch (close's deadline): nothing of it is in the spool
                     # yet, so all of it goes back, to be counted where unspooled rows are.
                     self._fresh[:0] = batch
                     self._next_seq = first_seq
                     raise
-            part = batch[start : start + _SPOOL_SLICE]
+            part = batch[start : start + _SPOOL_PART]
             rows = [it for kind, it in part if kind == ROW]
             if self._stream is not None:
                 lines.append(b"".join(log_line(it) for it in rows))
@@ -336,7 +343,13 @@ class LogWriter:
         scanned = time.monotonic()
         while True:
             assert self._backlog is not None
-            batch = self._backlog.take(self._batch_size, self._done_seq)
+            # Behind (more than a batch waiting): bigger batches. A batch costs the loop a
+            # few dozen turns whatever its size (every statement is a round trip to the
+            # driver's thread), so under load a fixed size wrote fewer rows than arrived.
+            size = self._batch_size
+            if self._spooled_seq - self._done_seq > size:
+                size *= _CATCH_UP
+            batch = self._backlog.take(size, self._done_seq)
             if not batch:
                 if self._spooled_seq == self._done_seq:
                     self._caught_up.set()
