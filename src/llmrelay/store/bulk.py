@@ -9,13 +9,13 @@ first goes through its column's cleaner (:mod:`llmrelay.store.bounds`), so no ro
 reaches a table here can fail for a value's length or text.
 
 Rows are given as tuples in the order of a fixed column list (no dict per row), and
-bound in slices of :data:`ROW_SLICE` with the event loop let run between them: binding
-a 500-row batch was ~4 ms of the loop in one step (bench/loop_stalls.py).
+bound in parts of :data:`ROW_PART`, with the event loop let run between them whenever
+the writer's slice of it is spent (:mod:`llmrelay.store.loop_share`): binding a 500-row
+batch was ~4 ms of the loop in one step (bench/loop_stalls.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from llmrelay.store.bounds import Cleaner, cleaner
+from llmrelay.store.loop_share import LoopShare
 
 T = TypeVar("T")
 _Processor = Callable[[Any], Any]
@@ -34,8 +35,8 @@ _PLACEHOLDERS: dict[str, Callable[[int], str]] = {
     "numeric": lambda i: f":{i + 1}",
     "numeric_dollar": lambda i: f"${i + 1}",
 }
-#: Rows bound per step of the event loop (~3 µs a row: a slice is ~0.2 ms).
-ROW_SLICE = 64
+#: Rows bound between looks at the clock (~3 µs a row: a part is ~0.2 ms).
+ROW_PART = 64
 
 
 class _Plan:
@@ -84,10 +85,11 @@ async def insert_values(
     plan = _plan(model.__table__, columns, conn.dialect)
     cleaners, processors = plan.cleaners, plan.processors
     params: list[tuple[Any, ...]] = []
-    for start in range(0, len(items), ROW_SLICE):
-        if start:
-            await asyncio.sleep(0)  # requests run between slices
-        for item in items[start : start + ROW_SLICE]:
+    share = LoopShare()
+    for start in range(0, len(items), ROW_PART):
+        if start and share.spent():
+            await share.pause()  # requests run between slices
+        for item in items[start : start + ROW_PART]:
             row = [
                 v if v is None or c is None else c(v)
                 for c, v in zip(cleaners, values(item), strict=True)

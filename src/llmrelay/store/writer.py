@@ -54,6 +54,7 @@ from llmrelay.store.backlog import Backlog
 from llmrelay.store.bulk import insert_values
 from llmrelay.store.dead_letter import DatabaseAway, Splitter, dead_letter
 from llmrelay.store.deadline import within
+from llmrelay.store.loop_share import FLOOR, LoopShare
 from llmrelay.store.replay import OrphanReplay
 from llmrelay.store.rows import (
     REQUEST_COLUMNS,
@@ -72,11 +73,11 @@ log = logging.getLogger("llmrelay.writer")
 #: Writes more rows for a batch on the batch's connection (same transaction).
 BatchSink = Callable[[AsyncConnection, list[Interaction]], Awaitable[None]]
 
-#: Rows the spool step encodes (and logs, and counts) before it lets requests run: at
-#: ~20 µs a row, a slice is well under a millisecond of the event loop. Whole batches
-#: were one step: 250 rows held the loop 15-25 ms on the shared machine
+#: Rows the spool step encodes (and logs, and counts) as one part; between parts it lets
+#: requests run once its slice of the loop is spent (:mod:`llmrelay.store.loop_share`).
+#: Whole batches were one step: 250 rows held the loop 15-25 ms on the shared machine
 #: (bench/loop_stalls.py, "loop step" of llmrelay-log-spool).
-_SPOOL_SLICE = 16
+_SPOOL_PART = 16
 #: Seconds between looks for the spools of processes that died.
 _ORPHAN_SCAN_INTERVAL = 30.0
 #: Which of a batch's ids are written already (exactly once); built once, not per batch.
@@ -108,6 +109,9 @@ class LogWriter:
         self._spool_interval = spool_interval
         self._db_timeout = db_timeout
         self._spool_max_bytes = spool_max_bytes
+        #: The shortest slice of the loop the spool step takes before it lets requests
+        #: run (:mod:`llmrelay.store.loop_share`); a test sets 0 to see every part.
+        self._slice_floor = FLOOR
         self.stats = WriterStats()
         #: More writes for each batch, run inside its transaction (all or nothing).
         self.sinks: list[BatchSink] = []
@@ -250,17 +254,18 @@ class LogWriter:
         frames: list[bytes] = []
         records: list[Record] = []
         first_seq = self._next_seq
-        for start in range(0, len(batch), _SPOOL_SLICE):
-            if start:  # requests run between slices: a big batch is not one long stall
+        share = LoopShare(self._slice_floor)
+        for start in range(0, len(batch), _SPOOL_PART):
+            if start and share.spent():  # requests run between slices: no long stall
                 try:
-                    await asyncio.sleep(0)
+                    await share.pause()
                 except asyncio.CancelledError:
                     # Stopped mid-batch (close's deadline): nothing of it is in the spool
                     # yet, so all of it goes back, to be counted where unspooled rows are.
                     self._fresh[:0] = batch
                     self._next_seq = first_seq
                     raise
-            part = batch[start : start + _SPOOL_SLICE]
+            part = batch[start : start + _SPOOL_PART]
             rows = [it for kind, it in part if kind == ROW]
             if self._stream is not None:
                 lines.append(b"".join(log_line(it) for it in rows))
