@@ -56,9 +56,12 @@ def _pct(values: list[float], q: float) -> float:
 class Pauses:
     def __init__(self) -> None:
         self.by_source: dict[str, list[float]] = {}
+        #: Recording (the measured calls only: not the warm-up, not the shutdown's flush).
+        self.on = False
 
     def add(self, source: str, ms: float) -> None:
-        self.by_source.setdefault(source, []).append(ms)
+        if self.on:
+            self.by_source.setdefault(source, []).append(ms)
 
 
 def _watch_gc(pauses: Pauses) -> None:
@@ -85,8 +88,11 @@ def _watch_steps(pauses: Pauses, over_ms: float = 0.5) -> None:
         if took > over_ms:
             owner = getattr(self._callback, "__self__", None)
             name = owner.get_name() if isinstance(owner, asyncio.Task) else "callback"
-            if name.startswith("Task-"):
-                name = "other tasks (the calls)"
+            if name.startswith("Task-") and isinstance(owner, asyncio.Task):
+                # Unnamed: the calls' own tasks, and the writer's batch writes, each run
+                # as a task of its own (store/deadline.py's within): named by coroutine.
+                coro = owner.get_coro()
+                name = f"task {getattr(coro, '__qualname__', type(coro).__name__)}"
             pauses.add(f"loop step > {over_ms} ms: {name}", took)
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
@@ -156,12 +162,14 @@ async def run(
             _watch_gc(pauses)
             _watch_steps(pauses)
             calls, cpu = [], []
+            pauses.on = True
             for _ in range(n):
                 t0, c0 = time.perf_counter(), time.thread_time()
                 resp = await client.post("/v1/chat/completions", json=body, headers=auth)
                 calls.append((time.perf_counter() - t0) * 1000)
                 cpu.append((time.thread_time() - c0) * 1000)
                 assert resp.status_code == 200, resp.text
+            pauses.on = False
         stats = gateway.services.writer.stats_dict()
         held = [len(gc.get_objects(g)) for g in range(3)]
         await gateway.shutdown()
