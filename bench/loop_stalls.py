@@ -24,7 +24,8 @@ the end (what a collection of it walks). ``--no-freeze`` skips what the server d
 start-up (``llmrelay.gc_tuning``: ``gc.freeze()``, the collector's thresholds, the
 interpreter's switch interval), to compare; ``--gc-threshold`` and
 ``--switch-interval`` replace the tuned values to measure others; ``--admin-warm`` also
-builds the admin API after the freeze, as ``llmrelay serve`` does (in a thread, aside).
+builds the admin API after the freeze, as ``llmrelay serve`` does (in a thread, aside,
+then frozen too unless ``--no-freeze``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import httpx
 
 from llmrelay.app import Gateway
 from llmrelay.config import load_settings
-from llmrelay.gc_tuning import freeze_startup_heap
+from llmrelay.gc_tuning import freeze_after, freeze_startup_heap
 from llmrelay.governance.keys import create_key
 from llmrelay.store import writer as writer_module
 
@@ -147,10 +148,13 @@ async def run(
             gc.set_threshold(*threshold)
         if switch is not None:
             sys.setswitchinterval(switch)
-        if admin_warm:
+        if admin_warm:  # as serve does: built aside, then frozen too (gc_tuning)
             warming = gateway.admin.warm()
+            if freeze:
+                freeze_after(warming)
             if warming is not None:
                 await warming
+                await asyncio.sleep(0)  # the freeze, a done callback of the build
         _watch_writer(pauses)
         key, _ = await create_key(gateway.services.sessions, "bench")
         auth = {"authorization": f"Bearer {key}"}

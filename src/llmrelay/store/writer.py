@@ -352,12 +352,18 @@ class LogWriter:
                 if self._interval and not self._closing:
                     await asyncio.sleep(self._interval)  # let a batch gather
                 continue
-            rows = [it for _, kind, it in batch if kind == ROW]
-            if rows:
-                await self._commit(rows)
-            self._done_seq = batch[-1][0]
-            assert self._spool is not None
-            self._spool.release(self._done_seq)
+            await self._write_batch(batch)
+
+    async def _write_batch(self, batch: list[Record]) -> None:
+        """One batch of the backlog into the database. A method of its own so that its
+        rows are let go once written: a local of the waiting loop held the last batch
+        until the next one came (and every full collection walked it meanwhile)."""
+        rows = [it for _, kind, it in batch if kind == ROW]
+        if rows:
+            await self._commit(rows)
+        self._done_seq = batch[-1][0]
+        assert self._spool is not None
+        self._spool.release(self._done_seq)
 
     async def _commit(self, rows: list[Interaction]) -> None:
         """Write ``rows``, waiting out a database outage; returns once all are handled."""
