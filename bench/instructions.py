@@ -3,8 +3,10 @@
     .venv/bin/python bench/instructions.py                   # non-stream, callgrind
     .venv/bin/python bench/instructions.py --stream          # the 21-event SSE answer
     .venv/bin/python bench/instructions.py --tls             # the upstream on https://
+    .venv/bin/python bench/instructions.py --stream --trickle 10 --n 100   # one event per read
     .venv/bin/python bench/instructions.py --tls --client aiohttp   # https on aiohttp, as before
     .venv/bin/python bench/instructions.py --profile         # cProfile: calls per request + top
+    .venv/bin/python bench/instructions.py --server          # + the HTTP server side (socket)
     .venv/bin/python bench/instructions.py --count none      # just run it (wall time, no counts)
 
 Wall-clock timings on a shared 2-core machine are noise; the number of machine
@@ -26,11 +28,23 @@ two switches divided by the number of calls, with the event loop's thread alone 
 (the rest is the SQLite writer threads). Calls run ``--concurrency`` at a time (default 1:
 sequential, the most repeatable).
 
+``--server`` puts llmrelay's HTTP server in front as ``llmrelay serve`` does (uvicorn's
+httptools protocol with the head limits of :mod:`llmrelay.http_protocol`) on a loopback
+socket, called over one kept-alive connection by a client in another child process: the
+count then includes parsing the request and writing the answer, which the default ASGI
+entry leaves out.
+
 ``--tls`` serves the child upstream over TLS (a throwaway CA from
 :mod:`llmrelay.mock_upstream.tls`, trusted through ``SSL_CERT_FILE`` as an operator's own
 CA would be) and points the provider at ``https://127.0.0.1``: every real provider's
 path. The connection is kept alive, so what is counted is TLS record encryption per call,
 not handshakes (those happen in the warm-up).
+
+``--trickle MS`` sends the SSE answer as a real model does, one event at a time: the head
+and the first event, then each further event ``MS`` ms after the last, so each upstream
+read holds one event (the per-read cost of the client and the relay, which the whole
+answer in one read hardly shows). Pick ``MS`` well above callgrind's time per read (10 ms
+is); the idle loop between events is counted too, the same in every run at one ``MS``.
 """
 
 from __future__ import annotations
@@ -103,6 +117,9 @@ def _response(content_type: bytes, body: bytes) -> bytes:
 class _Upstream(asyncio.Protocol):
     JSON = _response(b"application/json", CHAT_JSON)
     SSE = _response(b"text/event-stream", CHAT_SSE)
+    #: ``--trickle``: seconds between events (0: the whole answer in one write).
+    TRICKLE = 0.0
+    EVENTS = [e + b"\n\n" for e in CHAT_SSE.split(b"\n\n")[:-1]]
     MODELS = _response(
         b"application/json",
         b'{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","owned_by":"mock"}]}',
@@ -128,12 +145,25 @@ class _Upstream(asyncio.Protocol):
             if head.startswith(b"get "):
                 self.transport.write(self.MODELS)
             elif re.search(rb'"stream"\s*:\s*true', body):
-                self.transport.write(self.SSE)
+                if self.TRICKLE:
+                    self._trickle(len(self.SSE) - len(CHAT_SSE) + len(self.EVENTS[0]), 1)
+                else:
+                    self.transport.write(self.SSE)
             else:
                 self.transport.write(self.JSON)
 
+    def _trickle(self, upto: int, i: int) -> None:
+        """The answer's head and first event (``upto`` bytes), then one event a step."""
+        if i == 1:
+            self.transport.write(self.SSE[:upto])
+        else:
+            self.transport.write(self.EVENTS[i - 1])
+        if i < len(self.EVENTS):
+            asyncio.get_running_loop().call_later(self.TRICKLE, self._trickle, 0, i + 1)
 
-def serve_upstream(port: int, tls_dir: str | None) -> None:
+
+def serve_upstream(port: int, tls_dir: str | None, trickle_ms: float = 0.0) -> None:
+    _Upstream.TRICKLE = trickle_ms / 1000
     ctx = None
     if tls_dir:
         import ssl
@@ -150,12 +180,59 @@ def serve_upstream(port: int, tls_dir: str | None) -> None:
     asyncio.run(main())
 
 
+# -- the client of --server (child process) ------------------------------------------
+
+
+def _read_answer(sock: Any, buf: bytes, stream: bool) -> bytes:
+    """One whole response off the keep-alive connection; the bytes after it."""
+    while b"\r\n\r\n" not in buf:
+        buf += sock.recv(65536)
+    end = buf.index(b"\r\n\r\n") + 4
+    head = buf[:end].lower()
+    if not head.startswith(b"http/1.1 200"):
+        raise SystemExit(f"bad answer: {buf[:300]!r}")
+    m = re.search(rb"content-length:\s*(\d+)", head)
+    if m:  # a whole JSON answer
+        length = int(m.group(1))
+        while len(buf) < end + length:
+            buf += sock.recv(65536)
+        return buf[end + length :]
+    while not buf.endswith(b"\r\n0\r\n\r\n"):  # chunked: the stream's last chunk
+        buf += sock.recv(65536)
+    if stream and b"data: [DONE]" not in buf:
+        raise SystemExit(f"stream without [DONE]: {buf[-300:]!r}")
+    return b""
+
+
+def serve_client(port: int, key: str, stream: bool) -> None:
+    """``--server``'s client: on each line ``n`` from stdin, ``n`` sequential calls on one
+    kept-alive connection, then ``done`` on stdout (its work is not counted)."""
+    import socket
+
+    body = _body(stream)
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:8000\r\n"
+        b"authorization: Bearer %s\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%s" % (key.encode(), len(body), body)
+    )
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = b""
+    for line in sys.stdin:
+        for _ in range(int(line)):
+            sock.sendall(request)
+            buf = _read_answer(sock, buf, stream)
+        print("done", flush=True)
+
+
 # -- the gateway (this process) -----------------------------------------------------
 
 
 class _Client:
     """One ASGI call the way uvicorn drives it: the body, then ``http.disconnect`` once
-    the response is complete (what the pipeline's disconnect watcher sees)."""
+    the response is complete; and, as llmrelay's own protocol does (``http_protocol.py``),
+    the disconnect extension, so the pipeline takes the path it takes under
+    ``llmrelay serve`` (a callback for a lost connection, which never comes here)."""
 
     def __init__(self, body: bytes) -> None:
         self.body = body
@@ -163,6 +240,13 @@ class _Client:
         self.done = asyncio.Event()
         self.status = 0
         self.out: list[bytes] = []
+        self.extensions = {"llmrelay.disconnect": {"watch": self.watch}}
+
+    def watch(self, callback: Any) -> Any:
+        return self.unwatch
+
+    def unwatch(self) -> None:
+        return None
 
     async def receive(self) -> dict[str, Any]:
         if not self.sent_body:
@@ -205,10 +289,78 @@ def _scope(key: str, length: int) -> dict[str, Any]:
 
 async def _one(app: Any, key: str, body: bytes, stream: bool) -> None:
     client = _Client(body)
-    await app(_scope(key, len(body)), client.receive, client.send)
+    scope = _scope(key, len(body))
+    scope["extensions"] = client.extensions
+    await app(scope, client.receive, client.send)
     out = b"".join(client.out)
     if client.status != 200 or (stream and not out.endswith(b"data: [DONE]\n\n")):
         raise SystemExit(f"bad answer {client.status}: {out[:300]!r}")
+
+
+def _body(stream: bool) -> bytes:
+    return (
+        b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}],'
+        b'"max_tokens":16%s}' % (b',"stream":true' if stream else b"")
+    )
+
+
+class _Served:
+    """``--server``: the gateway behind llmrelay's uvicorn protocol (``http_protocol.py``)
+    on a loopback socket, called by a client in a child process, so the server side of
+    HTTP (httptools parsing, uvicorn's request cycle, the head limits) is counted too."""
+
+    def __init__(self, gateway: Any, key: str, stream: bool) -> None:
+        self.gateway = gateway
+        self.key = key
+        self.stream = stream
+
+    async def start(self) -> None:
+        from uvicorn.server import ServerState
+
+        from llmrelay.http_protocol import (
+            ConnectionLimits,
+            LimitedConfig,
+            LimitedHttpToolsProtocol,
+        )
+
+        config = LimitedConfig(
+            self.gateway,
+            limits=ConnectionLimits(),
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
+            timeout_keep_alive=3600,  # callgrind's toggles take seconds
+        )
+        config.load()
+        state = ServerState()
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: LimitedHttpToolsProtocol(config, state, {}, loop), "127.0.0.1", 0
+        )
+        port = self.server.sockets[0].getsockname()[1]
+        argv = [sys.executable, __file__, "--client-of", str(port), "--client-key", self.key]
+        self.client = await asyncio.create_subprocess_exec(
+            *argv,
+            *(["--stream"] if self.stream else []),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+
+    async def batch(self, n: int) -> None:
+        assert self.client.stdin is not None and self.client.stdout is not None
+        self.client.stdin.write(b"%d\n" % n)
+        await self.client.stdin.drain()
+        if (await self.client.stdout.readline()).strip() != b"done":
+            raise SystemExit("the client of --server failed")
+
+    async def close(self) -> None:
+        assert self.client.stdin is not None
+        self.client.stdin.close()
+        await self.client.wait()
+        self.server.close()
 
 
 async def _batch(
@@ -356,11 +508,14 @@ async def gateway_run(args: argparse.Namespace, port: int, workdir: Path) -> Non
     await gateway.startup()
     gateway.services.http.aiohttp_for_https = args.client == "aiohttp"
     key, _ = await create_key(gateway.services.sessions, "bench")
-    body = (
-        b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}],'
-        b'"max_tokens":16%s}' % (b',"stream":true' if args.stream else b"")
-    )
-    await _batch(gateway, key, body, args.stream, args.warmup, args.concurrency, clock)
+    body = _body(args.stream)
+    served: _Served | None = None
+    if args.server:
+        served = _Served(gateway, key, args.stream)
+        await served.start()
+        await served.batch(args.warmup)
+    else:
+        await _batch(gateway, key, body, args.stream, args.warmup, args.concurrency, clock)
     if args.writer:
         await _drained(gateway, clock)  # the warm-up's rows are written before counting starts
     profiler = None
@@ -372,7 +527,10 @@ async def gateway_run(args: argparse.Namespace, port: int, workdir: Path) -> Non
         profiler = cProfile.Profile()
         profiler.enable()
     t0 = time.perf_counter()
-    await _batch(gateway, key, body, args.stream, args.n, args.concurrency, clock)
+    if served is not None:
+        await served.batch(args.n)
+    else:
+        await _batch(gateway, key, body, args.stream, args.n, args.concurrency, clock)
     if args.writer:
         await _drained(gateway, clock)  # the measured calls' rows are part of their cost
     wall = time.perf_counter() - t0
@@ -383,6 +541,8 @@ async def gateway_run(args: argparse.Namespace, port: int, workdir: Path) -> Non
         _print_profile(profiler, args.n)
     if clock is not None:
         clock.release_all()
+    if served is not None:
+        await served.close()
     if args.writer:
         stats = gateway.services.writer.stats_dict()
         print(f"writer: {stats['batches']} batches, {stats['avg_batch_rows']} rows each")
@@ -419,7 +579,7 @@ def args_top() -> int:
     return int(os.environ.get("TOP", "40"))
 
 
-def _start_upstream(tls_dir: str | None) -> tuple[subprocess.Popen[str], int]:
+def _start_upstream(tls_dir: str | None, trickle_ms: float) -> tuple[subprocess.Popen[str], int]:
     import socket
 
     with socket.socket() as s:
@@ -427,7 +587,7 @@ def _start_upstream(tls_dir: str | None) -> tuple[subprocess.Popen[str], int]:
         port = s.getsockname()[1]
     tls = ["--tls-dir", tls_dir] if tls_dir else []
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--upstream", str(port), *tls],
+        [sys.executable, __file__, "--upstream", str(port), "--trickle", str(trickle_ms), *tls],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -442,7 +602,7 @@ def _inner(args: argparse.Namespace) -> None:
 
     if args.tls_dir:  # before the gateway builds its TLS contexts
         os.environ["SSL_CERT_FILE"] = str(Path(args.tls_dir) / "ca.pem")
-    upstream, port = _start_upstream(args.tls_dir)
+    upstream, port = _start_upstream(args.tls_dir, args.trickle)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             uvloop.run(gateway_run(args, port, Path(tmp)))
@@ -509,6 +669,13 @@ def main() -> None:
         "--write-every", type=int, default=100, help="--writer: calls per database batch"
     )
     parser.add_argument("--tls", action="store_true", help="the upstream on https://")
+    parser.add_argument(
+        "--trickle",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="--stream: one event per MS ms (one event per read), not the answer at once",
+    )
     parser.add_argument("--tls-dir", help=argparse.SUPPRESS)
     parser.add_argument(
         "--client",
@@ -518,12 +685,24 @@ def main() -> None:
     )
     parser.add_argument("--count", choices=("callgrind", "none"), default="callgrind")
     parser.add_argument("--profile", action="store_true", help="cProfile (implies --count none)")
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="through llmrelay's HTTP server protocol on a socket (sequential calls)",
+    )
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--client-of", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--client-key", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.upstream:
-        serve_upstream(args.upstream, args.tls_dir)
+        serve_upstream(args.upstream, args.tls_dir, args.trickle)
         return
+    if args.client_of:
+        serve_client(args.client_of, args.client_key, args.stream)
+        return
+    if args.server and (args.writer or args.concurrency != 1):
+        parser.error("--server runs sequential calls without --writer")
     if args.profile:
         args.count = "none"
     if args.tls and not args.tls_dir:

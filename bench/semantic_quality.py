@@ -18,7 +18,7 @@ from pathlib import Path
 
 from llmrelay.cache.embedder import cosine
 from llmrelay.cache.local_embedder import LocalEmbedder
-from llmrelay.mock_answers.openai_format import bag_of_words_vector
+from llmrelay.mock_answers.openai_embeddings import bag_of_words_vector
 
 PAIRS = Path(__file__).with_name("semantic_pairs.tsv")
 THRESHOLDS = [round(0.85 + 0.01 * i, 2) for i in range(13)]

@@ -2,9 +2,14 @@
 
     taskset -c 0 .venv/bin/python bench/startup.py --n 10
 
-Each figure is a fresh process (``.pyc`` files already compiled), median and minimum of
+Each figure is a fresh process (``.pyc`` files already compiled: the first run of each
+writes them, ``PYTHONDONTWRITEBYTECODE`` is unset for the runs; with it set and no
+compiled files, as this machine's environment had it, every start compiles each module
+from source, ~2 s of CPU), median and minimum of
 ``--n`` runs, wall seconds, plus the process's own CPU seconds (user + system, which a
-busy machine inflates less than wall time):
+busy machine inflates less than wall time; for ``serve``, read from ``/proc/<pid>/stat``
+when the "listening" line arrives, so the admin plane's warm-up that starts then and the
+idle and stop that follow are not counted):
 
 - ``import llmrelay.app``: ``python -c "import llmrelay.app"``;
 - ``serve, embedded default``: ``llmrelay serve --port <free>`` in an empty directory
@@ -31,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+#: The runs' environment: ``.pyc`` files may be written (by the first, untimed run).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def _free_port() -> int:
@@ -43,7 +50,7 @@ def _free_port() -> int:
 def time_import() -> tuple[float, float]:
     t0 = time.perf_counter()
     before = os.times()
-    subprocess.run([PYTHON, "-c", "import llmrelay.app"], check=True)
+    subprocess.run([PYTHON, "-c", "import llmrelay.app"], check=True, env=ENV)
     after = os.times()
     wall = time.perf_counter() - t0
     cpu = (after.children_user - before.children_user) + (
@@ -52,19 +59,31 @@ def time_import() -> tuple[float, float]:
     return wall, cpu
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` so far (``/proc/<pid>/stat`` fields 14, 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def time_serve(cwd: Path, extra: list[str]) -> tuple[float, float]:
     port = _free_port()
     cmd = [PYTHON, "-m", "llmrelay", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    before = os.times()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [*cmd, *extra], cwd=cwd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        [*cmd, *extra],
+        cwd=cwd,
+        env=ENV,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stderr is not None
     wall = None
+    cpu = 0.0
     for line in proc.stderr:
         if "listening on" in line:
             wall = time.perf_counter() - t0
+            cpu = _cpu_seconds(proc.pid)
             break
     if wall is None:
         proc.wait()
@@ -74,11 +93,6 @@ def time_serve(cwd: Path, extra: list[str]) -> tuple[float, float]:
     code = proc.wait(30)
     if code != 0:
         raise SystemExit(f"serve exited {code} after SIGTERM")
-    after = os.times()
-    # The CPU figure covers the whole life (start, idle, stop): an upper bound for start.
-    cpu = (after.children_user - before.children_user) + (
-        after.children_system - before.children_system
-    )
     return wall, cpu
 
 

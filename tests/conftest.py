@@ -76,13 +76,21 @@ def make_postgres_db(postgres_server: None) -> Iterator[Callable[[], str]]:
 
     yield make
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(postgres_admin_dsn())
-        try:
-            for name in created:
+    # All at once, each on a connection of its own: a DROP DATABASE waits for a
+    # checkpoint, and one after the other they took 4.4 s each (4 in 17.6 s on the
+    # shared 2-core machine, 2026-12-04; 1.3 s for the 4 at once, whose checkpoints
+    # are shared). They were the ~15 s "teardown" of whichever test ended a session.
+    async def drop_one(name: str, slots: asyncio.Semaphore) -> None:
+        async with slots:
+            conn = await asyncpg.connect(postgres_admin_dsn())
+            try:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+            finally:
+                await conn.close()
+
+    async def drop() -> None:
+        slots = asyncio.Semaphore(8)  # the server's connections are shared with the tests
+        await asyncio.gather(*(drop_one(name, slots) for name in created))
 
     if created:
         _run_async(drop())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from llmrelay.admin.app import AdminPlane
 from llmrelay.api import ops
@@ -33,18 +34,25 @@ from llmrelay.errors import (
 )
 from llmrelay.gc_tuning import freeze_after, freeze_startup_heap
 from llmrelay.pipeline import run
-from llmrelay.services import Services
 from llmrelay.ui.serve import UiFiles
+
+if TYPE_CHECKING:
+    from llmrelay.services import Services
 
 log = logging.getLogger("llmrelay")
 
-Handler = Callable[[Services, Request, Send], Awaitable[None]]
+Handler = Callable[["Services", Request, Send], Awaitable[None]]
 
 
 class Gateway:
     """The running gateway: settings, storage, providers, and the ASGI entry point."""
 
     def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+        # The services' modules (storage with SQLAlchemy, the writer, governance, cache)
+        # load with the first gateway, not with this module: ``import llmrelay.app``
+        # stays within its budget (tests/unit/test_import_budget.py, issue 14).
+        from llmrelay.services import Services
+
         self.services = Services(settings, env)
         self.settings = settings
         self._codecs: dict[str, Codec] = {}

@@ -36,11 +36,12 @@ import orjson
 from sqlalchemy import select
 
 from llmrelay.store.deadline import within
-from llmrelay.store.schema import Model, ModelAlias, Provider, RouteConfig
+from llmrelay.store.tables import model_aliases, models, providers, route_configs
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
-    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from llmrelay.store.database import Connect
 
 log = logging.getLogger("llmrelay.changes")
 
@@ -48,10 +49,10 @@ Handler = Callable[[], Awaitable[None]]
 
 #: The kinds of change and the table each one's fingerprint is taken of.
 WATCHED: dict[str, Table] = {
-    "providers": Provider.__table__,  # type: ignore[dict-item]
-    "aliases": ModelAlias.__table__,  # type: ignore[dict-item]
-    "models": Model.__table__,  # type: ignore[dict-item]
-    "route_configs": RouteConfig.__table__,  # type: ignore[dict-item]
+    "providers": providers,
+    "aliases": model_aliases,
+    "models": models,
+    "route_configs": route_configs,
 }
 #: Kinds a message may name: the watched ones, and keys (whose cache entries expire
 #: within ``key_cache_ttl`` anyway; a message only makes it sooner).
@@ -65,7 +66,7 @@ class ChangeFeed:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[Any],
+        connect: Connect,
         *,
         interval: float,
         timeout: float,
@@ -73,7 +74,7 @@ class ChangeFeed:
         prefix: str = "",
         redis_timeout: float = 1.0,
     ) -> None:
-        self.sessions = sessions
+        self.connect = connect
         self.interval = interval
         self.timeout = timeout
         self.redis_url = redis_url
@@ -182,8 +183,8 @@ class ChangeFeed:
     async def _fingerprint(self, kind: str) -> str:
         table = WATCHED[kind]
         digest = hashlib.blake2b(digest_size=16)
-        async with self.sessions() as session:
-            result = await session.execute(select(*table.c).order_by(*table.primary_key))
+        async with self.connect() as conn:
+            result = await conn.execute(select(*table.c).order_by(*table.primary_key))
             for row in result:
                 digest.update(repr(tuple(row)).encode())
         return digest.hexdigest()

@@ -14,7 +14,7 @@ from llmrelay import __version__
 from llmrelay.admin import commands as admin_commands
 from llmrelay.config import ConfigError, Settings, load_settings
 from llmrelay.governance import commands as governance_commands
-from llmrelay.probe import command as probe_command
+from llmrelay.probe import args as probe_args
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     governance_commands.add_parsers(sub)  # teams, usage, catalog
     admin_commands.add_parsers(sub)  # admin-tokens
-    probe_command.add_parser(sub)  # probe, probe history
+    probe_args.add_parser(sub)  # probe, probe history
 
     mock = sub.add_parser(
         "mock-upstream",
@@ -248,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_route_configs(args, _settings(args)))
         if args.command == admin_commands.COMMAND:
             return asyncio.run(admin_commands.run(args, _settings(args)))
-        if args.command == probe_command.COMMAND:
+        if args.command == probe_args.COMMAND:
+            from llmrelay.probe import command as probe_command  # aiohttp, rich: probe only
+
             return asyncio.run(probe_command.run(args, _settings(args)))
         if args.command in governance_commands.COMMANDS:
             return asyncio.run(governance_commands.run(args, _settings(args)))

@@ -13,6 +13,10 @@ descriptors. This subclass adds, per connection:
 * ``max_connections``: a connection accepted beyond it is answered 503 (``retry-after``)
   once its head is read, and closed; so is every request on it.
 
+It also tells the application when a client's connection is lost, through the ASGI
+extension :data:`llmrelay.asgi.DISCONNECT_EXTENSION` (a callback, instead of a task per
+call waiting on ``receive``).
+
 These answers are written by the protocol itself (no ASGI app runs), in the OpenAI
 error shape, always with ``connection: close``. The keep-alive idle timeout is
 uvicorn's own (``timeout_keep_alive``, set from ``keep_alive_timeout``).
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import http
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +35,7 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from llmrelay.asgi import DISCONNECT_EXTENSION
 from llmrelay.errors import (
     GatewayError,
     RequestHeadersTooLarge,
@@ -75,6 +81,10 @@ class LimitedConfig(uvicorn.Config):
         self.limits = limits
 
 
+def _nothing() -> None:
+    return None
+
+
 class _Refused(Exception):
     """Raised from a parser callback to stop parsing a head that is being refused."""
 
@@ -100,6 +110,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal: GatewayError | None = None
         self._refused = False
         self._linger: asyncio.TimerHandle | None = None
+        #: Callbacks of calls in flight on this connection (DISCONNECT_EXTENSION).
+        self._on_lost: list[Callable[[], None]] = []
+        self._lost = False
+        self._extensions: dict[str, dict[object, object]] = {
+            DISCONNECT_EXTENSION: {"watch": self._watch_disconnect}
+        }
 
     # -- connection events ------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -107,6 +123,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # The set includes this connection, which is the one over the limit.
         self._over_capacity = len(self.connections) > self.limits.max_connections
         self._begin_head()
+        self._start_head_timer()  # a new connection's clock runs from the accept
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
@@ -114,6 +131,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._linger.cancel()
             self._linger = None
         super().connection_lost(exc)
+        self._lost = True
+        watching, self._on_lost = self._on_lost, []
+        for callback in watching:
+            callback()
+
+    def _watch_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """DISCONNECT_EXTENSION's ``watch``: ``callback()`` once the connection is lost."""
+        if self._lost:
+            callback()
+            return _nothing
+        watching = self._on_lost
+        watching.append(callback)
+
+        def unwatch() -> None:
+            if callback in watching:
+                watching.remove(callback)
+
+        return unwatch
 
     def data_received(self, data: bytes) -> None:
         """uvicorn's, plus the refusals (its own would answer any of them with a 400)."""
@@ -146,19 +181,32 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(self._too_large())
+        if self._reading_head and self._head_timer is None and not self._refused:
+            # The next request of a kept-alive connection began in this read and its head
+            # is not complete: its clock runs from now. (Started here, not when parsing
+            # began: a head that is complete within the read, nearly all of them, then
+            # costs no timer to make and cancel.)
+            self._start_head_timer()
 
     # -- parser callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # One dict per connection: nothing writes to a scope's extensions.
+        self.scope["extensions"] = self._extensions
         self._begin_head()
 
+    # Called per header of every request: the size count is inlined, not a method call.
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
-        self._count(len(url))
+        self._head_size += len(url)
+        if self._head_size > self.limits.max_header_bytes:
+            self._stop(self._too_large())
 
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
-        self._count(len(name) + len(value) + 4)
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self.limits.max_header_bytes:
+            self._stop(self._too_large())
         if len(self.headers) > self.limits.max_headers:
             self._stop(
                 RequestHeadersTooLarge(
@@ -168,7 +216,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
-        self._stop_head_timer()
+        if self._head_timer is not None:
+            self._stop_head_timer()
         if self._over_capacity:
             self._stop(
                 ServiceUnavailable(
@@ -184,7 +233,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _begin_head(self) -> None:
         self._reading_head = True
         self._head_bytes = self._head_size = 0
-        if self._head_timer is None:  # a new connection's clock runs from the accept
+
+    def _start_head_timer(self) -> None:
+        if self._head_timer is None:
             self._head_timer = self.loop.call_later(
                 self.limits.header_timeout, self._head_timed_out
             )
@@ -207,11 +258,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 "(header_timeout)"
             )
         )
-
-    def _count(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > self.limits.max_header_bytes:
-            self._stop(self._too_large())
 
     def _too_large(self) -> RequestHeadersTooLarge:
         return RequestHeadersTooLarge(

@@ -18,13 +18,21 @@ disconnects mid-stream or the gateway drains.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from llmrelay.api.codec import Codec
-from llmrelay.asgi import ClientDisconnected, Message, Send, send_bytes, send_error
+from llmrelay.asgi import (
+    ClientDisconnected,
+    Send,
+    Unwatch,
+    disconnect_watch,
+    send_bytes,
+    send_error,
+)
 from llmrelay.context import Call
 from llmrelay.errors import (
     AuthenticationError,
@@ -88,7 +96,9 @@ def finish(services: Services, call: Call, codec: Codec) -> list[tuple[bytes, by
     cost = services.governor.cost_of(call)
     if cost is not None:
         call.extra_headers["x-llmrelay-cost-usd"] = format_usd(cost)
-    call.extra_headers.update(codec.answer_headers(call))
+    own = codec.answer_headers(call)
+    if own:
+        call.extra_headers.update(own)
     return call.response_headers()
 
 
@@ -142,7 +152,8 @@ async def run(services: Services, call: Call, codec: Codec, send: Send) -> None:
         # client's time); then exact cost from usage (estimated from what was delivered
         # if a stream was cut), reservations released, spend recorded; the usage row
         # goes with the log row.
-        await call.chain.finish(call)
+        if call.chain.entered:  # (a coroutine less for the calls no plug-in took part in)
+            await call.chain.finish(call)
         await services.governor.settle(call)
         # Only calls that reached a provider, or were answered from the cache, are
         # recorded: rejected input leaves no row.
@@ -184,9 +195,23 @@ async def _execute(services: Services, call: Call, codec: Codec, send: Send) -> 
         raise call.interruption("the call was not started")
     call.task = asyncio.current_task()
     services.calls.add(call)
-    watcher = asyncio.create_task(_wait_disconnect(call))
+    # llmrelay's own server tells of a lost connection by a callback (asgi.py,
+    # DISCONNECT_EXTENSION); under any other, a task watches ``receive``.
+    watch = disconnect_watch(call.request.scope)
+    watcher: asyncio.Task[None] | None = None
+    unwatch: Unwatch | None = None
+    if watch is not None:
+        unwatch = watch(functools.partial(call.interrupt, "client"))
+    else:
+        watcher = asyncio.create_task(_wait_disconnect(call))
     try:
-        await _serve(services, call, codec, _tracked(call, send))
+        await _serve(services, call, codec, send)
+        # The whole answer is out (nothing awaits after its last send): from now on the
+        # server's report of the response's end comes to ``receive`` like a disconnect,
+        # and the mark keeps the watcher (and a drain) from taking it for a client that
+        # left. Marked here, not by wrapping ``send``: a wrapper cost a coroutine per
+        # write, and a stream writes once per upstream read.
+        call.replied = True
     except asyncio.CancelledError:
         if call.task is None:
             raise
@@ -195,12 +220,15 @@ async def _execute(services: Services, call: Call, codec: Codec, send: Send) -> 
             return
         raise call.interruption("the call was ended before it was answered") from None
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
+        if unwatch is not None:
+            unwatch()
 
 
 async def _serve(services: Services, call: Call, codec: Codec, send: Send) -> None:
     """Plug-ins before, the attempts (unless a plug-in answered), plug-ins after, encode."""
-    answer = await call.chain.before(call)
+    answer = await call.chain.before(call) if call.chain.plugins else None
     if call.stream:
         if answer is None:
             resp = await open_routed(services, call, codec, stream=True)
@@ -217,7 +245,8 @@ async def _serve(services: Services, call: Call, codec: Codec, send: Send) -> No
         result = answer
     else:
         raise InternalError("a plug-in answered a non-streaming call with a stream")
-    result = await call.chain.after(call, result)
+    if call.chain.entered:
+        result = await call.chain.after(call, result)
     call.usage = result.usage
     call.finish_reason = result.finish_reason
     body = codec.encode(call, result)
@@ -270,21 +299,6 @@ async def respond(
     call.status = status
     call.bytes_out = len(body)
     await send_bytes(send, status, body, finish(services, call, codec))
-
-
-def _tracked(call: Call, send: Send) -> Send:
-    """``send`` that marks the call replied once the last byte is out.
-
-    The server reports the end of a response to ``receive`` like a disconnect; the
-    mark keeps the watcher from taking that for a client that left.
-    """
-
-    async def tracked(message: Message) -> None:
-        await send(message)
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            call.replied = True
-
-    return tracked
 
 
 async def _wait_disconnect(call: Call) -> None:

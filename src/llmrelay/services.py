@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -48,14 +49,14 @@ from llmrelay.routing.router import Router, build_router
 from llmrelay.store import database
 from llmrelay.store.credentials import CredentialBox, local_secret
 from llmrelay.store.deadline import within
-from llmrelay.store.schema import Model
 from llmrelay.store.spool import spool_dir
+from llmrelay.store.tables import models
 from llmrelay.store.writer import LogWriter
 from llmrelay.telemetry.metrics import Metrics
 from llmrelay.upstream import HttpTransport
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+    from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from llmrelay.context import Call
     from llmrelay.telemetry.tracing import Tracing
@@ -67,8 +68,7 @@ class Services:
     """What a request needs, built by :meth:`start` and torn down by :meth:`close`."""
 
     # Built by ``start`` (declared here so handlers are type-checked against them).
-    engine: AsyncEngine
-    sessions: async_sessionmaker[Any]
+    engine: database.Database
     credentials: CredentialBox
     http: HttpTransport
     mock: MockTransport
@@ -112,7 +112,6 @@ class Services:
         self._loop = asyncio.get_running_loop()
         self.engine = database.create_engine(s.database_url)
         await database.migrate(self.engine)
-        self.sessions = database.sessionmaker(self.engine)
         self.credentials = CredentialBox(self._secret())
         extra = await self._sync_providers()
         aliases = dict(await self._db_aliases())
@@ -122,10 +121,10 @@ class Services:
         self.registry = build_registry(s, self.env, self.http, self.mock, extra)
         routes = {m.name: (m.provider, m.model) for m in s.models}
         self.resolver = Resolver(self.registry, routes, aliases)
-        self.keys = KeyStore(self.sessions, KeyCachePolicy.from_settings(s))
+        self.keys = KeyStore(self.engine.connect, KeyCachePolicy.from_settings(s))
         if s.keys_file:
             await self._import_keys_file(s.keys_file)
-        self.router = build_router(s, self.registry, self.resolver, self.sessions)
+        self.router = build_router(s, self.registry, self.resolver, self.engine.connect)
         self.bound = BoundProviders(self.registry, self.credentials, self.router.redactor)
         await self.router.start()
         self._log_stream = _open_log_stream(s.log_file) if s.log_interactions else None
@@ -174,7 +173,7 @@ class Services:
         self.model_lists = ModelLists(self.registry, s.provider_reload_interval)
         self.model_lists.start()
         self.changes = ChangeFeed(
-            self.sessions,
+            self.engine.connect,
             interval=s.provider_reload_interval,
             timeout=s.database_timeout,
             redis_url=s.redis_url,
@@ -191,6 +190,14 @@ class Services:
             self.changes.on("models", self._reload_catalog_routes)
         await self.changes.start()
         self._hook_sigterm()
+
+    @cached_property
+    def sessions(self) -> async_sessionmaker[Any]:
+        """ORM sessions over the same engine and pool, for the admin plane and a
+        ``keys_file`` import: made on first use, so a gateway that serves no admin call
+        never imports the ORM (the start and the request path use Core)."""
+        sessions: async_sessionmaker[Any] = database.sessionmaker(self.engine)
+        return sessions
 
     async def close(self) -> None:
         s = self.settings
@@ -316,7 +323,7 @@ class Services:
 
     async def _sync_providers(self) -> list[ProviderConfig]:
         """Store configured providers (credentials encrypted); return the DB-only ones."""
-        return await sync_providers(self.sessions, self.credentials, self.settings, self.env)
+        return await sync_providers(self.engine, self.credentials, self.settings, self.env)
 
     async def _reload_aliases(self) -> None:
         """Aliases changed in the database: the stored ones, under the configured ones."""
@@ -326,10 +333,10 @@ class Services:
         """``route_by_catalog``: which provider kind each catalog model name belongs to."""
 
         async def read() -> dict[str, frozenset[str]]:
-            async with self.sessions() as session:
-                rows = await session.execute(
-                    select(Model.model_name, Model.litellm_provider).where(
-                        Model.litellm_provider.is_not(None)
+            async with self.engine.connect() as conn:
+                rows = await conn.execute(
+                    select(models.c.model_name, models.c.litellm_provider).where(
+                        models.c.litellm_provider.is_not(None)
                     )
                 )
                 kinds: dict[str, set[str]] = {}
@@ -344,7 +351,7 @@ class Services:
         await within(self.settings.database_timeout * 2, self.provider_reloader.reload())
 
     async def _db_aliases(self) -> list[tuple[str, str]]:
-        return list((await alias_table.stored_aliases(self.sessions)).items())
+        return list((await alias_table.stored_aliases(self.engine.connect)).items())
 
 
 def _chain(previous: Any, services: Services) -> Any:

@@ -2,7 +2,10 @@
 and hostile connections (slow headers, huge headers, too many connections, idle ones).
 
 Each test drives a real ``llmrelay serve`` process over loopback against the mock
-upstream, which records when the gateway hangs up on it (``mock.aborts``).
+upstream, which records when the gateway hangs up on it (``mock.aborts``). The tests of
+the default configuration share one gateway (``default_gw``), each with a key of its
+own whose rows are the only ones it reads; a test of a setting of its own (a timeout,
+a limit) or one that stops the gateway starts its own.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -31,20 +34,34 @@ MESSAGES = {
 }
 
 
+def _config(upstream: MockUpstream, **config: Any) -> dict[str, Any]:
+    return {
+        "providers": [
+            {
+                "name": "up",
+                "type": "openai_compatible",
+                "base_url": upstream.base_url,
+                "api_key": "k",
+            }
+        ],
+        **config,
+    }
+
+
 def _gateway(start_gateway: Start, upstream: MockUpstream, **config: Any) -> GatewayProcess:
-    return start_gateway(
-        {
-            "providers": [
-                {
-                    "name": "up",
-                    "type": "openai_compatible",
-                    "base_url": upstream.base_url,
-                    "api_key": "k",
-                }
-            ],
-            **config,
-        }
-    )
+    return start_gateway(_config(upstream, **config))
+
+
+@pytest.fixture(scope="module")
+def default_gw(
+    upstream: MockUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """One gateway of the default configuration for the tests that need nothing else (a
+    start and stop each cost seconds of the serial fault pass); each reads only the rows
+    of its own key (:func:`_rows` with ``key_name``)."""
+    gw = GatewayProcess(tmp_path_factory.mktemp("lifecycle"), _config(upstream)).start()
+    yield gw
+    gw.stop()
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -93,10 +110,26 @@ class _Client(threading.Thread):
         ]
 
 
-def _rows(gw: GatewayProcess) -> list[tuple[Any, ...]]:
+def _of_key(key_name: str | None) -> str:
+    """The SQL condition on ``requests r`` for the calls of one key (all calls: ``None``)."""
+    if key_name is None:
+        return ""
+    return f" WHERE r.api_key_id = (SELECT id FROM api_keys WHERE name = '{key_name}')"
+
+
+def _rows(gw: GatewayProcess, key_name: str | None = None) -> list[tuple[Any, ...]]:
     return gw.db_query(
         "SELECT r.route, r.stream, r.status_code, s.status_code, s.error_type, r.attempts "
-        "FROM requests r JOIN responses s ON s.request_id = r.id ORDER BY r.created_at"
+        "FROM requests r JOIN responses s ON s.request_id = r.id"
+        + _of_key(key_name)
+        + " ORDER BY r.created_at"
+    )
+
+
+def _tokens(gw: GatewayProcess, key_name: str) -> list[tuple[Any, ...]]:
+    return gw.db_query(
+        "SELECT s.prompt_tokens, s.completion_tokens "
+        "FROM requests r JOIN responses s ON s.request_id = r.id" + _of_key(key_name)
     )
 
 
@@ -181,15 +214,16 @@ def test_sigterm_ends_every_call_in_its_endpoint_shape_and_keeps_its_row(
 
 @pytest.mark.parametrize("stream", [False, True], ids=["non-streamed", "stream-before-first-byte"])
 def test_client_disconnect_cancels_the_upstream_call_and_records_499(
-    start_gateway: Start, upstream: MockUpstream, mock: MockUpstream, stream: bool
+    default_gw: GatewayProcess, mock: MockUpstream, stream: bool
 ) -> None:
     """Client hangs up before the first byte -> upstream call cancelled at once, row 499
 
     During a non-streamed call, or before a stream's first byte: the gateway closes the
     upstream connection within seconds (not after its 20 s answer), and bills nothing.
     """
-    gw = _gateway(start_gateway, upstream)
-    key = gw.create_key("gone")
+    gw = default_gw
+    name = f"gone-{'stream' if stream else 'plain'}"
+    key = gw.create_key(name)
     mock.script(Behaviour(delay_ms=20_000))
     client = _Client(
         gw.base_url + "/chat/completions", key, {**CHAT, "stream": stream}, timeout=1.5
@@ -200,8 +234,8 @@ def test_client_disconnect_cancels_the_upstream_call_and_records_499(
     # Awaited 6 s at most (a hang guard) after a hang-up at 1.5 s, well before the 20 s
     # answer: an abort seen here came from the hang-up, so it needs no timing.
     _wait_for(lambda: bool(mock.aborts), 6, "the upstream call to be cancelled")
-    _wait_for(lambda: bool(_rows(gw)), 10, "the row")
-    ((route, streamed, status, response_status, error_type, attempts),) = _rows(gw)
+    _wait_for(lambda: bool(_rows(gw, name)), 10, "the row")
+    ((route, streamed, status, response_status, error_type, attempts),) = _rows(gw, name)
     assert (route, bool(streamed), status, response_status) == (
         "/v1/chat/completions",
         stream,
@@ -212,8 +246,7 @@ def test_client_disconnect_cancels_the_upstream_call_and_records_499(
     attempts = orjson.loads(attempts) if isinstance(attempts, str) else attempts
     assert [a["status"] for a in attempts] == [499]
     # Nothing was delivered and the upstream reported nothing: nothing is billed.
-    tokens = gw.db_query("SELECT prompt_tokens, completion_tokens FROM responses")
-    assert tokens == [(0, 0)]
+    assert _tokens(gw, name) == [(0, 0)]
 
 
 # -- item 14: what a connection may hold --------------------------------------------------
@@ -287,11 +320,40 @@ def test_slow_headers_are_cut_off_while_normal_clients_are_served(
         sock.close()
 
 
-def test_oversized_and_too_many_headers_are_refused_with_431(
+def test_a_slow_head_on_a_kept_alive_connection_is_cut_off_too(
     start_gateway: Start, upstream: MockUpstream
 ) -> None:
+    """An answered request, then the next head dribbled on the same connection -> 408
+
+    The clock of a kept-alive connection's next head starts with its first bytes (the
+    protocol starts that timer only for a head still incomplete after a read).
+    """
+    gw = _gateway(start_gateway, upstream, header_timeout=1.5)
+    sock = _connect(gw)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = b""
+    while b"\r\n\r\n" not in first:
+        first += sock.recv(65536)
+    status, headers, _ = _answer(first.partition(b"\r\n\r\n")[0] + b"\r\n\r\n")
+    assert status == 200 and headers.get("connection") != "close"
+    length = int(headers["content-length"])
+    while len(first.partition(b"\r\n\r\n")[2]) < length:
+        first += sock.recv(65536)
+    started = time.monotonic()
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+    for _ in range(3):  # dribbling does not extend the deadline
+        time.sleep(0.3)
+        sock.sendall(b"x")
+    status, headers, body = _answer(_read_until_closed(sock, 15))
+    assert status == 408 and headers["connection"] == "close"
+    assert body["error"]["code"] == "request_timeout"
+    assert 1.4 <= time.monotonic() - started < 10
+    sock.close()
+
+
+def test_oversized_and_too_many_headers_are_refused_with_431(default_gw: GatewayProcess) -> None:
     """A 40 KiB header / 150 headers -> 431 in the OpenAI error shape, at once, conn closed"""
-    gw = _gateway(start_gateway, upstream)
+    gw = default_gw
     big = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-big: " + b"a" * 40_000
     many = (
         b"GET /health HTTP/1.1\r\nHost: x\r\n"
@@ -353,29 +415,29 @@ def test_idle_keep_alive_connections_are_closed_after_the_timeout(
 
 
 def test_answered_calls_are_never_taken_for_disconnects(
-    start_gateway: Start, upstream: MockUpstream, mock: MockUpstream
+    default_gw: GatewayProcess, mock: MockUpstream
 ) -> None:
     """30 answered calls on one kept-alive connection -> 30 rows of 200, no upstream cut
 
     uvicorn reports a finished response to ``receive`` as a disconnect; the watcher
     must not turn that into a 499 (or cancel the call while it settles).
     """
-    gw = _gateway(start_gateway, upstream)
+    gw = default_gw
     key = gw.create_key("fine")
     with httpx.Client(timeout=30, headers={"authorization": f"Bearer {key}"}) as client:
         for i in range(30):
             r = client.post(gw.base_url + "/chat/completions", json={**CHAT, "stream": i % 2 == 1})
             assert r.status_code == 200
-    _wait_for(lambda: len(_rows(gw)) == 30, 20, "30 rows")
-    assert {(r[2], r[3], r[4]) for r in _rows(gw)} == {(200, 200, None)}
+    _wait_for(lambda: len(_rows(gw, "fine")) == 30, 20, "30 rows")
+    assert {(r[2], r[3], r[4]) for r in _rows(gw, "fine")} == {(200, 200, None)}
     assert mock.aborts == []
 
 
 def test_client_disconnect_mid_stream_stops_the_upstream_and_bills_what_was_delivered(
-    start_gateway: Start, upstream: MockUpstream, mock: MockUpstream
+    default_gw: GatewayProcess, mock: MockUpstream
 ) -> None:
     """Client hangs up mid-stream -> upstream stream closed at once, row 499, delivered billed"""
-    gw = _gateway(start_gateway, upstream)
+    gw = default_gw
     key = gw.create_key("gone-mid-way")
     # ~20 s of words: the abort, awaited 6 s at most (a hang guard), can only come
     # from the hang-up, not from the stream's end, so it needs no timing.
@@ -392,15 +454,15 @@ def test_client_disconnect_mid_stream_stops_the_upstream_and_bills_what_was_deli
             if '"content":"' in line and '"content":""' not in line:
                 break  # one word delivered: hang up
     _wait_for(lambda: bool(mock.aborts), 6, "the upstream stream to be closed")
-    _wait_for(lambda: bool(_rows(gw)), 10, "the row")
-    ((_, streamed, status, response_status, error_type, _),) = _rows(gw)
+    _wait_for(lambda: bool(_rows(gw, "gone-mid-way")), 10, "the row")
+    ((_, streamed, status, response_status, error_type, _),) = _rows(gw, "gone-mid-way")
     assert (bool(streamed), status, response_status, error_type) == (
         True,
         499,
         499,
         "client_closed_request",
     )
-    ((prompt, completion),) = gw.db_query("SELECT prompt_tokens, completion_tokens FROM responses")
+    ((prompt, completion),) = _tokens(gw, "gone-mid-way")
     assert prompt > 0 and 0 < completion < 7  # estimated from what was delivered
 
 

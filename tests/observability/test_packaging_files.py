@@ -88,6 +88,9 @@ def test_dockerfile_lints_clean_and_has_what_operations_need() -> None:
         for item in source.split():
             assert (ROOT / item).exists(), item
     assert "--frozen" in text  # what uv.lock pins, nothing newer
+    # PYTHONDONTWRITEBYTECODE=1 at run time: without compiled files every start compiles
+    # each module from source (~2 s of CPU before listening, bench/startup.py).
+    assert "--compile-bytecode" in text
 
 
 def test_entrypoint_fails_loudly_when_migrations_fail(tmp_path: Path) -> None:

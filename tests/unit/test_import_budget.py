@@ -31,12 +31,18 @@ NOT_AT_START = {
     "stdnum",
     "yaml",
 }
-#: Modules of our own (and aiohttp's server side) that are only for other commands.
+#: Modules of our own (and aiohttp's server side) that are only for other commands; the
+#: ORM and SQLAlchemy's asyncio extension (whose package imports the ORM) are the admin
+#: plane's and the CLI's: the start and the request path use Core (``store/tables.py``,
+#: ``store/database.py``'s ``Database``).
 NOT_AT_START_MODULES = {
     "llmrelay.probe",
     "llmrelay.mock_upstream",
     "aiohttp.web",
     "llmrelay.admin.routes_keys",
+    "llmrelay.store.schema",
+    "sqlalchemy.orm",
+    "sqlalchemy.ext.asyncio",
 }
 
 
@@ -62,13 +68,46 @@ def _offenders(modules: set[str]) -> list[str]:
     )
 
 
+def test_the_tables_need_no_orm() -> None:
+    """``store/tables.py`` and the ``Database`` access are Core only."""
+    loaded = _loaded("import llmrelay.store.tables, llmrelay.store.database")
+    assert _offenders(loaded) == []
+
+
 def test_row_ids_need_no_sqlalchemy() -> None:
     """``new_id`` is on every call's path; it must not bring SQLAlchemy (or its ORM) in."""
     assert not {m for m in _loaded("import llmrelay.store.ids") if m.startswith("sqlalchemy")}
 
 
+#: What ``import llmrelay.app`` alone does not load either: the services (storage on
+#: SQLAlchemy, credentials, metrics, Redis) come with the first gateway built.
+NOT_AT_IMPORT = {"sqlalchemy", "cryptography", "prometheus_client", "redis", "aiosqlite"}
+
+
 def test_import_app_leaves_the_heavy_modules_alone() -> None:
-    assert _offenders(_loaded("import llmrelay.app")) == []
+    loaded = _loaded("import llmrelay.app")
+    assert _offenders(loaded) == []
+    assert sorted(m for m in loaded if m.split(".")[0] in NOT_AT_IMPORT) == []
+
+
+def test_the_command_line_leaves_them_alone() -> None:
+    """``llmrelay serve`` imports the CLI, which builds every command's parser: the
+    commands themselves (the probe's aiohttp and rich, the admin plane's ORM) load only
+    when run."""
+    loaded = _loaded("import llmrelay.cli")
+    commands = {"llmrelay.probe.command", "llmrelay.admin.auth", "rich"}
+    assert (
+        sorted(
+            m
+            for m in loaded
+            if m.split(".")[0] in NOT_AT_START
+            or any(
+                m == p or m.startswith(p + ".") for p in NOT_AT_START_MODULES - {"llmrelay.probe"}
+            )
+            or any(m == p or m.startswith(p + ".") for p in commands)
+        )
+        == []
+    )
 
 
 @pytest.mark.timeout(90)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmrelay.errors import AuthenticationError, ServiceUnavailable
 from llmrelay.governance.keys import (
@@ -27,9 +26,10 @@ from llmrelay.store import database
 
 
 class Sessions:
-    """The real session factory behind a small "pool" that can be slowed or broken."""
+    """The real session factory behind a small "pool" that can be slowed or broken (the
+    key store reads through anything that opens a connection-like reader: a session is one)."""
 
-    def __init__(self, engine: AsyncEngine, pool: int = 5) -> None:
+    def __init__(self, engine: database.Database, pool: int = 5) -> None:
         self.real = database.sessionmaker(engine)
         self.pool = asyncio.Semaphore(pool)
         self.mode = "ok"

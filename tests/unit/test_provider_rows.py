@@ -20,10 +20,10 @@ from llmrelay.store.schema import Provider as Row
 
 
 @pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[Any]:
+async def db(tmp_path: Path) -> AsyncIterator[database.Database]:
     engine = database.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
     await database.migrate(engine)
-    yield database.sessionmaker(engine)
+    yield engine
     await engine.dispose()
 
 
@@ -31,7 +31,8 @@ def settings(*entries: dict[str, Any]) -> Settings:
     return Settings(providers=[parse_provider(e) for e in entries], auto_providers=False)
 
 
-async def test_configured_providers_are_stored_with_sealed_secrets(sessions: Any) -> None:
+async def test_configured_providers_are_stored_with_sealed_secrets(db: database.Database) -> None:
+    sessions = database.sessionmaker(db)
     box = CredentialBox("s" * 32)
     s = settings(
         {
@@ -44,7 +45,7 @@ async def test_configured_providers_are_stored_with_sealed_secrets(sessions: Any
         },
         {"name": "g", "type": "groq", "api_key": "gsk-1", "models": ["llama"]},
     )
-    assert await sync_providers(sessions, box, s, {}) == []
+    assert await sync_providers(db, box, s, {}) == []
     async with sessions() as session:
         rows = {r.name: r for r in (await session.scalars(select(Row))).all()}
     assert "top-secret" not in json.dumps(rows["b"].config)
@@ -55,11 +56,12 @@ async def test_configured_providers_are_stored_with_sealed_secrets(sessions: Any
 
 
 async def test_rows_the_config_does_not_name_come_back_as_typed_configs(
-    sessions: Any, caplog: pytest.LogCaptureFixture
+    db: database.Database, caplog: pytest.LogCaptureFixture
 ) -> None:
+    sessions = database.sessionmaker(db)
     box = CredentialBox("s" * 32)
     await sync_providers(
-        sessions,
+        db,
         box,
         settings(
             {
@@ -78,7 +80,7 @@ async def test_rows_the_config_does_not_name_come_back_as_typed_configs(
         session.add(Row(name="nosuch", provider_type="what", config={}, source="db"))
         session.add(Row(name="off", provider_type="groq", config={}, source="db", enabled=False))
     with caplog.at_level(logging.ERROR, logger="llmrelay"):
-        extra = await sync_providers(sessions, box, settings(), {})
+        extra = await sync_providers(db, box, settings(), {})
     assert len(extra) == 1 and isinstance(extra[0], BedrockConfig)
     assert (extra[0].name, extra[0].region, extra[0].aws_secret_access_key) == (
         "b",

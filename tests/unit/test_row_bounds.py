@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmrelay.store import database
+from llmrelay.store import database, tables
 from llmrelay.store.bounds import (
     JSON_LIMIT,
     TEXT_LIMIT,
@@ -69,7 +68,9 @@ def test_every_string_column_of_a_row_is_bounded_by_its_declared_length() -> Non
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+async def engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[database.Database]:
     if request.param == "postgres":
         make: Callable[[], str] = request.getfixturevalue("make_postgres_db")
         url = make()
@@ -81,7 +82,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     await eng.dispose()
 
 
-async def test_hostile_values_are_inserted_not_refused(engine: AsyncEngine) -> None:
+async def test_hostile_values_are_inserted_not_refused(engine: database.Database) -> None:
     """On PostgreSQL each of these values alone made the batch fail (and retry forever)."""
     now = datetime.now(UTC)
     deep: Any = ["x"]
@@ -123,8 +124,8 @@ async def test_hostile_values_are_inserted_not_refused(engine: AsyncEngine) -> N
         "bytes_out": 10**30,
     }
     async with engine.begin() as conn:
-        await insert_rows(conn, RequestRow, [hostile])
-        await insert_rows(conn, ResponseRow, [response])
+        await insert_rows(conn, tables.requests, [hostile])
+        await insert_rows(conn, tables.responses, [response])
     async with engine.connect() as conn:
         model, agent = (await conn.execute(select(RequestRow.model, RequestRow.user_agent))).one()
         tokens = await conn.scalar(select(ResponseRow.prompt_tokens))

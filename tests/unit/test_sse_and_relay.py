@@ -7,6 +7,7 @@ from llmrelay.errors import UpstreamError
 from llmrelay.providers.base import ProviderSpec
 from llmrelay.providers.openai_compat import OpenAICompatAdapter, OpenAIStreamRelay
 from llmrelay.sse import DONE, EventSplitter, event_data
+from llmrelay.stream_relay import read_block
 from llmrelay.telemetry.interaction import redact
 
 SPEC = ProviderSpec(name="p", type="openai", base_url="http://x/v1/", api_key="sk-up")
@@ -121,11 +122,7 @@ def _by_block(wants: bool, pieces: list[bytes]) -> tuple[object, ...]:
     splitter, relay = EventSplitter(), OpenAIStreamRelay(wants)
     out: list[bytes] = []
     for piece in pieces:
-        block = splitter.feed_block(piece)
-        passed = relay.feed_block(block) if block else []
-        if passed is None:
-            passed = [b for e in splitter.split_block(block) for b in relay.feed(e)]
-        out.extend(passed)
+        out.extend(read_block(splitter, relay, piece, []))
     return b"".join(out), relay.content_chars, relay.finish_reason, relay.usage, relay.done
 
 
@@ -192,3 +189,27 @@ def test_block_reading_is_the_per_event_relay(stream: bytes, wants: bool) -> Non
         except UpstreamError as exc:
             got = exc.message
         assert got == expected
+
+
+class _CountingRelay(OpenAIStreamRelay):
+    __slots__ = ("blocks",)
+
+    def __init__(self) -> None:
+        super().__init__(False)
+        self.blocks = 0
+
+    def feed_block(self, block: bytes) -> list[bytes] | None:
+        self.blocks += 1
+        return super().feed_block(block)
+
+
+def test_a_read_of_one_event_skips_the_block_parse() -> None:
+    """One event per read (a trickling stream) goes to feed(), cheaper than the block
+    parse; a read of several takes the block parse once."""
+    events = [chunk(choices=[{"delta": {"content": w}}]) for w in ("a", "b", "c")]
+    splitter, relay = EventSplitter(), _CountingRelay()
+    out = [b for event in events for b in read_block(splitter, relay, event, [])]
+    assert out == events and relay.blocks == 0 and relay.content_chars == 3
+    splitter, relay = EventSplitter(), _CountingRelay()
+    assert read_block(splitter, relay, b"".join(events), []) == [b"".join(events)]
+    assert relay.blocks == 1 and relay.content_chars == 3

@@ -1,8 +1,9 @@
 """The lean HTTP/1.1 client against a raw socket server: keep-alive reuse, chunked and
 content-length bodies, the body cap, a broken chunk, an idle connection the upstream
-closed, header injection refused; timeouts and cancellation; the idle timer and the
-pool's bound; the DNS cache; TLS against a throwaway CA (verified, untrusted, wrong host
-name, a handshake that never comes)."""
+closed, header injection refused; timeouts (one timer per connection) and cancellation;
+the idle timer and the pool's bound; the DNS cache; TLS against a throwaway CA (verified,
+untrusted, wrong host name, a handshake that never comes). Each test runs on asyncio's
+loop and on uvloop, the one ``llmrelay serve`` runs on (tests/unit/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from llmrelay import upstream_h1
+from llmrelay import upstream_h1_connection
 from llmrelay.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
 from llmrelay.mock_upstream.tls import TlsFiles, client_context, make_tls_files, server_context
 from llmrelay.providers.base import UpstreamCall
 from llmrelay.upstream_h1 import H1Client
+
+pytestmark = pytest.mark.asyncio(loop_scope="module", loop_factories=["asyncio", "uvloop"])
 
 Answer = Callable[[bytes], bytes]
 
@@ -101,6 +104,30 @@ async def test_chunked_stream_and_request_head() -> None:
     server.close()
 
 
+async def test_a_repeated_head_is_reused_with_each_call_s_own_length() -> None:
+    seen: list[bytes] = []
+
+    def answer(request: bytes) -> bytes:
+        seen.append(request)
+        return _json(request)
+
+    server, _ = await _server(answer)
+    client = H1Client(1024)
+    for body in (b"{}", b'{"a": 1}', b"{}"):
+        call = UpstreamCall("POST", _url(server), {"authorization": "Bearer k"}, body)
+        resp = await client.send(call, provider="p", timeout=5, connect_timeout=5)
+        assert await resp.read() == b"{}"
+    assert [r.lower().split(b"\r\n\r\n", 1)[1] for r in seen] == [b"{}", b'{"a": 1}', b"{}"]
+    for request, length in zip(seen, (2, 8, 2), strict=True):
+        assert b"content-length: %d\r\n" % length in request.lower()
+    assert len(client._heads) == 1
+    other = UpstreamCall("POST", _url(server), {"authorization": "Bearer other"}, b"{}")
+    resp = await client.send(other, provider="p", timeout=5, connect_timeout=5)
+    assert await resp.read() == b"{}" and b"bearer other" in seen[-1].lower()
+    client.close()
+    server.close()
+
+
 async def test_a_slow_reader_pauses_the_socket_so_buffering_stays_bounded() -> None:
     """A fast upstream and a slow client: the gateway stops reading the socket above
     _PAUSE_ABOVE instead of queueing the whole body, and reads on once drained."""
@@ -112,7 +139,7 @@ async def test_a_slow_reader_pauses_the_socket_so_buffering_stays_bounded() -> N
     server, _ = await _server(answer)
     client = H1Client(8 * 1024 * 1024)
     resp = await client.send(_call(_url(server)), provider="p", timeout=5, connect_timeout=5)
-    conn = resp._conn  # type: ignore[attr-defined]
+    conn = resp._conn
     got: list[bytes] = []
     most = 0
     paused_seen = False
@@ -123,7 +150,7 @@ async def test_a_slow_reader_pauses_the_socket_so_buffering_stays_bounded() -> N
         paused_seen = paused_seen or conn.paused
     assert b"".join(got) == body
     assert paused_seen
-    assert most <= upstream_h1._PAUSE_ABOVE + 256 * 1024  # at most one socket read over
+    assert most <= upstream_h1_connection._PAUSE_ABOVE + 256 * 1024  # at most one socket read over
     assert not conn.paused
     client.close()
     server.close()
@@ -251,6 +278,73 @@ async def test_stream_stall_times_out() -> None:
     client.close()
     assert held.server is not None
     held.server.close()
+
+
+async def test_a_stream_that_keeps_coming_outlives_its_idle_timeout_on_few_timers() -> None:
+    """The idle timeout is per wait, not for the whole stream: pieces 0.1 s apart for
+    1.2 s under a 0.6 s timeout all arrive. The connection's one timer is re-armed when
+    it fires, not made anew per read."""
+    pieces = 12
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(pieces):
+            writer.write(b"5\r\ndata:\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    client = H1Client(1024)
+    resp = await client.send(_call(_url(server)), provider="p", timeout=0.6, connect_timeout=5)
+    conn = resp._conn
+    got: list[bytes] = []
+    timers: list[object] = []
+    async for piece in resp.chunks():
+        got.append(piece)
+        if conn.timer is not None and all(conn.timer is not t for t in timers):
+            timers.append(conn.timer)
+    assert got == [b"data:"] * pieces
+    assert 1 <= len(timers) < pieces // 2  # about 1.2 s / 0.6 s of them, not one per read
+    client.close()
+    server.close()
+
+
+async def test_a_pooled_connection_keeps_its_timer_and_a_shorter_timeout_still_holds() -> None:
+    """Calls on one kept-alive connection share its timer; a call with a shorter timeout
+    than the timer is armed for still times out on time."""
+    requests = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(2)
+            requests += 1
+            if requests == 3:
+                await reader.read()  # the third request is never answered
+                return
+            writer.write(_json(b""))
+            await writer.drain()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    client = H1Client(1024)
+    timers = []
+    for _ in range(2):
+        resp = await client.send(_call(_url(server)), provider="p", timeout=30, connect_timeout=5)
+        timers.append(resp._conn.timer)
+        assert await resp.read() == b"{}"
+    assert timers[0] is not None and timers[0] is timers[1]
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(UpstreamTimeout, match=r"timed out after 0\.2s"):
+        await client.send(_call(_url(server)), provider="p", timeout=0.2, connect_timeout=5)
+    assert loop.time() - start < 5
+    client.close()
+    server.close()
 
 
 async def test_cancelled_mid_read_closes_the_connection_instead_of_pooling_it() -> None:

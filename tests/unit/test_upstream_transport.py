@@ -1,13 +1,18 @@
 """Which client :class:`HttpTransport` sends a call with: the lean one for ``http(s)://``,
-aiohttp (imported on first use) only for a base URL with credentials in it."""
+aiohttp (imported on first use) only for a base URL with credentials in it; on asyncio's
+loop and on uvloop (tests/unit/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 
+import pytest
+
 from llmrelay.providers.base import UpstreamCall
 from llmrelay.upstream import HttpTransport
+
+pytestmark = pytest.mark.asyncio(loop_scope="module", loop_factories=["asyncio", "uvloop"])
 
 
 async def _recording_server() -> tuple[asyncio.Server, list[bytes]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from llmrelay.routing.router import pick_weighted
+from llmrelay.routing.walk import pick_weighted
 
 # Chi-square critical values at p = 0.001 (a correct draw fails 1 time in 1000).
 CHI2_CRITICAL_P001 = {1: 10.83, 2: 13.82, 3: 16.27}

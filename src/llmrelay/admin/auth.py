@@ -14,10 +14,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from llmrelay.admin.roles import ROLES as ROLES
+from llmrelay.admin.roles import Role as Role
 from llmrelay.errors import AuthenticationError, PermissionDenied, ServiceUnavailable
 from llmrelay.store.deadline import within
 from llmrelay.store.schema import AdminToken, new_id, utcnow
@@ -27,8 +29,6 @@ if TYPE_CHECKING:
 
     from llmrelay.services import Services
 
-Role = Literal["admin", "viewer"]
-ROLES: tuple[Role, ...] = ("admin", "viewer")
 TOKEN_PREFIX = "llmrelay-admin-"
 
 

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
-from llmrelay.admin.auth import ROLES, create_token
-from llmrelay.store.schema import AdminToken, utcnow
+from llmrelay.admin.roles import ROLES
+from llmrelay.store.ids import utcnow
+from llmrelay.store.tables import admin_tokens
 
 if TYPE_CHECKING:
     from llmrelay.config import Settings
@@ -31,6 +32,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here, not with the parser above: ``llmrelay serve`` builds the parser too.
+    from llmrelay.admin.auth import create_token
     from llmrelay.store import database
 
     engine = database.create_engine(settings.database_url)
@@ -40,7 +43,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.tokens_command == "create":
             async with sessions() as session:
                 taken = await session.scalar(
-                    select(AdminToken.id).where(AdminToken.name == args.name)
+                    select(admin_tokens.c.id).where(admin_tokens.c.name == args.name)
                 )
             if taken is not None:
                 print(f"error: an admin token named {args.name!r} exists", file=sys.stderr)
@@ -51,15 +54,16 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.tokens_command == "list":
             async with sessions() as session:
-                rows = await session.scalars(select(AdminToken).order_by(AdminToken.created_at))
+                t = admin_tokens
+                rows = await session.execute(select(t).order_by(t.c.created_at))
                 for r in rows:
                     state = "revoked" if r.revoked_at else "active"
                     print(f"{r.name:32} {r.role:7} {r.token_prefix}…  {state}")
             return 0
         async with sessions() as session, session.begin():
             done = await session.execute(
-                update(AdminToken)
-                .where(AdminToken.name == args.name, AdminToken.revoked_at.is_(None))
+                update(admin_tokens)
+                .where(admin_tokens.c.name == args.name, admin_tokens.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
         if not done.rowcount:

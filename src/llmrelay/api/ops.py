@@ -17,12 +17,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import func, select, text
 
 from llmrelay.asgi import Request, Send, send_bytes
 from llmrelay.errors import AuthenticationError, ServiceUnavailable
 from llmrelay.store.deadline import within
-from llmrelay.store.schema import RequestRow, ResponseRow
 
 if TYPE_CHECKING:
     from llmrelay.services import Services
@@ -54,7 +52,7 @@ def may_see_details(services: Services, request: Request) -> bool:
 
 async def _select_one(services: Services) -> None:
     async with services.engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
+        await conn.exec_driver_sql("SELECT 1")
 
 
 async def _database_check(services: Services) -> dict[str, object]:
@@ -158,8 +156,8 @@ async def db_stats(services: Services, request: Request, send: Send) -> None:
     async def count() -> tuple[int | None, int | None]:
         async with services.engine.connect() as conn:
             return (
-                await conn.scalar(select(func.count()).select_from(RequestRow)),
-                await conn.scalar(select(func.count()).select_from(ResponseRow)),
+                (await conn.exec_driver_sql("SELECT COUNT(*) FROM requests")).scalar(),
+                (await conn.exec_driver_sql("SELECT COUNT(*) FROM responses")).scalar(),
             )
 
     try:

@@ -30,10 +30,10 @@ import sqlalchemy as sa
 from llmrelay.cache import pgvector
 from llmrelay.cache.semantic import SemanticIndex
 from llmrelay.store.deadline import within
-from llmrelay.store.schema import CacheVector
+from llmrelay.store.tables import cache_vectors
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from llmrelay.store.database import Database
 
 log = logging.getLogger("llmrelay.cache")
 
@@ -53,7 +53,7 @@ def unpack(raw: bytes) -> list[float]:
 class SharedVectors:
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: Database,
         index: SemanticIndex,
         interval: float,
         timeout: float,
@@ -69,7 +69,7 @@ class SharedVectors:
         self._recent: deque[int] = deque(maxlen=4 * _OVERLAP)
         self._recent_set: set[int] = set()
         self._task: asyncio.Task[None] | None = None
-        self._table: sa.Table = CacheVector.__table__  # type: ignore[assignment]
+        self._table: sa.Table = cache_vectors
         #: pgvector on the server (PostgreSQL only; found by :meth:`prepare`).
         self.presence: pgvector.Presence | None = None
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.governance.pricing import Price
 from llmrelay.governance.usage import dialect_insert
-from llmrelay.store.schema import Model, new_id, utcnow
+from llmrelay.store.database import Database, Writer
+from llmrelay.store.ids import new_id, utcnow
+from llmrelay.store.tables import models
 
 SNAPSHOT = Path(__file__).parent / "data" / "model_prices_and_context_window.json.gz"
 
@@ -149,7 +150,7 @@ _PRICE_COLUMNS = (
 )
 
 
-async def sync_catalog(engine: AsyncEngine, raw: bytes) -> int:
+async def sync_catalog(engine: Database, raw: bytes) -> int:
     """Upsert the catalog into ``models`` (by name); returns the number of entries.
 
     Rows not in the catalog (added by hand) are kept, and so are the prices of rows
@@ -161,12 +162,12 @@ async def sync_catalog(engine: AsyncEngine, raw: bytes) -> int:
     return len(rows)
 
 
-async def upsert_catalog(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+async def upsert_catalog(conn: Writer, rows: list[dict[str, Any]]) -> None:
     """Write catalog rows into ``models`` on ``conn`` (the caller's transaction)."""
-    table = Model.__table__
+    table = models
     for start in range(0, len(rows), 500):
         chunk = [{"id": new_id(), **r} for r in rows[start : start + 500]]
-        stmt = dialect_insert(conn.dialect.name, Model).values(chunk)
+        stmt = dialect_insert(conn.dialect.name, table).values(chunk)
         stmt = stmt.on_conflict_do_update(
             index_elements=["model_name"],
             set_={
@@ -185,7 +186,7 @@ async def upsert_catalog(conn: AsyncConnection, rows: list[dict[str, Any]]) -> N
         await conn.execute(stmt)
 
 
-async def load_db_catalog(engine: AsyncEngine) -> LazyCatalog:
+async def load_db_catalog(engine: Database) -> LazyCatalog:
     """Prices from the ``models`` table (raw values: SQLite hands back floats)."""
     sql = text(
         "SELECT model_name, input_cost_per_token, output_cost_per_token, "
@@ -206,7 +207,7 @@ async def load_db_catalog(engine: AsyncEngine) -> LazyCatalog:
     return LazyCatalog(entries)
 
 
-async def catalog_state(engine: AsyncEngine) -> tuple[int, str | None]:
+async def catalog_state(engine: Database) -> tuple[int, str | None]:
     """Row count and newest update of ``models``: cheap change detection for reloads."""
     async with engine.connect() as conn:
         row = (await conn.execute(text("SELECT COUNT(*), MAX(updated_at) FROM models"))).one()

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, text
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+    from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from llmrelay.config import Settings
+    from llmrelay.store.database import Database
 
 COMMANDS = ("teams", "usage", "catalog")
 
@@ -248,7 +249,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-async def _usage(args: argparse.Namespace, engine: AsyncEngine) -> int:
+async def _usage(args: argparse.Namespace, engine: Database) -> int:
     """Per key and UTC month, summed from the daily rollup (as ``/admin/usage`` is): the
     calls of ``llmrelay probe`` are left out unless ``--include-probes``."""
     from llmrelay.admin.usage_query import UsageFilter, usage_rows
@@ -285,7 +286,7 @@ async def _usage(args: argparse.Namespace, engine: AsyncEngine) -> int:
     return 0
 
 
-async def _catalog(args: argparse.Namespace, engine: AsyncEngine, settings: Settings) -> int:
+async def _catalog(args: argparse.Namespace, engine: Database, settings: Settings) -> int:
     from llmrelay.governance import catalog
 
     if args.catalog_command == "sync":

@@ -36,7 +36,7 @@ from llmrelay.providers.base import Usage
 if TYPE_CHECKING:
     from llmrelay.config import Settings
     from llmrelay.context import Call
-    from llmrelay.governance.keys import KeyRecord
+    from llmrelay.governance.key_records import KeyRecord
     from llmrelay.routing.resolve import Target
 
 log = logging.getLogger("llmrelay.governance")
@@ -47,10 +47,6 @@ _LIMIT_FIELDS: tuple[tuple[str, Kind, float], ...] = (
     ("rph", "requests", HOUR),
     ("tpm", "tokens", MINUTE),
 )
-
-
-def _first(*values: int | None) -> int | None:
-    return next((v for v in values if v is not None), None)
 
 
 def _nanos(amount: Decimal | float | int) -> int:
@@ -107,23 +103,23 @@ class Governor:
         if not s.limits_enabled:
             return []
         out: list[Limit] = []
-        owner = f"key '{key.name}'"
-        own = {
-            "rpm": _first(key.rate_limit, s.default_rpm),
-            "rph": _first(key.rph_limit, s.default_rph),
-            "tpm": _first(key.tpm_limit, s.default_tpm),
-        }
-        self._add(out, "key", key.id, own, owner)
-        names = [call.model or ""] + ([call.target.qualified] if call.target else [])
-        for pattern, spec in (key.model_limits or {}).items():
-            if isinstance(spec, dict) and any(fnmatchcase(n, pattern) for n in names):
-                self._add(
-                    out,
-                    "key+model",
-                    f"{key.id}:{pattern}",
-                    spec,
-                    f"key '{key.name}' for models {pattern!r}",
-                )
+        rpm = s.default_rpm if key.rate_limit is None else key.rate_limit
+        rph = s.default_rph if key.rph_limit is None else key.rph_limit
+        tpm = s.default_tpm if key.tpm_limit is None else key.tpm_limit
+        if rpm is not None or rph is not None or tpm is not None:
+            own = {"rpm": rpm, "rph": rph, "tpm": tpm}
+            self._add(out, "key", key.id, own, f"key '{key.name}'")
+        if key.model_limits:
+            names = [call.model or ""] + ([call.target.qualified] if call.target else [])
+            for pattern, spec in key.model_limits.items():
+                if isinstance(spec, dict) and any(fnmatchcase(n, pattern) for n in names):
+                    self._add(
+                        out,
+                        "key+model",
+                        f"{key.id}:{pattern}",
+                        spec,
+                        f"key '{key.name}' for models {pattern!r}",
+                    )
         team = key.team
         if team is not None:
             self._add(

@@ -15,20 +15,27 @@ import hmac
 import logging
 import secrets
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import bindparam, select, update
 
 from llmrelay.errors import AuthenticationError, ServiceUnavailable
+from llmrelay.governance.key_records import KeyRecord as KeyRecord
+from llmrelay.governance.key_records import TeamRecord as TeamRecord
+from llmrelay.governance.key_records import aware as _aware
+from llmrelay.store.database import Connect
 from llmrelay.store.deadline import within
-from llmrelay.store.schema import ApiKey, Team, new_id, utcnow
+from llmrelay.store.ids import new_id, utcnow
+from llmrelay.store.tables import api_keys, teams
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
     from llmrelay.config import Settings
+    from llmrelay.store.schema import ApiKey
 
 log = logging.getLogger("llmrelay.keys")
 
@@ -49,79 +56,6 @@ def generate_key(prefix: str = KEY_PREFIX) -> str:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class TeamRecord:
-    """A team as the hot path sees it: limits and budgets shared by all its keys."""
-
-    id: str
-    name: str
-    rate_limit: int | None = None
-    rph_limit: int | None = None
-    tpm_limit: int | None = None
-    monthly_budget: Decimal | None = None
-    daily_budget: Decimal | None = None
-
-    @classmethod
-    def from_row(cls, row: Team) -> TeamRecord:
-        return cls(
-            id=row.id,
-            name=row.name,
-            rate_limit=row.rate_limit,
-            rph_limit=row.rph_limit,
-            tpm_limit=row.tpm_limit,
-            monthly_budget=row.monthly_budget,
-            daily_budget=row.daily_budget,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRecord:
-    id: str
-    name: str
-    key_hash: str
-    allowed_models: tuple[str, ...] | None
-    rate_limit: int | None
-    tpm_limit: int | None
-    monthly_budget: Decimal | None
-    metadata: dict[str, Any] | None
-    #: Name of the route config used when a request brings none of its own.
-    route_config: str | None = None
-    rph_limit: int | None = None
-    daily_budget: Decimal | None = None
-    #: ``{model pattern: {"rpm": n, "rph": n, "tpm": n}}``.
-    model_limits: dict[str, dict[str, int]] | None = None
-    team: TeamRecord | None = None
-    #: The provider a bound key's unprefixed model names go to (seed 002).
-    provider: str | None = None
-    #: The key's own provider credential, still sealed (opened once per binding by
-    #: :mod:`llmrelay.routing.bound`); kept out of ``repr`` so no log line can carry it.
-    sealed_provider_key: str | None = field(default=None, repr=False)
-    #: When the key stops working, as a Unix time (``None``: never). Checked on every
-    #: call, cached record or not, so a key expires on time, not a cache TTL later.
-    expires_at: float | None = None
-
-    @classmethod
-    def from_row(cls, row: ApiKey, team: Team | None = None) -> KeyRecord:
-        return cls(
-            id=row.id,
-            name=row.name,
-            key_hash=row.key_hash,
-            allowed_models=tuple(row.allowed_models) if row.allowed_models is not None else None,
-            rate_limit=row.rate_limit,
-            tpm_limit=row.tpm_limit,
-            monthly_budget=row.monthly_budget,
-            metadata=row.metadata_,
-            route_config=row.route_config,
-            rph_limit=row.rph_limit,
-            daily_budget=row.daily_budget,
-            model_limits=row.model_limits,
-            team=TeamRecord.from_row(team) if team is not None else None,
-            provider=row.provider,
-            sealed_provider_key=row.encrypted_provider_key,
-            expires_at=None if row.expires_at is None else _aware(row.expires_at).timestamp(),
-        )
 
 
 #: After a failed lookup the database counts as down for this long: lookups in the
@@ -222,6 +156,17 @@ class _Known:
     confirmed_at: float
 
 
+#: A key's columns, ``metadata`` as ``metadata_`` (the ORM class's name for it).
+_KEY_COLUMNS = tuple(c.label("metadata_") if c.name == "metadata" else c for c in api_keys.c)
+_BY_HASH = select(*_KEY_COLUMNS).where(
+    api_keys.c.key_hash == bindparam("digest"), api_keys.c.enabled.is_(True)
+)
+_BY_PREVIOUS_HASH = select(*_KEY_COLUMNS).where(
+    api_keys.c.previous_key_hash == bindparam("digest"), api_keys.c.enabled.is_(True)
+)
+_TEAM = select(teams).where(teams.c.id == bindparam("id"))
+
+
 class _DatabaseUnavailable(Exception):
     """The lookup failed or timed out: the database, not the key, is the problem."""
 
@@ -242,10 +187,8 @@ class KeyStore:
       working and an unknown one gets a fast 503, never a 401 (it may be valid).
     """
 
-    def __init__(
-        self, sessions: async_sessionmaker[Any], policy: KeyCachePolicy | None = None
-    ) -> None:
-        self._sessions = sessions
+    def __init__(self, connect: Connect, policy: KeyCachePolicy | None = None) -> None:
+        self._connect = connect
         self.policy = policy or KeyCachePolicy()
         self.stats = KeyStoreStats()
         self._known: dict[str, _Known] = {}
@@ -349,23 +292,19 @@ class KeyStore:
             self._slots.release()
 
     async def _read(self, digest: str) -> KeyRecord | None:
-        async with self._sessions() as session:
-            row = await session.scalar(
-                select(ApiKey).where(ApiKey.key_hash == digest, ApiKey.enabled.is_(True))
-            )
+        async with self._connect() as conn:
+            row = (await conn.execute(_BY_HASH, {"digest": digest})).first()
             matched = digest
             if row is None:  # the secret before a rotation, during its grace period
-                row = await session.scalar(
-                    select(ApiKey).where(
-                        ApiKey.previous_key_hash == digest, ApiKey.enabled.is_(True)
-                    )
-                )
+                row = (await conn.execute(_BY_PREVIOUS_HASH, {"digest": digest})).first()
                 grace = row.previous_key_expires_at if row is not None else None
                 if grace is None or _aware(grace) <= utcnow():
                     return None
             if row is None:
                 return None
-            team = await session.get(Team, row.team_id) if row.team_id else None
+            team = None
+            if row.team_id:
+                team = (await conn.execute(_TEAM, {"id": row.team_id})).first()
             record = KeyRecord.from_row(row, team)
             if matched != row.key_hash:
                 record = replace(record, key_hash=matched)
@@ -391,11 +330,6 @@ class KeyStore:
             self._known[digest] = _Known(record, now + self.policy.ttl, now)
             self._unknown.pop(digest, None)
         return record
-
-
-def _aware(at: datetime) -> datetime:
-    """``at`` with a time zone (SQLite gives naive datetimes back; they are UTC)."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def as_utc(at: datetime) -> datetime:
@@ -426,6 +360,8 @@ async def create_key(
     expires_at: datetime | None = None,
 ) -> tuple[str, ApiKey]:
     """Create a key; returns the clear key (shown once) and its row."""
+    from llmrelay.store.schema import ApiKey  # the ORM: commands only, never at start
+
     key = generate_key()
     row = ApiKey(
         id=new_id(),
@@ -452,6 +388,8 @@ async def create_key(
 
 
 async def list_keys(sessions: async_sessionmaker[Any]) -> list[ApiKey]:
+    from llmrelay.store.schema import ApiKey
+
     async with sessions() as session:
         return list((await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all())
 
@@ -459,8 +397,8 @@ async def list_keys(sessions: async_sessionmaker[Any]) -> list[ApiKey]:
 async def revoke_key(sessions: async_sessionmaker[Any], name: str) -> bool:
     async with sessions() as session, session.begin():
         result = await session.execute(
-            update(ApiKey)
-            .where(ApiKey.name == name, ApiKey.enabled.is_(True))
+            update(api_keys)
+            .where(api_keys.c.name == name, api_keys.c.enabled.is_(True))
             .values(enabled=False, revoked_at=utcnow())
         )
     return bool(getattr(result, "rowcount", 0))

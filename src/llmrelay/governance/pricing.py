@@ -120,6 +120,8 @@ def nanos_to_usd(nanos: int) -> Decimal:
 
 def format_usd(nanos: int) -> str:
     """The ``x-llmrelay-cost-usd`` form: fixed 9 decimals, e.g. ``0.000004500``."""
+    if nanos >= 0:  # every answer's header: integer arithmetic, no Decimal context work
+        return f"{nanos // NANOS_PER_USD}.{nanos % NANOS_PER_USD:09d}"
     return f"{nanos_to_usd(nanos):.9f}"
 
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from llmrelay.store.bounds import INT64, clean_int, clean_text
+from llmrelay.store.database import Connection
 
 #: The daily columns summed (in the order of :class:`DailySums`' lists).
 DAILY_SUMS = (
@@ -68,7 +67,7 @@ class DailySums:
         sums[5] += error
 
 
-async def write_daily(conn: AsyncConnection, daily: DailySums, now: Any, upsert: Any) -> None:
+async def write_daily(conn: Connection, daily: DailySums, now: Any, upsert: Any) -> None:
     """Upsert the batch's daily sums in one executemany of ``upsert`` (the writer's
     statement for this dialect, each sum capped like the monthly summary's)."""
     if not daily.groups:

@@ -14,8 +14,6 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from llmrelay.governance.backend import Backend
 from llmrelay.governance.catalog import (
     Layered,
@@ -28,6 +26,7 @@ from llmrelay.governance.governor import Governor
 from llmrelay.governance.local import LocalBackend
 from llmrelay.governance.pricing import PriceBook
 from llmrelay.governance.usage import spend_loader
+from llmrelay.store.database import Database
 
 if TYPE_CHECKING:
     from llmrelay.config import Settings
@@ -35,13 +34,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmrelay.governance")
 
 
-async def load_prices(settings: Settings, engine: AsyncEngine) -> PriceBook:
+async def load_prices(settings: Settings, engine: Database) -> PriceBook:
     """Config overrides, then the ``models`` table, then the bundled snapshot."""
     catalog = Layered(await load_db_catalog(engine), load_snapshot())
     return PriceBook(catalog, overrides_from_config(settings.prices))
 
 
-def build_backend(settings: Settings, engine: AsyncEngine) -> Backend:
+def build_backend(settings: Settings, engine: Database) -> Backend:
     load = spend_loader(engine, settings.database_timeout)
     if not settings.redis_url:
         return LocalBackend(load)
@@ -62,7 +61,7 @@ def build_backend(settings: Settings, engine: AsyncEngine) -> Backend:
 class GovernanceRuntime:
     """The governor plus the task that keeps its prices current."""
 
-    def __init__(self, governor: Governor, engine: AsyncEngine, refresh: float) -> None:
+    def __init__(self, governor: Governor, engine: Database, refresh: float) -> None:
         self.governor = governor
         self._engine = engine
         self._refresh = refresh
@@ -71,7 +70,7 @@ class GovernanceRuntime:
 
     @classmethod
     async def start(
-        cls, settings: Settings, engine: AsyncEngine, refresh: float = 60.0
+        cls, settings: Settings, engine: Database, refresh: float = 60.0
     ) -> GovernanceRuntime:
         governor = Governor(
             settings, build_backend(settings, engine), await load_prices(settings, engine)

@@ -25,7 +25,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.errors import ServiceUnavailable
 from llmrelay.governance.budgets import Budget, day_period, month_period
@@ -33,14 +32,10 @@ from llmrelay.governance.pricing import nanos_to_usd
 from llmrelay.governance.rollup import DAILY_SUMS, DailySums, write_daily
 from llmrelay.store.bounds import INT64, clean_int
 from llmrelay.store.bulk import insert_values
+from llmrelay.store.database import Connection, Database
 from llmrelay.store.deadline import within
-from llmrelay.store.schema import (
-    DailyUsage,
-    MonthlyUsageSummary,
-    SpendCounter,
-    UsageRecord,
-    utcnow,
-)
+from llmrelay.store.ids import utcnow
+from llmrelay.store.tables import monthly_usage_summary, spend_counters, usage_daily, usage_records
 from llmrelay.telemetry.interaction import Interaction
 
 #: The ``usage_records`` columns, in the order of :func:`_usage_values`.
@@ -189,14 +184,14 @@ def dialect_insert(dialect: str, table: Any) -> Any:
     return sqlite_insert(table)
 
 
-def _usd_of(conn: AsyncConnection, nanos: Any) -> Any:
+def _usd_of(conn: Connection, nanos: Any) -> Any:
     """``nanos / 1e9`` in SQL, derived from the exact integer (never accumulated)."""
     if conn.dialect.name == "postgresql":
         return sa.cast(nanos, sa.Numeric(30, 9)) / sa.literal(1_000_000_000, sa.Numeric(30, 0))
     return nanos / sa.literal(1e9, sa.Float)
 
 
-def _saturating_sum(conn: AsyncConnection, stored: Any, added: Any) -> Any:
+def _saturating_sum(conn: Connection, stored: Any, added: Any) -> Any:
     """``stored + added`` capped at the 64-bit maximum instead of failing the upsert.
 
     Each row's values are bounded, but a sum of bounded values is not: without the cap
@@ -209,12 +204,12 @@ def _saturating_sum(conn: AsyncConnection, stored: Any, added: Any) -> Any:
     return sa.func.min(stored + added, INT64[1])  # SQLite turns an overflow into a float
 
 
-async def write_usage(conn: AsyncConnection, batch: list[Interaction]) -> None:
+async def write_usage(conn: Connection, batch: list[Interaction]) -> None:
     keyed = [it for it in batch if it.api_key_id is not None]
     if not keyed:
         return
     sums = _Sums()
-    await insert_values(conn, UsageRecord, USAGE_COLUMNS, keyed, _usage_values, sums.add)
+    await insert_values(conn, usage_records, USAGE_COLUMNS, keyed, _usage_values, sums.add)
     now = utcnow()
     months, spend = sums.months, sums.spend
 
@@ -257,7 +252,7 @@ def _bounded(value: Any) -> Any:
 _upserts: dict[tuple[str, str], Any] = {}
 
 
-def _upsert(conn: AsyncConnection, what: str) -> Any:
+def _upsert(conn: Connection, what: str) -> Any:
     """The batch's upsert of ``what`` (monthly, daily, spend) for ``conn``'s dialect,
     each increment a saturating sum of the stored and the inserted (``excluded``) value."""
     key = (what, conn.dialect.name)
@@ -265,7 +260,7 @@ def _upsert(conn: AsyncConnection, what: str) -> Any:
     if stmt is not None:
         return stmt
     if what == "monthly":
-        table: Any = MonthlyUsageSummary.__table__
+        table: Any = monthly_usage_summary
         stmt = dialect_insert(conn.dialect.name, table)
         added = {
             c: _saturating_sum(conn, table.c[c], stmt.excluded[c])
@@ -287,7 +282,7 @@ def _upsert(conn: AsyncConnection, what: str) -> Any:
             },
         )
     elif what == "daily":
-        table = DailyUsage.__table__
+        table = usage_daily
         stmt = dialect_insert(conn.dialect.name, table)
         stmt = stmt.on_conflict_do_update(
             index_elements=["day", "api_key_id", "team_id", "model", "provider", "probe"],
@@ -297,7 +292,7 @@ def _upsert(conn: AsyncConnection, what: str) -> Any:
             },
         )
     else:
-        table = SpendCounter.__table__
+        table = spend_counters
         stmt = dialect_insert(conn.dialect.name, table)
         stmt = stmt.on_conflict_do_update(
             index_elements=["scope", "scope_id", "period"],
@@ -312,7 +307,7 @@ def _upsert(conn: AsyncConnection, what: str) -> Any:
     return stmt
 
 
-def spend_loader(engine: AsyncEngine, timeout: float = 2.0) -> Any:
+def spend_loader(engine: Database, timeout: float = 2.0) -> Any:
     """A :data:`~llmrelay.governance.backend.SpendLoader` reading ``spend_counters``.
 
     It runs on the request path (a budget's first call in a period), so it has

@@ -218,10 +218,14 @@ class PluginSelector:
 
     def chain_for(self, call: Call) -> Chain:
         """The call's chain, outermost first: gateway, key, route config, built-ins."""
+        metadata = call.key.metadata if call.key is not None else None
+        if not self.configured and call.plan is None and not metadata:
+            # Most calls: only the built-ins can apply (no dicts built for nothing).
+            active = tuple(p for p in self.builtins if p.applies(call))
+            return Chain(active) if active else EMPTY
         chosen: dict[str, tuple[Mapping[str, Any], str]] = {
             name: (options, "plugins") for name, options in self.configured.items()
         }
-        metadata = call.key.metadata if call.key is not None else None
         from_key = metadata.get("plugins") if isinstance(metadata, dict) else None
         if isinstance(from_key, dict):
             for name, options in from_key.items():

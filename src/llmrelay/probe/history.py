@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llmrelay.store.schema import ProbeResult, new_id, utcnow
+from llmrelay.store.database import Database
+from llmrelay.store.ids import new_id, utcnow
+from llmrelay.store.tables import probe_results
 
 from .report import Report
 
@@ -23,7 +24,7 @@ from .report import Report
 READY_PROVIDERS = 50
 
 
-async def save(engine: AsyncEngine, report: Report) -> int:
+async def save(engine: Database, report: Report) -> int:
     """Write the run's rows; returns how many."""
     at = report.finished_at or utcnow()
     rows: list[dict[str, Any]] = []
@@ -57,7 +58,7 @@ async def save(engine: AsyncEngine, report: Report) -> int:
         )
     if rows:
         async with engine.begin() as conn:
-            await conn.execute(insert(ProbeResult), rows)
+            await conn.execute(insert(probe_results), rows)
     return len(rows)
 
 
@@ -90,22 +91,22 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 async def model_history(
-    engine: AsyncEngine, *, model: str | None = None, days: float = 30.0, by_day: bool = False
+    engine: Database, *, model: str | None = None, days: float = 30.0, by_day: bool = False
 ) -> list[ModelHistory]:
     """Per model (and per day with ``by_day``): runs, passes, p50/p95 of the passing
     runs' total time, the last run."""
     since = utcnow() - timedelta(days=days)
     query = select(
-        ProbeResult.model,
-        ProbeResult.provider,
-        ProbeResult.ok,
-        ProbeResult.total_ms,
-        ProbeResult.created_at,
-    ).where(ProbeResult.created_at >= since)
+        probe_results.c.model,
+        probe_results.c.provider,
+        probe_results.c.ok,
+        probe_results.c.total_ms,
+        probe_results.c.created_at,
+    ).where(probe_results.c.created_at >= since)
     if model is not None:
-        query = query.where(ProbeResult.model == model)
+        query = query.where(probe_results.c.model == model)
     async with engine.connect() as conn:
-        rows = (await conn.execute(query.order_by(ProbeResult.created_at))).all()
+        rows = (await conn.execute(query.order_by(probe_results.c.created_at))).all()
     grouped: dict[tuple[str, str, str | None], list[Any]] = {}
     for row in rows:
         day = _day(row.created_at) if by_day else None
@@ -129,18 +130,19 @@ async def model_history(
     return out
 
 
-async def last_probe_by_provider(engine: AsyncEngine) -> dict[str, dict[str, Any]]:
+async def last_probe_by_provider(engine: Database) -> dict[str, dict[str, Any]]:
     """Each provider's latest probe: when, how many models passed (bounded)."""
     latest = (
-        select(ProbeResult.provider, func.max(ProbeResult.created_at).label("at"))
-        .group_by(ProbeResult.provider)
-        .order_by(func.max(ProbeResult.created_at).desc())
+        select(probe_results.c.provider, func.max(probe_results.c.created_at).label("at"))
+        .group_by(probe_results.c.provider)
+        .order_by(func.max(probe_results.c.created_at).desc())
         .limit(READY_PROVIDERS)
         .subquery()
     )
-    query = select(ProbeResult.provider, ProbeResult.ok, ProbeResult.created_at).join(
+    query = select(probe_results.c.provider, probe_results.c.ok, probe_results.c.created_at).join(
         latest,
-        (ProbeResult.provider == latest.c.provider) & (ProbeResult.created_at == latest.c.at),
+        (probe_results.c.provider == latest.c.provider)
+        & (probe_results.c.created_at == latest.c.at),
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()

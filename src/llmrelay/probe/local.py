@@ -27,7 +27,7 @@ from llmrelay.config import Settings
 from llmrelay.governance.keys import create_key, revoke_key
 from llmrelay.redaction import redact
 from llmrelay.store import database
-from llmrelay.store.schema import new_id
+from llmrelay.store.ids import new_id
 
 #: Seconds a local gateway may take to start (migrations on a fresh database included).
 START_TIMEOUT = 60.0

@@ -76,10 +76,12 @@ class Provider:
     state: ProviderState = field(default_factory=ProviderState)
     #: Models learned from the provider's list endpoint (refreshed in the background).
     listed_models: tuple[str, ...] = ()
+    #: ``spec.name``, kept as a field: read about seven times per call (headers, the
+    #: attempt record, the row), where a property was a Python call each time.
+    name: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def name(self) -> str:
-        return self.spec.name
+    def __post_init__(self) -> None:
+        self.name = self.spec.name
 
     @property
     def family(self) -> Family:

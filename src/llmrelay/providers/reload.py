@@ -51,7 +51,7 @@ class ProviderReloader:
         async with self._lock:
             s = self._services
             configured = {c.name for c in provider_configs(s.settings, s.env)}
-            extra = await stored_configs(s.sessions, s.credentials, configured)
+            extra = await stored_configs(s.engine, s.credentials, configured)
             fresh = build_registry(s.settings, s.env, s.http, s.mock, extra).providers
             old = s.registry.providers
             merged: dict[str, Provider] = {}

@@ -17,16 +17,16 @@ from typing import Any
 
 import msgspec
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from llmrelay.config_error import ConfigError
 from llmrelay.providers.config_types import ProviderConfig, parse_provider
 from llmrelay.providers.registry import ProviderSettings, provider_configs, spec_from_config
 from llmrelay.store.credentials import CredentialBox, CredentialError
-from llmrelay.store.schema import Provider as ProviderRow
-from llmrelay.store.schema import utcnow
+from llmrelay.store.database import Connection, Database
+from llmrelay.store.ids import utcnow
+from llmrelay.store.tables import providers
 
 log = logging.getLogger("llmrelay")
 
@@ -53,8 +53,9 @@ def restored_fields(config: Mapping[str, Any], secrets: Mapping[str, Any]) -> di
     return out
 
 
-def config_from_row(row: ProviderRow, creds: Mapping[str, Any]) -> ProviderConfig:
-    """A row's provider config, checked like a YAML entry (ConfigError names the row)."""
+def config_from_row(row: Any, creds: Mapping[str, Any]) -> ProviderConfig:
+    """A ``providers`` row's config, checked like a YAML entry (ConfigError names the
+    row)."""
     conf = row.config or {}
     raw: dict[str, Any] = {
         "name": row.name,
@@ -70,7 +71,7 @@ def config_from_row(row: ProviderRow, creds: Mapping[str, Any]) -> ProviderConfi
 
 
 async def sync_providers(
-    sessions: async_sessionmaker[Any],
+    db: Database,
     credentials: CredentialBox,
     settings: ProviderSettings,
     env: Mapping[str, str],
@@ -82,7 +83,7 @@ async def sync_providers(
     """
     for attempt in range(3):
         try:
-            return await _sync_once(sessions, credentials, settings, env)
+            return await _sync_once(db, credentials, settings, env)
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -91,55 +92,61 @@ async def sync_providers(
 
 
 async def _sync_once(
-    sessions: async_sessionmaker[Any],
+    db: Database,
     credentials: CredentialBox,
     settings: ProviderSettings,
     env: Mapping[str, str],
 ) -> list[ProviderConfig]:
     configured = provider_configs(settings, env)
-    async with sessions() as session, session.begin():
-        rows = {r.name: r for r in (await session.scalars(select(ProviderRow))).all()}
+    async with db.begin() as conn:
+        rows = {r.name: r for r in (await conn.execute(select(providers))).all()}
+        now = utcnow()
         for cfg in configured:
             spec = spec_from_config(cfg, env)
             creds = {"api_key": spec.api_key} if spec.api_key else {}
             family_config, family_secrets = stored_fields(cfg)
             creds.update(family_secrets)
+            values = {
+                "provider_type": cfg.type,
+                "encrypted_credentials": credentials.seal(creds) if creds else None,
+                "config": {
+                    "base_url": spec.base_url,
+                    "timeout": cfg.timeout,
+                    "models": list(cfg.models),
+                    **family_config,
+                },
+                "enabled": cfg.enabled,
+                "source": "config",
+                "updated_at": now,
+            }
             row = rows.get(cfg.name)
             if row is None:
-                row = ProviderRow(name=cfg.name, provider_type=cfg.type, source="config")
-                session.add(row)
-            row.provider_type = cfg.type
-            row.encrypted_credentials = credentials.seal(creds) if creds else None
-            row.config = {
-                "base_url": spec.base_url,
-                "timeout": cfg.timeout,
-                "models": list(cfg.models),
-                **family_config,
-            }
-            row.enabled = cfg.enabled
-            row.source = "config"
-            row.updated_at = utcnow()
+                await conn.execute(insert(providers).values(name=cfg.name, **values))
+            else:
+                await conn.execute(
+                    update(providers).where(providers.c.id == row.id).values(**values)
+                )
         names = {c.name for c in configured}
-        return await _row_configs(session, credentials, list(rows.values()), names)
+        return await _row_configs(conn, credentials, list(rows.values()), names)
 
 
 async def stored_configs(
-    sessions: async_sessionmaker[Any], credentials: CredentialBox, skip: set[str]
+    db: Database, credentials: CredentialBox, skip: set[str]
 ) -> list[ProviderConfig]:
     """The configs of the enabled database-only providers (those not in ``skip``).
 
     What a reload reads: the YAML file's providers were synced at start and do not
     change while the process runs.
     """
-    async with sessions() as session, session.begin():
-        rows = list((await session.scalars(select(ProviderRow))).all())
-        return await _row_configs(session, credentials, rows, skip)
+    async with db.begin() as conn:
+        rows = list((await conn.execute(select(providers))).all())
+        return await _row_configs(conn, credentials, rows, skip)
 
 
 async def _row_configs(
-    session: AsyncSession,
+    conn: Connection,
     credentials: CredentialBox,
-    rows: list[ProviderRow],
+    rows: list[Any],
     skip: set[str],
 ) -> list[ProviderConfig]:
     extra: list[ProviderConfig] = []
@@ -147,7 +154,7 @@ async def _row_configs(
         if row.name in skip or not row.enabled or row.source == "config":
             continue
         try:
-            opened = await open_credentials(session, credentials, row)
+            opened = await open_credentials(conn, credentials, row)
             extra.append(config_from_row(row, opened))
         except (CredentialError, ConfigError) as exc:
             log.error("provider %s skipped: %s", row.name, exc)
@@ -169,7 +176,7 @@ def plaintext_credentials(value: str) -> dict[str, str] | None:
 
 
 async def open_credentials(
-    session: AsyncSession, credentials: CredentialBox, row: ProviderRow
+    conn: Connection, credentials: CredentialBox, row: Any
 ) -> dict[str, str]:
     """A row's credentials; a row written in clear is sealed in place first.
 
@@ -184,11 +191,10 @@ async def open_credentials(
     clear = plaintext_credentials(value)
     if clear is None:
         return credentials.open(value)
-    await session.execute(
-        update(ProviderRow)
-        .where(ProviderRow.id == row.id, ProviderRow.encrypted_credentials == value)
+    await conn.execute(
+        update(providers)
+        .where(providers.c.id == row.id, providers.c.encrypted_credentials == value)
         .values(encrypted_credentials=credentials.seal(clear))
-        .execution_options(synchronize_session=False)
     )
     log.info("provider %s: credentials stored in clear were sealed", row.name)
     return clear

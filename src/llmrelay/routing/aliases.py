@@ -9,13 +9,12 @@ start and again after every change made through the admin API (:func:`refresh`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from llmrelay.store.schema import Model, ModelAlias
-from llmrelay.store.schema import Provider as ProviderRow
+from llmrelay.store.database import Connect
+from llmrelay.store.tables import model_aliases, models, providers
 
 if TYPE_CHECKING:
     from llmrelay.services import Services
@@ -30,16 +29,18 @@ def alias_target(target: str | None, model: str | None, provider: str | None) ->
     return model  # a model row without a provider: the model name, resolved as usual
 
 
-async def stored_aliases(sessions: async_sessionmaker[Any]) -> dict[str, str]:
+async def stored_aliases(connect: Connect) -> dict[str, str]:
     """Every enabled alias of the table with a target, by alias."""
+    a = model_aliases
     query = (
-        select(ModelAlias.alias, ModelAlias.target, Model.model_name, ProviderRow.name)
-        .outerjoin(Model, Model.id == ModelAlias.target_model_id)
-        .outerjoin(ProviderRow, ProviderRow.id == ModelAlias.provider_id)
-        .where(ModelAlias.enabled.is_(True))
+        select(a.c.alias, a.c.target, models.c.model_name, providers.c.name)
+        .select_from(a)
+        .outerjoin(models, models.c.id == a.c.target_model_id)
+        .outerjoin(providers, providers.c.id == a.c.provider_id)
+        .where(a.c.enabled.is_(True))
     )
-    async with sessions() as session:
-        rows = (await session.execute(query)).all()
+    async with connect() as conn:
+        rows = (await conn.execute(query)).all()
     out: dict[str, str] = {}
     for alias, target, model, provider in rows:
         found = alias_target(target, model, provider)
@@ -50,7 +51,7 @@ async def stored_aliases(sessions: async_sessionmaker[Any]) -> dict[str, str]:
 
 async def refresh(services: Services) -> None:
     """Read the table again and give the resolver the new aliases (YAML ones win)."""
-    aliases = await stored_aliases(services.sessions)
+    aliases = await stored_aliases(services.engine.connect)
     aliases.update(services.settings.aliases)
     services.resolver.set_aliases(aliases)
     services.router.forget_plans()

@@ -36,7 +36,7 @@ from llmrelay.routing.resolve import Target
 from llmrelay.store.credentials import CredentialBox, CredentialError
 
 if TYPE_CHECKING:
-    from llmrelay.governance.keys import KeyRecord
+    from llmrelay.governance.key_records import KeyRecord
 
 #: Bindings kept at most (one per key with its own credential in use).
 MAX_BINDINGS = 10_000

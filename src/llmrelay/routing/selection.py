@@ -124,20 +124,23 @@ class PlanSelector:
         for header in CONFIG_HEADERS:
             raw = headers.get(header)
             if raw is not None:
-                given, stored = await self._from_header(header, raw)
+                given, stored = self._from_header(header, raw)
                 return self._bind(call, given, header, stored=stored)
         if call.model:
-            by_model = await self._named(call.model)
+            by_model = self._named(call.model)
             if by_model is not None:
                 return self._bind(call, by_model, f"config:{call.model}", stored=True)
+        key_config = call.key.route_config if call.key else None
+        if not key_config and not self.default_config:
+            return None
         fallbacks: tuple[tuple[str, str | None], ...] = (
-            ("key", call.key.route_config if call.key else None),
+            ("key", key_config),
             ("default", self.default_config),
         )
         for source, name in fallbacks:
             if not name:
                 continue
-            spec = await self._named(name)
+            spec = self._named(name)
             if spec is None:
                 whose = "of this API key" if source == "key" else "routing.default_config"
                 raise InternalError(
@@ -147,10 +150,10 @@ class PlanSelector:
             return self._bind(call, spec, f"{source}:{name}", stored=True)
         return None
 
-    async def _from_header(self, header: str, raw: str) -> tuple[RouteSpec, bool]:
+    def _from_header(self, header: str, raw: str) -> tuple[RouteSpec, bool]:
         raw = raw.strip()
         if not raw.startswith("{"):
-            spec = await self._named(raw)
+            spec = self._named(raw)
             if spec is None:
                 raise InvalidRequest(
                     f"{header}: no route config named {raw!r}",
@@ -181,9 +184,9 @@ class PlanSelector:
         self._parsed[raw] = spec
         return spec, False
 
-    async def _named(self, name: str) -> RouteSpec | None:
+    def _named(self, name: str) -> RouteSpec | None:
         try:
-            return await self.configs.get(name)
+            return self.configs.lookup(name)
         except StoredConfigInvalid as exc:
             raise InternalError(str(exc)) from exc
 

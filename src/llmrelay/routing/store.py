@@ -19,14 +19,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import delete, insert, select, update
 
 from llmrelay.routing.config import RouteConfigError, RouteSpec, parse_route_config
+from llmrelay.store.database import Connect
 from llmrelay.store.deadline import within
-from llmrelay.store.schema import RouteConfig, new_id, utcnow
+from llmrelay.store.ids import new_id, utcnow
+from llmrelay.store.tables import route_configs
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
 
 log = logging.getLogger("llmrelay.routing")
 
@@ -58,12 +62,12 @@ class RouteConfigStore:
     def __init__(
         self,
         static: dict[str, RouteSpec],
-        sessions: async_sessionmaker[Any],
+        connect: Connect,
         ttl: float,
         timeout: float = 2.0,
     ) -> None:
         self._static = static
-        self._sessions = sessions
+        self._connect = connect
         self._ttl = ttl
         self._timeout = timeout
         self._loaded_at: float | None = None
@@ -78,6 +82,11 @@ class RouteConfigStore:
 
     async def get(self, name: str) -> RouteSpec | None:
         """The named config, or ``None``; raises :class:`StoredConfigInvalid`."""
+        return self.lookup(name)
+
+    def lookup(self, name: str) -> RouteSpec | None:
+        """:meth:`get` without the coroutine: the table is in memory (the request path
+        asks it for every call's model)."""
         spec = self._static.get(name)
         if spec is not None:
             return spec
@@ -109,14 +118,9 @@ class RouteConfigStore:
         }
 
     async def _read(self) -> list[Any]:
-        async with self._sessions() as session:
-            return list(
-                (
-                    await session.execute(
-                        select(RouteConfig.name, RouteConfig.config, RouteConfig.updated_at)
-                    )
-                ).all()
-            )
+        t = route_configs
+        async with self._connect() as conn:
+            return list((await conn.execute(select(t.c.name, t.c.config, t.c.updated_at))).all())
 
     async def refresh(self) -> None:
         """Read the table (at most ``timeout`` seconds); on failure the old one stays."""
@@ -156,29 +160,36 @@ class RouteConfigStore:
 async def save_config(sessions: async_sessionmaker[Any], name: str, raw: Any) -> bool:
     """Validate and store a config under ``name``; returns whether it replaced one."""
     parse_route_config(raw)
+    t = route_configs
+    now = utcnow()
     async with sessions() as session, session.begin():
-        row = await session.scalar(select(RouteConfig).where(RouteConfig.name == name))
-        if row is not None:
-            row.config = raw
-            row.updated_at = utcnow()
+        found = await session.scalar(select(t.c.id).where(t.c.name == name))
+        if found is not None:
+            await session.execute(
+                update(t).where(t.c.id == found).values(config=raw, updated_at=now)
+            )
             return True
-        now = utcnow()
-        session.add(RouteConfig(id=new_id(), name=name, config=raw, created_at=now, updated_at=now))
+        await session.execute(
+            insert(t).values(id=new_id(), name=name, config=raw, created_at=now, updated_at=now)
+        )
         return False
 
 
-async def list_configs(sessions: async_sessionmaker[Any]) -> list[RouteConfig]:
+async def list_configs(sessions: async_sessionmaker[Any]) -> list[Any]:
+    """Every stored config's row (``name``, ``config``, ``updated_at``, ...), by name."""
     async with sessions() as session:
-        return list((await session.scalars(select(RouteConfig).order_by(RouteConfig.name))).all())
+        t = route_configs
+        return list((await session.execute(select(t).order_by(t.c.name))).all())
 
 
 async def delete_config(sessions: async_sessionmaker[Any], name: str) -> bool:
     async with sessions() as session, session.begin():
-        result = await session.execute(delete(RouteConfig).where(RouteConfig.name == name))
+        result = await session.execute(delete(route_configs).where(route_configs.c.name == name))
     return bool(getattr(result, "rowcount", 0))
 
 
 async def config_exists(sessions: async_sessionmaker[Any], name: str) -> bool:
     async with sessions() as session:
-        found = await session.scalar(select(RouteConfig.id).where(RouteConfig.name == name))
+        t = route_configs
+        found = await session.scalar(select(t.c.id).where(t.c.name == name))
     return found is not None

@@ -16,14 +16,15 @@ batch was ~4 ms of the loop in one step (bench/loop_stalls.py).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from llmrelay.store.bounds import Cleaner, cleaner
+from llmrelay.store.database import Connection
 from llmrelay.store.loop_share import LoopShare
 
 T = TypeVar("T")
@@ -37,25 +38,57 @@ _PLACEHOLDERS: dict[str, Callable[[int], str]] = {
 }
 #: Rows bound between looks at the clock (~3 µs a row: a part is ~0.2 ms).
 ROW_PART = 64
+#: Rows per INSERT statement on SQLite (fewer if the columns would pass its bound on
+#: parameters per statement).
+SQLITE_ROWS_PER_STATEMENT = 5000
 
 
 class _Plan:
-    __slots__ = ("cleaners", "processors", "sql")
+    __slots__ = ("cleaners", "head", "multi", "per_statement", "processors", "sql", "tuple_sql")
 
     def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
         placeholder = _PLACEHOLDERS[dialect.paramstyle]
         preparer = dialect.identifier_preparer
-        self.sql = "INSERT INTO {} ({}) VALUES ({})".format(
-            preparer.format_table(table),
-            ", ".join(preparer.quote(c) for c in columns),
-            ", ".join(placeholder(i) for i in range(len(columns))),
+        self.head = "INSERT INTO {} ({}) VALUES ".format(
+            preparer.format_table(table), ", ".join(preparer.quote(c) for c in columns)
         )
+        self.tuple_sql = "({})".format(", ".join(placeholder(i) for i in range(len(columns))))
+        self.sql = self.head + self.tuple_sql
+        # SQLite: many rows per statement (see _insert_sqlite); other drivers: executemany.
+        self.per_statement = (
+            max(1, min(SQLITE_ROWS_PER_STATEMENT, _sqlite_variables() // len(columns)))
+            if dialect.name == "sqlite" and dialect.paramstyle == "qmark"
+            else 0
+        )
+        self.multi: dict[int, str] = {}
         self.cleaners: tuple[Cleaner | None, ...] = tuple(cleaner(table, c) for c in columns)
         # Only the columns that have one (timestamps, booleans, JSON, ...): a few per row.
         processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
         self.processors: tuple[tuple[int, _Processor], ...] = tuple(
             (i, p) for i, p in enumerate(processors) if p is not None
         )
+
+    def sql_for(self, rows: int) -> str:
+        """The INSERT of ``rows`` rows in one statement (cached: a batch has one or two sizes)."""
+        sql = self.multi.get(rows)
+        if sql is None:
+            if len(self.multi) > 64:
+                self.multi.clear()
+            sql = self.multi[rows] = self.head + ", ".join([self.tuple_sql] * rows)
+        return sql
+
+
+def _sqlite_variables() -> int:
+    """Bound parameters one SQLite statement may hold: the linked library's limit (the
+    writer's connections use the same library), else its documented default."""
+    try:
+        probe = sqlite3.connect(":memory:")
+        try:
+            return int(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        finally:
+            probe.close()
+    except (AttributeError, sqlite3.Error):
+        return 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 
 
 _plans: dict[tuple[str, str, tuple[str, ...]], _Plan] = {}
@@ -70,8 +103,8 @@ def _plan(table: Table, columns: tuple[str, ...], dialect: Dialect) -> _Plan:
 
 
 async def insert_values(
-    conn: AsyncConnection,
-    model: type[Any],
+    conn: Connection,
+    table: Table,
     columns: tuple[str, ...],
     items: Sequence[T],
     values: Callable[[T], Sequence[Any]],
@@ -82,7 +115,7 @@ async def insert_values(
     they are converted for the driver, for sums that must add what the row holds."""
     if not items:
         return
-    plan = _plan(model.__table__, columns, conn.dialect)
+    plan = _plan(table, columns, conn.dialect)
     cleaners, processors = plan.cleaners, plan.processors
     params: list[tuple[Any, ...]] = []
     share = LoopShare()
@@ -100,14 +133,31 @@ async def insert_values(
                 if row[i] is not None:
                     row[i] = process(row[i])
             params.append(tuple(row))
-    await conn.exec_driver_sql(plan.sql, params)
+    if plan.per_statement:
+        await _insert_sqlite(conn, plan, params)
+    else:
+        await conn.exec_driver_sql(plan.sql, params)
 
 
-async def insert_rows(
-    conn: AsyncConnection, model: type[Any], rows: Sequence[dict[str, Any]]
-) -> None:
-    """INSERT ``rows`` (dicts with the same keys) into ``model``'s table, one executemany."""
+async def _insert_sqlite(conn: Connection, plan: _Plan, params: list[tuple[Any, ...]]) -> None:
+    """Many rows per INSERT statement on SQLite, not ``executemany``.
+
+    The sqlite3 module lets go of the GIL around every statement step, and ``executemany``
+    steps once per row; the writer's thread then waits for the GIL again behind the busy
+    event loop, up to the interpreter's switch interval (5 ms) per row. Under load that
+    held the log writer to a few hundred rows a second while calls came in at thousands
+    (``bench/soak.sh`` at c16: a million rows pending at the end of the run). One
+    statement per :data:`SQLITE_ROWS_PER_STATEMENT` rows steps once for all of them.
+    """
+    step = plan.per_statement
+    for start in range(0, len(params), step):
+        part = params[start : start + step]
+        await conn.exec_driver_sql(plan.sql_for(len(part)), tuple(v for row in part for v in row))
+
+
+async def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (dicts with the same keys) into ``table``, one executemany."""
     if not rows:
         return
     columns = tuple(rows[0])
-    await insert_values(conn, model, columns, rows, lambda row: [row[c] for c in columns])
+    await insert_values(conn, table, columns, rows, lambda row: [row[c] for c in columns])

@@ -12,11 +12,12 @@ import base64
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 
 class CredentialError(Exception):
@@ -24,6 +25,9 @@ class CredentialError(Exception):
 
 
 def _derive(secret: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"llmrelay-credentials-v1", info=b"")
     return base64.urlsafe_b64encode(hkdf.derive(secret.encode()))
 
@@ -42,15 +46,30 @@ def local_secret(path: Path) -> str:
 
 
 class CredentialBox:
-    """Encrypts and decrypts a provider's credential mapping."""
+    """Encrypts and decrypts a provider's credential mapping.
+
+    The cipher is made with the first seal or open: a gateway whose providers carry no
+    credentials (the embedded default) never imports ``cryptography`` (issue 14).
+    """
 
     def __init__(self, secret: str) -> None:
-        self._fernet = Fernet(_derive(secret))
+        self._secret = secret
+        self._cipher: Fernet | None = None
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._cipher is None:
+            from cryptography.fernet import Fernet
+
+            self._cipher = Fernet(_derive(self._secret))
+        return self._cipher
 
     def seal(self, credentials: dict[str, str]) -> str:
         return self._fernet.encrypt(orjson.dumps(credentials)).decode()
 
     def open(self, token: str) -> dict[str, str]:
+        from cryptography.fernet import InvalidToken
+
         try:
             data = orjson.loads(self._fernet.decrypt(token.encode()))
         except InvalidToken as exc:

@@ -2,20 +2,35 @@
 
 SQLite runs in WAL mode with a busy timeout so readers (key lookups) never block on the
 single writer task; "database is locked" is the classic failure of SQLite gateways.
+
+The gateway's own access is :class:`Database`: SQLAlchemy Core connections of a plain
+``Engine`` whose driver is async (aiosqlite, asyncpg), each call run in a greenlet by
+``greenlet_spawn``, which is what ``sqlalchemy.ext.asyncio``'s ``AsyncConnection`` does
+too, without that package: its ``__init__`` imports the ORM (the session classes),
+~0.2 s of every start on a quiet machine (issue 14). Same driver, same pool, same
+statements; the ORM session factory of the admin plane and the CLI
+(:func:`sessionmaker`) wraps the very same engine when it is first asked for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
+from sqlalchemy import create_engine as _sync_engine
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine import CursorResult, Dialect, Engine, make_url
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+T = TypeVar("T")
 
 
 def is_sqlite(url: str) -> bool:
@@ -26,7 +41,140 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def create_engine(url: str) -> AsyncEngine:
+class Reader(Protocol):
+    """What a read needs of a connection: a :class:`Connection`, or an ORM
+    ``AsyncSession`` (the admin plane's), which answers Core statements the same way."""
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any: ...
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any: ...
+
+
+class Writer(Reader, Protocol):
+    """A :class:`Connection` or an ``AsyncConnection`` (the admin plane's session's):
+    statements that depend on the dialect (upserts)."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+
+#: The rows of a statement, however many columns it has.
+Rows = CursorResult[*tuple[Any, ...]]
+
+#: ``Database.connect`` (or anything opening a :class:`Reader` the same way).
+Connect = Callable[[], AbstractAsyncContextManager[Reader]]
+
+
+async def _to_completion(work: Coroutine[Any, Any, T]) -> T:
+    """Finish ``work`` (a connection's close) even if the caller is cancelled meanwhile,
+    then re-raise the cancellation, as ``sqlalchemy.ext.asyncio`` closes its connections:
+    a close abandoned halfway could hand the pool a connection still in use."""
+    task = asyncio.ensure_future(work)
+    cancelled: BaseException | None = None
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if task.done():
+                raise
+            cancelled = exc
+        else:
+            if cancelled is not None:
+                raise cancelled
+            return result
+
+
+class Connection:
+    """One pooled connection: ``AsyncConnection``'s calls the gateway uses, on Core."""
+
+    __slots__ = ("sync",)
+
+    def __init__(self, sync: SyncConnection) -> None:
+        self.sync = sync
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.sync.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Rows:
+        """Run ``statement``; the drivers buffer the rows, so the result is read freely."""
+        return await greenlet_spawn(self.sync.execute, statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return await greenlet_spawn(self.sync.scalar, statement, parameters)
+
+    async def scalars(self, statement: Any, parameters: Any = None) -> Any:
+        return (await self.execute(statement, parameters)).scalars()
+
+    async def exec_driver_sql(
+        self, statement: str, parameters: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> Rows:
+        return await greenlet_spawn(self.sync.exec_driver_sql, statement, parameters)
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(sync_connection, *args)`` in the greenlet (Alembic, inspection)."""
+        return await greenlet_spawn(fn, self.sync, *args)
+
+    async def commit(self) -> None:
+        await greenlet_spawn(self.sync.commit)
+
+    async def rollback(self) -> None:
+        await greenlet_spawn(self.sync.rollback)
+
+    @asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[Connection]:
+        """A savepoint: rolled back if the block raises, the outer transaction goes on."""
+        savepoint = await greenlet_spawn(self.sync.begin_nested)
+        try:
+            yield self
+        except BaseException as exc:
+            await greenlet_spawn(savepoint.__exit__, type(exc), exc, exc.__traceback__)
+            raise
+        await greenlet_spawn(savepoint.__exit__, None, None, None)
+
+
+class Database:
+    """The gateway's database: ``connect()`` / ``begin()`` like an ``AsyncEngine``."""
+
+    __slots__ = ("sync_engine",)
+
+    def __init__(self, sync_engine: Engine) -> None:
+        self.sync_engine = sync_engine
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.sync_engine.dialect
+
+    @property
+    def url(self) -> Any:
+        return self.sync_engine.url
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[Connection]:
+        sync = await greenlet_spawn(self.sync_engine.connect)
+        try:
+            yield Connection(sync)
+        finally:
+            await _to_completion(greenlet_spawn(sync.close))
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[Connection]:
+        """A connection in a transaction: committed at the end of the block, rolled back
+        if it raises."""
+        async with self.connect() as conn:
+            transaction = await greenlet_spawn(conn.sync.begin)
+            try:
+                yield conn
+            except BaseException as exc:
+                await greenlet_spawn(transaction.__exit__, type(exc), exc, exc.__traceback__)
+                raise
+            await greenlet_spawn(transaction.__exit__, None, None, None)
+
+    async def dispose(self) -> None:
+        await greenlet_spawn(self.sync_engine.dispose)
+
+
+def create_engine(url: str) -> Database:
     kwargs: dict[str, Any] = {"pool_pre_ping": False}
     if is_sqlite(url):
         parsed = make_url(url)
@@ -40,10 +188,12 @@ def create_engine(url: str) -> AsyncEngine:
     # JSON columns (attempts, metadata) go through orjson instead of the stdlib encoder.
     kwargs["json_serializer"] = _json_dumps
     kwargs["json_deserializer"] = orjson.loads
-    engine = create_async_engine(url, **kwargs)
+    # What ``create_async_engine`` passes: the URL's async dialect (``postgresql+psycopg``
+    # becomes psycopg's async one) and its asyncio-adapted pool.
+    engine = _sync_engine(url, _is_async=True, **kwargs)
     if is_sqlite(url):
 
-        @event.listens_for(engine.sync_engine, "connect")
+        @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -52,14 +202,18 @@ def create_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
-    return engine
+    return Database(engine)
 
 
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def sessionmaker(db: Database) -> Any:
+    """ORM sessions over ``db``'s engine and pool (``async_sessionmaker``), for the admin
+    plane and the CLI; imports the ORM and ``sqlalchemy.ext.asyncio`` on first use."""
+    from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+    return async_sessionmaker(AsyncEngine(db.sync_engine), expire_on_commit=False)
 
 
-def _alembic_config(connection: Connection | None = None) -> Any:
+def _alembic_config(connection: SyncConnection | None = None) -> Any:
     from alembic.config import Config
 
     cfg = Config()
@@ -69,7 +223,7 @@ def _alembic_config(connection: Connection | None = None) -> Any:
     return cfg
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: SyncConnection) -> None:
     from alembic import command
 
     command.upgrade(_alembic_config(connection), "head")
@@ -94,7 +248,7 @@ def head_revisions() -> set[str]:
     return revisions - parents
 
 
-def _current_revisions(connection: Connection) -> set[str]:
+def _current_revisions(connection: SyncConnection) -> set[str]:
     """The revision(s) stamped in the database; empty when it has never been migrated."""
     from sqlalchemy import inspect, text
 
@@ -103,7 +257,7 @@ def _current_revisions(connection: Connection) -> set[str]:
     return {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
 
 
-async def migrate(engine: AsyncEngine) -> None:
+async def migrate(engine: Database) -> None:
     """Bring the schema to the newest revision (idempotent; safe at every start).
 
     Checking the stamped revision first keeps Alembic's migration machinery (a few

@@ -47,11 +47,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmrelay.config import ConfigError
 from llmrelay.store.backlog import Backlog
 from llmrelay.store.bulk import insert_values
+from llmrelay.store.database import Connection, Database
 from llmrelay.store.dead_letter import DatabaseAway, Splitter, dead_letter
 from llmrelay.store.deadline import within
 from llmrelay.store.loop_share import FLOOR, LoopShare
@@ -63,31 +63,41 @@ from llmrelay.store.rows import (
     request_values,
     response_values,
 )
-from llmrelay.store.schema import RequestRow, ResponseRow
-from llmrelay.store.spool import BEGUN, ENDED, ROW, Record, Spool, encode
+from llmrelay.store.spool import (
+    BEGUN,
+    ENDED,
+    ROW,
+    Record,
+    Spool,
+    encode,
+    without_settled_stubs,
+)
+from llmrelay.store.tables import requests, responses
 from llmrelay.store.writer_stats import WriterStats
 from llmrelay.telemetry.interaction import Interaction
 
 log = logging.getLogger("llmrelay.writer")
 
 #: Writes more rows for a batch on the batch's connection (same transaction).
-BatchSink = Callable[[AsyncConnection, list[Interaction]], Awaitable[None]]
+BatchSink = Callable[[Connection, list[Interaction]], Awaitable[None]]
 
 #: Rows the spool step encodes (and logs, and counts) as one part; between parts it lets
 #: requests run once its slice of the loop is spent (:mod:`llmrelay.store.loop_share`).
 #: Whole batches were one step: 250 rows held the loop 15-25 ms on the shared machine
 #: (bench/loop_stalls.py, "loop step" of llmrelay-log-spool).
 _SPOOL_PART = 16
+#: How many times ``batch_size`` a batch may hold while the writer is behind.
+_CATCH_UP = 20
 #: Seconds between looks for the spools of processes that died.
 _ORPHAN_SCAN_INTERVAL = 30.0
 #: Which of a batch's ids are written already (exactly once); built once, not per batch.
-_EXISTING = select(RequestRow.id).where(RequestRow.id.in_(bindparam("ids", expanding=True)))
+_EXISTING = select(requests.c.id).where(requests.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class LogWriter:
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: Database,
         *,
         queue_size: int,
         batch_size: int,
@@ -241,7 +251,7 @@ class LogWriter:
 
     async def _spool_fresh(self) -> None:
         assert self._spool is not None
-        batch, self._fresh = _without_settled_stubs(self._fresh), []
+        batch, self._fresh = without_settled_stubs(self._fresh), []
         self._encoding = len(batch)  # still pending while the step yields between slices
         try:
             await self._spool_batch(batch)
@@ -339,7 +349,13 @@ class LogWriter:
         scanned = time.monotonic()
         while True:
             assert self._backlog is not None
-            batch = self._backlog.take(self._batch_size, self._done_seq)
+            # Behind (more than a batch waiting): bigger batches. A batch costs the loop a
+            # few dozen turns whatever its size (every statement is a round trip to the
+            # driver's thread), so under load a fixed size wrote fewer rows than arrived.
+            size = self._batch_size
+            if self._spooled_seq - self._done_seq > size:
+                size *= _CATCH_UP
+            batch = self._backlog.take(size, self._done_seq)
             if not batch:
                 if self._spooled_seq == self._done_seq:
                     self._caught_up.set()
@@ -412,11 +428,11 @@ class LogWriter:
             if rows:
                 bodies = self._bodies
                 await insert_values(
-                    conn, RequestRow, REQUEST_COLUMNS, rows, lambda it: request_values(it, bodies)
+                    conn, requests, REQUEST_COLUMNS, rows, lambda it: request_values(it, bodies)
                 )
                 await insert_values(
                     conn,
-                    ResponseRow,
+                    responses,
                     RESPONSE_COLUMNS,
                     rows,
                     lambda it: response_values(it, bodies),
@@ -473,23 +489,3 @@ class LogWriter:
                 left,
                 self._spool_dir,
             )
-
-
-def _without_settled_stubs(batch: list[tuple[int, Interaction]]) -> list[tuple[int, Interaction]]:
-    """``batch`` without the stubs of calls that also end in it.
-
-    A stub (``BEGUN``) is the trace of a call for a process killed before the call's row
-    is spooled; when the row (or the ``ENDED`` of a call without one) is in the same
-    batch, both go into the spool in the same ``write``, so the stub can never be the
-    only trace and is left out. An ``ENDED`` is kept: the stub left out may be a copy
-    (a rotation stubs running calls again) whose original, in an older segment, it
-    cancels. A sequential call of ~1 ms ends within its 50 ms spool interval: this
-    halves the records spooled per call (encoding, spool bytes, backlog entries).
-    """
-    begun = {it.id for kind, it in batch if kind == BEGUN}
-    if not begun:
-        return batch
-    ended = {it.id for kind, it in batch if kind != BEGUN and it.id in begun}
-    if not ended:
-        return batch
-    return [entry for entry in batch if entry[0] != BEGUN or entry[1].id not in ended]
