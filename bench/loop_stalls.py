@@ -1,6 +1,7 @@
 """What stalls the event loop under sequential calls: garbage collection, the log writer.
 
     taskset -c 0 .venv/bin/python bench/loop_stalls.py --n 5000 [--no-freeze]
+        [--gc-threshold 700,10,10] [--switch-interval 0.005] [--admin-warm]
 
 A real gateway in this process (``httpx.ASGITransport``, no sockets) with the built-in
 mock provider as the upstream, interaction logging and the SQLite log writer on (a file
@@ -18,8 +19,13 @@ beside the calls:
   waiting behind it sees.
 
 Prints the call percentiles, then per stall source the count, total and longest pause,
-so a tail can be matched to its cause. ``--no-freeze`` skips what the server does after
-start-up (``gc.freeze()`` and its thresholds, ``llmrelay.gc_tuning``), to compare.
+so a tail can be matched to its cause, and the objects each collector generation held at
+the end (what a collection of it walks). ``--no-freeze`` skips what the server does after
+start-up (``llmrelay.gc_tuning``: ``gc.freeze()``, the collector's thresholds, the
+interpreter's switch interval), to compare; ``--gc-threshold`` and
+``--switch-interval`` replace the tuned values to measure others; ``--admin-warm`` also
+builds the admin API after the freeze, as ``llmrelay serve`` does (in a thread, aside,
+then frozen too unless ``--no-freeze``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import argparse
 import asyncio
 import gc
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +44,7 @@ import httpx
 
 from llmrelay.app import Gateway
 from llmrelay.config import load_settings
-from llmrelay.gc_tuning import freeze_startup_heap
+from llmrelay.gc_tuning import freeze_after, freeze_startup_heap
 from llmrelay.governance.keys import create_key
 from llmrelay.store import writer as writer_module
 
@@ -50,9 +57,12 @@ def _pct(values: list[float], q: float) -> float:
 class Pauses:
     def __init__(self) -> None:
         self.by_source: dict[str, list[float]] = {}
+        #: Recording (the measured calls only: not the warm-up, not the shutdown's flush).
+        self.on = False
 
     def add(self, source: str, ms: float) -> None:
-        self.by_source.setdefault(source, []).append(ms)
+        if self.on:
+            self.by_source.setdefault(source, []).append(ms)
 
 
 def _watch_gc(pauses: Pauses) -> None:
@@ -79,8 +89,11 @@ def _watch_steps(pauses: Pauses, over_ms: float = 0.5) -> None:
         if took > over_ms:
             owner = getattr(self._callback, "__self__", None)
             name = owner.get_name() if isinstance(owner, asyncio.Task) else "callback"
-            if name.startswith("Task-"):
-                name = "other tasks (the calls)"
+            if name.startswith("Task-") and isinstance(owner, asyncio.Task):
+                # Unnamed: the calls' own tasks, and the writer's batch writes, each run
+                # as a task of its own (store/deadline.py's within): named by coroutine.
+                coro = owner.get_coro()
+                name = f"task {getattr(coro, '__qualname__', type(coro).__name__)}"
             pauses.add(f"loop step > {over_ms} ms: {name}", took)
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
@@ -108,7 +121,13 @@ def _watch_writer(pauses: Pauses) -> None:
     writer_module.LogWriter._spool_fresh = timed_spool  # type: ignore[method-assign]
 
 
-async def run(n: int, freeze: bool) -> None:
+async def run(
+    n: int,
+    freeze: bool,
+    threshold: tuple[int, ...] | None,
+    switch: float | None,
+    admin_warm: bool,
+) -> None:
     pauses = Pauses()
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
@@ -125,6 +144,17 @@ async def run(n: int, freeze: bool) -> None:
         await gateway.startup()
         if freeze:
             freeze_startup_heap()
+        if threshold is not None:
+            gc.set_threshold(*threshold)
+        if switch is not None:
+            sys.setswitchinterval(switch)
+        if admin_warm:  # as serve does: built aside, then frozen too (gc_tuning)
+            warming = gateway.admin.warm()
+            if freeze:
+                freeze_after(warming)
+            if warming is not None:
+                await warming
+                await asyncio.sleep(0)  # the freeze, a done callback of the build
         _watch_writer(pauses)
         key, _ = await create_key(gateway.services.sessions, "bench")
         auth = {"authorization": f"Bearer {key}"}
@@ -136,15 +166,26 @@ async def run(n: int, freeze: bool) -> None:
             _watch_gc(pauses)
             _watch_steps(pauses)
             calls, cpu = [], []
+            pauses.on = True
             for _ in range(n):
                 t0, c0 = time.perf_counter(), time.thread_time()
                 resp = await client.post("/v1/chat/completions", json=body, headers=auth)
                 calls.append((time.perf_counter() - t0) * 1000)
                 cpu.append((time.thread_time() - c0) * 1000)
                 assert resp.status_code == 200, resp.text
+            pauses.on = False
         stats = gateway.services.writer.stats_dict()
+        held = [len(gc.get_objects(g)) for g in range(3)]
         await gateway.shutdown()
-    print(f"gc.freeze after start: {'yes' if freeze else 'no'}; {n} sequential calls")
+    print(
+        f"gc.freeze after start: {'yes' if freeze else 'no'}; thresholds {gc.get_threshold()}; "
+        f"switch interval {sys.getswitchinterval() * 1000:g} ms; admin built: "
+        f"{'yes' if admin_warm else 'no'}; {n} sequential calls"
+    )
+    print(
+        f"objects the collector tracks at the end, gen0/1/2: {held[0]}/{held[1]}/{held[2]}; "
+        f"frozen: {gc.get_freeze_count()}"
+    )
     print(
         f"call ms p50 {statistics.median(calls):.3f}  p90 {_pct(calls, 0.9):.3f}  "
         f"p99 {_pct(calls, 0.99):.3f}  max {max(calls):.3f}"
@@ -166,8 +207,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--no-freeze", action="store_true")
+    parser.add_argument("--gc-threshold", help="gc.set_threshold values, e.g. 700,10,10")
+    parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval, s")
+    parser.add_argument("--admin-warm", action="store_true")
     args = parser.parse_args()
-    asyncio.run(run(args.n, not args.no_freeze))
+    threshold = tuple(int(v) for v in args.gc_threshold.split(",")) if args.gc_threshold else None
+    asyncio.run(run(args.n, not args.no_freeze, threshold, args.switch_interval, args.admin_warm))
 
 
 if __name__ == "__main__":

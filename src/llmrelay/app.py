@@ -32,7 +32,7 @@ from llmrelay.errors import (
     PermissionDenied,
     ServiceUnavailable,
 )
-from llmrelay.gc_tuning import freeze_startup_heap
+from llmrelay.gc_tuning import freeze_after, freeze_startup_heap
 from llmrelay.pipeline import run
 from llmrelay.ui.serve import UiFiles
 
@@ -213,8 +213,9 @@ class Gateway:
                 freeze_startup_heap()
                 await send({"type": "lifespan.startup.complete"})
                 # The server listens once start-up is complete: build the admin API
-                # then, aside, so the first admin call does not wait ~1 s for it.
-                self.admin.warm()
+                # then, aside, so the first admin call does not wait ~1 s for it; what
+                # it builds is frozen too once it is done.
+                freeze_after(self.admin.warm())
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})

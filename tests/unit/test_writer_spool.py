@@ -22,7 +22,7 @@ from llmrelay.providers.base import Usage
 from llmrelay.store import database
 from llmrelay.store import spool as spool_module
 from llmrelay.store.schema import MonthlyUsageSummary, RequestRow, ResponseRow, UsageRecord, new_id
-from llmrelay.store.spool import BEGUN, ENDED, ROW, Spool, encode, spool_dir
+from llmrelay.store.spool import BEGUN, ENDED, ROW, SegmentReader, Spool, encode, spool_dir
 from llmrelay.store.writer import LogWriter
 from llmrelay.telemetry.interaction import Interaction
 
@@ -485,3 +485,35 @@ async def test_replaying_shows_until_a_dead_spool_is_read_to_its_end(
     await w.close(timeout=60)
     assert len(seen) >= 6 and all(replaying for _, replaying in seen[:5])
     assert await count(engine, RequestRow) == 40
+
+
+async def test_a_call_that_ends_within_its_spool_interval_spools_no_stub(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Begun and answered in one batch: only the row is spooled (the stub could never be
+    its only trace); begun in one batch and ended in a later one: the stub stays, and an
+    end without a row is kept to cancel it."""
+    w = writer(engine, tmp_path / "spool", spool_interval=0.05)
+    w.start()
+    quick, long_call, never_sent = row(), row(), row()
+    w.begin(quick)
+    w.begin(long_call)
+    w.begin(never_sent)
+    await w.submit(quick)
+    await wait_until(lambda: _is(w.stats.spooled == 3))  # quick's row, two stubs
+    await w.submit(long_call)
+    w.end(never_sent.id)
+    await wait_until(lambda: _is(w.stats.spooled == 5))
+    assert w._spool is not None
+    reader = SegmentReader(w._spool.active.path)
+    spooled = [(kind, it.id) for _, kind, it in reader.read(100)]
+    reader.close()
+    assert spooled == [
+        (BEGUN, long_call.id),
+        (BEGUN, never_sent.id),
+        (ROW, quick.id),
+        (ROW, long_call.id),
+        (ENDED, never_sent.id),
+    ]
+    await w.close(timeout=60)
+    assert await count(engine, RequestRow) == 2

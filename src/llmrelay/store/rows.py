@@ -120,6 +120,8 @@ def log_line(it: Interaction) -> bytes:
     try:
         return orjson.dumps(entry, default=repr) + b"\n"
     except TypeError:  # text that is not valid UTF-8
+        # The datetime as text first, as orjson writes it: clean_json would repr() it.
+        entry["timestamp"] = it.created_at.isoformat()
         return orjson.dumps(clean_json(entry), default=repr) + b"\n"
 
 

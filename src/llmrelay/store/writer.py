@@ -19,7 +19,7 @@ Failures, by kind:
   row (:mod:`llmrelay.store.bounds`). A batch that still fails while the database
   answers a probe is split in halves until the refused row is alone; it is set aside in
   ``dead-letter.jsonl`` in the spool directory with the database's reason and counted,
-  and every other row is written.
+  and every other row is written (:mod:`llmrelay.store.dead_letter`).
 - *The database away, hung or slow*: each operation has a timeout (``db_timeout``); the
   batch is retried with backoff (up to 5 s) and, meanwhile, rows accumulate on disk.
 - *Exactly once*: rows carry their ids; a batch first asks which of its ``requests``
@@ -43,19 +43,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import msgspec
-import orjson
 from sqlalchemy import bindparam, select, text
 
 from llmrelay.config import ConfigError
 from llmrelay.store.backlog import Backlog
-from llmrelay.store.bounds import clean_text
 from llmrelay.store.bulk import insert_values
 from llmrelay.store.database import Connection, Database
+from llmrelay.store.dead_letter import DatabaseAway, Splitter, dead_letter
 from llmrelay.store.deadline import within
 from llmrelay.store.loop_share import FLOOR, LoopShare
 from llmrelay.store.replay import OrphanReplay
@@ -66,21 +63,24 @@ from llmrelay.store.rows import (
     request_values,
     response_values,
 )
-from llmrelay.store.spool import BEGUN, ENDED, ROW, Record, Spool, encode
+from llmrelay.store.spool import (
+    BEGUN,
+    ENDED,
+    ROW,
+    Record,
+    Spool,
+    encode,
+    without_settled_stubs,
+)
 from llmrelay.store.tables import requests, responses
 from llmrelay.store.writer_stats import WriterStats
-from llmrelay.telemetry.interaction import Interaction, redact
+from llmrelay.telemetry.interaction import Interaction
 
 log = logging.getLogger("llmrelay.writer")
 
 #: Writes more rows for a batch on the batch's connection (same transaction).
 BatchSink = Callable[[Connection, list[Interaction]], Awaitable[None]]
 
-#: Writes abandoned to their timeout that may still hold a connection; past this many
-#: the database counts as away without trying again (bounded connections and memory).
-_MAX_ABANDONED = 4
-#: Further tries of a single refused row before it is set aside.
-_SINGLE_ROW_RETRIES = 2
 #: Rows the spool step encodes (and logs, and counts) as one part; between parts it lets
 #: requests run once its slice of the loop is spent (:mod:`llmrelay.store.loop_share`).
 #: Whole batches were one step: 250 rows held the loop 15-25 ms on the shared machine
@@ -92,10 +92,6 @@ _CATCH_UP = 20
 _ORPHAN_SCAN_INTERVAL = 30.0
 #: Which of a batch's ids are written already (exactly once); built once, not per batch.
 _EXISTING = select(requests.c.id).where(requests.c.id.in_(bindparam("ids", expanding=True)))
-
-
-class _DatabaseAway(Exception):
-    """The database did not answer (or timed out): retry the batch later."""
 
 
 class LogWriter:
@@ -140,6 +136,7 @@ class LogWriter:
         self._spooled_seq = -1  # last sequence number in the spool
         self._done_seq = -1  # every row up to this one is written (or set aside)
         self._replay: OrphanReplay | None = None  # dead processes' spools
+        self._splitter: Splitter | None = None  # a refused batch, down to the row
         self._has_fresh = asyncio.Event()
         self._has_rows = asyncio.Event()
         self._caught_up = asyncio.Event()
@@ -160,9 +157,18 @@ class LogWriter:
                 "writable directory"
             ) from exc
         self._backlog = Backlog(self._spool, self._queue_size)
-        # Looked up at each call, so a test can wrap the writer's _commit.
+        # Looked up at each call, so a test can wrap the writer's _commit, _write and
+        # _reachable.
         self._replay = OrphanReplay(
             self._spool, self._batch_size, lambda rows: self._commit(rows), self.stats
+        )
+        self._splitter = Splitter(
+            lambda rows: self._write(rows),
+            lambda: self._reachable(),
+            self._db_timeout,
+            self._abandoned,
+            self.stats,
+            self._spool,
         )
         self._tasks = [
             asyncio.create_task(self._run_spool(), name="llmrelay-log-spool"),
@@ -245,7 +251,7 @@ class LogWriter:
 
     async def _spool_fresh(self) -> None:
         assert self._spool is not None
-        batch, self._fresh = self._fresh, []
+        batch, self._fresh = without_settled_stubs(self._fresh), []
         self._encoding = len(batch)  # still pending while the step yields between slices
         try:
             await self._spool_batch(batch)
@@ -283,7 +289,7 @@ class LogWriter:
                     frames.append(encode(self._next_seq, kind, it))
                 except ValueError as exc:
                     if kind == ROW:
-                        self._dead_letter(it, str(exc))
+                        dead_letter(self._spool, self.stats, it, str(exc))
                     continue
                 records.append((self._next_seq, kind, it))
                 self._next_seq += 1
@@ -362,20 +368,27 @@ class LogWriter:
                 if self._interval and not self._closing:
                     await asyncio.sleep(self._interval)  # let a batch gather
                 continue
-            rows = [it for _, kind, it in batch if kind == ROW]
-            if rows:
-                await self._commit(rows)
-            self._done_seq = batch[-1][0]
-            assert self._spool is not None
-            self._spool.release(self._done_seq)
+            await self._write_batch(batch)
+
+    async def _write_batch(self, batch: list[Record]) -> None:
+        """One batch of the backlog into the database. A method of its own so that its
+        rows are let go once written: a local of the waiting loop held the last batch
+        until the next one came (and every full collection walked it meanwhile)."""
+        rows = [it for _, kind, it in batch if kind == ROW]
+        if rows:
+            await self._commit(rows)
+        self._done_seq = batch[-1][0]
+        assert self._spool is not None
+        self._spool.release(self._done_seq)
 
     async def _commit(self, rows: list[Interaction]) -> None:
         """Write ``rows``, waiting out a database outage; returns once all are handled."""
+        assert self._splitter is not None
         delay = 0.1
         while True:
             try:
-                await self._write_or_split(rows)
-            except _DatabaseAway as exc:
+                await self._splitter.write_or_split(rows)
+            except DatabaseAway as exc:
                 if not self.stats.db_unavailable_since:
                     self.stats.db_unavailable_since = time.time()
                     log.error(
@@ -393,42 +406,6 @@ class LogWriter:
                 )
                 self.stats.db_unavailable_since = 0.0
             return
-
-    async def _write_or_split(self, rows: list[Interaction]) -> None:
-        """Write ``rows``; if the database refuses them while answering, bisect."""
-        if len(self._abandoned) >= _MAX_ABANDONED:
-            raise _DatabaseAway(f"{len(self._abandoned)} writes still hung")
-        try:
-            await within(self._db_timeout, self._write(rows), self._abandoned)
-            return
-        except _DatabaseAway:
-            raise
-        except Exception as exc:
-            self.stats.failed_batches += 1
-            if isinstance(exc, TimeoutError) or not await self._reachable():
-                raise _DatabaseAway(f"{type(exc).__name__}: {exc}") from exc
-            error = exc
-        if len(rows) == 1:
-            await self._write_or_dead_letter(rows[0], error)
-            return
-        mid = len(rows) // 2
-        await self._write_or_split(rows[:mid])
-        await self._write_or_split(rows[mid:])
-
-    async def _write_or_dead_letter(self, it: Interaction, error: Exception) -> None:
-        """One refused row: try again (a deadlock or a concurrent replay passes), then set
-        it aside."""
-        for _ in range(_SINGLE_ROW_RETRIES):
-            await asyncio.sleep(0.2)
-            try:
-                await within(self._db_timeout, self._write([it]), self._abandoned)
-                return
-            except Exception as exc:
-                if isinstance(exc, TimeoutError) or not await self._reachable():
-                    raise _DatabaseAway(f"{type(exc).__name__}: {exc}") from exc
-                error = exc
-        log.error("log row %s refused by the database, set aside: %s", it.id, error)
-        self._dead_letter(it, f"{type(error).__name__}: {error}")
 
     async def _reachable(self) -> bool:
         async def probe() -> None:
@@ -468,25 +445,6 @@ class LogWriter:
         self.stats.duplicates += len(batch) - len(rows)
         self.stats.write_seconds += took
         self.stats.max_batch_seconds = max(self.stats.max_batch_seconds, took)
-
-    def _dead_letter(self, it: Interaction, reason: str) -> None:
-        self.stats.dead_lettered += 1
-        try:
-            row: Any = msgspec.to_builtins(it)
-            orjson.dumps(row)
-        except Exception:
-            row = {"id": it.id, "repr": clean_text(repr(it), 100_000)}
-        entry = {
-            "id": it.id,
-            "failed_at": datetime.now(UTC).isoformat(),
-            "reason": clean_text(redact(reason), 2000),
-            "row": row,
-        }
-        assert self._spool is not None
-        try:
-            self._spool.dead_letter([entry])
-        except OSError as exc:
-            log.error("cannot write the dead-letter file: %s; row %s lost", exc, it.id)
 
     # -- shutdown ----------------------------------------------------------------------------
     async def close(self, timeout: float = 30.0) -> None:

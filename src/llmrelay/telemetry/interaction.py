@@ -81,15 +81,21 @@ class Interaction:
         }
 
     def log_entry(self) -> dict[str, Any]:
+        """The interaction log line's fields (:func:`llmrelay.store.rows.log_line`).
+
+        ``timestamp`` is ``created_at`` itself: orjson writes a datetime as
+        ``isoformat()`` does (RFC 3339, ``+00:00``), in Rust; ``isoformat()`` was half
+        of what building the entry cost (bench/loop_stalls.py: the spool step)."""
+        status = self.status
         entry: dict[str, Any] = {
-            "timestamp": self.created_at.isoformat(),
-            "level": "error" if self.status >= 500 else "warning" if self.status >= 400 else "info",
+            "timestamp": self.created_at,
+            "level": "info" if status < 400 else "warning" if status < 500 else "error",
             "event": "interaction",
             "request_id": self.request_id,
             "trace_id": self.trace_id,
             "route": self.route,
             "method": self.method,
-            "status": self.status,
+            "status": status,
             "stream": self.stream,
             "duration_ms": round(self.latency_ms, 3),
             "overhead_ms": round(self.overhead_ms, 3),
@@ -99,29 +105,32 @@ class Interaction:
             "key_id": self.api_key_id,
             "key_name": self.key_name,
         }
-        if self.usage is not None:
-            entry["usage"] = {
-                "prompt_tokens": self.usage.prompt_tokens,
-                "completion_tokens": self.usage.completion_tokens,
-                "total_tokens": self.usage.total_tokens,
-                "cached_tokens": self.usage.cached_tokens,
+        u = self.usage
+        if u is not None:
+            usage = entry["usage"] = {
+                "prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens,
+                "total_tokens": u.total_tokens,
+                "cached_tokens": u.cached_tokens,
             }
             if self.usage_estimated:
-                entry["usage"]["estimated"] = True
-        if self.cost_nanos is not None:
+                usage["estimated"] = True
+        cost = self.cost_nanos
+        if cost is not None:
             # Exact decimal text of integer nano-dollars (never a float).
-            entry["cost_usd"] = f"{self.cost_nanos // 10**9}.{self.cost_nanos % 10**9:09d}"
+            entry["cost_usd"] = f"{cost // 10**9}.{cost % 10**9:09d}"
         if self.probe:
             entry["probe"] = True
         if self.cache is not None:
             entry["cache"] = self.cache
-        if self.cost_saved_nanos is not None:
-            saved = self.cost_saved_nanos
+        saved = self.cost_saved_nanos
+        if saved is not None:
             entry["cost_saved_usd"] = f"{saved // 10**9}.{saved % 10**9:09d}"
         if self.finish_reason:
             entry["finish_reason"] = self.finish_reason
-        if len(self.attempts) > 1 or (self.attempts and self.attempts[0].get("status") != 200):
-            entry["attempts"] = self.attempts
+        attempts = self.attempts
+        if attempts and (len(attempts) > 1 or attempts[0].get("status") != 200):
+            entry["attempts"] = attempts
         if self.guardrails:
             entry["guardrails"] = self.guardrails
         if self.error_type:

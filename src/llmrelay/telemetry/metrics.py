@@ -11,7 +11,6 @@ values live in prometheus-client's multiprocess files (:mod:`llmrelay.telemetry.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from llmrelay.telemetry import scrape
+from llmrelay.telemetry.batch_metrics import BatchMetrics
 from llmrelay.telemetry.interaction import Interaction
 
 if TYPE_CHECKING:
@@ -127,8 +127,6 @@ KEY_GAUGES = (
 )
 
 Counters = tuple[tuple[str, str, str], ...]
-#: A metric and one set of its label values (``()``: a metric without labels).
-_Series = tuple[Any, tuple[str, ...]]
 Gauges = tuple[tuple[str, str, str, str], ...]
 
 
@@ -163,8 +161,6 @@ class _Stats(Collector):
 #: Distinct model label values kept per process; later ones are counted as ``other``.
 MAX_MODEL_LABELS = 500
 _MAX_LABEL_CHARS = 120
-#: Bound series children kept for reuse (a bound on memory, not on the series).
-_MAX_CHILDREN = 20_000
 
 
 class _ModelLabels:
@@ -203,10 +199,6 @@ class Metrics:
         self._model_label = _ModelLabels()
         self._guard_label = _ModelLabels()
         self._entity_label = _ModelLabels()
-        #: Bound children of the per-call series: prometheus-client's ``labels()``
-        #: validates and locks on every call (10 per recorded call, measured as the
-        #: largest single cost of ``observe``); the label values are bounded already.
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._target_label = _ModelLabels()
         labels = ["route", "provider", "model", "status"]
         self.requests = Counter(
@@ -339,83 +331,14 @@ class Metrics:
         #: With several workers: the live gauges as multiprocess gauges (Services runs
         #: ``shared_live.run``); else read from ``live`` at each scrape.
         self.shared_live = scrape.SharedLive(live) if scrape.multiprocess() else None
+        self._batches = BatchMetrics(self, self._model_label, key_labels=key_labels)
         if self.shared_live is None:
             self._add(_Live(live))
 
     def observe(self, batch: list[Interaction]) -> None:
-        """Count a batch of recorded calls (the log writer's spool step, per slice).
-
-        Counter increments are summed over the batch first and each labelled child is
-        looked up once per batch and series: a ``labels()`` lookup and a locked
-        ``inc()`` for each of ~14 series per call were ~24 µs a call, the largest part
-        of the spool step's event-loop time (bench/loop_stalls.py)."""
-        counts: defaultdict[_Series, float] = defaultdict(float)
-        timings: defaultdict[_Series, list[float]] = defaultdict(list)
-        for it in batch:
-            provider = it.provider or ""
-            model = self._model_label(it.upstream_model or "")
-            counts[(self.requests, (it.route, provider, model, str(it.status)))] += 1
-            if it.key_name and self._key_labels:
-                counts[(self.key_requests, (it.key_name,))] += 1
-            timings[(self.latency, (it.route, provider))].append(it.latency_ms / 1000)
-            timings[(self.overhead, (it.route,))].append(it.overhead_ms / 1000)
-            if it.cache is not None:
-                counts[(self.cache_requests, (it.cache.lower(),))] += 1
-                if it.cost_saved_nanos:
-                    counts[(self.cache_saved, ())] += it.cost_saved_nanos / 1e9
-            usage = it.usage
-            if usage is not None:
-                counts[(self.tokens, (provider, model, "prompt"))] += usage.prompt_tokens
-                counts[(self.tokens, (provider, model, "completion"))] += usage.completion_tokens
-                if usage.cached_tokens:
-                    counts[(self.tokens, (provider, model, "cached"))] += usage.cached_tokens
-            self._observe_seed(it, provider, model, counts, timings)
-        for (metric, labels), amount in counts.items():
-            (self._child(metric, *labels) if labels else metric).inc(amount)
-        for (metric, labels), values in timings.items():
-            child = self._child(metric, *labels)
-            for value in values:
-                child.observe(value)
-
-    def _observe_seed(
-        self,
-        it: Interaction,
-        provider: str,
-        model: str,
-        counts: defaultdict[_Series, float],
-        timings: defaultdict[_Series, list[float]],
-    ) -> None:
-        """Seed 004's series and the stream timings, for one recorded call."""
-        outcome = "success" if it.status < 400 else "error"
-        counts[(self.llm_requests, (provider, model, outcome))] += 1
-        timings[(self.llm_duration, (provider,))].append(it.latency_ms / 1000)
-        if it.cache is not None:
-            counts[(self.seed_cache_requests, (it.cache.lower(),))] += 1
-        if it.cost_nanos:
-            counts[(self.cost, (provider, model))] += it.cost_nanos / 1e9
-        usage = it.usage
-        if usage is not None:
-            counts[(self.llm_tokens, (provider, model, "input"))] += usage.prompt_tokens
-            counts[(self.llm_tokens, (provider, model, "output"))] += usage.completion_tokens
-            if usage.cached_tokens:
-                counts[(self.llm_tokens, (provider, model, "cached"))] += usage.cached_tokens
-        for attempt in it.attempts:
-            if str(attempt.get("skipped", "")).startswith("circuit_"):
-                counts[(self.circuit_opened, (str(attempt.get("provider", "")),))] += 1
-        if it.ttft_ms is not None:
-            timings[(self.ttft, (provider,))].append(it.ttft_ms / 1000)
-            if usage is not None and usage.completion_tokens > 1:
-                after = max(0.0, it.latency_ms - it.ttft_ms) / 1000
-                timings[(self.tpot, (provider,))].append(after / (usage.completion_tokens - 1))
-
-    def _child(self, metric: Any, *values: str) -> Any:
-        key = (id(metric), values)
-        child = self._children.get(key)
-        if child is None:
-            if len(self._children) >= _MAX_CHILDREN:
-                self._children.clear()
-            child = self._children[key] = metric.labels(*values)
-        return child
+        """Count a batch of recorded calls (the log writer's spool step, per slice):
+        :mod:`llmrelay.telemetry.batch_metrics`."""
+        self._batches.observe(batch)
 
     def observe_budgets(self, states: list[BudgetState]) -> None:
         """The remaining budgets an admitted call saw (set as ``Governor.budget_observer``
