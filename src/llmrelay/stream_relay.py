@@ -16,6 +16,7 @@ deadline cancel the task through :meth:`Call.interrupt` and end here cleanly.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from llmrelay.api.codec import Codec
 from llmrelay.asgi import SSE_HEADERS, Send
 from llmrelay.context import Call
-from llmrelay.errors import GatewayError, UpstreamError, UpstreamUnreachable
+from llmrelay.errors import GatewayError, InternalError, UpstreamError, UpstreamUnreachable
 from llmrelay.plugins.chain import Replay, StreamStep, run_stream_steps
 from llmrelay.providers.base import FrameSplitter
 from llmrelay.providers.openai_compat import OpenAIStreamRelay
@@ -33,6 +34,8 @@ from llmrelay.upstream import UpstreamResponse
 
 if TYPE_CHECKING:
     from llmrelay.services import Services
+
+log = logging.getLogger("llmrelay.stream")
 
 #: The pipeline's finish step: the answer's headers.
 Finish = Callable[["Services", Call, Codec], list[tuple[bytes, bytes]]]
@@ -168,6 +171,17 @@ async def relay_stream(
         call.error = exc
         call.status = exc.status  # the row says why, though the client saw 200
         tail.append(error_event(exc))
+    except Exception as exc:
+        # A bug of ours or of a plug-in (an upstream's odd shape is an UpstreamError by
+        # now): the stream still ends, with an error event the client can read, and the
+        # row says so; a stream cut with no end would leave the client waiting for more.
+        log.exception("stream relay failed for %s", call.request_id)
+        failure = InternalError(
+            f"the gateway failed while relaying the stream ({type(exc).__name__})"
+        )
+        call.error = failure
+        call.status = failure.status
+        tail.append(error_event(failure))
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is None:

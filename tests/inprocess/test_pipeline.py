@@ -82,6 +82,28 @@ async def test_chat_stream(gw: InProcessGateway, key: str) -> None:
     assert bool(rows[0][3]) is True and rows[0][4] == 200 and rows[0][6] == 3
 
 
+async def test_a_bug_in_the_stream_relay_still_ends_the_stream_and_leaves_the_row(
+    gw: InProcessGateway, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a GatewayError (a bug of ours or a plug-in's): the client still gets an error
+    event and the end of the stream, and the row says 500; before, the relay raised and
+    the stream stopped with no end."""
+    import llmrelay.stream_relay as relay
+
+    def broken(*args: Any) -> list[bytes]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(relay, "read_block", broken)
+    body = {**CHAT, "stream": True}
+    r = await gw.post("/v1/chat/completions", body, key, **{"x-request-id": "inproc-bug-1"})
+    assert r.status_code == 200
+    events = sse_data(r.text)
+    error = orjson.loads(events[-2] if events[-1] == "[DONE]" else events[-1])["error"]
+    assert error["code"] == "internal_error" and "boom" not in error["message"]
+    rows = await gw.wait_rows(ROWS, 1, rid="inproc-bug-1")
+    assert rows[0][4] == 500
+
+
 async def test_builtin_mock_provider_needs_no_upstream(
     gw: InProcessGateway, key: str, mock: MockUpstream
 ) -> None:
