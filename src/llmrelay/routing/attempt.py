@@ -47,7 +47,15 @@ ParseAnswer = Callable[[Target, bytes], ChatResult]
 
 #: What an adapter raises when a body's shape surprises it (a list where an object
 #: belongs ...): the upstream's failure, like a body that is not JSON at all.
-_SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
+_SHAPE_ERRORS = (
+    AttributeError,
+    IndexError,
+    KeyError,
+    OverflowError,
+    RecursionError,
+    TypeError,
+    ValueError,
+)
 
 
 async def attempt(
