@@ -453,7 +453,7 @@ async def test_the_database_stage_keeps_up_with_a_busy_loop(
                 pass
             await asyncio.sleep(0)
         marks.append((w.stats.submitted, w.stats.written))
-    (sub0, wrote0), (sub1, wrote1) = marks
+    (_, wrote0), (sub1, wrote1) = marks
     # How far it gets depends on the machine's load (the driver's thread shares the
     # cores); that a writer behind takes bigger batches does not: with fixed batches
     # none is over batch_size, and in the quiet it wrote 0.28 of the arrivals (now ~1).

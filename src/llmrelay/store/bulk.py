@@ -72,7 +72,7 @@ class _Plan:
         """The INSERT of ``rows`` rows in one statement (cached: a batch has one or two sizes)."""
         sql = self.multi.get(rows)
         if sql is None:
-            if len(self.multi) > 64:
+            if len(self.multi) >= 8:
                 self.multi.clear()
             sql = self.multi[rows] = self.head + ", ".join([self.tuple_sql] * rows)
         return sql

@@ -180,7 +180,13 @@ def create_engine(url: str) -> Database:
         parsed = make_url(url)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        # No prepared-statement cache: the log writer's multi-row INSERTs differ in their
+        # row count, and the sqlite3 module kept up to 128 of them prepared per
+        # connection, ~10-15 MB each at a few thousand rows (790 MB of RSS after
+        # bench/run.sh's c64 phases). Preparing again costs the driver's thread well
+        # under a millisecond for the gateway's other statements, none of them on the
+        # request path.
+        kwargs["connect_args"] = {"timeout": 30, "cached_statements": 0}
     else:
         # Behind PgBouncer in transaction mode prepared statements break; small cost here.
         kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
