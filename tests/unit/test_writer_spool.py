@@ -463,6 +463,35 @@ async def test_the_database_stage_keeps_up_with_a_busy_loop(
     assert w.stats.dropped == 0 and await count(engine, RequestRow) == sub1
 
 
+async def test_a_catch_up_batch_too_slow_for_the_timeout_is_written_in_halves(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer behind takes up to 20x batch_size rows; if the database cannot write that
+    many within db_timeout, retrying the same batch would never end. Here any write of
+    more than 50 rows times out: 1,000 rows arrive at once and all are written once."""
+    from llmrelay.store.dead_letter import DatabaseAway
+
+    w = writer(engine, tmp_path / "spool", batch_size=50)
+    assert w._splitter is None
+    for _ in range(1000):
+        await w.submit(row())
+    w.start()
+    assert w._splitter is not None
+    real = w._splitter.write_or_split
+    sizes: list[int] = []
+
+    async def slow_for_big(rows: list[Any]) -> None:
+        sizes.append(len(rows))
+        if len(rows) > 50:
+            raise DatabaseAway("TimeoutError: no answer within db_timeout")
+        await real(rows)
+
+    monkeypatch.setattr(w._splitter, "write_or_split", slow_for_big)
+    await wait_until(lambda: _count_is(engine, 1000))
+    await w.close()
+    assert max(sizes) > 50 and w.stats.written == 1000 and w.stats.duplicates == 0
+
+
 async def _count_is(engine: AsyncEngine, n: int) -> bool:
     return await count(engine, RequestRow) == n
 

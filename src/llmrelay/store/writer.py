@@ -389,6 +389,14 @@ class LogWriter:
             try:
                 await self._splitter.write_or_split(rows)
             except DatabaseAway as exc:
+                if len(rows) > self._batch_size:
+                    # A catch-up batch (up to _CATCH_UP x batch_size) that did not end
+                    # within db_timeout: its halves, down to batch_size, before waiting
+                    # as for an outage, so a slow database gets batches it can finish.
+                    mid = len(rows) // 2
+                    await self._commit(rows[:mid])
+                    await self._commit(rows[mid:])
+                    return
                 if not self.stats.db_unavailable_since:
                     self.stats.db_unavailable_since = time.time()
                     log.error(
