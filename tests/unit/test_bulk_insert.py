@@ -4,37 +4,15 @@ the number of batch sizes seen."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
 
-from llmrelay.providers.base import Usage
 from llmrelay.store import database, tables
 from llmrelay.store.bulk import insert_values
-from llmrelay.store.ids import new_id
 from llmrelay.store.rows import REQUEST_COLUMNS, request_values
-from llmrelay.telemetry.interaction import Interaction
-
-
-def _row() -> Interaction:
-    return Interaction(
-        id=new_id(),
-        request_id="req_" + new_id(),
-        created_at=datetime.now(UTC),
-        route="/v1/chat/completions",
-        method="POST",
-        status=200,
-        latency_ms=1.0,
-        overhead_ms=0.1,
-        model="gpt-4o-mini",
-        provider="up",
-        upstream_model="gpt-4o-mini",
-        api_key_id=None,
-        usage=Usage(10, 20, 30),
-        cost_nanos=1000,
-    )
+from tests.unit.test_writer_spool import row
 
 
 def _rss_mb() -> float:
@@ -62,7 +40,7 @@ async def test_batches_of_many_sizes_leave_no_prepared_statements_behind(
     before = _rss_mb()
     written = 0
     for extra in range(24):
-        rows = [_row() for _ in range(3000 + extra)]
+        rows = [row() for _ in range(3000 + extra)]
         async with db.begin() as conn:
             await insert_values(
                 conn, tables.requests, REQUEST_COLUMNS, rows, lambda it: request_values(it, False)

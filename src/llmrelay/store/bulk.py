@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
@@ -152,7 +153,7 @@ async def _insert_sqlite(conn: Connection, plan: _Plan, params: list[tuple[Any, 
     step = plan.per_statement
     for start in range(0, len(params), step):
         part = params[start : start + step]
-        await conn.exec_driver_sql(plan.sql_for(len(part)), tuple(v for row in part for v in row))
+        await conn.exec_driver_sql(plan.sql_for(len(part)), tuple(chain.from_iterable(part)))
 
 
 async def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
