@@ -128,6 +128,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         #: Callbacks of calls in flight on this connection (DISCONNECT_EXTENSION).
         self._on_lost: list[Callable[[], None]] = []
         self._lost = False
+        #: When the connection last became idle (its answer done, nothing read since);
+        #: None while a request is being read or served.
+        self._idle_since: float | None = None
         self._extensions: dict[str, dict[object, object]] = {
             DISCONNECT_EXTENSION: {"watch": self._watch_disconnect}
         }
@@ -142,6 +145,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        self._idle_since = None
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
@@ -169,7 +176,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """uvicorn's, plus the refusals (its own would answer any of them with a 400)."""
         if self._refused:
             return  # lingering after a refusal: read and drop
-        self._unset_keepalive_if_required()
+        self._idle_since = None  # uvicorn's _unset_keepalive_if_required (see there)
         self._received_any = True
         counted = self._reading_head
         try:
@@ -202,6 +209,44 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # began: a head that is complete within the read, nearly all of them, then
             # costs no timer to make and cancel.)
             self._start_head_timer()
+
+    # -- the keep-alive timeout -----------------------------------------------------------
+    # uvicorn makes a timer when an answer is complete and cancels it when the next
+    # request's first bytes come: a timer made and cancelled per request. Here one timer
+    # per connection is re-armed lazily: when it runs it closes the connection if it has
+    # been idle for ``timeout_keep_alive`` since its last answer, else it is set again
+    # for that moment (or not at all while a request is in progress; the answer's end
+    # arms it again).
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = now = self.loop.time()
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
+        if self.pipeline:
+            self._idle_since = None
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_at(
+                now + self.timeout_keep_alive, self._keep_alive_due
+            )
+
+    def _keep_alive_due(self) -> None:
+        self.timeout_keep_alive_task = None
+        since = self._idle_since
+        if since is None or self.transport.is_closing():
+            return
+        due = since + self.timeout_keep_alive
+        if self.loop.time() + 0.001 >= due:  # (a timer may run a rounding early)
+            self.timeout_keep_alive_handler()
+        else:
+            self.timeout_keep_alive_task = self.loop.call_at(due, self._keep_alive_due)
 
     # -- parser callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -401,6 +446,25 @@ class _Cycle(RequestResponseCycle):
                 self.transport.close()
             self.on_response()
         return None
+
+    async def receive(self) -> Any:
+        """uvicorn's ``receive``; a body that has already arrived is taken without
+        waiting on the event (nearly every request's: it came with the head)."""
+        event = self.message_event
+        if (
+            self.waiting_for_100_continue
+            or self.disconnected
+            or self.response_complete
+            or not event.is_set()
+        ):
+            return await super().receive()
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
+        event.clear()
+        message = {"type": "http.request", "body": bytes(self.body), "more_body": self.more_body}
+        self.body = bytearray()
+        return message
 
     def _start(self, message: Any) -> None:
         self.response_started = True

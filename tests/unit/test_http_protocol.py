@@ -165,3 +165,55 @@ async def test_a_header_with_a_forbidden_byte_is_not_written() -> None:
         # As uvicorn: nothing of that head is written and the connection is closed.
         assert out == b""
         assert protocol.transport.is_closing()
+
+
+# -- the keep-alive timeout: one lazily re-armed timer per connection ----------------------
+async def _answer_ok(scope: Any, receive: Any, send: Any) -> None:
+    assert (await receive())["body"] == b"{}"
+    headers = [(b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def _keep_alive_protocol(seconds: float) -> LimitedHttpToolsProtocol:
+    config = LimitedConfig(
+        _answer_ok,
+        limits=ConnectionLimits(),
+        lifespan="off",
+        log_config=None,
+        timeout_keep_alive=seconds,  # type: ignore[arg-type]  # (an int in uvicorn's hints)
+    )
+    config.load()
+    protocol = LimitedHttpToolsProtocol(config, ServerState(), {}, asyncio.get_running_loop())
+    protocol.connection_made(_Transport())
+    return protocol
+
+
+_SMALL = b"POST /v1/x HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
+
+
+async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout() -> None:
+    protocol = _keep_alive_protocol(0.2)
+    protocol.data_received(_SMALL)
+    await asyncio.gather(*protocol.tasks)
+    assert not protocol.transport.is_closing()
+    await asyncio.sleep(0.1)
+    # The next request, 0.1 s later: its own idle time counts from its answer.
+    protocol.data_received(_SMALL)
+    await asyncio.sleep(0)
+    await asyncio.gather(*protocol.tasks)
+    await asyncio.sleep(0.15)  # the first timer's moment has passed: re-armed, not closed
+    assert not protocol.transport.is_closing()
+    await asyncio.sleep(0.15)
+    assert protocol.transport.is_closing()
+
+
+async def test_a_request_in_progress_is_not_cut_by_the_keep_alive_timeout() -> None:
+    protocol = _keep_alive_protocol(0.05)
+    protocol.data_received(_SMALL)
+    await asyncio.gather(*protocol.tasks)
+    protocol.data_received(b"POST /v1/x HTTP/1.1\r\nhost: x\r\n")  # a head still coming
+    await asyncio.sleep(0.15)
+    assert not protocol.transport.is_closing()
+    protocol.connection_lost(None)
+    assert protocol.timeout_keep_alive_task is None
