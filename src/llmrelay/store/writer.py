@@ -339,6 +339,7 @@ class LogWriter:
         while True:  # a bug of ours must not stop the writing for good
             try:
                 await self._write_spooled()
+                return  # closed and caught up
             except Exception:
                 log.exception("log writer step failed; continuing in 1 s")
                 await asyncio.sleep(1.0)
@@ -359,6 +360,12 @@ class LogWriter:
             if not batch:
                 if self._spooled_seq == self._done_seq:
                     self._caught_up.set()
+                    if self._closed:
+                        # Done: end here rather than wait for close's cancel. That cancel
+                        # could be lost (asyncio.wait_for on 3.11 returns the inner result
+                        # when it completed in the same turn: the _has_rows.set() of
+                        # close), which held every shutdown for close's 1 s wait.
+                        return
                 self._has_rows.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._has_rows.wait(), _ORPHAN_SCAN_INTERVAL)
