@@ -614,9 +614,10 @@ def _inner(args: argparse.Namespace) -> None:
         os._exit(0)
 
 
-def _callgrind(argv: list[str], n: int) -> None:
+def _callgrind(argv: list[str], n: int, keep: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "cg.out"
+        out = Path(keep or tmp) / "cg.out"
+        out.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
             "valgrind",
             "--tool=callgrind",
@@ -684,6 +685,11 @@ def main() -> None:
         help="the client for https:// upstreams (aiohttp: the path before the lean one had TLS)",
     )
     parser.add_argument("--count", choices=("callgrind", "none"), default="callgrind")
+    parser.add_argument(
+        "--callgrind-out",
+        metavar="DIR",
+        help="keep callgrind's files (one per thread) in DIR, for callgrind_annotate",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile (implies --count none)")
     parser.add_argument(
         "--server",
@@ -721,7 +727,7 @@ def _outer(args: argparse.Namespace) -> None:
     if args.tls_dir:
         argv += ["--tls-dir", args.tls_dir]
     if args.count == "callgrind" and not args.inner:
-        _callgrind(argv, args.n)
+        _callgrind(argv, args.n, args.callgrind_out)
         return
     if args.tls_dir and not args.inner:
         # The gateway in a fresh process: this one imported aiohttp (through the mock's
