@@ -655,7 +655,12 @@ def _callgrind(argv: list[str], n: int, keep: str | None = None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=300, help="measured calls")
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        help="unmeasured calls first (default 50; with --writer 250: two whole batches, so "
+        "the statements of a batch's sizes are prepared, as in a running gateway)",
+    )
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument(
@@ -709,6 +714,8 @@ def main() -> None:
         return
     if args.server and (args.writer or args.concurrency != 1):
         parser.error("--server runs sequential calls without --writer")
+    if args.warmup is None:
+        args.warmup = 2 * args.write_every + 2 * args.spool_every if args.writer else 50
     if args.profile:
         args.count = "none"
     if args.tls and not args.tls_dir:
