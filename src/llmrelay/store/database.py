@@ -218,7 +218,10 @@ def create_engine(url: str) -> Database:
         # The connection returned last is handed out first: the writer's batches keep
         # finding their statements prepared instead of going round every pooled
         # connection (each parsing them once more: FIFO was ~9k instructions a call).
-        kwargs["pool_use_lifo"] = True
+        # (An in-memory database has one connection, a StaticPool, which takes no such
+        # argument.)
+        if parsed.database and parsed.database != ":memory:":
+            kwargs["pool_use_lifo"] = True
         # A None parameter binds as NULL either way; with no adapter registered for it
         # the sqlite3 module first looks for one the slow way (an AttributeError made and
         # dropped per value, ~2.4k instructions: a tenth of the driver thread's work for
