@@ -34,7 +34,7 @@ from llmrelay.governance.budgets import Budget, day_period, month_period
 from llmrelay.governance.pricing import nanos_to_usd
 from llmrelay.governance.rollup import DAILY_COLUMNS, DAILY_SUMS, DailySums
 from llmrelay.store.bounds import INT64, clean_int
-from llmrelay.store.bulk import Statement, insert_statements
+from llmrelay.store.bulk import Shared, Statement, insert_statements
 from llmrelay.store.database import Database
 from llmrelay.store.deadline import within
 from llmrelay.store.ids import utcnow
@@ -252,14 +252,16 @@ def _saturating_sum(dialect: Dialect, stored: Any, added: Any) -> Any:
     return sa.func.min(stored + added, cap)  # SQLite turns an overflow into a float
 
 
-async def write_usage(dialect: Dialect, batch: list[Interaction]) -> list[Statement]:
+async def write_usage(
+    dialect: Dialect, batch: list[Interaction], shared: Shared | None = None
+) -> list[Statement]:
     """The batch's usage rows, summaries and spend, as statements of its transaction."""
     keyed = [it for it in batch if it.api_key_id is not None]
     if not keyed:
         return []
     sums = _Sums()
     statements = await insert_statements(
-        dialect, usage_records, USAGE_COLUMNS, keyed, _usage_values, sums.add
+        dialect, usage_records, USAGE_COLUMNS, keyed, _usage_values, sums.add, shared
     )
     now = utcnow()
     # One executemany per table, of a statement compiled once per dialect: building and
