@@ -88,15 +88,19 @@ _not_none = partial(is_not, None)
 
 def _text_column(limit: int, clean: Cleaner) -> Callable[[_Column], _Column]:
     def column(values: _Column) -> _Column:
-        # Only str and None, ASCII, no NUL, none too long: the cleaner would return each
-        # value unchanged. All of it runs in C.
-        if set(map(type, values)) <= {str, _NONE}:
-            text = "".join(filter(None, values))
-            if (
-                text.isascii()
-                and "\x00" not in text
-                and (len(text) <= limit or max(map(len, filter(None, values))) <= limit)
-            ):
+        # Text (or None) only, ASCII, no NUL, none too long: the cleaner would return each
+        # value unchanged (a str subclass too). All of it runs in C; the lengths are
+        # looked at per distinct value (most columns repeat a few values).
+        try:
+            text = "".join(filter(_not_none, values))
+        except TypeError:  # a value that is not text: the cleaner makes it text
+            text = "\x00"
+        if text.isascii() and "\x00" not in text:
+            if len(text) <= limit:
+                return values
+            distinct = set(values)
+            distinct.discard(None)
+            if max(map(len, distinct)) <= limit:
                 return values
         return [v if v is None else clean(v) for v in values]
 
