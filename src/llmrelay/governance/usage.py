@@ -20,9 +20,11 @@ rows are touched in sorted order so two concurrent batches cannot deadlock.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,7 +36,7 @@ from llmrelay.governance.budgets import Budget, day_period, month_period
 from llmrelay.governance.pricing import nanos_to_usd
 from llmrelay.governance.rollup import DAILY_COLUMNS, DAILY_SUMS, DailySums
 from llmrelay.store.bounds import INT64, clean_int
-from llmrelay.store.bulk import Statement, insert_statements
+from llmrelay.store.bulk import Shared, Statement, insert_statements
 from llmrelay.store.database import Database
 from llmrelay.store.deadline import within
 from llmrelay.store.ids import utcnow
@@ -87,9 +89,21 @@ _TOTAL, _COST, _HIT, _PROBE, _CREATED = (
 _NO_TOKENS = (0, 0, 0, 0, 0)
 
 
+@functools.lru_cache(maxsize=4096)
+def _usd(nanos: int) -> Decimal:
+    """``nanos_to_usd``: a batch's calls mostly cost one of a few amounts (Decimal
+    arithmetic per row was more than the rest of the usage row)."""
+    return nanos_to_usd(nanos)
+
+
+_LOW, _HIGH = INT64
+
+
 def _usage_values(it: Interaction) -> tuple[Any, ...]:
     u = it.usage
-    cost = clean_int(it.cost_nanos or 0, INT64)  # priced from upstream-reported tokens
+    cost = it.cost_nanos or 0  # priced from upstream-reported tokens
+    if type(cost) is not int or not _LOW <= cost <= _HIGH:
+        cost = clean_int(cost, INT64)  # bounded before the dollars are derived from it
     return (
         it.id,
         it.created_at,
@@ -114,9 +128,9 @@ def _usage_values(it: Interaction) -> tuple[Any, ...]:
         ),
         it.usage_estimated,
         cost,
-        nanos_to_usd(cost),
+        _usd(cost),
         it.cache in ("HIT", "SEMANTIC"),
-        clean_int(it.cost_saved_nanos or 0, INT64),
+        it.cost_saved_nanos or 0,  # bounded by its column's cleaner
         it.probe,
     )
 
@@ -252,14 +266,16 @@ def _saturating_sum(dialect: Dialect, stored: Any, added: Any) -> Any:
     return sa.func.min(stored + added, cap)  # SQLite turns an overflow into a float
 
 
-async def write_usage(dialect: Dialect, batch: list[Interaction]) -> list[Statement]:
+async def write_usage(
+    dialect: Dialect, batch: list[Interaction], shared: Shared | None = None
+) -> list[Statement]:
     """The batch's usage rows, summaries and spend, as statements of its transaction."""
     keyed = [it for it in batch if it.api_key_id is not None]
     if not keyed:
         return []
     sums = _Sums()
     statements = await insert_statements(
-        dialect, usage_records, USAGE_COLUMNS, keyed, _usage_values, sums.add
+        dialect, usage_records, USAGE_COLUMNS, keyed, _usage_values, sums.add, shared
     )
     now = utcnow()
     # One executemany per table, of a statement compiled once per dialect: building and

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from itertools import chain
-from operator import is_not, itemgetter, methodcaller
+from operator import is_not
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
@@ -55,7 +55,7 @@ from llmrelay.store.database import Connection
 from llmrelay.store.loop_share import LoopShare
 
 T = TypeVar("T")
-_Processor = Callable[[Any], Any]
+_Processor = Callable[[Any, Any], Any]
 _Column = Sequence[Any]
 _PLACEHOLDERS: dict[str, Callable[[int], str]] = {
     "qmark": lambda i: "?",
@@ -84,21 +84,23 @@ class Statement(NamedTuple):
 
 _NONE = type(None)
 _not_none = partial(is_not, None)
-_sqlite_time = methodcaller("isoformat", " ", "microseconds")
-_first_26 = itemgetter(slice(0, 26))
 
 
 def _text_column(limit: int, clean: Cleaner) -> Callable[[_Column], _Column]:
     def column(values: _Column) -> _Column:
-        # Only str and None, ASCII, no NUL, none too long: the cleaner would return each
-        # value unchanged. All of it runs in C.
-        if set(map(type, values)) <= {str, _NONE}:
-            text = "".join(filter(None, values))
-            if (
-                text.isascii()
-                and "\x00" not in text
-                and (len(text) <= limit or max(map(len, filter(None, values))) <= limit)
-            ):
+        # Text (or None) only, ASCII, no NUL, none too long: the cleaner would return each
+        # value unchanged (a str subclass too). All of it runs in C; the lengths are
+        # looked at per distinct value (most columns repeat a few values).
+        try:
+            text = "".join(filter(_not_none, values))
+        except TypeError:  # a value that is not text: the cleaner makes it text
+            text = "\x00"
+        if text.isascii() and "\x00" not in text:
+            if len(text) <= limit:
+                return values
+            distinct = set(values)
+            distinct.discard(None)
+            if max(map(len, distinct)) <= limit:
                 return values
         return [v if v is None else clean(v) for v in values]
 
@@ -162,26 +164,23 @@ def _json_text(value: Any) -> str:
 
 
 def _column_processor(table: Table, name: str, dialect: Dialect) -> _Processor | None:
-    """How a whole column (no None in it) becomes the driver's values; a C function
-    mapped over it where SQLAlchemy's processor would call Python per value."""
+    """How a whole column becomes the driver's values (``column(values, shared)``); C
+    functions mapped over it where SQLAlchemy's processor would call Python per value."""
     kind = table.c[name].type
     process = kind._cached_bind_processor(dialect)
     if process is None:
         return None
-    fast: Callable[[_Column], _Column | None] | None = None
+    fast: Callable[[_Column, Shared], _Column | None] | None = None
     if dialect.name == "sqlite" and isinstance(kind, DateTime):
-        # SQLAlchemy's "%(year)04d-%(month)02d-... %(microsecond)06d" % {...} of the
-        # fields, ~6k instructions each; isoformat gives the same text, then the offset
-        # is cut off (the storage format has none).
         fast = _sqlite_datetimes
     elif isinstance(kind, Boolean):
         fast = _booleans if dialect.supports_native_boolean else _int_booleans
     elif isinstance(kind, JSON):
         fast = _json_texts
 
-    def column(values: _Column) -> _Column:
+    def column(values: _Column, shared: Shared) -> _Column:
         if fast is not None:
-            done = fast(values)
+            done = fast(values, shared)
             if done is not None:
                 return done
         if None not in values:  # in C when the processor is (to_float, ...)
@@ -191,24 +190,53 @@ def _column_processor(table: Table, name: str, dialect: Dialect) -> _Processor |
     return column
 
 
-def _sqlite_datetimes(values: _Column) -> _Column | None:
+class Shared:
+    """What one batch's statements convert once for all their tables: a row's timestamp
+    is in its ``requests``, ``responses`` and ``usage_records`` rows."""
+
+    __slots__ = ("seconds", "times")
+
+    def __init__(self) -> None:
+        #: id -> (the datetime, its text); the datetime is held so its id stays its own.
+        self.times: dict[int, tuple[datetime, str]] = {}
+        #: (year, month, day, hour, minute, second) -> "YYYY-MM-DD HH:MM:SS."
+        self.seconds: dict[tuple[int, ...], str] = {}
+
+
+def _sqlite_datetimes(values: _Column, shared: Shared) -> _Column | None:
+    """SQLAlchemy's SQLite text of datetimes, ``"%(year)04d-%(month)02d-%(day)02d
+    %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d" % {...}`` of the fields
+    (~18k instructions a value, as ``isoformat`` is ~13k): each value's once per batch,
+    its second's prefix once per second."""
     if set(map(type, values)) != {datetime}:
-        return None  # dates, None: SQLAlchemy's processor
-    return list(map(_first_26, map(_sqlite_time, values)))
+        return None  # dates, None, subclasses: SQLAlchemy's processor
+    times, seconds = shared.times, shared.seconds
+    out = []
+    for v in values:
+        known = times.get(id(v))
+        if known is None or known[0] is not v:
+            key = (v.year, v.month, v.day, v.hour, v.minute, v.second)
+            prefix = seconds.get(key)
+            if prefix is None:
+                y, mo, d, h, mi, sec = key
+                prefix = seconds[key] = f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{sec:02d}."
+            known = times[id(v)] = (v, prefix + str(1_000_000 + v.microsecond)[1:])
+        out.append(known[1])
+    return out
 
 
-def _int_booleans(values: _Column) -> _Column | None:
+def _int_booleans(values: _Column, shared: Shared) -> _Column | None:
     if set(map(type, values)) != {bool}:
         return None  # None, or not a bool (SQLAlchemy's processor refuses it)
     return list(map(int, values))
 
 
-def _booleans(values: _Column) -> _Column | None:
+def _booleans(values: _Column, shared: Shared) -> _Column | None:
     """A dialect with a boolean type: SQLAlchemy's processor gives a bool back as it is."""
     return values if set(map(type, values)) == {bool} else None
 
 
-def _json_texts(values: _Column) -> _Column | None:
+def _json_texts(values: _Column, shared: Shared) -> _Column | None:
     if None in values:
         return None
     return list(map(_json_text, values))
@@ -286,18 +314,22 @@ async def insert_statements(
     items: Sequence[T],
     values: Callable[[T], Sequence[Any]],
     seen: Callable[[Sequence[T], list[_Column]], None] | None = None,
+    shared: Shared | None = None,
 ) -> list[Statement]:
     """The INSERT of one row per item, ``values(item)`` in the order of ``columns``.
 
     ``seen`` gets each part of the items with its rows' cleaned (bounded) values, a
     sequence per column, before they are converted for the driver: for sums that must
-    add what the rows hold.
+    add what the rows hold. ``shared``: conversions of the other statements of the same
+    batch, reused.
     """
     if not items:
         return []
     plan = _plan(table, columns, dialect)
     cleaners, processors = plan.columns, plan.processors
     rows: list[tuple[Any, ...]] = []
+    if shared is None:
+        shared = Shared()
     share = LoopShare()
     for start in range(0, len(items), ROW_PART):
         if start and share.spent():
@@ -310,7 +342,7 @@ async def insert_statements(
         if seen is not None:
             seen(part, cols)
         for i, process in processors:
-            cols[i] = process(cols[i])
+            cols[i] = process(cols[i], shared)
         rows.extend(zip(*cols, strict=True))
     if plan.per_statement:
         return [

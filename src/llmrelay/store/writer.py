@@ -52,7 +52,7 @@ from sqlalchemy.engine import Dialect
 
 from llmrelay.config import ConfigError
 from llmrelay.store.backlog import Backlog
-from llmrelay.store.bulk import Statement, execute, existing_ids, insert_statements
+from llmrelay.store.bulk import Shared, Statement, execute, existing_ids, insert_statements
 from llmrelay.store.database import Database
 from llmrelay.store.dead_letter import DatabaseAway, Splitter, dead_letter
 from llmrelay.store.deadline import within
@@ -82,7 +82,8 @@ log = logging.getLogger("llmrelay.writer")
 
 #: More statements for a batch's rows, run after its own in the same transaction (all or
 #: nothing); built on the loop (in slices), run with the batch's (one job on SQLite).
-BatchSink = Callable[[Dialect, list[Interaction]], Awaitable[list[Statement]]]
+#: ``Shared`` holds the batch's conversions (pass it on to ``insert_statements``).
+BatchSink = Callable[[Dialect, list[Interaction], Shared], Awaitable[list[Statement]]]
 
 #: Rows the spool step encodes (and logs, and counts) as one part; between parts it lets
 #: requests run once its slice of the loop is spent (:mod:`llmrelay.store.loop_share`).
@@ -453,15 +454,25 @@ class LogWriter:
     async def _statements(self, dialect: Dialect, rows: list[Interaction]) -> list[Statement]:
         """The batch's statements: its ``requests`` and ``responses`` rows, then the
         sinks' (usage rows and summaries), in the order they must run."""
-        bodies = self._bodies
+        bodies, shared = self._bodies, Shared()
         statements = await insert_statements(
-            dialect, requests, REQUEST_COLUMNS, rows, partial(request_values, bodies=bodies)
+            dialect,
+            requests,
+            REQUEST_COLUMNS,
+            rows,
+            partial(request_values, bodies=bodies),
+            shared=shared,
         )
         statements += await insert_statements(
-            dialect, responses, RESPONSE_COLUMNS, rows, partial(response_values, bodies=bodies)
+            dialect,
+            responses,
+            RESPONSE_COLUMNS,
+            rows,
+            partial(response_values, bodies=bodies),
+            shared=shared,
         )
         for sink in self.sinks:
-            statements += await sink(dialect, rows)
+            statements += await sink(dialect, rows, shared)
         return statements
 
     # -- shutdown ----------------------------------------------------------------------------
