@@ -20,6 +20,13 @@ call waiting on ``receive``).
 These answers are written by the protocol itself (no ASGI app runs), in the OpenAI
 error shape, always with ``connection: close``. The keep-alive idle timeout is
 uvicorn's own (``timeout_keep_alive``, set from ``keep_alive_timeout``).
+
+Per request it is cheaper than uvicorn's (the server side is a fifth of a call's
+instructions, ``bench/instructions.py --server``): the parser callbacks that uvicorn
+and the limits both need are one call, not two, and the response head is checked for
+bytes that are not allowed in a header with one regex search over all names and one
+over all values (:class:`_Cycle`) instead of two searches per header, -~22k
+instructions a call (bench/RESULTS.md). What is refused stays the same.
 """
 
 from __future__ import annotations
@@ -27,13 +34,21 @@ from __future__ import annotations
 import asyncio
 import http
 import resource
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httptools
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from llmrelay.asgi import DISCONNECT_EXTENSION
 from llmrelay.errors import (
@@ -113,6 +128,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         #: Callbacks of calls in flight on this connection (DISCONNECT_EXTENSION).
         self._on_lost: list[Callable[[], None]] = []
         self._lost = False
+        #: When the connection last became idle (its answer done, nothing read since);
+        #: None while a request is being read or served.
+        self._idle_since: float | None = None
         self._extensions: dict[str, dict[object, object]] = {
             DISCONNECT_EXTENSION: {"watch": self._watch_disconnect}
         }
@@ -127,6 +145,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        self._idle_since = None
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
@@ -154,7 +176,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """uvicorn's, plus the refusals (its own would answer any of them with a 400)."""
         if self._refused:
             return  # lingering after a refusal: read and drop
-        self._unset_keepalive_if_required()
+        self._idle_since = None  # uvicorn's _unset_keepalive_if_required (see there)
         self._received_any = True
         counted = self._reading_head
         try:
@@ -188,6 +210,44 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # costs no timer to make and cancel.)
             self._start_head_timer()
 
+    # -- the keep-alive timeout -----------------------------------------------------------
+    # uvicorn makes a timer when an answer is complete and cancels it when the next
+    # request's first bytes come: a timer made and cancelled per request. Here one timer
+    # per connection is re-armed lazily: when it runs it closes the connection if it has
+    # been idle for ``timeout_keep_alive`` since its last answer, else it is set again
+    # for that moment (or not at all while a request is in progress; the answer's end
+    # arms it again).
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = now = self.loop.time()
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
+        if self.pipeline:
+            self._idle_since = None
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_at(
+                now + self.timeout_keep_alive, self._keep_alive_due
+            )
+
+    def _keep_alive_due(self) -> None:
+        self.timeout_keep_alive_task = None
+        since = self._idle_since
+        if since is None or self.transport.is_closing():
+            return
+        due = since + self.timeout_keep_alive
+        if self.loop.time() + 0.001 >= due:  # (a timer may run a rounding early)
+            self.timeout_keep_alive_handler()
+        else:
+            self.timeout_keep_alive_task = self.loop.call_at(due, self._keep_alive_due)
+
     # -- parser callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -195,15 +255,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.scope["extensions"] = self._extensions
         self._begin_head()
 
-    # Called per header of every request: the size count is inlined, not a method call.
+    # Called per header of every request: the size count is inlined, not a method call,
+    # and so is uvicorn's own part (``self.url += url``; the header, lower-cased, kept).
     def on_url(self, url: bytes) -> None:
-        super().on_url(url)
+        self.url += url
         self._head_size += len(url)
         if self._head_size > self.limits.max_header_bytes:
             self._stop(self._too_large())
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self.limits.max_header_bytes:
             self._stop(self._too_large())
@@ -227,7 +291,50 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                     headers={"retry-after": "1"},
                 )
             )
-        super().on_headers_complete()
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """uvicorn's ``on_headers_complete``, starting a :class:`_Cycle`."""
+        parser = self.parser
+        http_version = parser.get_http_version()
+        scope = self.scope
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        if parser.should_upgrade() and self._should_upgrade():
+            return
+        parsed_url = httptools.parse_url(self.url)
+        raw_path = parsed_url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        scope["path"] = self.root_path + path
+        scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        scope["query_string"] = parsed_url.query or b""
+        app = self.app
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            app = service_unavailable
+            self.logger.warning("Exceeded concurrency limit.")
+        existing = self.cycle
+        self.cycle = _Cycle(
+            scope=scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=http_version != "1.0" and parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(self.cycle, app)
+        else:  # a pipelined request waits for the one before it
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, app))
 
     # -- the head's limits ----------------------------------------------------------------
     def _begin_head(self) -> None:
@@ -292,3 +399,108 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._linger = self.loop.call_later(_LINGER, self.transport.close)
         else:
             self.transport.close()
+
+
+class _Cycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, its ``send`` cheaper for the usual answer.
+
+    The response head's names and values are checked with one search each over all of
+    them joined (a byte that is not allowed in any one of them is found in the joined
+    bytes, and joining adds none), not two searches per header. Anything unusual (an
+    access log, a paused writer, a disconnected client, a message out of order) goes
+    to uvicorn's own ``send``.
+    """
+
+    async def send(self, message: Any) -> None:
+        if self.flow.write_paused or self.disconnected or self.access_log:
+            return await super().send(message)
+        kind = message["type"]
+        if not self.response_started:
+            if kind != "http.response.start":
+                return await super().send(message)
+            self._start(message)
+            return None
+        if self.response_complete or kind != "http.response.body":
+            return await super().send(message)
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        if self.scope["method"] == "HEAD":
+            self.expected_content_length = 0
+        elif self.chunked_encoding:
+            if body:
+                chunk = b"%x\r\n%b\r\n" % (len(body), body)
+                self.transport.write(chunk + b"0\r\n\r\n" if not more_body else chunk)
+            elif not more_body:
+                self.transport.write(b"0\r\n\r\n")
+        else:
+            if len(body) > self.expected_content_length:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.expected_content_length -= len(body)
+            self.transport.write(body)
+        if not more_body:
+            if self.expected_content_length != 0:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
+        return None
+
+    async def receive(self) -> Any:
+        """uvicorn's ``receive``; a body that has already arrived is taken without
+        waiting on the event (nearly every request's: it came with the head)."""
+        event = self.message_event
+        if (
+            self.waiting_for_100_continue
+            or self.disconnected
+            or self.response_complete
+            or not event.is_set()
+        ):
+            return await super().receive()
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
+        event.clear()
+        message = {"type": "http.request", "body": bytes(self.body), "more_body": self.more_body}
+        self.body = bytearray()
+        return message
+
+    def _start(self, message: Any) -> None:
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        status = message["status"]
+        headers = message.get("headers", ())
+        if self.default_headers:
+            headers = self.default_headers + list(headers)
+        if HEADER_RE.search(b"".join([n for n, _ in headers])):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(b"".join([v for _, v in headers])):
+            raise RuntimeError("Invalid HTTP header value.")
+        content = [STATUS_LINE[status]]
+        has_connection_close = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length" and self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+            elif name == b"connection":
+                connection = [token.lower().strip() for token in value.split(b",")]
+                if b"close" in connection:
+                    self.keep_alive = False
+                    has_connection_close = True
+            content += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not has_connection_close:
+            content.append(b"connection: close\r\n")
+        if (
+            self.chunked_encoding is None
+            and self.scope["method"] != "HEAD"
+            and status not in (204, 304)
+        ):
+            self.chunked_encoding = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        self.transport.write(b"".join(content))

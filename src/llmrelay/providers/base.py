@@ -38,6 +38,11 @@ def token_count(value: Any) -> int:
     credible beyond that); anything else (a string, ``true``, ``null``, an object) is
     not a count: 0, what is known of it.
     """
+    # The usual counts first, without _count's call (six counts an answer).
+    if type(value) is int and 0 <= value <= MAX_TOKENS:
+        return value
+    if value is None:
+        return 0
     found = _count(value)
     return 0 if found is None else found
 
@@ -46,7 +51,11 @@ def any_count(*values: Any) -> bool:
     """Whether any of ``values`` is a count :func:`token_count` reads. A usage object
     holding none (``{"prompt_tokens": "many"}``) is no usage report at all: the call's
     usage stays unknown and is estimated from what was delivered, as a cut stream's is."""
-    return any(_count(v) is not None for v in values)
+    # A loop, not any() over a generator (a generator object and frame per answer).
+    for value in values:  # noqa: SIM110
+        if type(value) is int or _count(value) is not None:
+            return True
+    return False
 
 
 def tokens(*values: Any) -> int:

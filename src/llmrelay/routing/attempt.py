@@ -94,13 +94,26 @@ async def attempt(
         call.span.attempt(entry, ucall)
     t0 = time.perf_counter()
     resp: UpstreamResponse | None = None
+    # What ``asyncio.timeout(first_limit)`` does, without its context manager's Python
+    # calls (two coroutines, a reschedule, ~12 calls a try): a timer that cancels this
+    # task, and that cancellation, not anyone else's, turned into the TimeoutError.
+    task = asyncio.current_task()
+    assert task is not None
+    cancelling = task.cancelling()
+    expired: list[bool] = []
+
+    def expire() -> None:
+        expired.append(True)
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(first_limit, expire)
     try:
-        async with asyncio.timeout(first_limit):
+        try:
             resp = await provider.transport.send(
                 ucall,
                 provider=spec.name,
                 # Streams: the idle gap allowed between chunks after the first.
-                # Non-streams: a backstop; the asyncio timeout above governs.
+                # Non-streams: a backstop; the timer above governs.
                 timeout=timeout if stream else limit + 1,
                 connect_timeout=min(spec.connect_timeout, first_limit),
                 stream=stream,
@@ -117,6 +130,16 @@ async def attempt(
                 out = BufferedResponse(
                     resp.status, resp.headers, body, _answer(parse, target, body)
                 )
+        except asyncio.CancelledError:
+            if expired and task.uncancel() <= cancelling:
+                raise TimeoutError from None
+            raise
+        except BaseException:
+            if expired:  # ended by something else after the timer ran: as asyncio.timeout
+                task.uncancel()
+            raise
+        finally:
+            timer.cancel()
     except TimeoutError:
         if resp is not None:
             resp.close()

@@ -93,8 +93,20 @@ class Router:
             assert call.target is not None
             plan = self._direct_plan(call.target)
         run = Walk(self, call, build, stream, plan, parse)
+        root = plan.root
+        only = root.children[0]
         try:
-            resp, leaf = await run.node(plan.root)
+            if (
+                root.spec.strategy == "single"
+                and root.spec.deadline is None
+                and type(only) is Leaf
+                and only.spec.deadline is None
+            ):
+                # One target and no deadline (every direct call): what node → group →
+                # node → leaf would come to, three coroutines fewer.
+                resp, leaf = await run.leaf(only)
+            else:
+                resp, leaf = await run.node(root)
         except GatewayError as exc:
             if run.client_should_not_retry(exc):
                 exc.headers["x-should-retry"] = "false"

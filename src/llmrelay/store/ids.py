@@ -17,20 +17,21 @@ class _IdSource:
 
     Three ids per request made ``uuid4()`` (and even ``os.urandom``, a system call each)
     a visible share of the relay's CPU; uniqueness is all these ids need. The random
-    half is redrawn in a forked child so two workers never share it.
+    half is redrawn in a forked child (``os.register_at_fork``) so two workers never
+    share it; asking ``os.getpid()`` on every id instead was a system call per id.
     """
 
-    __slots__ = ("_counter", "_pid", "_prefix")
+    __slots__ = ("_counter", "_prefix")
 
     def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = ""
         self._counter = itertools.count()
+        self._prefix = os.urandom(8).hex()
+        os.register_at_fork(after_in_child=self._redraw)
+
+    def _redraw(self) -> None:
+        self._prefix = os.urandom(8).hex()
 
     def __call__(self) -> str:
-        pid = os.getpid()
-        if pid != self._pid:
-            self._pid, self._prefix = pid, os.urandom(8).hex()
         return f"{self._prefix}{next(self._counter):016x}"
 
 
