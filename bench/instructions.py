@@ -614,9 +614,10 @@ def _inner(args: argparse.Namespace) -> None:
         os._exit(0)
 
 
-def _callgrind(argv: list[str], n: int) -> None:
+def _callgrind(argv: list[str], n: int, keep: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "cg.out"
+        out = Path(keep or tmp) / "cg.out"
+        out.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
             "valgrind",
             "--tool=callgrind",
@@ -654,7 +655,12 @@ def _callgrind(argv: list[str], n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=300, help="measured calls")
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        help="unmeasured calls first (default 50; with --writer 250: two whole batches, so "
+        "the statements of a batch's sizes are prepared, as in a running gateway)",
+    )
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument(
@@ -684,6 +690,11 @@ def main() -> None:
         help="the client for https:// upstreams (aiohttp: the path before the lean one had TLS)",
     )
     parser.add_argument("--count", choices=("callgrind", "none"), default="callgrind")
+    parser.add_argument(
+        "--callgrind-out",
+        metavar="DIR",
+        help="keep callgrind's files (one per thread) in DIR, for callgrind_annotate",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile (implies --count none)")
     parser.add_argument(
         "--server",
@@ -703,6 +714,8 @@ def main() -> None:
         return
     if args.server and (args.writer or args.concurrency != 1):
         parser.error("--server runs sequential calls without --writer")
+    if args.warmup is None:
+        args.warmup = 2 * args.write_every + 2 * args.spool_every if args.writer else 50
     if args.profile:
         args.count = "none"
     if args.tls and not args.tls_dir:
@@ -721,7 +734,7 @@ def _outer(args: argparse.Namespace) -> None:
     if args.tls_dir:
         argv += ["--tls-dir", args.tls_dir]
     if args.count == "callgrind" and not args.inner:
-        _callgrind(argv, args.n)
+        _callgrind(argv, args.n, args.callgrind_out)
         return
     if args.tls_dir and not args.inner:
         # The gateway in a fresh process: this one imported aiohttp (through the mock's

@@ -24,8 +24,11 @@ trap '"$PEERS/stop.sh" llmrelay >/dev/null 2>&1' EXIT
 KEY=$(cat "$RUN_DIR/llmrelay.key"); GW=$(cat "$RUN_DIR/llmrelay.pid")
 URL=http://127.0.0.1:$PORT/v1/chat/completions
 rss() { awk '/VmRSS/ { print $2 }' "/proc/$GW/status"; }
+# Anonymous and file-backed kB of the RSS (smaps_rollup), and the gateway's CPU ticks (utime+stime).
+mem() { awk '/^Anonymous:/ { a = $2 } /^Rss:/ { r = $2 } END { print a, r - a }' "/proc/$GW/smaps_rollup"; }
+ticks() { awk '{ print $14 + $15 }' "/proc/$GW/stat"; }
 stats() { curl -s "http://127.0.0.1:$PORT/api/db-stats"; }
-done_n=0; t0=$SECONDS; i=0
+done_n=0; t0=$SECONDS; i=0; cpu0=$(ticks)
 while [ "$done_n" -lt "$REQUESTS" ] && [ $((SECONDS - t0 + CHUNK)) -le "$MAX_SECONDS" ]; do
   i=$((i + 1))
   taskset -c "$LOAD_CPU" timeout $((CHUNK + 30)) wrk -t1 -c"$CONNS" -d"${CHUNK}s" --timeout 10s \
@@ -33,7 +36,11 @@ while [ "$done_n" -lt "$REQUESTS" ] && [ $((SECONDS - t0 + CHUNK)) -le "$MAX_SEC
   n=$(awk '/requests in/ { print $1 }' "$OUT/chunk-$i.txt"); n=${n:-0}
   rps=$(awk '/^Requests\/sec/ { print $2 }' "$OUT/chunk-$i.txt")
   bad=$(awk '/Non-2xx/ { print $NF }' "$OUT/chunk-$i.txt"); bad=${bad:-0}
-  echo "$i $n ${rps:-0} $bad $(rss) $(stats | "$HPY" -c 'import json,sys; print(json.load(sys.stdin)["writer"].get("pending", -1))')" >> "$OUT/chunks.txt"
+  cpu1=$(ticks)
+  echo "$i $n ${rps:-0} $bad $(rss) $(stats | "$HPY" -c 'import json,sys; print(json.load(sys.stdin)["writer"].get("pending", -1))') $(mem) $((cpu1 - cpu0))" >> "$OUT/chunks.txt"
+  cpu0=$cpu1
+  # The mappings after the warm-up and at the end, to tell heap / arenas / files apart.
+  [ "$i" = "$WARM_CHUNKS" ] && cp "/proc/$GW/smaps" "$OUT/smaps-warm.txt"
   done_n=$((done_n + n))
   log "soak chunk $i: $n requests, ${rps:-0} req/s, non-2xx $bad, RSS $(rss) kB, total $done_n"
 done
@@ -43,16 +50,20 @@ for _ in $(seq 60); do
   [ "${p:-1}" = 0 ] && break; sleep 1
 done
 stats > "$OUT/db-stats.json"
+cp "/proc/$GW/smaps" "$OUT/smaps-end.txt"
 "$HPY" - "$OUT" "$done_n" "$WARM_CHUNKS" "$CONNS" "$CHUNK" <<'PY' | tee "$OUT/summary.md"
 import json, statistics, sys
 out, sent, warm, conns, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 rows = [line.split() for line in open(f"{out}/chunks.txt")]
 stats = json.load(open(f"{out}/db-stats.json"))
 w = stats["writer"]
-print(f"| chunk ({chunk} s, c{conns}) | requests | req/s | non-2xx | RSS MB | writer pending |")
-print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-for i, n, rps, bad, rss, pending in rows:
-    print(f"| {i} | {n} | {float(rps):.0f} | {bad} | {int(rss) / 1024:.1f} | {pending} |")
+hz = 100  # USER_HZ: /proc/PID/stat's ticks
+print(f"| chunk ({chunk} s, c{conns}) | requests | req/s | CPU µs/req | non-2xx | RSS MB | anon MB | file MB | writer pending |")
+print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for i, n, rps, bad, rss, pending, anon, file, ticks in rows:
+    us = 1e6 * int(ticks) / hz / max(int(n), 1)
+    print(f"| {i} | {n} | {float(rps):.0f} | {us:.0f} | {bad} | {int(rss) / 1024:.1f} | "
+          f"{int(anon) / 1024:.1f} | {int(file) / 1024:.1f} | {pending} |")
 after = rows[warm:] or rows
 base_rss = int(after[0][4]); peak_rss = max(int(r[4]) for r in after)
 med = statistics.median(float(r[2]) for r in after)

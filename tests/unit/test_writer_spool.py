@@ -13,14 +13,16 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import func, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmrelay.config import ConfigError, load_settings
 from llmrelay.governance.usage import write_usage
 from llmrelay.providers.base import Usage
 from llmrelay.store import database
 from llmrelay.store import spool as spool_module
+from llmrelay.store.bulk import Shared, Statement
 from llmrelay.store.schema import MonthlyUsageSummary, RequestRow, ResponseRow, UsageRecord, new_id
 from llmrelay.store.spool import BEGUN, ENDED, ROW, SegmentReader, Spool, encode, spool_dir
 from llmrelay.store.writer import LogWriter
@@ -95,9 +97,12 @@ async def test_a_row_the_database_refuses_is_split_out_and_dead_lettered(
 ) -> None:
     """One refused row in a batch: the others are written, it is set aside with its reason."""
 
-    async def refuse_poison(conn: AsyncConnection, batch: list[Interaction]) -> None:
+    async def refuse_poison(
+        dialect: Dialect, batch: list[Interaction], shared: Shared
+    ) -> list[Statement]:
         if any(it.model == "poison" for it in batch):
-            await conn.execute(text("SELECT * FROM no_such_table"))  # a database error
+            return [Statement("SELECT * FROM no_such_table")]  # a database error
+        return []
 
     w = writer(engine, tmp_path / "spool")
     w.sinks.append(refuse_poison)
@@ -155,10 +160,13 @@ async def test_a_row_refused_once_is_retried_not_set_aside(
     """A transient refusal (a deadlock, a concurrent replay of the same id) costs no row."""
     refusals = {"left": 2}
 
-    async def refuse_twice(conn: AsyncConnection, batch: list[Interaction]) -> None:
+    async def refuse_twice(
+        dialect: Dialect, batch: list[Interaction], shared: Shared
+    ) -> list[Statement]:
         if refusals["left"] and any(it.model == "flaky" for it in batch):
             refusals["left"] -= 1
-            await conn.execute(text("SELECT * FROM no_such_table"))
+            return [Statement("SELECT * FROM no_such_table")]
+        return []
 
     w = writer(engine, tmp_path / "spool")
     w.sinks.append(refuse_twice)

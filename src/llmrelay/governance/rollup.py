@@ -1,12 +1,12 @@
 """The daily usage rollup (``usage_daily``), added to with each batch of usage rows.
 
-Called by :func:`~llmrelay.governance.usage.write_usage` in the transaction that inserts
-the batch's ``usage_records`` rows, with the same (already bounded) rows, so a call is
+Made by :func:`~llmrelay.governance.usage.write_usage` for the transaction that inserts
+the batch's ``usage_records`` rows, from the same (already bounded) rows, so a call is
 added to its day exactly once, together with its row and its monthly summary. One
 upsert row per (day, key, team, model, provider, probe) of the batch, all in one
-executemany (the calls of
-``llmrelay probe`` are summed apart, so reports may leave them out), in sorted order (two
-instances' batches cannot deadlock), each sum capped at the 64-bit maximum.
+executemany (the calls of ``llmrelay probe`` are summed apart, so reports may leave them
+out), in sorted order (two instances' batches cannot deadlock), each sum capped at the
+64-bit maximum.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from datetime import date
 from typing import Any
 
 from llmrelay.store.bounds import INT64, clean_int, clean_text
-from llmrelay.store.database import Connection
 
 #: The daily columns summed (in the order of :class:`DailySums`' lists).
 DAILY_SUMS = (
@@ -28,8 +27,23 @@ DAILY_SUMS = (
 )
 
 
+#: The columns of the daily upsert's rows (:meth:`DailySums.rows`), in order.
+DAILY_COLUMNS = (
+    "day",
+    "api_key_id",
+    "team_id",
+    "model",
+    "provider",
+    "probe",
+    *DAILY_SUMS,
+    "updated_at",
+)
+
+
 class DailySums:
     """The batch's usage rows added up per (day, key, team, model, provider, probe)."""
+
+    __slots__ = ("groups",)
 
     def __init__(self) -> None:
         self.groups: dict[tuple[Any, ...], list[int]] = {}
@@ -42,12 +56,10 @@ class DailySums:
         model: str | None,
         provider: str | None,
         probe: bool,
-        prompt_tokens: int,
-        completion_tokens: int,
-        cost_nanos: int,
-        cache_hit: bool,
-        error: bool,
+        sums: list[int],
     ) -> None:
+        """Add a group of rows: ``sums`` is ``[requests, prompt tokens, completion tokens,
+        total tokens, cost, cache hits, errors, ...]`` (the writer's group sums)."""
         key = (
             day,
             clean_text(key_id or "", 36),
@@ -56,36 +68,18 @@ class DailySums:
             clean_text(provider or "", 200),
             probe,
         )
-        sums = self.groups.get(key)
-        if sums is None:
-            sums = self.groups[key] = [0] * len(DAILY_SUMS)
-        sums[0] += 1
-        sums[1] += prompt_tokens
-        sums[2] += completion_tokens
-        sums[3] += cost_nanos
-        sums[4] += cache_hit
-        sums[5] += error
+        have = self.groups.get(key)
+        if have is None:
+            have = self.groups[key] = [0] * len(DAILY_SUMS)
+        have[0] += sums[0]
+        have[1] += sums[1]
+        have[2] += sums[2]
+        have[3] += sums[4]
+        have[4] += sums[5]
+        have[5] += sums[6]
 
-
-async def write_daily(conn: Connection, daily: DailySums, now: Any, upsert: Any) -> None:
-    """Upsert the batch's daily sums in one executemany of ``upsert`` (the writer's
-    statement for this dialect, each sum capped like the monthly summary's)."""
-    if not daily.groups:
-        return
-    groups = daily.groups
-    params = []
-    for key in sorted(groups):
-        day, key_id, team_id, model, provider, probe = key
-        params.append(
-            {
-                "day": day,
-                "api_key_id": key_id,
-                "team_id": team_id,
-                "model": model,
-                "provider": provider,
-                "probe": probe,
-                "updated_at": now,
-                **{c: clean_int(v, INT64) for c, v in zip(DAILY_SUMS, groups[key], strict=True)},
-            }
-        )
-    await conn.execute(upsert, params)
+    def rows(self, now: Any) -> list[tuple[Any, ...]]:
+        """The upsert's rows (:data:`DAILY_COLUMNS`), sums capped at 64 bits, sorted (two
+        instances' batches cannot deadlock)."""
+        groups = self.groups
+        return [(*key, *(clean_int(v, INT64) for v in groups[key]), now) for key in sorted(groups)]

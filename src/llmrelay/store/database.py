@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -111,6 +113,21 @@ class Connection:
     ) -> Rows:
         return await greenlet_spawn(self.sync.exec_driver_sql, statement, parameters)
 
+    @property
+    def in_driver_thread(self) -> Callable[..., Coroutine[Any, Any, Any]] | None:
+        """On aiosqlite, ``await conn.in_driver_thread(fn, *args)`` runs ``fn(sqlite3
+        connection, *args)`` as one job in the connection's own thread, where every
+        statement already runs: a batch of statements costs one round trip instead of a
+        greenlet, a queued job and a wake-up of the loop each. ``fn`` must be short
+        Python around the driver's C calls (it holds the GIL the loop needs). None on
+        other drivers."""
+        if self.sync.dialect.driver != "aiosqlite":
+            return None
+        # aiosqlite's queue of jobs for its thread, as SQLAlchemy's own adapter uses it
+        # (``AsyncAdapt_aiosqlite_connection``); a test checks the path is taken.
+        driver: Any = self.sync.connection.driver_connection
+        return partial(driver._execute, _with_sqlite3, driver)
+
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(sync_connection, *args)`` in the greenlet (Alembic, inspection)."""
         return await greenlet_spawn(fn, self.sync, *args)
@@ -131,6 +148,11 @@ class Connection:
             await greenlet_spawn(savepoint.__exit__, type(exc), exc, exc.__traceback__)
             raise
         await greenlet_spawn(savepoint.__exit__, None, None, None)
+
+
+def _with_sqlite3(driver: Any, fn: Callable[..., T], *args: Any) -> T:
+    """In aiosqlite's thread: ``fn`` on the connection's ``sqlite3.Connection``."""
+    return fn(driver._conn, *args)
 
 
 class Database:
@@ -174,19 +196,39 @@ class Database:
         await greenlet_spawn(self.sync_engine.dispose)
 
 
+#: None for None (see create_engine).
+_NULL_ADAPTER: Any = {}.get
+#: Statements the sqlite3 module keeps prepared per connection (its default is 128).
+_SQLITE_STATEMENTS = 64
+
+
 def create_engine(url: str) -> Database:
     kwargs: dict[str, Any] = {"pool_pre_ping": False}
     if is_sqlite(url):
         parsed = make_url(url)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # No prepared-statement cache: the log writer's multi-row INSERTs differ in their
-        # row count, and the sqlite3 module kept up to 128 of them prepared per
-        # connection, ~10-15 MB each at a few thousand rows (790 MB of RSS after
-        # bench/run.sh's c64 phases). Preparing again costs the driver's thread well
-        # under a millisecond for the gateway's other statements, none of them on the
-        # request path.
-        kwargs["connect_args"] = {"timeout": 30, "cached_statements": 0}
+        # Prepared statements cached per connection, few and small: the log writer's
+        # multi-row INSERTs come in eight sizes per table (store/bulk.py, ~0.7 MB of
+        # prepared statements per table), and parsing each batch's INSERT anew was half
+        # of the driver thread's work (bench/instructions.py --writer). (The INSERT of
+        # each batch's own size, cached, was 128 statements of ~10-15 MB at a few
+        # thousand rows: 790 MB of RSS after bench/run.sh's c64 phases.)
+        kwargs["connect_args"] = {"timeout": 30, "cached_statements": _SQLITE_STATEMENTS}
+        # The connection returned last is handed out first: the writer's batches keep
+        # finding their statements prepared instead of going round every pooled
+        # connection (each parsing them once more: FIFO was ~9k instructions a call).
+        # (An in-memory database has one connection, a StaticPool, which takes no such
+        # argument.)
+        if parsed.database and parsed.database != ":memory:":
+            kwargs["pool_use_lifo"] = True
+        # A None parameter binds as NULL either way; with no adapter registered for it
+        # the sqlite3 module first looks for one the slow way (an AttributeError made and
+        # dropped per value, ~2.4k instructions: a tenth of the driver thread's work for
+        # the writer's rows, most of whose optional columns are null). ``{}.get`` is a C
+        # function that gives None back for None. Idempotent, process-wide, no change in
+        # what any statement stores.
+        sqlite3.register_adapter(type(None), _NULL_ADAPTER)
     else:
         # Behind PgBouncer in transaction mode prepared statements break; small cost here.
         kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)

@@ -43,15 +43,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import text
+from sqlalchemy.engine import Dialect
 
 from llmrelay.config import ConfigError
 from llmrelay.store.backlog import Backlog
-from llmrelay.store.bulk import insert_values
-from llmrelay.store.database import Connection, Database
+from llmrelay.store.bulk import Shared, Statement, execute, existing_ids, insert_statements
+from llmrelay.store.database import Database
 from llmrelay.store.dead_letter import DatabaseAway, Splitter, dead_letter
 from llmrelay.store.deadline import within
 from llmrelay.store.loop_share import FLOOR, LoopShare
@@ -78,8 +80,10 @@ from llmrelay.telemetry.interaction import Interaction
 
 log = logging.getLogger("llmrelay.writer")
 
-#: Writes more rows for a batch on the batch's connection (same transaction).
-BatchSink = Callable[[Connection, list[Interaction]], Awaitable[None]]
+#: More statements for a batch's rows, run after its own in the same transaction (all or
+#: nothing); built on the loop (in slices), run with the batch's (one job on SQLite).
+#: ``Shared`` holds the batch's conversions (pass it on to ``insert_statements``).
+BatchSink = Callable[[Dialect, list[Interaction], Shared], Awaitable[list[Statement]]]
 
 #: Rows the spool step encodes (and logs, and counts) as one part; between parts it lets
 #: requests run once its slice of the loop is spent (:mod:`llmrelay.store.loop_share`).
@@ -90,8 +94,6 @@ _SPOOL_PART = 16
 _CATCH_UP = 20
 #: Seconds between looks for the spools of processes that died.
 _ORPHAN_SCAN_INTERVAL = 30.0
-#: Which of a batch's ids are written already (exactly once); built once, not per batch.
-_EXISTING = select(requests.c.id).where(requests.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class LogWriter:
@@ -339,6 +341,7 @@ class LogWriter:
         while True:  # a bug of ours must not stop the writing for good
             try:
                 await self._write_spooled()
+                return  # closed and caught up
             except Exception:
                 log.exception("log writer step failed; continuing in 1 s")
                 await asyncio.sleep(1.0)
@@ -359,6 +362,12 @@ class LogWriter:
             if not batch:
                 if self._spooled_seq == self._done_seq:
                     self._caught_up.set()
+                    if self._closed:
+                        # Done: end here rather than wait for close's cancel. That cancel
+                        # could be lost (asyncio.wait_for on 3.11 returns the inner result
+                        # when it completed in the same turn: the _has_rows.set() of
+                        # close), which held every shutdown for close's 1 s wait.
+                        return
                 self._has_rows.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._has_rows.wait(), _ORPHAN_SCAN_INTERVAL)
@@ -428,31 +437,43 @@ class LogWriter:
 
     async def _write(self, batch: list[Interaction]) -> None:
         t0 = time.perf_counter()
-        ids = [it.id for it in batch]
         async with self._engine.begin() as conn:
-            found = await conn.execute(_EXISTING, {"ids": ids})
-            existing = set(found.scalars())
+            # Exactly once: the ids already written (a replay) are left out, and with
+            # them their summary increments.
+            existing = await existing_ids(conn, requests, [it.id for it in batch])
             rows = [it for it in batch if it.id not in existing] if existing else batch
             if rows:
-                bodies = self._bodies
-                await insert_values(
-                    conn, requests, REQUEST_COLUMNS, rows, lambda it: request_values(it, bodies)
-                )
-                await insert_values(
-                    conn,
-                    responses,
-                    RESPONSE_COLUMNS,
-                    rows,
-                    lambda it: response_values(it, bodies),
-                )
-                for sink in self.sinks:  # usage rows and summaries, in the same transaction
-                    await sink(conn, rows)
+                await execute(conn, await self._statements(conn.dialect, rows))
         took = time.perf_counter() - t0
         self.stats.batches += 1
         self.stats.written += len(rows)
         self.stats.duplicates += len(batch) - len(rows)
         self.stats.write_seconds += took
         self.stats.max_batch_seconds = max(self.stats.max_batch_seconds, took)
+
+    async def _statements(self, dialect: Dialect, rows: list[Interaction]) -> list[Statement]:
+        """The batch's statements: its ``requests`` and ``responses`` rows, then the
+        sinks' (usage rows and summaries), in the order they must run."""
+        bodies, shared = self._bodies, Shared()
+        statements = await insert_statements(
+            dialect,
+            requests,
+            REQUEST_COLUMNS,
+            rows,
+            partial(request_values, bodies=bodies),
+            shared=shared,
+        )
+        statements += await insert_statements(
+            dialect,
+            responses,
+            RESPONSE_COLUMNS,
+            rows,
+            partial(response_values, bodies=bodies),
+            shared=shared,
+        )
+        for sink in self.sinks:
+            statements += await sink(dialect, rows, shared)
+        return statements
 
     # -- shutdown ----------------------------------------------------------------------------
     async def close(self, timeout: float = 30.0) -> None:
