@@ -8,7 +8,7 @@ cannot tell them from a fresh response.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from llmrelay.providers.base import ChatResult
 from llmrelay.upstream import UpstreamResponse
@@ -58,12 +58,24 @@ class PrefetchedStream:
         parts = [c async for c in self.chunks()]
         return b"".join(parts)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        first, self._first = self._first, b""
+    # Its own iterator, not an async generator over the rest: it is the one layer over
+    # every read of a stream (a generator's send and value wrapping per read).
+    def chunks(self) -> PrefetchedStream:
+        return self
+
+    def __aiter__(self) -> PrefetchedStream:
+        return self
+
+    def __anext__(self) -> Awaitable[bytes]:
+        first = self._first
         if first:
-            yield first
-        async for chunk in self._rest:
-            yield chunk
+            self._first = b""
+            return _ready(first)
+        return self._rest.__anext__()
 
     def close(self) -> None:
         self._resp.close()
+
+
+async def _ready(value: bytes) -> bytes:
+    return value
