@@ -6,6 +6,9 @@
 # >= requests wrk completed (+ at most CONNS per chunk: calls cut as wrk stops), the writer's `dropped` 0, `dead_lettered` 0.
 # Verdicts: RSS growth after the warm-up (the first WARM_CHUNKS=2 chunks) and throughput decay
 # (the last chunk's req/s against the median of the post-warm-up chunks). Prints a markdown table.
+# On SQLite each pooled connection is a thread of its own with ~4-5 MB (its page cache, up to
+# 2 MB, and its malloc arena): a connection the pool first opens after the warm-up is a step
+# in RSS that stops at the pool's size. The `threads` column shows such a step; see RESULTS.md.
 #   REQUESTS=200000 MAX_SECONDS=180 bench/soak.sh      # the short version
 # Knobs of start-llmrelay.sh apply (LLMRELAY_DB=postgres, LLMRELAY_PORT, ...).
 set -uo pipefail
@@ -37,7 +40,7 @@ while [ "$done_n" -lt "$REQUESTS" ] && [ $((SECONDS - t0 + CHUNK)) -le "$MAX_SEC
   rps=$(awk '/^Requests\/sec/ { print $2 }' "$OUT/chunk-$i.txt")
   bad=$(awk '/Non-2xx/ { print $NF }' "$OUT/chunk-$i.txt"); bad=${bad:-0}
   cpu1=$(ticks)
-  echo "$i $n ${rps:-0} $bad $(rss) $(stats | "$HPY" -c 'import json,sys; print(json.load(sys.stdin)["writer"].get("pending", -1))') $(mem) $((cpu1 - cpu0))" >> "$OUT/chunks.txt"
+  echo "$i $n ${rps:-0} $bad $(rss) $(stats | "$HPY" -c 'import json,sys; print(json.load(sys.stdin)["writer"].get("pending", -1))') $(mem) $((cpu1 - cpu0)) $(ls "/proc/$GW/task" | wc -l)" >> "$OUT/chunks.txt"
   cpu0=$cpu1
   # The mappings after the warm-up and at the end, to tell heap / arenas / files apart.
   [ "$i" = "$WARM_CHUNKS" ] && cp "/proc/$GW/smaps" "$OUT/smaps-warm.txt"
@@ -58,12 +61,12 @@ rows = [line.split() for line in open(f"{out}/chunks.txt")]
 stats = json.load(open(f"{out}/db-stats.json"))
 w = stats["writer"]
 hz = 100  # USER_HZ: /proc/PID/stat's ticks
-print(f"| chunk ({chunk} s, c{conns}) | requests | req/s | CPU µs/req | non-2xx | RSS MB | anon MB | file MB | writer pending |")
-print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-for i, n, rps, bad, rss, pending, anon, file, ticks in rows:
+print(f"| chunk ({chunk} s, c{conns}) | requests | req/s | CPU µs/req | non-2xx | RSS MB | anon MB | file MB | threads | writer pending |")
+print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for i, n, rps, bad, rss, pending, anon, file, ticks, threads in rows:
     us = 1e6 * int(ticks) / hz / max(int(n), 1)
     print(f"| {i} | {n} | {float(rps):.0f} | {us:.0f} | {bad} | {int(rss) / 1024:.1f} | "
-          f"{int(anon) / 1024:.1f} | {int(file) / 1024:.1f} | {pending} |")
+          f"{int(anon) / 1024:.1f} | {int(file) / 1024:.1f} | {threads} | {pending} |")
 after = rows[warm:] or rows
 base_rss = int(after[0][4]); peak_rss = max(int(r[4]) for r in after)
 med = statistics.median(float(r[2]) for r in after)

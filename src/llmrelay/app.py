@@ -33,6 +33,7 @@ from llmrelay.errors import (
     ServiceUnavailable,
 )
 from llmrelay.gc_tuning import freeze_after, freeze_startup_heap
+from llmrelay.malloc_tuning import start_trimmer, stop_trimmer
 from llmrelay.pipeline import run
 from llmrelay.ui.serve import UiFiles
 
@@ -196,6 +197,7 @@ class Gateway:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        trimmer = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -216,7 +218,9 @@ class Gateway:
                 # then, aside, so the first admin call does not wait ~1 s for it; what
                 # it builds is frozen too once it is done.
                 freeze_after(self.admin.warm())
+                trimmer = start_trimmer()  # freed C memory back to the system (soak)
             elif message["type"] == "lifespan.shutdown":
+                stop_trimmer(trimmer)
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -34,9 +34,11 @@ async def db(tmp_path: Path) -> AsyncIterator[database.Database]:
 async def test_batches_of_many_sizes_leave_no_prepared_statements_behind(
     db: database.Database,
 ) -> None:
-    """Each batch size is an INSERT of its own; the sqlite3 module kept up to 128 of them
-    prepared per connection (~10 MB each at 3,000 rows: 790 MB of RSS after the bench's
-    c64 phases). 24 sizes here grew RSS by ~150 MB with the cache, a few MB without."""
+    """When each batch size was an INSERT of its own, the sqlite3 module kept up to 128
+    of them prepared per connection (~10 MB each at 3,000 rows: 790 MB of RSS after the
+    bench's c64 phases; 24 sizes here grew RSS by ~150 MB). Now a batch is INSERTs of a
+    few power-of-two sizes up to 128 rows, all the batch sizes share them, and the
+    statement cache is on."""
     before = _rss_mb()
     written = 0
     for extra in range(24):

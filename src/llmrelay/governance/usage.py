@@ -1,9 +1,11 @@
 """Usage rows, monthly summaries, daily rollups and persisted spend, written with each
 log batch.
 
-The batch writer runs :func:`write_usage` inside the transaction that inserts the
-batch's ``requests`` rows, so a call's request row, usage row, summary increment and
-spend increment land together or not at all. The client never waits for any of it.
+:func:`write_usage` is a sink of the batch writer: it returns the statements of the
+batch's usage rows and increments, which run in the transaction that inserts the
+batch's ``requests`` rows (on SQLite in the same driver job), so a call's request row,
+usage row, summary increment and spend increment land together or not at all. The
+client never waits for any of it.
 
 Exactly once: summaries and spend are increments, so a batch replayed from the spool
 (after a crash, or a commit whose answer was lost) must not add again. The writer

@@ -1,6 +1,6 @@
 """The ``requests`` and ``responses`` rows of one :class:`Interaction`.
 
-Values are taken as they are; :func:`llmrelay.store.bulk.insert_values` bounds each for
+Values are taken as they are; :func:`llmrelay.store.bulk.insert_statements` bounds each for
 its column (:mod:`llmrelay.store.bounds`). A request has exactly one response row, with
 the same id, so writing a row twice (a replay) is detected by that id.
 """

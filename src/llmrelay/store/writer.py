@@ -352,9 +352,9 @@ class LogWriter:
         scanned = time.monotonic()
         while True:
             assert self._backlog is not None
-            # Behind (more than a batch waiting): bigger batches. A batch costs the loop a
-            # few dozen turns whatever its size (every statement is a round trip to the
-            # driver's thread), so under load a fixed size wrote fewer rows than arrived.
+            # Behind (more than a batch waiting): bigger batches. A batch costs the loop
+            # turns whatever its size (its round trips to the database, its slices), so
+            # under load a fixed size wrote fewer rows than arrived.
             size = self._batch_size
             if self._spooled_seq - self._done_seq > size:
                 size *= _CATCH_UP
