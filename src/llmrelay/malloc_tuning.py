@@ -1,22 +1,20 @@
 """glibc malloc for a long-running server: what the threads free goes back to the system.
 
-Measured in the soak (bench/soak.sh, issue 14): the growth of the gateway's RSS is not
-Python objects (tracemalloc: < 1 MB over 20,000 calls) but memory glibc's malloc keeps
-after it was freed, in the arenas of the SQLite driver's threads. The log writer's
-multi-row INSERTs are prepared fresh for each batch (the statement cache is off, see
-``store/database.py``): SQLite allocates the statement's parse tree and program in the
-connection's thread, a few MB for a batch of some hundred rows, and frees them when the
-batch is done. The connection's page cache, allocated meanwhile, stays in between, so
-the arena cannot shrink from its top, and what a larger batch than any before it needs
-is new memory. The arenas grow in steps with the largest batch seen so far, which a
-longer run keeps finding: RSS rose ~11 bytes a call over a million calls, and in
-process, with the writer catching up in large batches, three arenas held 60 MB of
-which 58 MB were free.
+The SQLite driver runs each pooled connection in a thread of its own, and glibc gives each
+such thread an arena. The log writer's multi-row INSERTs are prepared fresh for each batch
+(the statement cache is off, see ``store/database.py``): SQLite allocates the statement's
+parse tree and program in the connection's thread and frees them when the batch is done,
+but the connection's page cache, allocated meanwhile, sits above them, so the arena cannot
+shrink from its top and keeps the freed pages resident. In process, with the writer
+catching up on a backlog in large batches (as after a database outage), three thread arenas
+held 60 MB of which 58 MB were free (bench/RESULTS.md, "Soak RSS").
 
 ``malloc_trim(0)`` hands the free pages inside every arena back (``madvise``), not only
-the top of the main heap. :func:`trim_periodically` runs it every few seconds in a
-thread (ctypes releases the GIL around the call, so the event loop is not stopped; a
-thread allocating meanwhile waits for its arena's lock for as long as that arena takes).
+the top of the main heap: 10-35 MB a trim there, 1-4 ms of CPU. :func:`trim_periodically`
+runs it every few seconds in a thread (ctypes releases the GIL around the call, so the
+event loop is not stopped; a thread allocating meanwhile waits for its arena's lock for as
+long as that arena takes). In the steady soak, where the writer keeps up, there is little to
+give back and the trim neither lowered the RSS growth nor cost measurable CPU.
 
 Only where the C library is glibc; elsewhere (musl, macOS) the functions do nothing.
 """
