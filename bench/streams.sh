@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/streams.sh: the 5,000-concurrent-streams target (issue 14) measured at a steady arrival rate.
 #
-#   bench/streams.sh                        # 5,000 open at 500 streams/s (10-s streams) + a burst of 5,000, 2 reps
+#   bench/streams.sh                        # 5,000 open at 250 streams/s (20-s streams) + a burst of 5,000, 2 reps
 #   RATES="250 500 1000" bench/streams.sh   # a sweep: each rate with streams of OPEN/rate s, so 5,000 are open
 #   RATES="500 1000" STREAM_S=1 BURST=0 bench/streams.sh   # 1-second streams: as many open as the rate
 #
@@ -22,7 +22,7 @@
 # gateway's CPU (mean and busiest second), CPU per stream, VmHWM (reset before the run), and how
 # busy each CPU was (CPU 0 outside the gateway = other jobs).
 #
-# Knobs: OPEN (5000), RATES ("500"), STREAM_S (OPEN/rate), REPS (2: direct then llmrelay, back to
+# Knobs: OPEN (5000), RATES ("250"), STREAM_S (OPEN/rate), REPS (2: direct then llmrelay, back to
 # back, per rep), BURST (1: also OPEN streams due at once, STREAM_S 1 s), PROCS (1 client process),
 # LOCK (/tmp/peers-bench.lock, held for the whole invocation: the mocks and port 8000 are shared
 # with other engineers; an invocation estimated over 10 minutes is refused unless LONG_OK=1), PROFILE
@@ -37,7 +37,7 @@ source "$PEERS/lib/common.sh"
 LLMRELAY_DIR=$(cd "$BENCH_DIR/.." && pwd)
 PY=$LLMRELAY_DIR/.venv/bin/python
 OPEN=${OPEN:-5000}
-RATES=${RATES:-500}
+RATES=${RATES:-250}
 REPS=${REPS:-2}
 BURST=${BURST:-1}
 PROCS=${PROCS:-1}
