@@ -57,6 +57,11 @@ def _uvicorn_config(settings: Settings, app: Any) -> Any:
         # this bounds the wait for the rest when the signal did not go through the drain.
         timeout_graceful_shutdown=int(settings.drain_timeout) + 2,
         timeout_keep_alive=settings.keep_alive_timeout,
+        # Room in the accept queue for as many connections as are allowed open: with
+        # uvicorn's 2,048 a burst beyond it waited on the clients' SYN retries (seconds)
+        # before the gateway even saw it (bench/streams.sh's burst of 5,000). The
+        # kernel caps it at net.core.somaxconn.
+        backlog=max(2048, max_connections),
     )
 
 
