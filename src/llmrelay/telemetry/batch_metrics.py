@@ -257,10 +257,13 @@ def _observe_all(child: Any, values: list[float]) -> None:
     sum. Reads prometheus-client's histogram internals (``_upper_bounds``, ``_buckets``,
     ``_sum``, the same in its multiprocess mode); tests/unit/test_batch_metrics.py checks
     the result against ``observe`` one value at a time."""
-    if len(values) == 1:
-        child.observe(values[0])
-        return
     bounds = child._upper_bounds
+    if len(values) == 1:  # the usual slice of a spool step: one call per group
+        v = values[0]
+        child._sum.inc(v)
+        if v == v:
+            child._buckets[bisect_left(bounds, v)].inc(1)
+        return
     counts: dict[int, int] = {}
     for v in values:
         if v == v:  # observe() puts a NaN in no bucket (only in the sum)
