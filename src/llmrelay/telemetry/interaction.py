@@ -26,17 +26,16 @@ def round_ms(x: float) -> float:
     ``round(x, 3)`` converts ``x`` to its correctly rounded decimal digits and back
     (~3k instructions). ``y = x * 1000`` is within half an ulp of the exact product, so
     when ``y`` is more than 0.001 from a half (and ``|y| < 2**40``: an ulp of ``y`` is
-    then under 0.0002) the exact value rounds to the same integer ``n``, and ``n / 1000``
-    (int true division: correctly rounded) is the float ``round`` returns. Anything else
-    (a near-half, zero, NaN, infinity, huge, an int) goes to ``round`` itself.
+    then under 0.0002) the exact value rounds to the same integer ``n`` (a float, exact
+    below ``2**40``), and ``n / 1000.0`` (correctly rounded) is the float ``round``
+    returns. Anything else (a near-half, zero, NaN, infinity, huge, an int) goes to
+    ``round`` itself.
     """
     if type(x) is float:
         y = x * 1000.0
-        if -_EXACT < y < _EXACT:
-            n = round(y)
-            d = y - n
-            if n and -0.499 < d < 0.499:
-                return n / 1000
+        n = (y + 0.5) // 1.0  # NaN for NaN and the infinities: the range check fails
+        if n and -_EXACT < y < _EXACT and -0.499 < y - n < 0.499:
+            return n / 1000.0
     return round(x, 3)
 
 
