@@ -136,3 +136,14 @@ def test_histogram_values_on_bucket_bounds_and_nan_land_where_observe_puts_them(
     assert {k: v for k, v in got.items() if k not in sums} == {
         k: v for k, v in want.items() if k not in sums
     }
+
+
+def test_one_value_lands_where_observe_puts_it() -> None:
+    for v in [0.005, 0.01, 0.0049999, 0.0, -1.0, 600.0, math.inf, 1e9, math.nan]:
+        a, b = Metrics(lambda: (0, 0, {})), Metrics(lambda: (0, 0, {}))
+        _observe_all(a.latency.labels("r", "p"), [v])
+        b.latency.labels("r", "p").observe(v)
+        got, want = _samples(a), _samples(b)
+        assert got.keys() == want.keys()
+        for k, w in want.items():
+            assert got[k] == w or (math.isnan(got[k]) and math.isnan(w)), (v, k)

@@ -53,3 +53,23 @@ def test_the_line_carries_the_isoformat_timestamp(created_at: datetime, model: s
     assert entry["attempts"] == [{"provider": "p", "status": 429}]
     assert entry["error"] == {"type": "rate_limited", "message": "slow down"}
     assert entry["model"].startswith("bad-") or entry["model"] == model
+
+
+def test_round_ms_is_round_to_three_places() -> None:
+    """The log line's durations: the same float (and type) as ``round(x, 3)``, halves,
+    signed zeros, NaN, infinities, huge values and ints included."""
+    import math
+    import random
+    import struct
+
+    from llmrelay.telemetry.interaction import round_ms
+
+    rng = random.Random(14)
+    values: list[float] = [0.0, -0.0, 0.0005, 0.0015, 1.0005, 2.675, 0.4995, -1e-9, 1e300]
+    values += [math.nan, math.inf, -math.inf, 2.0**40 / 1000, 2.0**40 / 1000 - 0.0005]
+    values += [rng.uniform(0, 100) for _ in range(20_000)]
+    values += [rng.randint(0, 10**7) / 1000 + 0.0005 for _ in range(20_000)]
+    values += [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(20_000)]
+    for v in values:
+        assert repr(round_ms(v)) == repr(round(v, 3)), v
+    assert round_ms(5) == 5 and type(round_ms(5)) is int  # type: ignore[arg-type]

@@ -118,11 +118,15 @@ def log_line(it: Interaction) -> bytes:
     """One JSON line of the interaction log (text that is not valid UTF-8 cleaned first)."""
     entry = it.log_entry()
     try:
-        return orjson.dumps(entry, default=repr) + b"\n"
+        return orjson.dumps(entry, default=repr, option=_NEWLINE)
     except TypeError:  # text that is not valid UTF-8
         # The datetime as text first, as orjson writes it: clean_json would repr() it.
         entry["timestamp"] = it.created_at.isoformat()
-        return orjson.dumps(clean_json(entry), default=repr) + b"\n"
+        return orjson.dumps(clean_json(entry), default=repr, option=_NEWLINE)
+
+
+#: The ``\n`` written by orjson into its own buffer (no second bytes object per line).
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
 def unfinished_row(stub: Interaction) -> Interaction:

@@ -4,10 +4,11 @@ The log writer's spool step feeds each slice of recorded calls here, on the even
 so what a row costs here is what a request waiting behind the step waits for. Rows are
 first grouped by what labels them (route, provider, model, status, cache verdict, and
 the key when per-key series are on): per row that is one tuple, one dict lookup and a
-few additions. Each group then finds its series' children once (cached, bounded) and
-adds its sums: one ``inc`` per counter, and for a histogram one ``inc`` per bucket its
-values fall in plus one for the sum, instead of an ``observe`` (two locked adds and a
-bucket scan) per value. The per-row sums as ``(series, labels)`` dict keys and a
+few additions. Each group then finds its series' children in one lookup (bound once per
+group key, :class:`_Bound`, bounded) and adds its sums: one ``inc`` per counter, and
+for a histogram one ``inc`` per bucket its values fall in plus one for the sum, instead
+of an ``observe`` (two locked adds and a bucket scan) per value. The per-row sums as
+``(series, labels)`` dict keys and a
 ``observe`` per value measured ~10 µs a call, the largest part of the spool step's
 event-loop time (bench/loop_stalls.py); what is exported is the same.
 """
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 #: Bound series children kept for reuse (a bound on memory, not on the series).
 _MAX_CHILDREN = 20_000
+#: Group keys whose bound children are kept (a bound on memory, as above).
+_MAX_GROUPS = 2_000
 #: What labels a group: route, provider, upstream model, status, cache verdict, key.
 _GroupKey = tuple[str, str | None, str | None, int, str | None, str | None]
 
@@ -90,6 +93,50 @@ class _Group:
                 self.tpot.append(after / (u.completion_tokens - 1))
 
 
+class _Bound:
+    """The children one group key's batches count into, bound once."""
+
+    __slots__ = (
+        "cache_requests",
+        "key_requests",
+        "latency",
+        "llm_duration",
+        "llm_requests",
+        "model",
+        "overhead",
+        "provider",
+        "requests",
+        "seed_cache_requests",
+        "tokens",
+    )
+
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        requests: Any,
+        llm_requests: Any,
+        key_requests: Any,
+        latency: Any,
+        llm_duration: Any,
+        overhead: Any,
+        cache_requests: Any,
+        seed_cache_requests: Any,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.requests = requests
+        self.llm_requests = llm_requests
+        self.key_requests = key_requests
+        self.latency = latency
+        self.llm_duration = llm_duration
+        self.overhead = overhead
+        self.cache_requests = cache_requests
+        self.seed_cache_requests = seed_cache_requests
+        #: prompt, completion, input, output: bound at the group's first usage.
+        self.tokens: tuple[Any, Any, Any, Any] | None = None
+
+
 class BatchMetrics:
     """Counts batches of recorded calls into ``metrics``' per-call series."""
 
@@ -102,6 +149,9 @@ class BatchMetrics:
         #: Bound children of the per-call series: prometheus-client's ``labels()``
         #: validates and locks on every call; the label values are bounded already.
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        #: Per group key, the children its every batch counts into (one lookup a group
+        #: instead of a tuple, a model label and a lookup per series).
+        self._bound: dict[_GroupKey, _Bound] = {}
 
     def observe(self, batch: list[Interaction]) -> None:
         groups: dict[_GroupKey, _Group] = {}
@@ -123,31 +173,42 @@ class BatchMetrics:
             self._count(key, group)
 
     def _count(self, key: _GroupKey, g: _Group) -> None:
-        route, provider_name, upstream_model, status, cache, key_name = key
-        m, child = self._m, self._child
-        provider = provider_name or ""
-        model = self._model_label(upstream_model or "")
-        child(m.requests, route, provider, model, str(status)).inc(g.calls)
-        outcome = "success" if status < 400 else "error"
-        child(m.llm_requests, provider, model, outcome).inc(g.calls)
-        if key_name:
-            child(m.key_requests, key_name).inc(g.calls)
-        _observe_all(child(m.latency, route, provider), g.seconds)
-        _observe_all(child(m.llm_duration, provider), g.seconds)
-        _observe_all(child(m.overhead, route), g.overheads)
-        if cache is not None:
-            result = cache.lower()
-            child(m.cache_requests, result).inc(g.calls)
-            child(m.seed_cache_requests, result).inc(g.calls)
+        b = self._bound.get(key)
+        if b is None:
+            if len(self._bound) >= _MAX_GROUPS:
+                self._bound.clear()
+            b = self._bound[key] = self._bind(key)
+        m = self._m
+        calls = g.calls
+        b.requests.inc(calls)
+        b.llm_requests.inc(calls)
+        if b.key_requests is not None:
+            b.key_requests.inc(calls)
+        _observe_all(b.latency, g.seconds)
+        _observe_all(b.llm_duration, g.seconds)
+        _observe_all(b.overhead, g.overheads)
+        if b.cache_requests is not None:
+            b.cache_requests.inc(calls)
+            b.seed_cache_requests.inc(calls)
             if g.saved:
                 m.cache_saved.inc(g.saved / 1e9)
+        provider, model = b.provider, b.model
+        child = self._child
         if g.cost:
             child(m.cost, provider, model).inc(g.cost / 1e9)
         if g.usage:
-            child(m.tokens, provider, model, "prompt").inc(g.prompt)
-            child(m.tokens, provider, model, "completion").inc(g.completion)
-            child(m.llm_tokens, provider, model, "input").inc(g.prompt)
-            child(m.llm_tokens, provider, model, "output").inc(g.completion)
+            if b.tokens is None:
+                b.tokens = (
+                    child(m.tokens, provider, model, "prompt"),
+                    child(m.tokens, provider, model, "completion"),
+                    child(m.llm_tokens, provider, model, "input"),
+                    child(m.llm_tokens, provider, model, "output"),
+                )
+            prompt, completion, llm_input, llm_output = b.tokens
+            prompt.inc(g.prompt)
+            completion.inc(g.completion)
+            llm_input.inc(g.prompt)
+            llm_output.inc(g.completion)
             if g.cached:
                 child(m.tokens, provider, model, "cached").inc(g.cached)
                 child(m.llm_tokens, provider, model, "cached").inc(g.cached)
@@ -158,6 +219,28 @@ class BatchMetrics:
             _observe_all(child(m.ttft, provider), g.ttft)
         if g.tpot:
             _observe_all(child(m.tpot, provider), g.tpot)
+
+    def _bind(self, key: _GroupKey) -> _Bound:
+        """The children every batch of ``key``'s group counts into (the conditional ones,
+        but the tokens', through :meth:`_child` when used: binding one makes its series)."""
+        route, provider_name, upstream_model, status, cache, key_name = key
+        m, child = self._m, self._child
+        provider = provider_name or ""
+        model = self._model_label(upstream_model or "")
+        outcome = "success" if status < 400 else "error"
+        result = cache.lower() if cache is not None else None
+        return _Bound(
+            provider,
+            model,
+            child(m.requests, route, provider, model, str(status)),
+            child(m.llm_requests, provider, model, outcome),
+            child(m.key_requests, key_name) if key_name else None,
+            child(m.latency, route, provider),
+            child(m.llm_duration, provider),
+            child(m.overhead, route),
+            child(m.cache_requests, result) if result is not None else None,
+            child(m.seed_cache_requests, result) if result is not None else None,
+        )
 
     def _child(self, metric: Any, *values: str) -> Any:
         key = (id(metric), values)
@@ -174,10 +257,13 @@ def _observe_all(child: Any, values: list[float]) -> None:
     sum. Reads prometheus-client's histogram internals (``_upper_bounds``, ``_buckets``,
     ``_sum``, the same in its multiprocess mode); tests/unit/test_batch_metrics.py checks
     the result against ``observe`` one value at a time."""
-    if len(values) == 1:
-        child.observe(values[0])
-        return
     bounds = child._upper_bounds
+    if len(values) == 1:  # the usual slice of a spool step: one call per group
+        v = values[0]
+        child._sum.inc(v)
+        if v == v:
+            child._buckets[bisect_left(bounds, v)].inc(1)
+        return
     counts: dict[int, int] = {}
     for v in values:
         if v == v:  # observe() puts a NaN in no bucket (only in the sum)

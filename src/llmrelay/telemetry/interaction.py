@@ -9,11 +9,40 @@ from typing import Any
 from llmrelay.providers.base import Usage
 from llmrelay.redaction import redact
 
-__all__ = ["PROBE_HEADER", "Interaction", "redact"]
+__all__ = ["PROBE_HEADER", "Interaction", "redact", "round_ms"]
 
 #: The request header ``llmrelay probe`` sends on its calls (value ``1``); the call's
 #: rows carry ``probe`` so reports can leave probes out.
 PROBE_HEADER = "x-llmrelay-probe"
+
+
+#: Past this many thousandths ``x * 1000`` is no longer exact to well under 0.001.
+_EXACT = float(2**40)
+
+
+def round_ms(x: float) -> float:
+    """``round(x, 3)``, the same float, without its decimal conversion in the usual case.
+
+    ``round(x, 3)`` converts ``x`` to its correctly rounded decimal digits and back
+    (~3k instructions). ``y = x * 1000`` is within half an ulp of the exact product, so
+    when ``y`` is more than 0.001 from a half (and ``|y| < 2**40``: an ulp of ``y`` is
+    then under 0.0002) the exact value rounds to the same integer ``n`` (a float, exact
+    below ``2**40``), and ``n / 1000.0`` (correctly rounded) is the float ``round``
+    returns. Anything else (a near-half, zero, NaN, infinity, huge, an int) goes to
+    ``round`` itself.
+    """
+    if type(x) is float:
+        y = x * 1000.0
+        n = (y + 0.5) // 1.0  # NaN for NaN and the infinities: the range check fails
+        if n and -_EXACT < y < _EXACT and -0.499 < y - n < 0.499:
+            return n / 1000.0
+    return round(x, 3)
+
+
+def _usd(nanos: int) -> str:
+    """Exact decimal text of integer nano-dollars (never a float)."""
+    dollars, rest = divmod(nanos, 1_000_000_000)
+    return f"{dollars}.{rest:09d}"
 
 
 @dataclass(slots=True)
@@ -97,8 +126,8 @@ class Interaction:
             "method": self.method,
             "status": status,
             "stream": self.stream,
-            "duration_ms": round(self.latency_ms, 3),
-            "overhead_ms": round(self.overhead_ms, 3),
+            "duration_ms": round_ms(self.latency_ms),
+            "overhead_ms": round_ms(self.overhead_ms),
             "model": self.model,
             "provider": self.provider,
             "upstream_model": self.upstream_model,
@@ -117,15 +146,14 @@ class Interaction:
                 usage["estimated"] = True
         cost = self.cost_nanos
         if cost is not None:
-            # Exact decimal text of integer nano-dollars (never a float).
-            entry["cost_usd"] = f"{cost // 10**9}.{cost % 10**9:09d}"
+            entry["cost_usd"] = _usd(cost)
         if self.probe:
             entry["probe"] = True
         if self.cache is not None:
             entry["cache"] = self.cache
         saved = self.cost_saved_nanos
         if saved is not None:
-            entry["cost_saved_usd"] = f"{saved // 10**9}.{saved % 10**9:09d}"
+            entry["cost_saved_usd"] = _usd(saved)
         if self.finish_reason:
             entry["finish_reason"] = self.finish_reason
         attempts = self.attempts
