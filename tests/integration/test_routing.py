@@ -241,9 +241,13 @@ def test_retries_back_off_and_stop_at_the_deadline(
         "retry": {"attempts": 10, "base_delay": 0.1, "max_delay": 5},
     }
     r = post(gw, key, config=config)
-    assert r.status_code == 500
-    assert r.headers["x-should-retry"] == "false"
     attempts = attempts_of(gw, r.headers["x-request-id"])
+    # The last try's own 500, or, when a loaded machine made that try outlast what was
+    # left of the deadline, the deadline's 504 for it (CI saw this once under load).
+    assert r.status_code == 500 or (
+        r.status_code == 504 and attempts[-1]["error"] == "deadline_exceeded"
+    ), (r.status_code, attempts[-1])
+    assert r.headers["x-should-retry"] == "false"
     assert len(a.requests) == len(attempts)  # no try after the last one recorded
     # waits 0.05-0.1, 0.1-0.2, 0.2-0.4, 0.4-0.8 s: a 5th try fits only on low draws,
     # and the next wait (>= 0.8 s) never does
