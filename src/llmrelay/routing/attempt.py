@@ -33,6 +33,7 @@ from llmrelay.routing.classify import upstream_refusal
 from llmrelay.routing.plan import Leaf
 from llmrelay.routing.resolve import Target
 from llmrelay.routing.responses import BufferedResponse, PrefetchedStream
+from llmrelay.task_timer import TaskTimer
 from llmrelay.telemetry.interaction import redact
 from llmrelay.upstream import UpstreamResponse, upstream_request_id
 
@@ -94,19 +95,7 @@ async def attempt(
         call.span.attempt(entry, ucall)
     t0 = time.perf_counter()
     resp: UpstreamResponse | None = None
-    # What ``asyncio.timeout(first_limit)`` does, without its context manager's Python
-    # calls (two coroutines, a reschedule, ~12 calls a try): a timer that cancels this
-    # task, and that cancellation, not anyone else's, turned into the TimeoutError.
-    task = asyncio.current_task()
-    assert task is not None
-    cancelling = task.cancelling()
-    expired: list[bool] = []
-
-    def expire() -> None:
-        expired.append(True)
-        task.cancel()
-
-    timer = asyncio.get_running_loop().call_later(first_limit, expire)
+    timer = TaskTimer(first_limit)  # asyncio.timeout's work, cheaper (task_timer.py)
     try:
         try:
             resp = await provider.transport.send(
@@ -131,12 +120,11 @@ async def attempt(
                     resp.status, resp.headers, body, _answer(parse, target, body)
                 )
         except asyncio.CancelledError:
-            if expired and task.uncancel() <= cancelling:
+            if timer.fired():
                 raise TimeoutError from None
             raise
         except BaseException:
-            if expired:  # ended by something else after the timer ran: as asyncio.timeout
-                task.uncancel()
+            timer.ended_otherwise()
             raise
         finally:
             timer.cancel()
